@@ -1,0 +1,3 @@
+from kestractl.cli.app import main
+
+main()

@@ -1,0 +1,323 @@
+"""Kestra's domain objects as plain dataclasses: flows, executions, task runs, logs. No I/O.
+
+Serialisation follows Kestra's API shapes (`to_api`) because the CLI's `--json`, the HTTP API
+and the tests all read the same document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A Kestra-style FriendlyId: a random UUID in base 62 (about 22 characters)."""
+    n = uuid.uuid4().int
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(_BASE62[r])
+    return "".join(reversed(out)) or "0"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def iso_duration(delta: timedelta) -> str:
+    """ISO-8601 duration the way Java's `Duration.toString()` writes it (`PT1.2S`)."""
+    total = delta.total_seconds()
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = "PT"
+    if hours:
+        out += f"{int(hours)}H"
+    if minutes:
+        out += f"{int(minutes)}M"
+    if seconds or out == "PT":
+        text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+        out += f"{text}S"
+    return sign + out
+
+
+class State(str, Enum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    RESTARTED = "RESTARTED"
+    KILLING = "KILLING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    CANCELLED = "CANCELLED"
+    QUEUED = "QUEUED"
+    RETRYING = "RETRYING"
+    RETRIED = "RETRIED"
+    SKIPPED = "SKIPPED"
+
+    def is_terminated(self) -> bool:
+        return self in _TERMINATED
+
+    def is_failed(self) -> bool:
+        return self in (State.FAILED, State.KILLED, State.CANCELLED)
+
+    def is_created(self) -> bool:
+        return self in (State.CREATED, State.RESTARTED)
+
+    def is_running(self) -> bool:
+        return self in (State.RUNNING, State.KILLING)
+
+
+_TERMINATED = frozenset(
+    {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.RETRIED, State.SKIPPED}
+)
+
+# Worst first: the state a list of finished runs adds up to (Kestra's `guessFinalState`).
+_SEVERITY = [State.KILLED, State.FAILED, State.WARNING, State.PAUSED]
+
+
+def worst_state(states: list[State]) -> State:
+    for candidate in _SEVERITY:
+        if candidate in states:
+            return candidate
+    return State.SUCCESS
+
+
+@dataclass
+class StateInfo:
+    """A state and the history of how it got there (one entry per change)."""
+
+    current: State = State.CREATED
+    histories: list[tuple[State, datetime]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, state: State = State.CREATED, at: datetime | None = None) -> StateInfo:
+        return cls(state, [(state, at or utcnow())])
+
+    def moved(self, state: State, at: datetime | None = None) -> bool:
+        """Move to `state`; a move to the current state is a no-op (returns False)."""
+        if state == self.current and self.histories:
+            return False
+        self.current = state
+        self.histories.append((state, at or utcnow()))
+        return True
+
+    @property
+    def start_date(self) -> datetime | None:
+        return self.histories[0][1] if self.histories else None
+
+    @property
+    def end_date(self) -> datetime | None:
+        if self.current.is_terminated() or self.current == State.PAUSED:
+            return self.histories[-1][1]
+        return None
+
+    def to_api(self) -> dict[str, Any]:
+        start, end = self.start_date, self.end_date
+        duration = ((end or utcnow()) - start) if start else timedelta(0)
+        return {
+            "current": self.current.value,
+            "histories": [{"state": s.value, "date": iso(d)} for s, d in self.histories],
+            "startDate": iso(start),
+            "endDate": iso(end),
+            "duration": iso_duration(duration),
+        }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> StateInfo:
+        hist = [(State(h["state"]), parse_iso(h["date"]) or utcnow()) for h in data.get("histories", [])]
+        return cls(State(data["current"]), hist)
+
+
+@dataclass
+class Input:
+    """A flow input declaration; type-specific keys (`min`, `values`, `itemType` …) stay in `props`."""
+
+    id: str
+    type: str
+    required: bool = True
+    defaults: Any = None
+    description: str | None = None
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Output:
+    """A flow output: rendered when the execution ends, then typed like an input."""
+
+    id: str
+    type: str
+    value: Any
+    description: str | None = None
+
+
+@dataclass
+class Flow:
+    id: str
+    namespace: str
+    tasks: list[Any]
+    revision: int = 1
+    description: str | None = None
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    inputs: list[Input] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    errors: list[Any] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    disabled: bool = False
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    retry: dict[str, Any] | None = None
+    source: str = ""
+
+    @property
+    def uid(self) -> str:
+        return f"{self.namespace}.{self.id}"
+
+
+@dataclass
+class Attempt:
+    state: StateInfo = field(default_factory=StateInfo.new)
+
+    def to_api(self) -> dict[str, Any]:
+        return {"state": self.state.to_api()}
+
+
+@dataclass
+class TaskRun:
+    id: str
+    execution_id: str
+    task_id: str
+    parent_task_run_id: str | None = None
+    value: str | None = None
+    iteration: int | None = None
+    state: StateInfo = field(default_factory=StateInfo.new)
+    attempts: list[Attempt] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+    # Private to the engine (never in the API): a flowable's resolved decision, e.g. ForEach values.
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_api(self, execution: Execution) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "executionId": self.execution_id,
+            "namespace": execution.namespace,
+            "flowId": execution.flow_id,
+            "taskId": self.task_id,
+            "parentTaskRunId": self.parent_task_run_id,
+            "value": self.value,
+            "iteration": self.iteration,
+            "attempts": [a.to_api() for a in self.attempts] or None,
+            "outputs": self.outputs,
+            "state": self.state.to_api(),
+        }
+
+
+@dataclass
+class Execution:
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    state: StateInfo = field(default_factory=StateInfo.new)
+    task_runs: list[TaskRun] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+    parent_id: str | None = None
+    original_id: str | None = None
+    attempt_number: int = 1
+    # The parent's task run waiting on this execution (Subflow / ForEachItem), if any.
+    parent_task_run_id: str | None = None
+    scheduled_at: datetime | None = None
+
+    def run(self, task_run_id: str) -> TaskRun:
+        for tr in self.task_runs:
+            if tr.id == task_run_id:
+                return tr
+        raise KeyError(task_run_id)
+
+    def labels_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k, v in self.labels:
+            out.setdefault(k, v)
+        return out
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "flowRevision": self.flow_revision,
+            "labels": [{"key": k, "value": v} for k, v in self.labels],
+            "state": self.state.to_api(),
+            "taskRunList": [tr.to_api(self) for tr in self.task_runs] or None,
+            "parentId": self.parent_id,
+            "originalId": self.original_id or self.id,
+            "trigger": self.trigger,
+            "metadata": {"attemptNumber": self.attempt_number, "originalCreatedDate": iso(self.state.start_date)},
+            "scheduleDate": iso(self.scheduled_at),
+            "deleted": False,
+        }
+        if self.inputs:
+            data["inputs"] = self.inputs
+        if self.outputs:
+            data["outputs"] = self.outputs
+        return data
+
+
+LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+def level_rank(level: str) -> int:
+    """Position of a log level, WARNING accepted for WARN; unknown levels count as INFO."""
+    name = "WARN" if level.upper() == "WARNING" else level.upper()
+    return LOG_LEVELS.index(name) if name in LOG_LEVELS else 2
+
+
+@dataclass
+class LogEntry:
+    execution_id: str
+    namespace: str
+    flow_id: str
+    level: str
+    message: str
+    timestamp: datetime = field(default_factory=utcnow)
+    task_id: str | None = None
+    task_run_id: str | None = None
+    attempt_number: int | None = None
+    trigger_id: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "taskId": self.task_id,
+            "executionId": self.execution_id,
+            "taskRunId": self.task_run_id,
+            "attemptNumber": self.attempt_number,
+            "triggerId": self.trigger_id,
+            "timestamp": iso(self.timestamp),
+            "level": self.level,
+            "message": self.message,
+        }

@@ -1,0 +1,63 @@
+"""Internal storage: `kestra:///…` URIs mapped to files under one root folder beside the database.
+
+Paths follow Kestra's layout (`/<namespace as path>/<flow>/executions/<id>/…`) so URIs a flow
+prints look like the ones Kestra would give.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from kestractl.errors import StorageError
+
+SCHEME = "kestra://"
+
+
+def slugify(text: str) -> str:
+    """Kestra's slug for storage paths: lower case, runs of other characters become `-`."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> str:
+    return f"/{namespace.replace('.', '/')}/{slugify(flow_id)}/executions/{execution_id}"
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def local_path(self, uri: str) -> Path:
+        """The file behind a `kestra:///` URI; refuses anything that escapes the root."""
+        if not uri.startswith(SCHEME):
+            raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///…)")
+        relative = uri[len(SCHEME):].lstrip("/")
+        root = self.root.resolve()
+        path = (root / relative).resolve()
+        if path != root and root not in path.parents:
+            raise StorageError(f"'{uri}' points outside internal storage")
+        return path
+
+    def put(self, path: str, source: Path | bytes) -> str:
+        """Store bytes or a local file at `path` (a storage path starting with `/`); returns its URI."""
+        uri = SCHEME + "/" + path.lstrip("/")
+        target = self.local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, bytes):
+            target.write_bytes(source)
+        else:
+            shutil.copyfile(source, target)
+        return uri
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = self.local_path(uri)
+        if not path.is_file():
+            raise StorageError(f"file not found in internal storage: {uri}")
+        return path.read_bytes()
+
+    def exists(self, uri: str) -> bool:
+        try:
+            return self.local_path(uri).is_file()
+        except StorageError:
+            return False

@@ -1,0 +1,200 @@
+"""What every task is, and the one door (`RunContext`) through which a running task reaches the world.
+
+Runnable tasks do work (`run(ctx) -> outputs`); flowable tasks only decide which children run
+next and what state they end in. The executor never asks a task what type it is.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from kestractl.durations import parse_duration
+from kestractl.errors import TaskError
+from kestractl.model import LogEntry, level_rank, utcnow
+from kestractl.storage import Storage, execution_prefix, slugify
+
+if TYPE_CHECKING:
+    from kestractl.engine.flowable import FlowableView
+    from kestractl.model import Execution, Flow, State, TaskRun
+
+TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+
+# Properties every task accepts (Kestra's `Task`), so they never reach a task's own validator.
+COMMON_KEYS = frozenset(
+    {"id", "type", "description", "disabled", "timeout", "retry", "allowFailure", "allowWarning",
+     "runIf", "logLevel", "logToFile", "workerGroup", "version"}
+)
+
+
+class Task:
+    """A task as written in the flow: its common properties plus its own raw properties."""
+
+    type_name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # Property names that must be present (validated at deploy).
+    required: ClassVar[tuple[str, ...]] = ()
+    # Properties holding child task lists (flowable tasks), parsed into Task objects by the parser.
+    child_lists: ClassVar[tuple[str, ...]] = ()
+    is_flowable: ClassVar[bool] = False
+
+    def __init__(self, spec: dict[str, Any], children: dict[str, list[Task]] | None = None) -> None:
+        self.spec = spec
+        self.id: str = spec["id"]
+        self.type: str = spec["type"]
+        self.description: str | None = spec.get("description")
+        self.disabled: bool = bool(spec.get("disabled", False))
+        self.timeout: timedelta | None = parse_duration(spec["timeout"]) if spec.get("timeout") else None
+        self.retry: dict[str, Any] | None = spec.get("retry")
+        self.allow_failure: bool = bool(spec.get("allowFailure", False))
+        self.allow_warning: bool = bool(spec.get("allowWarning", False))
+        self.run_if: Any = spec.get("runIf")
+        self.log_level: str | None = spec.get("logLevel")
+        self.children: dict[str, list[Task]] = children or {}
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Type-specific problems as `field: reason` (the parser prefixes the path)."""
+        return [f"{name}: required" for name in cls.required if spec.get(name) is None]
+
+    @property
+    def props(self) -> dict[str, Any]:
+        """The task's own properties (not the common ones, not child task lists)."""
+        skip = COMMON_KEYS | set(self.child_lists)
+        return {k: v for k, v in self.spec.items() if k not in skip}
+
+    def all_children(self) -> Iterator[Task]:
+        for tasks in self.children.values():
+            yield from tasks
+
+    def walk(self) -> Iterator[Task]:
+        """This task and every task below it."""
+        yield self
+        for child in self.all_children():
+            yield from child.walk()
+
+
+class RunnableTask(Task):
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+class FlowableTask(Task):
+    """A task that owns children. The executor asks it two questions and never more."""
+
+    is_flowable = True
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Render what the decision needs (condition, values …) once, when the run starts.
+
+        Returns the run's public outputs; private decisions go into `ctx.task_run.data`.
+        """
+        return None
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        raise NotImplementedError
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        raise NotImplementedError
+
+
+class Killed(Exception):
+    """Raised inside a worker when the task run was asked to stop (kill or timeout)."""
+
+
+class RunContext:
+    """Everything a task may use while it runs: rendering, logs, files, metrics, its directory."""
+
+    def __init__(
+        self,
+        *,
+        flow: Flow,
+        execution: Execution,
+        task: Task | None,
+        task_run: TaskRun | None,
+        variables: dict[str, Any],
+        renderer: Callable[[Any, dict[str, Any]], Any],
+        storage: Storage,
+        log_sink: Callable[[LogEntry], None],
+        stop: threading.Event | None = None,
+        working_dir: Path | None = None,
+    ) -> None:
+        self.flow = flow
+        self.execution = execution
+        self.task = task
+        self.task_run = task_run
+        self.variables = variables
+        self.storage = storage
+        self.stop = stop or threading.Event()
+        self.metrics: list[dict[str, Any]] = []
+        self.warning = False
+        self._renderer = renderer
+        self._log_sink = log_sink
+        self._working_dir = working_dir
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._min_level = level_rank(task.log_level) if task and task.log_level else 0
+
+    def render(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
+        """Render strings (recursively in lists and maps) with this run's variables."""
+        variables = {**self.variables, **extra} if extra else self.variables
+        return self._renderer(value, variables)
+
+    def log(self, level: str, message: str) -> None:
+        if level_rank(level) < self._min_level:
+            return
+        tr = self.task_run
+        self._log_sink(
+            LogEntry(
+                execution_id=self.execution.id,
+                namespace=self.execution.namespace,
+                flow_id=self.execution.flow_id,
+                level="WARN" if level.upper() == "WARNING" else level.upper(),
+                message=message,
+                timestamp=utcnow(),
+                task_id=tr.task_id if tr else None,
+                task_run_id=tr.id if tr else None,
+                attempt_number=len(tr.attempts) or 1 if tr else None,
+            )
+        )
+
+    def info(self, message: str) -> None:
+        self.log("INFO", message)
+
+    def error(self, message: str) -> None:
+        self.log("ERROR", message)
+
+    def metric(self, name: str, kind: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        self.metrics.append({"name": name, "type": kind, "value": value, "tags": tags or {}})
+
+    def mark_warning(self) -> None:
+        """The run succeeded, but should end WARNING (e.g. a script wrote to stderr)."""
+        self.warning = True
+
+    def working_directory(self) -> Path:
+        """The task's own directory (shared by the children of a WorkingDirectory task)."""
+        if self._working_dir is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="kestractl-")
+            self._working_dir = Path(self._tempdir.name)
+        return self._working_dir
+
+    def put_file(self, local: Path, name: str | None = None) -> str:
+        """Copy a local file into internal storage under this task run; returns its `kestra:///` URI."""
+        if self.task_run is None:
+            raise TaskError("files can only be stored from a running task")
+        prefix = execution_prefix(self.execution.namespace, self.execution.flow_id, self.execution.id)
+        path = f"{prefix}/tasks/{slugify(self.task_run.task_id)}/{self.task_run.id}/{name or local.name}"
+        return self.storage.put(path, local)
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Killed()
+
+    def close(self) -> None:
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
