@@ -42,6 +42,10 @@ class Task:
     # Properties holding child task lists (flowable tasks), parsed into Task objects by the parser.
     child_lists: ClassVar[tuple[str, ...]] = ()
     is_flowable: ClassVar[bool] = False
+    # Executable tasks (Subflow) start another execution and wait for it.
+    is_executable: ClassVar[bool] = False
+    # Children of this task run in one shared local directory (WorkingDirectory).
+    shares_working_directory: ClassVar[bool] = False
 
     def __init__(self, spec: dict[str, Any], children: dict[str, list[Task]] | None = None) -> None:
         self.spec = spec
@@ -61,6 +65,11 @@ class Task:
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         """Type-specific problems as `field: reason` (the parser prefixes the path)."""
         return [f"{name}: required" for name in cls.required if spec.get(name) is None]
+
+    @classmethod
+    def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """Raw child task lists by name (e.g. `tasks`, `errors`); the parser turns them into Tasks."""
+        return {name: spec[name] for name in cls.child_lists if spec.get(name) is not None}
 
     @property
     def props(self) -> dict[str, Any]:
@@ -100,6 +109,20 @@ class FlowableTask(Task):
         raise NotImplementedError
 
     def resolve_state(self, view: FlowableView) -> State | None:
+        raise NotImplementedError
+
+
+class ExecutableTask(Task):
+    """A task that starts another execution (a subflow) and ends when that one ends."""
+
+    is_executable = True
+
+    def subflow_request(self, ctx: RunContext) -> dict[str, Any]:
+        """Rendered `namespace`, `flowId`, `revision`, `inputs`, `labels`, `wait` … for the child."""
+        raise NotImplementedError
+
+    def subflow_result(self, child: Execution, child_ctx: RunContext) -> tuple[State, dict[str, Any]]:
+        """The task run's final state and outputs once the child execution has ended."""
         raise NotImplementedError
 
 

@@ -1,0 +1,109 @@
+"""`kestractl executions …`: list, show, logs, restart, resume, kill."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from kestractl.cli.execute import finish
+from kestractl.cli.output import duration, echo, execution_tree, log_line, state_text, table
+from kestractl.cli.state import handles_errors, state
+
+app = typer.Typer(help="Inspect and control executions.  Example: kestractl executions list --flow hello-world",
+                  no_args_is_help=True)
+
+ExecutionId = Annotated[str, typer.Argument(help="The execution id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the execution as JSON.")]
+
+
+@app.command("list")
+@handles_errors
+def list_executions(
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace.")] = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow id.")] = None,
+    state_filter: Annotated[list[str] | None, typer.Option("--state", help="Only these states (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List executions, newest first.  Example: kestractl executions list --state FAILED"""
+    store, _ = state.open()
+    states = [s.upper() for s in state_filter or []]
+    found = [store.load_execution(i) for i in store.find_execution_ids(namespace, flow, states, limit)]
+    if as_json:
+        echo(json.dumps([e.to_api() for e in found], indent=2, default=str))
+        return
+    rows = [[e.id, f"{e.namespace}.{e.flow_id}", str(e.flow_revision), state_text(e.state.current),
+             (e.state.to_api()["startDate"] or "")[:19], duration(e.state)] for e in found]
+    table(["ID", "FLOW", "REV", "STATE", "STARTED", "DURATION"], rows)
+
+
+@app.command()
+@handles_errors
+def show(execution_id: ExecutionId, as_json: AsJson = False) -> None:
+    """Show an execution as a tree of task runs.  Example: kestractl executions show 4wjtkzwVGBM9yKnjm3yv8r"""
+    store, _ = state.open()
+    execution = store.load_execution(execution_id)
+    if as_json:
+        echo(json.dumps(execution.to_api(), indent=2, default=str))
+    else:
+        execution_tree(execution)
+
+
+@app.command()
+@handles_errors
+def logs(
+    execution_id: ExecutionId,
+    level: Annotated[str, typer.Option(help="Minimum level: TRACE, DEBUG, INFO, WARN, ERROR.")] = "TRACE",
+    task: Annotated[str | None, typer.Option(help="Only this task id.")] = None,
+) -> None:
+    """Print an execution's logs.  Example: kestractl executions logs 4wjtkzwVGBM9yKnjm3yv8r --level WARN"""
+    store, _ = state.open()
+    execution = store.load_execution(execution_id)
+    for entry in store.logs(execution, level.upper(), task):
+        log_line(entry)
+
+
+def _runner(as_json: bool):  # type: ignore[no-untyped-def]
+    from kestractl.engine.runner import Runner
+
+    store, storage = state.open()
+    return Runner(store, storage, on_log=lambda entry: log_line(entry, stderr=as_json))
+
+
+@app.command()
+@handles_errors
+def restart(execution_id: ExecutionId, as_json: AsJson = False) -> None:
+    """Restart a failed execution: failed task runs get a new attempt.  Example: kestractl executions restart ID"""
+    runner = _runner(as_json)
+    try:
+        finish(runner.restart(execution_id), as_json)
+    finally:
+        runner.close()
+
+
+@app.command()
+@handles_errors
+def resume(execution_id: ExecutionId, as_json: AsJson = False) -> None:
+    """Resume a PAUSED execution and run it on.  Example: kestractl executions resume ID"""
+    runner = _runner(as_json)
+    try:
+        finish(runner.resume(execution_id), as_json)
+    finally:
+        runner.close()
+
+
+@app.command()
+@handles_errors
+def kill(execution_id: ExecutionId, as_json: AsJson = False) -> None:
+    """Kill a running or paused execution (and its subflows).  Example: kestractl executions kill ID"""
+    runner = _runner(as_json)
+    try:
+        execution = runner.kill(execution_id)
+    finally:
+        runner.close()
+    if as_json:
+        echo(json.dumps(execution.to_api(), indent=2, default=str))
+    else:
+        echo(f"{execution.id}  {execution.state.current.value}")

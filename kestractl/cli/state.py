@@ -1,0 +1,56 @@
+"""Per-invocation CLI state (the `--home` option) and the error handling every command shares."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from kestractl.config import Home
+    from kestractl.storage import Storage
+    from kestractl.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    home_option: str | None = None
+
+    def home(self) -> Home:
+        from kestractl.config import resolve_home
+
+        return resolve_home(self.home_option).ensure()
+
+    def open(self) -> tuple[Store, Storage]:
+        from kestractl.storage import Storage
+        from kestractl.store import Store
+
+        home = self.home()
+        return Store(home.db_path), Storage(home.storage_root)
+
+
+state = CliState()
+
+
+def handles_errors(func: F) -> F:
+    """Turn a KestraError into its message on stderr (every problem, one per line) and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from kestractl.cli.output import error
+        from kestractl.errors import KestraError
+
+        try:
+            return func(*args, **kwargs)
+        except KestraError as exc:
+            problems = getattr(exc, "problems", None) or [exc.message]
+            for problem in problems:
+                error(problem)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,72 @@
+"""Deploying flows from files: collect the YAML, validate all of it, store all of it or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kestractl.errors import ValidationError
+from kestractl.model import Flow
+from kestractl.parser import parse_flow, split_documents
+from kestractl.store import Store
+
+YAML_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass
+class Deployed:
+    namespace: str
+    id: str
+    revision: int
+    changed: bool
+    path: str
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files as given, plus every `*.yml` / `*.yaml` below each directory, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValidationError(f"{path}: no such file or directory")
+    return files
+
+
+def load_flows(files: list[Path]) -> list[tuple[Flow, str]]:
+    """Parse every flow of every file; raises one ValidationError listing every problem."""
+    flows: list[tuple[Flow, str]] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{file}: cannot read: {exc}")
+            continue
+        for doc in split_documents(text):
+            try:
+                flow = parse_flow(doc, str(file))
+            except ValidationError as exc:
+                problems += exc.problems
+                continue
+            if flow.uid in seen:
+                problems.append(f"{file}: flow {flow.uid} is also defined in {seen[flow.uid]}")
+            seen[flow.uid] = str(file)
+            flows.append((flow, str(file)))
+    if problems:
+        raise ValidationError(f"{len(problems)} problem(s) found", problems)
+    return flows
+
+
+def deploy(store: Store, paths: list[Path]) -> list[Deployed]:
+    """Validate everything first, then store every flow in one transaction."""
+    flows = load_flows(collect_files(paths))
+    results = []
+    with store.transaction():
+        for flow, path in flows:
+            revision, changed = store.save_flow(flow.namespace, flow.id, flow.source)
+            results.append(Deployed(flow.namespace, flow.id, revision, changed, path))
+    return results

@@ -1,0 +1,111 @@
+"""The variables a `{{ expression }}` sees (Kestra's `RunVariables`): flow, execution, inputs,
+outputs nested by Each values, taskrun, parent(s), labels, trigger, envs, and runtime functions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from kestractl.inputs import input_defaults
+from kestractl.model import Execution, Flow, TaskRun, iso
+
+
+def ancestors(run: TaskRun, by_id: dict[str, TaskRun]) -> list[TaskRun]:
+    """Parents of a run, farthest first (Kestra's `findParents`)."""
+    out = []
+    current = by_id.get(run.parent_task_run_id or "")
+    while current is not None:
+        out.append(current)
+        current = by_id.get(current.parent_task_run_id or "")
+    return list(reversed(out))
+
+
+def value_path(run: TaskRun, by_id: dict[str, TaskRun]) -> list[str]:
+    """The Each values from the outermost ancestor down to this run."""
+    return [r.value for r in [*ancestors(run, by_id), run] if r.value is not None]
+
+
+def execution_outputs(execution: Execution) -> dict[str, Any]:
+    """Outputs by task id; runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
+    by_id = {r.id: r for r in execution.task_runs}
+    result: dict[str, Any] = {}
+    for run in execution.task_runs:
+        if run.outputs is None:
+            continue
+        path = value_path(run, by_id)
+        if not path:
+            result[run.task_id] = run.outputs
+            continue
+        node = result.setdefault(run.task_id, {})
+        for value in path[:-1]:
+            node = node.setdefault(value, {})
+        if run.value is not None:
+            node[path[-1]] = run.outputs
+        else:
+            node.setdefault(path[-1], {}).update(run.outputs)
+    return result
+
+
+def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
+    """Closest first; only ancestors with a value or outputs appear (Kestra's `parents`)."""
+    out = []
+    for parent in reversed(ancestors(run, by_id)):
+        entry: dict[str, Any] = {}
+        if parent.value is not None:
+            entry["taskrun"] = {"value": parent.value}
+        if parent.outputs:
+            entry["outputs"] = parent.outputs
+        if entry:
+            out.append(entry)
+    return out
+
+
+def envs() -> dict[str, str]:
+    """`KESTRA_FOO=1` is `envs.foo`."""
+    return {k[len("KESTRA_"):].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
+
+
+def build_variables(
+    flow: Flow,
+    execution: Execution,
+    task: Any | None = None,
+    run: TaskRun | None = None,
+    functions: dict[str, Callable[..., Any]] | None = None,
+) -> dict[str, Any]:
+    by_id = {r.id: r for r in execution.task_runs}
+    variables: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": execution.flow_revision, "tenantId": None},
+        "execution": {
+            "id": execution.id,
+            "startDate": iso(execution.state.start_date),
+            "originalId": execution.original_id or execution.id,
+        },
+        "inputs": input_defaults(flow.inputs, execution.inputs),
+        "outputs": execution_outputs(execution),
+        "vars": flow.variables,
+        "labels": execution.labels_map(),
+        "envs": envs(),
+        "globals": {},
+    }
+    if execution.trigger:
+        variables["trigger"] = execution.trigger.get("variables") or {}
+        if execution.trigger.get("type", "").endswith("Schedule"):
+            variables["schedule"] = variables["trigger"]
+    if task is not None:
+        variables["task"] = {"id": task.id, "type": task.type}
+    if run is not None:
+        variables["taskrun"] = {
+            "id": run.id,
+            "startDate": iso(run.state.start_date),
+            "attemptsCount": max(0, len(run.attempts) - 1),
+            "parentId": run.parent_task_run_id,
+            "value": run.value,
+            "iteration": run.iteration,
+        }
+        family = parents_of(run, by_id)
+        variables["parents"] = family
+        if family:
+            variables["parent"] = family[0]
+    variables.update(functions or {})
+    return variables

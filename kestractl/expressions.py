@@ -1,0 +1,704 @@
+"""Kestra's Pebble template dialect (`{{ expressions }}`) on a sandboxed Jinja2 environment.
+
+Pebble and Jinja share most syntax; the differences are handled in two places:
+- `pebble_to_jinja` rewrites the operators Jinja lacks (`a ? b : c`, `??`, `???`, `contains`,
+  `equals`, `..`, `is null`, Pebble's precedence of `~`/`|`, zero-based `loop.index`, `elseif`)
+  into Jinja source, with a small tokenizer that respects strings and brackets;
+- the environment gives Pebble's runtime rules: strict undefined variables (but `is defined`
+  works on any chain), map keys before attributes, Java-like arithmetic, Kestra's filters and
+  functions (`kestractl.expressions_filters`), and how values print (`to_text`).
+Every failure becomes an `ExpressionError` naming the expression and the reason, on one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import yaml
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from kestractl.errors import ExpressionError, KestraError
+from kestractl.expressions_filters import FILTERS, TESTS, format_date, to_json, to_text, zone
+from kestractl.model import new_id
+
+__all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_value", "to_text"]
+
+_MAX_RANGE = 100_000
+_MAX_RENDER_DEPTH = 100
+
+
+# ---------------------------------------------------------------- undefined values
+
+
+class PebbleUndefined(ChainableUndefined):
+    """Pebble's strictVariables: using a missing value fails, but `a.b.c is defined` still works.
+
+    Attribute and item access on an undefined return itself (so tests and `??` can look at a
+    whole chain); printing, comparing, iterating, measuring or testing its truth raise.
+    """
+
+    __slots__ = ()
+    _fail = Undefined._fail_with_undefined_error
+    __iter__ = __str__ = __len__ = __bool__ = __contains__ = _fail
+    __eq__ = __ne__ = __hash__ = _fail  # type: ignore[assignment]
+
+    @property
+    def _undefined_message(self) -> str:
+        """Say which name is missing and, for maps, which keys exist."""
+        hint, obj, name = self._undefined_hint, self._undefined_obj, self._undefined_name
+        if hint:
+            return hint
+        if isinstance(obj, Mapping):
+            keys = ", ".join(str(k) for k in list(obj)[:20])
+            return f"'{name}' is undefined (" + (f"existing keys: {keys})" if keys else "the map is empty)")
+        if isinstance(obj, list | tuple) and isinstance(name, int):
+            return f"index {name} is out of range (the list has {len(obj)} items)"
+        if obj is None:
+            return f"'{name}' is undefined (the value is null)"
+        return f"'{name}' is undefined"
+
+
+def _require(value: Any) -> None:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+
+
+# ---------------------------------------------------------------- the environment
+
+
+def _numbers(op: str, left: Any, right: Any) -> tuple[Any, Any]:
+    numeric = (int, float, Decimal)
+    if not isinstance(left, numeric) or not isinstance(right, numeric):
+        raise TypeError(f"invalid operands for '{op}': {_describe(left)} and {_describe(right)}")
+    if isinstance(left, Decimal) != isinstance(right, Decimal):
+        return Decimal(str(left)), Decimal(str(right))
+    return left, right
+
+
+def _describe(value: Any) -> str:
+    text = "null" if value is None else to_json(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _java_divide(left: Any, right: Any) -> Any:
+    """Java division: whole numbers divide to a whole number, truncated toward zero."""
+    if isinstance(left, int) and isinstance(right, int):
+        quotient = abs(left) // abs(right)
+        return quotient if (left >= 0) == (right >= 0) else -quotient
+    return left / right
+
+
+def _java_remainder(left: Any, right: Any) -> Any:
+    """Java `%`: the remainder takes the sign of the dividend."""
+    if isinstance(left, int) and isinstance(right, int):
+        rest = abs(left) % abs(right)
+        return rest if left >= 0 else -rest
+    return left - right * int(left / right)
+
+
+def _arithmetic(op: str, left: Any, right: Any) -> Any:
+    """Pebble's `OperatorUtils`: `+` joins text and lists, numbers follow Java's rules."""
+    _require(left)
+    _require(right)
+    if op == "+" and (isinstance(left, str) or isinstance(right, str)):
+        return to_text(left) + to_text(right)
+    if op in "+-" and isinstance(left, list):
+        others = right if isinstance(right, list | tuple) else [right]
+        return [*left, *others] if op == "+" else [v for v in left if v not in others]
+    left, right = _numbers(op, left, right)
+    if op == "**" and abs(right) > 1000:
+        raise ValueError("exponent too large")
+    operations: dict[str, Callable[[Any, Any], Any]] = {
+        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+        "/": _java_divide, "%": _java_remainder, "//": lambda a, b: a // b, "**": lambda a, b: a**b,
+    }
+    return operations[op](left, right)
+
+
+class _PebbleEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox where map keys win over Python attributes and arithmetic is Pebble's."""
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return _arithmetic(operator, left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`outputs.t.values` is the key `values`, not `dict.values`; undefined chains stay undefined."""
+        if isinstance(obj, Undefined):
+            return obj
+        if isinstance(obj, Mapping) and not isinstance(obj, Undefined) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """`map['key']` only ever reads a key."""
+        if isinstance(obj, Undefined):
+            return obj
+        if isinstance(obj, Mapping) and not isinstance(obj, Undefined):
+            try:
+                return obj[argument]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=argument)
+        return super().getitem(obj, argument)
+
+
+# ---------------------------------------------------------------- Pebble -> Jinja source
+
+_TOKEN_RE = re.compile(
+    r"""\s*(?:(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+    |(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+    |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<op>\?\?\?|\?\?|\.\.|==|!=|<=|>=|//|\*\*|[-+*/%~|.,:?=<>!()\[\]{}])
+    |(?P<other>\S))""",
+    re.S | re.X,
+)
+_WORD_OPS = {"and", "or", "not", "in", "is", "if", "else", "contains", "equals"}
+_HIGH_OPS = {"??": 120, "???": 120, "..": 120, "~": 110, "|": 100}  # Pebble precedences above Jinja's
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+Token = tuple[str, str]  # (kind, text)
+
+
+class _Group:
+    """A bracketed sub-expression: `(...)`, `[...]` or `{...}`."""
+
+    __slots__ = ("open", "items", "close")
+
+    def __init__(self, open_: str, items: list[Any], close: str) -> None:
+        self.open, self.items, self.close = open_, items, close
+
+
+def _tokens(source: str) -> list[Token]:
+    return [(m.lastgroup, m.group(m.lastgroup)) for m in _TOKEN_RE.finditer(source) if m.lastgroup]
+
+
+def _tree(tokens: list[Token]) -> list[Any]:
+    """Nest tokens by brackets so each level can be rewritten on its own."""
+    stack: list[list[Any]] = [[]]
+    opens: list[str] = []
+    for token in tokens:
+        if token[0] == "op" and token[1] in _PAIRS:
+            stack.append([])
+            opens.append(token[1])
+        elif token[0] == "op" and token[1] in _PAIRS.values() and opens:
+            items = stack.pop()
+            stack[-1].append(_Group(opens.pop(), items, token[1]))
+        else:
+            stack[-1].append(token)
+    while opens:  # unclosed bracket: keep the text, Jinja reports the error
+        items = stack.pop()
+        stack[-1].extend([("op", opens.pop()), *items])
+    return stack[0]
+
+
+def _is(item: Any, text: str) -> bool:
+    return isinstance(item, tuple) and item[0] in ("op", "name") and item[1] == text
+
+
+def _split(items: list[Any], is_separator: Callable[[Any], bool]) -> list[list[Any]]:
+    parts: list[list[Any]] = [[]]
+    for item in items:
+        if is_separator(item):
+            parts.append([])
+        else:
+            parts[-1].append(item)
+    return parts
+
+
+def _emit_group(group: _Group) -> str:
+    parts = _split(group.items, lambda item: _is(item, ","))
+    if group.open == "{":
+        inner = ", ".join(_emit_entry(p) for p in parts)
+    elif group.open == "(":
+        inner = ", ".join(_emit_argument(p) for p in parts)
+    else:
+        inner = ", ".join(_emit_expr(p) for p in parts)
+    return group.open + inner + group.close
+
+
+def _emit_entry(items: list[Any]) -> str:
+    """A map literal entry `key: value` (the value may hold a ternary)."""
+    colon = next((i for i, item in enumerate(items) if _is(item, ":")), -1)
+    if colon < 0:
+        return _emit_expr(items)
+    return f"{_emit_expr(items[:colon])}: {_emit_expr(items[colon + 1:])}"
+
+
+def _emit_argument(items: list[Any]) -> str:
+    """A call argument, keeping `name=` of named arguments."""
+    if len(items) > 2 and isinstance(items[0], tuple) and items[0][0] == "name" and _is(items[1], "="):
+        return f"{items[0][1]}={_emit_expr(items[2:])}"
+    return _emit_expr(items)
+
+
+def _emit_unit(items: list[Any]) -> str:
+    """An operand chain (`-a.b['c'](d)`): `null` -> `none`, Pebble's zero-based `loop.index`."""
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, _Group):
+            out.append(_emit_group(item))
+            continue
+        text = item[1]
+        after_dot = i > 0 and _is(items[i - 1], ".")
+        if text == "null" and item[0] == "name" and not after_dot:
+            text = "none"
+        elif text in ("index", "revindex") and after_dot and i == 2 and _is(items[0], "loop"):
+            text += "0"
+        out.append(text)
+    return " ".join(out)
+
+
+def _atoms(items: list[Any]) -> list[tuple[str, Any]]:
+    """Group a flat expression into operand chains ("unit") and operators ("op")."""
+    atoms: list[tuple[str, Any]] = []
+    prefix: list[Any] = []
+    attribute_next = False
+    for item in items:
+        last_is_unit = bool(atoms) and atoms[-1][0] == "unit" and not prefix
+        if attribute_next or (isinstance(item, _Group) and item.open in "([" and last_is_unit):
+            atoms[-1][1].append(item)
+            attribute_next = False
+        elif isinstance(item, tuple) and _is(item, ".") and last_is_unit:
+            atoms[-1][1].append(item)
+            attribute_next = True
+        elif isinstance(item, _Group) or item[0] in ("str", "num") or (
+                item[0] == "name" and item[1] not in _WORD_OPS):
+            atoms.append(("unit", [*prefix, item]))
+            prefix = []
+        elif item[1] in ("-", "+") and (not last_is_unit or prefix):
+            prefix.append(item)
+        else:
+            atoms.append(("op", item))
+    atoms.extend(("op", p) for p in prefix)
+    return atoms
+
+
+def _compose(run: list[tuple[str, Any]]) -> str:
+    """Combine operands joined by `??`, `???`, `..`, `~` and `|` with Pebble's precedences."""
+    position = 0
+
+    def parse(min_precedence: int) -> str:
+        nonlocal position
+        left = _emit_unit(run[position][1])
+        position += 1
+        while position < len(run) and _HIGH_OPS[run[position][1][1]] >= min_precedence:
+            op = run[position][1][1]
+            position += 1
+            if op == "|":
+                left = f"({left}) | {_emit_unit(run[position][1])}"
+                position += 1
+            else:
+                left = _combine(op, left, parse(_HIGH_OPS[op] + 1))
+        return left
+
+    return parse(0)
+
+
+def _combine(op: str, left: str, right: str) -> str:
+    if op == "~":
+        return f"_kc_concat({left}, {right})"
+    if op == "..":
+        return f"_kc_range({left}, {right})"
+    # `??` / `???`: the right side is only evaluated when the left one is missing.
+    return f"(_kc_take() if _kc_hold({left}, {op == '??'}) else ({right}))"
+
+
+def _pieces(atoms: list[tuple[str, Any]]) -> list[str]:
+    out, i = [], 0
+    while i < len(atoms):
+        if atoms[i][0] == "op":
+            out.append("==" if atoms[i][1][1] == "equals" else atoms[i][1][1])
+            i += 1
+            continue
+        j = i + 1
+        while j + 1 < len(atoms) and atoms[j][0] == "op" and atoms[j][1][1] in _HIGH_OPS \
+                and atoms[j + 1][0] == "unit":
+            j += 2
+        out.append(_compose(atoms[i:j]))
+        i = j
+    return out
+
+
+def _fold_contains(pieces: list[str]) -> str:
+    """`a contains b` (Pebble precedence: below comparisons, above `and`/`or`/`not`)."""
+    out: list[str] = []
+    segment: list[str] = []
+    for piece in [*pieces, "and"]:
+        if piece not in ("and", "or"):
+            segment.append(piece)
+            continue
+        nots = 0
+        while nots < len(segment) and segment[nots] == "not":
+            nots += 1
+        parts = [" ".join(p) for p in _split(segment[nots:], lambda word: word == "contains")]
+        expression = parts[0]
+        for part in parts[1:]:
+            expression = f"_kc_contains(({expression}), ({part}))"
+        out.extend([*segment[:nots], expression, piece])
+        segment = []
+    return " ".join(out[:-1])
+
+
+def _emit_binary(items: list[Any]) -> str:
+    """An expression without a ternary."""
+    return _fold_contains(_pieces(_atoms(items)))
+
+
+def _matching_colon(items: list[Any], question: int) -> int:
+    """The `:` that belongs to the `?` at `question`, skipping nested ternaries."""
+    depth = 0
+    for j in range(question + 1, len(items)):
+        if _is(items[j], "?"):
+            depth += 1
+        elif _is(items[j], ":"):
+            if depth == 0:
+                return j
+            depth -= 1
+    return -1
+
+
+def _emit_expr(items: list[Any]) -> str:
+    """A whole expression: the ternary `c ? a : b` (lowest precedence, right-associative, lazy)."""
+    question = next((i for i, item in enumerate(items) if _is(item, "?")), -1)
+    colon = _matching_colon(items, question) if question >= 0 else -1
+    if colon < 0:
+        return _emit_binary(items)
+    condition = _emit_binary(items[:question])
+    yes, no = _emit_expr(items[question + 1:colon]), _emit_expr(items[colon + 1:])
+    return f"(({yes}) if ({condition}) else ({no}))"
+
+
+def expression_to_jinja(source: str) -> str:
+    """Rewrite one Pebble expression (the inside of `{{ }}`) as Jinja source."""
+    return _emit_expr(_tree(_tokens(source)))
+
+
+def _plain(items: list[Any]) -> str:
+    return " ".join(_emit_group(i) if isinstance(i, _Group) else i[1] for i in items)
+
+
+def _rewrite_tag(body: str) -> str:
+    """`{% if %}`/`{% elseif %}`/`{% for %}`/`{% set %}` get their expressions rewritten."""
+    match = re.match(r"\s*([A-Za-z_]\w*)", body)
+    if not match:
+        return body
+    name, rest = match.group(1), body[match.end():]
+    if name in ("if", "elif", "elseif"):
+        return f"{'elif' if name == 'elseif' else name} {expression_to_jinja(rest)}"
+    items = _tree(_tokens(rest))
+    if name == "for":
+        at = next((i for i, item in enumerate(items) if _is(item, "in")), -1)
+        if at > 0:
+            return f"for {_plain(items[:at])} in _kc_iter({_emit_expr(items[at + 1:])})"
+    if name == "set":
+        at = next((i for i, item in enumerate(items) if _is(item, "=")), -1)
+        if at > 0:
+            return f"set {_plain(items[:at])} = {_emit_expr(items[at + 1:])}"
+    return body
+
+
+def _find_close(source: str, position: int, close: str) -> int:
+    """Index of the closing delimiter, skipping string literals and nested brackets."""
+    depth = 0
+    while position < len(source):
+        char = source[position]
+        if depth == 0 and source.startswith(close, position):
+            return position
+        if char in "'\"":
+            end = position + 1
+            while end < len(source) and source[end] != char:
+                end += 2 if source[end] == "\\" else 1
+            position = end
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}" and depth:
+            depth -= 1
+        position += 1
+    return -1
+
+
+_OPEN_RE = re.compile(r"\{\{|\{%|\{#")
+_RAW_RE = re.compile(r"\{%[-+]?\s*(raw|verbatim)\s*[-+]?%\}")
+
+
+def _rewrite_block(kind: str, inner: str, close: str) -> str:
+    """Rewrite one `{{ }}` or `{% %}` block, keeping whitespace control and line count."""
+    lead = inner[0] if inner[:1] in ("-", "+") else ""
+    trail = inner[-1] if len(inner) > len(lead) and inner[-1:] in ("-", "+") else ""
+    body = inner[len(lead): len(inner) - len(trail)]
+    code = expression_to_jinja(body) if kind == "{{" else _rewrite_tag(body)
+    lost_lines = "\n" * max(body.count("\n") - code.count("\n"), 0)  # error line numbers stay right
+    return f"{kind}{lead} {code}{lost_lines} {trail}{close}"
+
+
+def _verbatim(source: str, start: int, raw: re.Match[str] | None) -> tuple[str, int]:
+    """A comment or a `{% raw %}` (Pebble also says `verbatim`) block, copied unchanged."""
+    if raw is None:
+        end = source.find("#}", start)
+        stop = len(source) if end < 0 else end + 2
+        return source[start:stop], stop
+    closing = re.compile(r"\{%[-+]?\s*end" + raw.group(1) + r"\s*[-+]?%\}").search(source, raw.end())
+    if closing is None:
+        return source[start:], len(source)
+    tags = (raw.group(), closing.group())
+    opening, ending = (t.replace("verbatim", "raw") for t in tags)
+    return opening + source[raw.end():closing.start()] + ending, closing.end()
+
+
+def pebble_to_jinja(source: str) -> str:
+    """Translate a Pebble template into Jinja source; text, comments and raw blocks stay as they are."""
+    out, position = [], 0
+    while (match := _OPEN_RE.search(source, position)) is not None:
+        out.append(source[position:match.start()])
+        raw = _RAW_RE.match(source, match.start())
+        if match.group() == "{#" or raw:
+            text, position = _verbatim(source, match.start(), raw)
+            out.append(text)
+            continue
+        close = "}}" if match.group() == "{{" else "%}"
+        end_at = _find_close(source, match.end(), close)
+        if end_at < 0:
+            break
+        out.append(_rewrite_block(match.group(), source[match.end():end_at], close))
+        position = end_at + len(close)
+    out.append(source[position:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- helpers the rewritten code calls
+
+_held = threading.local()
+
+
+def _kc_hold(value: Any, null_too: bool) -> bool:
+    """Keep the left side of `??` for `_kc_take` when it is present (evaluated only once)."""
+    if isinstance(value, Undefined) or (null_too and value is None):
+        return False
+    _held.__dict__.setdefault("stack", []).append(value)
+    return True
+
+
+def _kc_take() -> Any:
+    return _held.stack.pop()
+
+
+def _kc_concat(left: Any, right: Any) -> str:
+    return to_text(left) + to_text(right)
+
+
+def _kc_contains(container: Any, item: Any) -> bool:
+    """Pebble `contains`: substring of text, key of a map, element(s) of a list."""
+    _require(container)
+    _require(item)
+    if container is None:
+        return False
+    if isinstance(container, str):
+        return to_text(item) in container
+    pool = list(container.keys()) if isinstance(container, Mapping) else list(container)
+    wanted = item if isinstance(item, list | tuple) else [item]
+    return all(w in pool for w in wanted)
+
+
+def _kc_iter(value: Any) -> Any:
+    """What `{% for %}` walks: maps give `{key, value}` entries like Pebble, null gives nothing."""
+    _require(value)
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        return [value]
+    return value
+
+
+def _range(start: int, end: int, step: int = 1) -> list[int]:
+    """Pebble's `range(a, b)`: both ends included."""
+    for value in (start, end, step):
+        _require(value)
+    if step == 0:
+        raise ValueError("range step must not be 0")
+    stop = end + 1 if step > 0 else end - 1
+    if abs((stop - start) // step) > _MAX_RANGE:
+        raise ValueError(f"range is too large (more than {_MAX_RANGE} items)")
+    return list(range(start, stop, step))
+
+
+# ---------------------------------------------------------------- global functions
+
+
+def _now(timeZone: str | None = None, format: str | None = None, **_: Any) -> Any:
+    """`now()`: the current instant (printed in ISO), or formatted text when `format` is given."""
+    current = datetime.now(zone(timeZone))
+    return current if format is None else format_date(current, format)
+
+
+def _from_json(value: Any) -> Any:
+    """`fromJson(text)`: parse JSON text; other values pass through."""
+    _require(value)
+    if isinstance(value, str | bytes):
+        return json.loads(value)
+    return value
+
+
+def _from_yaml(value: Any) -> Any:
+    _require(value)
+    return yaml.safe_load(value) if isinstance(value, str | bytes) else value
+
+
+def _random_int(lower: int, upper: int) -> int:
+    """`randomInt(lower, upper)`: lower included, upper excluded, like Kestra."""
+    if upper < lower:
+        raise ValueError("in 'randomInt()' upper is less than lower")
+    return lower if upper == lower else random.randrange(int(lower), int(upper))
+
+
+def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
+    def function(*values: Any) -> Any:
+        """`max(a, b, ...)` / `min(...)`, or of a single list."""
+        items = list(values[0]) if len(values) == 1 and isinstance(values[0], list | tuple) else values
+        for item in items:
+            _require(item)
+        return pick(items)
+    return function
+
+
+def _variables(context: Context) -> dict[str, Any]:
+    return {k: v for k, v in context.get_all().items() if k not in _GLOBALS}
+
+
+@pass_context
+def _render_function(context: Context, template: Any, recursive: bool = True) -> Any:
+    """`render(text)`: render a string (e.g. a flow variable) with the current variables."""
+    _require(template)
+    if not isinstance(template, str):
+        return template
+    variables = context.get_all()
+    result = render(template, variables)
+    for _ in range(_MAX_RENDER_DEPTH):
+        if not recursive or result == template:
+            break
+        template, result = result, render(result, variables)
+    return result
+
+
+@pass_context
+def _render_once(context: Context, template: Any) -> Any:
+    return _render_function(context, template, recursive=False)
+
+
+@pass_context
+def _fetch_context(context: Context) -> dict[str, Any]:
+    """`fetchContext()`: the variables as a map (functions left out)."""
+    return {k: v for k, v in _variables(context).items() if not callable(v)}
+
+
+@pass_context
+def _print_context(context: Context) -> str:
+    return to_json(_fetch_context(context))
+
+
+_GLOBALS: dict[str, Any] = {
+    "now": _now, "fromJson": _from_json, "json": _from_json, "jsonDecode": _from_json, "yaml": _from_yaml,
+    "uuid": lambda: str(uuid.uuid4()), "id": new_id, "randomInt": _random_int, "range": _range,
+    "max": _extreme(max), "min": _extreme(min), "render": _render_function, "renderOnce": _render_once,
+    "printContext": _print_context, "fetchContext": _fetch_context,
+    "_kc_hold": _kc_hold, "_kc_take": _kc_take, "_kc_concat": _kc_concat, "_kc_contains": _kc_contains,
+    "_kc_iter": _kc_iter, "_kc_range": _range,
+}
+
+
+def _environment() -> _PebbleEnvironment:
+    env = _PebbleEnvironment(autoescape=False, finalize=to_text, keep_trailing_newline=True,
+                             undefined=PebbleUndefined, cache_size=0)
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    env.globals.update(_GLOBALS)
+    return env
+
+
+_ENV = _environment()
+
+
+# ---------------------------------------------------------------- public API
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str) -> Template:
+    """Compiled templates by source: flows render the same strings again and again."""
+    return _ENV.from_string(pebble_to_jinja(source))
+
+
+def _template_line(error: BaseException) -> int | None:
+    """The template line an error happened on (Jinja rewrites tracebacks to point at it)."""
+    if isinstance(error, TemplateSyntaxError):
+        return error.lineno
+    line, tb = None, error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure(template: str, error: BaseException) -> ExpressionError:
+    """One line: the expression (or its failing line) and the reason."""
+    if isinstance(error, TemplateSyntaxError):
+        reason = "syntax error: " + re.sub(r" at \d+$", "", error.message or "")
+    elif isinstance(error, KestraError):
+        reason = error.message
+    else:
+        reason = str(error) or type(error).__name__
+    lines = template.strip().splitlines() or [""]
+    line = _template_line(error)
+    if len(lines) == 1:
+        where = f"`{_clip(lines[0].strip())}`"
+    elif line and 0 < line <= len(template.splitlines()):
+        where = f"`{_clip(template.splitlines()[line - 1].strip())}` (line {line})"
+    else:
+        where = f"`{_clip(' '.join(template.split()))}`"
+    return ExpressionError(f"Unable to render {where}: {' '.join(reason.split())}")
+
+
+def render(template: str, variables: Mapping[str, Any]) -> str:
+    """Render one Pebble template string; text without `{{`/`{%` comes back untouched."""
+    if "{{" not in template and "{%" not in template:
+        return template
+    try:
+        return _compile(template).render(variables)
+    except Exception as error:  # every failure becomes one user-facing error
+        raise _failure(template, error) from error
+
+
+def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Render every string inside a property: dict keys and values, list items; other values as is."""
+    if isinstance(value, str):
+        return render(value, variables)
+    if isinstance(value, Mapping):
+        return {render_value(k, variables): render_value(v, variables) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_value(v, variables) for v in value]
+    return value
+
+
+def is_truthy(value: Any) -> bool:
+    """Kestra's `TruthUtils`: false for `false`, `0`, `-0` and blank text, true otherwise."""
+    text = to_text(value).strip()
+    return not (text == "" or text.lower() == "false" or text in ("0", "-0"))

@@ -1,0 +1,809 @@
+"""Kestra's Pebble filters and tests, and how values print, for `kestractl.expressions`.
+
+Each filter mimics the Kestra/Pebble one of the same name (`core/runners/pebble/filters/*.java`) so a
+flow written for Kestra renders the same text here. Dates follow `AbstractDate.java`: Java
+`DateTimeFormatter` patterns, Kestra's named formats, UTC as the default zone.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import json
+import math
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import Enum
+from typing import Any
+
+import yaml
+from jinja2 import Undefined
+
+from kestractl.model import iso, iso_duration
+
+# ---------------------------------------------------------------- printing
+
+
+def to_text(value: Any) -> str:
+    """How a value prints inside `{{ }}`: Kestra's JSON for maps/lists, Java's text for the rest."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        return to_json(value)
+    if isinstance(value, datetime):
+        return iso(value) or ""
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
+    if isinstance(value, Enum):
+        return to_text(value.value)
+    return str(value)
+
+
+def java_double(x: float) -> str:
+    """`Double.toString`: `42.0`, `0.001`, `1.0E7`, `1.5E-5` — Kestra prints floats this way."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0 or 1e-3 <= abs(x) < 1e7:
+        return repr(x)
+    sign, digits, exponent = Decimal(repr(x)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = int(exponent) + len(digits) - 1
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{power}"
+
+
+def _json_default(value: Any) -> Any:
+    """Serialise what JSON lacks the way Jackson does in Kestra (instants as ISO text)."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, non-ASCII kept: what `toJson` and `{{ map }}` print."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def plain(value: Any) -> Any:
+    """The value as JSON data only (dates as text), the shape Jackson's `valueToTree` sees."""
+    return json.loads(to_json(value))
+
+
+def _maybe_json(value: Any) -> Any:
+    """Parse text that looks like a JSON object or array (ForEach values arrive as JSON text)."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _require(value: Any) -> None:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+
+
+def _is_empty(value: Any) -> bool:
+    """Pebble's `EmptyTest`: null, blank text, or an empty collection."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        return len(value) == 0
+    return False
+
+
+# ---------------------------------------------------------------- dates
+
+_MONTHS = list(calendar.month_name)[1:]
+_DAYS = list(calendar.day_name)
+_NAMED_PATTERNS = {
+    "iso": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "iso_sec": "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "sql": "yyyy-MM-dd HH:mm:ss.SSSSSS",
+    "sql_seq": "yyyy-MM-dd HH:mm:ss",
+    "iso_local_date": "yyyy-MM-dd",
+    "iso_ordinal_date": "yyyy-DDD",
+    "short": "M/d/yy, h:mm a",
+    "medium": "MMM d, y, h:mm:ss a",
+    "long": "MMMM d, y 'at' h:mm:ss a z",
+    "full": "EEEE, MMMM d, y 'at' h:mm:ss a zzzz",
+}
+_CHRONO_SECONDS = {"NANOS": 1e-9, "MICROS": 1e-6, "MILLIS": 1e-3, "SECONDS": 1, "MINUTES": 60,
+                   "HOURS": 3600, "HALF_DAYS": 43200}
+_CHRONO_DAYS = {"DAYS": 1, "WEEKS": 7}
+_CHRONO_MONTHS = {"MONTHS": 1, "YEARS": 12, "DECADES": 120, "CENTURIES": 1200, "MILLENNIA": 12000}
+_JAVA_TOKEN = re.compile(r"'(?:[^']|'')*'|([A-Za-z])\1*|.", re.S)
+
+
+def zone(name: Any = None) -> tzinfo:
+    """Java's `ZoneId.of`: region ids, `UTC`/`Z`, fixed offsets; UTC when none is given."""
+    _require(name)
+    text = "UTC" if name is None else str(name).strip()
+    offset = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?", text)
+    if offset:
+        delta = timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3) or 0))
+        return timezone(-delta if offset.group(1) == "-" else delta)
+    text = "UTC" if text in ("Z", "GMT", "UT", "Etc/UTC") else text
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(text)
+    except Exception:  # unknown id, or no tz database
+        if text == "UTC":
+            return UTC
+        raise ValueError(f"unknown time zone '{text}'") from None
+
+
+def to_datetime(value: Any, tz: tzinfo, existing_format: str | None = None) -> datetime:
+    """`AbstractDate.convert`: instants, local dates (at noon), epoch seconds, ISO or patterned text."""
+    _require(value)
+    if isinstance(value, datetime):
+        return value.astimezone(tz) if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(12), tz)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz)
+    text = str(value).strip()
+    try:
+        parsed = _parse_date_text(text, existing_format)
+    except ValueError:
+        raise ValueError(f"unable to parse date '{text}'") from None
+    return parsed.astimezone(tz) if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _parse_date_text(text: str, existing_format: str | None) -> datetime:
+    if existing_format and existing_format not in _ISO_NAMES:
+        pattern = _NAMED_PATTERNS.get(existing_format, existing_format)
+        return datetime.strptime(text, _java_to_strptime(pattern))
+    region = re.search(r"\[([^\]]+)\]$", text)
+    core = text[: region.start()] if region else text
+    core = re.sub(r"(\.\d{6})\d+", r"\1", core.replace("z", "Z"))
+    parsed = datetime.fromisoformat(core)
+    if region and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone(region.group(1)))
+    return parsed
+
+
+def _java_to_strptime(pattern: str) -> str:
+    """A Java pattern as a `strptime` format (for `existingFormat`)."""
+    table = {"yyyy": "%Y", "uuuu": "%Y", "yy": "%y", "y": "%Y", "MMMM": "%B", "MMM": "%b", "MM": "%m",
+             "M": "%m", "dd": "%d", "d": "%d", "HH": "%H", "H": "%H", "hh": "%I", "h": "%I", "mm": "%M",
+             "m": "%M", "ss": "%S", "s": "%S", "a": "%p", "EEEE": "%A", "EEE": "%a", "DDD": "%j", "z": "%Z"}
+    out = []
+    for match in _JAVA_TOKEN.finditer(pattern):
+        token = match.group(0)
+        if token.startswith("'"):
+            out.append((token[1:-1].replace("''", "'") or "'").replace("%", "%%"))
+        elif token[0] == "S":
+            out.append("%f")
+        elif token[0] in "XxZ":
+            out.append("%z")
+        elif token[0].isalpha():
+            if token not in table:
+                raise ValueError(f"unsupported pattern '{token}' in existingFormat")
+            out.append(table[token])
+        else:
+            out.append(token.replace("%", "%%"))
+    return "".join(out)
+
+
+def _offset(dt: datetime, zulu: bool, colon: bool, minutes_always: bool = True) -> str:
+    """A UTC offset the way Java prints it: `Z`, `+01`, `+0100`, `+01:00`."""
+    total = int((dt.utcoffset() or timedelta()).total_seconds())
+    if total == 0 and zulu:
+        return "Z"
+    hours, minutes = divmod(abs(total) // 60, 60)
+    text = f"{'-' if total < 0 else '+'}{hours:02d}"
+    return text + (f"{':' if colon else ''}{minutes:02d}" if minutes_always or minutes else "")
+
+
+def _offset_field(dt: datetime, letter: str, n: int) -> str:
+    """X/x (X prints `Z` for UTC), Z (`+0100`, ZZZZ `GMT+01:00`, ZZZZZ `+01:00`), O (`GMT+1`)."""
+    if letter in "Xx":
+        return _offset(dt, letter == "X", colon=n in (3, 5), minutes_always=n != 1)
+    if letter == "Z" and n != 4:
+        return _offset(dt, n == 5, colon=n == 5)
+    gmt = "GMT" + ("" if not dt.utcoffset() else _offset(dt, False, True, n == 4))
+    return gmt if n == 4 else gmt.replace("+0", "+").replace("-0", "-")
+
+
+def _zone_id(dt: datetime) -> str:
+    key = getattr(dt.tzinfo, "key", None)
+    return key or _offset(dt, True, True)
+
+
+def _text_field(dt: datetime, letter: str, n: int) -> str:
+    if letter in "ML" and n >= 3:
+        name = _MONTHS[dt.month - 1]
+        return name[:3] if n == 3 else name[0] if n == 5 else name
+    if letter in "E" or (letter in "ec" and n >= 3):
+        name = _DAYS[dt.weekday()]
+        return name[:3] if n <= 3 else name[0] if n == 5 else name
+    if letter == "a":
+        return "AM" if dt.hour < 12 else "PM"
+    if letter == "G":
+        return "Anno Domini" if n == 4 else "AD"
+    if letter == "z":
+        name = dt.tzname() or _zone_id(dt)
+        return "Coordinated Universal Time" if n == 4 and name == "UTC" else name
+    if letter == "V":
+        return _zone_id(dt)
+    if letter in "XxZO":
+        return _offset_field(dt, letter, n)
+    raise ValueError(f"unknown pattern letter '{letter}'")
+
+
+def _number_field(dt: datetime, letter: str, n: int) -> str | None:
+    if letter in "yu":
+        return f"{dt.year % 100:02d}" if n == 2 else f"{dt.year:0{n}d}"
+    if letter == "S":
+        return (f"{dt.microsecond:06d}" + "000")[:n]
+    values = {"M": dt.month, "L": dt.month, "d": dt.day, "D": dt.timetuple().tm_yday, "H": dt.hour,
+              "h": dt.hour % 12 or 12, "k": dt.hour or 24, "K": dt.hour % 12, "m": dt.minute,
+              "s": dt.second, "n": dt.microsecond * 1000, "w": dt.isocalendar()[1],
+              "W": (dt.day + date(dt.year, dt.month, 1).weekday()) // 7 + 1, "e": dt.isoweekday(),
+              "c": dt.isoweekday(), "Q": (dt.month - 1) // 3 + 1, "q": (dt.month - 1) // 3 + 1,
+              "A": (dt.hour * 3600 + dt.minute * 60 + dt.second) * 1000 + dt.microsecond // 1000}
+    if letter not in values or (letter in "ML" and n >= 3) or (letter in "ec" and n >= 3):
+        return None
+    return f"{values[letter]:0{n}d}"
+
+
+def format_java(dt: datetime, pattern: str) -> str:
+    """Format like `DateTimeFormatter.ofPattern(pattern)` in an English locale."""
+    out = []
+    for match in _JAVA_TOKEN.finditer(pattern):
+        token = match.group(0)
+        if token.startswith("'"):
+            out.append(token[1:-1].replace("''", "'") or "'")
+        elif token in ("[", "]"):
+            continue
+        elif match.group(1):
+            number = _number_field(dt, token[0], len(token))
+            out.append(number if number is not None else _text_field(dt, token[0], len(token)))
+        else:
+            out.append(token)
+    return "".join(out)
+
+
+def _fraction(dt: datetime, groups_of_three: bool = False) -> str:
+    """Java's ISO fraction: as few digits as needed (`.12`), or in groups of three for instants."""
+    if not dt.microsecond:
+        return ""
+    digits = f"{dt.microsecond:06d}"
+    if groups_of_three:
+        return "." + (digits[:3] if digits.endswith("000") else digits)
+    return "." + digits.rstrip("0")
+
+
+def _iso_forms(dt: datetime) -> dict[str, str]:
+    """Java's predefined ISO formatters (`ISO_DATE_TIME`, `ISO_INSTANT`...) applied to `dt`."""
+    local_time = dt.strftime("%H:%M:%S") + _fraction(dt)
+    local = dt.strftime("%Y-%m-%d") + "T" + local_time
+    offset = _offset(dt, True, True)
+    region = f"[{dt.tzinfo.key}]" if getattr(dt.tzinfo, "key", None) else ""  # type: ignore[union-attr]
+    utc = dt.astimezone(UTC)
+    year, week, weekday = dt.isocalendar()
+    return {
+        "iso_date_time": local + offset + region, "iso_zoned_date_time": local + offset + region,
+        "iso_offset_date_time": local + offset, "iso_local_date_time": local,
+        "iso_date": dt.strftime("%Y-%m-%d") + offset, "iso_time": local_time + offset,
+        "iso_local_time": local_time, "iso_offset_time": local_time + offset,
+        "iso_instant": utc.strftime("%Y-%m-%dT%H:%M:%S") + _fraction(utc, True) + "Z",
+        "iso_ordinal_date": dt.strftime("%Y-%j") + offset,
+        "iso_week_date": f"{year:04d}-W{week:02d}-{weekday}{offset}",
+        "rfc_1123_date_time": format_java(dt, "EEE, d MMM yyyy HH:mm:ss ")
+        + ("GMT" if not dt.utcoffset() else _offset(dt, False, False)),
+    }
+
+
+_ISO_NAMES = frozenset(_iso_forms(datetime(2000, 1, 1, tzinfo=UTC)))
+
+
+def format_date(dt: datetime, fmt: str | None) -> str:
+    """Kestra's named format (`iso`, `sql`, `iso_date_time`...) or a Java pattern."""
+    name = fmt or "iso"
+    if name in _ISO_NAMES:
+        return _iso_forms(dt)[name]
+    return format_java(dt, _NAMED_PATTERNS.get(name, name))
+
+
+def _add_months(dt: datetime, months: int) -> datetime:
+    """Java's `plusMonths`: the day is clamped to the end of the target month."""
+    index = dt.year * 12 + dt.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
+    return dt.replace(year=year, month=month + 1, day=day)
+
+
+def add_to_date(dt: datetime, amount: int, unit: str) -> datetime:
+    """`ZonedDateTime.plus(amount, ChronoUnit)`: calendar units keep the local time."""
+    name = str(unit).upper()
+    if name in _CHRONO_MONTHS:
+        return _add_months(dt, int(amount) * _CHRONO_MONTHS[name])
+    if name in _CHRONO_DAYS:
+        return dt + timedelta(days=amount * _CHRONO_DAYS[name])
+    if name in _CHRONO_SECONDS:
+        moved = dt.astimezone(UTC) + timedelta(seconds=amount * _CHRONO_SECONDS[name])
+        return moved.astimezone(dt.tzinfo)
+    raise ValueError(f"unknown unit '{unit}' (use SECONDS, MINUTES, HOURS, DAYS, WEEKS, MONTHS, YEARS)")
+
+
+def f_date(value: Any, format: str | None = "iso", timeZone: str | None = None,
+           existingFormat: str | None = None, locale: str | None = None) -> str | None:
+    """`date` filter: render an instant, a date, epoch seconds or ISO text with a format."""
+    if value is None:
+        return None
+    return format_date(to_datetime(value, zone(timeZone), existingFormat), format)
+
+
+def f_date_add(value: Any, amount: int, unit: str, format: str | None = "iso",
+               timeZone: str | None = None, existingFormat: str | None = None,
+               locale: str | None = None) -> str | None:
+    """`dateAdd` filter: move a date by `amount` ChronoUnits and format it (ISO by default)."""
+    if value is None:
+        return None
+    moved = add_to_date(to_datetime(value, zone(timeZone), existingFormat), amount, unit)
+    return format_date(moved, format)
+
+
+def _timestamp(scale: int) -> Callable[..., int | None]:
+    def f_timestamp(value: Any, timeZone: str | None = None,
+                    existingFormat: str | None = None) -> int | None:
+        """Epoch seconds (or milli/micro/nano) of a date."""
+        if value is None:
+            return None
+        dt = to_datetime(value, zone(timeZone), existingFormat)
+        seconds = math.floor(dt.timestamp())
+        return seconds * scale + dt.microsecond * scale // 1_000_000
+    return f_timestamp
+
+
+# ---------------------------------------------------------------- jq (paths only)
+
+_JQ_STEP = re.compile(
+    r"\s*(?:\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\.\"(?P<qname>(?:[^\"\\]|\\.)*)\""
+    r"|\[\s*(?P<index>-?\d+)\s*\]|\[\s*\"(?P<key>(?:[^\"\\]|\\.)*)\"\s*\]|(?P<each>\[\s*\])"
+    r"|(?P<dot>\.)|(?P<opt>\?))"
+)
+
+
+def _jq_type(value: Any) -> str:
+    names = {type(None): "null", bool: "boolean", str: "string", dict: "object", list: "array"}
+    return names.get(type(value), "number")
+
+
+def _jq_step(value: Any, match: re.Match[str]) -> list[Any]:
+    key = match.group("name") or match.group("qname") or match.group("key")
+    if key is not None:
+        if value is None or isinstance(value, dict):
+            return [None if value is None else value.get(key)]
+        raise ValueError(f'Cannot index {_jq_type(value)} with "{key}"')
+    if match.group("index") is not None:
+        position = int(match.group("index"))
+        if value is None or isinstance(value, list):
+            in_range = value is not None and -len(value) <= position < len(value)
+            return [value[position] if in_range else None]  # type: ignore[index]
+        raise ValueError(f"Cannot index {_jq_type(value)} with number")
+    if match.group("each") is not None:
+        if isinstance(value, list | dict):
+            return list(value.values()) if isinstance(value, dict) else list(value)
+        raise ValueError(f"Cannot iterate over {_jq_type(value)}")
+    return [value]
+
+
+def _jq_segment(values: list[Any], segment: str) -> list[Any]:
+    text = segment.strip()
+    if text in ("length", "keys"):
+        funcs = {"length": lambda v: len(v) if v is not None else 0,
+                 "keys": lambda v: sorted(v) if isinstance(v, dict) else list(range(len(v)))}
+        return [funcs[text](v) for v in values]
+    position = 0
+    while position < len(text):
+        match = _JQ_STEP.match(text, position)
+        if not match or match.end() == position:
+            raise ValueError(f"unsupported jq expression '{segment.strip()}' "
+                             "(only paths like .a.b[0] and .[])")
+        position = match.end()
+        if match.group("opt") is None:
+            values = [out for v in values for out in _jq_step(v, match)]
+    return values
+
+
+def f_jq(value: Any, expression: str) -> list[Any] | None:
+    """`jq` filter for paths (`.a.b`, `.[0]`, `.a[]`, `|`); returns a list like Kestra."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value) if isinstance(value, str) else plain(value)
+    except ValueError:
+        raise ValueError(f"unable to parse jq value '{value}' as JSON") from None
+    values = [data]
+    for segment in str(expression).split("|"):
+        values = _jq_segment(values, segment)
+    return values
+
+
+# ---------------------------------------------------------------- text filters
+
+
+def _substring(text: Any, sep: Any, last: bool, after: bool) -> str:
+    """Apache `StringUtils.substring{Before,After}[Last]` (a missing separator keeps/clears all)."""
+    value, separator = to_text(text), to_text(sep)
+    index = value.rfind(separator) if last else value.find(separator)
+    if separator == "":
+        return (value if last else "") if not after else ("" if last else value)
+    if index < 0:
+        return "" if after else value
+    return value[index + len(separator):] if after else value[:index]
+
+
+def f_replace(value: Any, pairs: Any, replacement: Any = None, regexp: bool = False) -> Any:
+    """`replace({'a': 'b'})` like Kestra (maps and lists recursively), or Jinja's `replace('a', 'b')`."""
+    if value is None:
+        return None
+    table = pairs if isinstance(pairs, Mapping) else {pairs: replacement}
+
+    def one(text: str) -> str:
+        for old, new in table.items():
+            old_text, new_text = to_text(old), to_text(new)
+            text = re.sub(old_text, new_text, text) if regexp else text.replace(old_text, new_text)
+        return text
+
+    return _map_strings(value, one)
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn) for v in value]
+    return fn(to_text(value))
+
+
+def f_split(value: Any, delimiter: str, limit: int | None = None) -> list[str]:
+    """Pebble `split`: a literal delimiter; trailing empty parts dropped like Java's `String.split`."""
+    text, sep = to_text(value), to_text(delimiter)
+    if limit and limit > 0:
+        return text.split(sep, limit - 1) if sep else list(text)[:limit]
+    parts = text.split(sep) if sep else list(text)
+    while limit is None and parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    return parts
+
+
+def f_escape_char(value: Any, type: str) -> Any:
+    """`escapeChar('single'|'double'|'shell')` on text, maps and lists."""
+    quotes = {"single": ("'", "\\'"), "double": ('"', '\\"'), "shell": ("'", "'\\''")}
+    key = str(type).lower()
+    if key not in quotes:
+        raise ValueError("the 'escapeChar' filter expects 'single', 'double', or 'shell'")
+    old, new = quotes[key]
+    return None if value is None else _map_strings(value, lambda s: s.replace(old, new))
+
+
+def f_slugify(value: Any) -> str:
+    """Kestra's `Slugify.of`: ASCII word characters and single dashes, lower case."""
+    text = re.sub(r"\s", "-", to_text(value), flags=re.ASCII)
+    text = re.sub(r"[^\w-]", "", unicodedata.normalize("NFD", text), flags=re.ASCII).replace("_", "-")
+    return re.sub(r"-{2,}", "-", text).strip("-").lower()
+
+
+def f_abbreviate(value: Any, length: int) -> str:
+    text = to_text(value)
+    if len(text) <= length:
+        return text
+    return text[:length] if length <= 3 else text[: length - 3] + "..."
+
+
+def f_indent(value: Any, amount: int, prefix: str = " ", first: bool = False) -> str | None:
+    """`indent(n)`: indent every line but the first; `nindent` adds a leading newline first."""
+    if value is None:
+        return None
+    text = to_text(value)
+    if not text:
+        return text
+    newline = next((sep for sep in ("\r\n", "\n\r", "\n", "\r") if sep in text), "\n")
+    text = newline + text if first else text
+    return text.replace(newline, newline + prefix * int(amount))
+
+
+def f_title(value: Any) -> str:
+    """Pebble `title`: upper-case the first letter of every word, leave the rest alone."""
+    return re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), to_text(value))
+
+
+def f_number(value: Any, type: str | None = None) -> Any:
+    """`number(type)`: parse text into an INT/LONG/FLOAT/DOUBLE/BIGDECIMAL (guessed without type)."""
+    if value is None:
+        return None
+    text = to_text(value).strip()
+    kind = (type or "").upper()
+    try:
+        if kind in ("INT", "LONG", "BIGINTEGER"):
+            return int(text.rstrip("lL"))
+        if kind in ("FLOAT", "DOUBLE"):
+            return float(text.rstrip("fFdD"))
+        if kind == "BIGDECIMAL":
+            return Decimal(text)
+        if re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", text):
+            return int(text, 16)
+        if re.fullmatch(r"[+-]?\d+[lL]?", text):
+            return int(text.rstrip("lL"))
+        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?", text):
+            return float(text.rstrip("fFdD"))
+    except ValueError:
+        pass
+    raise ValueError(f"unable to parse '{text}' as a number" + (f" of type {kind}" if kind else ""))
+
+
+def f_numberformat(value: Any, format: str = "#,##0.###") -> str:
+    """Pebble `numberformat` for the common `DecimalFormat` patterns (`#,##0.00`, `0.#`, `0%`)."""
+    parts = re.fullmatch(r"([^#0,.]*)([#0,.]+)(.*)", format)
+    if parts is None:
+        raise ValueError(f"unsupported number format '{format}'")
+    prefix, body, suffix = parts.groups()
+    number = Decimal(to_text(value)) * (100 if "%" in suffix else 1)
+    whole, _, frac = body.partition(".")
+    min_frac, max_frac = frac.count("0"), frac.count("0") + frac.count("#")
+    rounded = number.quantize(Decimal(1).scaleb(-max_frac), rounding=ROUND_HALF_EVEN)
+    text = f"{rounded:{',' if ',' in whole else ''}.{max_frac}f}"
+    if max_frac > min_frac and "." in text:
+        head, _, tail = text.partition(".")
+        tail = tail[:min_frac] + tail[min_frac:].rstrip("0")
+        text = head + ("." + tail if tail else "")
+    return prefix + text + suffix
+
+
+def f_hash(algorithm: str) -> Callable[[Any], str]:
+    def digest(value: Any) -> str:
+        """Hex digest of the UTF-8 text."""
+        return hashlib.new(algorithm, to_text(value).encode("utf-8")).hexdigest()
+    return digest
+
+
+def f_yaml(value: Any) -> str:
+    """YAML text like Kestra's `yaml` filter (no document marker, indented lists)."""
+    if value is None:
+        return "null"
+
+    class _Dumper(yaml.SafeDumper):
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    text = yaml.dump(plain(value), Dumper=_Dumper, default_flow_style=False, sort_keys=False,
+                     allow_unicode=True, width=2**31 - 1)
+    return text[: -len("...\n")] if text.endswith("\n...\n") else text
+
+
+def _ion_symbol(key: Any) -> str:
+    name = to_text(key)
+    if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", name) and name not in ("null", "true", "false", "nan"):
+        return name
+    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def f_to_ion(value: Any) -> str:
+    """Amazon ION text for a value (`{id:1,value:"a"}`), as Kestra writes into internal storage."""
+    if value is None or isinstance(value, bool):
+        return to_text(value) if value is not None else "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) + ("" if "e" in repr(value) else "e0")
+    if isinstance(value, datetime):
+        return iso(value) or "null"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_ion_symbol(k)}:{f_to_ion(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(f_to_ion(v) for v in value) + "]"
+    return json.dumps(to_text(value), ensure_ascii=False)
+
+
+def f_class_name(value: Any) -> str | None:
+    """The Java class Kestra would report for the value."""
+    if value is None:
+        return None
+    names = {bool: "java.lang.Boolean", str: "java.lang.String", float: "java.lang.Double",
+             dict: "java.util.LinkedHashMap", list: "java.util.ArrayList", datetime: "java.time.Instant",
+             date: "java.time.LocalDate", Decimal: "java.math.BigDecimal"}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
+    return names.get(type(value), type(value).__name__)
+
+
+# ---------------------------------------------------------------- collection filters
+
+
+def f_keys(value: Any) -> list[Any] | None:
+    value = _maybe_json(value)
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return list(value.keys())
+    if isinstance(value, list | tuple):
+        return list(range(len(value)))
+    raise TypeError("'keys' filter can only be applied to a map or a list")
+
+
+def f_values(value: Any) -> list[Any] | None:
+    value = _maybe_json(value)
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return list(value.values())
+    raise TypeError("'values' filter can only be applied to a map")
+
+
+def _ends(value: Any, last: bool) -> Any:
+    """Pebble `first`/`last`: a character of text, an element of a list."""
+    if value is None:
+        return None
+    items = list(value.values()) if isinstance(value, Mapping) else value
+    if isinstance(items, str | list | tuple):
+        return (items[-1] if last else items[0]) if items else None
+    items = list(items)
+    return (items[-1] if last else items[0]) if items else None
+
+
+def f_length(value: Any) -> int:
+    if value is None:
+        return 0
+    try:
+        return len(value)
+    except TypeError:
+        return len(to_text(value))
+
+
+def f_slice(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:
+    """Pebble `slice(from, to)` on text or a list (Jinja's `slice` means something else)."""
+    items = value if isinstance(value, str | list | tuple) else list(value)
+    return items[fromIndex:toIndex]
+
+
+def f_merge(value: Any, other: Any) -> Any:
+    """Pebble `merge`: concatenate lists, or overlay maps."""
+    if isinstance(value, Mapping) and isinstance(other, Mapping):
+        return {**value, **other}
+    if isinstance(value, list | tuple):
+        return [*value, *(other if isinstance(other, list | tuple) else [other])]
+    raise TypeError("'merge' filter can only merge two maps or two lists")
+
+
+def f_flatten(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise TypeError("the 'flatten' filter can only be applied to lists")
+    return [item for v in value for item in (v if isinstance(v, list | tuple) else [v])]
+
+
+def f_chunk(value: Any, size: int) -> list[list[Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise TypeError("'chunk' filter can only be applied to a list")
+    return [list(value[i: i + int(size)]) for i in range(0, len(value), int(size))]
+
+
+def f_default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    """Pebble `default`: replaces undefined, null, blank text and empty collections."""
+    if isinstance(value, Undefined) or _is_empty(value) or (boolean and not value):
+        return default_value
+    return value
+
+
+def f_join(value: Any, separator: str = "") -> str:
+    return to_text(separator).join(to_text(v) for v in value)
+
+
+def f_reverse(value: Any) -> Any:
+    return value[::-1] if isinstance(value, str | list | tuple) else list(reversed(list(value)))
+
+
+def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Make a filter fail on an undefined input or argument (Pebble strictVariables)."""
+    def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
+        for item in (value, *args, *kwargs.values()):
+            _require(item)
+        return fn(value, *args, **kwargs)
+    wrapper.__name__ = wrapper.__qualname__ = getattr(fn, "__name__", "filter")
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _text(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+    return lambda value, *args: None if value is None else fn(to_text(value), *args)
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "date": f_date, "dateAdd": f_date_add, "timestamp": _timestamp(1), "timestampMilli": _timestamp(1000),
+    "timestampMicro": _timestamp(1_000_000), "timestampNano": _timestamp(1_000_000_000),
+    "toJson": lambda v: "null" if v is None else to_json(v), "toIon": f_to_ion, "yaml": f_yaml,
+    "jq": f_jq, "keys": f_keys, "values": f_values, "first": lambda v: _ends(v, False),
+    "last": lambda v: _ends(v, True), "length": f_length, "upper": _text(str.upper),
+    "lower": _text(str.lower), "title": f_title, "trim": _text(str.strip),
+    "capitalize": _text(lambda s: s[:1].upper() + s[1:]), "replace": f_replace, "split": f_split,
+    "join": f_join, "slice": f_slice, "sort": lambda v: sorted(v), "rsort": lambda v: sorted(v, reverse=True),
+    "reverse": f_reverse, "merge": f_merge, "distinct": lambda v: list(dict.fromkeys(v)),
+    "urlencode": _text(lambda s: urllib.parse.quote_plus(s, safe="*").replace("~", "%7E")),
+    "urldecode": _text(urllib.parse.unquote_plus),
+    "base64encode": _text(lambda s: base64.b64encode(s.encode("utf-8")).decode("ascii")),
+    "base64decode": _text(lambda s: base64.b64decode(s).decode("utf-8")),
+    "abbreviate": f_abbreviate, "slugify": f_slugify, "number": f_number, "numberformat": f_numberformat,
+    "substringBefore": lambda v, s: _substring(v, s, False, False),
+    "substringBeforeLast": lambda v, s: _substring(v, s, True, False),
+    "substringAfter": lambda v, s: _substring(v, s, False, True),
+    "substringAfterLast": lambda v, s: _substring(v, s, True, True),
+    "startsWith": lambda v, s: to_text(v).startswith(to_text(s)),
+    "endsWith": lambda v, s: to_text(v).endswith(to_text(s)),
+    "flatten": f_flatten, "indent": f_indent,
+    "nindent": lambda v, amount, prefix=" ": f_indent(v, amount, prefix, first=True),
+    "chunk": f_chunk, "escapeChar": f_escape_char, "md5": f_hash("md5"), "sha1": f_hash("sha1"),
+    "sha256": f_hash("sha256"), "sha512": f_hash("sha512"), "className": f_class_name,
+    "raw": lambda v: v,
+}
+FILTERS = {name: _strict(fn) for name, fn in FILTERS.items()}
+FILTERS.update({"default": f_default, "d": f_default, "json": FILTERS["toJson"],
+                "jsonEncode": FILTERS["toJson"], "tojson": FILTERS["toJson"]})
+
+
+def _strict_test(fn: Callable[[Any], bool]) -> Callable[..., bool]:
+    def test(value: Any, *args: Any) -> bool:
+        _require(value)
+        return fn(value, *args)
+    return test
+
+
+def _is_json(value: Any) -> bool:
+    """Kestra's `is json`: a map, a list, or text that parses as JSON."""
+    if isinstance(value, Mapping | list):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
+TESTS: dict[str, Callable[..., bool]] = {
+    "empty": _strict_test(_is_empty), "null": _strict_test(lambda v: v is None),
+    "none": _strict_test(lambda v: v is None), "map": _strict_test(lambda v: isinstance(v, Mapping)),
+    "iterable": _strict_test(lambda v: not isinstance(v, str | bytes | Mapping) and hasattr(v, "__iter__")),
+    "json": _strict_test(_is_json),
+}

@@ -1,0 +1,378 @@
+"""Flow YAML → `Flow`, collecting every problem with its file, line and field path.
+
+`tasks[2].message: required` is the shape of every message, prefixed by `file:line:` when the
+line is known. Nothing here touches the store: validation is the same for deploy and validate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from kestractl.errors import ValidationError
+from kestractl.inputs import parse_input
+from kestractl.model import Flow, Output
+from kestractl.tasks import registry
+from kestractl.tasks.base import TASK_ID_RE, Task
+from kestractl.triggers.validate import validate_trigger
+
+FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+FLOW_KEYS = frozenset(
+    {"id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors",
+     "listeners", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "disabled",
+     "sla", "deleted", "tenantId", "finally", "afterExecution", "workerGroup"}
+)
+
+
+class LineDict(dict[str, Any]):
+    """A YAML mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    line: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that keeps line numbers and leaves dates as the text the user wrote."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    out = LineDict()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        out[str(key) if not isinstance(key, str) else key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[str(key)] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    out = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    return out
+
+
+# YAML 1.2 booleans: only true/false. `id: no` or `on: yes` stay strings, as Kestra's parser reads them.
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_yaml(text: str, filename: str = "<flow>") -> Any:
+    """Parse YAML; a syntax error becomes one `file:line: reason` ValidationError."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        reason = exc.problem or exc.context or "invalid YAML"
+        if mark and "\t" in _line_of(text, mark.line):
+            reason = "a tab character is not allowed in YAML indentation; use spaces"
+        raise ValidationError(f"{filename}{line}: {reason}") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{filename}: invalid YAML: {exc}") from None
+
+
+def _line_of(text: str, index: int) -> str:
+    lines = text.splitlines()
+    return lines[index] if 0 <= index < len(lines) else ""
+
+
+class _Problems:
+    """Collects `file:line: path: reason` messages."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.items: list[str] = []
+
+    def add(self, path: str, reason: str, line: int | None = None) -> None:
+        where = f"{self.filename}:{line}" if line else self.filename
+        self.items.append(f"{where}: {path}: {reason}" if path else f"{where}: {reason}")
+
+
+def _line(container: Any, key: str | int | None = None) -> int | None:
+    if isinstance(container, LineDict) and isinstance(key, str) and key in container.key_lines:
+        return container.key_lines[key]
+    if isinstance(container, LineList) and isinstance(key, int) and key < len(container):
+        item = container[key]
+        if isinstance(item, LineDict | LineList):
+            return item.line
+    return getattr(container, "line", None) or None
+
+
+def parse_flow(text: str, filename: str = "<flow>") -> Flow:
+    """Parse and validate one flow document; raises ValidationError listing every problem."""
+    data = load_yaml(text, filename)
+    problems = _Problems(filename)
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{filename}: a flow must be a YAML mapping with id, namespace and tasks")
+    flow = _build_flow(data, problems)
+    if problems.items:
+        raise ValidationError(problems.items[0], problems.items)
+    assert flow is not None
+    flow.source = text
+    return flow
+
+
+def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
+    for key in data:
+        if key not in FLOW_KEYS:
+            problems.add(key, "unknown property", _line(data, key))
+    flow_id = _check_pattern(data, "id", FLOW_ID_RE, problems)
+    namespace = _check_pattern(data, "namespace", NAMESPACE_RE, problems)
+    defaults = _plugin_defaults(data, problems)
+    seen: dict[str, str] = {}
+    tasks = _task_list(data, "tasks", "tasks", problems, defaults, seen, required=True)
+    errors = _task_list(data, "errors", "errors", problems, defaults, seen)
+    inputs = _inputs(data, problems)
+    triggers = _triggers(data, problems)
+    flow = Flow(
+        id=flow_id or "",
+        namespace=namespace or "",
+        tasks=tasks,
+        errors=errors,
+        description=data.get("description"),
+        labels=_labels(data, problems),
+        inputs=inputs,
+        variables=dict(data.get("variables") or {}),
+        outputs=_outputs(data, problems),
+        disabled=bool(data.get("disabled", False)),
+        triggers=triggers,
+        retry=data.get("retry"),
+    )
+    return flow
+
+
+def _check_pattern(data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        problems.add(key, "required", _line(data, key) or 1)
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        problems.add(key, f"`{value}` does not match {pattern.pattern}", _line(data, key))
+        return None
+    return value
+
+
+def _labels(data: Mapping[str, Any], problems: _Problems) -> list[tuple[str, str]]:
+    raw = data.get("labels")
+    if raw is None:
+        return []
+    if isinstance(raw, Mapping):
+        return [(str(k), _label_text(v)) for k, v in raw.items()]
+    if isinstance(raw, list) and all(isinstance(i, Mapping) and "key" in i for i in raw):
+        return [(str(i["key"]), _label_text(i.get("value"))) for i in raw]
+    problems.add("labels", "must be a map or a list of {key, value}", _line(data, "labels"))
+    return []
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _inputs(data: Mapping[str, Any], problems: _Problems) -> list[Any]:
+    raw = data.get("inputs") or []
+    if not isinstance(raw, list):
+        problems.add("inputs", "must be a list", _line(data, "inputs"))
+        return []
+    out, ids = [], set()
+    for index, item in enumerate(raw):
+        parsed, errors = parse_input(item)
+        for error in errors:
+            problems.add(f"inputs[{index}].{error}" if ":" in error else f"inputs[{index}]", error
+                         if ":" not in error else error.split(":", 1)[1].strip(), _line(raw, index))
+        if parsed is not None:
+            if parsed.id in ids:
+                problems.add(f"inputs[{index}].id", f"duplicate input id `{parsed.id}`", _line(raw, index))
+            ids.add(parsed.id)
+            out.append(parsed)
+    return out
+
+
+def _outputs(data: Mapping[str, Any], problems: _Problems) -> list[Output]:
+    raw = data.get("outputs") or []
+    out = []
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(item, Mapping) or not item.get("id") or "value" not in item:
+            problems.add(f"outputs[{index}]", "needs `id`, `type` and `value`", _line(raw, index))
+            continue
+        out.append(Output(str(item["id"]), str(item.get("type", "STRING")).upper(), item["value"],
+                          item.get("description")))
+    if raw and not isinstance(raw, list):
+        problems.add("outputs", "must be a list", _line(data, "outputs"))
+    return out
+
+
+def _triggers(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, Any]]:
+    raw = data.get("triggers") or []
+    if not isinstance(raw, list):
+        problems.add("triggers", "must be a list", _line(data, "triggers"))
+        return []
+    ids: set[str] = set()
+    for index, item in enumerate(raw):
+        for error in validate_trigger(item):
+            problems.add(f"triggers[{index}].{error.split(':', 1)[0]}", error.split(":", 1)[1].strip(),
+                         _line(raw, index))
+        if isinstance(item, Mapping) and item.get("id") in ids:
+            problems.add(f"triggers[{index}].id", f"duplicate trigger id `{item['id']}`", _line(raw, index))
+        if isinstance(item, Mapping):
+            ids.add(item.get("id"))
+    return [dict(t) for t in raw if isinstance(t, Mapping)]
+
+
+def _plugin_defaults(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, Any]]:
+    raw = data.get("pluginDefaults", data.get("taskDefaults")) or []
+    key = "pluginDefaults" if "pluginDefaults" in data else "taskDefaults"
+    if not isinstance(raw, list):
+        problems.add(key, "must be a list of {type, values}", _line(data, key))
+        return []
+    out = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping) or not item.get("type") or not isinstance(item.get("values"), Mapping):
+            problems.add(f"{key}[{index}]", "needs `type` and `values`", _line(raw, index))
+            continue
+        out.append(dict(item))
+    return out
+
+
+def _apply_defaults(spec: Mapping[str, Any], defaults: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge pluginDefaults whose type matches (exactly, by alias, or as a prefix) under the task."""
+    cls = registry.resolve(str(spec.get("type")))
+    merged = dict(spec)
+    for default in defaults:
+        dtype = str(default["type"])
+        same = dtype == spec.get("type") or (cls is not None and registry.resolve(dtype) is cls)
+        if not same and not str(spec.get("type", "")).startswith(dtype + "."):
+            continue
+        values = dict(default["values"])
+        merged = _deep_merge(merged, values) if default.get("forced") else _deep_merge(values, merged)
+    return merged
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _task_list(
+    container: Mapping[str, Any],
+    key: str,
+    path: str,
+    problems: _Problems,
+    defaults: list[dict[str, Any]],
+    seen: dict[str, str],
+    required: bool = False,
+) -> list[Task]:
+    raw = container.get(key)
+    if raw is None or raw == []:
+        if required:
+            problems.add(path, "required (a non-empty list of tasks)", _line(container, key) or 1)
+        return []
+    if not isinstance(raw, list):
+        problems.add(path, "must be a list of tasks", _line(container, key))
+        return []
+    tasks = []
+    for index, item in enumerate(raw):
+        task = _task(item, f"{path}[{index}]", _line(raw, index), problems, defaults, seen)
+        if task is not None:
+            tasks.append(task)
+    return tasks
+
+
+def _task(
+    item: Any, path: str, line: int | None, problems: _Problems, defaults: list[dict[str, Any]], seen: dict[str, str]
+) -> Task | None:
+    if not isinstance(item, Mapping):
+        problems.add(path, "a task must be a mapping with id and type", line)
+        return None
+    task_id, type_name = item.get("id"), item.get("type")
+    ok = True
+    if not task_id:
+        problems.add(f"{path}.id", "required", line)
+        ok = False
+    elif not isinstance(task_id, str) or not TASK_ID_RE.match(task_id):
+        problems.add(f"{path}.id", f"`{task_id}` does not match {TASK_ID_RE.pattern}", _line(item, "id"))
+        ok = False
+    elif task_id in seen:
+        problems.add(f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id"))
+        ok = False
+    else:
+        seen[task_id] = path
+    if not type_name:
+        problems.add(f"{path}.type", "required", line)
+        return None
+    cls = registry.resolve(str(type_name))
+    if cls is None:
+        problems.add(f"{path}.type", f"unknown task type `{type_name}`", _line(item, "type"))
+        return None
+    spec = _apply_defaults(item, defaults)
+    for error in _common_problems(spec) + cls.validate(spec):
+        field, _, reason = error.partition(":")
+        problems.add(f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line)
+    children = {}
+    for name, child_raw in cls.child_specs(spec).items():
+        children[name] = _task_list({name: child_raw}, name, f"{path}.{name}", problems, defaults, seen)
+    return cls(spec, children) if ok else None
+
+
+def _common_problems(spec: Mapping[str, Any]) -> list[str]:
+    from kestractl.durations import is_duration
+
+    out = []
+    if spec.get("timeout") is not None and not is_duration(spec["timeout"]):
+        out.append(f"timeout: `{spec['timeout']}` is not an ISO-8601 duration (e.g. PT30S)")
+    retry = spec.get("retry")
+    if retry is not None:
+        out += [f"retry.{e}" for e in _retry_problems(retry)]
+    return out
+
+
+def _retry_problems(retry: Any) -> list[str]:
+    from kestractl.durations import is_duration
+
+    if not isinstance(retry, Mapping):
+        return ["type: retry must be a mapping with a type"]
+    kind = str(retry.get("type", "")).lower()
+    if kind not in ("constant", "exponential", "random"):
+        return [f"type: must be constant, exponential or random, not `{retry.get('type')}`"]
+    out = []
+    needs = {"constant": ["interval"], "exponential": ["interval"], "random": ["minInterval", "maxInterval"]}[kind]
+    out += [f"{k}: required for {kind} retry" for k in needs if retry.get(k) is None]
+    for key in ("interval", "maxInterval", "minInterval", "maxDuration"):
+        if retry.get(key) is not None and not is_duration(retry[key]):
+            out.append(f"{key}: `{retry[key]}` is not an ISO-8601 duration")
+    attempts = retry.get("maxAttempt", retry.get("maxAttempts"))
+    if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
+        out.append("maxAttempt: must be an integer >= 1")
+    return out
+
+
+def split_documents(text: str) -> list[str]:
+    """Split a multi-document YAML file on `---` lines; single documents come back whole."""
+    parts = re.split(r"(?m)^---[ \t]*$\n?", text)
+    docs = [p for p in parts if p.strip() and not all(ln.strip().startswith("#") or not ln.strip()
+                                                       for ln in p.splitlines())]
+    return docs or [text]

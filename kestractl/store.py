@@ -1,0 +1,417 @@
+"""The only module that speaks SQL: one SQLite file (WAL) holding flows, executions, task runs, logs.
+
+Schema changes are appended to `MIGRATIONS` and applied by `PRAGMA user_version`; nothing is
+ever wiped. A state change writes one row (a task run or the execution), inside a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kestractl.errors import NotFoundError
+from kestractl.model import (
+    Attempt,
+    Execution,
+    LogEntry,
+    State,
+    StateInfo,
+    TaskRun,
+    iso,
+    level_rank,
+    parse_iso,
+    utcnow,
+)
+
+MIGRATIONS: list[str] = [
+    # 1: flows by revision, executions, task runs, logs, timers.
+    """
+    CREATE TABLE flows (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        PRIMARY KEY (namespace, id, revision)
+    );
+    CREATE TABLE executions (
+        id TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        flow_revision INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        parent_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date);
+    CREATE INDEX executions_state ON executions (state);
+    CREATE TABLE task_runs (
+        id TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX task_runs_execution ON task_runs (execution_id, seq);
+    CREATE TABLE logs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        task_run_id TEXT,
+        task_id TEXT,
+        attempt INTEGER,
+        level TEXT NOT NULL,
+        level_rank INTEGER NOT NULL,
+        timestamp TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_execution ON logs (execution_id, seq);
+    CREATE TABLE delays (
+        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        task_run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        due TEXT NOT NULL,
+        PRIMARY KEY (execution_id, task_run_id, kind)
+    );
+    CREATE INDEX delays_due ON delays (due);
+    """,
+]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The one place a connection is configured: WAL, busy timeout, foreign keys."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this file has not seen yet; returns the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+@dataclass
+class FlowRow:
+    namespace: str
+    id: str
+    revision: int
+    source: str
+    created: str
+
+
+@dataclass
+class Delay:
+    execution_id: str
+    task_run_id: str
+    kind: str
+    due: datetime
+
+
+class Store:
+    """Repositories over one SQLite file; one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        migrate(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+            self._local.depth = 0
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested calls join the outer one."""
+        conn = self.conn
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.depth = 0
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ---- flows -------------------------------------------------------------------------------
+
+    def latest_flow(self, namespace: str, flow_id: str) -> FlowRow | None:
+        row = self.conn.execute(
+            "SELECT namespace, id, revision, source, created FROM flows WHERE namespace=? AND id=?"
+            " AND deleted=0 ORDER BY revision DESC LIMIT 1",
+            (namespace, flow_id),
+        ).fetchone()
+        return FlowRow(*row) if row else None
+
+    def flow_revision(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRow:
+        if revision is None:
+            found = self.latest_flow(namespace, flow_id)
+        else:
+            row = self.conn.execute(
+                "SELECT namespace, id, revision, source, created FROM flows"
+                " WHERE namespace=? AND id=? AND revision=?",
+                (namespace, flow_id, revision),
+            ).fetchone()
+            found = FlowRow(*row) if row else None
+        if found is None:
+            what = f"{namespace}.{flow_id}" + (f" revision {revision}" if revision else "")
+            raise NotFoundError(f"flow not found: {what}")
+        return found
+
+    def save_flow(self, namespace: str, flow_id: str, source: str) -> tuple[int, bool]:
+        """Store a new revision unless the latest one has the same source. Returns (revision, changed)."""
+        with self.transaction() as conn:
+            latest = self.latest_flow(namespace, flow_id)
+            if latest and latest.source == source:
+                return latest.revision, False
+            top = conn.execute(
+                "SELECT COALESCE(MAX(revision), 0) FROM flows WHERE namespace=? AND id=?", (namespace, flow_id)
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO flows (namespace, id, revision, source, created) VALUES (?, ?, ?, ?, ?)",
+                (namespace, flow_id, top + 1, source, iso(utcnow())),
+            )
+            return top + 1, True
+
+    def list_flows(self, namespace: str | None = None) -> list[FlowRow]:
+        sql = (
+            "SELECT namespace, id, MAX(revision), '', MAX(created) FROM flows WHERE deleted=0"
+            + (" AND (namespace=? OR namespace LIKE ?)" if namespace else "")
+            + " GROUP BY namespace, id ORDER BY namespace, id"
+        )
+        args = (namespace, namespace + ".%") if namespace else ()
+        return [FlowRow(*row) for row in self.conn.execute(sql, args)]
+
+    def latest_sources(self) -> list[FlowRow]:
+        rows = self.conn.execute(
+            "SELECT f.namespace, f.id, f.revision, f.source, f.created FROM flows f"
+            " JOIN (SELECT namespace, id, MAX(revision) AS r FROM flows WHERE deleted=0 GROUP BY namespace, id) m"
+            " ON f.namespace=m.namespace AND f.id=m.id AND f.revision=m.r ORDER BY f.namespace, f.id"
+        )
+        return [FlowRow(*row) for row in rows]
+
+    def revisions(self, namespace: str, flow_id: str) -> list[FlowRow]:
+        rows = self.conn.execute(
+            "SELECT namespace, id, revision, source, created FROM flows WHERE namespace=? AND id=? AND deleted=0"
+            " ORDER BY revision",
+            (namespace, flow_id),
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(f"flow not found: {namespace}.{flow_id}")
+        return [FlowRow(*row) for row in rows]
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE flows SET deleted=1 WHERE namespace=? AND id=? AND deleted=0", (namespace, flow_id)
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"flow not found: {namespace}.{flow_id}")
+
+    # ---- executions --------------------------------------------------------------------------
+
+    def save_execution(self, execution: Execution) -> None:
+        """Write the execution row (not its task runs)."""
+        self.conn.execute(
+            "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, parent_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state=excluded.state,"
+            " flow_revision=excluded.flow_revision, data=excluded.data",
+            (
+                execution.id,
+                execution.namespace,
+                execution.flow_id,
+                execution.flow_revision,
+                execution.state.current.value,
+                iso(execution.state.start_date),
+                execution.parent_id,
+                json.dumps(_execution_data(execution)),
+            ),
+        )
+
+    def save_task_runs(self, execution_id: str, runs: Iterable[tuple[int, TaskRun]]) -> None:
+        """Upsert task runs given with their position in the execution's list."""
+        self.conn.executemany(
+            "INSERT INTO task_runs (id, execution_id, seq, data) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data=excluded.data, seq=excluded.seq",
+            [(run.id, execution_id, seq, json.dumps(_task_run_data(run))) for seq, run in runs],
+        )
+
+    def delete_task_runs(self, ids: list[str]) -> None:
+        self.conn.executemany("DELETE FROM task_runs WHERE id=?", [(i,) for i in ids])
+
+    def execution_state(self, execution_id: str) -> State:
+        row = self.conn.execute("SELECT state FROM executions WHERE id=?", (execution_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"execution not found: {execution_id}")
+        return State(row[0])
+
+    def set_execution_state(self, execution_id: str, state: State) -> None:
+        """Move an execution's state from outside its runner (e.g. a kill request)."""
+        with self.transaction():
+            execution = self.load_execution(execution_id)
+            if execution.state.moved(state):
+                self.save_execution(execution)
+
+    def load_execution(self, execution_id: str) -> Execution:
+        row = self.conn.execute("SELECT data FROM executions WHERE id=?", (execution_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"execution not found: {execution_id}")
+        execution = _execution_from(json.loads(row[0]))
+        runs = self.conn.execute(
+            "SELECT data FROM task_runs WHERE execution_id=? ORDER BY seq", (execution_id,)
+        ).fetchall()
+        execution.task_runs = [_task_run_from(json.loads(r[0])) for r in runs]
+        return execution
+
+    def find_execution_ids(
+        self,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        states: list[str] | None = None,
+        limit: int = 100,
+    ) -> list[str]:
+        where, args = [], []
+        if namespace:
+            where.append("(namespace=? OR namespace LIKE ?)")
+            args += [namespace, namespace + ".%"]
+        if flow_id:
+            where.append("flow_id=?")
+            args.append(flow_id)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += states
+        sql = "SELECT id FROM executions" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY start_date DESC LIMIT ?"
+        return [r[0] for r in self.conn.execute(sql, [*args, limit])]
+
+    def child_execution_ids(self, parent_id: str) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM executions WHERE parent_id=?", (parent_id,))]
+
+    # ---- logs --------------------------------------------------------------------------------
+
+    def append_logs(self, entries: list[LogEntry]) -> None:
+        self.conn.executemany(
+            "INSERT INTO logs (execution_id, task_run_id, task_id, attempt, level, level_rank, timestamp, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.execution_id, e.task_run_id, e.task_id, e.attempt_number, e.level, level_rank(e.level),
+                 iso(e.timestamp), e.message)
+                for e in entries
+            ],
+        )
+
+    def logs(self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None) -> list[LogEntry]:
+        sql = "SELECT task_run_id, task_id, attempt, level, timestamp, message FROM logs"
+        sql += " WHERE execution_id=? AND level_rank>=?" + (" AND task_id=?" if task_id else "") + " ORDER BY seq"
+        args: list[Any] = [execution.id, level_rank(min_level)] + ([task_id] if task_id else [])
+        return [
+            LogEntry(
+                execution_id=execution.id, namespace=execution.namespace, flow_id=execution.flow_id,
+                task_run_id=r[0], task_id=r[1], attempt_number=r[2], level=r[3],
+                timestamp=parse_iso(r[4]) or utcnow(), message=r[5],
+            )
+            for r in self.conn.execute(sql, args)
+        ]
+
+    # ---- delays (timers) ---------------------------------------------------------------------
+
+    def set_delay(self, delay: Delay) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO delays (execution_id, task_run_id, kind, due) VALUES (?, ?, ?, ?)",
+            (delay.execution_id, delay.task_run_id, delay.kind, iso(delay.due)),
+        )
+
+    def remove_delay(self, execution_id: str, task_run_id: str, kind: str) -> None:
+        self.conn.execute(
+            "DELETE FROM delays WHERE execution_id=? AND task_run_id=? AND kind=?", (execution_id, task_run_id, kind)
+        )
+
+    def delays(self, execution_id: str | None = None) -> list[Delay]:
+        sql = "SELECT execution_id, task_run_id, kind, due FROM delays"
+        rows = self.conn.execute(sql + (" WHERE execution_id=?" if execution_id else "") + " ORDER BY due",
+                                 (execution_id,) if execution_id else ())
+        return [Delay(r[0], r[1], r[2], parse_iso(r[3]) or utcnow()) for r in rows]
+
+
+def _state_data(state: StateInfo) -> dict[str, Any]:
+    """Full-precision dates, so a loaded state reports the same duration as the one saved."""
+    return {"current": state.current.value,
+            "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories]}
+
+
+def _execution_data(e: Execution) -> dict[str, Any]:
+    return {
+        "id": e.id, "namespace": e.namespace, "flowId": e.flow_id, "flowRevision": e.flow_revision,
+        "inputs": e.inputs, "labels": [[k, v] for k, v in e.labels], "state": _state_data(e.state),
+        "outputs": e.outputs, "trigger": e.trigger, "parentId": e.parent_id, "originalId": e.original_id,
+        "attemptNumber": e.attempt_number, "parentTaskRunId": e.parent_task_run_id,
+        "scheduleDate": iso(e.scheduled_at),
+    }
+
+
+def _execution_from(d: dict[str, Any]) -> Execution:
+    return Execution(
+        id=d["id"], namespace=d["namespace"], flow_id=d["flowId"], flow_revision=d["flowRevision"],
+        inputs=d.get("inputs") or {}, labels=[(k, v) for k, v in d.get("labels", [])],
+        state=StateInfo.from_api(d["state"]), outputs=d.get("outputs"), trigger=d.get("trigger"),
+        parent_id=d.get("parentId"), original_id=d.get("originalId"), attempt_number=d.get("attemptNumber", 1),
+        parent_task_run_id=d.get("parentTaskRunId"), scheduled_at=parse_iso(d.get("scheduleDate")),
+    )
+
+
+def _task_run_data(r: TaskRun) -> dict[str, Any]:
+    return {
+        "id": r.id, "executionId": r.execution_id, "taskId": r.task_id, "parentTaskRunId": r.parent_task_run_id,
+        "value": r.value, "iteration": r.iteration, "state": _state_data(r.state),
+        "attempts": [_state_data(a.state) for a in r.attempts], "outputs": r.outputs, "data": r.data,
+    }
+
+
+def _task_run_from(d: dict[str, Any]) -> TaskRun:
+    return TaskRun(
+        id=d["id"], execution_id=d["executionId"], task_id=d["taskId"], parent_task_run_id=d["parentTaskRunId"],
+        value=d.get("value"), iteration=d.get("iteration"), state=StateInfo.from_api(d["state"]),
+        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])], outputs=d.get("outputs"),
+        data=d.get("data") or {},
+    )

@@ -1,0 +1,376 @@
+"""Kestra's flowable tasks: each owns its children and answers `resolve_nexts` / `resolve_state`.
+
+Decisions that need rendering (an If condition, a Switch value, ForEach values) are made once
+in `start` and kept in the run's private `data`, so every later executor pass reads the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kestractl.durations import parse_duration
+from kestractl.engine.flowable import (
+    FlowableView,
+    ResolvedTask,
+    grouped_nexts,
+    list_state,
+    parallel_nexts,
+    resolve,
+    sequential_nexts,
+)
+from kestractl.errors import KestraError, TaskError
+from kestractl.expressions import is_truthy
+from kestractl.model import Execution, State, TaskRun
+from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
+from kestractl.tasks.registry import register
+
+LEGACY = "io.kestra.core.tasks.flows."
+
+
+class _ListFlowable(FlowableTask):
+    """A flowable whose children are `tasks` (run one after another) plus `errors`."""
+
+    child_lists = ("tasks", "errors")
+    required = ("tasks",)
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.children.get("tasks", [])
+
+    @property
+    def errors(self) -> list[Task]:
+        return self.children.get("errors", [])
+
+    def main(self, view: FlowableView) -> list[ResolvedTask]:
+        return resolve(self.tasks)
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return sequential_nexts(view, self.main(view), resolve(self.errors))
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        return list_state(view, self.main(view), resolve(self.errors), self.allow_failure, self.allow_warning)
+
+
+@register
+class Sequential(_ListFlowable):
+    type_name = "io.kestra.plugin.core.flow.Sequential"
+    aliases = (LEGACY + "Sequential",)
+
+
+@register
+class Parallel(_ListFlowable):
+    type_name = "io.kestra.plugin.core.flow.Parallel"
+    aliases = (LEGACY + "Parallel",)
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+
+
+@register
+class AllowFailure(_ListFlowable):
+    """Deprecated wrapper: a failure inside ends WARNING and does not reach the outer `errors`."""
+
+    type_name = "io.kestra.plugin.core.flow.AllowFailure"
+    aliases = (LEGACY + "AllowFailure",)
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        state = super().resolve_state(view)
+        if state is not None and list_state(view, self.main(view), []) in (State.FAILED, State.KILLED):
+            return State.WARNING
+        return state
+
+
+@register
+class WorkingDirectory(_ListFlowable):
+    """Sequential children that share one local directory (see the runner)."""
+
+    type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
+    aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
+    shares_working_directory = True
+
+
+@register
+class If(FlowableTask):
+    type_name = "io.kestra.plugin.core.flow.If"
+    aliases = (LEGACY + "If",)
+    child_lists = ("then", "else", "errors")
+    required = ("condition", "then")
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        return {"evaluationResult": is_truthy(ctx.render(self.spec["condition"]))}
+
+    def _branch(self, view: FlowableView) -> list[ResolvedTask]:
+        taken = (view.run.outputs or {}).get("evaluationResult") if view.run else False
+        return resolve(self.children.get("then" if taken else "else", []))
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return sequential_nexts(view, self._branch(view), resolve(self.children.get("errors", [])))
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        errors = resolve(self.children.get("errors", []))
+        return list_state(view, self._branch(view), errors, self.allow_failure, self.allow_warning)
+
+
+@register
+class Switch(FlowableTask):
+    type_name = "io.kestra.plugin.core.flow.Switch"
+    aliases = (LEGACY + "Switch",)
+    required = ("value",)
+
+    @classmethod
+    def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        out = {f"cases.{key}": tasks for key, tasks in (spec.get("cases") or {}).items()}
+        out.update({k: spec[k] for k in ("defaults", "errors") if spec.get(k) is not None})
+        return out
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec)
+        if not isinstance(spec.get("cases") or {}, dict):
+            problems.append("cases: must be a map of value to a list of tasks")
+        return problems
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        value = ctx.render(self.spec["value"])
+        value = value if isinstance(value, str) else json.dumps(value)
+        if f"cases.{value}" not in self.children and "defaults" not in self.children:
+            raise TaskError(f"Switch has no case for value `{value}` and no defaults")
+        return {"value": value, "defaults": f"cases.{value}" not in self.children}
+
+    def _branch(self, view: FlowableView) -> list[ResolvedTask]:
+        outputs = view.run.outputs or {} if view.run else {}
+        key = "defaults" if outputs.get("defaults") else f"cases.{outputs.get('value')}"
+        return resolve(self.children.get(key, []))
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return sequential_nexts(view, self._branch(view), resolve(self.children.get("errors", [])))
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        errors = resolve(self.children.get("errors", []))
+        return list_state(view, self._branch(view), errors, self.allow_failure, self.allow_warning)
+
+
+def _java_text(value: Any) -> str:
+    """How Java's `Arrays.toString` prints a value (for Kestra's null-values message)."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java_text(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def each_values(ctx: RunContext, raw: Any) -> list[str]:
+    """Kestra's `resolveEachTasks`: render, parse JSON lists, de-duplicate, refuse nulls."""
+    if isinstance(raw, str):
+        rendered = ctx.render(raw)
+        try:
+            values = json.loads(rendered) if isinstance(rendered, str) else rendered
+        except json.JSONDecodeError as exc:
+            raise TaskError(f"Unable to parse each values `{rendered}` as a JSON list: {exc.msg}") from None
+    elif isinstance(raw, list):
+        values = [ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw]
+    else:
+        raise TaskError(f"Unknown value type: {type(raw).__name__}")
+    if not isinstance(values, list):
+        raise TaskError(f"Each values must be a list, got `{values}`")
+    distinct: list[Any] = []
+    for value in values:
+        if value not in distinct:
+            distinct.append(value)
+    nulls = sum(1 for v in distinct if v is None)
+    if nulls:
+        raise TaskError(f"Found '{nulls}' null values on Each, with values={_java_text(values)}")
+    return [v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in distinct]
+
+
+class _Each(_ListFlowable):
+    """Children run once per value; each child run carries its value (`taskrun.value`)."""
+
+    values_key = "values"
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec)
+        if spec.get(cls.values_key) is None:
+            problems.append(f"{cls.values_key}: required")
+        return problems
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        assert ctx.task_run is not None
+        ctx.task_run.data["values"] = each_values(ctx, self.spec[self.values_key])
+        return None
+
+    def main(self, view: FlowableView) -> list[ResolvedTask]:
+        return [r for value in view.data.get("values", []) for r in resolve(self.tasks, value)]
+
+
+@register
+class ForEach(_Each):
+    type_name = "io.kestra.plugin.core.flow.ForEach"
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        limit = int(self.spec.get("concurrencyLimit", 1))
+        if limit == 1:
+            return super().resolve_nexts(view)
+        return grouped_nexts(view, self.main(view), resolve(self.errors), limit)
+
+
+@register
+class EachSequential(_Each):
+    type_name = "io.kestra.plugin.core.flow.EachSequential"
+    aliases = (LEGACY + "EachSequential",)
+    values_key = "value"
+
+
+@register
+class EachParallel(_Each):
+    type_name = "io.kestra.plugin.core.flow.EachParallel"
+    aliases = (LEGACY + "EachParallel",)
+    values_key = "value"
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+
+
+@register
+class Dag(_ListFlowable):
+    """Children start when every task they `dependsOn` has ended."""
+
+    type_name = "io.kestra.plugin.core.flow.Dag"
+    aliases = (LEGACY + "Dag",)
+
+    @classmethod
+    def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        items = spec.get("tasks") or []
+        out: dict[str, Any] = {"tasks": [i.get("task") if isinstance(i, dict) else i for i in items]}
+        if spec.get("errors") is not None:
+            out["errors"] = spec["errors"]
+        return out
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec)
+        items = [i for i in spec.get("tasks") or [] if isinstance(i, dict)]
+        ids = {(i.get("task") or {}).get("id") for i in items if isinstance(i.get("task"), dict)}
+        for n, item in enumerate(items):
+            if not isinstance(item.get("task"), dict):
+                problems.append(f"tasks[{n}].task: required (Dag items are {{task, dependsOn}})")
+            for dep in item.get("dependsOn") or []:
+                if dep not in ids:
+                    problems.append(f"tasks[{n}].dependsOn: unknown task `{dep}`")
+        if not problems and _has_cycle(items):
+            problems.append("tasks: dependsOn forms a cycle")
+        return problems
+
+    def _depends(self) -> dict[str, list[str]]:
+        return {i["task"]["id"]: list(i.get("dependsOn") or []) for i in self.spec.get("tasks") or []}
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        depends = self._depends()
+
+        def ready(task: ResolvedTask, runs: list[TaskRun]) -> bool:
+            done = {r.task_id for r in runs if r.state.current.is_terminated()}
+            return all(dep in done for dep in depends.get(task.task.id, []))
+
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready)
+
+
+def _has_cycle(items: list[dict[str, Any]]) -> bool:
+    graph = {i["task"]["id"]: list(i.get("dependsOn") or []) for i in items}
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(node: str) -> bool:
+        if node in done:
+            return False
+        if node in visiting:
+            return True
+        visiting.add(node)
+        cyclic = any(visit(dep) for dep in graph.get(node, []))
+        visiting.discard(node)
+        done.add(node)
+        return cyclic
+
+    return any(visit(node) for node in graph)
+
+
+@register
+class Pause(_ListFlowable):
+    """Pause the execution until resumed, or until `delay` passes; `timeout` fails it."""
+
+    type_name = "io.kestra.plugin.core.flow.Pause"
+    aliases = (LEGACY + "Pause",)
+    required = ()
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = []
+        for key in ("delay", "timeout"):
+            if spec.get(key) is not None:
+                try:
+                    parse_duration(spec[key])
+                except ValueError as exc:
+                    problems.append(f"{key}: {exc}")
+        return problems
+
+    def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
+        return super().resolve_nexts(view) if view.data.get("resumed") else []
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        if not view.data.get("resumed"):
+            if self.spec.get("delay") is not None:
+                view.set_timer("RESUME", parse_duration(self.spec["delay"]))
+            elif self.spec.get("timeout") is not None:
+                view.set_timer("PAUSE_TIMEOUT", parse_duration(self.spec["timeout"]))
+            return State.PAUSED
+        return super().resolve_state(view)
+
+
+@register
+class Subflow(ExecutableTask):
+    """Start an execution of another flow; by default wait for it and take its state."""
+
+    type_name = "io.kestra.plugin.core.flow.Subflow"
+    aliases = (LEGACY + "Subflow", LEGACY + "Flow")
+    required = ("namespace", "flowId")
+
+    def subflow_request(self, ctx: RunContext) -> dict[str, Any]:
+        spec = self.spec
+        labels = spec.get("labels") or {}
+        pairs = labels.items() if isinstance(labels, dict) else ((i["key"], i["value"]) for i in labels)
+        return {
+            "namespace": ctx.render(spec["namespace"]),
+            "flowId": ctx.render(spec["flowId"]),
+            "revision": spec.get("revision"),
+            "inputs": ctx.render(spec.get("inputs") or {}),
+            "labels": [(str(k), str(ctx.render(v))) for k, v in pairs],
+            "inheritLabels": bool(spec.get("inheritLabels", False)),
+            "wait": bool(spec.get("wait", True)),
+        }
+
+    def subflow_result(self, child: Execution, child_ctx: RunContext) -> tuple[State, dict[str, Any]]:
+        outputs: dict[str, Any] = {"executionId": child.id, "state": child.state.current.value}
+        extracted = self.spec.get("outputs")
+        if child.outputs:
+            outputs["outputs"] = child.outputs
+        elif extracted:
+            try:
+                rendered = child_ctx.render(extracted)
+            except KestraError as exc:
+                child_ctx.log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
+                return (State.WARNING if self.allow_failure else State.FAILED), outputs
+            outputs["outputs"] = rendered
+            outputs.update(rendered)  # pre-0.15 flows read them as outputs.<task>.<key>
+        return self._state(child.state.current), outputs
+
+    def _state(self, child_state: State) -> State:
+        transmit = bool(self.spec.get("transmitFailed", True))
+        if transmit and (child_state.is_failed() or child_state in (State.WARNING, State.PAUSED)):
+            state = State.WARNING if self.allow_failure and child_state.is_failed() else child_state
+            return State.SUCCESS if state == State.WARNING and self.allow_warning else state
+        return State.SUCCESS

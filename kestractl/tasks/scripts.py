@@ -1,0 +1,477 @@
+"""Script tasks (shell and Python `Commands`/`Script`) run as local processes.
+
+Follows Kestra's `AbstractExecScript` + `CommandsWrapper` + the `Process` task runner: one
+`interpreter` call on `set -e`, `beforeCommands` and the commands joined by new lines; stdout
+lines logged INFO, stderr lines ERROR; `::{json}::` lines carry outputs, metrics and logs (what
+the `kestra` PyPI helper prints). Kestra defaults to Docker; there is none here, so every runner
+becomes a local process and the run says so in one WARN line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from kestractl.errors import TaskError
+from kestractl.model import new_id
+from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.registry import register
+
+PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
+DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
+OUTPUT_LINE = re.compile(r"::(\{.*\})::")
+INTERNAL_URI = re.compile(r"(kestra://[-a-zA-Z0-9%._+~#=/]*)")
+POLL_SECONDS = 0.05
+KILL_GRACE_SECONDS = 1.0
+PYTHON_ENV = {"PYTHONUNBUFFERED": "true", "PIP_ROOT_USER_ACTION": "ignore",
+              "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+GLOB = {"**": ".*", "*": "[^/]*", "?": "[^/]", "{": "(?:", "}": ")", ",": "|"}
+
+
+def _text(value: Any) -> str:
+    """A property value as Kestra's Jackson would turn it into a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [_text(item) for item in value] if isinstance(value, list) else [_text(value)]
+
+
+def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) -> list[str]:
+    """`key` must be a string or a list of scalars (YAML `- echo a: b` is a map: a common slip)."""
+    value = spec.get(key)
+    if value is None:
+        return [f"{key}: required"] if required else []
+    if isinstance(value, str):
+        return [f"{key}: must not be empty"] if required and not value.strip() else []
+    if not isinstance(value, list):
+        return [f"{key}: must be a list of strings"]
+    if required and not value:
+        return [f"{key}: must not be empty"]
+    return [f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or
+            isinstance(item, dict | list)]
+
+
+def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
+    value = spec.get(key)
+    return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
+
+
+def _inside(root: Path, name: str) -> Path:
+    """A file path under the working directory; Kestra only accepts relative paths."""
+    path = (root / name).resolve()
+    if name.startswith("/") or root.resolve() not in path.parents:
+        raise TaskError(f"Invalid file (only relative path is supported) for path '{name}'")
+    return path
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Java's glob, as Kestra matches `outputFiles`: `*` stays in a folder, `**` crosses, `{a,b}`."""
+    out, depth = "", 0
+    for token in re.findall(r"\*\*|[*?{},]|[^*?{},]+", pattern):
+        literal = token in ",}" and not depth
+        depth += {"{": 1, "}": -1}.get(token, 0) if not literal else 0
+        out += re.escape(token) if literal or token not in GLOB else GLOB[token]
+    return re.compile(out)
+
+
+def _files_under(root: Path) -> list[tuple[str, Path]]:
+    """Every file below `root` with its relative POSIX name, in a stable order."""
+    return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+class _LineConsumer:
+    """Kestra's `DefaultLogConsumer`: logs each line or applies its `::{json}::` payload; counts lines."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.vars: dict[str, Any] = {}
+        self.stdout_count = 0
+        self.stderr_count = 0
+
+    def accept(self, is_stderr: bool, line: str) -> None:
+        if is_stderr:
+            self.stderr_count += 1
+        else:
+            self.stdout_count += 1
+        match = OUTPUT_LINE.fullmatch(line)
+        if match is None:
+            self.ctx.log("ERROR" if is_stderr else "INFO", line)
+            return
+        try:
+            self._apply(json.loads(match.group(1)))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            self.ctx.log("WARN", f"Invalid outputs '{err}'")
+
+    def _apply(self, payload: dict[str, Any]) -> None:
+        self.vars.update(payload.get("outputs") or {})
+        for metric in payload.get("metrics") or []:
+            kind = metric.get("type", "counter")
+            self.ctx.metric(metric["name"], kind, float(metric["value"]), metric.get("tags"))
+        for entry in payload.get("logs") or []:
+            self.ctx.log(str(entry.get("level", "INFO")), _text(entry.get("message", "")))
+
+
+def _read_lines(stream: IO[bytes], is_stderr: bool, lines: queue.Queue[tuple[bool, str] | None]) -> None:
+    """Reader thread: hands lines to the task's thread, which alone talks to the RunContext."""
+    with stream:
+        for raw in iter(stream.readline, b""):
+            lines.put((is_stderr, raw.decode("utf-8", "replace").rstrip("\r\n")))
+    lines.put(None)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole process group (children too), then SIGKILL what is left after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=KILL_GRACE_SECONDS)
+
+
+def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as err:
+        raise TaskError(f'Cannot run program "{argv[0]}": {err.strerror}') from err
+
+
+def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
+                ) -> tuple[int, _LineConsumer]:
+    """Run until the process and its output end; kill its group and raise `Killed` when asked to stop."""
+    proc = _start(argv, cwd, env)
+    lines: queue.Queue[tuple[bool, str] | None] = queue.Queue()
+    for stream, is_stderr in ((proc.stdout, False), (proc.stderr, True)):
+        threading.Thread(target=_read_lines, args=(stream, is_stderr, lines), daemon=True).start()
+    consumer, open_streams = _LineConsumer(ctx), 2
+    while open_streams or proc.poll() is None:
+        if ctx.stop.is_set():
+            ctx.log("WARN", f"Killing process {proc.pid}")
+            _kill_group(proc)
+            raise Killed()
+        try:
+            item = lines.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if item is None:
+            open_streams -= 1
+        else:
+            consumer.accept(*item)
+    code = proc.wait()
+    return (128 - code if code < 0 else code), consumer  # killed by signal N: 128+N, as Java reports it
+
+
+class ExecScript(RunnableTask):
+    """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
+
+    container_image: ClassVar[str] = "ubuntu"
+    default_runner: ClassVar[str] = DOCKER_RUNNER
+    fail_fast_key: ClassVar[tuple[str, str]] = ("failFast", "set -e")
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = cls.own_problems(spec)
+        problems += _strings_problems(spec, "beforeCommands") + _strings_problems(spec, "outputFiles")
+        problems += _strings_problems(spec, "interpreter")
+        problems += _type_problems(spec, "env", (dict,), "a map")
+        problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
+        problems += _type_problems(spec, "taskRunner", (dict,), "a map with a type")
+        for key in ("failFast", "warningOnStdErr", "outputDirectory", "exitOnFailed", "virtualEnv"):
+            problems += _type_problems(spec, key, (bool,), "a boolean")
+        if spec.get("runner") is not None and str(spec["runner"]).upper() not in ("PROCESS", "DOCKER"):
+            problems.append("runner: must be PROCESS or DOCKER")
+        return problems
+
+    @classmethod
+    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
+        return _strings_problems(spec, "commands", required=True)
+
+    def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        """The task's own command lines (rendered later with the whole command)."""
+        return _as_list(self.props.get("commands"))
+
+    def extra_env(self) -> dict[str, str]:
+        return {}
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        self._warn_when_not_process(ctx)
+        wd = ctx.working_directory()
+        variables = self._prepare(ctx, wd)
+        exit_code, consumer = run_process(ctx, self._argv(ctx, wd, variables), wd, self._env(ctx, variables))
+        if exit_code != 0:
+            raise TaskError(f"Command failed with exit code {exit_code}")
+        if self._flag(ctx, "warningOnStdErr", True) and consumer.stderr_count:
+            ctx.mark_warning()
+        outputs: dict[str, Any] = {"vars": consumer.vars, "exitCode": exit_code,
+                                   "stdOutLineCount": consumer.stdout_count,
+                                   "stdErrLineCount": consumer.stderr_count}
+        files = self.collect_outputs(ctx, wd, variables)
+        if "outputDir" in variables:
+            files.update({n: ctx.put_file(p, n) for n, p in _files_under(Path(variables["outputDir"]))})
+        return {**outputs, **self.files_outputs(files)} if files else outputs
+
+    def _prepare(self, ctx: RunContext, wd: Path) -> dict[str, Any]:
+        """Lay out the working directory; returns the extra variables commands are rendered with."""
+        variables: dict[str, Any] = {"workingDir": str(wd)}
+        self._make_output_dir(wd, variables)
+        self._write_input_files(ctx, wd, variables)
+        variables.update(self.prepare_outputs(wd))
+        return variables
+
+    def _prop(self, ctx: RunContext, key: str, variables: dict[str, Any] | None = None) -> Any:
+        value = self.props.get(key)
+        return None if value is None else ctx.render(value, variables)
+
+    def _flag(self, ctx: RunContext, key: str, default: bool) -> bool:
+        value = self._prop(ctx, key)
+        if value is None:
+            return default
+        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+
+    def _requested_runner(self) -> str:
+        runner, task_runner = self.props.get("runner"), self.props.get("taskRunner")
+        if runner is not None:
+            return PROCESS_RUNNER if str(runner).upper() == "PROCESS" else DOCKER_RUNNER
+        if isinstance(task_runner, dict) and task_runner.get("type"):
+            return str(task_runner["type"])
+        return self.default_runner
+
+    def _warn_when_not_process(self, ctx: RunContext) -> None:
+        """Kestra would start a container (its default) or a remote job; here it is always a process."""
+        runner = self._requested_runner()
+        if runner == PROCESS_RUNNER:
+            return
+        message = f"Task runner '{runner}' is not available in kestractl: running as a local process"
+        if runner == DOCKER_RUNNER:
+            docker = self.props.get("docker")
+            docker_image = docker.get("image") if isinstance(docker, dict) else None
+            image = docker_image or self.props.get("containerImage") or self.container_image
+            message += f" instead of in a container of image '{ctx.render(image)}'"
+        ctx.log("WARN", message)
+
+    def _make_output_dir(self, wd: Path, variables: dict[str, Any]) -> None:
+        """Kestra's deprecated `{{ outputDir }}`: on with `outputDirectory: true` or the legacy `runner`."""
+        enabled = self.props.get("outputDirectory")
+        if enabled or (enabled is None and self.props.get("runner") is not None):
+            path = wd / new_id()
+            path.mkdir()
+            variables["outputDir"] = str(path)
+
+    def _write_input_files(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> None:
+        for name, content in self._input_files(ctx, variables).items():
+            target = _inside(wd, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if content.startswith("kestra://"):
+                target.write_bytes(ctx.storage.read_bytes(content))
+            else:
+                target.write_bytes(content.encode("utf-8"))
+
+    def _input_files(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
+        """`inputFiles` as a map (or a JSON string of one), keys and values rendered, nulls dropped."""
+        files = self.props.get("inputFiles") or {}
+        if isinstance(files, str):
+            try:
+                files = json.loads(ctx.render(files, variables))
+            except ValueError as err:
+                raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
+        return {_text(ctx.render(k, variables)): _text(ctx.render(v, variables))
+                for k, v in files.items() if v is not None}
+
+    def _argv(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        """Kestra's `ScriptService.scriptCommands`, rendered, `kestra://` URIs swapped for local copies."""
+        key, errexit = self.fail_fast_key
+        lines = [errexit] if self._flag(ctx, key, True) else []
+        lines += _as_list(self.props.get("beforeCommands")) + self.commands(ctx, wd, variables)
+        argv = [*self.interpreter(), "\n".join(lines)]
+        return [localize_uris(ctx, wd, _text(ctx.render(part, variables))) for part in argv]
+
+    def interpreter(self) -> list[str]:
+        value = self.props.get("interpreter", ["/bin/sh", "-c"])
+        if isinstance(value, str):  # legacy Bash: `interpreter` + `interpreterArgs`
+            return [value, *_as_list(self.props.get("interpreterArgs", ["-c"]))]
+        return _as_list(value)
+
+    def _env(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
+        env = {**os.environ, **self.extra_env()}
+        for key, value in (self.props.get("env") or {}).items():
+            env[_text(ctx.render(key, variables))] = _text(ctx.render(value, variables))
+        env["WORKING_DIR"] = variables["workingDir"]
+        if "outputDir" in variables:
+            env["OUTPUT_DIR"] = variables["outputDir"]
+        return env
+
+    def prepare_outputs(self, wd: Path) -> dict[str, Any]:
+        """Variables the commands may use for their output files (legacy tasks only)."""
+        return {}
+
+    def collect_outputs(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> dict[str, str]:
+        """Files in the working directory matching an `outputFiles` glob, stored by relative name."""
+        patterns = [_glob_regex(p.lstrip("/")) for p in _as_list(self._prop(ctx, "outputFiles", variables))]
+        if not patterns:
+            return {}
+        return {name: ctx.put_file(path, name) for name, path in _files_under(wd)
+                if any(pattern.fullmatch(name) for pattern in patterns)}
+
+    def files_outputs(self, files: dict[str, str]) -> dict[str, Any]:
+        return {"outputFiles": files}
+
+
+def localize_uris(ctx: RunContext, wd: Path, text: str) -> str:
+    """Kestra's `replaceInternalStorage`: each `kestra://` URI becomes a local copy's path."""
+
+    def fetch(match: re.Match[str]) -> str:
+        fd, name = tempfile.mkstemp(dir=wd)
+        with os.fdopen(fd, "wb") as out:
+            out.write(ctx.storage.read_bytes(match.group(1)))
+        return name
+
+    return INTERNAL_URI.sub(fetch, text)
+
+
+def python_command() -> str:
+    """`python` as Kestra writes it, when `python_env`'s PATH makes it ours; else our full path."""
+    here = Path(sys.executable).parent
+    return "python" if (here / "python").exists() else shlex.quote(sys.executable)
+
+
+def python_env() -> dict[str, str]:
+    """Kestra's Python variables, and the folder of the interpreter running kestractl first on PATH.
+
+    So `python main.py` and `pip` mean this interpreter unless the flow changes PATH (or a venv).
+    """
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**PYTHON_ENV, "PATH": path}
+
+
+class _PythonEnv(ExecScript):
+    container_image = "ghcr.io/kestra-io/kestrapy:latest"
+
+    def extra_env(self) -> dict[str, str]:
+        return python_env()
+
+
+class _ScriptTask(ExecScript):
+    @classmethod
+    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
+        script = spec.get("script")
+        if script is None:
+            return ["script: required"]
+        if not isinstance(script, str):
+            return ["script: must be a string"]
+        return [] if script.strip() else ["script: must not be empty"]
+
+
+@register
+class ShellCommands(ExecScript):
+    type_name = "io.kestra.plugin.scripts.shell.Commands"
+
+
+@register
+class ShellScript(_ScriptTask):
+    """The script text is the interpreter's argument, as in Kestra's shell `Script`."""
+
+    type_name = "io.kestra.plugin.scripts.shell.Script"
+
+    def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        return [_text(self.props["script"])]
+
+
+@register
+class PythonCommands(_PythonEnv):
+    type_name = "io.kestra.plugin.scripts.python.Commands"
+
+
+@register
+class PythonScript(_ScriptTask, _PythonEnv):
+    """The script is rendered into a `.py` file in the working directory and run with `python`."""
+
+    type_name = "io.kestra.plugin.scripts.python.Script"
+
+    def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        source = localize_uris(ctx, wd, _text(ctx.render(self.props["script"], variables)))
+        fd, name = tempfile.mkstemp(suffix=".py", dir=wd)
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.encode("utf-8"))
+        return [f"{python_command()} {shlex.quote(name)}"]
+
+
+@register
+class Bash(ExecScript):
+    """Legacy `io.kestra.core.tasks.scripts.Bash`: runs as a process; `outputFiles` names temp files.
+
+    `echo 1 >> {{ outputFiles.first }}` writes a file the task stores as output `outputFiles.first`.
+    """
+
+    type_name = "io.kestra.core.tasks.scripts.Bash"
+    default_runner = PROCESS_RUNNER
+    fail_fast_key = ("exitOnFailed", "set -o errexit")
+
+    def prepare_outputs(self, wd: Path) -> dict[str, Any]:
+        names = [*_as_list(self.props.get("outputFiles")), *_as_list(self.props.get("outputsFiles")),
+                 *_as_list(self.props.get("files"))]
+        temp = {}
+        for name in names:
+            _inside(wd, name)
+            fd, path = tempfile.mkstemp(prefix=f"{name}_".rjust(3, "_"), suffix=".tmp", dir=wd)
+            os.close(fd)
+            temp[name] = path
+        return {"outputFiles": temp, "temp": temp} if temp else {}
+
+    def collect_outputs(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> dict[str, str]:
+        temp: dict[str, str] = variables.get("outputFiles", {})
+        return {name: ctx.put_file(Path(path)) for name, path in temp.items()}
+
+    def files_outputs(self, files: dict[str, str]) -> dict[str, Any]:
+        return {"outputFiles": files, "files": files}
+
+
+@register
+class LegacyPython(Bash):
+    """Legacy `io.kestra.core.tasks.scripts.Python`: `main.py` from `inputFiles`, in a virtualenv."""
+
+    type_name = "io.kestra.core.tasks.scripts.Python"
+    default_commands: ClassVar[list[str]] = ["./bin/python main.py"]
+
+    @classmethod
+    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
+        return _strings_problems(spec, "commands") + _strings_problems(spec, "requirements")
+
+    def extra_env(self) -> dict[str, str]:
+        return python_env()
+
+    def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        commands = _as_list(self.props.get("commands")) or self.default_commands
+        if commands == self.default_commands and not (wd / "main.py").exists():
+            raise TaskError("Invalid input files structure, expecting inputFiles property to contain "
+                            "at least a main.py key with python code value.")
+        args = " ".join(_as_list(self.props.get("args")))
+        return self._venv_commands(ctx) + [f"{command} {args}".rstrip() for command in commands]
+
+    def _venv_commands(self, ctx: RunContext) -> list[str]:
+        if not self._flag(ctx, "virtualEnv", True):
+            return []
+        python = self.props.get("pythonPath") or python_command()
+        lines = [f"{python} -m venv --system-site-packages . > /dev/null"]
+        requirements = _as_list(self.props.get("requirements"))
+        if requirements:
+            lines += ["./bin/pip install pip --upgrade > /dev/null",
+                      f"./bin/pip install {' '.join(requirements)} > /dev/null"]
+        return lines

@@ -1,0 +1,41 @@
+"""Deploy-time checks for a flow's `triggers:` (the server acts on them; the parser only validates)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
+FLOW = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
+OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", "io.kestra.plugin.core.http.Trigger")
+TRIGGER_TYPES = frozenset(SCHEDULE + FLOW + WEBHOOK + OTHER)
+
+
+def validate_trigger(item: Any) -> list[str]:
+    """Problems as `field: reason`; an empty list means the trigger is valid."""
+    if not isinstance(item, Mapping):
+        return ["id: a trigger must be a mapping with id and type"]
+    problems = [f"{key}: required" for key in ("id", "type") if not item.get(key)]
+    kind = item.get("type")
+    if kind and kind not in TRIGGER_TYPES:
+        problems.append(f"type: unknown trigger type `{kind}`")
+    if kind in SCHEDULE:
+        problems += _schedule_problems(item)
+    if kind in WEBHOOK and not item.get("key"):
+        problems.append("key: required for a Webhook trigger")
+    return problems
+
+
+def _schedule_problems(item: Mapping[str, Any]) -> list[str]:
+    cron = item.get("cron")
+    if not cron:
+        return ["cron: required for a Schedule trigger"]
+    from croniter import croniter
+
+    nicknames = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+    if str(cron).strip() in nicknames:
+        return []
+    if not croniter.is_valid(str(cron)):
+        return [f"cron: `{cron}` is not a valid cron expression"]
+    return []

@@ -1,0 +1,97 @@
+"""The engine through real flows: flowables, outputs nesting, retries, timeouts, allowFailure, subflows."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import Cli, runs, state
+
+
+def test_nested_foreach_outputs_nest_by_value_and_current_each_output(cli: Cli) -> None:
+    cli.deploy("flowables.yaml")
+    code, execution = cli.execute("tests", "flowables")
+    assert code == 0, execution
+    assert state(execution) == "SUCCESS"
+    pairs = sorted(r["outputs"]["value"] for r in runs(execution, "pair"))
+    assert pairs == ["x1", "x2", "y1", "y2"]
+    assert sorted(r["outputs"]["value"] for r in runs(execution, "again")) == ["x1!", "x2!", "y1!", "y2!"]
+    assert {r["value"] for r in runs(execution, "inner")} == {"x", "y"}
+    assert runs(execution, "case-b")[0]["outputs"]["value"] == "y2"
+    assert runs(execution, "pick")[0]["outputs"] == {"value": "b", "defaults": False}
+    assert runs(execution, "yes") and not runs(execution, "no")
+    assert runs(execution, "second")[0]["outputs"]["value"] == "12"
+
+
+def test_switch_defaults_and_if_else(cli: Cli) -> None:
+    cli.deploy("flowables.yaml")
+    _, execution = cli.execute("tests", "flowables", "--input", "choice=zzz")
+    assert runs(execution, "fallback")[0]["outputs"]["value"] == "default"
+    assert runs(execution, "pick")[0]["outputs"]["defaults"] is True
+    assert runs(execution, "no") and not runs(execution, "yes")
+
+
+def test_retry_adds_attempts_to_the_same_task_run_then_errors_run(cli: Cli) -> None:
+    cli.deploy("retry.yaml")
+    code, execution = cli.execute("tests", "retry")
+    assert code == 1 and state(execution) == "FAILED"
+    flaky = runs(execution, "flaky")[0]
+    assert state(flaky) == "SUCCESS"
+    assert [a["state"]["current"] for a in flaky["attempts"]] == ["FAILED", "FAILED", "SUCCESS"]
+    assert "RETRYING" in [h["state"] for h in flaky["state"]["histories"]]
+    exhausted = runs(execution, "exhausted")[0]
+    assert len(exhausted["attempts"]) == 2 and state(exhausted) == "FAILED"
+    assert state(runs(execution, "handler")[0]) == "SUCCESS"
+
+
+def test_timeout_kills_a_shell_task_and_fails_it(cli: Cli) -> None:
+    cli.deploy("timeout.yaml")
+    started = time.monotonic()
+    code, execution = cli.execute("tests", "timeout")
+    assert time.monotonic() - started < 5
+    assert code == 1
+    assert state(runs(execution, "slow")[0]) == "FAILED"
+    assert not runs(execution, "never")
+    logs = cli("executions", "logs", execution["id"]).stdout
+    assert "Timeout after PT0.5S" in logs
+
+
+def test_allow_failure_run_if_and_disabled(cli: Cli) -> None:
+    cli.deploy("allow-failure.yaml")
+    code, execution = cli.execute("tests", "allow-failure")
+    assert code == 0 and state(execution) == "WARNING"
+    assert state(runs(execution, "broken")[0]) == "WARNING"
+    assert state(runs(execution, "skipped")[0]) == "SKIPPED"
+    assert runs(execution, "after")[0]["outputs"]["value"] == "still ran"
+    assert not runs(execution, "off")
+
+
+def test_parallel_branches_run_concurrently(cli: Cli) -> None:
+    cli.deploy("parallel-sleep.yaml")
+    started = time.monotonic()
+    code, execution = cli.execute("tests", "parallel-sleep")
+    elapsed = time.monotonic() - started
+    assert code == 0 and state(execution) == "SUCCESS"
+    assert elapsed < 1.8, f"two 1 s branches took {elapsed:.2f} s"
+
+
+def test_shell_and_python_outputs_flow_into_expressions(cli: Cli) -> None:
+    cli.deploy("shell.yaml")
+    code, execution = cli.execute("tests", "shell", "--input", "name=kestra")
+    assert code == 0, execution
+    assert runs(execution, "sh")[0]["outputs"]["vars"] == {"greeted": "kestra"}
+    assert runs(execution, "show")[0]["outputs"]["value"] == "kestra 6 0"
+    assert "hello kestra" in cli("executions", "logs", execution["id"]).stdout
+
+
+def test_subflow_outputs_and_failure_transmission(cli: Cli) -> None:
+    cli.deploy("child.yaml", "parent.yaml")
+    code, execution = cli.execute("tests", "parent", "--input", "n=4")
+    assert code == 0, execution
+    call = runs(execution, "call")[0]
+    assert call["outputs"]["state"] == "SUCCESS" and call["outputs"]["outputs"] == {"doubled": 8}
+    assert runs(execution, "report")[0]["outputs"]["value"] == "8"
+    child = cli("executions", "show", call["outputs"]["executionId"], "--json")
+    labels = {label["key"]: label["value"] for label in __import__("json").loads(child.stdout)["labels"]}
+    assert labels["system.correlationId"] == execution["id"] and labels["owner"] == "child"
+    code, failed = cli.execute("tests", "parent", "--input", "n=11")
+    assert code == 1 and state(runs(failed, "call")[0]) == "FAILED"

@@ -1,0 +1,296 @@
+"""Script tasks run real subprocesses: logs, outputs, files, failure, kill."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kestractl.errors import TaskError
+from kestractl.model import Execution, Flow, LogEntry, TaskRun
+from kestractl.storage import Storage
+from kestractl.tasks import registry
+from kestractl.tasks.base import Killed, RunContext, Task
+from kestractl.tasks.scripts import (
+    Bash,
+    LegacyPython,
+    PythonCommands,
+    PythonScript,
+    ShellCommands,
+    ShellScript,
+)
+
+SCRIPT_TASKS = (ShellCommands, ShellScript, PythonCommands, PythonScript, Bash, LegacyPython)
+TYPES = {cls.type_name: cls for cls in SCRIPT_TASKS}
+SHELL = ShellCommands.type_name
+PROCESS = {"type": "io.kestra.plugin.core.runner.Process"}
+
+
+def render(value: Any, variables: dict[str, Any]) -> Any:
+    """Just enough of `{{ a.b }}` to check which variables the tasks pass."""
+    if isinstance(value, list):
+        return [render(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, variables) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        found: Any = variables
+        for part in match.group(1).split("."):
+            found = found[part]
+        return str(found)
+
+    return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", lookup, value)
+
+
+class Run:
+    """One task run against a fresh RunContext, keeping its logs."""
+
+    def __init__(self, tmp_path: Path, spec: dict[str, Any]) -> None:
+        spec = {"id": "script", "taskRunner": PROCESS, **spec}
+        self.task: Task = TYPES[spec["type"]](spec)
+        self.logs: list[LogEntry] = []
+        self.storage = Storage(tmp_path / "storage")
+        self.ctx = RunContext(
+            flow=Flow(id="flow", namespace="company.team", tasks=[]),
+            execution=Execution(id="exec1", namespace="company.team", flow_id="flow", flow_revision=1),
+            task=self.task,
+            task_run=TaskRun(id="tr1", execution_id="exec1", task_id="script"),
+            variables={},
+            renderer=render,
+            storage=self.storage,
+            log_sink=self.logs.append,
+            working_dir=tmp_path / "wd",
+        )
+        (tmp_path / "wd").mkdir()
+
+    def __call__(self) -> dict[str, Any]:
+        result = self.task.run(self.ctx)  # type: ignore[attr-defined]
+        assert isinstance(result, dict)
+        return result
+
+    def lines(self, level: str | None = None) -> list[str]:
+        return [e.message for e in self.logs if level is None or e.level == level]
+
+
+def shell(tmp_path: Path, commands: list[str], **props: Any) -> Run:
+    return Run(tmp_path, {"type": SHELL, "commands": commands, **props})
+
+
+def test_stdout_lines_become_info_logs_in_order(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo one", "echo two", "printf 'three\\nfour\\n'"])
+    outputs = run()
+    assert run.lines("INFO") == ["one", "two", "three", "four"]
+    assert outputs == {"vars": {}, "exitCode": 0, "stdOutLineCount": 4, "stdErrLineCount": 0}
+    assert not run.ctx.warning
+
+
+def test_stderr_lines_are_error_logs_and_make_the_run_a_warning(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo out", "echo oops >&2"])
+    outputs = run()
+    assert run.lines("ERROR") == ["oops"]
+    assert outputs["stdErrLineCount"] == 1
+    assert run.ctx.warning
+
+
+def test_warning_on_stderr_can_be_switched_off(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo oops >&2"], warningOnStdErr=False)
+    run()
+    assert run.lines("ERROR") == ["oops"]
+    assert not run.ctx.warning
+
+
+def test_output_lines_set_vars_and_are_not_logged(tmp_path: Path) -> None:
+    first, second = '::{"outputs": {"a": 1}}::', '::{"outputs": {"b": [true]}}::'
+    run = shell(tmp_path, [f"echo '{first}'", f"echo '{second}'"])
+    outputs = run()
+    assert outputs["vars"] == {"a": 1, "b": [True]}
+    assert run.lines() == []
+
+
+def test_metric_and_log_lines_reach_the_context(tmp_path: Path) -> None:
+    metric = '::{"metrics": [{"name": "rows", "type": "counter", "value": 3, "tags": {"t": "x"}}]}::'
+    log = '::{"logs": [{"level": "WARN", "message": "careful"}]}::'
+    run = shell(tmp_path, [f"echo '{metric}'", f"echo '{log}'"])
+    run()
+    assert run.ctx.metrics == [{"name": "rows", "type": "counter", "value": 3.0, "tags": {"t": "x"}}]
+    assert [(e.level, e.message) for e in run.logs] == [("WARN", "careful")]
+
+
+def test_malformed_output_line_is_a_warning_log(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo '::{not json}::'"])
+    run()
+    assert run.logs[0].level == "WARN" and run.logs[0].message.startswith("Invalid outputs")
+
+
+def test_non_zero_exit_fails_with_kestras_message_after_logging(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo before", "exit 3"])
+    with pytest.raises(TaskError, match="^Command failed with exit code 3$"):
+        run()
+    assert run.lines("INFO") == ["before"]
+
+
+def test_env_before_commands_and_working_dir(tmp_path: Path) -> None:
+    run = shell(tmp_path, ['echo "$GREETING $N $FLAG"', 'echo "$WORKING_DIR"', "echo {{ workingDir }}"],
+                env={"GREETING": "hello", "N": 2, "FLAG": True}, beforeCommands=["echo first"])
+    run()
+    wd = str(tmp_path / "wd")
+    assert run.lines("INFO") == ["first", "hello 2 true", wd, wd]
+
+
+def test_fail_fast_stops_at_the_first_failing_command(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["false", "echo after"])
+    with pytest.raises(TaskError):
+        run()
+    assert run.lines() == []
+
+
+def test_without_fail_fast_the_last_command_decides(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["false", "echo after"], failFast=False)
+    assert run()["exitCode"] == 0
+    assert run.lines() == ["after"]
+
+
+def test_input_files_and_output_files_round_trip_through_storage(tmp_path: Path) -> None:
+    uri = Storage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.csv", b"a,b\n")
+    run = shell(tmp_path, ["cat data.csv conf/note.txt > out.txt", "mkdir -p sub && echo x > sub/deep.txt"],
+                inputFiles={"data.csv": uri, "conf/note.txt": "note\n"}, outputFiles=["*.txt", "**/deep.txt"])
+    outputs = run()
+    assert set(outputs["outputFiles"]) == {"out.txt", "sub/deep.txt"}
+    assert run.storage.read_bytes(outputs["outputFiles"]["out.txt"]) == b"a,b\nnote\n"
+    assert run.storage.read_bytes(outputs["outputFiles"]["sub/deep.txt"]) == b"x\n"
+
+
+def test_internal_storage_uris_in_commands_become_local_files(tmp_path: Path) -> None:
+    uri = Storage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.txt", b"stored\n")
+    run = shell(tmp_path, [f"cat {uri}"])
+    run()
+    assert run.lines("INFO") == ["stored"]
+
+
+def test_input_file_outside_the_working_dir_is_refused(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["true"], inputFiles={"../escape.txt": "x"})
+    with pytest.raises(TaskError, match="only relative path"):
+        run()
+
+
+def test_shell_script_runs_with_the_interpreter(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": ShellScript.type_name, "script": "for i in 1 2; do echo $i; done"})
+    run()
+    assert run.lines("INFO") == ["1", "2"]
+
+
+def test_python_script_prints_with_this_interpreter(tmp_path: Path) -> None:
+    script = "import sys\nprint('hi')\nprint(sys.executable)"
+    run = Run(tmp_path, {"type": PythonScript.type_name, "script": script})
+    run()
+    assert run.lines("INFO")[0] == "hi"
+    assert Path(run.lines("INFO")[1]).parent == Path(sys.executable).parent
+
+
+def test_python_commands_find_python(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": "io.kestra.plugin.scripts.python.Commands", "commands": ["python main.py"],
+                         "inputFiles": {"main.py": "print(6 * 7)"}})
+    run()
+    assert run.lines("INFO") == ["42"]
+
+
+def test_python_script_outputs_with_the_kestra_package(tmp_path: Path) -> None:
+    pytest.importorskip("kestra")
+    script = "from kestra import Kestra\nKestra.outputs({'x': 1})\nKestra.counter('n', 5, {'k': 'v'})"
+    run = Run(tmp_path, {"type": PythonScript.type_name, "script": script})
+    outputs = run()
+    assert outputs["vars"] == {"x": 1}
+    assert run.ctx.metrics[0]["name"] == "n" and run.ctx.metrics[0]["value"] == 5.0
+
+
+def test_docker_runner_falls_back_to_a_process_with_one_warning(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": SHELL, "commands": ["echo ok"], "taskRunner": None})
+    run()
+    warnings = run.lines("WARN")
+    assert len(warnings) == 1 and "local process" in warnings[0] and "ubuntu" in warnings[0]
+    assert run.lines("INFO") == ["ok"]
+
+
+def test_legacy_bash_output_files_are_temp_files_named_by_key(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": "io.kestra.core.tasks.scripts.Bash", "taskRunner": None,
+                         "outputFiles": ["first"], "commands": ["echo 1 >> {{ outputFiles.first }}"]})
+    outputs = run()
+    assert run.storage.read_bytes(outputs["outputFiles"]["first"]) == b"1\n"
+    assert outputs["files"] == outputs["outputFiles"]
+    assert run.lines("WARN") == []
+
+
+def test_legacy_python_runs_main_py(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": "io.kestra.core.tasks.scripts.Python", "virtualEnv": False,
+                         "commands": ["python main.py"], "args": ["a", "b"],
+                         "inputFiles": {"main.py": "import sys; print(sys.argv[1:])"}})
+    run()
+    assert run.lines("INFO") == ["['a', 'b']"]
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for its new parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_stop_kills_the_process_group_and_raises_killed(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["sh -c 'sleep 30 & echo $!; wait'"])
+    caught: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run()
+        except BaseException as err:  # noqa: B036 - the test reports what the thread raised
+            caught.append(err)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not run.lines("INFO") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = int(run.lines("INFO")[0])
+    started = time.monotonic()
+    run.ctx.stop.set()
+    thread.join(timeout=3)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert caught and isinstance(caught[0], Killed)
+    time.sleep(0.1)
+    assert not _alive(child)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problems"),
+    [
+        ({"type": SHELL}, ["commands: required"]),
+        ({"type": SHELL, "commands": []}, ["commands: must not be empty"]),
+        ({"type": SHELL, "commands": ["ok", {"echo a": "b"}]}, ["commands[1]: must be a string"]),
+        ({"type": SHELL, "commands": "echo one"}, []),
+        ({"type": ShellScript.type_name}, ["script: required"]),
+        ({"type": PythonScript.type_name, "script": "  "}, ["script: must not be empty"]),
+        ({"type": SHELL, "commands": ["x"], "env": ["A=1"], "failFast": "yes", "runner": "K8S"},
+         ["env: must be a map", "failFast: must be a boolean", "runner: must be PROCESS or DOCKER"]),
+    ],
+)
+def test_validate_names_each_problem(spec: dict[str, Any], problems: list[str]) -> None:
+    assert TYPES[spec["type"]].validate({"id": "t", **spec}) == problems
+
+
+def test_each_kestra_name_is_registered() -> None:
+    names = {"io.kestra.plugin.scripts.shell.Commands", "io.kestra.plugin.scripts.shell.Script",
+             "io.kestra.plugin.scripts.python.Commands", "io.kestra.plugin.scripts.python.Script",
+             "io.kestra.core.tasks.scripts.Bash", "io.kestra.core.tasks.scripts.Python"}
+    assert set(TYPES) == names
+    # The registry's own table: `resolve` would also import every other task module.
+    assert all(registry._TYPES[name] is cls for name, cls in TYPES.items())
