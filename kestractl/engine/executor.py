@@ -40,8 +40,10 @@ class Executor:
         self.flow = flow
         self.tasks = {t.id: t for top in [*flow.tasks, *flow.errors] for t in top.walk()}
         self._context = context
+        self._indexes: dict[str, RunIndex] = {}
 
-    def step(self, execution: Execution, now: datetime | None = None) -> Step:
+    def step(self, execution: Execution, touched: list[TaskRun] | None = None, now: datetime | None = None) -> Step:
+        """Decide what follows from `touched` runs (changed since the last step); None: look at everything."""
         now = now or utcnow()
         step = Step()
         current = execution.state.current
@@ -52,46 +54,83 @@ class Executor:
             return step
         if execution.state.current.is_terminated():
             return step
-        while self._pass(execution, step, now):
-            pass
-        self._maybe_pause(execution, step, now)
+        index = self._index(execution)
+        if touched is None:
+            to_start = [r for r in execution.task_runs if r.state.current.is_created()]
+            dirty = {None, *(r.id for r in execution.task_runs
+                             if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable)}
+        else:
+            to_start = [r for r in touched if r.state.current.is_created()]
+            dirty = {r.parent_task_run_id for r in touched}
+            dirty |= {r.id for r in touched if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable}
+        self._work(execution, index, to_start, dirty, step, now)
+        if not step.dispatch and not step.subflows:
+            self._maybe_pause(execution, step, now)
         return step
 
-    def _pass(self, execution: Execution, step: Step, now: datetime) -> bool:
-        """One walk over the runs; True when something changed and another walk may decide more."""
-        index = RunIndex(execution)
-        progress = False
-        for run in reversed(execution.task_runs):
+    def _index(self, execution: Execution) -> RunIndex:
+        """The run index kept between steps; rebuilt when runs were added or removed elsewhere."""
+        index = self._indexes.get(execution.id)
+        if index is None or index.size != len(execution.task_runs):
+            index = self._indexes[execution.id] = RunIndex(execution)
+        return index
+
+    def _work(
+        self, execution: Execution, index: RunIndex, to_start: list[TaskRun], dirty: set[str | None],
+        step: Step, now: datetime,
+    ) -> None:
+        """Start new runs and re-resolve the parents whose children changed, until nothing moves."""
+        while (to_start or dirty) and not execution.state.current.is_terminated():
+            while to_start:
+                run = to_start.pop(0)
+                task = self.tasks[run.task_id]
+                self._start(execution, task, run, step, now)
+                if run.state.current.is_terminated():
+                    dirty.add(run.parent_task_run_id)
+                elif task.is_flowable and run.state.current == State.RUNNING:
+                    dirty.add(run.id)
+            if not dirty:
+                break
+            parent_id = dirty.pop()
+            nexts, state_changed = self._resolve_parent(execution, index, parent_id, step, now)
+            to_start += nexts
+            if state_changed and parent_id is not None:
+                dirty.add(index.by_id[parent_id].parent_task_run_id)
+
+    def _resolve_parent(
+        self, execution: Execution, index: RunIndex, parent_id: str | None, step: Step, now: datetime
+    ) -> tuple[list[TaskRun], bool]:
+        if parent_id is not None:
+            run = index.by_id.get(parent_id)
+            if run is None or run.state.current != State.RUNNING:
+                return [], False
             task = self.tasks[run.task_id]
-            if run.state.current.is_created():
-                progress |= self._start(execution, task, run, step, now)
-            elif run.state.current == State.RUNNING and task.is_flowable:
-                progress |= self._resolve(execution, task, run, index, step, now)
-        if progress:
-            return True
+            if not task.is_flowable:
+                return [], False
+            return self._resolve(execution, task, run, index, step, now)
         view = FlowableView(execution, None, index, now)
         tasks, errors = resolve(self.flow.tasks), resolve(self.flow.errors)
         nexts = sequential_nexts(view, tasks, errors)
         for run in nexts:
-            self._add(execution, run, step)
-        if nexts:
-            return True
-        state = list_state(view, tasks, errors)
-        if state is not None:
-            self._end(execution, state, step, now)
-        return False
+            self._add(execution, run, index, step)
+        if not nexts:
+            state = list_state(view, tasks, errors)
+            if state is not None:
+                self._end(execution, state, step, now)
+        return nexts, False
 
-    def _add(self, execution: Execution, run: TaskRun, step: Step) -> None:
+    def _add(self, execution: Execution, run: TaskRun, index: RunIndex, step: Step) -> None:
         execution.task_runs.append(run)
+        index.add(run)
         step.touch(run)
 
-    def _start(self, execution: Execution, task: Task, run: TaskRun, step: Step, now: datetime) -> bool:
+    def _start(self, execution: Execution, task: Task, run: TaskRun, step: Step, now: datetime) -> None:
         step.touch(run)
         restarted = run.state.current == State.RESTARTED
         try:
             if task.run_if is not None and not is_truthy(self._context(task, run).render(task.run_if)):
                 run.state.moved(State.SKIPPED, now)
-                return True
+                return
             if task.is_flowable and not restarted:
                 outputs = task.start(self._context(task, run))  # type: ignore[attr-defined]
                 if outputs:
@@ -99,17 +138,16 @@ class Executor:
         except KestraError as exc:
             self._context(task, run).error(exc.message)
             run.state.moved(State.FAILED, now)
-            return True
+            return
         run.state.moved(State.RUNNING, now)
         if task.is_flowable:
-            return True
+            return
         run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
         (step.subflows if task.is_executable else step.dispatch).append(run)
-        return False
 
     def _resolve(
         self, execution: Execution, task: Task, run: TaskRun, index: RunIndex, step: Step, now: datetime
-    ) -> bool:
+    ) -> tuple[list[TaskRun], bool]:
         view = FlowableView(execution, run, index, now, lambda: self._context(task, run))
         try:
             nexts = task.resolve_nexts(view)  # type: ignore[attr-defined]
@@ -118,16 +156,13 @@ class Executor:
             self._context(task, run).error(exc.message)
             nexts, state = [], State.FAILED
         for child in nexts:
-            self._add(execution, child, step)
-            index.add(child)
-        if nexts:
-            return True
-        if state is None:
-            return False
+            self._add(execution, child, index, step)
+        if nexts or state is None:
+            return nexts, False
         run.state.moved(state, now)
         step.touch(run)
         step.timers += [(run.id, kind, due) for kind, due in view.timers]
-        return True
+        return [], True
 
     def _end(self, execution: Execution, state: State, step: Step, now: datetime) -> None:
         if self.flow.outputs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,24 +25,38 @@ class ResolvedTask:
     value: str | None = None
 
 
-def resolve(tasks: Iterable[Task], value: str | None = None) -> list[ResolvedTask]:
-    """Bind tasks for matching against runs, dropping disabled ones (they never get a run)."""
+@lru_cache(maxsize=65536)
+def _resolve(tasks: tuple[Task, ...], value: str | None) -> list[ResolvedTask]:
     return [ResolvedTask(t, value) for t in tasks if not t.disabled]
+
+
+def resolve(tasks: Iterable[Task], value: str | None = None) -> list[ResolvedTask]:
+    """Bind tasks for matching against runs, dropping disabled ones (they never get a run).
+
+    Cached: the executor asks for the same lists at every pass. Callers must not mutate the result.
+    """
+    return _resolve(tuple(tasks), value)
 
 
 class RunIndex:
     """Task runs of one execution grouped by parent, rebuilt once per executor pass."""
 
     def __init__(self, execution: Execution) -> None:
-        self.by_parent: dict[str | None, list[TaskRun]] = {}
+        self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
         self.by_id: dict[str, TaskRun] = {}
         for run in execution.task_runs:
-            self.by_parent.setdefault(run.parent_task_run_id, []).append(run)
-            self.by_id[run.id] = run
+            self.add(run)
+
+    @property
+    def size(self) -> int:
+        return len(self.by_id)
 
     def add(self, run: TaskRun) -> None:
-        self.by_parent.setdefault(run.parent_task_run_id, []).append(run)
+        self.by_key[(run.parent_task_run_id, run.task_id, run.value)] = run
         self.by_id[run.id] = run
+
+    def find(self, parent_id: str | None, resolved: ResolvedTask) -> TaskRun | None:
+        return self.by_key.get((parent_id, resolved.task.id, resolved.value))
 
 
 class FlowableView:
@@ -71,13 +86,9 @@ class FlowableView:
         return self.execution.state.current == State.KILLING
 
     def runs_for(self, resolved: list[ResolvedTask]) -> list[TaskRun]:
-        """Runs of these resolved tasks under this parent, in creation order."""
-        wanted = {(r.task.id, r.value) for r in resolved}
-        ids = {r.task.id for r in resolved if r.value is None}
-        return [
-            run for run in self.index.by_parent.get(self.parent_id, [])
-            if run.task_id in ids or (run.task_id, run.value) in wanted
-        ]
+        """Runs of these resolved tasks under this parent, in the order of `resolved`."""
+        parent, find = self.parent_id, self.index.find
+        return [run for run in (find(parent, r) for r in resolved) if run is not None]
 
     def new_run(self, resolved: ResolvedTask, iteration: int | None = None) -> TaskRun:
         return TaskRun(

@@ -73,6 +73,8 @@ class Active:
     executor: Executor
     positions: dict[str, int] = field(default_factory=dict)
     dirty: bool = True
+    # The first step after activation looks at every run; later ones only at what changed.
+    full: bool = True
 
 
 class Runner:
@@ -270,7 +272,8 @@ class Runner:
     def _advance(self, active: Active, touched: list[TaskRun] | None = None) -> None:
         active.dirty = False
         execution = active.execution
-        step = active.executor.step(execution)
+        step = active.executor.step(execution, None if active.full else (touched or []))
+        active.full = False
         for run in touched or []:
             step.touch(run)
         self._persist(active, step)
