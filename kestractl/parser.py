@@ -259,8 +259,9 @@ def _apply_defaults(spec: Mapping[str, Any], defaults: list[dict[str, Any]]) -> 
     merged = dict(spec)
     for default in defaults:
         dtype = str(default["type"])
-        same = dtype == spec.get("type") or (cls is not None and registry.resolve(dtype) is cls)
-        if not same and not str(spec.get("type", "")).startswith(dtype + "."):
+        names = {str(spec.get("type", ""))} | ({cls.type_name} if cls else set())
+        same = dtype in names or (cls is not None and registry.resolve(dtype) is cls)
+        if not same and not any(name.startswith(dtype + ".") for name in names):
             continue
         values = dict(default["values"])
         merged = _deep_merge(merged, values) if default.get("forced") else _deep_merge(values, merged)
@@ -329,13 +330,14 @@ def _task(
         problems.add(f"{path}.type", f"unknown task type `{type_name}`", _line(item, "type"))
         return None
     spec = _apply_defaults(item, defaults)
+    before = len(problems.items)
     for error in _common_problems(spec) + cls.validate(spec):
         field, _, reason = error.partition(":")
         problems.add(f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line)
     children = {}
     for name, child_raw in cls.child_specs(spec).items():
         children[name] = _task_list({name: child_raw}, name, f"{path}.{name}", problems, defaults, seen)
-    return cls(spec, children) if ok else None
+    return cls(spec, children) if ok and len(problems.items) == before else None
 
 
 def _common_problems(spec: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kestractl.engine.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
+from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
 from kestractl.errors import KestraError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import type_output

@@ -20,7 +20,7 @@ from kestractl.model import LogEntry, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
 
 if TYPE_CHECKING:
-    from kestractl.engine.flowable import FlowableView
+    from kestractl.tasks.flowable import FlowableView
     from kestractl.model import Execution, Flow, State, TaskRun
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")

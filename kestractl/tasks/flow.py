@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from kestractl.durations import parse_duration
-from kestractl.engine.flowable import (
+from kestractl.tasks.flowable import (
     FlowableView,
     ResolvedTask,
     grouped_nexts,

@@ -1,0 +1,65 @@
+"""The layering of DESIGN.md, checked by reading imports: lower rooms never import higher ones."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "kestractl"
+
+# Lower number = lower layer. A module may import only modules of its own layer or below.
+LAYERS = {
+    "errors": 0, "model": 0, "durations": 0,
+    "config": 1, "expressions": 1, "expressions_filters": 1, "inputs": 1, "store": 1, "storage": 1,
+    "tasks": 2, "triggers": 2,
+    "parser": 3, "deploy": 3,
+    "engine": 4,
+    "server": 5,
+    "cli": 6,
+}
+
+
+def layer(module: str) -> int:
+    parts = module.removeprefix("kestractl.").split(".")
+    for size in (2, 1):
+        key = ".".join(parts[:size])
+        if key in LAYERS:
+            return LAYERS[key]
+    return -1
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kestractl"):
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("kestractl")]
+    return found
+
+
+def test_imports_point_down_only() -> None:
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        if module in ("kestractl", "kestractl.__main__"):
+            continue
+        own = layer(module)
+        for target in imports(path):
+            if target != "kestractl" and layer(target) > own:
+                wrong.append(f"{module} imports {target}")
+    assert wrong == []
+
+
+def test_only_the_store_speaks_sql() -> None:
+    users = [p.name for p in PACKAGE.rglob("*.py") if "import sqlite3" in p.read_text()]
+    assert users == ["store.py"]
+
+
+def test_cli_start_up_does_not_import_the_engine() -> None:
+    code = "import sys, kestractl.cli.app; print(','.join(m for m in sys.modules if m.startswith(('kestractl.engine', 'jinja2', 'yaml'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -1,0 +1,134 @@
+"""Flow YAML → Flow: aliases, defaults, labels, triggers, and every problem reported with file:line."""
+
+from __future__ import annotations
+
+import pytest
+
+from kestractl.errors import ValidationError
+from kestractl.parser import parse_flow, split_documents
+from kestractl.tasks import registry
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        parse_flow(text, "f.yaml")
+    return info.value.problems
+
+
+BASE = "id: f\nnamespace: dev\ntasks:\n"
+LOG = "  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+
+
+def test_legacy_and_current_task_names_resolve_to_the_same_class() -> None:
+    pairs = [
+        ("io.kestra.core.tasks.log.Log", "io.kestra.plugin.core.log.Log"),
+        ("io.kestra.core.tasks.debugs.Return", "io.kestra.plugin.core.debug.Return"),
+        ("io.kestra.core.tasks.flows.Flow", "io.kestra.plugin.core.flow.Subflow"),
+        ("io.kestra.core.tasks.flows.EachSequential", "io.kestra.plugin.core.flow.EachSequential"),
+        ("io.kestra.core.tasks.executions.Fail", "io.kestra.plugin.core.execution.Fail"),
+    ]
+    for legacy, current in pairs:
+        assert registry.resolve(legacy) is registry.resolve(current) is not None
+
+
+def test_a_valid_flow_parses_with_labels_inputs_variables_and_outputs() -> None:
+    flow = parse_flow(
+        BASE + LOG + "labels:\n  team: data\n  on: yes\ninputs:\n  - name: x\n    type: INT\n    defaults: 3\n"
+        "variables:\n  v: 1\noutputs:\n  - id: o\n    type: STRING\n    value: '{{ inputs.x }}'\n"
+    )
+    assert (flow.namespace, flow.id) == ("dev", "f")
+    assert flow.labels == [("team", "data"), ("on", "yes")]
+    assert flow.inputs[0].id == "x" and flow.inputs[0].defaults == 3
+    assert flow.variables == {"v": 1}
+    assert flow.outputs[0].id == "o"
+
+
+def test_labels_as_a_list_of_key_values() -> None:
+    flow = parse_flow(BASE + LOG + "labels:\n  - key: a\n    value: b\n")
+    assert flow.labels == [("a", "b")]
+
+
+def test_plugin_defaults_fill_missing_properties_unless_forced() -> None:
+    flow = parse_flow(
+        BASE + "  - id: a\n    type: io.kestra.core.tasks.log.Log\n"
+        "  - id: b\n    type: io.kestra.plugin.core.log.Log\n    message: own\n    level: INFO\n"
+        "taskDefaults:\n  - type: io.kestra.plugin.core.log.Log\n    values:\n      message: default\n"
+        "  - type: io.kestra.plugin.core.log\n    forced: true\n    values:\n      level: WARN\n"
+    )
+    first, second = flow.tasks
+    assert first.spec["message"] == "default" and first.spec["level"] == "WARN"
+    assert second.spec["message"] == "own" and second.spec["level"] == "WARN"
+
+
+def test_every_problem_is_reported_with_its_line() -> None:
+    found = problems(
+        "id: bad id\nnamespace: Dev\nunknown: 1\ntasks:\n"
+        "  - id: a\n    type: io.kestra.plugin.core.log.Log\n"
+        "  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+        "  - type: io.kestra.plugin.core.log.Log\n    message: x\n"
+        "  - id: c\n    type: com.example.Nope\n"
+        "  - id: d\n    type: io.kestra.plugin.core.debug.Return\n    timeout: soon\n"
+    )
+    assert "f.yaml:1: id: `bad id` does not match ^[a-zA-Z0-9][a-zA-Z0-9._-]*$" in found
+    assert "f.yaml:2: namespace: `Dev` does not match ^[a-z0-9][a-z0-9._-]*$" in found
+    assert "f.yaml:3: unknown: unknown property" in found
+    assert "f.yaml:5: tasks[0].message: required" in found
+    assert "f.yaml:7: tasks[1].id: duplicate task id `a` (first used at tasks[0])" in found
+    assert "f.yaml:10: tasks[2].id: required" in found
+    assert "f.yaml:13: tasks[3].type: unknown task type `com.example.Nope`" in found
+    assert any(p.startswith("f.yaml:16: tasks[4].timeout:") for p in found)
+
+
+def test_nested_task_problems_carry_their_full_path() -> None:
+    found = problems(
+        BASE + "  - id: p\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
+        "      - id: inner\n        type: io.kestra.plugin.core.flow.If\n        condition: 'true'\n"
+        "        then:\n          - id: deep\n            type: nope\n"
+    )
+    assert found == ["f.yaml:12: tasks[0].tasks[0].then[0].type: unknown task type `nope`"]
+
+
+def test_missing_tasks_and_empty_document() -> None:
+    assert "f.yaml:1: tasks: required (a non-empty list of tasks)" in problems("id: f\nnamespace: dev\n")
+    assert problems("") == ["f.yaml: a flow must be a YAML mapping with id, namespace and tasks"]
+
+
+def test_yaml_syntax_errors_and_tabs_name_the_line() -> None:
+    assert problems(BASE + "  - id: [\n")[0].startswith("f.yaml:5:")
+    assert problems(BASE + "\t- id: a\n") == [
+        "f.yaml:4: a tab character is not allowed in YAML indentation; use spaces"
+    ]
+
+
+def test_retry_and_input_problems() -> None:
+    found = problems(
+        BASE + "  - id: a\n    type: io.kestra.plugin.core.debug.Return\n    retry:\n      type: sometimes\n"
+        "inputs:\n  - id: x\n    type: STRNG\n"
+    )
+    assert any("tasks[0].retry.type" in p for p in found)
+    assert any("inputs[0].type" in p and "STRNG" in p for p in found)
+
+
+def test_triggers_are_validated_now_and_kept_for_the_server() -> None:
+    flow = parse_flow(BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+                      "    cron: '*/5 * * * *'\n")
+    assert flow.triggers[0]["cron"] == "*/5 * * * *"
+    found = problems(BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+                     "    cron: 'every day'\n  - id: w\n    type: io.kestra.plugin.core.trigger.Webhook\n")
+    assert any("triggers[0].cron" in p for p in found)
+    assert any("triggers[1].key: required" in p for p in found)
+
+
+def test_dag_dependencies_must_exist_and_not_cycle() -> None:
+    dag = (BASE + "  - id: g\n    type: io.kestra.plugin.core.flow.Dag\n    tasks:\n"
+           "      - task:\n          id: a\n          type: io.kestra.plugin.core.debug.Return\n"
+           "        dependsOn: [b]\n"
+           "      - task:\n          id: b\n          type: io.kestra.plugin.core.debug.Return\n"
+           "        dependsOn: [{dep}]\n")
+    assert any("cycle" in p for p in problems(dag.format(dep="a")))
+    assert any("unknown task `zz`" in p for p in problems(dag.format(dep="zz")))
+
+
+def test_multi_document_files_split_on_dashes() -> None:
+    assert len(split_documents(BASE + LOG + "---\n" + BASE.replace("id: f", "id: g") + LOG)) == 2
+    assert split_documents("# only a comment\n---\n" + BASE + LOG) == [BASE + LOG]
