@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ def timed(cmd: list[str], env: dict[str, str], repeat: int) -> float:
 
 def many_logs_flow(count: int) -> str:
     tasks = "".join(
-        f"  - id: t{i}\n    type: io.kestra.plugin.core.log.Log\n    message: \"task {i} of {{{{ flow.id }}}}\"\n"
+        f'  - id: t{i}\n    type: io.kestra.plugin.core.log.Log\n    message: "task {i} of {{{{ flow.id }}}}"\n'
         for i in range(count)
     )
     return f"id: many-logs\nnamespace: bench\ntasks:\n{tasks}"
@@ -89,17 +88,30 @@ def main() -> None:
         env = dict(os.environ, KESTRACTL_HOME=str(home / "cli"), NO_COLOR="1")
         python_pass = timed([sys.executable, "-c", "pass"], env, args.repeat)
         help_time = timed([KESTRACTL, "--help"], env, args.repeat)
-        subprocess.run([KESTRACTL, "flow", "deploy", str(ROOT / "sample_flows")], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        execute = timed([KESTRACTL, "execute", "dev", "hello-world", "--input", "greeting=hey"], env, args.repeat)
+        subprocess.run(
+            [KESTRACTL, "flow", "deploy", str(ROOT / "sample_flows")],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        execute = timed(
+            [KESTRACTL, "execute", "dev", "hello-world", "--input", "greeting=hey"], env, args.repeat
+        )
         per_task = engine_per_task(home, args.tasks, args.repeat)
         per_commit = sqlite_per_commit(home / "raw.db", args.tasks, args.repeat)
-    print(f"cold start:  kestractl --help {help_time * 1000:7.1f} ms   python -c pass {python_pass * 1000:6.1f} ms"
-          f"   ratio {help_time / python_pass:5.1f}x")
-    print(f"execute:     hello-world      {execute * 1000:7.1f} ms   kestractl --help {help_time * 1000:6.1f} ms"
-          f"   ratio {execute / help_time:5.1f}x")
-    print(f"per task:    {args.tasks}-Log flow     {per_task * 1e6:7.0f} µs   raw sqlite commit {per_commit * 1e6:5.0f} µs"
-          f"   ratio {per_task / per_commit:5.1f}x")
+    print(
+        f"cold start:  kestractl --help {help_time * 1000:7.1f} ms   python -c pass {python_pass * 1000:6.1f} ms"
+        f"   ratio {help_time / python_pass:5.1f}x"
+    )
+    print(
+        f"execute:     hello-world      {execute * 1000:7.1f} ms   kestractl --help {help_time * 1000:6.1f} ms"
+        f"   ratio {execute / help_time:5.1f}x"
+    )
+    print(
+        f"per task:    {args.tasks}-Log flow     {per_task * 1e6:7.0f} µs"
+        f"   raw sqlite commit {per_commit * 1e6:5.0f} µs"
+        f"   ratio {per_task / per_commit:5.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class PebbleUndefined(ChainableUndefined):
     __slots__ = ()
     _fail = Undefined._fail_with_undefined_error
     __iter__ = __str__ = __len__ = __bool__ = __contains__ = _fail
-    __eq__ = __ne__ = __hash__ = _fail  # type: ignore[assignment]
+    __eq__ = __ne__ = __hash__ = _fail
 
     @property
     def _undefined_message(self) -> str:
@@ -120,8 +120,13 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
     if op == "**" and abs(right) > 1000:
         raise ValueError("exponent too large")
     operations: dict[str, Callable[[Any, Any], Any]] = {
-        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "/": _java_divide, "%": _java_remainder, "//": lambda a, b: a // b, "**": lambda a, b: a**b,
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "/": _java_divide,
+        "%": _java_remainder,
+        "//": lambda a, b: a // b,
+        "**": lambda a, b: a**b,
     }
     return operations[op](left, right)
 
@@ -233,7 +238,7 @@ def _emit_entry(items: list[Any]) -> str:
     colon = next((i for i, item in enumerate(items) if _is(item, ":")), -1)
     if colon < 0:
         return _emit_expr(items)
-    return f"{_emit_expr(items[:colon])}: {_emit_expr(items[colon + 1:])}"
+    return f"{_emit_expr(items[:colon])}: {_emit_expr(items[colon + 1 :])}"
 
 
 def _emit_argument(items: list[Any]) -> str:
@@ -273,8 +278,11 @@ def _atoms(items: list[Any]) -> list[tuple[str, Any]]:
         elif isinstance(item, tuple) and _is(item, ".") and last_is_unit:
             atoms[-1][1].append(item)
             attribute_next = True
-        elif isinstance(item, _Group) or item[0] in ("str", "num") or (
-                item[0] == "name" and item[1] not in _WORD_OPS):
+        elif (
+            isinstance(item, _Group)
+            or item[0] in ("str", "num")
+            or (item[0] == "name" and item[1] not in _WORD_OPS)
+        ):
             atoms.append(("unit", [*prefix, item]))
             prefix = []
         elif item[1] in ("-", "+") and (not last_is_unit or prefix):
@@ -323,8 +331,12 @@ def _pieces(atoms: list[tuple[str, Any]]) -> list[str]:
             i += 1
             continue
         j = i + 1
-        while j + 1 < len(atoms) and atoms[j][0] == "op" and atoms[j][1][1] in _HIGH_OPS \
-                and atoms[j + 1][0] == "unit":
+        while (
+            j + 1 < len(atoms)
+            and atoms[j][0] == "op"
+            and atoms[j][1][1] in _HIGH_OPS
+            and atoms[j + 1][0] == "unit"
+        ):
             j += 2
         out.append(_compose(atoms[i:j]))
         i = j
@@ -376,7 +388,7 @@ def _emit_expr(items: list[Any]) -> str:
     if colon < 0:
         return _emit_binary(items)
     condition = _emit_binary(items[:question])
-    yes, no = _emit_expr(items[question + 1:colon]), _emit_expr(items[colon + 1:])
+    yes, no = _emit_expr(items[question + 1 : colon]), _emit_expr(items[colon + 1 :])
     return f"(({yes}) if ({condition}) else ({no}))"
 
 
@@ -394,18 +406,18 @@ def _rewrite_tag(body: str) -> str:
     match = re.match(r"\s*([A-Za-z_]\w*)", body)
     if not match:
         return body
-    name, rest = match.group(1), body[match.end():]
+    name, rest = match.group(1), body[match.end() :]
     if name in ("if", "elif", "elseif"):
         return f"{'elif' if name == 'elseif' else name} {expression_to_jinja(rest)}"
     items = _tree(_tokens(rest))
     if name == "for":
         at = next((i for i, item in enumerate(items) if _is(item, "in")), -1)
         if at > 0:
-            return f"for {_plain(items[:at])} in _kc_iter({_emit_expr(items[at + 1:])})"
+            return f"for {_plain(items[:at])} in _kc_iter({_emit_expr(items[at + 1 :])})"
     if name == "set":
         at = next((i for i, item in enumerate(items) if _is(item, "=")), -1)
         if at > 0:
-            return f"set {_plain(items[:at])} = {_emit_expr(items[at + 1:])}"
+            return f"set {_plain(items[:at])} = {_emit_expr(items[at + 1 :])}"
     return body
 
 
@@ -437,7 +449,7 @@ def _rewrite_block(kind: str, inner: str, close: str) -> str:
     """Rewrite one `{{ }}` or `{% %}` block, keeping whitespace control and line count."""
     lead = inner[0] if inner[:1] in ("-", "+") else ""
     trail = inner[-1] if len(inner) > len(lead) and inner[-1:] in ("-", "+") else ""
-    body = inner[len(lead): len(inner) - len(trail)]
+    body = inner[len(lead) : len(inner) - len(trail)]
     code = expression_to_jinja(body) if kind == "{{" else _rewrite_tag(body)
     lost_lines = "\n" * max(body.count("\n") - code.count("\n"), 0)  # error line numbers stay right
     return f"{kind}{lead} {code}{lost_lines} {trail}{close}"
@@ -454,14 +466,14 @@ def _verbatim(source: str, start: int, raw: re.Match[str] | None) -> tuple[str, 
         return source[start:], len(source)
     tags = (raw.group(), closing.group())
     opening, ending = (t.replace("verbatim", "raw") for t in tags)
-    return opening + source[raw.end():closing.start()] + ending, closing.end()
+    return opening + source[raw.end() : closing.start()] + ending, closing.end()
 
 
 def pebble_to_jinja(source: str) -> str:
     """Translate a Pebble template into Jinja source; text, comments and raw blocks stay as they are."""
     out, position = [], 0
     while (match := _OPEN_RE.search(source, position)) is not None:
-        out.append(source[position:match.start()])
+        out.append(source[position : match.start()])
         raw = _RAW_RE.match(source, match.start())
         if match.group() == "{#" or raw:
             text, position = _verbatim(source, match.start(), raw)
@@ -471,7 +483,7 @@ def pebble_to_jinja(source: str) -> str:
         end_at = _find_close(source, match.end(), close)
         if end_at < 0:
             break
-        out.append(_rewrite_block(match.group(), source[match.end():end_at], close))
+        out.append(_rewrite_block(match.group(), source[match.end() : end_at], close))
         position = end_at + len(close)
     out.append(source[position:])
     return "".join(out)
@@ -571,6 +583,7 @@ def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
         for item in items:
             _require(item)
         return pick(items)
+
     return function
 
 
@@ -610,18 +623,38 @@ def _print_context(context: Context) -> str:
 
 
 _GLOBALS: dict[str, Any] = {
-    "now": _now, "fromJson": _from_json, "json": _from_json, "jsonDecode": _from_json, "yaml": _from_yaml,
-    "uuid": lambda: str(uuid.uuid4()), "id": new_id, "randomInt": _random_int, "range": _range,
-    "max": _extreme(max), "min": _extreme(min), "render": _render_function, "renderOnce": _render_once,
-    "printContext": _print_context, "fetchContext": _fetch_context,
-    "_kc_hold": _kc_hold, "_kc_take": _kc_take, "_kc_concat": _kc_concat, "_kc_contains": _kc_contains,
-    "_kc_iter": _kc_iter, "_kc_range": _range,
+    "now": _now,
+    "fromJson": _from_json,
+    "json": _from_json,
+    "jsonDecode": _from_json,
+    "yaml": _from_yaml,
+    "uuid": lambda: str(uuid.uuid4()),
+    "id": new_id,
+    "randomInt": _random_int,
+    "range": _range,
+    "max": _extreme(max),
+    "min": _extreme(min),
+    "render": _render_function,
+    "renderOnce": _render_once,
+    "printContext": _print_context,
+    "fetchContext": _fetch_context,
+    "_kc_hold": _kc_hold,
+    "_kc_take": _kc_take,
+    "_kc_concat": _kc_concat,
+    "_kc_contains": _kc_contains,
+    "_kc_iter": _kc_iter,
+    "_kc_range": _range,
 }
 
 
 def _environment() -> _PebbleEnvironment:
-    env = _PebbleEnvironment(autoescape=False, finalize=to_text, keep_trailing_newline=True,
-                             undefined=PebbleUndefined, cache_size=0)
+    env = _PebbleEnvironment(
+        autoescape=False,
+        finalize=to_text,
+        keep_trailing_newline=True,
+        undefined=PebbleUndefined,
+        cache_size=0,
+    )
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     for name in ("lipsum", "cycler", "joiner"):

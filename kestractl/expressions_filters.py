@@ -141,8 +141,15 @@ _NAMED_PATTERNS = {
     "long": "MMMM d, y 'at' h:mm:ss a z",
     "full": "EEEE, MMMM d, y 'at' h:mm:ss a zzzz",
 }
-_CHRONO_SECONDS = {"NANOS": 1e-9, "MICROS": 1e-6, "MILLIS": 1e-3, "SECONDS": 1, "MINUTES": 60,
-                   "HOURS": 3600, "HALF_DAYS": 43200}
+_CHRONO_SECONDS = {
+    "NANOS": 1e-9,
+    "MICROS": 1e-6,
+    "MILLIS": 1e-3,
+    "SECONDS": 1,
+    "MINUTES": 60,
+    "HOURS": 3600,
+    "HALF_DAYS": 43200,
+}
 _CHRONO_DAYS = {"DAYS": 1, "WEEKS": 7}
 _CHRONO_MONTHS = {"MONTHS": 1, "YEARS": 12, "DECADES": 120, "CENTURIES": 1200, "MILLENNIA": 12000}
 _JAVA_TOKEN = re.compile(r"'(?:[^']|'')*'|([A-Za-z])\1*|.", re.S)
@@ -199,9 +206,31 @@ def _parse_date_text(text: str, existing_format: str | None) -> datetime:
 
 def _java_to_strptime(pattern: str) -> str:
     """A Java pattern as a `strptime` format (for `existingFormat`)."""
-    table = {"yyyy": "%Y", "uuuu": "%Y", "yy": "%y", "y": "%Y", "MMMM": "%B", "MMM": "%b", "MM": "%m",
-             "M": "%m", "dd": "%d", "d": "%d", "HH": "%H", "H": "%H", "hh": "%I", "h": "%I", "mm": "%M",
-             "m": "%M", "ss": "%S", "s": "%S", "a": "%p", "EEEE": "%A", "EEE": "%a", "DDD": "%j", "z": "%Z"}
+    table = {
+        "yyyy": "%Y",
+        "uuuu": "%Y",
+        "yy": "%y",
+        "y": "%Y",
+        "MMMM": "%B",
+        "MMM": "%b",
+        "MM": "%m",
+        "M": "%m",
+        "dd": "%d",
+        "d": "%d",
+        "HH": "%H",
+        "H": "%H",
+        "hh": "%I",
+        "h": "%I",
+        "mm": "%M",
+        "m": "%M",
+        "ss": "%S",
+        "s": "%S",
+        "a": "%p",
+        "EEEE": "%A",
+        "EEE": "%a",
+        "DDD": "%j",
+        "z": "%Z",
+    }
     out = []
     for match in _JAVA_TOKEN.finditer(pattern):
         token = match.group(0)
@@ -271,12 +300,26 @@ def _number_field(dt: datetime, letter: str, n: int) -> str | None:
         return f"{dt.year % 100:02d}" if n == 2 else f"{dt.year:0{n}d}"
     if letter == "S":
         return (f"{dt.microsecond:06d}" + "000")[:n]
-    values = {"M": dt.month, "L": dt.month, "d": dt.day, "D": dt.timetuple().tm_yday, "H": dt.hour,
-              "h": dt.hour % 12 or 12, "k": dt.hour or 24, "K": dt.hour % 12, "m": dt.minute,
-              "s": dt.second, "n": dt.microsecond * 1000, "w": dt.isocalendar()[1],
-              "W": (dt.day + date(dt.year, dt.month, 1).weekday()) // 7 + 1, "e": dt.isoweekday(),
-              "c": dt.isoweekday(), "Q": (dt.month - 1) // 3 + 1, "q": (dt.month - 1) // 3 + 1,
-              "A": (dt.hour * 3600 + dt.minute * 60 + dt.second) * 1000 + dt.microsecond // 1000}
+    values = {
+        "M": dt.month,
+        "L": dt.month,
+        "d": dt.day,
+        "D": dt.timetuple().tm_yday,
+        "H": dt.hour,
+        "h": dt.hour % 12 or 12,
+        "k": dt.hour or 24,
+        "K": dt.hour % 12,
+        "m": dt.minute,
+        "s": dt.second,
+        "n": dt.microsecond * 1000,
+        "w": dt.isocalendar()[1],
+        "W": (dt.day + date(dt.year, dt.month, 1).weekday()) // 7 + 1,
+        "e": dt.isoweekday(),
+        "c": dt.isoweekday(),
+        "Q": (dt.month - 1) // 3 + 1,
+        "q": (dt.month - 1) // 3 + 1,
+        "A": (dt.hour * 3600 + dt.minute * 60 + dt.second) * 1000 + dt.microsecond // 1000,
+    }
     if letter not in values or (letter in "ML" and n >= 3) or (letter in "ec" and n >= 3):
         return None
     return f"{values[letter]:0{n}d}"
@@ -318,10 +361,14 @@ def _iso_forms(dt: datetime) -> dict[str, str]:
     utc = dt.astimezone(UTC)
     year, week, weekday = dt.isocalendar()
     return {
-        "iso_date_time": local + offset + region, "iso_zoned_date_time": local + offset + region,
-        "iso_offset_date_time": local + offset, "iso_local_date_time": local,
-        "iso_date": dt.strftime("%Y-%m-%d") + offset, "iso_time": local_time + offset,
-        "iso_local_time": local_time, "iso_offset_time": local_time + offset,
+        "iso_date_time": local + offset + region,
+        "iso_zoned_date_time": local + offset + region,
+        "iso_offset_date_time": local + offset,
+        "iso_local_date_time": local,
+        "iso_date": dt.strftime("%Y-%m-%d") + offset,
+        "iso_time": local_time + offset,
+        "iso_local_time": local_time,
+        "iso_offset_time": local_time + offset,
         "iso_instant": utc.strftime("%Y-%m-%dT%H:%M:%S") + _fraction(utc, True) + "Z",
         "iso_ordinal_date": dt.strftime("%Y-%j") + offset,
         "iso_week_date": f"{year:04d}-W{week:02d}-{weekday}{offset}",
@@ -362,17 +409,28 @@ def add_to_date(dt: datetime, amount: int, unit: str) -> datetime:
     raise ValueError(f"unknown unit '{unit}' (use SECONDS, MINUTES, HOURS, DAYS, WEEKS, MONTHS, YEARS)")
 
 
-def f_date(value: Any, format: str | None = "iso", timeZone: str | None = None,
-           existingFormat: str | None = None, locale: str | None = None) -> str | None:
+def f_date(
+    value: Any,
+    format: str | None = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str | None:
     """`date` filter: render an instant, a date, epoch seconds or ISO text with a format."""
     if value is None:
         return None
     return format_date(to_datetime(value, zone(timeZone), existingFormat), format)
 
 
-def f_date_add(value: Any, amount: int, unit: str, format: str | None = "iso",
-               timeZone: str | None = None, existingFormat: str | None = None,
-               locale: str | None = None) -> str | None:
+def f_date_add(
+    value: Any,
+    amount: int,
+    unit: str,
+    format: str | None = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str | None:
     """`dateAdd` filter: move a date by `amount` ChronoUnits and format it (ISO by default)."""
     if value is None:
         return None
@@ -381,14 +439,14 @@ def f_date_add(value: Any, amount: int, unit: str, format: str | None = "iso",
 
 
 def _timestamp(scale: int) -> Callable[..., int | None]:
-    def f_timestamp(value: Any, timeZone: str | None = None,
-                    existingFormat: str | None = None) -> int | None:
+    def f_timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> int | None:
         """Epoch seconds (or milli/micro/nano) of a date."""
         if value is None:
             return None
         dt = to_datetime(value, zone(timeZone), existingFormat)
         seconds = math.floor(dt.timestamp())
         return seconds * scale + dt.microsecond * scale // 1_000_000
+
     return f_timestamp
 
 
@@ -428,15 +486,18 @@ def _jq_step(value: Any, match: re.Match[str]) -> list[Any]:
 def _jq_segment(values: list[Any], segment: str) -> list[Any]:
     text = segment.strip()
     if text in ("length", "keys"):
-        funcs = {"length": lambda v: len(v) if v is not None else 0,
-                 "keys": lambda v: sorted(v) if isinstance(v, dict) else list(range(len(v)))}
+        funcs: dict[str, Callable[[Any], Any]] = {
+            "length": lambda v: len(v) if v is not None else 0,
+            "keys": lambda v: sorted(v) if isinstance(v, dict) else list(range(len(v))),
+        }
         return [funcs[text](v) for v in values]
     position = 0
     while position < len(text):
         match = _JQ_STEP.match(text, position)
         if not match or match.end() == position:
-            raise ValueError(f"unsupported jq expression '{segment.strip()}' "
-                             "(only paths like .a.b[0] and .[])")
+            raise ValueError(
+                f"unsupported jq expression '{segment.strip()}' (only paths like .a.b[0] and .[])"
+            )
         position = match.end()
         if match.group("opt") is None:
             values = [out for v in values for out in _jq_step(v, match)]
@@ -468,7 +529,7 @@ def _substring(text: Any, sep: Any, last: bool, after: bool) -> str:
         return (value if last else "") if not after else ("" if last else value)
     if index < 0:
         return "" if after else value
-    return value[index + len(separator):] if after else value[:index]
+    return value[index + len(separator) :] if after else value[:index]
 
 
 def f_replace(value: Any, pairs: Any, replacement: Any = None, regexp: bool = False) -> Any:
@@ -592,6 +653,7 @@ def f_hash(algorithm: str) -> Callable[[Any], str]:
     def digest(value: Any) -> str:
         """Hex digest of the UTF-8 text."""
         return hashlib.new(algorithm, to_text(value).encode("utf-8")).hexdigest()
+
     return digest
 
 
@@ -604,8 +666,14 @@ def f_yaml(value: Any) -> str:
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
             super().increase_indent(flow, False)
 
-    text = yaml.dump(plain(value), Dumper=_Dumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, width=2**31 - 1)
+    text = yaml.dump(
+        plain(value),
+        Dumper=_Dumper,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=2**31 - 1,
+    )
     return text[: -len("...\n")] if text.endswith("\n...\n") else text
 
 
@@ -637,9 +705,16 @@ def f_class_name(value: Any) -> str | None:
     """The Java class Kestra would report for the value."""
     if value is None:
         return None
-    names = {bool: "java.lang.Boolean", str: "java.lang.String", float: "java.lang.Double",
-             dict: "java.util.LinkedHashMap", list: "java.util.ArrayList", datetime: "java.time.Instant",
-             date: "java.time.LocalDate", Decimal: "java.math.BigDecimal"}
+    names = {
+        bool: "java.lang.Boolean",
+        str: "java.lang.String",
+        float: "java.lang.Double",
+        dict: "java.util.LinkedHashMap",
+        list: "java.util.ArrayList",
+        datetime: "java.time.Instant",
+        date: "java.time.LocalDate",
+        Decimal: "java.math.BigDecimal",
+    }
     if isinstance(value, int) and not isinstance(value, bool):
         return "java.lang.Integer" if -(2**31) <= value < 2**31 else "java.lang.Long"
     return names.get(type(value), type(value).__name__)
@@ -716,7 +791,7 @@ def f_chunk(value: Any, size: int) -> list[list[Any]] | None:
         return None
     if not isinstance(value, list | tuple):
         raise TypeError("'chunk' filter can only be applied to a list")
-    return [list(value[i: i + int(size)]) for i in range(0, len(value), int(size))]
+    return [list(value[i : i + int(size)]) for i in range(0, len(value), int(size))]
 
 
 def f_default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
@@ -736,10 +811,12 @@ def f_reverse(value: Any) -> Any:
 
 def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Make a filter fail on an undefined input or argument (Pebble strictVariables)."""
+
     def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
         for item in (value, *args, *kwargs.values()):
             _require(item)
         return fn(value, *args, **kwargs)
+
     wrapper.__name__ = wrapper.__qualname__ = getattr(fn, "__name__", "filter")
     wrapper.__doc__ = fn.__doc__
     return wrapper
@@ -750,41 +827,78 @@ def _text(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
-    "date": f_date, "dateAdd": f_date_add, "timestamp": _timestamp(1), "timestampMilli": _timestamp(1000),
-    "timestampMicro": _timestamp(1_000_000), "timestampNano": _timestamp(1_000_000_000),
-    "toJson": lambda v: "null" if v is None else to_json(v), "toIon": f_to_ion, "yaml": f_yaml,
-    "jq": f_jq, "keys": f_keys, "values": f_values, "first": lambda v: _ends(v, False),
-    "last": lambda v: _ends(v, True), "length": f_length, "upper": _text(str.upper),
-    "lower": _text(str.lower), "title": f_title, "trim": _text(str.strip),
-    "capitalize": _text(lambda s: s[:1].upper() + s[1:]), "replace": f_replace, "split": f_split,
-    "join": f_join, "slice": f_slice, "sort": lambda v: sorted(v), "rsort": lambda v: sorted(v, reverse=True),
-    "reverse": f_reverse, "merge": f_merge, "distinct": lambda v: list(dict.fromkeys(v)),
+    "date": f_date,
+    "dateAdd": f_date_add,
+    "timestamp": _timestamp(1),
+    "timestampMilli": _timestamp(1000),
+    "timestampMicro": _timestamp(1_000_000),
+    "timestampNano": _timestamp(1_000_000_000),
+    "toJson": lambda v: "null" if v is None else to_json(v),
+    "toIon": f_to_ion,
+    "yaml": f_yaml,
+    "jq": f_jq,
+    "keys": f_keys,
+    "values": f_values,
+    "first": lambda v: _ends(v, False),
+    "last": lambda v: _ends(v, True),
+    "length": f_length,
+    "upper": _text(str.upper),
+    "lower": _text(str.lower),
+    "title": f_title,
+    "trim": _text(str.strip),
+    "capitalize": _text(lambda s: s[:1].upper() + s[1:]),
+    "replace": f_replace,
+    "split": f_split,
+    "join": f_join,
+    "slice": f_slice,
+    "sort": lambda v: sorted(v),
+    "rsort": lambda v: sorted(v, reverse=True),
+    "reverse": f_reverse,
+    "merge": f_merge,
+    "distinct": lambda v: list(dict.fromkeys(v)),
     "urlencode": _text(lambda s: urllib.parse.quote_plus(s, safe="*").replace("~", "%7E")),
     "urldecode": _text(urllib.parse.unquote_plus),
     "base64encode": _text(lambda s: base64.b64encode(s.encode("utf-8")).decode("ascii")),
     "base64decode": _text(lambda s: base64.b64decode(s).decode("utf-8")),
-    "abbreviate": f_abbreviate, "slugify": f_slugify, "number": f_number, "numberformat": f_numberformat,
+    "abbreviate": f_abbreviate,
+    "slugify": f_slugify,
+    "number": f_number,
+    "numberformat": f_numberformat,
     "substringBefore": lambda v, s: _substring(v, s, False, False),
     "substringBeforeLast": lambda v, s: _substring(v, s, True, False),
     "substringAfter": lambda v, s: _substring(v, s, False, True),
     "substringAfterLast": lambda v, s: _substring(v, s, True, True),
     "startsWith": lambda v, s: to_text(v).startswith(to_text(s)),
     "endsWith": lambda v, s: to_text(v).endswith(to_text(s)),
-    "flatten": f_flatten, "indent": f_indent,
+    "flatten": f_flatten,
+    "indent": f_indent,
     "nindent": lambda v, amount, prefix=" ": f_indent(v, amount, prefix, first=True),
-    "chunk": f_chunk, "escapeChar": f_escape_char, "md5": f_hash("md5"), "sha1": f_hash("sha1"),
-    "sha256": f_hash("sha256"), "sha512": f_hash("sha512"), "className": f_class_name,
+    "chunk": f_chunk,
+    "escapeChar": f_escape_char,
+    "md5": f_hash("md5"),
+    "sha1": f_hash("sha1"),
+    "sha256": f_hash("sha256"),
+    "sha512": f_hash("sha512"),
+    "className": f_class_name,
     "raw": lambda v: v,
 }
 FILTERS = {name: _strict(fn) for name, fn in FILTERS.items()}
-FILTERS.update({"default": f_default, "d": f_default, "json": FILTERS["toJson"],
-                "jsonEncode": FILTERS["toJson"], "tojson": FILTERS["toJson"]})
+FILTERS.update(
+    {
+        "default": f_default,
+        "d": f_default,
+        "json": FILTERS["toJson"],
+        "jsonEncode": FILTERS["toJson"],
+        "tojson": FILTERS["toJson"],
+    }
+)
 
 
 def _strict_test(fn: Callable[[Any], bool]) -> Callable[..., bool]:
     def test(value: Any, *args: Any) -> bool:
         _require(value)
         return fn(value, *args)
+
     return test
 
 
@@ -802,8 +916,10 @@ def _is_json(value: Any) -> bool:
 
 
 TESTS: dict[str, Callable[..., bool]] = {
-    "empty": _strict_test(_is_empty), "null": _strict_test(lambda v: v is None),
-    "none": _strict_test(lambda v: v is None), "map": _strict_test(lambda v: isinstance(v, Mapping)),
+    "empty": _strict_test(_is_empty),
+    "null": _strict_test(lambda v: v is None),
+    "none": _strict_test(lambda v: v is None),
+    "map": _strict_test(lambda v: isinstance(v, Mapping)),
     "iterable": _strict_test(lambda v: not isinstance(v, str | bytes | Mapping) and hasattr(v, "__iter__")),
     "json": _strict_test(_is_json),
 }

@@ -29,8 +29,27 @@ StoreFile = Callable[[str, Path], str]
 Render = Callable[[str, dict[str, Any]], Any]
 
 INPUT_TYPES = frozenset(
-    {"STRING", "ENUM", "SELECT", "MULTISELECT", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATETIME", "DATE", "TIME",
-     "DURATION", "FILE", "JSON", "YAML", "URI", "SECRET", "ARRAY", "EMAIL"}
+    {
+        "STRING",
+        "ENUM",
+        "SELECT",
+        "MULTISELECT",
+        "INT",
+        "FLOAT",
+        "BOOLEAN",
+        "BOOL",
+        "DATETIME",
+        "DATE",
+        "TIME",
+        "DURATION",
+        "FILE",
+        "JSON",
+        "YAML",
+        "URI",
+        "SECRET",
+        "ARRAY",
+        "EMAIL",
+    }
 )
 ID_PATTERN = "^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -68,6 +87,7 @@ _YamlLoader.yaml_implicit_resolvers = {
 
 
 # ---------------------------------------------------------------- Java value types and their text
+
 
 @dataclass(frozen=True, order=True)
 class _Instant:
@@ -177,13 +197,14 @@ def _java_float(value: float) -> str:
         plain = format(number, "f")
         return plain if "." in plain else plain + ".0"
     sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite: NaN and infinities are refused before
     text = "".join(map(str, digits)).rstrip("0") or "0"
     return ("-" if sign else "") + f"{text[0]}.{text[1:] or '0'}E{exponent + len(digits) - 1}"
 
 
 def _to_float32(value: float) -> float:
     """Round like Java's `Float`, kept as the shortest decimal that reads back (what Jackson prints)."""
-    single = struct.unpack("<f", struct.pack("<f", value))[0]  # OverflowError past Float.MAX_VALUE
+    single: float = struct.unpack("<f", struct.pack("<f", value))[0]  # OverflowError past Float.MAX_VALUE
     for digits in range(1, 10):
         candidate = float(f"{single:.{digits}g}")
         if struct.unpack("<f", struct.pack("<f", candidate))[0] == single:
@@ -203,6 +224,7 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- per-type parsers
+
 
 @dataclass(frozen=True)
 class _Ctx:
@@ -381,7 +403,9 @@ def _parse_list(value: Any, ctx: _Ctx) -> list[Any]:
         try:
             out.append(_typed(item, element_ctx))
         except _Invalid:
-            raise _Invalid(f"Unable to parse array element as `{ctx.item_type}` on `{java_str(item)}`") from None
+            raise _Invalid(
+                f"Unable to parse array element as `{ctx.item_type}` on `{java_str(item)}`"
+            ) from None
     return out
 
 
@@ -494,6 +518,7 @@ _VALIDATORS: dict[str, Callable[[Any, _Ctx], None]] = {
 
 # ---------------------------------------------------------------- declarations
 
+
 def _ctx_for(inp: Input, store_file: StoreFile | None = None, props: Mapping[str, Any] | None = None) -> _Ctx:
     item = inp.props.get("itemType") or ("STRING" if inp.type == "MULTISELECT" else None)
     return _Ctx(inp.type, inp.id, item, inp.required, store_file, inp.props if props is None else props)
@@ -518,11 +543,19 @@ def parse_input(raw: Any) -> tuple[Input | None, list[str]]:
     if not isinstance(required, bool):
         problems.append(f"required: must be true or false, got `{java_str(required)}`")
         required = True
-    if problems and (not isinstance(kind, str) or kind not in INPUT_TYPES or not isinstance(ident, str | int)):
+    if problems and (
+        not isinstance(kind, str) or kind not in INPUT_TYPES or not isinstance(ident, str | int)
+    ):
         return None, problems
     description = data.pop("description", None)
-    inp = Input(id=str(ident), type=kind, required=required, defaults=data.pop("defaults", None),
-                description=None if description is None else str(description), props=data)
+    inp = Input(
+        id=str(ident),
+        type=kind,
+        required=required,
+        defaults=data.pop("defaults", None),
+        description=None if description is None else str(description),
+        props=data,
+    )
     return (None if problems else inp), problems + _prop_problems(inp)
 
 
@@ -540,7 +573,8 @@ def _prop_problems(inp: Input) -> list[str]:
     if len(str(props.get("displayName") or "")) > 64:
         problems.append("displayName: size must be between 0 and 64")
     problems += _depends_on_problems(props.get("dependsOn"))
-    problems += _TYPE_CHECKS.get(inp.type, lambda _p: [])(props)
+    check = _TYPE_CHECKS.get(inp.type)
+    problems += check(props) if check else []
     if inp.type == "FILE" and inp.defaults is not None:
         problems.append("defaults: no `defaults` can be set for inputs of type 'FILE'")
     ctx = _ctx_for(inp)
@@ -592,7 +626,9 @@ def _values_problems(props: Mapping[str, Any], kind: str, *keys: str) -> list[st
 
 
 def _multiselect_problems(props: Mapping[str, Any]) -> list[str]:
-    problems = _item_type_problems(props, required=False) + _values_problems(props, "MULTISELECT", "values", "options")
+    problems = _item_type_problems(props, required=False) + _values_problems(
+        props, "MULTISELECT", "values", "options"
+    )
     if props.get("values") is not None and props.get("options") is not None:
         problems.append("values: you can't define both `values` and `options`")
     return problems
@@ -621,6 +657,7 @@ _TYPE_CHECKS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 
 # ---------------------------------------------------------------- resolution
 
+
 def _problem(input_id: str, reason: str, raw: Any, what: str = "input") -> str:
     return f"Invalid {what} for `{input_id}`, {reason}, but received `{java_str(raw)}`"
 
@@ -635,8 +672,13 @@ class _Resolved:
 class _Resolver:
     """Resolves each declared input once, its `dependsOn` inputs first (Kestra's `resolveInputValue`)."""
 
-    def __init__(self, declared: list[Input], provided: Mapping[str, Any],
-                 store_file: StoreFile | None, render: Render | None) -> None:
+    def __init__(
+        self,
+        declared: list[Input],
+        provided: Mapping[str, Any],
+        store_file: StoreFile | None,
+        render: Render | None,
+    ) -> None:
         self.by_id = {inp.id: inp for inp in declared}
         self.provided, self.store_file, self.render = provided or {}, store_file, render
         self.done: dict[str, _Resolved] = {}
@@ -658,7 +700,11 @@ class _Resolver:
         raw = self.provided.get(inp.id)
         raw = inp.defaults if raw is None else raw
         depends = inp.props.get("dependsOn") or {}
-        deps = {i: self.resolve(self.by_id[i]) for i in depends.get("inputs") or () if i in self.by_id and i != inp.id}
+        deps = {
+            i: self.resolve(self.by_id[i])
+            for i in depends.get("inputs") or ()
+            if i in self.by_id and i != inp.id
+        }
         if not all(d.enabled for d in deps.values()):
             return _Resolved(False)
         scope = _nest({i: d.value for i, d in deps.items()})
@@ -677,7 +723,9 @@ class _Resolver:
             ctx = _ctx_for(inp, self.store_file, props)
             kind = _kind(inp.type)
             typed = kind.parse(raw, ctx)
-            _VALIDATORS.get(inp.type, lambda _t, _c: None)(typed, ctx)
+            validator = _VALIDATORS.get(inp.type)
+            if validator is not None:
+                validator(typed, ctx)
             return _Resolved(True, kind.dump(typed))
         except _Invalid as exc:
             return _Resolved(True, None, _problem(inp.id, str(exc), raw))
@@ -697,8 +745,13 @@ class _Resolver:
         return {**inp.props, "values": [java_str(v) for v in result if v is not None]}
 
 
-def resolve_inputs(declared: list[Input], provided: Mapping[str, Any], *,
-                   store_file: StoreFile | None = None, render: Render | None = None) -> dict[str, Any]:
+def resolve_inputs(
+    declared: list[Input],
+    provided: Mapping[str, Any],
+    *,
+    store_file: StoreFile | None = None,
+    render: Render | None = None,
+) -> dict[str, Any]:
     """Typed, validated inputs of a new execution; dotted ids nested; undeclared keys dropped.
 
     `render(expression, inputs)` evaluates `dependsOn.condition` and SELECT/MULTISELECT `expression`;

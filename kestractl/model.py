@@ -275,7 +275,10 @@ class Execution:
             "parentId": self.parent_id,
             "originalId": self.original_id or self.id,
             "trigger": self.trigger,
-            "metadata": {"attemptNumber": self.attempt_number, "originalCreatedDate": iso(self.state.start_date)},
+            "metadata": {
+                "attemptNumber": self.attempt_number,
+                "originalCreatedDate": iso(self.state.start_date),
+            },
             "scheduleDate": iso(self.scheduled_at),
             "deleted": False,
         }

@@ -22,9 +22,31 @@ from kestractl.triggers.validate import validate_trigger
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 FLOW_KEYS = frozenset(
-    {"id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors",
-     "listeners", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "disabled",
-     "sla", "deleted", "tenantId", "finally", "afterExecution", "workerGroup"}
+    {
+        "id",
+        "namespace",
+        "revision",
+        "description",
+        "labels",
+        "inputs",
+        "variables",
+        "tasks",
+        "errors",
+        "listeners",
+        "triggers",
+        "pluginDefaults",
+        "taskDefaults",
+        "concurrency",
+        "outputs",
+        "retry",
+        "disabled",
+        "sla",
+        "deleted",
+        "tenantId",
+        "finally",
+        "afterExecution",
+        "workerGroup",
+    }
 )
 
 
@@ -71,7 +93,11 @@ _Loader.add_implicit_resolver(
 )
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+def _construct_text(loader: _Loader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
 def load_yaml(text: str, filename: str = "<flow>") -> Any:
@@ -159,7 +185,9 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     return flow
 
 
-def _check_pattern(data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems) -> str | None:
+def _check_pattern(
+    data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems
+) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         problems.add(key, "required", _line(data, key) or 1)
@@ -197,8 +225,11 @@ def _inputs(data: Mapping[str, Any], problems: _Problems) -> list[Any]:
     for index, item in enumerate(raw):
         parsed, errors = parse_input(item)
         for error in errors:
-            problems.add(f"inputs[{index}].{error}" if ":" in error else f"inputs[{index}]", error
-                         if ":" not in error else error.split(":", 1)[1].strip(), _line(raw, index))
+            problems.add(
+                f"inputs[{index}].{error}" if ":" in error else f"inputs[{index}]",
+                error if ":" not in error else error.split(":", 1)[1].strip(),
+                _line(raw, index),
+            )
         if parsed is not None:
             if parsed.id in ids:
                 problems.add(f"inputs[{index}].id", f"duplicate input id `{parsed.id}`", _line(raw, index))
@@ -214,8 +245,14 @@ def _outputs(data: Mapping[str, Any], problems: _Problems) -> list[Output]:
         if not isinstance(item, Mapping) or not item.get("id") or "value" not in item:
             problems.add(f"outputs[{index}]", "needs `id`, `type` and `value`", _line(raw, index))
             continue
-        out.append(Output(str(item["id"]), str(item.get("type", "STRING")).upper(), item["value"],
-                          item.get("description")))
+        out.append(
+            Output(
+                str(item["id"]),
+                str(item.get("type", "STRING")).upper(),
+                item["value"],
+                item.get("description"),
+            )
+        )
     if raw and not isinstance(raw, list):
         problems.add("outputs", "must be a list", _line(data, "outputs"))
     return out
@@ -229,12 +266,15 @@ def _triggers(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, An
     ids: set[str] = set()
     for index, item in enumerate(raw):
         for error in validate_trigger(item):
-            problems.add(f"triggers[{index}].{error.split(':', 1)[0]}", error.split(":", 1)[1].strip(),
-                         _line(raw, index))
+            problems.add(
+                f"triggers[{index}].{error.split(':', 1)[0]}",
+                error.split(":", 1)[1].strip(),
+                _line(raw, index),
+            )
         if isinstance(item, Mapping) and item.get("id") in ids:
             problems.add(f"triggers[{index}].id", f"duplicate trigger id `{item['id']}`", _line(raw, index))
         if isinstance(item, Mapping):
-            ids.add(item.get("id"))
+            ids.add(str(item.get("id")))
     return [dict(t) for t in raw if isinstance(t, Mapping)]
 
 
@@ -246,7 +286,11 @@ def _plugin_defaults(data: Mapping[str, Any], problems: _Problems) -> list[dict[
         return []
     out = []
     for index, item in enumerate(raw):
-        if not isinstance(item, Mapping) or not item.get("type") or not isinstance(item.get("values"), Mapping):
+        if (
+            not isinstance(item, Mapping)
+            or not item.get("type")
+            or not isinstance(item.get("values"), Mapping)
+        ):
             problems.add(f"{key}[{index}]", "needs `type` and `values`", _line(raw, index))
             continue
         out.append(dict(item))
@@ -304,7 +348,12 @@ def _task_list(
 
 
 def _task(
-    item: Any, path: str, line: int | None, problems: _Problems, defaults: list[dict[str, Any]], seen: dict[str, str]
+    item: Any,
+    path: str,
+    line: int | None,
+    problems: _Problems,
+    defaults: list[dict[str, Any]],
+    seen: dict[str, str],
 ) -> Task | None:
     if not isinstance(item, Mapping):
         problems.add(path, "a task must be a mapping with id and type", line)
@@ -318,7 +367,9 @@ def _task(
         problems.add(f"{path}.id", f"`{task_id}` does not match {TASK_ID_RE.pattern}", _line(item, "id"))
         ok = False
     elif task_id in seen:
-        problems.add(f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id"))
+        problems.add(
+            f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id")
+        )
         ok = False
     else:
         seen[task_id] = path
@@ -333,7 +384,9 @@ def _task(
     before = len(problems.items)
     for error in _common_problems(spec) + cls.validate(spec):
         field, _, reason = error.partition(":")
-        problems.add(f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line)
+        problems.add(
+            f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line
+        )
     children = {}
     for name, child_raw in cls.child_specs(spec).items():
         children[name] = _task_list({name: child_raw}, name, f"{path}.{name}", problems, defaults, seen)
@@ -361,7 +414,9 @@ def _retry_problems(retry: Any) -> list[str]:
     if kind not in ("constant", "exponential", "random"):
         return [f"type: must be constant, exponential or random, not `{retry.get('type')}`"]
     out = []
-    needs = {"constant": ["interval"], "exponential": ["interval"], "random": ["minInterval", "maxInterval"]}[kind]
+    needs = {"constant": ["interval"], "exponential": ["interval"], "random": ["minInterval", "maxInterval"]}[
+        kind
+    ]
     out += [f"{k}: required for {kind} retry" for k in needs if retry.get(k) is None]
     for key in ("interval", "maxInterval", "minInterval", "maxDuration"):
         if retry.get(key) is not None and not is_duration(retry[key]):
@@ -375,6 +430,9 @@ def _retry_problems(retry: Any) -> list[str]:
 def split_documents(text: str) -> list[str]:
     """Split a multi-document YAML file on `---` lines; single documents come back whole."""
     parts = re.split(r"(?m)^---[ \t]*$\n?", text)
-    docs = [p for p in parts if p.strip() and not all(ln.strip().startswith("#") or not ln.strip()
-                                                       for ln in p.splitlines())]
+    docs = [
+        p
+        for p in parts
+        if p.strip() and not all(ln.strip().startswith("#") or not ln.strip() for ln in p.splitlines())
+    ]
     return docs or [text]

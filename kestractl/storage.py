@@ -32,7 +32,7 @@ class Storage:
         """The file behind a `kestra:///` URI; refuses anything that escapes the root."""
         if not uri.startswith(SCHEME):
             raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///…)")
-        relative = uri[len(SCHEME):].lstrip("/")
+        relative = uri[len(SCHEME) :].lstrip("/")
         root = self.root.resolve()
         path = (root / relative).resolve()
         if path != root and root not in path.parents:

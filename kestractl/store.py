@@ -206,7 +206,8 @@ class Store:
             if latest and latest.source == source:
                 return latest.revision, False
             top = conn.execute(
-                "SELECT COALESCE(MAX(revision), 0) FROM flows WHERE namespace=? AND id=?", (namespace, flow_id)
+                "SELECT COALESCE(MAX(revision), 0) FROM flows WHERE namespace=? AND id=?",
+                (namespace, flow_id),
             ).fetchone()[0]
             conn.execute(
                 "INSERT INTO flows (namespace, id, revision, source, created) VALUES (?, ?, ?, ?, ?)",
@@ -335,21 +336,41 @@ class Store:
             "INSERT INTO logs (execution_id, task_run_id, task_id, attempt, level, level_rank, timestamp, message)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (e.execution_id, e.task_run_id, e.task_id, e.attempt_number, e.level, level_rank(e.level),
-                 iso(e.timestamp), e.message)
+                (
+                    e.execution_id,
+                    e.task_run_id,
+                    e.task_id,
+                    e.attempt_number,
+                    e.level,
+                    level_rank(e.level),
+                    iso(e.timestamp),
+                    e.message,
+                )
                 for e in entries
             ],
         )
 
-    def logs(self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None) -> list[LogEntry]:
+    def logs(
+        self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None
+    ) -> list[LogEntry]:
         sql = "SELECT task_run_id, task_id, attempt, level, timestamp, message FROM logs"
-        sql += " WHERE execution_id=? AND level_rank>=?" + (" AND task_id=?" if task_id else "") + " ORDER BY seq"
+        sql += (
+            " WHERE execution_id=? AND level_rank>=?"
+            + (" AND task_id=?" if task_id else "")
+            + " ORDER BY seq"
+        )
         args: list[Any] = [execution.id, level_rank(min_level)] + ([task_id] if task_id else [])
         return [
             LogEntry(
-                execution_id=execution.id, namespace=execution.namespace, flow_id=execution.flow_id,
-                task_run_id=r[0], task_id=r[1], attempt_number=r[2], level=r[3],
-                timestamp=parse_iso(r[4]) or utcnow(), message=r[5],
+                execution_id=execution.id,
+                namespace=execution.namespace,
+                flow_id=execution.flow_id,
+                task_run_id=r[0],
+                task_id=r[1],
+                attempt_number=r[2],
+                level=r[3],
+                timestamp=parse_iso(r[4]) or utcnow(),
+                message=r[5],
             )
             for r in self.conn.execute(sql, args)
         ]
@@ -364,54 +385,90 @@ class Store:
 
     def remove_delay(self, execution_id: str, task_run_id: str, kind: str) -> None:
         self.conn.execute(
-            "DELETE FROM delays WHERE execution_id=? AND task_run_id=? AND kind=?", (execution_id, task_run_id, kind)
+            "DELETE FROM delays WHERE execution_id=? AND task_run_id=? AND kind=?",
+            (execution_id, task_run_id, kind),
         )
 
     def delays(self, execution_id: str | None = None) -> list[Delay]:
         sql = "SELECT execution_id, task_run_id, kind, due FROM delays"
-        rows = self.conn.execute(sql + (" WHERE execution_id=?" if execution_id else "") + " ORDER BY due",
-                                 (execution_id,) if execution_id else ())
+        rows = self.conn.execute(
+            sql + (" WHERE execution_id=?" if execution_id else "") + " ORDER BY due",
+            (execution_id,) if execution_id else (),
+        )
         return [Delay(r[0], r[1], r[2], parse_iso(r[3]) or utcnow()) for r in rows]
 
 
 def _state_data(state: StateInfo) -> dict[str, Any]:
     """Full-precision dates, so a loaded state reports the same duration as the one saved."""
-    return {"current": state.current.value,
-            "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories]}
+    return {
+        "current": state.current.value,
+        "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories],
+    }
 
 
 def _execution_data(e: Execution) -> dict[str, Any]:
     return {
-        "id": e.id, "namespace": e.namespace, "flowId": e.flow_id, "flowRevision": e.flow_revision,
-        "inputs": e.inputs, "labels": [[k, v] for k, v in e.labels], "state": _state_data(e.state),
-        "outputs": e.outputs, "trigger": e.trigger, "parentId": e.parent_id, "originalId": e.original_id,
-        "attemptNumber": e.attempt_number, "parentTaskRunId": e.parent_task_run_id,
+        "id": e.id,
+        "namespace": e.namespace,
+        "flowId": e.flow_id,
+        "flowRevision": e.flow_revision,
+        "inputs": e.inputs,
+        "labels": [[k, v] for k, v in e.labels],
+        "state": _state_data(e.state),
+        "outputs": e.outputs,
+        "trigger": e.trigger,
+        "parentId": e.parent_id,
+        "originalId": e.original_id,
+        "attemptNumber": e.attempt_number,
+        "parentTaskRunId": e.parent_task_run_id,
         "scheduleDate": iso(e.scheduled_at),
     }
 
 
 def _execution_from(d: dict[str, Any]) -> Execution:
     return Execution(
-        id=d["id"], namespace=d["namespace"], flow_id=d["flowId"], flow_revision=d["flowRevision"],
-        inputs=d.get("inputs") or {}, labels=[(k, v) for k, v in d.get("labels", [])],
-        state=StateInfo.from_api(d["state"]), outputs=d.get("outputs"), trigger=d.get("trigger"),
-        parent_id=d.get("parentId"), original_id=d.get("originalId"), attempt_number=d.get("attemptNumber", 1),
-        parent_task_run_id=d.get("parentTaskRunId"), scheduled_at=parse_iso(d.get("scheduleDate")),
+        id=d["id"],
+        namespace=d["namespace"],
+        flow_id=d["flowId"],
+        flow_revision=d["flowRevision"],
+        inputs=d.get("inputs") or {},
+        labels=[(k, v) for k, v in d.get("labels", [])],
+        state=StateInfo.from_api(d["state"]),
+        outputs=d.get("outputs"),
+        trigger=d.get("trigger"),
+        parent_id=d.get("parentId"),
+        original_id=d.get("originalId"),
+        attempt_number=d.get("attemptNumber", 1),
+        parent_task_run_id=d.get("parentTaskRunId"),
+        scheduled_at=parse_iso(d.get("scheduleDate")),
     )
 
 
 def _task_run_data(r: TaskRun) -> dict[str, Any]:
     return {
-        "id": r.id, "executionId": r.execution_id, "taskId": r.task_id, "parentTaskRunId": r.parent_task_run_id,
-        "value": r.value, "iteration": r.iteration, "state": _state_data(r.state),
-        "attempts": [_state_data(a.state) for a in r.attempts], "outputs": r.outputs, "data": r.data,
+        "id": r.id,
+        "executionId": r.execution_id,
+        "taskId": r.task_id,
+        "parentTaskRunId": r.parent_task_run_id,
+        "value": r.value,
+        "iteration": r.iteration,
+        "state": _state_data(r.state),
+        "attempts": [_state_data(a.state) for a in r.attempts],
+        "outputs": r.outputs,
+        "data": r.data,
     }
 
 
 def _task_run_from(d: dict[str, Any]) -> TaskRun:
     return TaskRun(
-        id=d["id"], execution_id=d["executionId"], task_id=d["taskId"], parent_task_run_id=d["parentTaskRunId"],
-        value=d.get("value"), iteration=d.get("iteration"), state=StateInfo.from_api(d["state"]),
-        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])], outputs=d.get("outputs"),
+        id=d["id"],
+        execution_id=d["executionId"],
+        task_id=d["taskId"],
+        parent_task_run_id=d["parentTaskRunId"],
+        value=d.get("value"),
+        iteration=d.get("iteration"),
+        state=StateInfo.from_api(d["state"]),
+        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])],
+        outputs=d.get("outputs"),
         data=d.get("data") or {},
     )

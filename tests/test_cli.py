@@ -43,7 +43,9 @@ def test_deploy_reports_created_unchanged_and_updated_revisions(cli: Cli, tmp_pa
 def test_deploy_of_a_directory_stores_nothing_when_one_file_is_invalid(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "good.yaml").write_text((FLOWS / "hello.yaml").read_text())
-    (tmp_path / "flows" / "bad.yml").write_text("id: bad\nnamespace: tests\ntasks:\n  - id: x\n    type: nope.Nope\n")
+    (tmp_path / "flows" / "bad.yml").write_text(
+        "id: bad\nnamespace: tests\ntasks:\n  - id: x\n    type: nope.Nope\n"
+    )
     result = cli("flow", "deploy", str(tmp_path / "flows"))
     assert result.exit_code == 2
     assert "bad.yml:5: tasks[0].type: unknown task type `nope.Nope`" in result.stderr
@@ -54,13 +56,19 @@ def test_each_user_mistake_gets_one_clear_line_and_no_traceback(cli: Cli, tmp_pa
     cases = {
         "broken.yaml": ("id: x\nnamespace: tests\ntasks: [\n", "broken.yaml:4"),
         "tab.yaml": ("id: x\nnamespace: tests\ntasks:\n\t- id: a\n", "tab character"),
-        "noid.yaml": ("namespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: m\n",
-                      "noid.yaml:1: id: required"),
-        "dup.yaml": ("id: d\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n"
-                     "    message: m\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: m\n",
-                     "dup.yaml:7: tasks[1].id: duplicate task id `a`"),
-        "nomsg.yaml": ("id: m\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n",
-                       "tasks[0].message: required"),
+        "noid.yaml": (
+            "namespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: m\n",
+            "noid.yaml:1: id: required",
+        ),
+        "dup.yaml": (
+            "id: d\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n"
+            "    message: m\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: m\n",
+            "dup.yaml:7: tasks[1].id: duplicate task id `a`",
+        ),
+        "nomsg.yaml": (
+            "id: m\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n",
+            "tasks[0].message: required",
+        ),
     }
     for name, (text, expected) in cases.items():
         path = tmp_path / name
@@ -188,7 +196,7 @@ def test_file_input_is_copied_into_internal_storage(cli: Cli, tmp_path: Path) ->
     flow = tmp_path / "file.yaml"
     flow.write_text(
         "id: file\nnamespace: tests\ninputs:\n  - id: data\n    type: FILE\ntasks:\n"
-        "  - id: content\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{ read(inputs.data) }}\"\n"
+        '  - id: content\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{ read(inputs.data) }}"\n'
     )
     data = tmp_path / "data.txt"
     data.write_text("some content")
@@ -204,11 +212,19 @@ def test_real_subprocess_entry_points_work(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "kestractl"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, env=env)
     assert version.returncode == 0 and version.stdout.startswith("kestractl ")
-    module = subprocess.run([sys.executable, "-m", "kestractl", "flow", "deploy", str(SEED)],
-                            capture_output=True, text=True, env=env)
+    module = subprocess.run(
+        [sys.executable, "-m", "kestractl", "flow", "deploy", str(SEED)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert module.returncode == 0, module.stderr
-    run = subprocess.run([str(exe), "execute", "dev", "hello-world", "-i", "greeting=hi"],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        [str(exe), "execute", "dev", "hello-world", "-i", "greeting=hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert run.returncode == 0
     assert "hi, kestra team wishes you a great day!" in run.stdout
     assert "\x1b[" not in run.stdout  # piped: plain text

@@ -151,9 +151,11 @@ def test_concat_applies_before_a_filter_like_pebble() -> None:
 
 
 def test_tests_empty_even_odd_iterable_map_json() -> None:
-    template = ("{{ inputs.empty is empty }} {{ 4 is even }} {{ 3 is odd }} {{ inputs.items is iterable }} "
-                "{{ 'abc' is iterable }} {{ inputs.map is map }} {{ parent.taskrun.value is json }} "
-                "{{ x is json }}")
+    template = (
+        "{{ inputs.empty is empty }} {{ 4 is even }} {{ 3 is odd }} {{ inputs.items is iterable }} "
+        "{{ 'abc' is iterable }} {{ inputs.map is map }} {{ parent.taskrun.value is json }} "
+        "{{ x is json }}"
+    )
     assert r(template) == "true true true true false true true false"
 
 
@@ -204,8 +206,10 @@ def test_failing_filter_reports_its_reason() -> None:
 
 
 def test_map_keys_by_dot_and_brackets() -> None:
-    assert r("{{ outputs['task-id'].value }} {{ outputs.t2.value }} {{ outputs['t2']['value'] }}") == \
-        "dashed from t2 from t2"
+    assert (
+        r("{{ outputs['task-id'].value }} {{ outputs.t2.value }} {{ outputs['t2']['value'] }}")
+        == "dashed from t2 from t2"
+    )
     assert r("{{ outputs.each[taskrun.value].value }}") == "one"
 
 
@@ -214,22 +218,36 @@ def test_map_keys_win_over_python_dict_methods() -> None:
 
 
 def test_maps_and_lists_print_as_compact_json() -> None:
-    assert r("{{ inputs.map }} {{ inputs.items }} {{ {'é': [true, null]} }}") == \
-        '{"b":2,"a":1} [3,1,2] {"é":[true,null]}'
+    assert (
+        r("{{ inputs.map }} {{ inputs.items }} {{ {'é': [true, null]} }}")
+        == '{"b":2,"a":1} [3,1,2] {"é":[true,null]}'
+    )
 
 
 def test_booleans_print_true_false_and_null_prints_nothing() -> None:
     assert r("{{ true }}|{{ 1 > 2 }}|{{ inputs.nothing }}|") == "true|false||"
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (42.0, "42.0"), (0.5, "0.5"), (1e20, "1.0E20"), (1.5e-5, "1.5E-5"), (12, "12"),
-    (None, ""), (True, "true"), ({"a": [1, "b"]}, '{"a":[1,"b"]}'), ("text", "text"),
-    (datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC), "2024-01-01T10:00:00.123Z"),
-    (date(2024, 1, 2), "2024-01-02"), (time(18, 27, 49), "18:27:49"),
-    (timedelta(minutes=5, seconds=6), "PT5M6S"), (Decimal("3.10"), "3.10"),
-    ({"when": datetime(2024, 1, 1, tzinfo=UTC)}, '{"when":"2024-01-01T00:00:00.000Z"}'),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (42.0, "42.0"),
+        (0.5, "0.5"),
+        (1e20, "1.0E20"),
+        (1.5e-5, "1.5E-5"),
+        (12, "12"),
+        (None, ""),
+        (True, "true"),
+        ({"a": [1, "b"]}, '{"a":[1,"b"]}'),
+        ("text", "text"),
+        (datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC), "2024-01-01T10:00:00.123Z"),
+        (date(2024, 1, 2), "2024-01-02"),
+        (time(18, 27, 49), "18:27:49"),
+        (timedelta(minutes=5, seconds=6), "PT5M6S"),
+        (Decimal("3.10"), "3.10"),
+        ({"when": datetime(2024, 1, 1, tzinfo=UTC)}, '{"when":"2024-01-01T00:00:00.000Z"}'),
+    ],
+)
 def test_to_text_prints_values_like_kestra(value: Any, text: str) -> None:
     assert to_text(value) == text
 
@@ -251,8 +269,10 @@ def test_text_without_expressions_is_returned_unchanged() -> None:
 
 
 def test_for_loop_index_is_zero_based_like_pebble() -> None:
-    template = "{% for i in inputs.items %}{{ loop.index }}{{ loop.revindex }}{{ loop.length }}" \
-               "{{ loop.first ? 'F' : '' }}{{ loop.last ? 'L' : '' }} {% endfor %}"
+    template = (
+        "{% for i in inputs.items %}{{ loop.index }}{{ loop.revindex }}{{ loop.length }}"
+        "{{ loop.first ? 'F' : '' }}{{ loop.last ? 'L' : '' }} {% endfor %}"
+    )
     assert r(template) == "023F 113 203L "
 
 
@@ -282,54 +302,70 @@ def test_error_logs_loop_with_a_callable_from_the_engine() -> None:
     def error_logs() -> list[dict[str, str]]:
         return [{"taskId": "failed", "message": "Task failure"}]
 
-    template = ("{%- for log in errorLogs() -%}\n- task: {{ log.taskId }}, message: {{ log.message }}\n"
-                "{%- endfor -%}\n")
+    template = (
+        "{%- for log in errorLogs() -%}\n- task: {{ log.taskId }}, message: {{ log.message }}\n"
+        "{%- endfor -%}\n"
+    )
     assert r(template, errorLogs=error_logs) == "- task: failed, message: Task failure"
 
 
 def test_callables_in_variables_receive_arguments() -> None:
-    assert r("{{ read('kestra:///a.txt') | upper }}", read=lambda uri: f"content of {uri}") == \
-        "CONTENT OF KESTRA:///A.TXT"
+    assert (
+        r("{{ read('kestra:///a.txt') | upper }}", read=lambda uri: f"content of {uri}")
+        == "CONTENT OF KESTRA:///A.TXT"
+    )
 
 
 # ---------------------------------------------------------------- date filters
 
 
-@pytest.mark.parametrize(("template", "text"), [
-    ("{{ instant | date(\"yyyy-MM-dd'T'HH:mm\") }}", "2024-01-15T10:05"),
-    ("{{ instant | date }}", "2024-01-15T10:05:03.123456Z"),
-    ("{{ instant | date('iso_sec') }}", "2024-01-15T10:05:03Z"),
-    ("{{ instant | date('sql') }}", "2024-01-15 10:05:03.123456"),
-    ("{{ instant | date('iso_date_time') }}", "2024-01-15T10:05:03.123456Z[UTC]"),
-    ("{{ instant | date('iso_date') }}", "2024-01-15Z"),
-    ("{{ instant | date('iso_local_date') }}", "2024-01-15"),
-    ("{{ instant | date('iso_local_date_time') }}", "2024-01-15T10:05:03.123456"),
-    ("{{ instant | date('iso_instant') }}", "2024-01-15T10:05:03.123456Z"),
-    ("{{ instant | date('yy M d H h mm ss SSS a') }}", "24 1 15 10 10 05 03 123 AM"),
-    ("{{ instant | date('EEE EEEE MMM MMMM') }}", "Mon Monday Jan January"),
-    ("{{ instant | date(\"h 'o''clock' ''\") }}", "10 o'clock '"),
-    ("{{ instant | date('HH:mm XXX X Z z', timeZone='Europe/Paris') }}", "11:05 +01:00 +01 +0100 CET"),
-    ("{{ instant | date(format='iso_zoned_date_time', timeZone='Europe/Paris') }}",
-     "2024-01-15T11:05:03.123456+01:00[Europe/Paris]"),
-    ("{{ '2024-01-15T10:05:03.123Z' | date('iso_sec', timeZone='America/New_York') }}",
-     "2024-01-15T05:05:03-05:00"),
-    ("{{ '15/01/2024 08:30' | date('yyyy-MM-dd HH:mm', existingFormat='dd/MM/yyyy HH:mm') }}",
-     "2024-01-15 08:30"),
-    ("{{ 1700000000 | date('iso_sec') }}", "2023-11-14T22:13:20Z"),
-    ("{{ day | date('iso_sec') }}", "2024-01-31T12:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{{ instant | date(\"yyyy-MM-dd'T'HH:mm\") }}", "2024-01-15T10:05"),
+        ("{{ instant | date }}", "2024-01-15T10:05:03.123456Z"),
+        ("{{ instant | date('iso_sec') }}", "2024-01-15T10:05:03Z"),
+        ("{{ instant | date('sql') }}", "2024-01-15 10:05:03.123456"),
+        ("{{ instant | date('iso_date_time') }}", "2024-01-15T10:05:03.123456Z[UTC]"),
+        ("{{ instant | date('iso_date') }}", "2024-01-15Z"),
+        ("{{ instant | date('iso_local_date') }}", "2024-01-15"),
+        ("{{ instant | date('iso_local_date_time') }}", "2024-01-15T10:05:03.123456"),
+        ("{{ instant | date('iso_instant') }}", "2024-01-15T10:05:03.123456Z"),
+        ("{{ instant | date('yy M d H h mm ss SSS a') }}", "24 1 15 10 10 05 03 123 AM"),
+        ("{{ instant | date('EEE EEEE MMM MMMM') }}", "Mon Monday Jan January"),
+        ("{{ instant | date(\"h 'o''clock' ''\") }}", "10 o'clock '"),
+        ("{{ instant | date('HH:mm XXX X Z z', timeZone='Europe/Paris') }}", "11:05 +01:00 +01 +0100 CET"),
+        (
+            "{{ instant | date(format='iso_zoned_date_time', timeZone='Europe/Paris') }}",
+            "2024-01-15T11:05:03.123456+01:00[Europe/Paris]",
+        ),
+        (
+            "{{ '2024-01-15T10:05:03.123Z' | date('iso_sec', timeZone='America/New_York') }}",
+            "2024-01-15T05:05:03-05:00",
+        ),
+        (
+            "{{ '15/01/2024 08:30' | date('yyyy-MM-dd HH:mm', existingFormat='dd/MM/yyyy HH:mm') }}",
+            "2024-01-15 08:30",
+        ),
+        ("{{ 1700000000 | date('iso_sec') }}", "2023-11-14T22:13:20Z"),
+        ("{{ day | date('iso_sec') }}", "2024-01-31T12:00:00Z"),
+    ],
+)
 def test_date_filter_formats(template: str, text: str) -> None:
     assert r(template) == text
 
 
-@pytest.mark.parametrize(("template", "text"), [
-    ("{{ instant | dateAdd(1, 'DAYS') }}", "2024-01-16T10:05:03.123456Z"),
-    ("{{ instant | dateAdd(-2, 'HOURS', format='HH:mm') }}", "08:05"),
-    ("{{ instant | dateAdd(30, 'SECONDS', format='iso_sec') }}", "2024-01-15T10:05:33Z"),
-    ("{{ instant | dateAdd(2, 'WEEKS', format='iso_local_date') }}", "2024-01-29"),
-    ("{{ day | dateAdd(1, 'MONTHS', format='yyyy-MM-dd') }}", "2024-02-29"),
-    ("{{ '2024-02-29T00:00:00Z' | dateAdd(1, 'YEARS', format='yyyy-MM-dd') }}", "2025-02-28"),
-])
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{{ instant | dateAdd(1, 'DAYS') }}", "2024-01-16T10:05:03.123456Z"),
+        ("{{ instant | dateAdd(-2, 'HOURS', format='HH:mm') }}", "08:05"),
+        ("{{ instant | dateAdd(30, 'SECONDS', format='iso_sec') }}", "2024-01-15T10:05:33Z"),
+        ("{{ instant | dateAdd(2, 'WEEKS', format='iso_local_date') }}", "2024-01-29"),
+        ("{{ day | dateAdd(1, 'MONTHS', format='yyyy-MM-dd') }}", "2024-02-29"),
+        ("{{ '2024-02-29T00:00:00Z' | dateAdd(1, 'YEARS', format='yyyy-MM-dd') }}", "2025-02-28"),
+    ],
+)
 def test_date_add_moves_by_chrono_units(template: str, text: str) -> None:
     assert r(template) == text
 
@@ -345,66 +381,98 @@ def test_timestamp_filters_give_epoch_numbers() -> None:
 # ---------------------------------------------------------------- other filters
 
 
-@pytest.mark.parametrize(("template", "text"), [
-    ("{{ inputs.map | toJson }} {{ 'x' | toJson }} {{ inputs.nothing | toJson }}", '{"b":2,"a":1} "x" null'),
-    ("{{ inputs.map | json }}", '{"b":2,"a":1}'),
-    ("{{ {'id': 1, 'my key': 'a'} | toIon }}", "{id:1,'my key':\"a\"}"),
-    ("{{ {'a': [1, 2], 'b': 'x'} | yaml }}", "a:\n  - 1\n  - 2\nb: x\n"),
-    ("{{ inputs.map | keys }} {{ inputs.items | keys }} {{ inputs.map | values }}",
-     '["b","a"] [0,1,2] [2,1]'),
-    ("{{ parent.taskrun.value | keys }}", '["key","value"]'),
-    ("{{ inputs.items | first }}{{ inputs.items | last }}{{ 'abc' | first }}", "32a"),
-    ("{{ inputs.items | length }} {{ 'abcd' | length }} {{ inputs.map | length }}", "3 4 2"),
-    ("{{ 'Ab' | upper }} {{ 'Ab' | lower }} {{ 'hello big world' | title }} {{ 'hello World' | capitalize }}",
-     "AB ab Hello Big World Hello World"),
-    ("[{{ '  padded  ' | trim }}]", "[padded]"),
-    ("{{ 'a-b-a' | replace({'a': 'x', '-': '+'}) }} {{ 'a-b' | replace('a', 'y') }}", "x+b+x y-b"),
-    ("{{ 'a1b22c' | replace({'[0-9]+': '#'}, regexp=true) }}", "a#b#c"),
-    ("{{ 'a.b.c,,' | split('.') }} {{ 'a,b,,' | split(',') }}", '["a","b","c,,"] ["a","b"]'),
-    ("{{ inputs.items | join(', ') }} {{ [true, null, 1.5] | join('|') }}", "3, 1, 2 true||1.5"),
-    ("{{ ko | default('d') }} {{ inputs.empty | default('e') }} {{ inputs.nothing | default('n') }} "
-     "{{ [] | default('l') }} {{ 'v' | default('x') }}", "d e n l v"),
-    ("{{ -3 | abs }} {{ 2.567 | round(1) }}", "3 2.6"),
-    ("{{ 'abcdef' | slice(1, 3) }} {{ inputs.items | slice(0, 2) }}", "bc [3,1]"),
-    ("{{ inputs.items | sort }} {{ inputs.items | reverse }} {{ 'abc' | reverse }}", "[1,2,3] [2,1,3] cba"),
-    ("{{ inputs.map | merge({'c': 3}) }} {{ inputs.items | merge([4]) }}", '{"b":2,"a":1,"c":3} [3,1,2,4]'),
-    ("{{ 'a b&c~' | urlencode }} {{ 'a+b%26c' | urldecode }}", "a+b%26c%7E a b&c"),
-    ("{{ 'hello' | base64encode }} {{ 'aGVsbG8=' | base64decode }}", "aGVsbG8= hello"),
-    ("{{ 'abcdefghij' | abbreviate(6) }} {{ 'abc' | abbreviate(6) }}", "abc... abc"),
-    ("{{ ' Héllo  World_x! ' | slugify }}", "hello-world-x"),
-    ("{{ '12' | number + 1 }} {{ '1.5' | number }} {{ '12' | number('DOUBLE') }} "
-     "{{ '7' | number(type='LONG') }} {{ '3.10' | number('BIGDECIMAL') }}", "13 1.5 12.0 7 3.10"),
-    ("{{ 'a.b.c' | substringBefore('.') }} {{ 'a.b.c' | substringBeforeLast('.') }} "
-     "{{ 'a.b.c' | substringAfter('.') }} {{ 'a.b.c' | substringAfterLast('.') }} "
-     "{{ 'abc' | substringBefore('z') }}|{{ 'abc' | substringAfter('z') }}|", "a a.b b.c c abc||"),
-    ("{{ 'abc' | startsWith('ab') }} {{ 'abc' | endsWith('x') }}", "true false"),
-    ("{{ [[1, 2], [3], 4] | flatten }}", "[1,2,3,4]"),
-    ("x:{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | nindent(2) }}", "x:a\n  b|\n  a\n  b"),
-    ("{{ [1, 2, 3, 4, 5] | chunk(2) }}", "[[1,2],[3,4],[5]]"),
-    ("{{ \"it's\" | escapeChar('single') }} {{ \"it's\" | escapeChar('shell') }} "
-     "{{ 'say \"hi\"' | escapeChar('double') }}",
-     "it\\'s it'\\''s say \\\"hi\\\""),
-    ("{{ 'a' | md5 }} {{ 'a' | sha1 }}",
-     "0cc175b9c0f1b6a831c399e269772661 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"),
-    ("{{ 'a' | sha256 }}", "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"),
-    ("{{ 'a' | sha512 | slice(0, 16) }}", "1f40fc92da241694"),
-    ("{{ 12345.678 | numberformat('#,##0.00') }} {{ 0.5 | numberformat('0.#') }}", "12,345.68 0.5"),
-    ("{{ 'x' | className }} {{ 1 | className }}", "java.lang.String java.lang.Integer"),
-])
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        (
+            "{{ inputs.map | toJson }} {{ 'x' | toJson }} {{ inputs.nothing | toJson }}",
+            '{"b":2,"a":1} "x" null',
+        ),
+        ("{{ inputs.map | json }}", '{"b":2,"a":1}'),
+        ("{{ {'id': 1, 'my key': 'a'} | toIon }}", "{id:1,'my key':\"a\"}"),
+        ("{{ {'a': [1, 2], 'b': 'x'} | yaml }}", "a:\n  - 1\n  - 2\nb: x\n"),
+        (
+            "{{ inputs.map | keys }} {{ inputs.items | keys }} {{ inputs.map | values }}",
+            '["b","a"] [0,1,2] [2,1]',
+        ),
+        ("{{ parent.taskrun.value | keys }}", '["key","value"]'),
+        ("{{ inputs.items | first }}{{ inputs.items | last }}{{ 'abc' | first }}", "32a"),
+        ("{{ inputs.items | length }} {{ 'abcd' | length }} {{ inputs.map | length }}", "3 4 2"),
+        (
+            "{{ 'Ab' | upper }} {{ 'Ab' | lower }} {{ 'hello big world' | title }} {{ 'hello World' | capitalize }}",
+            "AB ab Hello Big World Hello World",
+        ),
+        ("[{{ '  padded  ' | trim }}]", "[padded]"),
+        ("{{ 'a-b-a' | replace({'a': 'x', '-': '+'}) }} {{ 'a-b' | replace('a', 'y') }}", "x+b+x y-b"),
+        ("{{ 'a1b22c' | replace({'[0-9]+': '#'}, regexp=true) }}", "a#b#c"),
+        ("{{ 'a.b.c,,' | split('.') }} {{ 'a,b,,' | split(',') }}", '["a","b","c,,"] ["a","b"]'),
+        ("{{ inputs.items | join(', ') }} {{ [true, null, 1.5] | join('|') }}", "3, 1, 2 true||1.5"),
+        (
+            "{{ ko | default('d') }} {{ inputs.empty | default('e') }} {{ inputs.nothing | default('n') }} "
+            "{{ [] | default('l') }} {{ 'v' | default('x') }}",
+            "d e n l v",
+        ),
+        ("{{ -3 | abs }} {{ 2.567 | round(1) }}", "3 2.6"),
+        ("{{ 'abcdef' | slice(1, 3) }} {{ inputs.items | slice(0, 2) }}", "bc [3,1]"),
+        (
+            "{{ inputs.items | sort }} {{ inputs.items | reverse }} {{ 'abc' | reverse }}",
+            "[1,2,3] [2,1,3] cba",
+        ),
+        (
+            "{{ inputs.map | merge({'c': 3}) }} {{ inputs.items | merge([4]) }}",
+            '{"b":2,"a":1,"c":3} [3,1,2,4]',
+        ),
+        ("{{ 'a b&c~' | urlencode }} {{ 'a+b%26c' | urldecode }}", "a+b%26c%7E a b&c"),
+        ("{{ 'hello' | base64encode }} {{ 'aGVsbG8=' | base64decode }}", "aGVsbG8= hello"),
+        ("{{ 'abcdefghij' | abbreviate(6) }} {{ 'abc' | abbreviate(6) }}", "abc... abc"),
+        ("{{ ' Héllo  World_x! ' | slugify }}", "hello-world-x"),
+        (
+            "{{ '12' | number + 1 }} {{ '1.5' | number }} {{ '12' | number('DOUBLE') }} "
+            "{{ '7' | number(type='LONG') }} {{ '3.10' | number('BIGDECIMAL') }}",
+            "13 1.5 12.0 7 3.10",
+        ),
+        (
+            "{{ 'a.b.c' | substringBefore('.') }} {{ 'a.b.c' | substringBeforeLast('.') }} "
+            "{{ 'a.b.c' | substringAfter('.') }} {{ 'a.b.c' | substringAfterLast('.') }} "
+            "{{ 'abc' | substringBefore('z') }}|{{ 'abc' | substringAfter('z') }}|",
+            "a a.b b.c c abc||",
+        ),
+        ("{{ 'abc' | startsWith('ab') }} {{ 'abc' | endsWith('x') }}", "true false"),
+        ("{{ [[1, 2], [3], 4] | flatten }}", "[1,2,3,4]"),
+        ("x:{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | nindent(2) }}", "x:a\n  b|\n  a\n  b"),
+        ("{{ [1, 2, 3, 4, 5] | chunk(2) }}", "[[1,2],[3,4],[5]]"),
+        (
+            "{{ \"it's\" | escapeChar('single') }} {{ \"it's\" | escapeChar('shell') }} "
+            "{{ 'say \"hi\"' | escapeChar('double') }}",
+            "it\\'s it'\\''s say \\\"hi\\\"",
+        ),
+        (
+            "{{ 'a' | md5 }} {{ 'a' | sha1 }}",
+            "0cc175b9c0f1b6a831c399e269772661 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8",
+        ),
+        ("{{ 'a' | sha256 }}", "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"),
+        ("{{ 'a' | sha512 | slice(0, 16) }}", "1f40fc92da241694"),
+        ("{{ 12345.678 | numberformat('#,##0.00') }} {{ 0.5 | numberformat('0.#') }}", "12,345.68 0.5"),
+        ("{{ 'x' | className }} {{ 1 | className }}", "java.lang.String java.lang.Integer"),
+    ],
+)
 def test_filters(template: str, text: str) -> None:
     assert r(template) == text
 
 
-@pytest.mark.parametrize(("template", "text"), [
-    ("{{ parent.taskrun.value | jq('.key') }}", '["my-key"]'),
-    ("{{ parent.taskrun.value | jq('.value') | first }}", '{"sub":1}'),
-    ("{{ parent.taskrun.value | jq('.value.sub') | first }}", "1"),
-    ("{{ {'a': [{'b': 1}, {'b': 2}]} | jq('.a[1].b') }}", "[2]"),
-    ("{{ {'a': [{'b': 1}, {'b': 2}]} | jq('.a[].b') }}", "[1,2]"),
-    ("{{ [1, 2] | jq('.[]') }} {{ [1, 2] | jq('.[0]') }} {{ [5] | jq('.') }}", "[1,2] [1] [[5]]"),
-    ("{{ {'a': 1} | jq('.missing') }}", "[null]"),
-    ("{{ {'a': {'b': 1}} | jq('.a | .b') }}", "[1]"),
-])
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{{ parent.taskrun.value | jq('.key') }}", '["my-key"]'),
+        ("{{ parent.taskrun.value | jq('.value') | first }}", '{"sub":1}'),
+        ("{{ parent.taskrun.value | jq('.value.sub') | first }}", "1"),
+        ("{{ {'a': [{'b': 1}, {'b': 2}]} | jq('.a[1].b') }}", "[2]"),
+        ("{{ {'a': [{'b': 1}, {'b': 2}]} | jq('.a[].b') }}", "[1,2]"),
+        ("{{ [1, 2] | jq('.[]') }} {{ [1, 2] | jq('.[0]') }} {{ [5] | jq('.') }}", "[1,2] [1] [[5]]"),
+        ("{{ {'a': 1} | jq('.missing') }}", "[null]"),
+        ("{{ {'a': {'b': 1}} | jq('.a | .b') }}", "[1]"),
+    ],
+)
 def test_jq_returns_a_list_for_simple_paths(template: str, text: str) -> None:
     assert r(template) == text
 
@@ -464,11 +532,27 @@ def test_render_value_renders_nested_dicts_and_lists_keys_included() -> None:
     assert render_value(value, VARS) == {"hello": ["world", 3, {"k": "2"}], "n": None, "b": True}
 
 
-@pytest.mark.parametrize(("value", "truthy"), [
-    ("true", True), ("1", True), (True, True), (1, True), ("yes", True), ("0.0", True),
-    ("false", False), ("FALSE", False), (" false ", False), ("0", False), ("-0", False), ("", False),
-    ("  ", False), (False, False), (None, False), (0, False),
-])
+@pytest.mark.parametrize(
+    ("value", "truthy"),
+    [
+        ("true", True),
+        ("1", True),
+        (True, True),
+        (1, True),
+        ("yes", True),
+        ("0.0", True),
+        ("false", False),
+        ("FALSE", False),
+        (" false ", False),
+        ("0", False),
+        ("-0", False),
+        ("", False),
+        ("  ", False),
+        (False, False),
+        (None, False),
+        (0, False),
+    ],
+)
 def test_is_truthy_follows_kestra_truth_utils(value: Any, truthy: bool) -> None:
     assert is_truthy(value) is truthy
 
@@ -485,13 +569,16 @@ def test_compiled_templates_are_cached() -> None:
 # ---------------------------------------------------------------- sandbox
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__ }}",
-    "{{ inputs.__class__.__mro__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ render.__globals__ }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__ }}",
+        "{{ inputs.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ render.__globals__ }}",
+    ],
+)
 def test_sandbox_blocks_python_internals(template: str) -> None:
     with pytest.raises(ExpressionError):
         r(template)

@@ -28,9 +28,29 @@ def error(type_: str, value: Any, **props: Any) -> str:
 
 # ------------------------------------------------------------------ types
 
+
 def test_input_types_are_kestras_eighteen_plus_bool():
-    assert INPUT_TYPES == {"STRING", "ENUM", "SELECT", "MULTISELECT", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATETIME",
-                           "DATE", "TIME", "DURATION", "FILE", "JSON", "YAML", "URI", "SECRET", "ARRAY", "EMAIL"}
+    assert INPUT_TYPES == {
+        "STRING",
+        "ENUM",
+        "SELECT",
+        "MULTISELECT",
+        "INT",
+        "FLOAT",
+        "BOOLEAN",
+        "BOOL",
+        "DATETIME",
+        "DATE",
+        "TIME",
+        "DURATION",
+        "FILE",
+        "JSON",
+        "YAML",
+        "URI",
+        "SECRET",
+        "ARRAY",
+        "EMAIL",
+    }
 
 
 def test_string_keeps_text_and_turns_scalars_into_java_text():
@@ -42,7 +62,8 @@ def test_string_keeps_text_and_turns_scalars_into_java_text():
 def test_string_validator_is_a_full_match():
     assert one("STRING", "A123", validator=r"A\d+") == "A123"
     assert error("STRING", "foo", validator=r"A\d+") == (
-        "Invalid input for `x`, it must match the pattern `A\\d+`, but received `foo`")
+        "Invalid input for `x`, it must match the pattern `A\\d+`, but received `foo`"
+    )
     assert "must match the pattern" in error("STRING", "A123b", validator=r"A\d+")
 
 
@@ -60,7 +81,8 @@ def test_enum_rejects_other_values_with_kestras_message():
     with pytest.raises(InputError) as info:
         resolve_inputs(inputs, {"enum": "INVALID"})
     assert info.value.message == (
-        "Invalid input for `enum`, it must match the values `[ENUM_VALUE, OTHER_ONE]`, but received `INVALID`")
+        "Invalid input for `enum`, it must match the values `[ENUM_VALUE, OTHER_ONE]`, but received `INVALID`"
+    )
 
 
 def test_enum_not_required_skips_the_values_check_like_kestra():
@@ -91,11 +113,15 @@ def test_multiselect_takes_a_json_list_or_a_list():
 
 def test_multiselect_rejects_unknown_items_and_non_lists():
     assert error("MULTISELECT", '["a", "z"]', values=["a", "b"]) == (
-        'Invalid input for `x`, it must match the values `[a, b]`, but received `["a", "z"]`')
+        'Invalid input for `x`, it must match the values `[a, b]`, but received `["a", "z"]`'
+    )
     assert error("MULTISELECT", "a,b", values=["a"]) == (
-        "Invalid input for `x`, Expected `MULTISELECT` but received `a,b`, but received `a,b`")
+        "Invalid input for `x`, Expected `MULTISELECT` but received `a,b`, but received `a,b`"
+    )
     assert one("MULTISELECT", '["z"]', values=["a"], allowCustomValue=True) == ["z"]
-    assert "you can't define both `values` and `options`" in error("MULTISELECT", "[]", values=["a"], options=["a"])
+    assert "you can't define both `values` and `options`" in error(
+        "MULTISELECT", "[]", values=["a"], options=["a"]
+    )
 
 
 def test_int_parses_like_integer_value_of():
@@ -119,10 +145,14 @@ def test_int_min_and_max_messages():
     assert resolve_inputs(inputs, {"validatedInt": "12"}) == {"validatedInt": 12}
     with pytest.raises(InputError) as low:
         resolve_inputs(inputs, {"validatedInt": "9"})
-    assert low.value.message == "Invalid input for `validatedInt`, it must be more than `10`, but received `9`"
+    assert (
+        low.value.message == "Invalid input for `validatedInt`, it must be more than `10`, but received `9`"
+    )
     with pytest.raises(InputError) as high:
         resolve_inputs(inputs, {"validatedInt": "21"})
-    assert high.value.message == "Invalid input for `validatedInt`, it must be less than `20`, but received `21`"
+    assert (
+        high.value.message == "Invalid input for `validatedInt`, it must be less than `20`, but received `21`"
+    )
 
 
 def test_float_parses_to_float32_printed_shortest():
@@ -144,8 +174,14 @@ def test_float_rejects_text_nan_and_overflow():
 def test_float_min_and_max_messages():
     props = {"min": 0.1, "max": 0.5}
     assert one("FLOAT", "0.42", **props) == 0.42
-    assert error("FLOAT", "0.01", **props) == "Invalid input for `x`, it must be more than `0.1`, but received `0.01`"
-    assert error("FLOAT", "1.01", **props) == "Invalid input for `x`, it must be less than `0.5`, but received `1.01`"
+    assert (
+        error("FLOAT", "0.01", **props)
+        == "Invalid input for `x`, it must be more than `0.1`, but received `0.01`"
+    )
+    assert (
+        error("FLOAT", "1.01", **props)
+        == "Invalid input for `x`, it must be less than `0.5`, but received `1.01`"
+    )
     assert "it must be more than `10.0`" in error("FLOAT", "1", min=10)
 
 
@@ -176,7 +212,8 @@ def test_datetime_is_normalised_like_instant_to_string():
 def test_datetime_needs_seconds_and_a_zone():
     assert error("DATETIME", "2019-10-06T18:27:49") == (
         "Invalid input for `x`, Expected `DATETIME` but received `2019-10-06T18:27:49`, "
-        "but received `2019-10-06T18:27:49`")
+        "but received `2019-10-06T18:27:49`"
+    )
     assert "Expected `DATETIME`" in error("DATETIME", "2019-10-06T18:27Z")
     assert "Expected `DATETIME`" in error("DATETIME", "2019-02-30T00:00:00Z")
     assert "Expected `DATETIME`" in error("DATETIME", datetime(2019, 1, 1))
@@ -186,9 +223,11 @@ def test_datetime_after_and_before_messages():
     props = {"after": "2023-01-01T00:00:00Z", "before": "2023-12-31T23:59:59Z"}
     assert one("DATETIME", "2023-01-01T00:00:10Z", **props) == "2023-01-01T00:00:10Z"
     assert error("DATETIME", "2022-01-01T00:00:00Z", **props) == (
-        "Invalid input for `x`, it must be after `2023-01-01T00:00:00Z`, but received `2022-01-01T00:00:00Z`")
+        "Invalid input for `x`, it must be after `2023-01-01T00:00:00Z`, but received `2022-01-01T00:00:00Z`"
+    )
     assert error("DATETIME", "2024-01-01T00:00:00Z", **props) == (
-        "Invalid input for `x`, it must be before `2023-12-31T23:59:59Z`, but received `2024-01-01T00:00:00Z`")
+        "Invalid input for `x`, it must be before `2023-12-31T23:59:59Z`, but received `2024-01-01T00:00:00Z`"
+    )
 
 
 def test_date_is_strict_iso():
@@ -202,9 +241,11 @@ def test_date_after_and_before_messages_accept_yaml_dates():
     props = yaml.safe_load("after: 2023-01-01\nbefore: 2023-12-31")
     assert one("DATE", "2023-01-02", **props) == "2023-01-02"
     assert error("DATE", "2022-01-01", **props) == (
-        "Invalid input for `x`, it must be after `2023-01-01`, but received `2022-01-01`")
+        "Invalid input for `x`, it must be after `2023-01-01`, but received `2022-01-01`"
+    )
     assert error("DATE", "2024-01-01", **props) == (
-        "Invalid input for `x`, it must be before `2023-12-31`, but received `2024-01-01`")
+        "Invalid input for `x`, it must be before `2023-12-31`, but received `2024-01-01`"
+    )
 
 
 def test_time_is_stored_as_iso_local_time():
@@ -219,9 +260,11 @@ def test_time_messages_print_bounds_like_local_time_to_string():
     props = {"after": "01:00:00", "before": "11:59:59"}
     assert one("TIME", "11:27:49", **props) == "11:27:49"
     assert error("TIME", "00:00:01", **props) == (
-        "Invalid input for `x`, it must be after `01:00`, but received `00:00:01`")
+        "Invalid input for `x`, it must be after `01:00`, but received `00:00:01`"
+    )
     assert error("TIME", "14:00:00", **props) == (
-        "Invalid input for `x`, it must be before `11:59:59`, but received `14:00:00`")
+        "Invalid input for `x`, it must be before `11:59:59`, but received `14:00:00`"
+    )
 
 
 def test_duration_is_normalised_like_java_duration_to_string():
@@ -243,9 +286,11 @@ def test_duration_min_and_max_messages():
     props = {"min": "PT10S", "max": "PT20S"}
     assert one("DURATION", "PT15S", **props) == "PT15S"
     assert error("DURATION", "PT1S", **props) == (
-        "Invalid input for `x`, It must be more than `PT10S`, but received `PT1S`")
+        "Invalid input for `x`, It must be more than `PT10S`, but received `PT1S`"
+    )
     assert error("DURATION", "PT30S", **props) == (
-        "Invalid input for `x`, It must be less than `PT20S`, but received `PT30S`")
+        "Invalid input for `x`, It must be less than `PT20S`, but received `PT30S`"
+    )
 
 
 def test_json_is_parsed():
@@ -274,13 +319,17 @@ def test_uri_must_match_kestras_pattern():
     assert one("URI", "ftp://files.example.org/a.txt?x=1") == "ftp://files.example.org/a.txt?x=1"
     assert "Expected `URI`" in error("URI", "s3://bucket.example/key")  # Kestra's scheme is [a-z]+
     assert "Expected `URI`" in error("URI", "http://localhost:8080")  # and it wants a dotted host
-    assert error("URI", "http:/bla") == "Invalid input for `x`, Expected `URI` but received `http:/bla`, but received `http:/bla`"
+    assert (
+        error("URI", "http:/bla")
+        == "Invalid input for `x`, Expected `URI` but received `http:/bla`, but received `http:/bla`"
+    )
 
 
 def test_email_must_look_like_an_email():
     assert one("EMAIL", "me@example.com") == "me@example.com"
     assert error("EMAIL", "not-an-email") == (
-        "Invalid input for `x`, The input must be a valid email, but received `not-an-email`")
+        "Invalid input for `x`, The input must be a valid email, but received `not-an-email`"
+    )
 
 
 def test_array_parses_json_text_and_each_item_type():
@@ -296,19 +345,22 @@ def test_array_item_errors_name_the_item():
     with pytest.raises(InputError) as info:
         resolve_inputs(inputs, {"array": '["s1", "s2"]'})
     assert info.value.message == (
-        'Invalid input for `array`, Unable to parse array element as `INT` on `s1`, but received `["s1", "s2"]`')
+        'Invalid input for `array`, Unable to parse array element as `INT` on `s1`, but received `["s1", "s2"]`'
+    )
     assert "Expected `ARRAY` but received `abc`" in error("ARRAY", "abc", itemType="INT")
     assert "Expected `ARRAY`" in error("ARRAY", '{"a": 1}', itemType="INT")
 
 
 def store_into(tmp_path: Path, calls: list[tuple[str, Path]]):
     """A store_file that copies the upload under tmp_path/storage and returns its kestra:/// URI."""
+
     def store(input_id: str, source: Path) -> str:
         calls.append((input_id, source))
         target = tmp_path / "storage" / "inputs" / input_id / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return f"kestra:///inputs/{input_id}/{source.name}"
+
     return store
 
 
@@ -316,7 +368,9 @@ def test_file_is_stored_and_replaced_by_its_uri(tmp_path: Path):
     local = tmp_path / "application-test.yml"
     local.write_text("hello: world\n")
     calls: list[tuple[str, Path]] = []
-    result = resolve_inputs([Input("file", "FILE")], {"file": str(local)}, store_file=store_into(tmp_path, calls))
+    result = resolve_inputs(
+        [Input("file", "FILE")], {"file": str(local)}, store_file=store_into(tmp_path, calls)
+    )
     assert result == {"file": "kestra:///inputs/file/application-test.yml"}
     assert calls == [("file", local)]
     assert (tmp_path / "storage/inputs/file/application-test.yml").read_text() == "hello: world\n"
@@ -325,20 +379,24 @@ def test_file_is_stored_and_replaced_by_its_uri(tmp_path: Path):
 def test_file_kestra_uri_is_kept_without_storing(tmp_path: Path):
     calls: list[tuple[str, Path]] = []
     uri = "kestra:///io/kestra/tests/inputs/executions/abc/inputs/file/a.txt"
-    assert resolve_inputs([Input("f", "FILE")], {"f": uri}, store_file=store_into(tmp_path, calls)) == {"f": uri}
+    assert resolve_inputs([Input("f", "FILE")], {"f": uri}, store_file=store_into(tmp_path, calls)) == {
+        "f": uri
+    }
     assert calls == []
 
 
 def test_file_missing_or_without_storage_is_an_error(tmp_path: Path):
     missing = tmp_path / "nope.txt"
     assert error("FILE", str(missing)) == (
-        f"Invalid input for `x`, the file `{missing}` does not exist, but received `{missing}`")
+        f"Invalid input for `x`, the file `{missing}` does not exist, but received `{missing}`"
+    )
     present = tmp_path / "there.txt"
     present.write_text("x")
     assert "no storage to upload the file" in error("FILE", str(present))
 
 
 # ------------------------------------------------------------------ resolution rules
+
 
 def test_missing_required_input_is_kestras_message():
     with pytest.raises(InputError) as info:
@@ -352,8 +410,10 @@ def test_optional_input_without_value_is_present_as_null():
 
 
 def test_default_is_used_when_value_is_missing_or_null_and_is_typed():
-    inputs = [Input("instantDefaults", "DATETIME", defaults="2013-08-09T14:19:00.000Z"),
-              Input("n", "INT", defaults=3)]
+    inputs = [
+        Input("instantDefaults", "DATETIME", defaults="2013-08-09T14:19:00.000Z"),
+        Input("n", "INT", defaults=3),
+    ]
     assert resolve_inputs(inputs, {"n": None}) == {"instantDefaults": "2013-08-09T14:19:00Z", "n": 3}
     assert resolve_inputs(inputs, {"n": "4"})["n"] == 4
 
@@ -373,9 +433,14 @@ def test_undeclared_inputs_are_dropped():
 
 
 def test_dotted_ids_become_nested_maps():
-    inputs = [Input("nested.string", "STRING", required=False), Input("nested.more.int", "INT", required=False),
-              Input("nested.bool", "BOOLEAN", required=False)]
-    result = resolve_inputs(inputs, {"nested.string": "a string", "nested.more.int": "123", "nested.bool": "true"})
+    inputs = [
+        Input("nested.string", "STRING", required=False),
+        Input("nested.more.int", "INT", required=False),
+        Input("nested.bool", "BOOLEAN", required=False),
+    ]
+    result = resolve_inputs(
+        inputs, {"nested.string": "a string", "nested.more.int": "123", "nested.bool": "true"}
+    )
     assert result == {"nested": {"string": "a string", "more": {"int": 123}, "bool": True}}
 
 
@@ -393,29 +458,54 @@ def test_every_bad_input_is_reported_once():
 
 def test_results_are_json_serialisable_for_every_type(tmp_path: Path):
     import json
-    values = {"STRING": "s", "INT": "1", "FLOAT": "1.5", "BOOLEAN": "true", "DATETIME": "2019-10-06T18:27:49Z",
-              "DATE": "2019-10-06", "TIME": "18:27", "DURATION": "PT1M", "JSON": '{"a": 1}', "YAML": "a: 2020-01-01",
-              "URI": "https://a.io", "SECRET": "s", "EMAIL": "a@b.c", "ARRAY": "[1]", "MULTISELECT": '["a"]'}
+
+    values = {
+        "STRING": "s",
+        "INT": "1",
+        "FLOAT": "1.5",
+        "BOOLEAN": "true",
+        "DATETIME": "2019-10-06T18:27:49Z",
+        "DATE": "2019-10-06",
+        "TIME": "18:27",
+        "DURATION": "PT1M",
+        "JSON": '{"a": 1}',
+        "YAML": "a: 2020-01-01",
+        "URI": "https://a.io",
+        "SECRET": "s",
+        "EMAIL": "a@b.c",
+        "ARRAY": "[1]",
+        "MULTISELECT": '["a"]',
+    }
     inputs = [Input(t.lower(), t, props={"itemType": "INT"} if t == "ARRAY" else {}) for t in values]
     result = resolve_inputs(inputs, {t.lower(): v for t, v in values.items()})
     assert json.loads(json.dumps(result)) == result
 
 
 def test_depends_on_condition_disables_an_input():
-    inputs = [Input("mode", "STRING"),
-              Input("detail", "STRING", props={"dependsOn": {"inputs": ["mode"], "condition": "{{ mode }}"}})]
+    inputs = [
+        Input("mode", "STRING"),
+        Input("detail", "STRING", props={"dependsOn": {"inputs": ["mode"], "condition": "{{ mode }}"}}),
+    ]
     render = lambda expression, scope: scope["mode"] == "full"  # noqa: E731
     assert resolve_inputs(inputs, {"mode": "short"}, render=render) == {"mode": "short"}
-    assert resolve_inputs(inputs, {"mode": "full", "detail": "d"}, render=render) == {"mode": "full", "detail": "d"}
+    assert resolve_inputs(inputs, {"mode": "full", "detail": "d"}, render=render) == {
+        "mode": "full",
+        "detail": "d",
+    }
     with pytest.raises(InputError, match="`detail`, missing required input"):
         resolve_inputs(inputs, {"mode": "full"}, render=render)
 
 
 # ------------------------------------------------------------------ input_defaults
 
+
 def test_input_defaults_adds_missing_defaults_nested_and_typed():
-    inputs = [Input("a", "STRING", defaults="x"), Input("n.more.int", "INT", defaults="7"),
-              Input("b", "STRING", defaults="unused"), Input("c", "STRING")]
+    inputs = [
+        Input("a", "STRING", defaults="x"),
+        Input("n.more.int", "INT", defaults="7"),
+        Input("b", "STRING", defaults="unused"),
+        Input("c", "STRING"),
+    ]
     given = {"b": "given", "n": {"other": 1}}
     assert input_defaults(inputs, given) == {"b": "given", "a": "x", "n": {"other": 1, "more": {"int": 7}}}
     assert given == {"b": "given", "n": {"other": 1}}
@@ -428,6 +518,7 @@ def test_input_defaults_does_not_validate_or_override():
 
 
 # ------------------------------------------------------------------ type_output
+
 
 def test_type_output_types_rendered_text():
     assert type_output("STRING", "hello") == "hello"
@@ -450,10 +541,13 @@ def test_type_output_failure_names_the_output():
 
 # ------------------------------------------------------------------ parse_input
 
+
 def test_parse_input_builds_an_input_with_props():
     inp, problems = parse_input({"id": "v", "type": "INT", "min": 1, "description": "d", "displayName": "V"})
     assert problems == []
-    assert inp == Input("v", "INT", required=True, defaults=None, description="d", props={"min": 1, "displayName": "V"})
+    assert inp == Input(
+        "v", "INT", required=True, defaults=None, description="d", props={"min": 1, "displayName": "V"}
+    )
 
 
 def test_parse_input_accepts_legacy_name():
@@ -465,8 +559,12 @@ def test_parse_input_accepts_legacy_name():
 def test_parse_input_reports_id_problems():
     assert parse_input({"type": "STRING"}) == (None, ["id: required"])
     assert parse_input({"id": "1 bad", "type": "STRING"}) == (
-        None, ["id: `1 bad` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"])
-    assert parse_input({"id": "_x", "type": "STRING"})[1] == ["id: `_x` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"]
+        None,
+        ["id: `1 bad` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"],
+    )
+    assert parse_input({"id": "_x", "type": "STRING"})[1] == [
+        "id: `_x` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
+    ]
     assert parse_input({"id": "nested.more.int", "type": "INT"})[1] == []
 
 
@@ -484,8 +582,12 @@ def test_parse_input_rejects_a_non_map():
 
 def test_parse_input_requires_item_type_for_array():
     assert parse_input({"id": "a", "type": "ARRAY"})[1] == ["itemType: required for ARRAY"]
-    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "ARRAY"})[1] == ["itemType: `itemType` cannot be `ARRAY`"]
-    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "NOPE"})[1] == ["itemType: unknown input type `NOPE`"]
+    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "ARRAY"})[1] == [
+        "itemType: `itemType` cannot be `ARRAY`"
+    ]
+    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "NOPE"})[1] == [
+        "itemType: unknown input type `NOPE`"
+    ]
 
 
 def test_parse_input_requires_values_for_choices():
@@ -494,7 +596,8 @@ def test_parse_input_requires_values_for_choices():
     assert parse_input({"id": "s", "type": "SELECT", "expression": "{{ [1] }}"})[1] == []
     assert parse_input({"id": "e", "type": "ENUM", "values": "A"})[1] == ["values: must be a list"]
     assert parse_input({"id": "m", "type": "MULTISELECT", "values": ["a"], "options": ["a"]})[1] == [
-        "values: you can't define both `values` and `options`"]
+        "values: you can't define both `values` and `options`"
+    ]
 
 
 def test_parse_input_checks_the_validator_regex():
@@ -503,35 +606,44 @@ def test_parse_input_checks_the_validator_regex():
 
 
 def test_parse_input_checks_defaults_parse_under_the_type():
-    assert parse_input({"id": "n", "type": "INT", "defaults": "abc"})[1] == ['defaults: For input string: "abc"']
+    assert parse_input({"id": "n", "type": "INT", "defaults": "abc"})[1] == [
+        'defaults: For input string: "abc"'
+    ]
     assert parse_input({"id": "d", "type": "DATETIME", "defaults": "2013-08-09"})[1] == [
-        "defaults: Expected `DATETIME` but received `2013-08-09`"]
+        "defaults: Expected `DATETIME` but received `2013-08-09`"
+    ]
     assert parse_input({"id": "a", "type": "ARRAY", "itemType": "INT", "defaults": ["x"]})[1] == [
-        "defaults: Unable to parse array element as `INT` on `x`"]
+        "defaults: Unable to parse array element as `INT` on `x`"
+    ]
     assert parse_input({"id": "e", "type": "STRING", "defaults": ""})[1] == []
     assert parse_input({"id": "y", "type": "YAML", "defaults": {"list": [1]}})[1] == []
 
 
 def test_parse_input_refuses_file_defaults():
     assert parse_input({"id": "f", "type": "FILE", "defaults": "/tmp/x"})[1] == [
-        "defaults: no `defaults` can be set for inputs of type 'FILE'"]
+        "defaults: no `defaults` can be set for inputs of type 'FILE'"
+    ]
 
 
 def test_parse_input_checks_bounds_parse_under_the_type():
     assert parse_input({"id": "n", "type": "INT", "min": "q"})[1] == ['min: For input string: "q"']
     assert parse_input({"id": "d", "type": "DURATION", "max": "20s"})[1] == [
-        "max: Expected `DURATION` but received `20s`"]
+        "max: Expected `DURATION` but received `20s`"
+    ]
     assert parse_input(yaml.safe_load("{id: d, type: DATE, after: 2023-01-01}"))[1] == []
 
 
 def test_parse_input_checks_required_and_depends_on_shapes():
     assert parse_input({"id": "x", "type": "STRING", "required": "false"})[0].required is False
     assert parse_input({"id": "x", "type": "STRING", "required": "maybe"})[1] == [
-        "required: must be true or false, got `maybe`"]
+        "required: must be true or false, got `maybe`"
+    ]
     assert parse_input({"id": "x", "type": "STRING", "dependsOn": ["a"]})[1] == [
-        "dependsOn: must be a map with `inputs` and `condition`"]
+        "dependsOn: must be a map with `inputs` and `condition`"
+    ]
     assert parse_input({"id": "x", "type": "STRING", "displayName": "d" * 65})[1] == [
-        "displayName: size must be between 0 and 64"]
+        "displayName: size must be between 0 and 64"
+    ]
 
 
 def test_parse_input_round_trips_the_conformance_style_declarations():
@@ -544,6 +656,13 @@ def test_parse_input_round_trips_the_conformance_style_declarations():
 """
     parsed = [parse_input(item) for item in yaml.safe_load(text)]
     assert [problems for _, problems in parsed] == [[]] * 5
-    result = resolve_inputs([inp for inp, _ in parsed], {"validatedDate": "2023-01-02", "validatedTime": "11:27:49"})
-    assert result == {"validatedDate": "2023-01-02", "validatedFloat": None, "validatedTime": "11:27:49",
-                      "yaml": {"property": "something"}, "empty": ""}
+    result = resolve_inputs(
+        [inp for inp, _ in parsed], {"validatedDate": "2023-01-02", "validatedTime": "11:27:49"}
+    )
+    assert result == {
+        "validatedDate": "2023-01-02",
+        "validatedFloat": None,
+        "validatedTime": "11:27:49",
+        "yaml": {"property": "something"},
+        "empty": "",
+    }

@@ -33,7 +33,9 @@ def test_legacy_and_current_task_names_resolve_to_the_same_class() -> None:
 
 def test_a_valid_flow_parses_with_labels_inputs_variables_and_outputs() -> None:
     flow = parse_flow(
-        BASE + LOG + "labels:\n  team: data\n  on: yes\ninputs:\n  - name: x\n    type: INT\n    defaults: 3\n"
+        BASE
+        + LOG
+        + "labels:\n  team: data\n  on: yes\ninputs:\n  - name: x\n    type: INT\n    defaults: 3\n"
         "variables:\n  v: 1\noutputs:\n  - id: o\n    type: STRING\n    value: '{{ inputs.x }}'\n"
     )
     assert (flow.namespace, flow.id) == ("dev", "f")
@@ -110,21 +112,27 @@ def test_retry_and_input_problems() -> None:
 
 
 def test_triggers_are_validated_now_and_kept_for_the_server() -> None:
-    flow = parse_flow(BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
-                      "    cron: '*/5 * * * *'\n")
+    flow = parse_flow(
+        BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+        "    cron: '*/5 * * * *'\n"
+    )
     assert flow.triggers[0]["cron"] == "*/5 * * * *"
-    found = problems(BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
-                     "    cron: 'every day'\n  - id: w\n    type: io.kestra.plugin.core.trigger.Webhook\n")
+    found = problems(
+        BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+        "    cron: 'every day'\n  - id: w\n    type: io.kestra.plugin.core.trigger.Webhook\n"
+    )
     assert any("triggers[0].cron" in p for p in found)
     assert any("triggers[1].key: required" in p for p in found)
 
 
 def test_dag_dependencies_must_exist_and_not_cycle() -> None:
-    dag = (BASE + "  - id: g\n    type: io.kestra.plugin.core.flow.Dag\n    tasks:\n"
-           "      - task:\n          id: a\n          type: io.kestra.plugin.core.debug.Return\n"
-           "        dependsOn: [b]\n"
-           "      - task:\n          id: b\n          type: io.kestra.plugin.core.debug.Return\n"
-           "        dependsOn: [{dep}]\n")
+    dag = (
+        BASE + "  - id: g\n    type: io.kestra.plugin.core.flow.Dag\n    tasks:\n"
+        "      - task:\n          id: a\n          type: io.kestra.plugin.core.debug.Return\n"
+        "        dependsOn: [b]\n"
+        "      - task:\n          id: b\n          type: io.kestra.plugin.core.debug.Return\n"
+        "        dependsOn: [{dep}]\n"
+    )
     assert any("cycle" in p for p in problems(dag.format(dep="a")))
     assert any("unknown task `zz`" in p for p in problems(dag.format(dep="zz")))
 

@@ -137,8 +137,12 @@ def test_non_zero_exit_fails_with_kestras_message_after_logging(tmp_path: Path) 
 
 
 def test_env_before_commands_and_working_dir(tmp_path: Path) -> None:
-    run = shell(tmp_path, ['echo "$GREETING $N $FLAG"', 'echo "$WORKING_DIR"', "echo {{ workingDir }}"],
-                env={"GREETING": "hello", "N": 2, "FLAG": True}, beforeCommands=["echo first"])
+    run = shell(
+        tmp_path,
+        ['echo "$GREETING $N $FLAG"', 'echo "$WORKING_DIR"', "echo {{ workingDir }}"],
+        env={"GREETING": "hello", "N": 2, "FLAG": True},
+        beforeCommands=["echo first"],
+    )
     run()
     wd = str(tmp_path / "wd")
     assert run.lines("INFO") == ["first", "hello 2 true", wd, wd]
@@ -159,8 +163,12 @@ def test_without_fail_fast_the_last_command_decides(tmp_path: Path) -> None:
 
 def test_input_files_and_output_files_round_trip_through_storage(tmp_path: Path) -> None:
     uri = Storage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.csv", b"a,b\n")
-    run = shell(tmp_path, ["cat data.csv conf/note.txt > out.txt", "mkdir -p sub && echo x > sub/deep.txt"],
-                inputFiles={"data.csv": uri, "conf/note.txt": "note\n"}, outputFiles=["*.txt", "**/deep.txt"])
+    run = shell(
+        tmp_path,
+        ["cat data.csv conf/note.txt > out.txt", "mkdir -p sub && echo x > sub/deep.txt"],
+        inputFiles={"data.csv": uri, "conf/note.txt": "note\n"},
+        outputFiles=["*.txt", "**/deep.txt"],
+    )
     outputs = run()
     assert set(outputs["outputFiles"]) == {"out.txt", "sub/deep.txt"}
     assert run.storage.read_bytes(outputs["outputFiles"]["out.txt"]) == b"a,b\nnote\n"
@@ -195,8 +203,14 @@ def test_python_script_prints_with_this_interpreter(tmp_path: Path) -> None:
 
 
 def test_python_commands_find_python(tmp_path: Path) -> None:
-    run = Run(tmp_path, {"type": "io.kestra.plugin.scripts.python.Commands", "commands": ["python main.py"],
-                         "inputFiles": {"main.py": "print(6 * 7)"}})
+    run = Run(
+        tmp_path,
+        {
+            "type": "io.kestra.plugin.scripts.python.Commands",
+            "commands": ["python main.py"],
+            "inputFiles": {"main.py": "print(6 * 7)"},
+        },
+    )
     run()
     assert run.lines("INFO") == ["42"]
 
@@ -219,8 +233,15 @@ def test_docker_runner_falls_back_to_a_process_with_one_warning(tmp_path: Path) 
 
 
 def test_legacy_bash_output_files_are_temp_files_named_by_key(tmp_path: Path) -> None:
-    run = Run(tmp_path, {"type": "io.kestra.core.tasks.scripts.Bash", "taskRunner": None,
-                         "outputFiles": ["first"], "commands": ["echo 1 >> {{ outputFiles.first }}"]})
+    run = Run(
+        tmp_path,
+        {
+            "type": "io.kestra.core.tasks.scripts.Bash",
+            "taskRunner": None,
+            "outputFiles": ["first"],
+            "commands": ["echo 1 >> {{ outputFiles.first }}"],
+        },
+    )
     outputs = run()
     assert run.storage.read_bytes(outputs["outputFiles"]["first"]) == b"1\n"
     assert outputs["files"] == outputs["outputFiles"]
@@ -228,9 +249,16 @@ def test_legacy_bash_output_files_are_temp_files_named_by_key(tmp_path: Path) ->
 
 
 def test_legacy_python_runs_main_py(tmp_path: Path) -> None:
-    run = Run(tmp_path, {"type": "io.kestra.core.tasks.scripts.Python", "virtualEnv": False,
-                         "commands": ["python main.py"], "args": ["a", "b"],
-                         "inputFiles": {"main.py": "import sys; print(sys.argv[1:])"}})
+    run = Run(
+        tmp_path,
+        {
+            "type": "io.kestra.core.tasks.scripts.Python",
+            "virtualEnv": False,
+            "commands": ["python main.py"],
+            "args": ["a", "b"],
+            "inputFiles": {"main.py": "import sys; print(sys.argv[1:])"},
+        },
+    )
     run()
     assert run.lines("INFO") == ["['a', 'b']"]
 
@@ -279,8 +307,10 @@ def test_stop_kills_the_process_group_and_raises_killed(tmp_path: Path) -> None:
         ({"type": SHELL, "commands": "echo one"}, []),
         ({"type": ShellScript.type_name}, ["script: required"]),
         ({"type": PythonScript.type_name, "script": "  "}, ["script: must not be empty"]),
-        ({"type": SHELL, "commands": ["x"], "env": ["A=1"], "failFast": "yes", "runner": "K8S"},
-         ["env: must be a map", "failFast: must be a boolean", "runner: must be PROCESS or DOCKER"]),
+        (
+            {"type": SHELL, "commands": ["x"], "env": ["A=1"], "failFast": "yes", "runner": "K8S"},
+            ["env: must be a map", "failFast: must be a boolean", "runner: must be PROCESS or DOCKER"],
+        ),
     ],
 )
 def test_validate_names_each_problem(spec: dict[str, Any], problems: list[str]) -> None:
@@ -288,9 +318,14 @@ def test_validate_names_each_problem(spec: dict[str, Any], problems: list[str]) 
 
 
 def test_each_kestra_name_is_registered() -> None:
-    names = {"io.kestra.plugin.scripts.shell.Commands", "io.kestra.plugin.scripts.shell.Script",
-             "io.kestra.plugin.scripts.python.Commands", "io.kestra.plugin.scripts.python.Script",
-             "io.kestra.core.tasks.scripts.Bash", "io.kestra.core.tasks.scripts.Python"}
+    names = {
+        "io.kestra.plugin.scripts.shell.Commands",
+        "io.kestra.plugin.scripts.shell.Script",
+        "io.kestra.plugin.scripts.python.Commands",
+        "io.kestra.plugin.scripts.python.Script",
+        "io.kestra.core.tasks.scripts.Bash",
+        "io.kestra.core.tasks.scripts.Python",
+    }
     assert set(TYPES) == names
     # The registry's own table: `resolve` would also import every other task module.
     assert all(registry._TYPES[name] is cls for name, cls in TYPES.items())

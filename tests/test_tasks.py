@@ -24,28 +24,48 @@ def make(spec: dict[str, Any]) -> Task:
     return cls(spec)
 
 
-def context(task: Task, tmp_path: Path, logs: list[LogEntry], variables: dict[str, Any] | None = None) -> RunContext:
+def context(
+    task: Task, tmp_path: Path, logs: list[LogEntry], variables: dict[str, Any] | None = None
+) -> RunContext:
     execution = Execution("e", "dev", "f", 1)
     run = TaskRun("r", "e", task.id)
     return RunContext(
-        flow=Flow("f", "dev", [task]), execution=execution, task=task, task_run=run,
-        variables={"task": {"id": task.id}, **(variables or {})}, renderer=render_value,
-        storage=Storage(tmp_path / "storage"), log_sink=logs.append,
+        flow=Flow("f", "dev", [task]),
+        execution=execution,
+        task=task,
+        task_run=run,
+        variables={"task": {"id": task.id}, **(variables or {})},
+        renderer=render_value,
+        storage=Storage(tmp_path / "storage"),
+        log_sink=logs.append,
     )
 
 
 def test_log_renders_each_message_of_a_list_at_its_level(tmp_path: Path) -> None:
     logs: list[LogEntry] = []
-    task = make({"id": "l", "type": "io.kestra.core.tasks.log.Log", "message": ["a {{ task.id }}", "b"],
-                 "level": "WARN"})
+    task = make(
+        {
+            "id": "l",
+            "type": "io.kestra.core.tasks.log.Log",
+            "message": ["a {{ task.id }}", "b"],
+            "level": "WARN",
+        }
+    )
     assert task.run(context(task, tmp_path, logs)) is None  # type: ignore[attr-defined]
     assert [(e.level, e.message) for e in logs] == [("WARN", "a l"), ("WARN", "b")]
 
 
 def test_log_level_filter_drops_lower_levels(tmp_path: Path) -> None:
     logs: list[LogEntry] = []
-    task = make({"id": "l", "type": "io.kestra.plugin.core.log.Log", "message": "m", "level": "DEBUG",
-                 "logLevel": "INFO"})
+    task = make(
+        {
+            "id": "l",
+            "type": "io.kestra.plugin.core.log.Log",
+            "message": "m",
+            "level": "DEBUG",
+            "logLevel": "INFO",
+        }
+    )
     task.run(context(task, tmp_path, logs))  # type: ignore[attr-defined]
     assert logs == []
 
@@ -53,15 +73,26 @@ def test_log_level_filter_drops_lower_levels(tmp_path: Path) -> None:
 def test_return_and_output_values_render_their_outputs(tmp_path: Path) -> None:
     task = make({"id": "r", "type": "io.kestra.plugin.core.debug.Return", "format": "{{ 1 + 1 }}"})
     assert task.run(context(task, tmp_path, [])) == {"value": "2"}  # type: ignore[attr-defined]
-    values = make({"id": "v", "type": "io.kestra.plugin.core.output.OutputValues",
-                   "values": {"a": "{{ x }}", "b": ["{{ x }}!"]}})
+    values = make(
+        {
+            "id": "v",
+            "type": "io.kestra.plugin.core.output.OutputValues",
+            "values": {"a": "{{ x }}", "b": ["{{ x }}!"]},
+        }
+    )
     out = values.run(context(values, tmp_path, [], {"x": "hi"}))  # type: ignore[attr-defined]
     assert out == {"values": {"a": "hi", "b": ["hi!"]}}
 
 
 def test_fail_fails_with_its_message_only_when_the_condition_holds(tmp_path: Path) -> None:
-    task = make({"id": "f", "type": "io.kestra.core.tasks.executions.Fail", "condition": "{{ x == 'bad' }}",
-                 "errorMessage": "x was {{ x }}"})
+    task = make(
+        {
+            "id": "f",
+            "type": "io.kestra.core.tasks.executions.Fail",
+            "condition": "{{ x == 'bad' }}",
+            "errorMessage": "x was {{ x }}",
+        }
+    )
     assert task.run(context(task, tmp_path, [], {"x": "good"})) is None  # type: ignore[attr-defined]
     with pytest.raises(TaskError, match="x was bad"):
         task.run(context(task, tmp_path, [], {"x": "bad"}))  # type: ignore[attr-defined]
@@ -81,7 +112,9 @@ def test_sleep_waits_and_a_stop_interrupts_it(tmp_path: Path) -> None:
 
 def test_worker_turns_a_timeout_into_a_failed_attempt_with_its_log(tmp_path: Path) -> None:
     logs: list[LogEntry] = []
-    task = make({"id": "s", "type": "io.kestra.plugin.core.flow.Sleep", "duration": "PT30S", "timeout": "PT0.1S"})
+    task = make(
+        {"id": "s", "type": "io.kestra.plugin.core.flow.Sleep", "duration": "PT30S", "timeout": "PT0.1S"}
+    )
     result = run_attempt(task, context(task, tmp_path, logs))  # type: ignore[arg-type]
     assert result.state == State.FAILED
     assert logs[-1].message == "Timeout after PT0.1S" and logs[-1].level == "ERROR"

@@ -34,10 +34,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    home: Annotated[str | None, typer.Option("--home", help="State folder (default: $KESTRACTL_HOME or the "
-                                                           "user data dir).", envvar="KESTRACTL_HOME")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            help="State folder (default: $KESTRACTL_HOME or the user data dir).",
+            envvar="KESTRACTL_HOME",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Global options."""
     state.home_option = home

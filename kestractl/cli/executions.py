@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,8 +11,13 @@ from kestractl.cli.execute import finish
 from kestractl.cli.output import duration, echo, execution_tree, log_line, state_text, table
 from kestractl.cli.state import handles_errors, state
 
-app = typer.Typer(help="Inspect and control executions.  Example: kestractl executions list --flow hello-world",
-                  no_args_is_help=True)
+if TYPE_CHECKING:
+    from kestractl.engine.runner import Runner
+
+app = typer.Typer(
+    help="Inspect and control executions.  Example: kestractl executions list --flow hello-world",
+    no_args_is_help=True,
+)
 
 ExecutionId = Annotated[str, typer.Argument(help="The execution id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the execution as JSON.")]
@@ -23,7 +28,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the execution as JSO
 def list_executions(
     namespace: Annotated[str | None, typer.Option(help="Only this namespace.")] = None,
     flow: Annotated[str | None, typer.Option(help="Only this flow id.")] = None,
-    state_filter: Annotated[list[str] | None, typer.Option("--state", help="Only these states (repeatable).")] = None,
+    state_filter: Annotated[
+        list[str] | None, typer.Option("--state", help="Only these states (repeatable).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
@@ -34,8 +41,17 @@ def list_executions(
     if as_json:
         echo(json.dumps([e.to_api() for e in found], indent=2, default=str))
         return
-    rows = [[e.id, f"{e.namespace}.{e.flow_id}", str(e.flow_revision), state_text(e.state.current),
-             (e.state.to_api()["startDate"] or "")[:19], duration(e.state)] for e in found]
+    rows = [
+        [
+            e.id,
+            f"{e.namespace}.{e.flow_id}",
+            str(e.flow_revision),
+            state_text(e.state.current),
+            (e.state.to_api()["startDate"] or "")[:19],
+            duration(e.state),
+        ]
+        for e in found
+    ]
     table(["ID", "FLOW", "REV", "STATE", "STARTED", "DURATION"], rows)
 
 
@@ -65,7 +81,7 @@ def logs(
         log_line(entry)
 
 
-def _runner(as_json: bool):  # type: ignore[no-untyped-def]
+def _runner(as_json: bool) -> Runner:
     from kestractl.engine.runner import Runner
 
     store, storage = state.open()

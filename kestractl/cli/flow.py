@@ -11,7 +11,9 @@ import typer
 from kestractl.cli.output import echo, table
 from kestractl.cli.state import handles_errors, state
 
-app = typer.Typer(help="Deploy and inspect flows.  Example: kestractl flow deploy flows/", no_args_is_help=True)
+app = typer.Typer(
+    help="Deploy and inspect flows.  Example: kestractl flow deploy flows/", no_args_is_help=True
+)
 
 Paths = Annotated[list[Path], typer.Argument(help="Flow files or directories (every *.yml / *.yaml below).")]
 Namespace = Annotated[str, typer.Argument(help="The flow's namespace, e.g. dev.")]
@@ -26,7 +28,13 @@ def deploy(paths: Paths) -> None:
 
     store, _ = state.open()
     for result in deploy_flows(store, paths):
-        note = "(updated)" if result.changed and result.revision > 1 else "(created)" if result.changed else "(unchanged)"
+        note = (
+            "(updated)"
+            if result.changed and result.revision > 1
+            else "(created)"
+            if result.changed
+            else "(unchanged)"
+        )
         echo(f"{result.namespace}.{result.id}  revision {result.revision}  {note}")
 
 
@@ -50,7 +58,11 @@ def list_flows(
     store, _ = state.open()
     rows = store.list_flows(namespace)
     if as_json:
-        echo(json.dumps([{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows], indent=2))
+        echo(
+            json.dumps(
+                [{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows], indent=2
+            )
+        )
         return
     table(["NAMESPACE", "ID", "REVISION"], [[r.namespace, r.id, str(r.revision)] for r in rows])
 
@@ -73,7 +85,9 @@ def show(
 def revisions(namespace: Namespace, flow_id: FlowId) -> None:
     """List a flow's revisions.  Example: kestractl flow revisions dev hello-world"""
     store, _ = state.open()
-    table(["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in store.revisions(namespace, flow_id)])
+    table(
+        ["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in store.revisions(namespace, flow_id)]
+    )
 
 
 @app.command()
@@ -87,7 +101,9 @@ def delete(namespace: Namespace, flow_id: FlowId) -> None:
 
 @app.command()
 @handles_errors
-def export(directory: Annotated[Path, typer.Argument(help="Folder to write <namespace>/<id>.yaml into.")]) -> None:
+def export(
+    directory: Annotated[Path, typer.Argument(help="Folder to write <namespace>/<id>.yaml into.")],
+) -> None:
     """Write every flow's latest source to DIR/<namespace>/<id>.yaml.  Example: kestractl flow export backup/"""
     store, _ = state.open()
     count = 0

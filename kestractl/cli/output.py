@@ -11,9 +11,17 @@ from typing import Any
 from kestractl.model import Execution, LogEntry, State, TaskRun, iso, iso_duration
 
 STATE_STYLES = {
-    State.SUCCESS: "green", State.WARNING: "yellow", State.FAILED: "red", State.KILLED: "red",
-    State.RUNNING: "cyan", State.PAUSED: "magenta", State.SKIPPED: "dim", State.RETRYING: "yellow",
-    State.CREATED: "blue", State.RESTARTED: "blue", State.KILLING: "red",
+    State.SUCCESS: "green",
+    State.WARNING: "yellow",
+    State.FAILED: "red",
+    State.KILLED: "red",
+    State.RUNNING: "cyan",
+    State.PAUSED: "magenta",
+    State.SKIPPED: "dim",
+    State.RETRYING: "yellow",
+    State.CREATED: "blue",
+    State.RESTARTED: "blue",
+    State.KILLING: "red",
 }
 LEVEL_STYLES = {"TRACE": "dim", "DEBUG": "dim", "INFO": "", "WARN": "yellow", "ERROR": "red"}
 _print_lock = threading.Lock()
@@ -95,8 +103,10 @@ def duration(run_state: Any) -> str:
 
 
 def execution_summary(execution: Execution) -> str:
-    return (f"{execution.id}  {execution.namespace}.{execution.flow_id}  rev {execution.flow_revision}  "
-            f"{execution.state.current.value}  {duration(execution.state)}")
+    return (
+        f"{execution.id}  {execution.namespace}.{execution.flow_id}  rev {execution.flow_revision}  "
+        f"{execution.state.current.value}  {duration(execution.state)}"
+    )
 
 
 def execution_tree(execution: Execution) -> None:
@@ -104,8 +114,10 @@ def execution_tree(execution: Execution) -> None:
     children: dict[str | None, list[TaskRun]] = {}
     for run in execution.task_runs:
         children.setdefault(run.parent_task_run_id, []).append(run)
-    lines = [f"Execution {execution.id}  {execution.namespace}.{execution.flow_id} (revision "
-             f"{execution.flow_revision})  {state_text(execution.state.current)}  {duration(execution.state)}"]
+    lines = [
+        f"Execution {execution.id}  {execution.namespace}.{execution.flow_id} (revision "
+        f"{execution.flow_revision})  {state_text(execution.state.current)}  {duration(execution.state)}"
+    ]
     if execution.inputs:
         lines.append(f"  inputs: {json.dumps(execution.inputs, default=str)}")
 
@@ -113,8 +125,10 @@ def execution_tree(execution: Execution) -> None:
         for run in children.get(parent, []):
             value = f" [{run.value}]" if run.value is not None else ""
             attempts = f"  attempts {len(run.attempts)}" if len(run.attempts) > 1 else ""
-            lines.append(f"{'  ' * depth}├─ {run.task_id}{value}  {state_text(run.state.current)}  "
-                         f"{duration(run.state)}{attempts}")
+            lines.append(
+                f"{'  ' * depth}├─ {run.task_id}{value}  {state_text(run.state.current)}  "
+                f"{duration(run.state)}{attempts}"
+            )
             if run.outputs:
                 lines.append(f"{'  ' * depth}│    outputs: {json.dumps(run.outputs, default=str)[:300]}")
             walk(run.id, depth + 1)

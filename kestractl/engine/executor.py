@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
 from kestractl.errors import KestraError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import type_output
 from kestractl.model import Attempt, Execution, Flow, State, StateInfo, TaskRun, utcnow
-from kestractl.tasks.base import RunContext, Task
+from kestractl.tasks.base import FlowableTask, RunContext, Task
+from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
 
 
 @dataclass
@@ -38,11 +38,13 @@ ContextFactory = Callable[[Task | None, TaskRun | None], RunContext]
 class Executor:
     def __init__(self, flow: Flow, context: ContextFactory) -> None:
         self.flow = flow
-        self.tasks = {t.id: t for top in [*flow.tasks, *flow.errors] for t in top.walk()}
+        self.tasks: dict[str, Task] = {t.id: t for top in [*flow.tasks, *flow.errors] for t in top.walk()}
         self._context = context
         self._indexes: dict[str, RunIndex] = {}
 
-    def step(self, execution: Execution, touched: list[TaskRun] | None = None, now: datetime | None = None) -> Step:
+    def step(
+        self, execution: Execution, touched: list[TaskRun] | None = None, now: datetime | None = None
+    ) -> Step:
         """Decide what follows from `touched` runs (changed since the last step); None: look at everything."""
         now = now or utcnow()
         step = Step()
@@ -57,12 +59,22 @@ class Executor:
         index = self._index(execution)
         if touched is None:
             to_start = [r for r in execution.task_runs if r.state.current.is_created()]
-            dirty = {None, *(r.id for r in execution.task_runs
-                             if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable)}
+            dirty = {
+                None,
+                *(
+                    r.id
+                    for r in execution.task_runs
+                    if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable
+                ),
+            }
         else:
             to_start = [r for r in touched if r.state.current.is_created()]
             dirty = {r.parent_task_run_id for r in touched}
-            dirty |= {r.id for r in touched if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable}
+            dirty |= {
+                r.id
+                for r in touched
+                if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable
+            }
         self._work(execution, index, to_start, dirty, step, now)
         if not step.dispatch and not step.subflows:
             self._maybe_pause(execution, step, now)
@@ -76,8 +88,13 @@ class Executor:
         return index
 
     def _work(
-        self, execution: Execution, index: RunIndex, to_start: list[TaskRun], dirty: set[str | None],
-        step: Step, now: datetime,
+        self,
+        execution: Execution,
+        index: RunIndex,
+        to_start: list[TaskRun],
+        dirty: set[str | None],
+        step: Step,
+        now: datetime,
     ) -> None:
         """Start new runs and re-resolve the parents whose children changed, until nothing moves."""
         while (to_start or dirty) and not execution.state.current.is_terminated():
@@ -131,8 +148,8 @@ class Executor:
             if task.run_if is not None and not is_truthy(self._context(task, run).render(task.run_if)):
                 run.state.moved(State.SKIPPED, now)
                 return
-            if task.is_flowable and not restarted:
-                outputs = task.start(self._context(task, run))  # type: ignore[attr-defined]
+            if isinstance(task, FlowableTask) and not restarted:
+                outputs = task.start(self._context(task, run))
                 if outputs:
                     run.outputs = outputs
         except KestraError as exc:
@@ -148,10 +165,11 @@ class Executor:
     def _resolve(
         self, execution: Execution, task: Task, run: TaskRun, index: RunIndex, step: Step, now: datetime
     ) -> tuple[list[TaskRun], bool]:
+        assert isinstance(task, FlowableTask)
         view = FlowableView(execution, run, index, now, lambda: self._context(task, run))
         try:
-            nexts = task.resolve_nexts(view)  # type: ignore[attr-defined]
-            state = None if nexts else task.resolve_state(view)  # type: ignore[attr-defined]
+            nexts = task.resolve_nexts(view)
+            state = None if nexts else task.resolve_state(view)
         except KestraError as exc:
             self._context(task, run).error(exc.message)
             nexts, state = [], State.FAILED
@@ -168,7 +186,9 @@ class Executor:
         if self.flow.outputs:
             ctx = self._context(None, None)
             try:
-                execution.outputs = {o.id: type_output(o.type, ctx.render(o.value)) for o in self.flow.outputs}
+                execution.outputs = {
+                    o.id: type_output(o.type, ctx.render(o.value)) for o in self.flow.outputs
+                }
             except KestraError as exc:
                 ctx.error(f"Failed to render the flow outputs: {exc.message}")
                 execution.outputs = None
@@ -182,7 +202,8 @@ class Executor:
             return
         states = {r.state.current for r in execution.task_runs}
         busy = any(s.is_created() or s == State.RETRYING for s in states) or any(
-            r.state.current == State.RUNNING and not self.tasks[r.task_id].is_flowable for r in execution.task_runs
+            r.state.current == State.RUNNING and not self.tasks[r.task_id].is_flowable
+            for r in execution.task_runs
         )
         if State.PAUSED in states and not busy:
             step.execution_changed |= execution.state.moved(State.PAUSED, now)

@@ -42,7 +42,7 @@ from kestractl.model import (
 from kestractl.parser import parse_flow
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Delay, Store
-from kestractl.tasks.base import RunContext, Task
+from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
 
@@ -113,8 +113,12 @@ class Runner:
         if flow.disabled:
             raise ConflictError(f"flow {flow.namespace}.{flow.id} is disabled")
         execution = Execution(
-            id=new_id(), namespace=flow.namespace, flow_id=flow.id, flow_revision=flow.revision,
-            state=StateInfo.new(State.CREATED), trigger=trigger,
+            id=new_id(),
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            state=StateInfo.new(State.CREATED),
+            trigger=trigger,
         )
         prefix = execution_prefix(flow.namespace, flow.id, execution.id)
 
@@ -123,7 +127,9 @@ class Runner:
 
         try:
             execution.inputs = (
-                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file) if validate_inputs else dict(inputs or {})
+                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file)
+                if validate_inputs
+                else dict(inputs or {})
             )
         except KestraError:
             shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
@@ -134,7 +140,9 @@ class Runner:
             execution.parent_id = parent_execution.id
             execution.parent_task_run_id = parent_run.id
             correlation = parent_execution.labels_map().get("system.correlationId", parent_execution.id)
-        execution.labels = _merge_labels([*flow.labels, *(labels or []), ("system.correlationId", correlation)])
+        execution.labels = _merge_labels(
+            [*flow.labels, *(labels or []), ("system.correlationId", correlation)]
+        )
         with self.store.transaction():
             self.store.save_execution(execution)
         return execution
@@ -166,11 +174,15 @@ class Runner:
         """Kestra's restart: same id; failed runs and their parents get a new attempt."""
         execution = self.store.load_execution(execution_id)
         if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
-            raise ConflictError(f"execution {execution_id} is {execution.state.current.value}; only ended executions restart")
+            raise ConflictError(
+                f"execution {execution_id} is {execution.state.current.value}; only ended executions restart"
+            )
         flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
         error_ids = _error_task_ids(flow)
         by_id = {r.id: r for r in execution.task_runs}
-        removed = [r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id, flow)]
+        removed = [
+            r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id, flow)
+        ]
         execution.task_runs = [r for r in execution.task_runs if r.id not in removed]
         by_id = {r.id: r for r in execution.task_runs}
         for run in execution.task_runs:
@@ -290,7 +302,9 @@ class Runner:
             if run.id not in active.positions:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
-            self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
+            self.store.save_task_runs(
+                execution.id, ((active.positions[r.id], r) for r in step.changed.values())
+            )
             self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
@@ -303,12 +317,13 @@ class Runner:
 
     def _dispatch(self, active: Active, run: TaskRun) -> None:
         task = active.executor.tasks[run.task_id]
+        assert isinstance(task, RunnableTask)
         ctx = self._context(active, task, run)
         self._inflight[run.id] = ctx.stop
         execution_id = active.execution.id
 
         def work() -> None:
-            result = run_attempt(task, ctx)  # type: ignore[arg-type]
+            result = run_attempt(task, ctx)
             self._results.put((execution_id, run.id, result))
 
         self._pool.submit(work)
@@ -381,7 +396,10 @@ class Runner:
             if stop is not None:
                 stop.set()
         for child in self._active.values():
-            if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
+            if (
+                child.execution.parent_id == execution.id
+                and not child.execution.state.current.is_terminated()
+            ):
                 self._kill_active(child)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
@@ -400,7 +418,8 @@ class Runner:
         if run.state.current.is_terminated():
             return
         task = parent.executor.tasks[run.task_id]
-        state, outputs = task.subflow_result(execution, self._context(active, None, None))  # type: ignore[attr-defined]
+        assert isinstance(task, ExecutableTask)
+        state, outputs = task.subflow_result(execution, self._context(active, None, None))
         run.outputs = outputs
         run.attempts[-1].state.moved(state)
         run.state.moved(state)
@@ -410,20 +429,30 @@ class Runner:
 
     def _start_subflow(self, active: Active, run: TaskRun) -> None:
         task = active.executor.tasks[run.task_id]
+        assert isinstance(task, ExecutableTask)
         ctx = self._context(active, task, run)
         try:
-            request = task.subflow_request(ctx)  # type: ignore[attr-defined]
+            request = task.subflow_request(ctx)
             flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))
             labels = list(request.get("labels") or [])
             if request.get("inheritLabels"):
-                labels = [*[(k, v) for k, v in active.execution.labels if k != "system.correlationId"], *labels]
+                labels = [
+                    *[(k, v) for k, v in active.execution.labels if k != "system.correlationId"],
+                    *labels,
+                ]
             trigger = {
-                "id": task.id, "type": task.type,
-                "variables": {"executionId": active.execution.id, "namespace": active.execution.namespace,
-                              "flowId": active.execution.flow_id, "flowRevision": active.execution.flow_revision},
+                "id": task.id,
+                "type": task.type,
+                "variables": {
+                    "executionId": active.execution.id,
+                    "namespace": active.execution.namespace,
+                    "flowId": active.execution.flow_id,
+                    "flowRevision": active.execution.flow_revision,
+                },
             }
-            child = self.create_execution(flow, request.get("inputs") or {}, labels, trigger,
-                                          parent=(active.execution, run))
+            child = self.create_execution(
+                flow, request.get("inputs") or {}, labels, trigger, parent=(active.execution, run)
+            )
         except KestraError as exc:
             ctx.error(exc.message)
             run.attempts[-1].state.moved(State.FAILED)
@@ -443,9 +472,14 @@ class Runner:
         execution, flow = active.execution, active.flow
         functions = self._functions(execution, run)
         return RunContext(
-            flow=flow, execution=execution, task=task, task_run=run,
+            flow=flow,
+            execution=execution,
+            task=task,
+            task_run=run,
             variables=build_variables(flow, execution, task, run, functions),
-            renderer=render_value, storage=self.storage, log_sink=self._log,
+            renderer=render_value,
+            storage=self.storage,
+            log_sink=self._log,
             working_dir=self._workdir(active, run),
         )
 
@@ -476,12 +510,16 @@ class Runner:
         allowed = [execution_prefix(execution.namespace, execution.flow_id, execution.id)]
         variables = (execution.trigger or {}).get("variables") or {}
         if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
-            allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
+            allowed.append(
+                execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"])
+            )
         if not uri.startswith("kestra://"):
             raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
-        path = "/" + uri[len("kestra://"):].lstrip("/")
+        path = "/" + uri[len("kestra://") :].lstrip("/")
         if not any(path.startswith(prefix + "/") for prefix in allowed):
-            raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
+            raise StorageError(
+                f"Unable to read the file '{uri}' as it didn't belong to the current execution"
+            )
         return self.storage.read_bytes(uri).decode("utf-8")
 
     def _workdir(self, active: Active, run: TaskRun | None) -> Path | None:

@@ -63,7 +63,7 @@ def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
 
 def envs() -> dict[str, str]:
     """`KESTRA_FOO=1` is `envs.foo`."""
-    return {k[len("KESTRA_"):].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
+    return {k[len("KESTRA_") :].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
 
 
 def build_variables(
@@ -75,7 +75,12 @@ def build_variables(
 ) -> dict[str, Any]:
     by_id = {r.id: r for r in execution.task_runs}
     variables: dict[str, Any] = {
-        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": execution.flow_revision, "tenantId": None},
+        "flow": {
+            "id": flow.id,
+            "namespace": flow.namespace,
+            "revision": execution.flow_revision,
+            "tenantId": None,
+        },
         "execution": {
             "id": execution.id,
             "startDate": iso(execution.state.start_date),

@@ -25,6 +25,7 @@ def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
     timed_out = threading.Event()
     timer = None
     if task.timeout is not None:
+
         def expire() -> None:
             timed_out.set()
             ctx.stop.set()

@@ -20,15 +20,28 @@ from kestractl.model import LogEntry, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
 
 if TYPE_CHECKING:
-    from kestractl.tasks.flowable import FlowableView
     from kestractl.model import Execution, Flow, State, TaskRun
+    from kestractl.tasks.flowable import FlowableView
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 
 # Properties every task accepts (Kestra's `Task`), so they never reach a task's own validator.
 COMMON_KEYS = frozenset(
-    {"id", "type", "description", "disabled", "timeout", "retry", "allowFailure", "allowWarning",
-     "runIf", "logLevel", "logToFile", "workerGroup", "version"}
+    {
+        "id",
+        "type",
+        "description",
+        "disabled",
+        "timeout",
+        "retry",
+        "allowFailure",
+        "allowWarning",
+        "runIf",
+        "logLevel",
+        "logToFile",
+        "workerGroup",
+        "version",
+    }
 )
 
 

@@ -7,9 +7,13 @@ in `start` and kept in the run's private `data`, so every later executor pass re
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from kestractl.durations import parse_duration
+from kestractl.errors import KestraError, TaskError
+from kestractl.expressions import is_truthy
+from kestractl.model import Execution, State, TaskRun
+from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
     FlowableView,
     ResolvedTask,
@@ -19,10 +23,6 @@ from kestractl.tasks.flowable import (
     resolve,
     sequential_nexts,
 )
-from kestractl.errors import KestraError, TaskError
-from kestractl.expressions import is_truthy
-from kestractl.model import Execution, State, TaskRun
-from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.registry import register
 
 LEGACY = "io.kestra.core.tasks.flows."
@@ -32,7 +32,7 @@ class _ListFlowable(FlowableTask):
     """A flowable whose children are `tasks` (run one after another) plus `errors`."""
 
     child_lists = ("tasks", "errors")
-    required = ("tasks",)
+    required: ClassVar[tuple[str, ...]] = ("tasks",)
 
     @property
     def tasks(self) -> list[Task]:
@@ -64,7 +64,9 @@ class Parallel(_ListFlowable):
     aliases = (LEGACY + "Parallel",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+        return parallel_nexts(
+            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0))
+        )
 
 
 @register
@@ -173,7 +175,9 @@ def each_values(ctx: RunContext, raw: Any) -> list[str]:
         except json.JSONDecodeError as exc:
             raise TaskError(f"Unable to parse each values `{rendered}` as a JSON list: {exc.msg}") from None
     elif isinstance(raw, list):
-        values = [ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw]
+        values = [
+            ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw
+        ]
     else:
         raise TaskError(f"Unknown value type: {type(raw).__name__}")
     if not isinstance(values, list):
@@ -234,7 +238,9 @@ class EachParallel(_Each):
     values_key = "value"
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+        return parallel_nexts(
+            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0))
+        )
 
 
 @register
@@ -277,7 +283,9 @@ class Dag(_ListFlowable):
             done = {r.task_id for r in runs if r.state.current.is_terminated()}
             return all(dep in done for dep in depends.get(task.task.id, []))
 
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready)
+        return parallel_nexts(
+            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready
+        )
 
 
 def _has_cycle(items: list[dict[str, Any]]) -> bool:
@@ -305,7 +313,7 @@ class Pause(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.Pause"
     aliases = (LEGACY + "Pause",)
-    required = ()
+    required: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:

@@ -34,8 +34,11 @@ OUTPUT_LINE = re.compile(r"::(\{.*\})::")
 INTERNAL_URI = re.compile(r"(kestra://[-a-zA-Z0-9%._+~#=/]*)")
 POLL_SECONDS = 0.05
 KILL_GRACE_SECONDS = 1.0
-PYTHON_ENV = {"PYTHONUNBUFFERED": "true", "PIP_ROOT_USER_ACTION": "ignore",
-              "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+PYTHON_ENV = {
+    "PYTHONUNBUFFERED": "true",
+    "PIP_ROOT_USER_ACTION": "ignore",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
 GLOB = {"**": ".*", "*": "[^/]*", "?": "[^/]", "{": "(?:", "}": ")", ",": "|"}
 
 
@@ -65,8 +68,11 @@ def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) ->
         return [f"{key}: must be a list of strings"]
     if required and not value:
         return [f"{key}: must not be empty"]
-    return [f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or
-            isinstance(item, dict | list)]
+    return [
+        f"{key}[{i}]: must be a string"
+        for i, item in enumerate(value)
+        if item is None or isinstance(item, dict | list)
+    ]
 
 
 def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
@@ -148,14 +154,22 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as err:
         raise TaskError(f'Cannot run program "{argv[0]}": {err.strerror}') from err
 
 
-def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
-                ) -> tuple[int, _LineConsumer]:
+def run_process(
+    ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[int, _LineConsumer]:
     """Run until the process and its output end; kill its group and raise `Killed` when asked to stop."""
     proc = _start(argv, cwd, env)
     lines: queue.Queue[tuple[bool, str] | None] = queue.Queue()
@@ -220,9 +234,12 @@ class ExecScript(RunnableTask):
             raise TaskError(f"Command failed with exit code {exit_code}")
         if self._flag(ctx, "warningOnStdErr", True) and consumer.stderr_count:
             ctx.mark_warning()
-        outputs: dict[str, Any] = {"vars": consumer.vars, "exitCode": exit_code,
-                                   "stdOutLineCount": consumer.stdout_count,
-                                   "stdErrLineCount": consumer.stderr_count}
+        outputs: dict[str, Any] = {
+            "vars": consumer.vars,
+            "exitCode": exit_code,
+            "stdOutLineCount": consumer.stdout_count,
+            "stdErrLineCount": consumer.stderr_count,
+        }
         files = self.collect_outputs(ctx, wd, variables)
         if "outputDir" in variables:
             files.update({n: ctx.put_file(p, n) for n, p in _files_under(Path(variables["outputDir"]))})
@@ -292,8 +309,11 @@ class ExecScript(RunnableTask):
                 files = json.loads(ctx.render(files, variables))
             except ValueError as err:
                 raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
-        return {_text(ctx.render(k, variables)): _text(ctx.render(v, variables))
-                for k, v in files.items() if v is not None}
+        return {
+            _text(ctx.render(k, variables)): _text(ctx.render(v, variables))
+            for k, v in files.items()
+            if v is not None
+        }
 
     def _argv(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
         """Kestra's `ScriptService.scriptCommands`, rendered, `kestra://` URIs swapped for local copies."""
@@ -327,8 +347,11 @@ class ExecScript(RunnableTask):
         patterns = [_glob_regex(p.lstrip("/")) for p in _as_list(self._prop(ctx, "outputFiles", variables))]
         if not patterns:
             return {}
-        return {name: ctx.put_file(path, name) for name, path in _files_under(wd)
-                if any(pattern.fullmatch(name) for pattern in patterns)}
+        return {
+            name: ctx.put_file(path, name)
+            for name, path in _files_under(wd)
+            if any(pattern.fullmatch(name) for pattern in patterns)
+        }
 
     def files_outputs(self, files: dict[str, str]) -> dict[str, Any]:
         return {"outputFiles": files}
@@ -425,8 +448,11 @@ class Bash(ExecScript):
     fail_fast_key = ("exitOnFailed", "set -o errexit")
 
     def prepare_outputs(self, wd: Path) -> dict[str, Any]:
-        names = [*_as_list(self.props.get("outputFiles")), *_as_list(self.props.get("outputsFiles")),
-                 *_as_list(self.props.get("files"))]
+        names = [
+            *_as_list(self.props.get("outputFiles")),
+            *_as_list(self.props.get("outputsFiles")),
+            *_as_list(self.props.get("files")),
+        ]
         temp = {}
         for name in names:
             _inside(wd, name)
@@ -460,8 +486,10 @@ class LegacyPython(Bash):
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
         commands = _as_list(self.props.get("commands")) or self.default_commands
         if commands == self.default_commands and not (wd / "main.py").exists():
-            raise TaskError("Invalid input files structure, expecting inputFiles property to contain "
-                            "at least a main.py key with python code value.")
+            raise TaskError(
+                "Invalid input files structure, expecting inputFiles property to contain "
+                "at least a main.py key with python code value."
+            )
         args = " ".join(_as_list(self.props.get("args")))
         return self._venv_commands(ctx) + [f"{command} {args}".rstrip() for command in commands]
 
@@ -472,6 +500,8 @@ class LegacyPython(Bash):
         lines = [f"{python} -m venv --system-site-packages . > /dev/null"]
         requirements = _as_list(self.props.get("requirements"))
         if requirements:
-            lines += ["./bin/pip install pip --upgrade > /dev/null",
-                      f"./bin/pip install {' '.join(requirements)} > /dev/null"]
+            lines += [
+                "./bin/pip install pip --upgrade > /dev/null",
+                f"./bin/pip install {' '.join(requirements)} > /dev/null",
+            ]
         return lines
