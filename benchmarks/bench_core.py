@@ -94,9 +94,7 @@ def main() -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        execute = timed(
-            [KESTRACTL, "execute", "dev", "hello-world", "--input", "greeting=hey"], env, args.repeat
-        )
+        execute = timed([KESTRACTL, "execute", "dev", "hello-world", "--input", "greeting=hey"], env, args.repeat)
         per_task = engine_per_task(home, args.tasks, args.repeat)
         per_commit = sqlite_per_commit(home / "raw.db", args.tasks, args.repeat)
     print(

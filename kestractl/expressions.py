@@ -278,11 +278,7 @@ def _atoms(items: list[Any]) -> list[tuple[str, Any]]:
         elif isinstance(item, tuple) and _is(item, ".") and last_is_unit:
             atoms[-1][1].append(item)
             attribute_next = True
-        elif (
-            isinstance(item, _Group)
-            or item[0] in ("str", "num")
-            or (item[0] == "name" and item[1] not in _WORD_OPS)
-        ):
+        elif isinstance(item, _Group) or item[0] in ("str", "num") or (item[0] == "name" and item[1] not in _WORD_OPS):
             atoms.append(("unit", [*prefix, item]))
             prefix = []
         elif item[1] in ("-", "+") and (not last_is_unit or prefix):
@@ -331,12 +327,7 @@ def _pieces(atoms: list[tuple[str, Any]]) -> list[str]:
             i += 1
             continue
         j = i + 1
-        while (
-            j + 1 < len(atoms)
-            and atoms[j][0] == "op"
-            and atoms[j][1][1] in _HIGH_OPS
-            and atoms[j + 1][0] == "unit"
-        ):
+        while j + 1 < len(atoms) and atoms[j][0] == "op" and atoms[j][1][1] in _HIGH_OPS and atoms[j + 1][0] == "unit":
             j += 2
         out.append(_compose(atoms[i:j]))
         i = j

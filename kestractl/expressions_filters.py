@@ -495,9 +495,7 @@ def _jq_segment(values: list[Any], segment: str) -> list[Any]:
     while position < len(text):
         match = _JQ_STEP.match(text, position)
         if not match or match.end() == position:
-            raise ValueError(
-                f"unsupported jq expression '{segment.strip()}' (only paths like .a.b[0] and .[])"
-            )
+            raise ValueError(f"unsupported jq expression '{segment.strip()}' (only paths like .a.b[0] and .[])")
         position = match.end()
         if match.group("opt") is None:
             values = [out for v in values for out in _jq_step(v, match)]

@@ -403,9 +403,7 @@ def _parse_list(value: Any, ctx: _Ctx) -> list[Any]:
         try:
             out.append(_typed(item, element_ctx))
         except _Invalid:
-            raise _Invalid(
-                f"Unable to parse array element as `{ctx.item_type}` on `{java_str(item)}`"
-            ) from None
+            raise _Invalid(f"Unable to parse array element as `{ctx.item_type}` on `{java_str(item)}`") from None
     return out
 
 
@@ -543,9 +541,7 @@ def parse_input(raw: Any) -> tuple[Input | None, list[str]]:
     if not isinstance(required, bool):
         problems.append(f"required: must be true or false, got `{java_str(required)}`")
         required = True
-    if problems and (
-        not isinstance(kind, str) or kind not in INPUT_TYPES or not isinstance(ident, str | int)
-    ):
+    if problems and (not isinstance(kind, str) or kind not in INPUT_TYPES or not isinstance(ident, str | int)):
         return None, problems
     description = data.pop("description", None)
     inp = Input(
@@ -626,9 +622,7 @@ def _values_problems(props: Mapping[str, Any], kind: str, *keys: str) -> list[st
 
 
 def _multiselect_problems(props: Mapping[str, Any]) -> list[str]:
-    problems = _item_type_problems(props, required=False) + _values_problems(
-        props, "MULTISELECT", "values", "options"
-    )
+    problems = _item_type_problems(props, required=False) + _values_problems(props, "MULTISELECT", "values", "options")
     if props.get("values") is not None and props.get("options") is not None:
         problems.append("values: you can't define both `values` and `options`")
     return problems
@@ -700,11 +694,7 @@ class _Resolver:
         raw = self.provided.get(inp.id)
         raw = inp.defaults if raw is None else raw
         depends = inp.props.get("dependsOn") or {}
-        deps = {
-            i: self.resolve(self.by_id[i])
-            for i in depends.get("inputs") or ()
-            if i in self.by_id and i != inp.id
-        }
+        deps = {i: self.resolve(self.by_id[i]) for i in depends.get("inputs") or () if i in self.by_id and i != inp.id}
         if not all(d.enabled for d in deps.values()):
             return _Resolved(False)
         scope = _nest({i: d.value for i, d in deps.items()})

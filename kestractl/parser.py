@@ -93,6 +93,8 @@ _Loader.add_implicit_resolver(
 )
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
 def _construct_text(loader: _Loader, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
@@ -185,9 +187,7 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     return flow
 
 
-def _check_pattern(
-    data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems
-) -> str | None:
+def _check_pattern(data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         problems.add(key, "required", _line(data, key) or 1)
@@ -286,11 +286,7 @@ def _plugin_defaults(data: Mapping[str, Any], problems: _Problems) -> list[dict[
         return []
     out = []
     for index, item in enumerate(raw):
-        if (
-            not isinstance(item, Mapping)
-            or not item.get("type")
-            or not isinstance(item.get("values"), Mapping)
-        ):
+        if not isinstance(item, Mapping) or not item.get("type") or not isinstance(item.get("values"), Mapping):
             problems.add(f"{key}[{index}]", "needs `type` and `values`", _line(raw, index))
             continue
         out.append(dict(item))
@@ -367,9 +363,7 @@ def _task(
         problems.add(f"{path}.id", f"`{task_id}` does not match {TASK_ID_RE.pattern}", _line(item, "id"))
         ok = False
     elif task_id in seen:
-        problems.add(
-            f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id")
-        )
+        problems.add(f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id"))
         ok = False
     else:
         seen[task_id] = path
@@ -384,9 +378,7 @@ def _task(
     before = len(problems.items)
     for error in _common_problems(spec) + cls.validate(spec):
         field, _, reason = error.partition(":")
-        problems.add(
-            f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line
-        )
+        problems.add(f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line)
     children = {}
     for name, child_raw in cls.child_specs(spec).items():
         children[name] = _task_list({name: child_raw}, name, f"{path}.{name}", problems, defaults, seen)
@@ -414,9 +406,7 @@ def _retry_problems(retry: Any) -> list[str]:
     if kind not in ("constant", "exponential", "random"):
         return [f"type: must be constant, exponential or random, not `{retry.get('type')}`"]
     out = []
-    needs = {"constant": ["interval"], "exponential": ["interval"], "random": ["minInterval", "maxInterval"]}[
-        kind
-    ]
+    needs = {"constant": ["interval"], "exponential": ["interval"], "random": ["minInterval", "maxInterval"]}[kind]
     out += [f"{k}: required for {kind} retry" for k in needs if retry.get(k) is None]
     for key in ("interval", "maxInterval", "minInterval", "maxDuration"):
         if retry.get(key) is not None and not is_duration(retry[key]):
@@ -431,8 +421,6 @@ def split_documents(text: str) -> list[str]:
     """Split a multi-document YAML file on `---` lines; single documents come back whole."""
     parts = re.split(r"(?m)^---[ \t]*$\n?", text)
     docs = [
-        p
-        for p in parts
-        if p.strip() and not all(ln.strip().startswith("#") or not ln.strip() for ln in p.splitlines())
+        p for p in parts if p.strip() and not all(ln.strip().startswith("#") or not ln.strip() for ln in p.splitlines())
     ]
     return docs or [text]

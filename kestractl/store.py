@@ -189,8 +189,7 @@ class Store:
             found = self.latest_flow(namespace, flow_id)
         else:
             row = self.conn.execute(
-                "SELECT namespace, id, revision, source, created FROM flows"
-                " WHERE namespace=? AND id=? AND revision=?",
+                "SELECT namespace, id, revision, source, created FROM flows WHERE namespace=? AND id=? AND revision=?",
                 (namespace, flow_id, revision),
             ).fetchone()
             found = FlowRow(*row) if row else None
@@ -350,15 +349,9 @@ class Store:
             ],
         )
 
-    def logs(
-        self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None
-    ) -> list[LogEntry]:
+    def logs(self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None) -> list[LogEntry]:
         sql = "SELECT task_run_id, task_id, attempt, level, timestamp, message FROM logs"
-        sql += (
-            " WHERE execution_id=? AND level_rank>=?"
-            + (" AND task_id=?" if task_id else "")
-            + " ORDER BY seq"
-        )
+        sql += " WHERE execution_id=? AND level_rank>=?" + (" AND task_id=?" if task_id else "") + " ORDER BY seq"
         args: list[Any] = [execution.id, level_rank(min_level)] + ([task_id] if task_id else [])
         return [
             LogEntry(

@@ -71,7 +71,5 @@ def test_only_the_store_speaks_sql() -> None:
 def test_cli_start_up_does_not_import_the_engine() -> None:
     heavy = "('kestractl.engine', 'jinja2', 'yaml')"
     code = f"import sys, kestractl.cli.app; print(','.join(m for m in sys.modules if m.startswith({heavy})))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

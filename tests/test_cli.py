@@ -43,9 +43,7 @@ def test_deploy_reports_created_unchanged_and_updated_revisions(cli: Cli, tmp_pa
 def test_deploy_of_a_directory_stores_nothing_when_one_file_is_invalid(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "good.yaml").write_text((FLOWS / "hello.yaml").read_text())
-    (tmp_path / "flows" / "bad.yml").write_text(
-        "id: bad\nnamespace: tests\ntasks:\n  - id: x\n    type: nope.Nope\n"
-    )
+    (tmp_path / "flows" / "bad.yml").write_text("id: bad\nnamespace: tests\ntasks:\n  - id: x\n    type: nope.Nope\n")
     result = cli("flow", "deploy", str(tmp_path / "flows"))
     assert result.exit_code == 2
     assert "bad.yml:5: tasks[0].type: unknown task type `nope.Nope`" in result.stderr

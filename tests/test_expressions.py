@@ -219,8 +219,7 @@ def test_map_keys_win_over_python_dict_methods() -> None:
 
 def test_maps_and_lists_print_as_compact_json() -> None:
     assert (
-        r("{{ inputs.map }} {{ inputs.items }} {{ {'é': [true, null]} }}")
-        == '{"b":2,"a":1} [3,1,2] {"é":[true,null]}'
+        r("{{ inputs.map }} {{ inputs.items }} {{ {'é': [true, null]} }}") == '{"b":2,"a":1} [3,1,2] {"é":[true,null]}'
     )
 
 
@@ -302,17 +301,13 @@ def test_error_logs_loop_with_a_callable_from_the_engine() -> None:
     def error_logs() -> list[dict[str, str]]:
         return [{"taskId": "failed", "message": "Task failure"}]
 
-    template = (
-        "{%- for log in errorLogs() -%}\n- task: {{ log.taskId }}, message: {{ log.message }}\n"
-        "{%- endfor -%}\n"
-    )
+    template = "{%- for log in errorLogs() -%}\n- task: {{ log.taskId }}, message: {{ log.message }}\n{%- endfor -%}\n"
     assert r(template, errorLogs=error_logs) == "- task: failed, message: Task failure"
 
 
 def test_callables_in_variables_receive_arguments() -> None:
     assert (
-        r("{{ read('kestra:///a.txt') | upper }}", read=lambda uri: f"content of {uri}")
-        == "CONTENT OF KESTRA:///A.TXT"
+        r("{{ read('kestra:///a.txt') | upper }}", read=lambda uri: f"content of {uri}") == "CONTENT OF KESTRA:///A.TXT"
     )
 
 

@@ -48,9 +48,7 @@ def test_foreach_concurrency_limit_keeps_at_most_two_values_running() -> None:
     flow = parse_flow((FLOWS / "each-parallel.yaml").read_text())
     loop = flow.tasks[1]
     execution = Execution("e", "tests", "each-parallel", 1)
-    parent = TaskRun(
-        "p", "e", "limited", state=StateInfo.new(State.RUNNING), data={"values": ["1", "2", "3", "4"]}
-    )
+    parent = TaskRun("p", "e", "limited", state=StateInfo.new(State.RUNNING), data={"values": ["1", "2", "3", "4"]})
     execution.task_runs.append(parent)
     first = loop.resolve_nexts(FlowableView(execution, parent, RunIndex(execution)))
     assert [(r.task_id, r.value) for r in first] == [("step1", "1"), ("step1", "2")]
@@ -109,9 +107,7 @@ def test_show_draws_the_task_run_tree(cli: Cli) -> None:
 def test_kill_stops_a_running_execution_and_its_processes(tmp_path: Path) -> None:
     env = dict(os.environ, KESTRACTL_HOME=str(tmp_path / "home"), NO_COLOR="1")
     exe = str(Path(sys.executable).parent / "kestractl")
-    subprocess.run(
-        [exe, "flow", "deploy", str(FLOWS / "kill-me.yaml")], env=env, check=True, capture_output=True
-    )
+    subprocess.run([exe, "flow", "deploy", str(FLOWS / "kill-me.yaml")], env=env, check=True, capture_output=True)
     running = subprocess.Popen(
         [exe, "execute", "tests", "kill-me", "--json"],
         env=env,
@@ -121,9 +117,7 @@ def test_kill_stops_a_running_execution_and_its_processes(tmp_path: Path) -> Non
     )
     execution_id = _wait_for_running(exe, env)
     started = time.monotonic()
-    killed = subprocess.run(
-        [exe, "executions", "kill", execution_id], env=env, capture_output=True, text=True
-    )
+    killed = subprocess.run([exe, "executions", "kill", execution_id], env=env, capture_output=True, text=True)
     assert killed.returncode == 0, killed.stderr
     out, _ = running.communicate(timeout=20)
     assert time.monotonic() - started < 10
@@ -140,9 +134,7 @@ def test_kill_stops_a_running_execution_and_its_processes(tmp_path: Path) -> Non
 def _wait_for_running(exe: str, env: dict[str, str]) -> str:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        listed = subprocess.run(
-            [exe, "executions", "list", "--json"], env=env, capture_output=True, text=True
-        )
+        listed = subprocess.run([exe, "executions", "list", "--json"], env=env, capture_output=True, text=True)
         found = json.loads(listed.stdout or "[]")
         if found and any(
             state(r) == "RUNNING" and r["taskId"] == "long-shell" for r in found[0].get("taskRunList") or []

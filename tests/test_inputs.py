@@ -119,9 +119,7 @@ def test_multiselect_rejects_unknown_items_and_non_lists():
         "Invalid input for `x`, Expected `MULTISELECT` but received `a,b`, but received `a,b`"
     )
     assert one("MULTISELECT", '["z"]', values=["a"], allowCustomValue=True) == ["z"]
-    assert "you can't define both `values` and `options`" in error(
-        "MULTISELECT", "[]", values=["a"], options=["a"]
-    )
+    assert "you can't define both `values` and `options`" in error("MULTISELECT", "[]", values=["a"], options=["a"])
 
 
 def test_int_parses_like_integer_value_of():
@@ -145,14 +143,10 @@ def test_int_min_and_max_messages():
     assert resolve_inputs(inputs, {"validatedInt": "12"}) == {"validatedInt": 12}
     with pytest.raises(InputError) as low:
         resolve_inputs(inputs, {"validatedInt": "9"})
-    assert (
-        low.value.message == "Invalid input for `validatedInt`, it must be more than `10`, but received `9`"
-    )
+    assert low.value.message == "Invalid input for `validatedInt`, it must be more than `10`, but received `9`"
     with pytest.raises(InputError) as high:
         resolve_inputs(inputs, {"validatedInt": "21"})
-    assert (
-        high.value.message == "Invalid input for `validatedInt`, it must be less than `20`, but received `21`"
-    )
+    assert high.value.message == "Invalid input for `validatedInt`, it must be less than `20`, but received `21`"
 
 
 def test_float_parses_to_float32_printed_shortest():
@@ -174,14 +168,8 @@ def test_float_rejects_text_nan_and_overflow():
 def test_float_min_and_max_messages():
     props = {"min": 0.1, "max": 0.5}
     assert one("FLOAT", "0.42", **props) == 0.42
-    assert (
-        error("FLOAT", "0.01", **props)
-        == "Invalid input for `x`, it must be more than `0.1`, but received `0.01`"
-    )
-    assert (
-        error("FLOAT", "1.01", **props)
-        == "Invalid input for `x`, it must be less than `0.5`, but received `1.01`"
-    )
+    assert error("FLOAT", "0.01", **props) == "Invalid input for `x`, it must be more than `0.1`, but received `0.01`"
+    assert error("FLOAT", "1.01", **props) == "Invalid input for `x`, it must be less than `0.5`, but received `1.01`"
     assert "it must be more than `10.0`" in error("FLOAT", "1", min=10)
 
 
@@ -368,9 +356,7 @@ def test_file_is_stored_and_replaced_by_its_uri(tmp_path: Path):
     local = tmp_path / "application-test.yml"
     local.write_text("hello: world\n")
     calls: list[tuple[str, Path]] = []
-    result = resolve_inputs(
-        [Input("file", "FILE")], {"file": str(local)}, store_file=store_into(tmp_path, calls)
-    )
+    result = resolve_inputs([Input("file", "FILE")], {"file": str(local)}, store_file=store_into(tmp_path, calls))
     assert result == {"file": "kestra:///inputs/file/application-test.yml"}
     assert calls == [("file", local)]
     assert (tmp_path / "storage/inputs/file/application-test.yml").read_text() == "hello: world\n"
@@ -379,9 +365,7 @@ def test_file_is_stored_and_replaced_by_its_uri(tmp_path: Path):
 def test_file_kestra_uri_is_kept_without_storing(tmp_path: Path):
     calls: list[tuple[str, Path]] = []
     uri = "kestra:///io/kestra/tests/inputs/executions/abc/inputs/file/a.txt"
-    assert resolve_inputs([Input("f", "FILE")], {"f": uri}, store_file=store_into(tmp_path, calls)) == {
-        "f": uri
-    }
+    assert resolve_inputs([Input("f", "FILE")], {"f": uri}, store_file=store_into(tmp_path, calls)) == {"f": uri}
     assert calls == []
 
 
@@ -438,9 +422,7 @@ def test_dotted_ids_become_nested_maps():
         Input("nested.more.int", "INT", required=False),
         Input("nested.bool", "BOOLEAN", required=False),
     ]
-    result = resolve_inputs(
-        inputs, {"nested.string": "a string", "nested.more.int": "123", "nested.bool": "true"}
-    )
+    result = resolve_inputs(inputs, {"nested.string": "a string", "nested.more.int": "123", "nested.bool": "true"})
     assert result == {"nested": {"string": "a string", "more": {"int": 123}, "bool": True}}
 
 
@@ -545,9 +527,7 @@ def test_type_output_failure_names_the_output():
 def test_parse_input_builds_an_input_with_props():
     inp, problems = parse_input({"id": "v", "type": "INT", "min": 1, "description": "d", "displayName": "V"})
     assert problems == []
-    assert inp == Input(
-        "v", "INT", required=True, defaults=None, description="d", props={"min": 1, "displayName": "V"}
-    )
+    assert inp == Input("v", "INT", required=True, defaults=None, description="d", props={"min": 1, "displayName": "V"})
 
 
 def test_parse_input_accepts_legacy_name():
@@ -562,9 +542,7 @@ def test_parse_input_reports_id_problems():
         None,
         ["id: `1 bad` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"],
     )
-    assert parse_input({"id": "_x", "type": "STRING"})[1] == [
-        "id: `_x` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
-    ]
+    assert parse_input({"id": "_x", "type": "STRING"})[1] == ["id: `_x` does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"]
     assert parse_input({"id": "nested.more.int", "type": "INT"})[1] == []
 
 
@@ -585,9 +563,7 @@ def test_parse_input_requires_item_type_for_array():
     assert parse_input({"id": "a", "type": "ARRAY", "itemType": "ARRAY"})[1] == [
         "itemType: `itemType` cannot be `ARRAY`"
     ]
-    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "NOPE"})[1] == [
-        "itemType: unknown input type `NOPE`"
-    ]
+    assert parse_input({"id": "a", "type": "ARRAY", "itemType": "NOPE"})[1] == ["itemType: unknown input type `NOPE`"]
 
 
 def test_parse_input_requires_values_for_choices():
@@ -606,9 +582,7 @@ def test_parse_input_checks_the_validator_regex():
 
 
 def test_parse_input_checks_defaults_parse_under_the_type():
-    assert parse_input({"id": "n", "type": "INT", "defaults": "abc"})[1] == [
-        'defaults: For input string: "abc"'
-    ]
+    assert parse_input({"id": "n", "type": "INT", "defaults": "abc"})[1] == ['defaults: For input string: "abc"']
     assert parse_input({"id": "d", "type": "DATETIME", "defaults": "2013-08-09"})[1] == [
         "defaults: Expected `DATETIME` but received `2013-08-09`"
     ]
@@ -656,9 +630,7 @@ def test_parse_input_round_trips_the_conformance_style_declarations():
 """
     parsed = [parse_input(item) for item in yaml.safe_load(text)]
     assert [problems for _, problems in parsed] == [[]] * 5
-    result = resolve_inputs(
-        [inp for inp, _ in parsed], {"validatedDate": "2023-01-02", "validatedTime": "11:27:49"}
-    )
+    result = resolve_inputs([inp for inp, _ in parsed], {"validatedDate": "2023-01-02", "validatedTime": "11:27:49"})
     assert result == {
         "validatedDate": "2023-01-02",
         "validatedFloat": None,

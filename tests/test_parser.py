@@ -33,9 +33,7 @@ def test_legacy_and_current_task_names_resolve_to_the_same_class() -> None:
 
 def test_a_valid_flow_parses_with_labels_inputs_variables_and_outputs() -> None:
     flow = parse_flow(
-        BASE
-        + LOG
-        + "labels:\n  team: data\n  on: yes\ninputs:\n  - name: x\n    type: INT\n    defaults: 3\n"
+        BASE + LOG + "labels:\n  team: data\n  on: yes\ninputs:\n  - name: x\n    type: INT\n    defaults: 3\n"
         "variables:\n  v: 1\noutputs:\n  - id: o\n    type: STRING\n    value: '{{ inputs.x }}'\n"
     )
     assert (flow.namespace, flow.id) == ("dev", "f")
@@ -113,8 +111,7 @@ def test_retry_and_input_problems() -> None:
 
 def test_triggers_are_validated_now_and_kept_for_the_server() -> None:
     flow = parse_flow(
-        BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
-        "    cron: '*/5 * * * *'\n"
+        BASE + LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '*/5 * * * *'\n"
     )
     assert flow.triggers[0]["cron"] == "*/5 * * * *"
     found = problems(

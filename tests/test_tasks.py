@@ -24,9 +24,7 @@ def make(spec: dict[str, Any]) -> Task:
     return cls(spec)
 
 
-def context(
-    task: Task, tmp_path: Path, logs: list[LogEntry], variables: dict[str, Any] | None = None
-) -> RunContext:
+def context(task: Task, tmp_path: Path, logs: list[LogEntry], variables: dict[str, Any] | None = None) -> RunContext:
     execution = Execution("e", "dev", "f", 1)
     run = TaskRun("r", "e", task.id)
     return RunContext(
@@ -112,9 +110,7 @@ def test_sleep_waits_and_a_stop_interrupts_it(tmp_path: Path) -> None:
 
 def test_worker_turns_a_timeout_into_a_failed_attempt_with_its_log(tmp_path: Path) -> None:
     logs: list[LogEntry] = []
-    task = make(
-        {"id": "s", "type": "io.kestra.plugin.core.flow.Sleep", "duration": "PT30S", "timeout": "PT0.1S"}
-    )
+    task = make({"id": "s", "type": "io.kestra.plugin.core.flow.Sleep", "duration": "PT30S", "timeout": "PT0.1S"})
     result = run_attempt(task, context(task, tmp_path, logs))  # type: ignore[arg-type]
     assert result.state == State.FAILED
     assert logs[-1].message == "Timeout after PT0.1S" and logs[-1].level == "ERROR"

@@ -47,14 +47,10 @@ def execute(
     flow_id: Annotated[str, typer.Argument(help="The flow's id.")],
     inputs: Annotated[
         list[str] | None,
-        typer.Option(
-            "--input", "-i", help="An input as KEY=VALUE (repeatable; FILE inputs take a local path)."
-        ),
+        typer.Option("--input", "-i", help="An input as KEY=VALUE (repeatable; FILE inputs take a local path)."),
     ] = None,
     revision: Annotated[int | None, typer.Option(help="Run this revision (default: the latest).")] = None,
-    labels: Annotated[
-        list[str] | None, typer.Option("--label", "-l", help="A label KEY=VALUE (repeatable).")
-    ] = None,
+    labels: Annotated[list[str] | None, typer.Option("--label", "-l", help="A label KEY=VALUE (repeatable).")] = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the finished execution as JSON on stdout; logs go to stderr."),

@@ -28,9 +28,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the execution as JSO
 def list_executions(
     namespace: Annotated[str | None, typer.Option(help="Only this namespace.")] = None,
     flow: Annotated[str | None, typer.Option(help="Only this flow id.")] = None,
-    state_filter: Annotated[
-        list[str] | None, typer.Option("--state", help="Only these states (repeatable).")
-    ] = None,
+    state_filter: Annotated[list[str] | None, typer.Option("--state", help="Only these states (repeatable).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:

@@ -11,9 +11,7 @@ import typer
 from kestractl.cli.output import echo, table
 from kestractl.cli.state import handles_errors, state
 
-app = typer.Typer(
-    help="Deploy and inspect flows.  Example: kestractl flow deploy flows/", no_args_is_help=True
-)
+app = typer.Typer(help="Deploy and inspect flows.  Example: kestractl flow deploy flows/", no_args_is_help=True)
 
 Paths = Annotated[list[Path], typer.Argument(help="Flow files or directories (every *.yml / *.yaml below).")]
 Namespace = Annotated[str, typer.Argument(help="The flow's namespace, e.g. dev.")]
@@ -29,11 +27,7 @@ def deploy(paths: Paths) -> None:
     store, _ = state.open()
     for result in deploy_flows(store, paths):
         note = (
-            "(updated)"
-            if result.changed and result.revision > 1
-            else "(created)"
-            if result.changed
-            else "(unchanged)"
+            "(updated)" if result.changed and result.revision > 1 else "(created)" if result.changed else "(unchanged)"
         )
         echo(f"{result.namespace}.{result.id}  revision {result.revision}  {note}")
 
@@ -58,11 +52,7 @@ def list_flows(
     store, _ = state.open()
     rows = store.list_flows(namespace)
     if as_json:
-        echo(
-            json.dumps(
-                [{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows], indent=2
-            )
-        )
+        echo(json.dumps([{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows], indent=2))
         return
     table(["NAMESPACE", "ID", "REVISION"], [[r.namespace, r.id, str(r.revision)] for r in rows])
 
@@ -85,9 +75,7 @@ def show(
 def revisions(namespace: Namespace, flow_id: FlowId) -> None:
     """List a flow's revisions.  Example: kestractl flow revisions dev hello-world"""
     store, _ = state.open()
-    table(
-        ["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in store.revisions(namespace, flow_id)]
-    )
+    table(["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in store.revisions(namespace, flow_id)])
 
 
 @app.command()

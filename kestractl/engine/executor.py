@@ -42,9 +42,7 @@ class Executor:
         self._context = context
         self._indexes: dict[str, RunIndex] = {}
 
-    def step(
-        self, execution: Execution, touched: list[TaskRun] | None = None, now: datetime | None = None
-    ) -> Step:
+    def step(self, execution: Execution, touched: list[TaskRun] | None = None, now: datetime | None = None) -> Step:
         """Decide what follows from `touched` runs (changed since the last step); None: look at everything."""
         now = now or utcnow()
         step = Step()
@@ -70,11 +68,7 @@ class Executor:
         else:
             to_start = [r for r in touched if r.state.current.is_created()]
             dirty = {r.parent_task_run_id for r in touched}
-            dirty |= {
-                r.id
-                for r in touched
-                if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable
-            }
+            dirty |= {r.id for r in touched if r.state.current == State.RUNNING and self.tasks[r.task_id].is_flowable}
         self._work(execution, index, to_start, dirty, step, now)
         if not step.dispatch and not step.subflows:
             self._maybe_pause(execution, step, now)
@@ -186,9 +180,7 @@ class Executor:
         if self.flow.outputs:
             ctx = self._context(None, None)
             try:
-                execution.outputs = {
-                    o.id: type_output(o.type, ctx.render(o.value)) for o in self.flow.outputs
-                }
+                execution.outputs = {o.id: type_output(o.type, ctx.render(o.value)) for o in self.flow.outputs}
             except KestraError as exc:
                 ctx.error(f"Failed to render the flow outputs: {exc.message}")
                 execution.outputs = None
@@ -202,8 +194,7 @@ class Executor:
             return
         states = {r.state.current for r in execution.task_runs}
         busy = any(s.is_created() or s == State.RETRYING for s in states) or any(
-            r.state.current == State.RUNNING and not self.tasks[r.task_id].is_flowable
-            for r in execution.task_runs
+            r.state.current == State.RUNNING and not self.tasks[r.task_id].is_flowable for r in execution.task_runs
         )
         if State.PAUSED in states and not busy:
             step.execution_changed |= execution.state.moved(State.PAUSED, now)

@@ -9,9 +9,7 @@ from typing import Any
 from kestractl.durations import parse_duration
 
 
-def next_delay(
-    retry: dict[str, Any] | None, attempts: int, first_start: datetime, now: datetime
-) -> timedelta | None:
+def next_delay(retry: dict[str, Any] | None, attempts: int, first_start: datetime, now: datetime) -> timedelta | None:
     """Delay before attempt `attempts + 1`, or None when the policy is exhausted."""
     if not retry:
         return None

@@ -140,9 +140,7 @@ class Runner:
             execution.parent_id = parent_execution.id
             execution.parent_task_run_id = parent_run.id
             correlation = parent_execution.labels_map().get("system.correlationId", parent_execution.id)
-        execution.labels = _merge_labels(
-            [*flow.labels, *(labels or []), ("system.correlationId", correlation)]
-        )
+        execution.labels = _merge_labels([*flow.labels, *(labels or []), ("system.correlationId", correlation)])
         with self.store.transaction():
             self.store.save_execution(execution)
         return execution
@@ -180,9 +178,7 @@ class Runner:
         flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
         error_ids = _error_task_ids(flow)
         by_id = {r.id: r for r in execution.task_runs}
-        removed = [
-            r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id, flow)
-        ]
+        removed = [r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id, flow)]
         execution.task_runs = [r for r in execution.task_runs if r.id not in removed]
         by_id = {r.id: r for r in execution.task_runs}
         for run in execution.task_runs:
@@ -302,9 +298,7 @@ class Runner:
             if run.id not in active.positions:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
-            self.store.save_task_runs(
-                execution.id, ((active.positions[r.id], r) for r in step.changed.values())
-            )
+            self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
             self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
@@ -396,10 +390,7 @@ class Runner:
             if stop is not None:
                 stop.set()
         for child in self._active.values():
-            if (
-                child.execution.parent_id == execution.id
-                and not child.execution.state.current.is_terminated()
-            ):
+            if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
                 self._kill_active(child)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
@@ -510,16 +501,12 @@ class Runner:
         allowed = [execution_prefix(execution.namespace, execution.flow_id, execution.id)]
         variables = (execution.trigger or {}).get("variables") or {}
         if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
-            allowed.append(
-                execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"])
-            )
+            allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
         if not uri.startswith("kestra://"):
             raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
         path = "/" + uri[len("kestra://") :].lstrip("/")
         if not any(path.startswith(prefix + "/") for prefix in allowed):
-            raise StorageError(
-                f"Unable to read the file '{uri}' as it didn't belong to the current execution"
-            )
+            raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
         return self.storage.read_bytes(uri).decode("utf-8")
 
     def _workdir(self, active: Active, run: TaskRun | None) -> Path | None:

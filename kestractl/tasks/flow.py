@@ -64,9 +64,7 @@ class Parallel(_ListFlowable):
     aliases = (LEGACY + "Parallel",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(
-            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0))
-        )
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
 
 
 @register
@@ -175,9 +173,7 @@ def each_values(ctx: RunContext, raw: Any) -> list[str]:
         except json.JSONDecodeError as exc:
             raise TaskError(f"Unable to parse each values `{rendered}` as a JSON list: {exc.msg}") from None
     elif isinstance(raw, list):
-        values = [
-            ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw
-        ]
+        values = [ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw]
     else:
         raise TaskError(f"Unknown value type: {type(raw).__name__}")
     if not isinstance(values, list):
@@ -238,9 +234,7 @@ class EachParallel(_Each):
     values_key = "value"
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(
-            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0))
-        )
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
 
 
 @register
@@ -283,9 +277,7 @@ class Dag(_ListFlowable):
             done = {r.task_id for r in runs if r.state.current.is_terminated()}
             return all(dep in done for dep in depends.get(task.task.id, []))
 
-        return parallel_nexts(
-            view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready
-        )
+        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready)
 
 
 def _has_cycle(items: list[dict[str, Any]]) -> bool:

@@ -116,18 +116,14 @@ class FlowableView:
         return self.run.data
 
 
-def current_tasks(
-    view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]
-) -> list[ResolvedTask]:
+def current_tasks(view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]) -> list[ResolvedTask]:
     """The main tasks, or the `errors` tasks once a main task failed (or errors already started)."""
     if view.runs_for(errors) or any(r.state.current.is_failed() for r in view.runs_for(tasks)):
         return errors
     return tasks
 
 
-def sequential_nexts(
-    view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]
-) -> list[TaskRun]:
+def sequential_nexts(view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]) -> list[TaskRun]:
     """One task at a time: the first, then the one after the last finished."""
     current = current_tasks(view, tasks, errors)
     if not current or view.killing:

@@ -69,9 +69,7 @@ def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) ->
     if required and not value:
         return [f"{key}: must not be empty"]
     return [
-        f"{key}[{i}]: must be a string"
-        for i, item in enumerate(value)
-        if item is None or isinstance(item, dict | list)
+        f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or isinstance(item, dict | list)
     ]
 
 
@@ -167,9 +165,7 @@ def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
         raise TaskError(f'Cannot run program "{argv[0]}": {err.strerror}') from err
 
 
-def run_process(
-    ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
-) -> tuple[int, _LineConsumer]:
+def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, _LineConsumer]:
     """Run until the process and its output end; kill its group and raise `Killed` when asked to stop."""
     proc = _start(argv, cwd, env)
     lines: queue.Queue[tuple[bool, str] | None] = queue.Queue()
@@ -310,9 +306,7 @@ class ExecScript(RunnableTask):
             except ValueError as err:
                 raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
         return {
-            _text(ctx.render(k, variables)): _text(ctx.render(v, variables))
-            for k, v in files.items()
-            if v is not None
+            _text(ctx.render(k, variables)): _text(ctx.render(v, variables)) for k, v in files.items() if v is not None
         }
 
     def _argv(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
