@@ -1,44 +1,32 @@
 """Drives executions to their end: executor steps, worker threads, timers, kills and subflows.
 
-One loop serves the CLI's synchronous `execute` and, later, the server: it owns the in-memory
-executions it activated, persists every decision in one transaction, and runs runnable task runs
-on a thread pool. Workers only report results through a queue; only the loop writes state.
+One loop serves the CLI's synchronous `execute` and the server: it owns the in-memory executions
+it activated, persists every decision in one transaction, and runs runnable task runs on a thread
+pool. Workers and other threads only put work into its inbox; only the loop writes state.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
-import os
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kestractl.engine.contexts import Contexts, LogBuffer
+from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.retry import next_delay
-from kestractl.engine.variables import build_variables, value_path
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import ConflictError, KestraError, StorageError, TaskError
-from kestractl.expressions import render_value
+from kestractl.errors import ConflictError, KestraError
 from kestractl.inputs import resolve_inputs
-from kestractl.model import (
-    Execution,
-    Flow,
-    LogEntry,
-    State,
-    StateInfo,
-    TaskRun,
-    new_id,
-    utcnow,
-)
+from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
 from kestractl.parser import parse_flow
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Delay, Store
@@ -78,25 +66,28 @@ class Active:
 
 
 class Runner:
+    """One loop that owns its active executions; other threads talk to it through the inbox."""
+
     def __init__(
         self,
         store: Store,
         storage: Storage,
         on_log: Callable[[LogEntry], None] | None = None,
         workers: int = 8,
+        on_end: Callable[[Execution], None] | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.flows = FlowRepository(store)
-        self.on_log = on_log
+        self.on_end = on_end
+        self.logs = LogBuffer(store, on_log)
+        self.contexts = Contexts(store, storage, self.logs)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
-        self._results: queue.Queue[tuple[str, str, AttemptResult]] = queue.Queue()
+        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._active: dict[str, Active] = {}
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
-        self._logs: list[LogEntry] = []
-        self._log_lock = threading.Lock()
-        self._workdirs: dict[str, str] = {}
+        self._last_kill_poll = 0.0
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -145,7 +136,7 @@ class Runner:
             self.store.save_execution(execution)
         return execution
 
-    # ---- driving ------------------------------------------------------------------------------
+    # ---- driving (CLI: synchronous) ---------------------------------------------------------
 
     def run(self, execution_id: str) -> Execution:
         """Drive the execution (and the subflows it starts) until it ends or waits for a resume."""
@@ -154,50 +145,17 @@ class Runner:
         return self.store.load_execution(execution_id)
 
     def resume(self, execution_id: str) -> Execution:
-        execution = self.store.load_execution(execution_id)
-        if execution.state.current != State.PAUSED:
-            raise ConflictError(f"execution {execution_id} is {execution.state.current.value}, not PAUSED")
-        with self.store.transaction():
-            for run in execution.task_runs:
-                if run.state.current == State.PAUSED:
-                    run.data["resumed"] = True
-                    run.state.moved(State.RUNNING)
-                    for kind in ("RESUME", "PAUSE_TIMEOUT"):
-                        self.store.remove_delay(execution.id, run.id, kind)
-            execution.state.moved(State.RESTARTED)
-            self._save_all(execution)
-        return self.run(execution_id)
+        self._resume(execution_id)
+        self._loop()
+        return self.store.load_execution(execution_id)
 
     def restart(self, execution_id: str) -> Execution:
-        """Kestra's restart: same id; failed runs and their parents get a new attempt."""
-        execution = self.store.load_execution(execution_id)
-        if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
-            raise ConflictError(
-                f"execution {execution_id} is {execution.state.current.value}; only ended executions restart"
-            )
-        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
-        error_ids = _error_task_ids(flow)
-        by_id = {r.id: r for r in execution.task_runs}
-        removed = [r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id, flow)]
-        execution.task_runs = [r for r in execution.task_runs if r.id not in removed]
-        by_id = {r.id: r for r in execution.task_runs}
-        for run in execution.task_runs:
-            if run.state.current in (State.FAILED, State.KILLED, State.PAUSED):
-                run.state.moved(State.RESTARTED)
-                parent = by_id.get(run.parent_task_run_id or "")
-                while parent is not None:
-                    parent.state.moved(State.RESTARTED)
-                    parent = by_id.get(parent.parent_task_run_id or "")
-        execution.state.moved(State.RESTARTED)
-        execution.attempt_number += 1
-        execution.outputs = None
-        with self.store.transaction():
-            self.store.delete_task_runs(removed)
-            self._save_all(execution)
-        return self.run(execution_id)
+        self._restart(execution_id)
+        self._loop()
+        return self.store.load_execution(execution_id)
 
     def kill(self, execution_id: str, wait_seconds: float = 5.0) -> Execution:
-        """Ask the runner that owns the execution to kill it; finish the job if none answers."""
+        """Ask the process that drives the execution to kill it; finish the job if none answers."""
         execution = self.store.load_execution(execution_id)
         if execution.state.current.is_terminated():
             raise ConflictError(f"execution {execution_id} already ended {execution.state.current.value}")
@@ -208,35 +166,64 @@ class Runner:
                 if self.store.execution_state(execution_id).is_terminated():
                     return self.store.load_execution(execution_id)
                 time.sleep(POLL_SECONDS / 2)
-        self._kill_offline(execution_id)
+        kill_offline(self.store, execution_id)
         return self.store.load_execution(execution_id)
-
-    def _kill_offline(self, execution_id: str) -> None:
-        """Nobody drives this execution (paused, queued or its process died): end it here."""
-        for child_id in self.store.child_execution_ids(execution_id):
-            if not self.store.execution_state(child_id).is_terminated():
-                self._kill_offline(child_id)
-        execution = self.store.load_execution(execution_id)
-        if execution.state.current.is_terminated():
-            return
-        for run in execution.task_runs:
-            if not run.state.current.is_terminated():
-                run.state.moved(State.KILLED)
-                for attempt in run.attempts:
-                    if not attempt.state.current.is_terminated():
-                        attempt.state.moved(State.KILLED)
-        execution.state.moved(State.KILLED)
-        with self.store.transaction():
-            for delay in self.store.delays(execution_id):
-                self.store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
-            self._save_all(execution)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    # ---- driving (server: a loop that never ends until told) ----------------------------------
+
+    def submit(self, execution_id: str) -> None:
+        """Thread-safe: have the loop pick up an execution created elsewhere."""
+        self._inbox.put(lambda: self._activate_quietly(execution_id))
+
+    def _activate_quietly(self, execution_id: str) -> None:
+        self._activate(execution_id)
+
+    def call(self, action: Callable[[], Any]) -> Future[Any]:
+        """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
+        future: Future[Any] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(action())
+            except BaseException as exc:  # handed to the caller, who reports it
+                future.set_exception(exc)
+
+        self._inbox.put(work)
+        return future
+
+    def submit_resume(self, execution_id: str) -> Future[Any]:
+        return self.call(lambda: self._resume(execution_id))
+
+    def submit_restart(self, execution_id: str) -> Future[Any]:
+        return self.call(lambda: self._restart(execution_id))
+
+    def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
+        """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
+        for execution_id in self.store.find_execution_ids(states=[s.value for s in RESUMABLE], limit=1_000_000):
+            self._activate(execution_id, recover=True)
+        while not stop.is_set():
+            self._iterate()
+            if tick is not None:
+                tick()
+
+    def drain(self, grace_seconds: float) -> None:
+        """Stop gracefully: let running task runs finish for a while, then kill them."""
+        deadline = time.monotonic() + grace_seconds
+        while self._inflight and time.monotonic() < deadline:
+            self._iterate()
+        for stop in self._inflight.values():
+            stop.set()
+        deadline = time.monotonic() + 5
+        while self._inflight and time.monotonic() < deadline:
+            self._iterate()
+        self.logs.flush()
+
     # ---- the loop -----------------------------------------------------------------------------
 
-    def _activate(self, execution_id: str) -> Active:
+    def _activate(self, execution_id: str, recover: bool = False) -> Active:
         if execution_id in self._active:
             return self._active[execution_id]
         execution = self.store.load_execution(execution_id)
@@ -246,34 +233,36 @@ class Runner:
         self._active[execution_id] = active
         for delay in self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
+        if recover:
+            recover_interrupted(execution, active.executor.tasks)
         return active
 
     def _loop(self) -> None:
-        last_poll = 0.0
-        while True:
-            for active in [a for a in self._active.values() if a.dirty]:
-                self._advance(active)
-            if not self._inflight and not self._timers and not any(a.dirty for a in self._active.values()):
-                break
-            self._wait_for_work()
-            self._fire_timers()
-            if time.monotonic() - last_poll >= POLL_SECONDS:
-                self._poll_kills()
-                last_poll = time.monotonic()
-        self._flush_logs()
+        while self._inflight or self._timers or any(a.dirty for a in self._active.values()) or self._inbox.qsize():
+            self._iterate()
+        self.logs.flush()
+
+    def _iterate(self) -> None:
+        for active in [a for a in self._active.values() if a.dirty]:
+            self._advance(active)
+        self._wait_for_work()
+        self._fire_timers()
+        if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
+            self._poll_kills()
+            self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
         try:
-            item = self._results.get(timeout=timeout)
+            work = self._inbox.get(timeout=timeout)
         except queue.Empty:
             return
         while True:
-            self._apply_result(*item)
+            work()
             try:
-                item = self._results.get_nowait()
+                work = self._inbox.get_nowait()
             except queue.Empty:
                 return
 
@@ -303,11 +292,7 @@ class Runner:
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
                 heapq.heappush(self._timers, (due, execution.id, run_id, kind))
-            self._flush_logs()
-
-    def _save_all(self, execution: Execution) -> None:
-        self.store.save_task_runs(execution.id, enumerate(execution.task_runs))
-        self.store.save_execution(execution)
+            self.logs.flush()
 
     def _dispatch(self, active: Active, run: TaskRun) -> None:
         task = active.executor.tasks[run.task_id]
@@ -318,7 +303,7 @@ class Runner:
 
         def work() -> None:
             result = run_attempt(task, ctx)
-            self._results.put((execution_id, run.id, result))
+            self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
 
         self._pool.submit(work)
 
@@ -358,7 +343,7 @@ class Runner:
     def _on_timer(self, active: Active, run: TaskRun, kind: str, now: datetime) -> None:
         execution = active.execution
         if kind == "RETRY" and run.state.current == State.RETRYING:
-            run.attempts.append(_running_attempt(now))
+            run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
             run.state.moved(State.RUNNING, now)
             self._advance(active, [run])
             self._dispatch(active, run)
@@ -375,11 +360,9 @@ class Runner:
         self._advance(active, [run])
 
     def _poll_kills(self) -> None:
-        for active in list(self._active.values()):
-            execution = active.execution
-            if execution.state.current.is_terminated() or execution.state.current == State.KILLING:
-                continue
-            if self.store.execution_state(execution.id) == State.KILLING:
+        for execution_id in self.store.find_execution_ids(states=[State.KILLING.value], limit=1_000_000):
+            active = self._active.get(execution_id)
+            if active is not None and active.execution.state.current != State.KILLING:
                 self._kill_active(active)
 
     def _kill_active(self, active: Active) -> None:
@@ -389,7 +372,7 @@ class Runner:
             stop = self._inflight.get(run.id)
             if stop is not None:
                 stop.set()
-        for child in self._active.values():
+        for child in list(self._active.values()):
             if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
                 self._kill_active(child)
         self._timers = [t for t in self._timers if t[1] != execution.id]
@@ -398,10 +381,11 @@ class Runner:
 
     def _finish(self, active: Active) -> None:
         execution = active.execution
-        for run in execution.task_runs:
-            path = self._workdirs.pop(run.id, None)
-            if path:
-                shutil.rmtree(path, ignore_errors=True)
+        self.contexts.release(execution)
+        self._active.pop(execution.id, None)
+        self.logs.flush()
+        if self.on_end is not None:
+            self.on_end(execution)
         parent = self._active.get(execution.parent_id or "")
         if parent is None or execution.parent_task_run_id is None:
             return
@@ -415,6 +399,44 @@ class Runner:
         run.attempts[-1].state.moved(state)
         run.state.moved(state)
         self._advance(parent, [run])
+
+    # ---- resume and restart (inside the loop) -------------------------------------------------
+
+    def _resume(self, execution_id: str) -> Execution:
+        active = self._activate(execution_id)
+        execution = active.execution
+        if execution.state.current != State.PAUSED:
+            raise ConflictError(f"execution {execution_id} is {execution.state.current.value}, not PAUSED")
+        touched = [r for r in execution.task_runs if r.state.current == State.PAUSED]
+        with self.store.transaction():
+            for run in touched:
+                run.data["resumed"] = True
+                run.state.moved(State.RUNNING)
+                for kind in ("RESUME", "PAUSE_TIMEOUT"):
+                    self.store.remove_delay(execution.id, run.id, kind)
+        self._timers = [t for t in self._timers if t[1] != execution.id]
+        heapq.heapify(self._timers)
+        execution.state.moved(State.RESTARTED)
+        self._advance(active, touched)
+        return execution
+
+    def _restart(self, execution_id: str) -> Execution:
+        """Kestra's restart: same id; failed runs and their parents get a new attempt."""
+        active = self._activate(execution_id)
+        execution = active.execution
+        if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
+            raise ConflictError(
+                f"execution {execution_id} is {execution.state.current.value}; only ended executions restart"
+            )
+        removed = prepare_restart(execution, active.flow)
+        active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
+        active.full = True
+        with self.store.transaction():
+            self.store.delete_task_runs(removed)
+            self.store.save_task_runs(execution.id, enumerate(execution.task_runs))
+            self.store.save_execution(execution)
+        self._advance(active)
+        return execution
 
     # ---- subflows -----------------------------------------------------------------------------
 
@@ -460,81 +482,7 @@ class Runner:
     # ---- run contexts -------------------------------------------------------------------------
 
     def _context(self, active: Active, task: Task | None, run: TaskRun | None) -> RunContext:
-        execution, flow = active.execution, active.flow
-        functions = self._functions(execution, run)
-        return RunContext(
-            flow=flow,
-            execution=execution,
-            task=task,
-            task_run=run,
-            variables=build_variables(flow, execution, task, run, functions),
-            renderer=render_value,
-            storage=self.storage,
-            log_sink=self._log,
-            working_dir=self._workdir(active, run),
-        )
-
-    def _functions(self, execution: Execution, run: TaskRun | None) -> dict[str, Callable[..., Any]]:
-        by_id = {r.id: r for r in execution.task_runs}
-        path = value_path(run, by_id) if run is not None else []
-
-        def current_each_output(outputs: Any) -> Any:
-            for value in path:
-                if isinstance(outputs, Mapping) and value in outputs:
-                    outputs = outputs[value]
-            return outputs
-
-        def error_logs() -> list[dict[str, Any]]:
-            self._flush_logs()
-            return [e.to_api() for e in self.store.logs(execution, "ERROR") if e.level == "ERROR"]
-
-        return {
-            "read": lambda uri: self._read(execution, str(uri)),
-            "errorLogs": error_logs,
-            "currentEachOutput": current_each_output,
-            "secret": _secret,
-            "fileSize": lambda uri: self.storage.local_path(str(uri)).stat().st_size,
-        }
-
-    def _read(self, execution: Execution, uri: str) -> str:
-        """`read()`: files of this execution, or of the parent that started it."""
-        allowed = [execution_prefix(execution.namespace, execution.flow_id, execution.id)]
-        variables = (execution.trigger or {}).get("variables") or {}
-        if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
-            allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
-        if not uri.startswith("kestra://"):
-            raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
-        path = "/" + uri[len("kestra://") :].lstrip("/")
-        if not any(path.startswith(prefix + "/") for prefix in allowed):
-            raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
-        return self.storage.read_bytes(uri).decode("utf-8")
-
-    def _workdir(self, active: Active, run: TaskRun | None) -> Path | None:
-        """The directory shared by the children of the nearest WorkingDirectory ancestor."""
-        by_id = {r.id: r for r in active.execution.task_runs}
-        parent = by_id.get(run.parent_task_run_id or "") if run else None
-        while parent is not None:
-            if active.executor.tasks[parent.task_id].shares_working_directory:
-                if parent.id not in self._workdirs:
-                    self._workdirs[parent.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
-                return Path(self._workdirs[parent.id])
-            parent = by_id.get(parent.parent_task_run_id or "")
-        return None
-
-    # ---- logs ---------------------------------------------------------------------------------
-
-    def _log(self, entry: LogEntry) -> None:
-        with self._log_lock:
-            self._logs.append(entry)
-        if self.on_log is not None:
-            self.on_log(entry)
-
-    def _flush_logs(self) -> None:
-        with self._log_lock:
-            pending, self._logs = self._logs, []
-        if pending:
-            with self.store.transaction():
-                self.store.append_logs(pending)
+        return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
 
 
 def _final_state(task: Task, run: TaskRun, state: State) -> State:
@@ -548,43 +496,9 @@ def _final_state(task: Task, run: TaskRun, state: State) -> State:
     return state
 
 
-def _running_attempt(now: datetime) -> Any:
-    from kestractl.model import Attempt
-
-    return Attempt(StateInfo.new(State.RUNNING, now))
-
-
 def _merge_labels(labels: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Later labels override earlier ones with the same key; order of first appearance kept."""
     merged: dict[str, str] = {}
     for key, value in labels:
         merged[key] = value
     return list(merged.items())
-
-
-def _secret(key: str) -> str:
-    """Kestra OSS secrets: env var `SECRET_<KEY>`, base64-encoded."""
-    raw = os.environ.get(f"SECRET_{key}")
-    if raw is None:
-        raise TaskError(f"Cannot find secret for key '{key}'")
-    try:
-        return base64.b64decode(raw).decode("utf-8")
-    except ValueError:
-        return raw
-
-
-def _error_task_ids(flow: Flow) -> set[str]:
-    ids = {t.id for top in flow.errors for t in top.walk()}
-    for top in [*flow.tasks, *flow.errors]:
-        for task in top.walk():
-            ids |= {t.id for e in task.children.get("errors", []) for t in e.walk()}
-    return ids
-
-
-def _under(run: TaskRun, ids: set[str], by_id: dict[str, TaskRun], flow: Flow) -> bool:
-    parent = by_id.get(run.parent_task_run_id or "")
-    while parent is not None:
-        if parent.task_id in ids:
-            return True
-        parent = by_id.get(parent.parent_task_run_id or "")
-    return False

@@ -1,0 +1,135 @@
+"""Building `RunContext`s: the variables, the runtime functions (`read`, `errorLogs` …), shared
+working directories, and the log buffer every task writes into."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kestractl.engine.variables import build_variables, value_path
+from kestractl.errors import StorageError, TaskError
+from kestractl.expressions import render_value
+from kestractl.model import Execution, Flow, LogEntry, TaskRun
+from kestractl.storage import Storage, execution_prefix
+from kestractl.store import Store
+from kestractl.tasks.base import RunContext, Task
+
+
+class LogBuffer:
+    """Logs from any thread: shown at once through `on_log`, written to the store in batches."""
+
+    def __init__(self, store: Store, on_log: Callable[[LogEntry], None] | None = None) -> None:
+        self.store = store
+        self.on_log = on_log
+        self._pending: list[LogEntry] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, entry: LogEntry) -> None:
+        with self._lock:
+            self._pending.append(entry)
+        if self.on_log is not None:
+            self.on_log(entry)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            with self.store.transaction():
+                self.store.append_logs(pending)
+
+
+class Contexts:
+    """Makes the RunContext of a task run (or of the execution itself, for flow outputs)."""
+
+    def __init__(self, store: Store, storage: Storage, logs: LogBuffer) -> None:
+        self.store = store
+        self.storage = storage
+        self.logs = logs
+        self._workdirs: dict[str, str] = {}
+
+    def make(
+        self, flow: Flow, execution: Execution, tasks: Mapping[str, Task], task: Task | None, run: TaskRun | None
+    ) -> RunContext:
+        by_id = {r.id: r for r in execution.task_runs}
+        return RunContext(
+            flow=flow,
+            execution=execution,
+            task=task,
+            task_run=run,
+            variables=build_variables(flow, execution, task, run, self._functions(execution, run, by_id)),
+            renderer=render_value,
+            storage=self.storage,
+            log_sink=self.logs,
+            working_dir=self._workdir(tasks, run, by_id),
+        )
+
+    def release(self, execution: Execution) -> None:
+        """Remove the shared working directories of an ended execution."""
+        for run in execution.task_runs:
+            path = self._workdirs.pop(run.id, None)
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _functions(
+        self, execution: Execution, run: TaskRun | None, by_id: dict[str, TaskRun]
+    ) -> dict[str, Callable[..., Any]]:
+        path = value_path(run, by_id) if run is not None else []
+
+        def current_each_output(outputs: Any) -> Any:
+            for value in path:
+                if isinstance(outputs, Mapping) and value in outputs:
+                    outputs = outputs[value]
+            return outputs
+
+        def error_logs() -> list[dict[str, Any]]:
+            self.logs.flush()
+            return [e.to_api() for e in self.store.logs(execution, "ERROR") if e.level == "ERROR"]
+
+        return {
+            "read": lambda uri: self._read(execution, str(uri)),
+            "errorLogs": error_logs,
+            "currentEachOutput": current_each_output,
+            "secret": _secret,
+            "fileSize": lambda uri: self.storage.local_path(str(uri)).stat().st_size,
+        }
+
+    def _read(self, execution: Execution, uri: str) -> str:
+        """`read()`: files of this execution, or of the parent that started it."""
+        allowed = [execution_prefix(execution.namespace, execution.flow_id, execution.id)]
+        variables = (execution.trigger or {}).get("variables") or {}
+        if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
+            allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
+        if not uri.startswith("kestra://"):
+            raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
+        path = "/" + uri[len("kestra://") :].lstrip("/")
+        if not any(path.startswith(prefix + "/") for prefix in allowed):
+            raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
+        return self.storage.read_bytes(uri).decode("utf-8")
+
+    def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
+        """The directory shared by the children of the nearest WorkingDirectory ancestor."""
+        parent = by_id.get(run.parent_task_run_id or "") if run else None
+        while parent is not None:
+            if tasks[parent.task_id].shares_working_directory:
+                if parent.id not in self._workdirs:
+                    self._workdirs[parent.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
+                return Path(self._workdirs[parent.id])
+            parent = by_id.get(parent.parent_task_run_id or "")
+        return None
+
+
+def _secret(key: str) -> str:
+    """Kestra OSS secrets: env var `SECRET_<KEY>`, base64-encoded."""
+    raw = os.environ.get(f"SECRET_{key}")
+    if raw is None:
+        raise TaskError(f"Cannot find secret for key '{key}'")
+    try:
+        return base64.b64decode(raw).decode("utf-8")
+    except ValueError:
+        return raw

@@ -1,0 +1,90 @@
+"""Operations on a stored execution from outside its normal flow: restart, kill with nobody driving
+it, and recovery of task runs a stopped process left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kestractl.model import Execution, Flow, State, TaskRun
+from kestractl.store import Store
+from kestractl.tasks.base import Task
+
+# States an execution can be left in by a process that stopped; a server resumes them at start.
+RESUMABLE = (State.CREATED, State.RESTARTED, State.RUNNING, State.PAUSED, State.QUEUED, State.KILLING)
+
+
+def prepare_restart(execution: Execution, flow: Flow) -> list[str]:
+    """Kestra's restart on the rows: `errors` runs go, failed runs and their parents become RESTARTED.
+
+    Returns the ids of the removed task runs.
+    """
+    error_ids = _error_task_ids(flow)
+    by_id = {r.id: r for r in execution.task_runs}
+    removed = [r.id for r in execution.task_runs if r.task_id in error_ids or _under(r, error_ids, by_id)]
+    execution.task_runs = [r for r in execution.task_runs if r.id not in removed]
+    by_id = {r.id: r for r in execution.task_runs}
+    for run in execution.task_runs:
+        if run.state.current in (State.FAILED, State.KILLED, State.PAUSED):
+            run.state.moved(State.RESTARTED)
+            parent = by_id.get(run.parent_task_run_id or "")
+            while parent is not None:
+                parent.state.moved(State.RESTARTED)
+                parent = by_id.get(parent.parent_task_run_id or "")
+    execution.state.moved(State.RESTARTED)
+    execution.attempt_number += 1
+    execution.outputs = None
+    return removed
+
+
+def recover_interrupted(execution: Execution, tasks: Mapping[str, Task]) -> None:
+    """Runnable runs that were running when their process stopped get a new attempt."""
+    if execution.state.current.is_terminated() or execution.state.current == State.KILLING:
+        return
+    for run in execution.task_runs:
+        task = tasks.get(run.task_id)
+        if task is None or task.is_flowable or task.is_executable:
+            continue
+        if run.state.current == State.RUNNING or (run.state.current == State.KILLED and run.attempts):
+            for attempt in run.attempts:
+                if not attempt.state.current.is_terminated():
+                    attempt.state.moved(State.KILLED)
+            run.state.moved(State.RESTARTED)
+
+
+def kill_offline(store: Store, execution_id: str) -> None:
+    """Nobody drives this execution (paused, queued, or its process died): end it here, children first."""
+    for child_id in store.child_execution_ids(execution_id):
+        if not store.execution_state(child_id).is_terminated():
+            kill_offline(store, child_id)
+    execution = store.load_execution(execution_id)
+    if execution.state.current.is_terminated():
+        return
+    for run in execution.task_runs:
+        if not run.state.current.is_terminated():
+            run.state.moved(State.KILLED)
+            for attempt in run.attempts:
+                if not attempt.state.current.is_terminated():
+                    attempt.state.moved(State.KILLED)
+    execution.state.moved(State.KILLED)
+    with store.transaction():
+        for delay in store.delays(execution_id):
+            store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
+        store.save_task_runs(execution.id, enumerate(execution.task_runs))
+        store.save_execution(execution)
+
+
+def _error_task_ids(flow: Flow) -> set[str]:
+    ids = {t.id for top in flow.errors for t in top.walk()}
+    for top in [*flow.tasks, *flow.errors]:
+        for task in top.walk():
+            ids |= {t.id for e in task.children.get("errors", []) for t in e.walk()}
+    return ids
+
+
+def _under(run: TaskRun, ids: set[str], by_id: dict[str, TaskRun]) -> bool:
+    parent = by_id.get(run.parent_task_run_id or "")
+    while parent is not None:
+        if parent.task_id in ids:
+            return True
+        parent = by_id.get(parent.parent_task_run_id or "")
+    return False
