@@ -37,25 +37,39 @@ def collect_files(paths: list[Path]) -> list[Path]:
 
 def load_flows(files: list[Path]) -> list[tuple[Flow, str]]:
     """Parse every flow of every file; raises one ValidationError listing every problem."""
-    flows: list[tuple[Flow, str]] = []
+    docs: list[tuple[str, str]] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
     for file in files:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{file}: cannot read: {exc}")
             continue
-        for doc in split_documents(text):
-            try:
-                flow = parse_flow(doc, str(file))
-            except ValidationError as exc:
-                problems += exc.problems
-                continue
-            if flow.uid in seen:
-                problems.append(f"{file}: flow {flow.uid} is also defined in {seen[flow.uid]}")
-            seen[flow.uid] = str(file)
-            flows.append((flow, str(file)))
+        docs += [(str(file), doc) for doc in split_documents(text)]
+    try:
+        flows = load_flow_texts(docs)
+    except ValidationError as exc:
+        problems += exc.problems
+    if problems:
+        raise ValidationError(f"{len(problems)} problem(s) found", problems)
+    return flows
+
+
+def load_flow_texts(docs: list[tuple[str, str]]) -> list[tuple[Flow, str]]:
+    """Parse (origin, YAML) documents; a flow defined twice is a problem too."""
+    flows: list[tuple[Flow, str]] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for origin, text in docs:
+        try:
+            flow = parse_flow(text, origin)
+        except ValidationError as exc:
+            problems += exc.problems
+            continue
+        if flow.uid in seen:
+            problems.append(f"{origin}: flow {flow.uid} is also defined in {seen[flow.uid]}")
+        seen[flow.uid] = origin
+        flows.append((flow, origin))
     if problems:
         raise ValidationError(f"{len(problems)} problem(s) found", problems)
     return flows

@@ -82,6 +82,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX delays_due ON delays (due);
     """,
+    # 2: schedule trigger state, so a fire date is used once across restarts.
+    """
+    CREATE TABLE triggers (
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        trigger_id TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        next_date TEXT,
+        PRIMARY KEY (namespace, flow_id, trigger_id)
+    );
+    """,
 ]
 
 
@@ -382,6 +393,30 @@ class Store:
             (execution_id, task_run_id, kind),
         )
 
+    # ---- schedule triggers --------------------------------------------------------------------
+
+    def trigger_state(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
+        row = self.conn.execute(
+            "SELECT signature, next_date FROM triggers WHERE namespace=? AND flow_id=? AND trigger_id=?",
+            (namespace, flow_id, trigger_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return TriggerState(namespace, flow_id, trigger_id, row[0], datetime.fromisoformat(row[1]))
+
+    def save_trigger_state(self, state: TriggerState) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO triggers (namespace, flow_id, trigger_id, signature, next_date)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
+        )
+
+    def flows_version(self) -> tuple[int, int, int]:
+        """Changes whenever a flow is deployed or deleted: lets caches of parsed flows stay cheap."""
+        row = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0), COALESCE(SUM(deleted), 0) FROM flows")
+        count, top, deleted = row.fetchone()
+        return int(count), int(top), int(deleted)
+
     def delays(self, execution_id: str | None = None) -> list[Delay]:
         sql = "SELECT execution_id, task_run_id, kind, due FROM delays"
         rows = self.conn.execute(
@@ -389,6 +424,17 @@ class Store:
             (execution_id,) if execution_id else (),
         )
         return [Delay(r[0], r[1], r[2], parse_iso(r[3]) or utcnow()) for r in rows]
+
+
+@dataclass
+class TriggerState:
+    """Where a schedule stands: the next date to fire, for the trigger definition `signature`."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+    signature: str
+    next_date: datetime
 
 
 def _state_data(state: StateInfo) -> dict[str, Any]:

@@ -8,6 +8,7 @@ pool. Workers and other threads only put work into its inbox; only the loop writ
 from __future__ import annotations
 
 import heapq
+import logging
 import queue
 import shutil
 import threading
@@ -33,6 +34,7 @@ from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
+log = logging.getLogger("kestractl.engine")
 
 
 class FlowRepository:
@@ -260,7 +262,10 @@ class Runner:
         except queue.Empty:
             return
         while True:
-            work()
+            try:
+                work()
+            except Exception:  # one broken execution must not stop the loop that serves the others
+                log.exception("unexpected error in the executor loop")
             try:
                 work = self._inbox.get_nowait()
             except queue.Empty:

@@ -24,6 +24,13 @@ def validate_trigger(item: Any) -> list[str]:
         problems += _schedule_problems(item)
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
+    conditions = item.get("conditions") or []
+    if not isinstance(conditions, list):
+        return [*problems, "conditions: must be a list"]
+    from kestractl.triggers.conditions import condition_problems
+
+    for index, condition in enumerate(conditions):
+        problems += [f"conditions[{index}]: {p}" for p in condition_problems(condition)]
     return problems
 
 
@@ -36,6 +43,13 @@ def _schedule_problems(item: Mapping[str, Any]) -> list[str]:
     nicknames = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
     if str(cron).strip() in nicknames:
         return []
-    if not croniter.is_valid(str(cron)):
+    if not croniter.is_valid(str(cron), second_at_beginning=bool(item.get("withSeconds"))):
         return [f"cron: `{cron}` is not a valid cron expression"]
+    if item.get("timezone"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(item["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            return [f"timezone: unknown time zone `{item['timezone']}`"]
     return []

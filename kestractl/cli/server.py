@@ -1,0 +1,62 @@
+"""`kestractl server standalone`: scheduler, executor pool and Kestra's REST API in one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kestractl.cli.output import echo, log_line
+from kestractl.cli.state import handles_errors, state
+
+app = typer.Typer(
+    help="Run kestractl as a server.  Example: kestractl server standalone -f flows/", no_args_is_help=True
+)
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    value = value or os.environ.get("KESTRACTL_BASIC_AUTH")
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise typer.BadParameter("expected user:password", param_hint="--basic-auth")
+    return user, password
+
+
+@app.command()
+@handles_errors
+def standalone(
+    flow_path: Annotated[
+        Path | None, typer.Option("--flow-path", "-f", help="Load (and keep in sync) every flow under DIR.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker threads running tasks.")] = 8,
+    watch: Annotated[bool, typer.Option("--watch/--no-watch", help="Keep the flow directory in sync.")] = True,
+    basic_auth: Annotated[
+        str | None, typer.Option(help="Require HTTP basic auth user:password (or $KESTRACTL_BASIC_AUTH).")
+    ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds running tasks get to finish on stop.")] = 30.0,
+) -> None:
+    """Serve flows: schedules, flow triggers, webhooks and /api/v1.  Example: kestractl server standalone -f flows/"""
+    from kestractl.server.app import ServerOptions, StandaloneServer
+
+    if flow_path is not None and not flow_path.is_dir():
+        raise typer.BadParameter(f"{flow_path} is not a directory", param_hint="--flow-path")
+    options = ServerOptions(flow_path, host, port, workers, watch, _basic_auth(basic_auth), grace)
+    server = StandaloneServer(state.home(), options, say=_say, on_log=log_line)
+
+    def stop(signum: int, frame: object) -> None:
+        server.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve()
+
+
+def _say(level: str, message: str) -> None:
+    echo(f"[server] {level:<5} {message}", err=level == "ERROR")

@@ -1,0 +1,328 @@
+"""Kestra's `/api/v1` on top of the engine: flows, executions, webhooks, logs.
+
+Paths and JSON shapes are Kestra's, so curl commands from its docs, CI jobs and the official
+`kestra` client work unchanged. Every route is also served under `/api/v1/main/` (the default tenant).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kestractl.deploy import load_flow_texts
+from kestractl.engine.runner import Runner
+from kestractl.errors import ConflictError, NotFoundError, ValidationError
+from kestractl.model import Execution, level_rank
+from kestractl.parser import parse_flow, split_documents
+from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.storage import execution_prefix
+from kestractl.store import FlowRow
+from kestractl.triggers import webhook
+from kestractl.triggers.conditions import ConditionContext, all_met
+
+WAIT_POLL_SECONDS = 0.05
+
+
+class Api:
+    def __init__(self, runner: Runner, base_url: str = "") -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.base_url = base_url
+
+    def routes(self) -> Router:
+        router = Router()
+        add = router.add
+        add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
+        add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
+        add("GET", "/api/v1/executions/search", self.search_executions)
+        add("GET", "/api/v1/executions/{executionId}", self.get_execution)
+        add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
+        add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
+        add("POST", "/api/v1/executions/{executionId}/resume", self.resume)
+        add("GET", "/api/v1/executions/{executionId}/file", self.file)
+        add(["GET", "POST", "PUT"], "/api/v1/executions/webhook/{namespace}/{flowId}/{key}", self.webhook)
+        add("GET", "/api/v1/logs/{executionId}", self.logs)
+        add("GET", "/api/v1/logs/{executionId}/download", self.download_logs)
+        add("GET", "/api/v1/logs/{executionId}/follow", self.follow_logs)
+        add("POST", "/api/v1/flows", self.create_flow)
+        add("GET", "/api/v1/flows/search", self.search_flows)
+        add("POST", "/api/v1/flows/validate", self.validate_flows)
+        add("GET", "/api/v1/flows/{namespace}", self.namespace_flows)
+        add("POST", "/api/v1/flows/{namespace}", self.update_namespace)
+        add("GET", "/api/v1/flows/{namespace}/{flowId}", self.get_flow)
+        add("PUT", "/api/v1/flows/{namespace}/{flowId}", self.update_flow)
+        add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
+        return router
+
+    # ---- executions ---------------------------------------------------------------------------
+
+    def create_execution(self, request: Request) -> Response:
+        """The seed's `curl -X POST …/executions/trigger/dev/hello-world -F greeting="hey there"`."""
+        ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+        flow = self.runner.flows.get(ns, flow_id, _int(request, "revision"))
+        fields, files = request.form()
+        inputs: dict[str, Any] = {k: v[-1] for k, v in fields.items()}
+        with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
+            for upload in files:
+                path = Path(tmp) / upload.field / (Path(upload.filename).name or "upload")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(upload.data)
+                inputs[upload.field] = str(path)
+            execution = self.runner.create_execution(flow, inputs, _label_params(request))
+        self.runner.submit(execution.id)
+        if _flag(request, "wait"):
+            return self._json(self._wait(execution.id))
+        return self._json(execution)
+
+    def get_execution(self, request: Request) -> Response:
+        return self._json(self.store.load_execution(request.path_params["executionId"]))
+
+    def search_executions(self, request: Request) -> Response:
+        page, size = _int(request, "page") or 1, _int(request, "size") or 10
+        states = request.params.get("state")
+        ids = self.store.find_execution_ids(
+            _param(request, "namespace"), _param(request, "flowId"), states, limit=1_000_000
+        )
+        chosen = ids[(page - 1) * size : page * size]
+        results = [self._execution_json(self.store.load_execution(i)) for i in chosen]
+        return Response(body={"results": results, "total": len(ids)})
+
+    def kill(self, request: Request) -> Response:
+        execution = self.runner.kill(request.path_params["executionId"])
+        return Response(status=202, body=self._execution_json(execution))
+
+    def restart(self, request: Request) -> Response:
+        execution_id = request.path_params["executionId"]
+        self.store.load_execution(execution_id)
+        self.runner.submit_restart(execution_id).result(timeout=60)
+        return self._json(self.store.load_execution(execution_id))
+
+    def resume(self, request: Request) -> Response:
+        execution_id = request.path_params["executionId"]
+        self.store.load_execution(execution_id)
+        self.runner.submit_resume(execution_id).result(timeout=60)
+        return self._json(self.store.load_execution(execution_id))
+
+    def file(self, request: Request) -> Response:
+        execution = self.store.load_execution(request.path_params["executionId"])
+        uri = _param(request, "path") or ""
+        prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
+        if not uri.startswith("kestra://" + prefix + "/"):
+            raise ValidationError(f"'{uri}' does not belong to execution {execution.id}")
+        data = self.runner.storage.read_bytes(uri)
+        name = uri.rsplit("/", 1)[-1]
+        return Response(body=data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def webhook(self, request: Request) -> Response:
+        """`…/executions/webhook/{namespace}/{flowId}/{key}`: 200 with the execution, 404, or 204."""
+        ns, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
+        try:
+            flow = self.runner.flows.get(ns, flow_id)
+        except NotFoundError:
+            raise NotFoundError(f"Flow not found: {ns}.{flow_id}") from None
+        trigger = webhook.find_trigger(flow, key)
+        if trigger is None:
+            raise NotFoundError(f"Webhook not found: {ns}.{flow_id} has no webhook with this key")
+        variables = webhook.trigger_variables(request.body, request.header_lists(), request.params)
+        context = {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
+        if not all_met(trigger.get("conditions"), ConditionContext(variables=context)):
+            return Response(status=204)
+        execution = self.runner.create_execution(
+            flow,
+            _inputs_param(request),
+            [],
+            {"id": trigger["id"], "type": trigger["type"], "variables": variables},
+        )
+        self.runner.submit(execution.id)
+        return self._json(execution)
+
+    def _wait(self, execution_id: str) -> Execution:
+        """`?wait=true`: block until the execution ends (a pause is not an end)."""
+        while not self.store.execution_state(execution_id).is_terminated():
+            time.sleep(WAIT_POLL_SECONDS)
+        return self.store.load_execution(execution_id)
+
+    def _execution_json(self, execution: Execution) -> dict[str, Any]:
+        data = execution.to_api()
+        data["url"] = f"{self.base_url}/ui/executions/{execution.namespace}/{execution.flow_id}/{execution.id}"
+        return data
+
+    def _json(self, execution: Execution) -> Response:
+        return Response(body=self._execution_json(execution))
+
+    # ---- logs ---------------------------------------------------------------------------------
+
+    def logs(self, request: Request) -> Response:
+        execution = self.store.load_execution(request.path_params["executionId"])
+        entries = self.store.logs(execution, _param(request, "minLevel") or "TRACE", _param(request, "taskId"))
+        return Response(body=[e.to_api() for e in entries])
+
+    def download_logs(self, request: Request) -> Response:
+        execution = self.store.load_execution(request.path_params["executionId"])
+        lines = [
+            f"{e.to_api()['timestamp']} {e.level} {e.task_id or ''} {e.message}".replace("  ", " ")
+            for e in self.store.logs(execution, _param(request, "minLevel") or "TRACE")
+        ]
+        return Response(body="\n".join(lines) + ("\n" if lines else ""), content_type="text/plain")
+
+    def follow_logs(self, request: Request) -> Response:
+        """Server-sent events: every log line as it is stored, until the execution ends."""
+        execution_id = request.path_params["executionId"]
+        self.store.load_execution(execution_id)
+        minimum = level_rank(_param(request, "minLevel") or "TRACE")
+
+        def events() -> Iterator[bytes]:
+            sent = 0
+            while True:
+                ended = self.store.execution_state(execution_id).is_terminated()
+                entries = self.store.logs(self.store.load_execution(execution_id))
+                for entry in entries[sent:]:
+                    if level_rank(entry.level) >= minimum:
+                        yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
+                sent = len(entries)
+                if ended:
+                    return
+                time.sleep(0.2)
+
+        return Response(content_type="text/event-stream", stream=events())
+
+    # ---- flows --------------------------------------------------------------------------------
+
+    def create_flow(self, request: Request) -> Response:
+        flow = parse_flow(request.text(), "request body")
+        if self.store.latest_flow(flow.namespace, flow.id) is not None:
+            raise ConflictError(f"Flow id already exists: {flow.namespace}.{flow.id}")
+        revision, _ = self.store.save_flow(flow.namespace, flow.id, flow.source)
+        return Response(body=_flow_json(self.store.flow_revision(flow.namespace, flow.id, revision), True))
+
+    def update_flow(self, request: Request) -> Response:
+        ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+        self.store.flow_revision(ns, flow_id)
+        flow = parse_flow(request.text(), "request body")
+        if (flow.namespace, flow.id) != (ns, flow_id):
+            raise ValidationError(f"flow id and namespace must stay {ns}.{flow_id} (got {flow.namespace}.{flow.id})")
+        revision, _ = self.store.save_flow(ns, flow_id, flow.source)
+        return Response(body=_flow_json(self.store.flow_revision(ns, flow_id, revision), True))
+
+    def get_flow(self, request: Request) -> Response:
+        ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+        row = self.store.flow_revision(ns, flow_id, _int(request, "revision"))
+        return Response(body=_flow_json(row, _flag(request, "source")))
+
+    def delete_flow(self, request: Request) -> Response:
+        self.store.delete_flow(request.path_params["namespace"], request.path_params["flowId"])
+        return Response(status=204)
+
+    def namespace_flows(self, request: Request) -> Response:
+        namespace = request.path_params["namespace"]
+        rows = [r for r in self.store.latest_sources() if r.namespace == namespace]
+        return Response(body=[_flow_json(r, False) for r in rows])
+
+    def search_flows(self, request: Request) -> Response:
+        page, size = _int(request, "page") or 1, _int(request, "size") or 10
+        namespace, query = _param(request, "namespace"), (_param(request, "q") or "").lower()
+        rows = [
+            r
+            for r in self.store.latest_sources()
+            if (not namespace or r.namespace == namespace or r.namespace.startswith(namespace + "."))
+            and (not query or query in r.id.lower() or query in r.namespace.lower())
+        ]
+        chosen = rows[(page - 1) * size : page * size]
+        return Response(body={"results": [_flow_json(r, False) for r in chosen], "total": len(rows)})
+
+    def validate_flows(self, request: Request) -> Response:
+        results = []
+        for index, doc in enumerate(split_documents(request.text())):
+            entry: dict[str, Any] = {"index": index}
+            try:
+                flow = parse_flow(doc, f"document {index}")
+                entry.update(flow=flow.id, namespace=flow.namespace)
+            except ValidationError as exc:
+                entry["constraints"] = "\n".join(exc.problems)
+            results.append(entry)
+        return Response(body=results)
+
+    def update_namespace(self, request: Request) -> Response:
+        """CI/CD's `flow namespace update`: every flow of the body; others of the namespace deleted."""
+        namespace = request.path_params["namespace"]
+        flows = load_flow_texts([(f"document {i}", d) for i, d in enumerate(split_documents(request.text()))])
+        wrong = [f"{f.namespace}.{f.id}" for f, _ in flows if f.namespace != namespace]
+        if wrong:
+            raise ValidationError(f"flows outside namespace {namespace}: {', '.join(wrong)}")
+        rows = []
+        with self.store.transaction():
+            for flow, _ in flows:
+                revision, _ = self.store.save_flow(flow.namespace, flow.id, flow.source)
+                rows.append(self.store.flow_revision(flow.namespace, flow.id, revision))
+            if request.params.get("delete", ["true"])[-1].lower() != "false":
+                kept = {f.id for f, _ in flows}
+                for row in self.store.latest_sources():
+                    if row.namespace == namespace and row.id not in kept:
+                        self.store.delete_flow(row.namespace, row.id)
+        return Response(body=[_flow_json(r, False) for r in rows])
+
+
+def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
+    """Kestra's flow JSON: the YAML as data, labels as a list, revision assigned by the store."""
+    data = yaml.safe_load(row.source) or {}
+    labels = data.get("labels")
+    if isinstance(labels, dict):
+        data["labels"] = [{"key": str(k), "value": str(v)} for k, v in labels.items()]
+    data.update(revision=row.revision, deleted=False, disabled=bool(data.get("disabled", False)))
+    if with_source:
+        data["source"] = row.source
+    return data
+
+
+def _param(request: Request, name: str) -> str | None:
+    values = request.params.get(name)
+    return values[-1] if values else None
+
+
+def _int(request: Request, name: str) -> int | None:
+    value = _param(request, name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"`{name}` must be an integer, got `{value}`") from None
+
+
+def _flag(request: Request, name: str) -> bool:
+    return (_param(request, name) or "false").lower() == "true"
+
+
+def _label_params(request: Request) -> list[tuple[str, str]]:
+    labels = []
+    for item in request.params.get("labels", []):
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise BadRequest(f"labels must be key:value, got `{item}`")
+        labels.append((key, value))
+    return labels
+
+
+def _inputs_param(request: Request) -> dict[str, Any]:
+    """The seed's `inputs` query parameter: a JSON object, or repeated `key:value` pairs."""
+    out: dict[str, Any] = {}
+    for item in request.params.get("inputs", []):
+        if item.strip().startswith("{"):
+            try:
+                parsed = json.loads(item)
+            except ValueError:
+                raise BadRequest("`inputs` must be a JSON object or key:value pairs") from None
+            out.update(parsed if isinstance(parsed, dict) else {})
+        else:
+            key, sep, value = item.partition(":")
+            if not sep:
+                raise BadRequest(f"`inputs` must be a JSON object or key:value pairs, got `{item}`")
+            out[key] = value
+    return out
+

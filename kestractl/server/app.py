@@ -1,0 +1,94 @@
+"""`server standalone`: the runner's loop, the scheduler, the flow directory and the HTTP listener
+in one process. Stops cleanly: no new work, running task runs get a grace period, then are killed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kestractl.config import Home
+from kestractl.engine.runner import Runner
+from kestractl.model import Execution, LogEntry
+from kestractl.server.api import Api
+from kestractl.server.http import make_server
+from kestractl.server.scheduler import Scheduler
+from kestractl.server.watch import FlowDirectory
+from kestractl.storage import Storage
+from kestractl.store import Store
+
+Say = Callable[[str, str], None]
+
+
+@dataclass
+class ServerOptions:
+    flow_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 8
+    watch: bool = True
+    basic_auth: tuple[str, str] | None = None
+    grace_seconds: float = 30.0
+    tick_seconds: float = 0.25
+    watch_seconds: float = 0.5
+
+
+class StandaloneServer:
+    def __init__(
+        self, home: Home, options: ServerOptions, say: Say, on_log: Callable[[LogEntry], None] | None = None
+    ) -> None:
+        self.options = options
+        self.say = say
+        self.store = Store(home.db_path)
+        self.runner = Runner(
+            self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
+        )
+        self.scheduler = Scheduler(self.runner, on_started=self._started)
+        self.directory = FlowDirectory(options.flow_path, self.store, say) if options.flow_path else None
+        self.stop_event = threading.Event()
+        self._http = make_server(
+            Api(self.runner, f"http://{options.host}:{options.port}").routes(),
+            options.host,
+            options.port,
+            basic_auth=options.basic_auth,
+        )
+        self._last_tick = self._last_watch = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self._http.server_address[1])
+
+    def serve(self) -> None:
+        """Run until `stop_event` is set (the caller wires signals to it), then stop cleanly."""
+        if self.directory is not None:
+            self.directory.poll()
+        http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
+        http_thread.start()
+        self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
+        try:
+            self.runner.serve(self.stop_event, tick=self._tick)
+        finally:
+            self._http.shutdown()
+            self._http.server_close()
+            self.say("INFO", "stopping: waiting for running tasks")
+            self.runner.drain(self.options.grace_seconds)
+            self.runner.close()
+            self.say("INFO", "stopped")
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.directory is not None and self.options.watch and now - self._last_watch >= self.options.watch_seconds:
+            self._last_watch = now
+            self.directory.poll()
+        if now - self._last_tick >= self.options.tick_seconds:
+            self._last_tick = now
+            self.scheduler.tick()
+
+    def _started(self, execution: Execution, why: str) -> None:
+        self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  started by {why}")
+
+    def _ended(self, execution: Execution) -> None:
+        self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  {execution.state.current.value}")
+        self.scheduler.on_execution_end(execution)

@@ -1,0 +1,171 @@
+"""The scheduler: turns due cron dates and ended executions into new executions.
+
+`tick(now)` takes the time as a parameter so tests drive it without sleeping. Every decision
+(schedules in `triggers/schedule.py`, flow triggers in `triggers/flow.py`) is pure; this module
+acts on them: creates the executions, stores the next fire date in the same transaction, and
+hands the executions to the runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from kestractl.engine.runner import Runner
+from kestractl.engine.variables import build_variables
+from kestractl.errors import KestraError
+from kestractl.expressions import render_value
+from kestractl.model import Execution, Flow, utcnow
+from kestractl.store import TriggerState
+from kestractl.triggers import flow as flow_trigger
+from kestractl.triggers import schedule
+from kestractl.triggers.conditions import ConditionContext, all_met
+from kestractl.triggers.validate import SCHEDULE
+
+log = logging.getLogger("kestractl.scheduler")
+
+
+class FlowIndex:
+    """The latest revision of every flow, parsed; reloaded only when the flows table changed."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self._version: tuple[int, int, int] | None = None
+        self.flows: list[Flow] = []
+
+    def refresh(self) -> list[Flow]:
+        version = self.runner.store.flows_version()
+        if version != self._version:
+            self._version = version
+            flows = []
+            for row in self.runner.store.latest_sources():
+                try:
+                    flows.append(self.runner.flows.get(row.namespace, row.id, row.revision))
+                except KestraError as exc:
+                    log.warning("flow %s.%s cannot be loaded: %s", row.namespace, row.id, exc.message)
+            self.flows = flows
+        return self.flows
+
+
+class Scheduler:
+    def __init__(self, runner: Runner, on_started: Callable[[Execution, str], None] | None = None) -> None:
+        self.runner = runner
+        self.index = FlowIndex(runner)
+        self.on_started = on_started
+        self._next: dict[tuple[str, str, str], TriggerState] = {}
+
+    # ---- schedules ----------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> list[Execution]:
+        """Start an execution for every schedule date due at `now`."""
+        now = now or utcnow()
+        started: list[Execution] = []
+        for flow in self.index.refresh():
+            if flow.disabled:
+                continue
+            for trigger in flow.triggers:
+                if trigger.get("type") in SCHEDULE and not trigger.get("disabled"):
+                    started += self._tick_schedule(flow, trigger, now)
+        return started
+
+    def _tick_schedule(self, flow: Flow, trigger: dict[str, Any], now: datetime) -> list[Execution]:
+        state = self._state(flow, trigger, now)
+        if state.next_date > now:
+            return []
+        fires, following = schedule.due(trigger, state.next_date, now)
+        started = []
+        store = self.runner.store
+        with store.transaction():
+            for fire in fires:
+                execution = self._start_scheduled(flow, trigger, fire)
+                if execution is not None:
+                    started.append(execution)
+            state.next_date = following
+            store.save_trigger_state(state)
+        for execution in started:
+            self._started(execution, f"schedule {trigger['id']}")
+        return started
+
+    def _state(self, flow: Flow, trigger: dict[str, Any], now: datetime) -> TriggerState:
+        """The stored next date, unless the trigger's definition changed since it was stored."""
+        key = (flow.namespace, flow.id, str(trigger["id"]))
+        signature = hashlib.sha1(json.dumps(trigger, sort_keys=True, default=str).encode()).hexdigest()
+        state = self._next.get(key) or self.runner.store.trigger_state(*key)
+        if state is None or state.signature != signature:
+            state = TriggerState(*key, signature, schedule.first_next(trigger, now))
+            with self.runner.store.transaction():
+                self.runner.store.save_trigger_state(state)
+        self._next[key] = state
+        return state
+
+    def _start_scheduled(self, flow: Flow, trigger: dict[str, Any], fire: schedule.Fire) -> Execution | None:
+        variables = {"trigger": fire.variables(), "flow": {"id": flow.id, "namespace": flow.namespace}}
+        if not all_met(trigger.get("conditions"), ConditionContext(variables=variables)):
+            return None
+        try:
+            inputs = render_value(trigger.get("inputs") or {}, variables)
+            labels = _labels(trigger)
+            return self.runner.create_execution(
+                flow, inputs, labels, {"id": trigger["id"], "type": trigger["type"], "variables": fire.variables()}
+            )
+        except KestraError as exc:
+            log.error("schedule %s of %s.%s could not start: %s", trigger["id"], flow.namespace, flow.id, exc.message)
+            return None
+
+    # ---- flow triggers ------------------------------------------------------------------------
+
+    def on_execution_end(self, upstream: Execution) -> list[Execution]:
+        """Start every flow whose Flow trigger listens for this ended execution."""
+        started = []
+        upstream_flow = self._flow_of(upstream)
+        for flow in self.index.refresh():
+            for trigger in flow_trigger.flow_triggers(flow):
+                variables = self._upstream_variables(upstream_flow, upstream)
+                if not flow_trigger.matches(flow, trigger, upstream, variables):
+                    continue
+                execution = self._start_from_flow(flow, trigger, upstream, variables)
+                if execution is not None:
+                    started.append(execution)
+                    self._started(execution, f"flow trigger {trigger['id']} ({upstream.namespace}.{upstream.flow_id})")
+        return started
+
+    def _flow_of(self, execution: Execution) -> Flow | None:
+        try:
+            return self.runner.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+        except KestraError:
+            return None
+
+    def _upstream_variables(self, upstream_flow: Flow | None, upstream: Execution) -> dict[str, Any]:
+        variables = build_variables(upstream_flow, upstream) if upstream_flow else {}
+        return {**variables, "trigger": flow_trigger.trigger_variables(upstream)}
+
+    def _start_from_flow(
+        self, flow: Flow, trigger: dict[str, Any], upstream: Execution, variables: dict[str, Any]
+    ) -> Execution | None:
+        try:
+            inputs = render_value(trigger.get("inputs") or {}, variables)
+            return self.runner.create_execution(
+                flow,
+                inputs,
+                _labels(trigger),
+                {"id": trigger["id"], "type": trigger["type"], "variables": flow_trigger.trigger_variables(upstream)},
+                validate_inputs=False,
+            )
+        except KestraError as exc:
+            log.error("flow trigger %s of %s.%s failed: %s", trigger["id"], flow.namespace, flow.id, exc.message)
+            return None
+
+    def _started(self, execution: Execution, why: str) -> None:
+        self.runner.submit(execution.id)
+        if self.on_started is not None:
+            self.on_started(execution, why)
+
+
+def _labels(trigger: dict[str, Any]) -> list[tuple[str, str]]:
+    raw = trigger.get("labels") or {}
+    pairs = raw.items() if isinstance(raw, dict) else ((i["key"], i["value"]) for i in raw)
+    return [(str(k), str(v)) for k, v in pairs]

@@ -1,0 +1,83 @@
+"""Keeps a flow directory and the store in sync while the server runs (`-f DIR`).
+
+At start every file is loaded; then each `poll()` compares file stamps: a new or changed file is
+deployed (a new revision only when its source changed), a deleted file deletes the flows it had
+defined. Invalid files are reported and skipped. Flows deployed by other means are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kestractl.deploy import YAML_SUFFIXES
+from kestractl.errors import KestraError, ValidationError
+from kestractl.parser import parse_flow, split_documents
+from kestractl.store import Store
+
+
+@dataclass
+class _Seen:
+    stamp: tuple[int, int]
+    flows: set[tuple[str, str]] = field(default_factory=set)
+
+
+class FlowDirectory:
+    def __init__(self, root: Path, store: Store, say: Callable[[str, str], None]) -> None:
+        """`say(level, message)` reports each load, change, deletion and problem."""
+        self.root = root
+        self.store = store
+        self.say = say
+        self._files: dict[Path, _Seen] = {}
+
+    def poll(self) -> None:
+        """Deploy new and changed files, delete the flows of removed ones."""
+        current = {p: _stamp(p) for p in self._scan()}
+        for path, stamp in current.items():
+            seen = self._files.get(path)
+            if seen is None or seen.stamp != stamp:
+                self._load(path, stamp, seen)
+        for path in [p for p in self._files if p not in current]:
+            self._forget(path, self._files.pop(path).flows)
+
+    def _scan(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+
+    def _load(self, path: Path, stamp: tuple[int, int], seen: _Seen | None) -> None:
+        before = seen.flows if seen else set()
+        entry = _Seen(stamp, set(before))
+        self._files[path] = entry
+        try:
+            text = path.read_text(encoding="utf-8")
+            flows = [parse_flow(doc, str(path)) for doc in split_documents(text)]
+        except ValidationError as exc:
+            for problem in exc.problems:
+                self.say("ERROR", f"skipped {problem}")
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            self.say("ERROR", f"skipped {path}: {exc}")
+            return
+        entry.flows = set()
+        for flow in flows:
+            revision, changed = self.store.save_flow(flow.namespace, flow.id, flow.source)
+            entry.flows.add((flow.namespace, flow.id))
+            if changed:
+                self.say("INFO", f"{flow.namespace}.{flow.id}  revision {revision}  from {path}")
+        self._forget(path, before - entry.flows)
+
+    def _forget(self, path: Path, flows: set[tuple[str, str]]) -> None:
+        still_defined = {f for seen in self._files.values() for f in seen.flows}
+        for namespace, flow_id in sorted(flows - still_defined):
+            try:
+                self.store.delete_flow(namespace, flow_id)
+                self.say("INFO", f"{namespace}.{flow_id}  deleted ({path} no longer defines it)")
+            except KestraError:
+                pass
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
