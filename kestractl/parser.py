@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from kestractl.errors import ValidationError
-from kestractl.inputs import parse_input
+from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.model import Flow, Output
 from kestractl.tasks import registry
 from kestractl.tasks.base import TASK_ID_RE, Task
@@ -72,9 +72,17 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     out.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        out[str(key) if not isinstance(key, str) else key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[str(key)] = key_node.start_mark.line + 1
+        text = key if isinstance(key, str) else _scalar_text(key)
+        out[text] = loader.construct_object(value_node, deep=True)
+        out.key_lines[text] = key_node.start_mark.line + 1
     return out
+
+
+def _scalar_text(value: Any) -> str:
+    """A non-string YAML key as Java would print it (`true`, `null`, `1`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
@@ -170,6 +178,10 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     errors = _task_list(data, "errors", "errors", problems, defaults, seen)
     inputs = _inputs(data, problems)
     triggers = _triggers(data, problems)
+    if data.get("retry") is not None:
+        for error in _retry_problems(data["retry"]):
+            field, _, reason = error.partition(":")
+            problems.add(f"retry.{field}", reason.strip(), _line(data, "retry"))
     flow = Flow(
         id=flow_id or "",
         namespace=namespace or "",
@@ -178,13 +190,21 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
         description=data.get("description"),
         labels=_labels(data, problems),
         inputs=inputs,
-        variables=dict(data.get("variables") or {}),
+        variables=_variables(data, problems),
         outputs=_outputs(data, problems),
         disabled=bool(data.get("disabled", False)),
         triggers=triggers,
         retry=data.get("retry"),
     )
     return flow
+
+
+def _variables(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
+    raw = data.get("variables")
+    if raw is not None and not isinstance(raw, Mapping):
+        problems.add("variables", "must be a map of name to value", _line(data, "variables"))
+        return {}
+    return dict(raw or {})
 
 
 def _check_pattern(data: Mapping[str, Any], key: str, pattern: re.Pattern[str], problems: _Problems) -> str | None:
@@ -245,14 +265,10 @@ def _outputs(data: Mapping[str, Any], problems: _Problems) -> list[Output]:
         if not isinstance(item, Mapping) or not item.get("id") or "value" not in item:
             problems.add(f"outputs[{index}]", "needs `id`, `type` and `value`", _line(raw, index))
             continue
-        out.append(
-            Output(
-                str(item["id"]),
-                str(item.get("type", "STRING")).upper(),
-                item["value"],
-                item.get("description"),
-            )
-        )
+        kind = str(item.get("type", "STRING")).upper()
+        if kind not in INPUT_TYPES:
+            problems.add(f"outputs[{index}].type", f"unknown output type `{kind}`", _line(raw, index))
+        out.append(Output(str(item["id"]), kind, item["value"], item.get("description")))
     if raw and not isinstance(raw, list):
         problems.add("outputs", "must be a list", _line(data, "outputs"))
     return out

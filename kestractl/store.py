@@ -205,7 +205,7 @@ class Store:
             ).fetchone()
             found = FlowRow(*row) if row else None
         if found is None:
-            what = f"{namespace}.{flow_id}" + (f" revision {revision}" if revision else "")
+            what = f"{namespace}.{flow_id}" + (f" revision {revision}" if revision is not None else "")
             raise NotFoundError(f"flow not found: {what}")
         return found
 
@@ -387,11 +387,13 @@ class Store:
             (delay.execution_id, delay.task_run_id, delay.kind, iso(delay.due)),
         )
 
-    def remove_delay(self, execution_id: str, task_run_id: str, kind: str) -> None:
-        self.conn.execute(
+    def remove_delay(self, execution_id: str, task_run_id: str, kind: str) -> bool:
+        """True when this call removed it: whoever removes a due timer is the one who acts on it."""
+        cursor = self.conn.execute(
             "DELETE FROM delays WHERE execution_id=? AND task_run_id=? AND kind=?",
             (execution_id, task_run_id, kind),
         )
+        return cursor.rowcount > 0
 
     # ---- schedule triggers --------------------------------------------------------------------
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from kestractl.cli.output import echo, execution_summary, log_line
+from kestractl.cli.output import echo, execution_summary, log_line, print_json
 from kestractl.cli.state import handles_errors, state
 from kestractl.model import Execution, State
 
@@ -24,6 +23,8 @@ def pairs(values: list[str] | None, option: str) -> list[tuple[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"expected KEY=VALUE, got `{item}`", param_hint=option)
+        if option == "--label" and key.startswith("system."):
+            raise typer.BadParameter(f"labels starting with `system.` are reserved, got `{key}`", param_hint=option)
         out.append((key, value))
     return out
 
@@ -35,7 +36,7 @@ def exit_code(execution: Execution) -> int:
 def finish(execution: Execution, as_json: bool) -> None:
     """Print the execution (JSON on stdout, or a summary on stderr) and exit with its code."""
     if as_json:
-        echo(json.dumps(execution.to_api(), indent=2, default=str))
+        print_json(execution.to_api())
     else:
         echo(execution_summary(execution), err=True)
     raise typer.Exit(exit_code(execution))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kestractl.cli.execute import finish
-from kestractl.cli.output import duration, echo, execution_tree, log_line, state_text, table
+from kestractl.cli.output import duration, echo, execution_tree, log_line, print_json, state_text, table
 from kestractl.cli.state import handles_errors, state
+from kestractl.model import LOG_LEVELS, State
 
 if TYPE_CHECKING:
     from kestractl.engine.runner import Runner
@@ -33,11 +33,14 @@ def list_executions(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List executions, newest first.  Example: kestractl executions list --state FAILED"""
-    store, _ = state.open()
     states = [s.upper() for s in state_filter or []]
+    unknown = [s for s in states if s not in State.__members__]
+    if unknown:
+        raise typer.BadParameter(f"unknown state {', '.join(unknown)}; one of {', '.join(State.__members__)}")
+    store, _ = state.open()
     found = [store.load_execution(i) for i in store.find_execution_ids(namespace, flow, states, limit)]
     if as_json:
-        echo(json.dumps([e.to_api() for e in found], indent=2, default=str))
+        print_json([e.to_api() for e in found])
         return
     rows = [
         [
@@ -60,7 +63,7 @@ def show(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     store, _ = state.open()
     execution = store.load_execution(execution_id)
     if as_json:
-        echo(json.dumps(execution.to_api(), indent=2, default=str))
+        print_json(execution.to_api())
     else:
         execution_tree(execution)
 
@@ -73,6 +76,8 @@ def logs(
     task: Annotated[str | None, typer.Option(help="Only this task id.")] = None,
 ) -> None:
     """Print an execution's logs.  Example: kestractl executions logs 4wjtkzwVGBM9yKnjm3yv8r --level WARN"""
+    if level.upper().replace("WARNING", "WARN") not in LOG_LEVELS:
+        raise typer.BadParameter(f"unknown level {level}; one of {', '.join(LOG_LEVELS)}", param_hint="--level")
     store, _ = state.open()
     execution = store.load_execution(execution_id)
     for entry in store.logs(execution, level.upper(), task):
@@ -118,6 +123,6 @@ def kill(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     finally:
         runner.close()
     if as_json:
-        echo(json.dumps(execution.to_api(), indent=2, default=str))
+        print_json(execution.to_api())
     else:
         echo(f"{execution.id}  {execution.state.current.value}")

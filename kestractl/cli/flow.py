@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kestractl.cli.output import echo, table
+from kestractl.cli.output import echo, print_json, table
 from kestractl.cli.state import handles_errors, state
 
 app = typer.Typer(help="Deploy and inspect flows.  Example: kestractl flow deploy flows/", no_args_is_help=True)
@@ -52,7 +51,7 @@ def list_flows(
     store, _ = state.open()
     rows = store.list_flows(namespace)
     if as_json:
-        echo(json.dumps([{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows], indent=2))
+        print_json([{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows])
         return
     table(["NAMESPACE", "ID", "REVISION"], [[r.namespace, r.id, str(r.revision)] for r in rows])
 

@@ -52,5 +52,8 @@ def handles_errors(func: F) -> F:
             for problem in problems:
                 error(problem)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a folder that cannot be created or written: the user's path
+            error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -113,8 +113,10 @@ class Executor:
     ) -> tuple[list[TaskRun], bool]:
         if parent_id is not None:
             run = index.by_id.get(parent_id)
-            if run is None or run.state.current != State.RUNNING:
+            if run is None:
                 return [], False
+            if run.state.current != State.RUNNING:
+                return [], run.state.current.is_terminated()  # already decided: let its own parent look
             task = self.tasks[run.task_id]
             if not task.is_flowable:
                 return [], False
@@ -126,9 +128,15 @@ class Executor:
             self._add(execution, run, index, step)
         if not nexts:
             state = list_state(view, tasks, errors)
-            if state is not None:
+            if state is not None and not self._in_flight(execution):
                 self._end(execution, state, step, now)
         return nexts, False
+
+    def _in_flight(self, execution: Execution) -> bool:
+        """Runs still working (a failed Parallel's siblings): the execution ends after them."""
+        return any(
+            r.state.current == State.RUNNING and not self.tasks[r.task_id].is_flowable for r in execution.task_runs
+        )
 
     def _add(self, execution: Execution, run: TaskRun, index: RunIndex, step: Step) -> None:
         execution.task_runs.append(run)

@@ -31,9 +31,10 @@ from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Delay, Store
-from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
+from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
+RETRY = "RETRY"
 log = logging.getLogger("kestractl.engine")
 
 
@@ -65,6 +66,12 @@ class Active:
     dirty: bool = True
     # The first step after activation looks at every run; later ones only at what changed.
     full: bool = True
+    # Runs changed outside the executor since its last step (results, timers, subflows).
+    touched: list[TaskRun] = field(default_factory=list)
+
+    def touch(self, run: TaskRun) -> None:
+        self.touched.append(run)
+        self.dirty = True
 
 
 class Runner:
@@ -271,12 +278,19 @@ class Runner:
             except queue.Empty:
                 return
 
-    def _advance(self, active: Active, touched: list[TaskRun] | None = None) -> None:
+    def _advance(self, active: Active) -> None:
+        """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
         active.dirty = False
         execution = active.execution
-        step = active.executor.step(execution, None if active.full else (touched or []))
+        touched, active.touched = active.touched, []
+        try:
+            step = active.executor.step(execution, None if active.full else touched)
+        except Exception:  # an engine bug fails this execution, not the loop serving the others
+            log.exception("executor step failed for execution %s", execution.id)
+            step = Step()
+            execution.state.moved(State.FAILED)
         active.full = False
-        for run in touched or []:
+        for run in touched:
             step.touch(run)
         self._persist(active, step)
         for run in step.dispatch:
@@ -328,11 +342,11 @@ class Runner:
         if delay is not None:
             run.state.moved(State.RETRYING, now)
             with self.store.transaction():
-                self.store.set_delay(Delay(execution_id, run.id, "RETRY", now + delay))
-            heapq.heappush(self._timers, (now + delay, execution_id, run.id, "RETRY"))
+                self.store.set_delay(Delay(execution_id, run.id, RETRY, now + delay))
+            heapq.heappush(self._timers, (now + delay, execution_id, run.id, RETRY))
         else:
-            run.state.moved(_final_state(task, run, result.state), now)
-        self._advance(active, [run])
+            run.state.moved(_final_state(task, run, result.state, active.flow), now)
+        active.touch(run)
 
     def _fire_timers(self) -> None:
         now = utcnow()
@@ -342,27 +356,35 @@ class Runner:
             if active is None:
                 continue
             with self.store.transaction():
-                self.store.remove_delay(execution_id, run_id, kind)
+                claimed = self.store.remove_delay(execution_id, run_id, kind)
+            if not claimed:  # another process resumed or killed it: our copy is stale
+                self._forget(execution_id)
+                continue
             self._on_timer(active, active.execution.run(run_id), kind, now)
 
     def _on_timer(self, active: Active, run: TaskRun, kind: str, now: datetime) -> None:
+        """Retries are the engine's own timers; any other kind belongs to the task that asked for it."""
         execution = active.execution
-        if kind == "RETRY" and run.state.current == State.RETRYING:
-            run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
-            run.state.moved(State.RUNNING, now)
-            self._advance(active, [run])
-            self._dispatch(active, run)
+        if kind == RETRY:
+            if run.state.current == State.RETRYING:
+                run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
+                run.state.moved(State.RUNNING, now)
+                active.touch(run)
+                self._dispatch(active, run)
             return
-        if run.state.current != State.PAUSED:
+        task = active.executor.tasks[run.task_id]
+        if run.state.current != State.PAUSED or not isinstance(task, FlowableTask):
             return
-        if kind == "RESUME":
-            run.data["resumed"] = True
-            run.state.moved(State.RUNNING, now)
-        else:
-            run.state.moved(State.FAILED, now)
+        run.state.moved(task.on_timer(run, kind), now)
         if execution.state.current == State.PAUSED:
             execution.state.moved(State.RUNNING, now)
-        self._advance(active, [run])
+        active.touch(run)
+
+    def _forget(self, execution_id: str) -> None:
+        """Stop driving an execution that another process changed under us."""
+        self._active.pop(execution_id, None)
+        self._timers = [t for t in self._timers if t[1] != execution_id]
+        heapq.heapify(self._timers)
 
     def _poll_kills(self) -> None:
         for execution_id in self.store.find_execution_ids(states=[State.KILLING.value], limit=1_000_000):
@@ -391,9 +413,9 @@ class Runner:
         self.logs.flush()
         if self.on_end is not None:
             self.on_end(execution)
-        parent = self._active.get(execution.parent_id or "")
-        if parent is None or execution.parent_task_run_id is None:
+        if execution.parent_id is None or execution.parent_task_run_id is None:
             return
+        parent = self._active.get(execution.parent_id) or self._activate(execution.parent_id)
         run = parent.execution.run(execution.parent_task_run_id)
         if run.state.current.is_terminated():
             return
@@ -403,7 +425,7 @@ class Runner:
         run.outputs = outputs
         run.attempts[-1].state.moved(state)
         run.state.moved(state)
-        self._advance(parent, [run])
+        parent.touch(run)
 
     # ---- resume and restart (inside the loop) -------------------------------------------------
 
@@ -412,17 +434,19 @@ class Runner:
         execution = active.execution
         if execution.state.current != State.PAUSED:
             raise ConflictError(f"execution {execution_id} is {execution.state.current.value}, not PAUSED")
-        touched = [r for r in execution.task_runs if r.state.current == State.PAUSED]
+        paused = [r for r in execution.task_runs if r.state.current == State.PAUSED]
         with self.store.transaction():
-            for run in touched:
-                run.data["resumed"] = True
-                run.state.moved(State.RUNNING)
-                for kind in ("RESUME", "PAUSE_TIMEOUT"):
-                    self.store.remove_delay(execution.id, run.id, kind)
+            for delay in self.store.delays(execution.id):
+                self.store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
+        for run in paused:
+            task = active.executor.tasks[run.task_id]
+            if isinstance(task, FlowableTask):
+                run.state.moved(task.on_resume(run))
+                active.touch(run)
         execution.state.moved(State.RESTARTED)
-        self._advance(active, touched)
+        self._advance(active)
         return execution
 
     def _restart(self, execution_id: str) -> Execution:
@@ -451,38 +475,35 @@ class Runner:
         ctx = self._context(active, task, run)
         try:
             request = task.subflow_request(ctx)
-            flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))
-            labels = list(request.get("labels") or [])
-            if request.get("inheritLabels"):
-                labels = [
-                    *[(k, v) for k, v in active.execution.labels if k != "system.correlationId"],
-                    *labels,
-                ]
-            trigger = {
-                "id": task.id,
-                "type": task.type,
-                "variables": {
-                    "executionId": active.execution.id,
-                    "namespace": active.execution.namespace,
-                    "flowId": active.execution.flow_id,
-                    "flowRevision": active.execution.flow_revision,
-                },
-            }
-            child = self.create_execution(
-                flow, request.get("inputs") or {}, labels, trigger, parent=(active.execution, run)
-            )
-        except KestraError as exc:
-            ctx.error(exc.message)
-            run.attempts[-1].state.moved(State.FAILED)
-            run.state.moved(_final_state(task, run, State.FAILED))
-            self._advance(active, [run])
+            child = self._create_child(active, task, run, request)
+        except Exception as exc:  # a bad request fails this task run, never the loop
+            ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
+            self._end_run(active, run, _final_state(task, run, State.FAILED, active.flow))
             return
         if not request.get("wait", True):
             run.outputs = {"executionId": child.id}
-            run.attempts[-1].state.moved(State.SUCCESS)
-            run.state.moved(State.SUCCESS)
-            self._advance(active, [run])
+            self._end_run(active, run, State.SUCCESS)
         self._activate(child.id)
+
+    def _create_child(self, active: Active, task: Task, run: TaskRun, request: dict[str, Any]) -> Execution:
+        flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))
+        parent = active.execution
+        labels = list(request.get("labels") or [])
+        if request.get("inheritLabels"):
+            labels = [*[(k, v) for k, v in parent.labels if k != "system.correlationId"], *labels]
+        variables = {
+            "executionId": parent.id,
+            "namespace": parent.namespace,
+            "flowId": parent.flow_id,
+            "flowRevision": parent.flow_revision,
+        }
+        trigger = {"id": task.id, "type": task.type, "variables": variables}
+        return self.create_execution(flow, request.get("inputs") or {}, labels, trigger, parent=(parent, run))
+
+    def _end_run(self, active: Active, run: TaskRun, state: State) -> None:
+        run.attempts[-1].state.moved(state)
+        run.state.moved(state)
+        active.touch(run)
 
     # ---- run contexts -------------------------------------------------------------------------
 
@@ -490,11 +511,12 @@ class Runner:
         return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
 
 
-def _final_state(task: Task, run: TaskRun, state: State) -> State:
+def _final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:
     """A task's own allowFailure / warningOnRetry / allowWarning applied to its last attempt."""
     if state == State.FAILED and task.allow_failure:
         state = State.WARNING
-    if state == State.SUCCESS and len(run.attempts) > 1 and (task.retry or {}).get("warningOnRetry"):
+    retry = task.retry or flow.retry or {}
+    if state == State.SUCCESS and len(run.attempts) > 1 and retry.get("warningOnRetry"):
         state = State.WARNING
     if state == State.WARNING and task.allow_warning:
         state = State.SUCCESS

@@ -325,4 +325,3 @@ def _inputs_param(request: Request) -> dict[str, Any]:
                 raise BadRequest(f"`inputs` must be a JSON object or key:value pairs, got `{item}`")
             out[key] = value
     return out
-

@@ -259,8 +259,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], router: Router, basic_auth: tuple[str, str] | None,
-                 max_body: int, log: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        router: Router,
+        basic_auth: tuple[str, str] | None,
+        max_body: int,
+        log: Callable[[str], None] | None,
+    ) -> None:
         self.router, self.max_body, self.log = router, max_body, log or (lambda line: None)
         self.credentials = f"{basic_auth[0]}:{basic_auth[1]}".encode() if basic_auth else None
         super().__init__(address, _Handler)
@@ -457,8 +463,15 @@ class _Handler(BaseHTTPRequestHandler):
                 close()
 
 
-def make_server(router: Router, host: str = "127.0.0.1", port: int = 8080, *, basic_auth: tuple[str, str] | None = None,
-                max_body: int = 100 * 1024 * 1024, log: Callable[[str], None] | None = None) -> ThreadingHTTPServer:
+def make_server(
+    router: Router,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    basic_auth: tuple[str, str] | None = None,
+    max_body: int = 100 * 1024 * 1024,
+    log: Callable[[str], None] | None = None,
+) -> ThreadingHTTPServer:
     """A bound server; the caller runs `serve_forever()` in a thread and `shutdown()` to stop it."""
     server_class = _Server6 if ":" in host else _Server
     return server_class((host, port), router, basic_auth, max_body, log)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kestractl.durations import parse_duration
 from kestractl.errors import TaskError
-from kestractl.model import LogEntry, level_rank, utcnow
+from kestractl.model import LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
 
 if TYPE_CHECKING:
-    from kestractl.model import Execution, Flow, State, TaskRun
+    from kestractl.model import Execution, Flow, TaskRun
     from kestractl.tasks.flowable import FlowableView
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
@@ -124,6 +124,14 @@ class FlowableTask(Task):
     def resolve_state(self, view: FlowableView) -> State | None:
         raise NotImplementedError
 
+    def on_timer(self, run: TaskRun, kind: str) -> State:
+        """A timer this task asked for (`view.set_timer`) is due; returns the run's new state."""
+        raise NotImplementedError
+
+    def on_resume(self, run: TaskRun) -> State:
+        """A user resumed the paused execution; returns the run's new state."""
+        return State.RUNNING
+
 
 class ExecutableTask(Task):
     """A task that starts another execution (a subflow) and ends when that one ends."""
@@ -225,10 +233,6 @@ class RunContext:
         prefix = execution_prefix(self.execution.namespace, self.execution.flow_id, self.execution.id)
         path = f"{prefix}/tasks/{slugify(self.task_run.task_id)}/{self.task_run.id}/{name or local.name}"
         return self.storage.put(path, local)
-
-    def check_stop(self) -> None:
-        if self.stop.is_set():
-            raise Killed()
 
     def close(self) -> None:
         if self._tempdir is not None:

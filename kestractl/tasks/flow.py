@@ -28,11 +28,26 @@ from kestractl.tasks.registry import register
 LEGACY = "io.kestra.core.tasks.flows."
 
 
+def _int_problems(spec: dict[str, Any], *keys: str) -> list[str]:
+    """Concurrency settings must be whole numbers >= 0."""
+    out = []
+    for key in keys:
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            out.append(f"{key}: must be a whole number >= 0, not `{value}`")
+    return out
+
+
 class _ListFlowable(FlowableTask):
     """A flowable whose children are `tasks` (run one after another) plus `errors`."""
 
     child_lists = ("tasks", "errors")
     required: ClassVar[tuple[str, ...]] = ("tasks",)
+    int_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        return super().validate(spec) + _int_problems(spec, *cls.int_keys)
 
     @property
     def tasks(self) -> list[Task]:
@@ -62,6 +77,7 @@ class Sequential(_ListFlowable):
 class Parallel(_ListFlowable):
     type_name = "io.kestra.plugin.core.flow.Parallel"
     aliases = (LEGACY + "Parallel",)
+    int_keys = ("concurrent",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
         return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
@@ -173,19 +189,16 @@ def each_values(ctx: RunContext, raw: Any) -> list[str]:
         except json.JSONDecodeError as exc:
             raise TaskError(f"Unable to parse each values `{rendered}` as a JSON list: {exc.msg}") from None
     elif isinstance(raw, list):
-        values = [ctx.render(v) if isinstance(v, str | dict) else (str(v) if v is not None else None) for v in raw]
+        values = [ctx.render(v) if isinstance(v, str | dict | list) else v for v in raw]
     else:
         raise TaskError(f"Unknown value type: {type(raw).__name__}")
     if not isinstance(values, list):
         raise TaskError(f"Each values must be a list, got `{values}`")
-    distinct: list[Any] = []
-    for value in values:
-        if value not in distinct:
-            distinct.append(value)
-    nulls = sum(1 for v in distinct if v is None)
+    nulls = sum(1 for v in values if v is None)
     if nulls:
         raise TaskError(f"Found '{nulls}' null values on Each, with values={_java_text(values)}")
-    return [v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in distinct]
+    texts = [v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in values]
+    return list(dict.fromkeys(texts))  # distinct by their text, so 1 and true stay apart
 
 
 class _Each(_ListFlowable):
@@ -212,6 +225,7 @@ class _Each(_ListFlowable):
 @register
 class ForEach(_Each):
     type_name = "io.kestra.plugin.core.flow.ForEach"
+    int_keys = ("concurrencyLimit",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
         limit = int(self.spec.get("concurrencyLimit", 1))
@@ -232,6 +246,7 @@ class EachParallel(_Each):
     type_name = "io.kestra.plugin.core.flow.EachParallel"
     aliases = (LEGACY + "EachParallel",)
     values_key = "value"
+    int_keys = ("concurrent",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
         return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
@@ -243,6 +258,7 @@ class Dag(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.Dag"
     aliases = (LEGACY + "Dag",)
+    int_keys = ("concurrent",)
 
     @classmethod
     def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -260,6 +276,9 @@ class Dag(_ListFlowable):
         for n, item in enumerate(items):
             if not isinstance(item.get("task"), dict):
                 problems.append(f"tasks[{n}].task: required (Dag items are {{task, dependsOn}})")
+            if not isinstance(item.get("dependsOn") or [], list):
+                problems.append(f"tasks[{n}].dependsOn: must be a list of task ids")
+                continue
             for dep in item.get("dependsOn") or []:
                 if dep not in ids:
                     problems.append(f"tasks[{n}].dependsOn: unknown task `{dep}`")
@@ -318,6 +337,13 @@ class Pause(_ListFlowable):
                     problems.append(f"{key}: {exc}")
         return problems
 
+    def on_timer(self, run: TaskRun, kind: str) -> State:
+        return self.on_resume(run) if kind == "RESUME" else State.FAILED
+
+    def on_resume(self, run: TaskRun) -> State:
+        run.data["resumed"] = True
+        return State.RUNNING
+
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
         return super().resolve_nexts(view) if view.data.get("resumed") else []
 
@@ -338,6 +364,17 @@ class Subflow(ExecutableTask):
     type_name = "io.kestra.plugin.core.flow.Subflow"
     aliases = (LEGACY + "Subflow", LEGACY + "Flow")
     required = ("namespace", "flowId")
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec)
+        labels = spec.get("labels")
+        pairs_ok = isinstance(labels, list) and all(isinstance(i, dict) and "key" in i for i in labels)
+        if labels is not None and not isinstance(labels, dict) and not pairs_ok:
+            problems.append("labels: must be a map or a list of {key, value}")
+        if spec.get("inputs") is not None and not isinstance(spec["inputs"], dict):
+            problems.append("inputs: must be a map of input id to value")
+        return problems
 
     def subflow_request(self, ctx: RunContext) -> dict[str, Any]:
         spec = self.spec
@@ -365,7 +402,8 @@ class Subflow(ExecutableTask):
                 child_ctx.log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
                 return (State.WARNING if self.allow_failure else State.FAILED), outputs
             outputs["outputs"] = rendered
-            outputs.update(rendered)  # pre-0.15 flows read them as outputs.<task>.<key>
+            for key, value in rendered.items():  # older flows read them as outputs.<task>.<key>
+                outputs.setdefault(key, value)
         return self._state(child.state.current), outputs
 
     def _state(self, child_state: State) -> State:

@@ -33,8 +33,3 @@ def _load() -> None:
 def resolve(type_name: str) -> type[Task] | None:
     _load()
     return _TYPES.get(type_name)
-
-
-def known_types() -> list[str]:
-    _load()
-    return sorted(_TYPES)
