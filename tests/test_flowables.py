@@ -125,7 +125,7 @@ def test_kill_stops_a_running_execution_and_its_processes(tmp_path: Path) -> Non
     assert running.returncode == 1 and state(execution) == "KILLED"
     assert {state(r) for r in execution["taskRunList"]} == {"KILLED"}
     assert not runs(execution, "never")
-    leftover = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    leftover = subprocess.run(["pgrep", "-f", "sleep 59.731"], capture_output=True, text=True).stdout.split()
     for pid in leftover:
         os.kill(int(pid), signal.SIGKILL)
     assert leftover == []
@@ -143,3 +143,83 @@ def _wait_for_running(exe: str, env: dict[str, str]) -> str:
             return str(found[0]["id"])
         time.sleep(0.1)
     raise AssertionError("the execution never started running")
+
+
+def test_allow_failure_wrapper_ends_warning_and_keeps_outer_errors_out(cli: Cli) -> None:
+    cli.deploy("wrapper.yaml")
+    code, execution = cli.execute("tests", "wrapper")
+    assert code == 0 and state(execution) == "WARNING"
+    assert state(runs(execution, "wrapped")[0]) == "WARNING"
+    assert state(runs(execution, "wrapper-handler")[0]) == "SUCCESS"
+    assert runs(execution, "continues") and not runs(execution, "never-global")
+
+
+def test_values_read_like_json_switch_keys_like_java_and_parallel_limit(cli: Cli) -> None:
+    cli.deploy("values.yaml")
+    started = time.monotonic()
+    code, execution = cli.execute("tests", "values")
+    assert code == 0, execution
+    assert [r["value"] for r in runs(execution, "seen")] == ["true", "[1,2]", "1", "a"]
+    assert runs(execution, "yes-case") and not runs(execution, "no-case")
+    assert time.monotonic() - started >= 0.4  # concurrent: 1 runs the two sleeps one after the other
+    _, other = cli.execute("tests", "values", "--input", "flag=false")
+    assert runs(other, "no-case")
+
+
+def test_hundreds_of_subflows_failing_at_once_do_not_overflow(cli: Cli) -> None:
+    cli.deploy("many-subflows.yaml")
+    code, execution = cli.execute("tests", "many-subflows")
+    assert code == 0 and state(execution) == "WARNING"
+    assert len(runs(execution, "missing")) == 700  # Pebble ranges include their end
+    assert {state(r) for r in runs(execution, "missing")} == {"WARNING"}
+
+
+def test_resuming_a_paused_child_wakes_its_parent(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "id: paused-child\nnamespace: tests\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n"
+    )
+    (tmp_path / "parent.yaml").write_text(
+        "id: paused-parent\nnamespace: tests\ntasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
+        "    namespace: tests\n    flowId: paused-child\n  - id: after\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: done\n"
+    )
+    cli("flow", "deploy", str(tmp_path))
+    _, parent = cli.execute("tests", "paused-parent")
+    child_id = runs(parent, "call")[0]["outputs"] if runs(parent, "call")[0]["outputs"] else None
+    assert child_id is None and state(parent) == "RUNNING"
+    children = json.loads(cli("executions", "list", "--flow", "paused-child", "--json").stdout)
+    assert state(children[0]) == "PAUSED"
+    assert cli("executions", "resume", children[0]["id"]).exit_code == 0
+    finished = json.loads(cli("executions", "show", parent["id"], "--json").stdout)
+    assert state(finished) == "SUCCESS" and runs(finished, "after")
+
+
+def test_bad_settings_are_refused_at_deploy(cli: Cli, tmp_path: Path) -> None:
+    flow = tmp_path / "bad.yaml"
+    flow.write_text(
+        "id: bad\nnamespace: tests\nvariables: 5\nretry: 3\ntasks:\n"
+        "  - id: p\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: abc\n    tasks:\n"
+        "      - id: s\n        type: io.kestra.plugin.core.flow.Subflow\n        namespace: tests\n"
+        "        flowId: x\n        labels: 7\n"
+        "outputs:\n  - id: o\n    type: INTX\n    value: '1'\n"
+    )
+    result = cli("flow", "validate", str(flow))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    for expected in (
+        "variables: must be a map",
+        "retry.type",
+        "concurrent: must be a whole number",
+        "labels: must be a map",
+        "outputs[0].type: unknown output type `INTX`",
+    ):
+        assert expected in result.stderr, expected
+
+
+def test_cli_refuses_reserved_labels_unknown_levels_and_states(cli: Cli) -> None:
+    cli.deploy("hello.yaml")
+    assert cli("execute", "tests", "hello", "--label", "system.correlationId=x").exit_code == 2
+    code, execution = cli.execute("tests", "hello", "--label", "team=data", "--revision", "1")
+    assert {"key": "team", "value": "data"} in execution["labels"] and execution["flowRevision"] == 1
+    assert cli("executions", "logs", execution["id"], "--level", "LOUD").exit_code == 2
+    assert cli("executions", "list", "--state", "DONE").exit_code == 2
+    assert "revision 0" in cli("flow", "show", "tests", "hello", "--revision", "0").stderr
