@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FLOWS
+
 from kestractl.config import Home
 from kestractl.server.app import ServerOptions, StandaloneServer
 
