@@ -97,7 +97,8 @@ def test_flow_trigger_matching_states_conditions_and_no_self_trigger() -> None:
             "  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n    states: [FAILED]\n    conditions:\n"
             "      - type: io.kestra.plugin.core.condition.ExecutionNamespaceCondition\n        namespace: prod\n"
             "        comparison: PREFIX\n"
-            "      - type: io.kestra.plugin.core.condition.ExecutionLabelsCondition\n        labels:\n          team: a\n",
+            "      - type: io.kestra.plugin.core.condition.ExecutionLabelsCondition\n"
+            "        labels:\n          team: a\n",
             "listener",
         )
     )
