@@ -312,3 +312,52 @@ def test_cli_server_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert json.loads(other.stdout)[0]["id"] == "hello-world"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+def test_webhook_inputs_query_parameter(running: Running) -> None:
+    (running.flows / "hook-inputs.yaml").write_text(
+        "id: hook-inputs\nnamespace: tests.server\ninputs:\n  - id: who\n    type: STRING\n    defaults: nobody\n"
+        "tasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: '{{ inputs.who }}'\n"
+        "triggers:\n  - id: w\n    type: io.kestra.plugin.core.trigger.Webhook\n    key: k\n"
+    )
+    running.wait_for(lambda: running.has_flow("tests.server", "hook-inputs"))
+    _, created = running.call("POST", "/api/v1/executions/webhook/tests.server/hook-inputs/k?inputs=who:alice")
+    assert running.execution_done(created["id"])["taskRunList"][0]["outputs"]["value"] == "alice"
+    _, default = running.call("POST", "/api/v1/executions/webhook/tests.server/hook-inputs/k")
+    assert running.execution_done(default["id"])["taskRunList"][0]["outputs"]["value"] == "nobody"
+
+
+def test_executions_left_waiting_are_picked_up_at_start(tmp_path: Path) -> None:
+    from kestractl.engine.runner import Runner
+    from kestractl.storage import Storage
+    from kestractl.store import Store
+
+    home = Home(tmp_path / "home").ensure()
+    store = Store(home.db_path)
+    store.save_flow("dev", "hello-world", SEED.read_text())
+    runner = Runner(store, Storage(home.storage_root))
+    waiting = runner.create_execution(runner.flows.get("dev", "hello-world"), {"greeting": "later"})
+    runner.close()
+    server = StandaloneServer(home, ServerOptions(port=0, tick_seconds=0.05), say=lambda lvl, msg: None)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        handle = Running(server, tmp_path)
+        assert handle.execution_done(waiting.id)["state"]["current"] == "SUCCESS"
+    finally:
+        server.stop_event.set()
+        thread.join(15)
+
+
+def test_cli_execute_runs_beside_a_server_on_the_same_home(running: Running, tmp_path: Path) -> None:
+    home = str(running.server.store.path.parent)
+    exe = str(Path(sys.executable).parent / "kestractl")
+    env = dict(os.environ, KESTRACTL_HOME=home, NO_COLOR="1")
+    results = [
+        subprocess.run([exe, "execute", "dev", "hello-world", "--json"], env=env, capture_output=True, text=True)
+        for _ in range(3)
+    ]
+    assert all(r.returncode == 0 and "locked" not in r.stderr for r in results)
+    _, server_side = running.call("POST", "/api/v1/executions/dev/hello-world?wait=true")
+    assert server_side["state"]["current"] == "SUCCESS"
+    assert len(running.executions_of("hello-world")) == 4
