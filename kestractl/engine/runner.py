@@ -62,8 +62,9 @@ class Active:
     execution: Execution
     flow: Flow
     executor: Executor
+    # The runner's set of executions to step next, shared by every Active it drives.
+    dirty_ids: dict[str, None]
     positions: dict[str, int] = field(default_factory=dict)
-    dirty: bool = True
     # The first step after activation looks at every run; later ones only at what changed.
     full: bool = True
     # Runs changed outside the executor since its last step (results, timers, subflows).
@@ -71,7 +72,10 @@ class Active:
 
     def touch(self, run: TaskRun) -> None:
         self.touched.append(run)
-        self.dirty = True
+        self.mark()
+
+    def mark(self) -> None:
+        self.dirty_ids[self.execution.id] = None
 
 
 class Runner:
@@ -96,6 +100,7 @@ class Runner:
         self._active: dict[str, Active] = {}
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
+        self._dirty: dict[str, None] = {}
         self._last_kill_poll = 0.0
 
     # ---- creating executions ---------------------------------------------------------------
@@ -232,28 +237,36 @@ class Runner:
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def _activate(self, execution_id: str, recover: bool = False) -> Active:
+    def _activate(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> Active:
+        """Drive an execution from here on; `fresh` is one just created (no need to read it back)."""
         if execution_id in self._active:
             return self._active[execution_id]
-        execution = self.store.load_execution(execution_id)
+        execution = fresh or self.store.load_execution(execution_id)
         flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
-        active = Active(execution, flow, Executor(flow, lambda task, run: self._context(active, task, run)))
+        active = Active(
+            execution, flow, Executor(flow, lambda task, run: self._context(active, task, run)), self._dirty
+        )
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         self._active[execution_id] = active
-        for delay in self.store.delays(execution_id):
+        for delay in [] if fresh else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
             recover_interrupted(execution, active.executor.tasks)
+        active.mark()
         return active
 
     def _loop(self) -> None:
-        while self._inflight or self._timers or any(a.dirty for a in self._active.values()) or self._inbox.qsize():
+        while self._inflight or self._timers or self._dirty or self._inbox.qsize():
             self._iterate()
         self.logs.flush()
 
     def _iterate(self) -> None:
-        for active in [a for a in self._active.values() if a.dirty]:
-            self._advance(active)
+        while self._dirty:
+            execution_id = next(iter(self._dirty))
+            del self._dirty[execution_id]
+            active = self._active.get(execution_id)
+            if active is not None:
+                self._advance(active)
         self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
@@ -280,8 +293,8 @@ class Runner:
 
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
-        active.dirty = False
         execution = active.execution
+        ended_before = execution.state.current.is_terminated()
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
@@ -298,7 +311,10 @@ class Runner:
         for run in step.subflows:
             self._start_subflow(active, run)
         if execution.state.current.is_terminated():
-            self._finish(active)
+            if ended_before:  # nothing new: an ended execution was looked at again
+                self._active.pop(execution.id, None)
+            else:
+                self._finish(active)
 
     def _persist(self, active: Active, step: Step) -> None:
         execution = active.execution
@@ -404,7 +420,7 @@ class Runner:
                 self._kill_active(child)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
-        active.dirty = True
+        active.mark()
 
     def _finish(self, active: Active) -> None:
         execution = active.execution
@@ -415,17 +431,27 @@ class Runner:
             self.on_end(execution)
         if execution.parent_id is None or execution.parent_task_run_id is None:
             return
-        parent = self._active.get(execution.parent_id) or self._activate(execution.parent_id)
+        parent = self._active.get(execution.parent_id)
+        if parent is None:
+            if self.store.execution_state(execution.parent_id).is_terminated():
+                return
+            parent = self._activate(execution.parent_id)
         run = parent.execution.run(execution.parent_task_run_id)
         if run.state.current.is_terminated():
             return
         task = parent.executor.tasks[run.task_id]
         assert isinstance(task, ExecutableTask)
-        state, outputs = task.subflow_result(execution, self._context(active, None, None))
-        run.outputs = outputs
-        run.attempts[-1].state.moved(state)
-        run.state.moved(state)
-        parent.touch(run)
+        ctx = self._context(parent, task, run)
+        try:
+            state = task.subflow_ended(run, execution, ctx, self._context(active, None, None))
+        except Exception as exc:  # a task bug fails its run, not the loop
+            log.exception("task %s failed to take the end of %s", run.task_id, execution.id)
+            ctx.error(f"{type(exc).__name__}: {exc}")
+            state = State.FAILED
+        if state is None:
+            parent.touch(run)
+        else:
+            self._end_run(parent, run, _final_state(task, run, state, parent.flow))
 
     # ---- resume and restart (inside the loop) -------------------------------------------------
 
@@ -474,16 +500,20 @@ class Runner:
         assert isinstance(task, ExecutableTask)
         ctx = self._context(active, task, run)
         try:
-            request = task.subflow_request(ctx)
-            child = self._create_child(active, task, run, request)
+            requests = task.subflow_requests(ctx)
+            with self.store.transaction():
+                children = [self._create_child(active, task, run, request) for request in requests]
+            state = task.subflows_started(run, children)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
             self._end_run(active, run, _final_state(task, run, State.FAILED, active.flow))
             return
-        if not request.get("wait", True):
-            run.outputs = {"executionId": child.id}
-            self._end_run(active, run, State.SUCCESS)
-        self._activate(child.id)
+        if state is not None:
+            self._end_run(active, run, state)
+        else:
+            active.touch(run)
+        for child in children:
+            self._activate(child.id, fresh=child)
 
     def _create_child(self, active: Active, task: Task, run: TaskRun, request: dict[str, Any]) -> Execution:
         flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))
@@ -496,6 +526,7 @@ class Runner:
             "namespace": parent.namespace,
             "flowId": parent.flow_id,
             "flowRevision": parent.flow_revision,
+            **(request.get("triggerVariables") or {}),
         }
         trigger = {"id": task.id, "type": task.type, "variables": variables}
         return self.create_execution(flow, request.get("inputs") or {}, labels, trigger, parent=(parent, run))

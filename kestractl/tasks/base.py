@@ -134,16 +134,21 @@ class FlowableTask(Task):
 
 
 class ExecutableTask(Task):
-    """A task that starts another execution (a subflow) and ends when that one ends."""
+    """A task that starts other executions (subflows) and ends from what they become."""
 
     is_executable = True
 
-    def subflow_request(self, ctx: RunContext) -> dict[str, Any]:
-        """Rendered `namespace`, `flowId`, `revision`, `inputs`, `labels`, `wait` … for the child."""
+    def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:
+        """One request per child: rendered `namespace`, `flowId`, `revision`, `inputs`, `labels`,
+        `inheritLabels`, and `triggerVariables` added to the child's `trigger.*`."""
         raise NotImplementedError
 
-    def subflow_result(self, child: Execution, child_ctx: RunContext) -> tuple[State, dict[str, Any]]:
-        """The task run's final state and outputs once the child execution has ended."""
+    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
+        """The children exist; a final state now (e.g. `wait: false`), or None to wait for them."""
+        raise NotImplementedError
+
+    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
+        """One child ended: record it on the run; the run's final state once it is done, else None."""
         raise NotImplementedError
 
 
@@ -228,11 +233,20 @@ class RunContext:
 
     def put_file(self, local: Path, name: str | None = None) -> str:
         """Copy a local file into internal storage under this task run; returns its `kestra:///` URI."""
+        return self.storage.put(self._run_path(name or local.name), local)
+
+    def output_file(self, name: str) -> tuple[Path, str]:
+        """A file to write straight into internal storage under this task run: (local path, URI)."""
+        uri = "kestra://" + self._run_path(name)
+        path = self.storage.local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, uri
+
+    def _run_path(self, name: str) -> str:
         if self.task_run is None:
             raise TaskError("files can only be stored from a running task")
         prefix = execution_prefix(self.execution.namespace, self.execution.flow_id, self.execution.id)
-        path = f"{prefix}/tasks/{slugify(self.task_run.task_id)}/{self.task_run.id}/{name or local.name}"
-        return self.storage.put(path, local)
+        return f"{prefix}/tasks/{slugify(self.task_run.task_id)}/{self.task_run.id}/{name}"
 
     def close(self) -> None:
         if self._tempdir is not None:

@@ -41,7 +41,7 @@ def _int_problems(spec: dict[str, Any], *keys: str) -> list[str]:
 class _ListFlowable(FlowableTask):
     """A flowable whose children are `tasks` (run one after another) plus `errors`."""
 
-    child_lists = ("tasks", "errors")
+    child_lists: ClassVar[tuple[str, ...]] = ("tasks", "errors")
     required: ClassVar[tuple[str, ...]] = ("tasks",)
     int_keys: ClassVar[tuple[str, ...]] = ()
 
@@ -376,22 +376,28 @@ class Subflow(ExecutableTask):
             problems.append("inputs: must be a map of input id to value")
         return problems
 
-    def subflow_request(self, ctx: RunContext) -> dict[str, Any]:
+    def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:
         spec = self.spec
-        labels = spec.get("labels") or {}
-        pairs = labels.items() if isinstance(labels, dict) else ((i["key"], i["value"]) for i in labels)
-        return {
-            "namespace": ctx.render(spec["namespace"]),
-            "flowId": ctx.render(spec["flowId"]),
-            "revision": spec.get("revision"),
-            "inputs": ctx.render(spec.get("inputs") or {}),
-            "labels": [(str(k), str(ctx.render(v))) for k, v in pairs],
-            "inheritLabels": bool(spec.get("inheritLabels", False)),
-            "wait": bool(spec.get("wait", True)),
-        }
+        return [
+            {
+                "namespace": ctx.render(spec["namespace"]),
+                "flowId": ctx.render(spec["flowId"]),
+                "revision": spec.get("revision"),
+                "inputs": ctx.render(spec.get("inputs") or {}),
+                "labels": render_labels(ctx, spec.get("labels")),
+                "inheritLabels": bool(spec.get("inheritLabels", False)),
+            }
+        ]
 
-    def subflow_result(self, child: Execution, child_ctx: RunContext) -> tuple[State, dict[str, Any]]:
+    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
+        if self.spec.get("wait", True):
+            return None
+        run.outputs = {"executionId": children[0].id}
+        return State.SUCCESS
+
+    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
         outputs: dict[str, Any] = {"executionId": child.id, "state": child.state.current.value}
+        run.outputs = outputs
         extracted = self.spec.get("outputs")
         if child.outputs:
             outputs["outputs"] = child.outputs
@@ -399,16 +405,28 @@ class Subflow(ExecutableTask):
             try:
                 rendered = child_ctx.render(extracted)
             except KestraError as exc:
-                child_ctx.log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
-                return (State.WARNING if self.allow_failure else State.FAILED), outputs
+                ctx.log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
+                return State.WARNING if self.allow_failure else State.FAILED
             outputs["outputs"] = rendered
             for key, value in rendered.items():  # older flows read them as outputs.<task>.<key>
                 outputs.setdefault(key, value)
-        return self._state(child.state.current), outputs
+        return self._state(child.state.current)
 
     def _state(self, child_state: State) -> State:
-        transmit = bool(self.spec.get("transmitFailed", True))
-        if transmit and (child_state.is_failed() or child_state in (State.WARNING, State.PAUSED)):
-            state = State.WARNING if self.allow_failure and child_state.is_failed() else child_state
-            return State.SUCCESS if state == State.WARNING and self.allow_warning else state
-        return State.SUCCESS
+        return child_final_state(self, child_state)
+
+
+def render_labels(ctx: RunContext, labels: Any) -> list[tuple[str, str]]:
+    """Task `labels` (map or list of key/value) rendered as pairs."""
+    pairs = (labels or {}).items() if isinstance(labels or {}, dict) else ((i["key"], i["value"]) for i in labels)
+    return [(str(k), str(ctx.render(v))) for k, v in pairs]
+
+
+def child_final_state(task: Task, child_state: State) -> State:
+    """Kestra's `ExecutableUtils.guessState`: with transmitFailed, a failed child fails the task."""
+    if bool(task.spec.get("transmitFailed", True)) and (
+        child_state.is_failed() or child_state in (State.WARNING, State.PAUSED)
+    ):
+        state = State.WARNING if task.allow_failure and child_state.is_failed() else child_state
+        return State.SUCCESS if state == State.WARNING and task.allow_warning else state
+    return State.SUCCESS

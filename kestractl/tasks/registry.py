@@ -11,7 +11,13 @@ import importlib
 from kestractl.tasks.base import Task
 
 _TYPES: dict[str, type[Task]] = {}
-_MODULES = ("kestractl.tasks.core", "kestractl.tasks.flow", "kestractl.tasks.scripts")
+_MODULES = (
+    "kestractl.tasks.core",
+    "kestractl.tasks.flow",
+    "kestractl.tasks.scripts",
+    "kestractl.tasks.duckdb",
+    "kestractl.tasks.foreachitem",
+)
 _loaded = False
 
 

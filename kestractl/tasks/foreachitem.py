@@ -1,0 +1,168 @@
+"""ForEachItem: split a file of items into batches and run one subflow execution per batch.
+
+As in Kestra it owns three hidden children, run one after the other: `<id>_split` (writes the
+batches and a `splits.txt` listing their URIs), `<id>_items` (starts one child execution per
+batch and counts their states) and `<id>_merge` (concatenates the children's flow outputs).
+The parent waiting on its children is a row, not a thread: 10,000 batches cost no thread each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from kestractl.errors import TaskError
+from kestractl.model import Execution, State, TaskRun
+from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
+from kestractl.tasks.flow import LEGACY, _ListFlowable, child_final_state, render_labels
+from kestractl.tasks.registry import register
+from kestractl.tasks.splitter import parse_size, split
+
+TYPE = "io.kestra.plugin.core.flow.ForEachItem"
+
+
+@register
+class ForEachItem(_ListFlowable):
+    type_name = TYPE
+    aliases = (LEGACY + "ForEachItem",)
+    required: ClassVar[tuple[str, ...]] = ("items", "namespace", "flowId")
+    child_lists: ClassVar[tuple[str, ...]] = ("errors",)
+
+    def __init__(self, spec: dict[str, Any], children: dict[str, list[Task]] | None = None) -> None:
+        super().__init__(spec, children)
+        hidden: list[Task] = [
+            _Split({"id": f"{self.id}_split", "type": f"{TYPE}$ForEachItemSplit"}, parent=self),
+            _Items({"id": f"{self.id}_items", "type": f"{TYPE}$ForEachItemExecutable"}, parent=self),
+            _Merge({"id": f"{self.id}_merge", "type": f"{TYPE}$ForEachItemMergeOutputs"}, parent=self),
+        ]
+        self.children = {**self.children, "tasks": hidden}
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = [f"{name}: required" for name in cls.required if spec.get(name) is None]
+        batch = spec.get("batch") or {}
+        if not isinstance(batch, dict):
+            return [*problems, "batch: must be a map with rows, bytes or partitions"]
+        for key in ("rows", "partitions"):
+            value = batch.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                if not (isinstance(value, str) and "{{" in value):
+                    problems.append(f"batch.{key}: must be a whole number >= 1, not `{value}`")
+        if batch.get("bytes") is not None:
+            try:
+                parse_size(batch["bytes"])
+            except ValueError as exc:
+                problems.append(f"batch.bytes: {exc}")
+        return problems
+
+
+class _Hidden(Task):
+    """A child that ForEachItem makes for itself; it reads its settings from the parent's spec."""
+
+    def __init__(self, spec: dict[str, Any], parent: ForEachItem) -> None:
+        super().__init__(spec)
+        self.parent = parent
+
+    def own_outputs(self, ctx: RunContext, suffix: str) -> dict[str, Any]:
+        outputs = ctx.variables.get("outputs", {}).get(f"{self.parent.id}_{suffix}")
+        return outputs if isinstance(outputs, dict) else {}
+
+
+class _Split(_Hidden, RunnableTask):
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        spec = self.parent.spec
+        items = str(ctx.render(spec["items"]))
+        if not items.startswith("kestra://"):
+            raise TaskError(f"Unable to split the items from {items}, this is not an internal storage URI!")
+        source = ctx.storage.local_path(items)
+        if not source.is_file():
+            raise TaskError(f"Unable to split the items from {items}: file not found")
+        batch = ctx.render(spec.get("batch") or {})
+        extension = Path(source.name).suffix or ".tmp"
+        uris: list[str] = []
+
+        def opener(index: int) -> BinaryIO:
+            path, uri = ctx.output_file(f"{index:06d}{extension}")
+            uris.append(uri)
+            return path.open("wb")
+
+        split(
+            source,
+            opener,
+            rows=int(batch["rows"]) if batch.get("rows") else None,
+            size=parse_size(batch["bytes"]) if batch.get("bytes") else None,
+            partitions=int(batch["partitions"]) if batch.get("partitions") else None,
+            separator=str(batch.get("separator", "\n")),
+        )
+        listing, listing_uri = ctx.output_file("splits.txt")
+        listing.write_text("".join(uri + "\n" for uri in uris))
+        ctx.info(f"{len(uris)} batch(es) from {items}")
+        return {"splits": listing_uri}
+
+
+class _Items(_Hidden, ExecutableTask):
+    def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:
+        spec = self.parent.spec
+        listing = self.own_outputs(ctx, "split").get("splits")
+        uris = ctx.storage.read_bytes(listing).decode().split() if listing else []
+        namespace, flow_id = ctx.render(spec["namespace"]), ctx.render(spec["flowId"])
+        labels = render_labels(ctx, spec.get("labels"))
+        taskrun = dict(ctx.variables.get("taskrun") or {})
+        requests = []
+        for iteration, uri in enumerate(uris, start=1):
+            extra = {"taskrun": {**taskrun, "items": uri, "iteration": iteration}}
+            requests.append(
+                {
+                    "namespace": namespace,
+                    "flowId": flow_id,
+                    "revision": spec.get("revision"),
+                    "inputs": ctx.render(spec.get("inputs") or {}, extra),
+                    "labels": labels,
+                    "inheritLabels": bool(spec.get("inheritLabels", False)),
+                    "triggerVariables": {"iteration": iteration},
+                }
+            )
+        return requests
+
+    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
+        if not children:
+            return State.SUCCESS
+        run.outputs = {
+            "numberOfBatches": len(children),
+            "iterations": {"CREATED": len(children), "RUNNING": 0},
+        }
+        return None if self.parent.spec.get("wait", True) else State.SUCCESS
+
+    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
+        outputs = run.outputs or {}
+        counts = outputs.setdefault("iterations", {})
+        counts["CREATED"] = max(0, counts.get("CREATED", 0) - 1)
+        state = child.state.current.value
+        counts[state] = counts.get(state, 0) + 1
+        if child.outputs:
+            self._keep_outputs(ctx, child, outputs)
+        done = sum(v for k, v in counts.items() if k not in ("CREATED", "RUNNING"))
+        if done < outputs.get("numberOfBatches", 0) or not self.parent.spec.get("wait", True):
+            return None
+        worst = next((s for s in (State.FAILED, State.KILLED, State.WARNING) if counts.get(s.value)), State.SUCCESS)
+        return child_final_state(self.parent, worst)
+
+    def _keep_outputs(self, ctx: RunContext, child: Execution, outputs: dict[str, Any]) -> None:
+        """One ION line per child, named by its iteration so the merge keeps the batches' order."""
+        from kestractl.ion import dumps
+
+        iteration = int(((child.trigger or {}).get("variables") or {}).get("iteration", 0))
+        path, _ = ctx.output_file(f"outputs/{iteration:08d}.ion")
+        path.write_text(dumps(child.outputs) + "\n")
+        outputs["subflowOutputsBaseUri"] = "kestra://" + ctx._run_path("outputs")
+
+
+class _Merge(_Hidden, RunnableTask):
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        base = self.own_outputs(ctx, "items").get("subflowOutputsBaseUri")
+        merged, uri = ctx.output_file("outputs.ion")
+        with merged.open("wb") as out:
+            folder = ctx.storage.local_path(base) if base else None
+            for part in sorted(folder.glob("*.ion")) if folder and folder.is_dir() else []:
+                out.write(part.read_bytes())
+        return {"subflowOutputs": uri}

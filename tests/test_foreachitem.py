@@ -1,0 +1,114 @@
+"""ForEachItem end to end (our own parent and child flows) and the splitter on its own."""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
+
+from conftest import Cli, runs, state
+
+from kestractl.tasks.splitter import parse_size, split
+
+
+def _lines(tmp_path: Path, count: int, ending: str = "\n") -> Path:
+    path = tmp_path / "items.txt"
+    path.write_text("".join(f"line {i}{ending}" for i in range(1, count + 1)))
+    return path
+
+
+def test_each_batch_becomes_a_child_execution_and_outputs_merge_in_order(cli: Cli, tmp_path: Path) -> None:
+    cli.deploy("batches/batch-child.yaml", "batches/batch-parent.yaml")
+    code, execution = cli.execute("tests.batches", "batch-parent", "--input", f"file={_lines(tmp_path, 10)}")
+    assert code == 0, execution
+    assert [r["taskId"] for r in execution["taskRunList"]] == [
+        "each",
+        "each_split",
+        "each_items",
+        "each_merge",
+        "merged",
+    ]
+    items = runs(execution, "each_items")[0]
+    assert items["outputs"]["numberOfBatches"] == 4
+    assert items["outputs"]["iterations"] == {"CREATED": 0, "RUNNING": 0, "SUCCESS": 4}
+    merged = runs(execution, "merged")[0]["outputs"]["value"].splitlines()
+    assert merged == ['{first:"line 1"}', '{first:"line 4"}', '{first:"line 7"}', '{first:"line 10"}']
+    children = json.loads(cli("executions", "list", "--flow", "batch-child", "--json").stdout)
+    assert len(children) == 4 and {state(c) for c in children} == {"SUCCESS"}
+    for child in children:
+        labels = {label["key"]: label["value"] for label in child["labels"]}
+        assert labels["system.correlationId"] == execution["id"] and labels["batch"] == "yes"
+        assert "/tasks/each-split/" in child["inputs"]["items"]
+
+
+def test_a_failing_batch_fails_the_parent_unless_transmit_failed_is_off(cli: Cli, tmp_path: Path) -> None:
+    cli.deploy("batches/batch-child.yaml", "batches/batch-parent.yaml", "batches/batch-lenient.yaml")
+    file = _lines(tmp_path, 9)
+    code, failed = cli.execute("tests.batches", "batch-parent", "--input", f"file={file}", "--input", "fail_on=2")
+    assert code == 1 and state(failed) == "FAILED"
+    assert runs(failed, "each_items")[0]["outputs"]["iterations"] == {
+        "CREATED": 0,
+        "RUNNING": 0,
+        "SUCCESS": 2,
+        "FAILED": 1,
+    }
+    assert not runs(failed, "each_merge")
+    code, lenient = cli.execute("tests.batches", "batch-lenient", "--input", f"file={file}", "--input", "fail_on=2")
+    assert code == 0 and state(lenient) == "SUCCESS"
+
+
+def test_an_empty_file_succeeds_without_children(cli: Cli, tmp_path: Path) -> None:
+    cli.deploy("batches/batch-child.yaml", "batches/batch-parent.yaml")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, execution = cli.execute("tests.batches", "batch-parent", "--input", f"file={empty}")
+    assert code == 0 and state(execution) == "SUCCESS"
+    assert runs(execution, "each_items")[0]["outputs"] is None
+
+
+def test_items_must_be_an_internal_storage_uri(cli: Cli, tmp_path: Path) -> None:
+    flow = tmp_path / "bad-items.yaml"
+    flow.write_text(
+        "id: bad-items\nnamespace: tests\ntasks:\n  - id: each\n"
+        "    type: io.kestra.core.tasks.flows.ForEachItem\n    items: /etc/passwd\n"
+        "    namespace: tests\n    flowId: x\n"
+    )
+    cli("flow", "deploy", str(flow))
+    code, execution = cli.execute("tests", "bad-items")
+    assert code == 1
+    logs = cli("executions", "logs", execution["id"]).stdout
+    assert "Unable to split the items from /etc/passwd, this is not an internal storage URI!" in logs
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.files: list[BytesIO] = []
+
+    def __call__(self, index: int) -> BinaryIO:
+        buffer = _Kept()
+        self.files.append(buffer)
+        return buffer
+
+
+class _Kept(BytesIO):
+    def close(self) -> None:  # keep the bytes readable after `with`
+        self.flush()
+
+
+def test_splitter_by_rows_bytes_and_partitions(tmp_path: Path) -> None:
+    source = _lines(tmp_path, 10, "\r\n")
+    rows = _Sink()
+    assert split(source, rows, rows=4) == 3
+    assert [f.getvalue().count(b"\n") for f in rows.files] == [4, 4, 2]
+    assert b"\r" not in b"".join(f.getvalue() for f in rows.files)
+    sized = _Sink()
+    split(source, sized, size=20)
+    assert all(f.getvalue().count(b"\n") == 3 for f in sized.files[:-1])
+    spread = _Sink()
+    assert split(source, spread, partitions=3) == 3
+    assert spread.files[0].getvalue().startswith(b"line 1\nline 4\n")
+    custom = _Sink()
+    split(source, custom, rows=5, separator=";")
+    assert custom.files[0].getvalue() == b"line 1;line 2;line 3;line 4;line 5;"
+    assert parse_size("10MB") == 10 * 1024 * 1024 and parse_size(512) == 512
