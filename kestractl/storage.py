@@ -56,6 +56,18 @@ class Storage:
             raise StorageError(f"file not found in internal storage: {uri}")
         return path.read_bytes()
 
+    def files_under(self, prefix: str) -> list[tuple[str, int]]:
+        """Every file below a storage path, as (URI, size in bytes), sorted."""
+        root = self.local_path(SCHEME + "/" + prefix.lstrip("/"))
+        if not root.is_dir():
+            return []
+        base = self.root.resolve()
+        return [
+            (SCHEME + "/" + path.relative_to(base).as_posix(), path.stat().st_size)
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        ]
+
     def exists(self, uri: str) -> bool:
         try:
             return self.local_path(uri).is_file()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from kestractl.cli.output import echo, execution_summary, log_line, print_json
+from kestractl.cli.output import BatchProgress, echo, execution_summary, fancy, log_line, print_json
 from kestractl.cli.state import handles_errors, state
 from kestractl.model import Execution, State
 
@@ -61,13 +62,22 @@ def execute(
     from kestractl.errors import KestraError, ValidationError
 
     store, storage = state.open()
-    runner = Runner(store, storage, on_log=lambda entry: log_line(entry, stderr=as_json))
+    progress = BatchProgress() if fancy(sys.stderr) else None
+    runner = Runner(
+        store,
+        storage,
+        on_log=lambda entry: log_line(entry, stderr=as_json),
+        on_change=progress.update if progress else None,
+    )
     try:
         flow = runner.flows.get(namespace, flow_id, revision)
         execution = runner.create_execution(flow, dict(pairs(inputs, "--input")), pairs(labels, "--label"))
     except KestraError as exc:
         raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
     try:
-        finish(runner.run(execution.id), as_json)
+        ended = runner.run(execution.id)
     finally:
         runner.close()
+        if progress is not None:
+            progress.close()
+    finish(ended, as_json)

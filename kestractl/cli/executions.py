@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -126,3 +128,38 @@ def kill(execution_id: ExecutionId, as_json: AsJson = False) -> None:
         print_json(execution.to_api())
     else:
         echo(f"{execution.id}  {execution.state.current.value}")
+
+
+@app.command()
+@handles_errors
+def files(execution_id: ExecutionId) -> None:
+    """List an execution's files in internal storage.  Example: kestractl executions files ID"""
+    from kestractl.storage import execution_prefix
+
+    store, storage = state.open()
+    execution = store.load_execution(execution_id)
+    found = storage.files_under(execution_prefix(execution.namespace, execution.flow_id, execution.id))
+    table(["URI", "BYTES"], [[uri, str(size)] for uri, size in found])
+
+
+@app.command()
+@handles_errors
+def file(
+    execution_id: ExecutionId,
+    uri: Annotated[str, typer.Argument(help="A kestra:/// URI of this execution.")],
+    to: Annotated[Path | None, typer.Option("--to", help="Write it to this path instead of stdout.")] = None,
+) -> None:
+    """Print (or save) one of an execution's files.  Example: kestractl executions file ID kestra:///…/out.csv"""
+    from kestractl.errors import ValidationError
+    from kestractl.storage import execution_prefix
+
+    store, storage = state.open()
+    execution = store.load_execution(execution_id)
+    if not uri.startswith("kestra://" + execution_prefix(execution.namespace, execution.flow_id, execution.id) + "/"):
+        raise ValidationError(f"'{uri}' does not belong to execution {execution_id}")
+    data = storage.read_bytes(uri)
+    if to is not None:
+        to.write_bytes(data)
+        echo(f"{len(data)} bytes written to {to}")
+    else:
+        sys.stdout.buffer.write(data)

@@ -140,3 +140,39 @@ def execution_tree(execution: Execution) -> None:
         console().print("\n".join(lines))
     else:
         echo("\n".join(lines))
+
+
+class BatchProgress:
+    """A progress bar per task run that reports batches (ForEachItem's `numberOfBatches`)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[states]}"),
+            TimeElapsedColumn(),
+            console=console(stderr=True),
+            transient=False,
+        )
+        self._bars: dict[str, Any] = {}
+
+    def update(self, execution: Execution, runs: list[TaskRun]) -> None:
+        for run in runs:
+            outputs = run.outputs or {}
+            total, counts = outputs.get("numberOfBatches"), outputs.get("iterations")
+            if not isinstance(total, int) or not isinstance(counts, dict):
+                continue
+            if not self._bars:
+                self._progress.start()
+            if run.id not in self._bars:
+                self._bars[run.id] = self._progress.add_task(run.task_id, total=total, states="")
+            done = sum(v for k, v in counts.items() if k not in ("CREATED", "RUNNING"))
+            states = " ".join(f"{k} {v}" for k, v in counts.items() if v and k not in ("CREATED", "RUNNING"))
+            self._progress.update(self._bars[run.id], completed=done, states=states)
+
+    def close(self) -> None:
+        if self._bars:
+            self._progress.stop()

@@ -88,8 +88,10 @@ class Runner:
         on_log: Callable[[LogEntry], None] | None = None,
         workers: int = 8,
         on_end: Callable[[Execution], None] | None = None,
+        on_change: Callable[[Execution, list[TaskRun]], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_change = on_change
         self.storage = storage
         self.flows = FlowRepository(store)
         self.on_end = on_end
@@ -328,6 +330,8 @@ class Runner:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
                 heapq.heappush(self._timers, (due, execution.id, run_id, kind))
             self.logs.flush()
+        if self.on_change is not None and step.changed:
+            self.on_change(execution, list(step.changed.values()))
 
     def _dispatch(self, active: Active, run: TaskRun) -> None:
         task = active.executor.tasks[run.task_id]
