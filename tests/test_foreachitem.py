@@ -112,3 +112,30 @@ def test_splitter_by_rows_bytes_and_partitions(tmp_path: Path) -> None:
     split(source, custom, rows=5, separator=";")
     assert custom.files[0].getvalue() == b"line 1;line 2;line 3;line 4;line 5;"
     assert parse_size("10MB") == 10 * 1024 * 1024 and parse_size(512) == 512
+
+
+SAMPLES = Path(__file__).parent.parent / "sample_flows"
+
+
+def test_the_offline_seed_sample_runs_every_batch(cli: Cli) -> None:
+    assert cli("flow", "deploy", str(SAMPLES)).exit_code == 0
+    code, execution = cli.execute("qa", "each_parent_offline", "--input", f"orders={SAMPLES / 'data' / 'orders.csv'}")
+    assert code == 0 and state(execution) == "SUCCESS", execution
+    assert runs(execution, "extract")[0]["outputs"]["size"] == 1000
+    items = runs(execution, "each_items")[0]["outputs"]
+    assert items["numberOfBatches"] == 100 and items["iterations"]["SUCCESS"] == 100
+    children = json.loads(cli("executions", "list", "--flow", "subflow", "--limit", "200", "--json").stdout)
+    assert len(children) == 100 and {state(c) for c in children} == {"SUCCESS"}
+    child = children[0]
+    batch = cli("executions", "file", execution["id"], child["inputs"]["items"]).stdout
+    assert len(batch.splitlines()) == 10 and batch.startswith("{order_id:")
+    logged = cli("executions", "logs", child["id"], "--task", "read").stdout
+    assert all(line in logged for line in batch.splitlines())
+
+
+def test_the_online_seed_fails_fast_with_one_line_offline(cli: Cli) -> None:
+    cli("flow", "deploy", str(SAMPLES))
+    code, execution = cli.execute("qa", "each_parent")
+    assert code == 1 and state(runs(execution, "extract")[0]) == "FAILED"
+    errors = cli("executions", "logs", execution["id"], "--level", "ERROR").stdout.strip().splitlines()
+    assert len(errors) == 1 and "httpfs" in errors[0]

@@ -1,0 +1,48 @@
+"""Internal storage: URIs map inside the storage folder and nowhere else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kestractl.errors import StorageError
+from kestractl.storage import Storage, execution_prefix, slugify
+
+
+def test_uris_round_trip_and_list(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "storage")
+    uri = storage.put(execution_prefix("io.kestra", "my_flow", "e1") + "/tasks/a/r/out.txt", b"data")
+    assert uri == "kestra:///io/kestra/my-flow/executions/e1/tasks/a/r/out.txt"
+    assert storage.read_bytes(uri) == b"data"
+    assert storage.files_under("/io/kestra/my-flow/executions/e1") == [(uri, 4)]
+    assert slugify("each_split") == "each-split"
+
+
+@pytest.mark.parametrize(
+    "uri", ["kestra:///../outside.txt", "kestra:///io/../../etc/passwd", "file:///etc/passwd", "/etc/passwd"]
+)
+def test_paths_that_escape_or_are_not_internal_are_refused(tmp_path: Path, uri: str) -> None:
+    storage = Storage(tmp_path / "storage")
+    (tmp_path / "outside.txt").write_text("secret")
+    with pytest.raises(StorageError):
+        storage.read_bytes(uri)
+
+
+def test_read_is_limited_to_the_execution_and_its_parent(tmp_path: Path) -> None:
+    from kestractl.engine.contexts import Contexts, LogBuffer
+    from kestractl.model import Execution
+    from kestractl.store import Store
+
+    storage = Storage(tmp_path / "storage")
+    contexts = Contexts(Store(tmp_path / "k.db"), storage, LogBuffer(Store(tmp_path / "k.db")))
+    own = storage.put(execution_prefix("ns", "f", "e1") + "/inputs/x/a.txt", b"mine")
+    parent = storage.put(execution_prefix("ns", "p", "e0") + "/tasks/t/r/b.txt", b"parents")
+    other = storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others")
+    child = Execution(
+        "e1", "ns", "f", 1, trigger={"variables": {"executionId": "e0", "namespace": "ns", "flowId": "p"}}
+    )
+    assert contexts._read(child, own) == "mine"
+    assert contexts._read(child, parent) == "parents"
+    with pytest.raises(StorageError, match="didn't belong to the current execution"):
+        contexts._read(child, other)
