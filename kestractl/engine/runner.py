@@ -103,6 +103,7 @@ class Runner:
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
         self._dirty: dict[str, None] = {}
+        self._stopping = False
         self._last_kill_poll = 0.0
 
     # ---- creating executions ---------------------------------------------------------------
@@ -226,7 +227,9 @@ class Runner:
                 tick()
 
     def drain(self, grace_seconds: float) -> None:
-        """Stop gracefully: let running task runs finish for a while, then kill them."""
+        """Stop gracefully: start nothing new, let running task runs finish for a while, then stop
+        them and leave them RESTARTED, so the next start gives them a new attempt."""
+        self._stopping = True
         deadline = time.monotonic() + grace_seconds
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
@@ -308,7 +311,7 @@ class Runner:
         for run in touched:
             step.touch(run)
         self._persist(active, step)
-        for run in step.dispatch:
+        for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
             self._start_subflow(active, run)
@@ -353,6 +356,12 @@ class Runner:
         task = active.executor.tasks[run.task_id]
         now = utcnow()
         run.attempts[-1].state.moved(result.state, now)
+        if self._stopping and result.state == State.KILLED:  # stopped by shutdown: run it again later
+            run.state.moved(State.RESTARTED, now)
+            with self.store.transaction():
+                self.store.save_task_runs(execution_id, [(active.positions[run.id], run)])
+                self.logs.flush()
+            return
         if result.outputs is not None:
             run.outputs = result.outputs
         delay = None
