@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from jinja2 import Undefined
 
+from kestractl.javatext import java_double
 from kestractl.model import iso, iso_duration
 
 # ---------------------------------------------------------------- printing
@@ -52,20 +53,6 @@ def to_text(value: Any) -> str:
     if isinstance(value, Enum):
         return to_text(value.value)
     return str(value)
-
-
-def java_double(x: float) -> str:
-    """`Double.toString`: `42.0`, `0.001`, `1.0E7`, `1.5E-5` — Kestra prints floats this way."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 or 1e-3 <= abs(x) < 1e7:
-        return repr(x)
-    sign, digits, exponent = Decimal(repr(x)).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    power = int(exponent) + len(digits) - 1
-    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{power}"
 
 
 def _json_default(value: Any) -> Any:

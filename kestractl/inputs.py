@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kestractl.errors import InputError
+from kestractl.javatext import java_double
 from kestractl.model import Input
 
 StoreFile = Callable[[str, Path], str]
@@ -174,7 +173,7 @@ def java_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _java_float(value)
+        return java_double(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(java_str(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -184,22 +183,6 @@ def java_str(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
-
-
-def _java_float(value: float) -> str:
-    """`Double.toString`: plain between 10^-3 and 10^7 (always with a decimal), else `1.5E-5`."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    number = Decimal(repr(value))
-    if value == 0 or 1e-3 <= abs(value) < 1e7:
-        plain = format(number, "f")
-        return plain if "." in plain else plain + ".0"
-    sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)  # finite: NaN and infinities are refused before
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    return ("-" if sign else "") + f"{text[0]}.{text[1:] or '0'}E{exponent + len(digits) - 1}"
 
 
 def _to_float32(value: float) -> float:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from kestractl.durations import parse_duration
 from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
+from kestractl.inputs import java_str
 from kestractl.model import Execution, State, TaskRun
 from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
@@ -167,19 +168,6 @@ class Switch(FlowableTask):
         return list_state(view, self._branch(view), errors, self.allow_failure, self.allow_warning)
 
 
-def _java_text(value: Any) -> str:
-    """How Java's `Arrays.toString` prints a value (for Kestra's null-values message)."""
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_java_text(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def each_values(ctx: RunContext, raw: Any) -> list[str]:
     """Kestra's `resolveEachTasks`: render, parse JSON lists, de-duplicate, refuse nulls."""
     if isinstance(raw, str):
@@ -196,7 +184,7 @@ def each_values(ctx: RunContext, raw: Any) -> list[str]:
         raise TaskError(f"Each values must be a list, got `{values}`")
     nulls = sum(1 for v in values if v is None)
     if nulls:
-        raise TaskError(f"Found '{nulls}' null values on Each, with values={_java_text(values)}")
+        raise TaskError(f"Found '{nulls}' null values on Each, with values={java_str(values)}")
     texts = [v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in values]
     return list(dict.fromkeys(texts))  # distinct by their text, so 1 and true stay apart
 

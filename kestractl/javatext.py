@@ -1,0 +1,22 @@
+"""How Java prints numbers, so rendered values and messages read exactly as Kestra's do."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+
+def java_double(value: float) -> str:
+    """`Double.toString`: plain between 10^-3 and 10^7 (always with a decimal), else `1.5E-5`."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    number = Decimal(repr(value))
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        plain = format(number, "f")
+        return plain if "." in plain else plain + ".0"
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite here
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    return ("-" if sign else "") + f"{text[0]}.{text[1:] or '0'}E{exponent + len(digits) - 1}"
