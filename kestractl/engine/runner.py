@@ -262,17 +262,19 @@ class Runner:
 
     def _loop(self) -> None:
         while self._inflight or self._timers or self._dirty or self._inbox.qsize():
-            self._iterate()
+            self._iterate(idle_wait=False)
         self.logs.flush()
 
-    def _iterate(self) -> None:
+    def _iterate(self, idle_wait: bool = True) -> None:
+        """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
         while self._dirty:
             execution_id = next(iter(self._dirty))
             del self._dirty[execution_id]
             active = self._active.get(execution_id)
             if active is not None:
                 self._advance(active)
-        self._wait_for_work()
+        if idle_wait or self._inflight or self._timers or self._inbox.qsize():
+            self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
             self._poll_kills()

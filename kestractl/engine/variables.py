@@ -4,6 +4,7 @@ outputs nested by Each values, taskrun, parent(s), labels, trigger, envs, and ru
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from collections.abc import Callable
 from typing import Any
 
@@ -61,8 +62,9 @@ def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
     return out
 
 
+@lru_cache(maxsize=1)
 def envs() -> dict[str, str]:
-    """`KESTRA_FOO=1` is `envs.foo`."""
+    """`KESTRA_FOO=1` is `envs.foo`; read once per process (the environment does not change under us)."""
     return {k[len("KESTRA_") :].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
 
 
