@@ -60,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kbench-fei-") as tmp:
         root = Path(tmp)
@@ -97,6 +98,7 @@ def main() -> None:
         f"file:        {args.lines:,} lines ({size_mb:.0f} MB), batches of {args.rows:,} -> {batches} subflows,"
         f" final state {execution['state']['current']}"
     )
+    print(f"(medians of {args.repeat} runs)")
     print(f"split:       ForEachItem {split_s:6.2f} s   split -l {split_l:6.2f} s   ratio {split_s / split_l:5.1f}x")
     print(f"to the end:  {total:6.2f} s for the whole execute (start-up, split, {batches} subflows, merge)")
     print(f"peak RSS:    {peak_mb:6.1f} MB (kestractl execute process)")
