@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import sys
 import time
 import urllib.request
@@ -52,6 +53,8 @@ class Server:
         for line in self.process.stdout:
             if "listening on " in line:
                 self.url = line.strip().rsplit(" ", 1)[-1]
+                # keep reading its output, or a full pipe would block the server
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()
                 return
         raise AssertionError("the server did not start")
 
@@ -75,10 +78,7 @@ class Server:
     def stop(self, sig: int) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
-        code = self.process.wait(timeout=20)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return code
+        return self.process.wait(timeout=20)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
