@@ -4,8 +4,8 @@ outputs nested by Each values, taskrun, parent(s), labels, trigger, envs, and ru
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from kestractl.inputs import input_defaults
