@@ -56,6 +56,13 @@ class TaskError(KestraError):
     """A task failed at run time; the message goes to the task's ERROR log."""
 
 
+class StoreError(KestraError):
+    """The database file cannot be opened or written: names the file and what to do."""
+
+    exit_code = 1
+    http_status = 503
+
+
 class StorageError(KestraError):
     """An internal-storage URI that is malformed, missing, or escapes its root."""
 

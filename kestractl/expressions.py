@@ -706,9 +706,18 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     if "{{" not in template and "{%" not in template:
         return template
     try:
-        return _compile(template).render(variables)
+        rendered = _compile(template).render(variables)
     except Exception as error:  # every failure becomes one user-facing error
         raise _failure(template, error) from error
+    if len(rendered) > MAX_OUTPUT_CHARS:
+        raise ExpressionError(
+            f"Unable to render `{template[:80]}`: the result is over {MAX_OUTPUT_CHARS:,} characters"
+        )
+    return rendered
+
+
+# An expression's result is held in memory and stored with the execution: keep it bounded.
+MAX_OUTPUT_CHARS = 10_000_000
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

@@ -250,6 +250,8 @@ class Execution:
     # The parent's task run waiting on this execution (Subflow / ForEachItem), if any.
     parent_task_run_id: str | None = None
     scheduled_at: datetime | None = None
+    # SECRET input values: rendered inside tasks, shown as `******` everywhere else.
+    secrets: dict[str, Any] = field(default_factory=dict)
 
     def run(self, task_run_id: str) -> TaskRun:
         for tr in self.task_runs:

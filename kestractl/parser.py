@@ -110,10 +110,18 @@ def _construct_text(loader: _Loader, node: yaml.ScalarNode) -> str:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
+MAX_SOURCE_CHARS = 1_000_000
+MAX_DEPTH = 64
+
+
 def load_yaml(text: str, filename: str = "<flow>") -> Any:
     """Parse YAML; a syntax error becomes one `file:line: reason` ValidationError."""
+    if len(text) > MAX_SOURCE_CHARS:
+        raise ValidationError(f"{filename}: a flow may hold at most {MAX_SOURCE_CHARS:,} characters")
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except RecursionError:
+        raise ValidationError(f"{filename}: nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -123,6 +131,21 @@ def load_yaml(text: str, filename: str = "<flow>") -> Any:
         raise ValidationError(f"{filename}{line}: {reason}") from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{filename}: invalid YAML: {exc}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ValidationError(f"{filename}: nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deep maps and lists nest (iterative: a hostile document must not blow the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _line_of(text: str, index: int) -> str:

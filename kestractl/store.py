@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kestractl.errors import NotFoundError
+from kestractl.errors import NotFoundError, StoreError
 from kestractl.model import (
     Attempt,
     Execution,
@@ -96,6 +96,20 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _store_error(path: Path, exc: Exception) -> StoreError:
+    """One line naming the file, the reason, and what the user can do about it."""
+    reason = str(exc)
+    if "not a database" in reason or "malformed" in reason:
+        advice = "the file is damaged or not kestractl's: move it aside (or use --home elsewhere) and deploy again"
+    elif "readonly" in reason or "read-only" in reason or "unable to open" in reason or isinstance(exc, OSError):
+        advice = "the folder must be writable: fix its permissions or use --home / KESTRACTL_HOME elsewhere"
+    elif "full" in reason:
+        advice = "the disk is full: free space and retry"
+    else:
+        advice = "retry; if it persists, check the file and the disk"
+    return StoreError(f"{path}: {reason} ({advice})")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """The one place a connection is configured: WAL, busy timeout, foreign keys."""
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -146,8 +160,12 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        migrate(self.conn)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            migrate(self.conn)
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            raise _store_error(path, exc) from None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -168,11 +186,17 @@ class Store:
             finally:
                 self._local.depth -= 1
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
         self._local.depth = 1
         try:
             yield conn
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise _store_error(self.path, exc) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -463,6 +487,7 @@ def _execution_data(e: Execution) -> dict[str, Any]:
         "attemptNumber": e.attempt_number,
         "parentTaskRunId": e.parent_task_run_id,
         "scheduleDate": iso(e.scheduled_at),
+        "secrets": e.secrets,
     }
 
 
@@ -482,6 +507,7 @@ def _execution_from(d: dict[str, Any]) -> Execution:
         attempt_number=d.get("attemptNumber", 1),
         parent_task_run_id=d.get("parentTaskRunId"),
         scheduled_at=parse_iso(d.get("scheduleDate")),
+        secrets=d.get("secrets") or {},
     )
 
 

@@ -21,17 +21,31 @@ from kestractl.store import Store
 from kestractl.tasks.base import RunContext, Task
 
 
+MASK = "******"
+
+
 class LogBuffer:
-    """Logs from any thread: shown at once through `on_log`, written to the store in batches."""
+    """Logs from any thread: secrets masked, shown at once through `on_log`, stored in batches."""
 
     def __init__(self, store: Store, on_log: Callable[[LogEntry], None] | None = None) -> None:
         self.store = store
         self.on_log = on_log
         self._pending: list[LogEntry] = []
         self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+
+    def hide(self, value: Any) -> None:
+        """Never show this value in a log line again."""
+        text = str(value)
+        if len(text) >= 3:
+            with self._lock:
+                self._secrets.add(text)
 
     def __call__(self, entry: LogEntry) -> None:
         with self._lock:
+            for secret in self._secrets:
+                if secret in entry.message:
+                    entry.message = entry.message.replace(secret, MASK)
             self._pending.append(entry)
         if self.on_log is not None:
             self.on_log(entry)
@@ -57,6 +71,8 @@ class Contexts:
         self, flow: Flow, execution: Execution, tasks: Mapping[str, Task], task: Task | None, run: TaskRun | None
     ) -> RunContext:
         by_id = {r.id: r for r in execution.task_runs}
+        for value in execution.secrets.values():
+            self.logs.hide(value)
         return RunContext(
             flow=flow,
             execution=execution,
@@ -95,9 +111,14 @@ class Contexts:
             "read": lambda uri: self._read(execution, str(uri)),
             "errorLogs": error_logs,
             "currentEachOutput": current_each_output,
-            "secret": _secret,
+            "secret": self._secret,
             "fileSize": lambda uri: self.storage.local_path(str(uri)).stat().st_size,
         }
+
+    def _secret(self, key: str) -> str:
+        value = _read_secret(key)
+        self.logs.hide(value)
+        return value
 
     def _read(self, execution: Execution, uri: str) -> str:
         """`read()`: files of this execution, or of the parent that started it."""
@@ -124,12 +145,12 @@ class Contexts:
         return None
 
 
-def _secret(key: str) -> str:
+def _read_secret(key: str) -> str:
     """Kestra OSS secrets: env var `SECRET_<KEY>`, base64-encoded."""
     raw = os.environ.get(f"SECRET_{key}")
     if raw is None:
         raise TaskError(f"Cannot find secret for key '{key}'")
     try:
-        return base64.b64decode(raw).decode("utf-8")
+        return base64.b64decode(raw, validate=True).decode("utf-8")
     except ValueError:
         return raw

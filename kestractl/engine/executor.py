@@ -17,6 +17,10 @@ from kestractl.tasks.base import FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
 
 
+# A runaway loop must fail its execution, not fill the memory and the store.
+MAX_TASK_RUNS = 100_000
+
+
 @dataclass
 class Step:
     """What one executor pass decided."""
@@ -174,6 +178,9 @@ class Executor:
             state = None if nexts else task.resolve_state(view)
         except KestraError as exc:
             self._context(task, run).error(exc.message)
+            nexts, state = [], State.FAILED
+        if len(execution.task_runs) + len(nexts) > MAX_TASK_RUNS:
+            self._context(task, run).error(f"an execution may hold at most {MAX_TASK_RUNS:,} task runs")
             nexts, state = [], State.FAILED
         for child in nexts:
             self._add(execution, child, index, step)

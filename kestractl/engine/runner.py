@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kestractl.engine.contexts import Contexts, LogBuffer
+from kestractl.engine.contexts import MASK, Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.retry import next_delay
@@ -142,6 +142,10 @@ class Runner:
         except KestraError:
             shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
             raise
+        for declared in flow.inputs:
+            if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:
+                execution.secrets[declared.id] = execution.inputs[declared.id]
+                execution.inputs[declared.id] = MASK
         correlation = execution.id
         if parent is not None:
             parent_execution, parent_run = parent

@@ -88,7 +88,7 @@ def build_variables(
             "startDate": iso(execution.state.start_date),
             "originalId": execution.original_id or execution.id,
         },
-        "inputs": input_defaults(flow.inputs, execution.inputs),
+        "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
         "outputs": execution_outputs(execution),
         "vars": flow.variables,
         "labels": execution.labels_map(),
