@@ -56,6 +56,14 @@ class Storage:
             raise StorageError(f"file not found in internal storage: {uri}")
         return path.read_bytes()
 
+    def read_under(self, prefix: str, uri: str) -> bytes:
+        """The file behind `uri`, only if it resolves inside the storage path `prefix` (`..` and links refused)."""
+        folder = self.local_path(SCHEME + "/" + prefix.lstrip("/"))
+        path = self.local_path(uri)
+        if not path.is_relative_to(folder):
+            raise StorageError(f"'{uri}' does not belong to {prefix}")
+        return self.read_bytes(uri)
+
     def files_under(self, prefix: str) -> list[tuple[str, int]]:
         """Every file below a storage path, as (URI, size in bytes), sorted."""
         root = self.local_path(SCHEME + "/" + prefix.lstrip("/"))

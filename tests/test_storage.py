@@ -46,3 +46,24 @@ def test_read_is_limited_to_the_execution_and_its_parent(tmp_path: Path) -> None
     assert contexts._read(child, parent) == "parents"
     with pytest.raises(StorageError, match="didn't belong to the current execution"):
         contexts._read(child, other)
+
+
+def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_path: Path) -> None:
+    from kestractl.engine.contexts import Contexts, LogBuffer
+    from kestractl.model import Execution
+    from kestractl.store import Store
+
+    storage = Storage(tmp_path / "storage")
+    storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others")
+    sneaky = "kestra://" + execution_prefix("ns", "f", "e1") + "/../e9/inputs/x/c.txt"
+    with pytest.raises(StorageError):
+        storage.read_under(execution_prefix("ns", "f", "e1"), sneaky)
+    contexts = Contexts(Store(tmp_path / "k.db"), storage, LogBuffer(Store(tmp_path / "k.db")))
+    with pytest.raises(StorageError, match="didn't belong"):
+        contexts._read(Execution("e1", "ns", "f", 1), sneaky)
+    (tmp_path / "storage" / "ns" / "f" / "executions" / "e1").mkdir(parents=True)
+    link = tmp_path / "storage" / "ns" / "f" / "executions" / "e1" / "link.txt"
+    link.symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "outside.txt").write_text("secret")
+    with pytest.raises(StorageError):
+        storage.read_under(execution_prefix("ns", "f", "e1"), "kestra:///ns/f/executions/e1/link.txt")

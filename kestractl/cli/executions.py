@@ -150,14 +150,11 @@ def file(
     to: Annotated[Path | None, typer.Option("--to", help="Write it to this path instead of stdout.")] = None,
 ) -> None:
     """Print (or save) one of an execution's files.  Example: kestractl executions file ID kestra:///…/out.csv"""
-    from kestractl.errors import ValidationError
     from kestractl.storage import execution_prefix
 
     store, storage = state.open()
     execution = store.load_execution(execution_id)
-    if not uri.startswith("kestra://" + execution_prefix(execution.namespace, execution.flow_id, execution.id) + "/"):
-        raise ValidationError(f"'{uri}' does not belong to execution {execution_id}")
-    data = storage.read_bytes(uri)
+    data = storage.read_under(execution_prefix(execution.namespace, execution.flow_id, execution.id), uri)
     if to is not None:
         to.write_bytes(data)
         echo(f"{len(data)} bytes written to {to}")

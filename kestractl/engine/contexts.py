@@ -20,7 +20,6 @@ from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
 from kestractl.tasks.base import RunContext, Task
 
-
 MASK = "******"
 
 
@@ -128,10 +127,11 @@ class Contexts:
             allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
         if not uri.startswith("kestra://"):
             raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
-        path = "/" + uri[len("kestra://") :].lstrip("/")
-        if not any(path.startswith(prefix + "/") for prefix in allowed):
-            raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
-        return self.storage.read_bytes(uri).decode("utf-8")
+        target = self.storage.local_path(uri)
+        for prefix in allowed:
+            if target.is_relative_to(self.storage.local_path("kestra://" + prefix)):
+                return self.storage.read_bytes(uri).decode("utf-8")
+        raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
         """The directory shared by the children of the nearest WorkingDirectory ancestor."""

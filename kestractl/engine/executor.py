@@ -16,7 +16,6 @@ from kestractl.model import Attempt, Execution, Flow, State, StateInfo, TaskRun,
 from kestractl.tasks.base import FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
 
-
 # A runaway loop must fail its execution, not fill the memory and the store.
 MAX_TASK_RUNS = 100_000
 

@@ -113,9 +113,7 @@ class Api:
         execution = self.store.load_execution(request.path_params["executionId"])
         uri = _param(request, "path") or ""
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        if not uri.startswith("kestra://" + prefix + "/"):
-            raise ValidationError(f"'{uri}' does not belong to execution {execution.id}")
-        data = self.runner.storage.read_bytes(uri)
+        data = self.runner.storage.read_under(prefix, uri)
         name = uri.rsplit("/", 1)[-1]
         return Response(body=data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
