@@ -77,3 +77,47 @@ def test_five_thousand_webhook_calls_all_run(tmp_path: Path) -> None:
         assert (done, total) == (CLIENTS * PER_CLIENT, CLIENTS * PER_CLIENT)
     finally:
         server.stop(signal.SIGTERM)
+
+
+def _until_refused(port: int, accepted: list[str], lock: threading.Lock) -> None:
+    """Send webhook calls until the server stops answering; keep the ids it accepted."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(10_000):
+            conn.request("POST", "/api/v1/executions/webhook/load/bench/k", "{}", {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                return
+            with lock:
+                accepted.append(json.loads(body)["id"])
+    except (OSError, http.client.HTTPException):
+        return
+
+
+def test_sigterm_under_load_exits_cleanly_and_loses_nothing_accepted(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    (server.flows / "bench.yaml").write_text(HOOK)
+    server.start()
+    port = int(server.url.rsplit(":", 1)[-1])
+    accepted: list[str] = []
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_until_refused, args=(port, accepted, lock)) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    assert server.stop(signal.SIGTERM) == 0
+    for thread in threads:
+        thread.join(30)
+    assert len(accepted) > 50
+    server.start()
+    try:
+        deadline = time.monotonic() + 60
+        pending = set(accepted)
+        while pending and time.monotonic() < deadline:
+            found = server.call("GET", "/api/v1/executions/search?flowId=bench&state=SUCCESS&size=100000")
+            pending -= {e["id"] for e in found["results"]}
+            time.sleep(0.3)
+        assert not pending, f"{len(pending)} accepted executions never finished"
+    finally:
+        server.stop(signal.SIGTERM)
