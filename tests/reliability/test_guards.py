@@ -161,3 +161,29 @@ def test_pause_delays_and_retry_waits_survive_a_killed_server(tmp_path: Path) ->
     runs = {r["taskId"]: r for r in done["taskRunList"]}
     assert [h["state"] for h in runs["nap"]["state"]["histories"]].count("PAUSED") == 1
     assert [a["state"]["current"] for a in runs["flaky"]["attempts"]] == ["FAILED", "SUCCESS"]
+
+
+def test_schedule_dates_missed_while_down_fire_once_after_restart(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    (server.flows / "tick.yaml").write_text(
+        "id: tick\nnamespace: tests.guards\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: '{{ trigger.date }}'\ntriggers:\n  - id: every-second\n"
+        "    type: io.kestra.plugin.core.trigger.Schedule\n    withSeconds: true\n    cron: '* * * * * *'\n"
+    )
+    server.start()
+    time.sleep(1.5)
+    server.stop(signal.SIGKILL)
+    time.sleep(3)
+    server.start()
+    time.sleep(2)
+    try:
+        found = server.call("GET", "/api/v1/executions/search?flowId=tick&size=1000")["results"]
+    finally:
+        server.stop(signal.SIGTERM)
+    dates = sorted(e["trigger"]["variables"]["date"] for e in found)
+    assert len(dates) == len(set(dates)), "a date fired twice"
+    from datetime import datetime
+
+    seconds = [datetime.fromisoformat(d).timestamp() for d in dates]
+    gaps = [b - a for a, b in zip(seconds, seconds[1:], strict=False)]
+    assert len(dates) >= 5 and all(gap == 1 for gap in gaps), dates
