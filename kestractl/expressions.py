@@ -710,9 +710,7 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     except Exception as error:  # every failure becomes one user-facing error
         raise _failure(template, error) from error
     if len(rendered) > MAX_OUTPUT_CHARS:
-        raise ExpressionError(
-            f"Unable to render `{template[:80]}`: the result is over {MAX_OUTPUT_CHARS:,} characters"
-        )
+        raise ExpressionError(f"Unable to render `{template[:80]}`: the result is over {MAX_OUTPUT_CHARS:,} characters")
     return rendered
 
 

@@ -148,10 +148,8 @@ def parallel_nexts(
 ) -> list[TaskRun]:
     """Start every task not started yet (at most `concurrent` running at once; 0 = no limit)."""
     current = current_tasks(view, tasks, errors)
-    if view.killing or not current:
-        return []
-    if current is errors:
-        return sequential_nexts(view, tasks, errors)
+    if view.killing or not current or current is errors:
+        return _errors_nexts(view, tasks, errors, current)
     runs = view.runs_for(current)
     active = sum(1 for r in runs if not r.state.current.is_terminated())
     started = {(r.task_id, r.value) for r in runs}
@@ -161,15 +159,22 @@ def parallel_nexts(
     return [view.new_run(t) for t in todo]
 
 
+def _errors_nexts(
+    view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask], current: list[ResolvedTask]
+) -> list[TaskRun]:
+    """Once a list failed, its `errors` tasks run one after another, whatever the list's own shape."""
+    if view.killing or not current:
+        return []
+    return sequential_nexts(view, tasks, errors)
+
+
 def grouped_nexts(
     view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask], limit: int
 ) -> list[TaskRun]:
     """Each value's tasks run in order; up to `limit` values at once (0 = all)."""
     current = current_tasks(view, tasks, errors)
-    if view.killing or not current:
-        return []
-    if current is errors:
-        return sequential_nexts(view, tasks, errors)
+    if view.killing or not current or current is errors:
+        return _errors_nexts(view, tasks, errors, current)
     by_key = {(r.task_id, r.value): r for r in view.runs_for(current)}
     groups: dict[str | None, list[ResolvedTask]] = {}
     for task in current:

@@ -39,24 +39,21 @@ def zone(spec: Mapping[str, Any]) -> ZoneInfo:
     return ZoneInfo(str(spec.get("timezone") or "UTC"))
 
 
+def _cron(spec: Mapping[str, Any], at: datetime) -> croniter:
+    """A cron iterator in the trigger's timezone; `withSeconds` puts seconds first, as Kestra does."""
+    return croniter(
+        str(spec["cron"]).strip(), at.astimezone(zone(spec)), second_at_beginning=bool(spec.get("withSeconds"))
+    )
+
+
 def next_after(spec: Mapping[str, Any], after: datetime) -> datetime:
     """The first fire date strictly after `after`, in the trigger's timezone."""
-    it = croniter(
-        str(spec["cron"]).strip(),
-        after.astimezone(zone(spec)),
-        second_at_beginning=bool(spec.get("withSeconds")),
-    )
-    found: datetime = it.get_next(datetime)
+    found: datetime = _cron(spec, after).get_next(datetime)
     return found
 
 
 def previous_before(spec: Mapping[str, Any], before: datetime) -> datetime:
-    it = croniter(
-        str(spec["cron"]).strip(),
-        before.astimezone(zone(spec)),
-        second_at_beginning=bool(spec.get("withSeconds")),
-    )
-    found: datetime = it.get_prev(datetime)
+    found: datetime = _cron(spec, before).get_prev(datetime)
     return found
 
 
