@@ -18,18 +18,24 @@ def parse_duration(text: object) -> timedelta:
     if isinstance(text, timedelta):
         return text
     if isinstance(text, int | float) and not isinstance(text, bool):
-        return timedelta(seconds=float(text))
+        try:
+            return timedelta(seconds=float(text))
+        except OverflowError:
+            raise ValueError(f"'{text}' seconds is too long a duration") from None
     raw = str(text).strip()
     match = _DURATION_RE.match(raw)
     if not match or raw.upper() in ("P", "PT") or raw.upper().endswith("T"):
         raise ValueError(f"'{raw}' is not an ISO-8601 duration (e.g. PT30S, PT5M, P1D)")
     parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v and k != "sign"}
-    delta = timedelta(
-        days=parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
+    try:
+        delta = timedelta(
+            days=parts.get("days", 0),
+            hours=parts.get("hours", 0),
+            minutes=parts.get("minutes", 0),
+            seconds=parts.get("seconds", 0),
+        )
+    except OverflowError:
+        raise ValueError(f"'{raw}' is too long a duration") from None
     return -delta if match.group("sign") == "-" else delta
 
 

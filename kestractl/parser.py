@@ -131,17 +131,29 @@ def load_yaml(text: str, filename: str = "<flow>") -> Any:
         raise ValidationError(f"{filename}{line}: {reason}") from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{filename}: invalid YAML: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # an explicit tag that does not fit, e.g. `!!int abc`
+        raise ValidationError(f"{filename}: invalid YAML value: {exc}") from None
     if _depth(data) > MAX_DEPTH:
         raise ValidationError(f"{filename}: nested more than {MAX_DEPTH} levels deep")
     return data
 
 
+def to_plain(data: Any) -> Any:
+    """Plain dicts and lists (for JSON) from what `load_yaml` returns."""
+    if isinstance(data, dict):
+        return {k: to_plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_plain(v) for v in data]
+    return data
+
+
 def _depth(data: Any) -> int:
     """How deep maps and lists nest (iterative: a hostile document must not blow the stack)."""
-    deepest, stack = 0, [(data, 1)]
+    deepest, stack, seen = 0, [(data, 1)], set()
     while stack:
         node, level = stack.pop()
-        if isinstance(node, dict | list):
+        if isinstance(node, dict | list) and id(node) not in seen:  # aliases share nodes: walk each once
+            seen.add(id(node))
             deepest = max(deepest, level)
             if level <= MAX_DEPTH:
                 stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))

@@ -361,3 +361,30 @@ def test_cli_execute_runs_beside_a_server_on_the_same_home(running: Running, tmp
     _, server_side = running.call("POST", "/api/v1/executions/dev/hello-world?wait=true")
     assert server_side["state"]["current"] == "SUCCESS"
     assert len(running.executions_of("hello-world")) == 4
+
+
+def test_a_file_input_given_as_a_text_field_is_refused(running: Running) -> None:
+    (running.flows / "files.yaml").write_text(
+        "id: files\nnamespace: tests.server\ninputs:\n  - id: upload\n    type: FILE\ntasks:\n"
+        "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: '{{ read(inputs.upload) }}'\n"
+    )
+    running.wait_for(lambda: running.has_flow("tests.server", "files"))
+    status, refused = running.call(
+        "POST",
+        "/api/v1/executions/tests.server/files",
+        b"upload=/etc/passwd",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 422 and "must be uploaded as a file part" in refused["message"]
+    boundary = "xyz"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="upload"; filename="a.txt"\r\n\r\n'
+        f"uploaded text\r\n--{boundary}--\r\n"
+    ).encode()
+    status, created = running.call(
+        "POST",
+        "/api/v1/executions/tests.server/files?wait=true",
+        body,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert status == 200 and created["taskRunList"][0]["outputs"]["value"] == "uploaded text"

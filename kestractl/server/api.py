@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kestractl.deploy import load_flow_texts
 from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
-from kestractl.model import Execution, level_rank
-from kestractl.parser import parse_flow, split_documents
+from kestractl.model import Execution, Flow, level_rank
+from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -67,7 +65,7 @@ class Api:
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
         flow = self.runner.flows.get(ns, flow_id, _int(request, "revision"))
         fields, files = request.form()
-        inputs: dict[str, Any] = {k: v[-1] for k, v in fields.items()}
+        inputs: dict[str, Any] = _remote_inputs(flow, {k: v[-1] for k, v in fields.items()})
         with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
             for upload in files:
                 path = Path(tmp) / upload.field / (Path(upload.filename).name or "upload")
@@ -133,7 +131,7 @@ class Api:
             return Response(status=204)
         execution = self.runner.create_execution(
             flow,
-            _inputs_param(request),
+            _remote_inputs(flow, _inputs_param(request)),
             [],
             {"id": trigger["id"], "type": trigger["type"], "variables": variables},
         )
@@ -268,7 +266,7 @@ class Api:
 
 def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
     """Kestra's flow JSON: the YAML as data, labels as a list, revision assigned by the store."""
-    data = yaml.safe_load(row.source) or {}
+    data = to_plain(load_yaml(row.source, f"{row.namespace}.{row.id}")) or {}
     labels = data.get("labels")
     if isinstance(labels, dict):
         data["labels"] = [{"key": str(k), "value": str(v)} for k, v in labels.items()]
@@ -305,6 +303,16 @@ def _label_params(request: Request) -> list[tuple[str, str]]:
             raise BadRequest(f"labels must be key:value, got `{item}`")
         labels.append((key, value))
     return labels
+
+
+def _remote_inputs(flow: Flow, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Values typed in a request: a FILE input must be an uploaded part (or a kestra:/// URI), never
+    a path on this machine, or anyone reaching the API could read the server's files."""
+    for declared in flow.inputs:
+        value = inputs.get(declared.id)
+        if declared.type == "FILE" and isinstance(value, str) and not value.startswith("kestra://"):
+            raise ValidationError(f"Invalid input for `{declared.id}`: a FILE input must be uploaded as a file part")
+    return inputs
 
 
 def _inputs_param(request: Request) -> dict[str, Any]:

@@ -382,7 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _content_length(self) -> int | None:
         value = self.headers.get("Content-Length")
-        if value is not None and not value.strip().isdigit():
+        if value is not None and not (value.strip().isascii() and value.strip().isdigit()):
             raise BadRequest(f"Invalid Content-Length: {value}")
         return None if value is None else int(value)
 
