@@ -117,8 +117,10 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
         others = right if isinstance(right, list | tuple) else [right]
         return [*left, *others] if op == "+" else [v for v in left if v not in others]
     left, right = _numbers(op, left, right)
-    if op == "**" and abs(right) > 1000:
-        raise ValueError("exponent too large")
+    if op == "**" and (abs(right) > 1000 or _bits(left) * abs(right) > 100_000):
+        raise ValueError("the result of ** would be too large")
+    if op == "*" and _bits(left) + _bits(right) > 200_000:
+        raise ValueError("the result of * would be too large")
     operations: dict[str, Callable[[Any, Any], Any]] = {
         "+": lambda a, b: a + b,
         "-": lambda a, b: a - b,
@@ -129,6 +131,11 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
         "**": lambda a, b: a**b,
     }
     return operations[op](left, right)
+
+
+def _bits(value: Any) -> int:
+    """Size of an integer operand: numbers beyond Java's long are refused before Python computes them."""
+    return abs(value).bit_length() if isinstance(value, int) else 64
 
 
 class _PebbleEnvironment(ImmutableSandboxedEnvironment):
