@@ -131,8 +131,8 @@ def load_yaml(text: str, filename: str = "<flow>") -> Any:
         raise ValidationError(f"{filename}{line}: {reason}") from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{filename}: invalid YAML: {exc}") from None
-    except (ValueError, TypeError, OverflowError) as exc:  # an explicit tag that does not fit, e.g. `!!int abc`
-        raise ValidationError(f"{filename}: invalid YAML value: {exc}") from None
+    except Exception as exc:  # PyYAML's constructors on a tag that does not fit (`!!int abc`, `!!seq x`)
+        raise ValidationError(f"{filename}: invalid YAML value: {type(exc).__name__}: {exc}") from None
     if _depth(data) > MAX_DEPTH:
         raise ValidationError(f"{filename}: nested more than {MAX_DEPTH} levels deep")
     return data
