@@ -6,6 +6,7 @@ line is known. Nothing here touches the store: validation is the same for deploy
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -130,7 +131,7 @@ def load_yaml(text: str, filename: str = "<flow>") -> Any:
             reason = "a tab character is not allowed in YAML indentation; use spaces"
         raise ValidationError(f"{filename}{line}: {reason}") from None
     except yaml.YAMLError as exc:
-        raise ValidationError(f"{filename}: invalid YAML: {exc}") from None
+        raise ValidationError(f"{filename}: invalid YAML: {' '.join(str(exc).split())}") from None
     except Exception as exc:  # PyYAML's constructors on a tag that does not fit (`!!int abc`, `!!seq x`)
         raise ValidationError(f"{filename}: invalid YAML value: {type(exc).__name__}: {exc}") from None
     if _depth(data) > MAX_DEPTH:
@@ -142,8 +143,10 @@ def to_plain(data: Any) -> Any:
     """Plain dicts and lists (for JSON) from what `load_yaml` returns."""
     if isinstance(data, dict):
         return {k: to_plain(v) for k, v in data.items()}
-    if isinstance(data, list):
+    if isinstance(data, list | set | frozenset | tuple):
         return [to_plain(v) for v in data]
+    if isinstance(data, bytes):
+        return base64.b64encode(data).decode()
     return data
 
 
@@ -193,7 +196,10 @@ def parse_flow(text: str, filename: str = "<flow>") -> Flow:
     problems = _Problems(filename)
     if not isinstance(data, Mapping):
         raise ValidationError(f"{filename}: a flow must be a YAML mapping with id, namespace and tasks")
-    flow = _build_flow(data, problems)
+    try:
+        flow = _build_flow(data, problems)
+    except (TypeError, AttributeError, ValueError) as exc:  # a list or map where a plain value belongs
+        raise ValidationError(f"{filename}: a value has the wrong type ({exc})") from None
     if problems.items:
         raise ValidationError(problems.items[0], problems.items)
     assert flow is not None

@@ -25,7 +25,7 @@ from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, r
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.retry import next_delay
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import ConflictError, KestraError
+from kestractl.errors import ConflictError, InputError, KestraError
 from kestractl.inputs import resolve_inputs
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
 from kestractl.parser import parse_flow
@@ -142,6 +142,9 @@ class Runner:
         except KestraError:
             shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
             raise
+        except OSError as exc:  # a FILE input that cannot be copied (name too long, unreadable …)
+            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
+            raise InputError(f"Invalid input: the file cannot be stored ({exc.strerror or exc})") from None
         for declared in flow.inputs:
             if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:
                 execution.secrets[declared.id] = execution.inputs[declared.id]
