@@ -5,9 +5,9 @@ input values, and HTTP requests to a real `StandaloneServer`. The property is th
 answers with its own refusal (`ValidationError`, `ExpressionError`, `InputError`; CLI exit 2; HTTP 4xx
 JSON with a `message`) and never a traceback, a 500, a hang or a changed store.
 
-`max_examples` is explicit on every test so the figures can be quoted; the example database is off so
-a run leaves no `.hypothesis/` folder. Known bugs keep their test, marked `xfail(strict=True)` with the
-minimal failing example, so the fix turns them into a visible XPASS.
+`max_examples` is explicit on every test so the figures can be quoted; the example database is off, so
+every run explores afresh and nothing is replayed from an earlier one. Known bugs keep their test, marked
+`xfail(strict=True)` with the minimal failing example, so the fix turns them into a visible XPASS.
 """
 
 from __future__ import annotations
@@ -179,16 +179,13 @@ task_lists = st.recursive(
     st.lists(_task(None), max_size=3), lambda kids: st.lists(_task(kids), max_size=3) | values, max_leaves=8
 )
 INPUT_PROPS = (
-    "required", "defaults", "min", "max", "after", "before", "validator", "values", "options", "allowCustomValue",
-    "dependsOn", "expression", "displayName", "description", "name",
+    "required", "defaults", "min", "max", "after", "before", "validator", "values", "options", "itemType",
+    "allowCustomValue", "dependsOn", "expression", "displayName", "description", "name",
 )  # fmt: skip
 input_declarations = st.builds(
     lambda props, known: {**props, **known},
     st.dictionaries(st.sampled_from(INPUT_PROPS), values, max_size=4),
-    st.fixed_dictionaries(
-        {"id": ids, "type": st.sampled_from(sorted(INPUT_TYPES) + ["bogus", "string"]) | scalars},
-        optional={"itemType": scalars},  # a list or map here is a known bug with its own test
-    ),
+    st.fixed_dictionaries({"id": ids, "type": st.sampled_from(sorted(INPUT_TYPES) + ["bogus", "string"]) | scalars}),
 )
 triggers = st.fixed_dictionaries(
     {"id": ids, "type": st.sampled_from(TRIGGER_TYPES) | scalars},
@@ -212,7 +209,7 @@ flow_fields: dict[Any, st.SearchStrategy[Any]] = {
     "finally": task_lists,
     "afterExecution": task_lists,
     "inputs": st.lists(input_declarations, max_size=4) | values,
-    "triggers": st.lists(triggers, max_size=3) | scalars,  # list or map trigger ids: a known bug, own test
+    "triggers": st.lists(triggers, max_size=3) | values,
     "labels": values,
     "retry": retries,
     "timeout": durations,
@@ -295,12 +292,14 @@ def parses_or_refuses(text: str) -> None:
 @fuzz(400)
 @given(flow_yaml)
 def test_random_flow_structures_parse_or_are_refused(text: str) -> None:
+    """Flow-shaped documents with every field of a random or wrong type, nested task trees included."""
     parses_or_refuses(text)
 
 
 @fuzz(400)
 @given(yaml_texts)
 def test_random_yaml_text_parses_or_is_refused(text: str) -> None:
+    """Text that is barely YAML: unicode, tabs, decoded random bytes, token soup, a valid flow with a splice."""
     parses_or_refuses(text)
 
 
@@ -313,6 +312,7 @@ def test_random_yaml_text_parses_or_is_refused(text: str) -> None:
     value=st.sampled_from(("abc", "''", "0", "0x", "0b", "'-'", ".", "[a]", "{a: 1}", "yes")) | st.text(max_size=5),
 )
 def test_explicit_yaml_tags_on_bad_values_are_refused(key: str, tag: str, value: str) -> None:
+    """PyYAML's constructors raise plain ValueError, KeyError, IndexError … on a tag that does not fit."""
     parses_or_refuses(f"{key}: {tag} {value}\n")
 
 
@@ -327,6 +327,7 @@ DURATION_PLACES = {
 @fuzz(60)
 @given(number=st.sampled_from(HUGE_NUMBERS), place=st.sampled_from(sorted(DURATION_PLACES)))
 def test_huge_durations_are_refused(number: str, place: str) -> None:
+    """Durations beyond what `timedelta` holds (OverflowError, not ValueError) in every place that takes one."""
     kind = "flow.Pause" if place == "pause" else "log.Log\n    message: hi"
     task = f"  - id: t\n    type: io.kestra.plugin.core.{kind}\n    {DURATION_PLACES[place].format(number)}\n"
     parses_or_refuses("id: huge\nnamespace: fuzz\ntasks:\n" + task)
@@ -338,6 +339,7 @@ def test_huge_durations_are_refused(number: str, place: str) -> None:
     value=st.sampled_from(("[]", "[a]", "{}", "{a: 1}")),
 )
 def test_lists_and_maps_where_a_name_belongs_are_refused(place: str, value: str) -> None:
+    """Unhashable values where the parser looks a name up in a set (trigger ids, item types)."""
     if place == "trigger id":
         extra = f"triggers:\n  - id: {value}\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '@daily'\n"
     else:
@@ -367,14 +369,14 @@ def test_deeply_nested_flowables_parse_or_are_refused(depth: int, kinds: list[st
     parses_or_refuses(text)
 
 
-@fuzz(12)
+@fuzz(8)
 @given(
-    size=st.sampled_from((10_000, 400_000, 999_900, 1_000_001, 3_000_000)),
+    size=st.sampled_from((10_000, 400_000, 999_900, 1_000_001, 2_000_000)),
     char=st.sampled_from(("x", "é", "\t", "{{ ", "日", " ")),
     where=st.sampled_from(("message", "id", "comment", "key")),
 )
 def test_huge_strings_parse_or_are_refused(size: int, char: str, where: str) -> None:
-    """Up to 3 MB of one character in a value, an id, a comment or a key: the size limit, not a crash."""
+    """Up to 2 MB of one character in a value, an id, a comment or a key: the size limit, not a crash."""
     big = char * size
     task = {"id": "t", "type": "io.kestra.plugin.core.log.Log", "message": big if where == "message" else "m"}
     doc: dict[str, Any] = {"id": big if where == "id" else "huge", "namespace": "fuzz", "tasks": [task]}
@@ -393,6 +395,7 @@ def alias_bomb(levels: int) -> str:
 
 
 def test_an_alias_bomb_is_parsed_in_time() -> None:
+    """Aliases share nodes: a walk that does not remember what it saw visits 10**9 of them."""
     with deadline(3):
         parses_or_refuses(alias_bomb(9))
 
@@ -404,6 +407,7 @@ def test_an_alias_bomb_is_parsed_in_time() -> None:
     strict=True,
 )
 def test_an_alias_bomb_is_refused() -> None:
+    """Accepting it only moves the expansion to whoever reads the flow as data next."""
     with deadline(3), pytest.raises(ValidationError):
         parse_flow(alias_bomb(9), "laughs.yaml")
 
@@ -415,6 +419,7 @@ def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Cli:
 
 
 def deployed(cli: Cli) -> list[dict[str, Any]]:
+    """`flow list --json`: what the store holds, to compare before and after a refused deploy."""
     result = cli("flow", "list", "--json")
     assert result.exit_code == 0, result.stderr
     flows: list[dict[str, Any]] = json.loads(result.stdout)
@@ -439,6 +444,7 @@ def test_cli_validate_and_deploy_refuse_cleanly(cli_home: Cli, text: str) -> Non
 @fuzz(100)
 @given(text=yaml_texts)
 def test_cli_refusals_are_one_line_per_problem(cli_home: Cli, text: str) -> None:
+    """Issue 6: a refusal is `Error: <problem>` lines, never a message spilling onto a second line."""
     path = cli_home.home.parent / "one-line.yaml"
     path.write_text(text, encoding="utf-8")
     result = cli_home("flow", "validate", str(path))
@@ -491,6 +497,7 @@ def renders_or_refuses(template: str, seconds: float = 10) -> str | None:
 @fuzz(600)
 @given(templates)
 def test_random_templates_render_or_are_refused(template: str) -> None:
+    """Pebble tokens in any order: unbalanced tags, operators without operands, filters on anything."""
     renders_or_refuses(template)
 
 
@@ -529,6 +536,7 @@ LEAKS = ("<class", "<module", "__globals__", "__builtins__", "Popen", "root:x:0"
     ],
 )
 def test_known_sandbox_escapes_are_refused_or_harmless(template: str) -> None:
+    """The classic Jinja SSTI payloads and resource bombs: refused, or rendered without leaking internals."""
     out = renders_or_refuses(template)
     assert out is None or not any(leak in out for leak in LEAKS), out
 
@@ -539,10 +547,12 @@ def test_known_sandbox_escapes_are_refused_or_harmless(template: str) -> None:
     strict=True,
 )
 def test_nested_loops_are_stopped() -> None:
+    """Each range is under its limit; together they ask for 2.5 billion iterations."""
     renders_or_refuses("{% for i in range(1, 50000) %}{% for j in range(1, 50000) %}x{% endfor %}{% endfor %}", 3)
 
 
 def test_a_power_tower_is_refused_in_time() -> None:
+    """Big-int arithmetic runs in C, where no signal interrupts it: only a subprocess can time it out."""
     template = "{{ ((10**1000)**1000)**1000 }}"
     code = f"from kestractl.expressions import render\ntry: render({template!r}, {{}})\nexcept Exception: pass"
     assert finishes_in_subprocess(code, 5)
@@ -554,6 +564,7 @@ def test_a_power_tower_is_refused_in_time() -> None:
     strict=True,
 )
 def test_intermediate_strings_stay_under_the_output_limit() -> None:
+    """The output cap only sees the final text; a filter can build a huge string and measure it."""
     tracemalloc.start()
     try:
         renders_or_refuses("{{ 'a'|center(10**8)|length }}")
@@ -588,7 +599,7 @@ input_props = st.fixed_dictionaries(
         "validator": st.sampled_from(PATTERNS) | st.text(max_size=6),
         "values": st.lists(input_values | scalars, max_size=4) | scalars,
         "options": st.lists(input_values, max_size=4),
-        "itemType": type_names | st.text(max_size=5),
+        "itemType": type_names | st.text(max_size=5),  # a list or map has its own test below
         "allowCustomValue": scalars,
         "defaults": input_values | values,
         "required": st.booleans(),
@@ -622,12 +633,14 @@ def declarations(raws: list[dict[str, Any]]) -> list[Input]:
 
 
 def _store_file(input_id: str, path: Path) -> str:
+    """Stands in for internal storage: FILE inputs that name a real file get a URI, nothing is copied."""
     return f"kestra:///fuzz/inputs/{input_id}/{path.name}"
 
 
 @fuzz(500)
 @given(raws=declared_inputs, provided=provided_inputs)
 def test_random_input_values_resolve_or_are_refused(raws: list[dict[str, Any]], provided: dict[str, Any]) -> None:
+    """Declarations with random bounds, patterns, choices and item types against any provided value."""
     declared = declarations(raws)
     with deadline(10):
         try:
@@ -647,8 +660,22 @@ def test_random_input_values_resolve_or_are_refused(raws: list[dict[str, Any]], 
 @fuzz(20)
 @given(length=st.integers(256, 5000), char=st.sampled_from("x9[é"))
 def test_a_file_input_with_an_overlong_name_is_an_input_error(length: int, char: str) -> None:
+    """A value the OS cannot even look up is still the user's bad input, not an OSError."""
     with pytest.raises(InputError):
         resolve_inputs([Input("f", "FILE")], {"f": char * length}, store_file=_store_file)
+
+
+@pytest.mark.xfail(
+    reason="parse_input raises TypeError: unhashable type: 'list' for parse_input({'id': 'a', 'type': 'ARRAY', "
+    "'itemType': []}) (inputs._item_type_problems); parse_flow now catches it, but answers `a value has the "
+    "wrong type (unhashable type: 'LineList')` without naming the field",
+    strict=True,
+)
+@pytest.mark.parametrize("item_type", [[], ["STRING"], {}, {"a": 1}])
+def test_parse_input_refuses_an_unhashable_item_type(item_type: Any) -> None:
+    """The declaration check should name the field, like every other declaration problem."""
+    parsed, problems = parse_input({"id": "a", "type": "ARRAY", "itemType": item_type})
+    assert parsed is None and any(p.startswith("itemType:") for p in problems)
 
 
 @fuzz(300)
@@ -699,6 +726,8 @@ EXECUTION = "@execution@"  # stands for the fixture's finished execution in gene
 
 @dataclass
 class Served:
+    """A running server and the id of an execution it finished, for paths that need a real one."""
+
     server: StandaloneServer
     execution_id: str = ""
 
@@ -884,6 +913,8 @@ bodies = st.one_of(
 
 @dataclass
 class FuzzRequest:
+    """One drawn request, kept as data so Hypothesis prints (and shrinks) it readably."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -891,7 +922,8 @@ class FuzzRequest:
     chunked: bool
 
 
-JUNK_LENGTHS = ("abc", "-1", "+1", "1.0", "", " 3 ", "0x10", "99999999999999999999", "\xb2", "\xb9\xb2")
+# Never a number above the real length: the server would rightly wait for bytes that never come.
+JUNK_LENGTHS = ("abc", "-1", "+1", "1.0", "", "0x10", "1 2", "99999999999999999999", "\xb2", "\xb9\xb2", "0")
 methods = st.sampled_from(sorted(IMPLEMENTED | {"HEAD", "OPTIONS", "TRACE"}))
 methods |= st.from_regex(r"[A-Z]{1,8}", fullmatch=True)
 header_names = st.sampled_from(HEADER_NAMES) | st.from_regex(r"X-[A-Za-z]{1,8}", fullmatch=True)
@@ -912,11 +944,12 @@ def fuzz_requests(draw: st.DrawFn) -> FuzzRequest:
         body = None
     chunked = body is not None and draw(st.booleans())
     if not chunked and body is not None and draw(st.booleans()):  # a Content-Length the server must not trust
-        headers["Content-Length"] = draw(st.sampled_from(JUNK_LENGTHS))
+        headers["Content-Length"] = draw(st.sampled_from(JUNK_LENGTHS) | st.just(f" {len(body)} "))
     return FuzzRequest(method, draw(request_paths()), headers, body, chunked)
 
 
 def _send(served: Served, request: FuzzRequest) -> tuple[int, bytes, http.client.HTTPResponse]:
+    """Send a drawn request, its body in two chunks when chunked, the real execution id in its path."""
     body: Any = request.body
     if request.chunked and body is not None:
         body = iter([body[: len(body) // 2], body[len(body) // 2 :]])
@@ -935,6 +968,7 @@ def assert_clean_refusal(method: str, status: int, body: bytes) -> None:
 @fuzz(300)
 @given(request=fuzz_requests())
 def test_random_requests_get_a_clean_answer_and_refusals_change_nothing(served: Served, request: FuzzRequest) -> None:
+    """Any method, path, query, headers and body: never a 500, a 4xx is JSON, a refusal stores nothing."""
     if ("fuzz", "fuzz") not in {flow[:2] for flow in served.snapshot()[0]}:  # a fuzzed DELETE may have removed it
         served.call("POST", "/api/v1/flows", FUZZ_FLOW, YAML)
     before = served.snapshot()
@@ -964,6 +998,7 @@ def test_a_flow_the_api_cannot_reread_is_refused_before_it_is_stored(tmp_path: P
     "head", ["id: sets\nvariables:\n  x: !!set {a, b}\n", "id: bytes\ndescription: !!binary aGk=\n"]
 )
 def test_a_flow_with_yaml_only_types_is_refused_or_served(tmp_path: Path, head: str) -> None:
+    """Sets and bytes have no JSON form: the flow JSON must not fail on them after the flow is stored."""
     with running_server(tmp_path) as handle:
         status, answer, _ = handle.call("POST", "/api/v1/flows", head + REREAD_TAIL, YAML)
         assert_clean_refusal("POST", status, answer)
@@ -972,11 +1007,13 @@ def test_a_flow_with_yaml_only_types_is_refused_or_served(tmp_path: Path, head: 
 
 @pytest.mark.parametrize("value", ["\xb2", "\xb9", "\xb3"])
 def test_a_unicode_digit_content_length_is_a_400(served: Served, value: str) -> None:
+    """`str.isdigit()` accepts `²`, `int()` does not."""
     status, body, _ = served.call("POST", "/api/v1/flows/validate", b"x", {"Content-Length": value})
     assert_clean_refusal("POST", status, body)
 
 
 def test_a_file_input_sent_as_text_cannot_read_server_files(served: Served, tmp_path: Path) -> None:
+    """A FILE input given as a text field naming a server path must not copy that file into storage."""
     flow = "id: files\nnamespace: fuzz\ninputs:\n  - id: upload\n    type: FILE\n    required: false\n"
     flow += "tasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
     if served.call("GET", "/api/v1/flows/fuzz/files")[0] == 404:
@@ -1038,6 +1075,7 @@ def test_malformed_raw_requests_get_a_clean_answer(served: Served, tokens: list[
 
 
 def test_a_declared_oversized_body_gets_413_before_it_is_sent(served: Served) -> None:
+    """A declared length or a chunk size over the limit is refused before a byte of the body is read."""
     head = b"POST /api/v1/flows HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-yaml\r\n"
     for framing in (
         b"Content-Length: 200000000\r\n\r\nid: x\n",
@@ -1057,6 +1095,7 @@ def test_a_declared_oversized_body_gets_413_before_it_is_sent(served: Served) ->
     ],
 )
 def test_stalled_clients_do_not_block_others(served: Served, partial: bytes) -> None:
+    """Eight connections stuck mid-request hold eight threads, not the listener."""
     stalled = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(8)]
     try:
         for sock in stalled:
