@@ -12,6 +12,7 @@ Every failure becomes an `ExpressionError` naming the expression and the reason,
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import random
@@ -35,6 +36,8 @@ from kestractl.model import new_id
 __all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_value", "to_text"]
 
 _MAX_RANGE = 100_000
+# Loop iterations one render may take, all loops together: each `range` is bounded, but nested loops multiply.
+MAX_LOOP_ITEMS = 1_000_000
 _MAX_RENDER_DEPTH = 100
 
 
@@ -112,10 +115,13 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
     _require(left)
     _require(right)
     if op == "+" and (isinstance(left, str) or isinstance(right, str)):
-        return to_text(left) + to_text(right)
+        return _kc_concat(left, right)
     if op in "+-" and isinstance(left, list):
         others = right if isinstance(right, list | tuple) else [right]
-        return [*left, *others] if op == "+" else [v for v in left if v not in others]
+        if op == "+":
+            _within_limit(len(left) + len(others), "the list")
+            return [*left, *others]
+        return [v for v in left if v not in others]
     left, right = _numbers(op, left, right)
     if op == "**" and (abs(right) > 1000 or _bits(left) * abs(right) > 100_000):
         raise ValueError("the result of ** would be too large")
@@ -164,6 +170,34 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
             except (KeyError, TypeError):
                 return self.undefined(obj=obj, name=argument)
         return super().getitem(obj, argument)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's
+        """Text methods that grow a string (`'a'.center(10**9)`) are sized before Python allocates them."""
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps `str.format` in a function of its own
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str):
+            args = _sized_text_call(owner, getattr(method, "__name__", ""), args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _sized_text_call(text: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Check the size a text method would produce; returns the arguments (an iterable is read only once)."""
+    first = args[0] if args else None
+    if method in ("center", "ljust", "rjust", "zfill") and isinstance(first, int):
+        _within_limit(first, f"`{method}`")
+    elif method == "expandtabs":
+        _within_limit(len(text) * (first if isinstance(first, int) else 8), "`expandtabs`")
+    elif method == "replace" and len(args) >= 2 and isinstance(first, str) and isinstance(args[1], str):
+        hits = text.count(first) if first else len(text) + 1
+        _within_limit(len(text) + hits * len(args[1]), "`replace`")
+    elif method == "join" and args:
+        items = list(args[0])
+        _within_limit(sum(len(to_text(i)) for i in items) + len(text) * len(items), "`join`")
+        args = (items, *args[1:])
+    elif method in ("format", "format_map"):
+        widths = [int(n) for field in re.findall(r"\{[^{}]*\}", text) for n in re.findall(r"\d+", field)]
+        _within_limit(max(widths, default=0), "`format`")
+    return args
 
 
 # ---------------------------------------------------------------- Pebble -> Jinja source
@@ -505,7 +539,9 @@ def _kc_take() -> Any:
 
 
 def _kc_concat(left: Any, right: Any) -> str:
-    return to_text(left) + to_text(right)
+    head, tail = to_text(left), to_text(right)
+    _within_limit(len(head) + len(tail), "the text")
+    return head + tail
 
 
 def _kc_contains(container: Any, item: Any) -> bool:
@@ -530,7 +566,29 @@ def _kc_iter(value: Any) -> Any:
         return [{"key": k, "value": v} for k, v in value.items()]
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         return [value]
+    if not hasattr(value, "__len__"):
+        value = list(value)
+    _spend_loop_items(len(value))
     return value
+
+
+_loop_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("loop_budget")
+
+
+def _spend_loop_items(count: int) -> None:
+    """Charge a loop to the render's budget (see `render`): nested loops cost the product of their sizes."""
+    budget = _loop_budget.get(None)
+    if budget is None:
+        return
+    budget[0] -= count
+    if budget[0] < 0:
+        raise ValueError(f"the loops of this expression take more than {MAX_LOOP_ITEMS:,} iterations")
+
+
+def _within_limit(size: int, what: str) -> None:
+    """Refuse a value before it is built: the output cap alone would only see it after the memory is spent."""
+    if size > MAX_OUTPUT_CHARS:
+        raise ValueError(f"{what} would be over {MAX_OUTPUT_CHARS:,} characters")
 
 
 def _range(start: int, end: int, step: int = 1) -> list[int]:
@@ -645,6 +703,42 @@ _GLOBALS: dict[str, Any] = {
 }
 
 
+def _sized(name: str, filter_: Callable[..., Any], size: Callable[..., int]) -> Callable[..., Any]:
+    """A filter that checks the size it would produce before producing it."""
+
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _within_limit(size(value, *args, **kwargs), f"`{name}`")
+        return filter_(value, *args, **kwargs)
+
+    return guarded
+
+
+def _format_width(value: Any, *args: Any, **_: Any) -> int:
+    """The widest field of a `%` format (`%100s`; `*` takes its width from the arguments)."""
+    text = to_text(value)
+    widths = [int(n) for n in re.findall(r"%[-#0 +]*(\d+)", text)]
+    if "*" in text:
+        widths += [a for a in args if isinstance(a, int)]
+    return max(widths, default=0)
+
+
+def _indented_size(value: Any, amount: Any = 0, prefix: Any = " ", *_: Any) -> int:
+    text = to_text(value)
+    lines = text.count("\n") + text.count("\r") + 2
+    return len(text) + lines * int(amount) * len(to_text(prefix))
+
+
+_SIZED_FILTERS: dict[str, Callable[[dict[str, Any]], Callable[..., Any]]] = {
+    "center": lambda filters: _sized("center", filters["center"], lambda v, width=80, *_: int(width)),
+    "format": lambda filters: _sized("format", filters["format"], _format_width),
+    "batch": lambda filters: _sized(
+        "batch", filters["batch"], lambda v, count, fill=None, *_: int(count) if fill is not None else 0
+    ),
+    "indent": lambda filters: _sized("indent", filters["indent"], _indented_size),
+    "nindent": lambda filters: _sized("nindent", filters["nindent"], _indented_size),
+}
+
+
 def _environment() -> _PebbleEnvironment:
     env = _PebbleEnvironment(
         autoescape=False,
@@ -654,6 +748,7 @@ def _environment() -> _PebbleEnvironment:
         cache_size=0,
     )
     env.filters.update(FILTERS)
+    env.filters.update({name: wrap(env.filters) for name, wrap in _SIZED_FILTERS.items()})
     env.tests.update(TESTS)
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
@@ -712,10 +807,14 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     """Render one Pebble template string; text without `{{`/`{%` comes back untouched."""
     if "{{" not in template and "{%" not in template:
         return template
+    budget = _loop_budget.set([MAX_LOOP_ITEMS]) if _loop_budget.get(None) is None else None  # `render()` nests
     try:
         rendered = _compile(template).render(variables)
     except Exception as error:  # every failure becomes one user-facing error
         raise _failure(template, error) from error
+    finally:
+        if budget is not None:
+            _loop_budget.reset(budget)
     if len(rendered) > MAX_OUTPUT_CHARS:
         raise ExpressionError(f"Unable to render `{template[:80]}`: the result is over {MAX_OUTPUT_CHARS:,} characters")
     return rendered

@@ -336,7 +336,13 @@ def _parse_file(value: Any, ctx: _Ctx) -> str:
     if value.startswith("kestra://"):
         return value
     path = Path(value)
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError) as error:  # a name the OS cannot look up (too long, NUL byte) is still bad input
+        raise _Invalid(
+            f"`{value[:80]}` is not a usable file path ({getattr(error, 'strerror', None) or error})"
+        ) from None
+    if not exists:
         raise _Invalid(f"the file `{value}` does not exist")
     if ctx.store_file is None:
         raise _Invalid(f"no storage to upload the file `{value}` to")
@@ -592,7 +598,7 @@ def _item_type_problems(props: Mapping[str, Any], *, required: bool) -> list[str
     item = props.get("itemType")
     if item is None:
         return ["itemType: required for ARRAY"] if required else []
-    if item not in INPUT_TYPES:
+    if not isinstance(item, str) or item not in INPUT_TYPES:
         return [f"itemType: unknown input type `{item}`"]
     return ["itemType: `itemType` cannot be `ARRAY`"] if item == "ARRAY" else []
 

@@ -34,6 +34,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kestractl.javatext import utf16_text
+
 
 class Annotated(NamedTuple):
     """An ION value with a type annotation, `name::value` (Kestra marks java.time strings this way)."""
@@ -467,7 +469,7 @@ class _Reader:
             out.append(self.escape() if char == "\\" else char)
         self.pos += len(quote)
         text = "".join(out)
-        return text.encode("utf-16", "surrogatepass").decode("utf-16") if _has_surrogates(text) else text
+        return utf16_text(text)
 
     def escape(self) -> str:
         char = self.text[self.pos : self.pos + 1]
@@ -483,10 +485,6 @@ class _Reader:
             self.pos += 1 if char == "\r" and self.text[self.pos : self.pos + 1] == "\n" else 0
             return ""
         return char  # \" \' \\ \/ \?
-
-
-def _has_surrogates(text: str) -> bool:
-    return any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def loads(text: str) -> Any:

@@ -15,6 +15,7 @@ import yaml
 
 from kestractl.errors import ValidationError
 from kestractl.inputs import INPUT_TYPES, parse_input
+from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output
 from kestractl.tasks import registry
 from kestractl.tasks.base import TASK_ID_RE, Task
@@ -62,8 +63,33 @@ class LineList(list[Any]):
     line: int = 0
 
 
+# Aliases to maps and lists a document may use, as SnakeYAML (Kestra's parser) allows: more is a "billion laughs".
+MAX_COLLECTION_ALIASES = 50
+
+
 class _Loader(yaml.SafeLoader):
     """Safe YAML that keeps line numbers and leaves dates as the text the user wrote."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.collection_aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Count aliases to collections: each one multiplies what the document expands to."""
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(self.anchors.get(event.anchor), yaml.CollectionNode):
+                self.collection_aliases += 1
+                if self.collection_aliases > MAX_COLLECTION_ALIASES:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"more than {MAX_COLLECTION_ALIASES} aliases to maps or lists", event.start_mark
+                    )
+        return super().compose_node(parent, index)
+
+    def construct_scalar(self, node: yaml.ScalarNode | yaml.MappingNode) -> Any:
+        """`"\\ud83d\\ude00"` is one character to Jackson; PyYAML leaves two halves that UTF-8 cannot store."""
+        value = super().construct_scalar(node)
+        return utf16_text(value) if isinstance(value, str) else value
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:

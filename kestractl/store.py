@@ -103,11 +103,17 @@ def _store_error(path: Path, exc: Exception) -> StoreError:
         advice = "the file is damaged or not kestractl's: move it aside (or use --home elsewhere) and deploy again"
     elif "readonly" in reason or "read-only" in reason or "unable to open" in reason or isinstance(exc, OSError):
         advice = "the folder must be writable: fix its permissions or use --home / KESTRACTL_HOME elsewhere"
-    elif "full" in reason:
-        advice = "the disk is full: free space and retry"
+    elif "full" in reason or "disk I/O" in reason:
+        advice = "the disk may be full or failing: free space, check the disk and retry"
     else:
         advice = "retry; if it persists, check the file and the disk"
     return StoreError(f"{path}: {reason} ({advice})")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo what is left: SQLite has already rolled back by itself after a full disk or an I/O error."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -195,10 +201,10 @@ class Store:
             yield conn
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise _store_error(self.path, exc) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         finally:
             self._local.depth = 0

@@ -183,12 +183,53 @@ def test_kestra_errors_become_their_http_status_as_json(serve: Serve) -> None:
     assert (status, body["errors"]) == (422, ["id: missing", "tasks: empty"])
 
 
+def test_a_lone_surrogate_in_an_answer_is_sent_as_a_json_escape(serve: Serve) -> None:
+    """YAML's `"\\ud800"` reaches error messages; UTF-8 cannot encode it, so the answer escapes it."""
+    base = serve(router_with(("GET", "/odd", raiser(ValidationError("x.yaml:1: \ud800: unknown property")))))
+    assert get_json(base + "/odd") == (
+        422,
+        {
+            "message": "x.yaml:1: \ud800: unknown property",
+            "status": 422,
+            "errors": ["x.yaml:1: \ud800: unknown property"],
+        },
+    )
+
+
+def test_head_answers_read_routes_without_a_body_and_never_runs_a_webhook(serve: Serve) -> None:
+    calls: list[str] = []
+
+    def hook(request: Request) -> Response:
+        calls.append(request.method)
+        return Response(body={"ran": True})
+
+    base = serve(router_with(("GET", "/read", lambda r: Response(body={"x": 1})), (["GET", "POST"], "/hook", hook)))
+    head = requests.head(base + "/read", timeout=5)
+    get = requests.get(base + "/read", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] != "0"
+    refused = requests.head(base + "/hook", timeout=5)
+    assert refused.status_code == 405 and calls == []
+    assert requests.head(base + "/nowhere", timeout=5).status_code == 404
+
+
+def test_non_finite_numbers_are_written_as_jackson_writes_them(serve: Serve) -> None:
+    """`variables: {x: .nan}` is valid YAML; `NaN` is not JSON, so it travels as text."""
+    body = {"nan": float("nan"), "values": [float("inf"), -float("inf"), 1.5]}
+    base = serve(router_with(("GET", "/odd", lambda r: Response(body=body))))
+    response = requests.get(base + "/odd", timeout=5)
+    assert json.loads(response.text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) == {
+        "nan": "NaN",
+        "values": ["Infinity", "-Infinity", 1.5],
+    }
+
+
 def test_unknown_route_is_404_and_wrong_method_is_405(serve: Serve) -> None:
     base = serve(router_with(("GET", "/only-get", echo)))
     assert get_json(base + "/nowhere") == (404, {"message": "Not Found: /nowhere", "status": 404})
     response = requests.put(base + "/only-get", timeout=5)
     assert response.status_code == 405
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, HEAD"
     assert response.json()["status"] == 405
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from kestractl.engine.variables import build_variables, value_path
 from kestractl.errors import StorageError, TaskError
 from kestractl.expressions import render_value
+from kestractl.javatext import utf16_text
 from kestractl.model import Execution, Flow, LogEntry, TaskRun
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
@@ -41,6 +42,7 @@ class LogBuffer:
                 self._secrets.add(text)
 
     def __call__(self, entry: LogEntry) -> None:
+        entry.message = utf16_text(entry.message)
         with self._lock:
             for secret in self._secrets:
                 if secret in entry.message:

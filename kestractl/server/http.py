@@ -12,11 +12,12 @@ import binascii
 import email.policy
 import hmac
 import json
+import math
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from email.message import Message
@@ -181,9 +182,27 @@ def _encode(response: Response) -> tuple[bytes, str | None]:
     if isinstance(body, bytes):
         return body, response.content_type or "application/octet-stream"
     if isinstance(body, str):
-        return body.encode("utf-8"), response.content_type or "text/plain; charset=utf-8"
-    payload = json.dumps(body, default=_json_default, ensure_ascii=False)
-    return payload.encode("utf-8"), response.content_type or "application/json"
+        return body.encode("utf-8", "replace"), response.content_type or "text/plain; charset=utf-8"
+    try:
+        text = json.dumps(body, default=_json_default, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or Infinity (YAML's `.nan`) is not JSON: written as text, as Jackson does
+        text = json.dumps(_finite(body), default=_json_default, ensure_ascii=False)
+    try:
+        payload = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (YAML's "\ud800"): JSON can still carry it as an escape
+        payload = json.dumps(json.loads(text)).encode("ascii")
+    return payload, response.content_type or "application/json"
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite numbers as the strings Jackson writes for them (`"NaN"`, `"Infinity"`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def error_response(error: KestraError) -> Response:
@@ -251,12 +270,17 @@ class Router:
         path = "/" + "/".join(segments)
         if not fits:
             raise NotFoundError(f"Not Found: {path}")
-        allowed = [(route, bound) for route, bound in fits if method.upper() in route.methods]
+        allowed = [(route, bound) for route, bound in fits if method.upper() in route.methods or _reads(route, method)]
         if not allowed:
-            methods = sorted({m for route, _ in fits for m in route.methods})
+            methods = sorted({m for route, _ in fits for m in route.methods} | {"HEAD" for r, _ in fits if _reads(r)})
             raise MethodNotAllowed(f"Method Not Allowed: {method} {path}", methods)
         route, bound = min(allowed, key=lambda pair: pair[0].specificity())
         return route.handler, bound
+
+
+def _reads(route: _Route, method: str = "HEAD") -> bool:
+    """HEAD is answered by a route that only reads (GET alone): a webhook, which also takes GET, never runs for it."""
+    return method.upper() == "HEAD" and route.methods == frozenset({"GET"})
 
 
 class _Server(ThreadingHTTPServer):
@@ -307,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed request lines get the same JSON error shape as everything else."""
@@ -441,7 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not empty:
             headers["Content-Length"] = str(len(body))
         self._start(response.status, {**headers, "Connection": "close"} if self.close_connection else headers)
-        if not empty:
+        if not empty and self.command != "HEAD":
             self.wfile.write(body)
 
     def _start(self, status: int, headers: dict[str, str]) -> None:
@@ -457,7 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Content-Type": response.content_type or "application/octet-stream", "Cache-Control": "no-cache"}
         self._start(response.status, {**headers, **response.headers, "Connection": "close"})
         try:
-            for chunk in response.stream:
+            for chunk in response.stream if self.command != "HEAD" else ():
                 self.wfile.write(chunk)
                 self.wfile.flush()
         except OSError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import resource
 import signal
 import subprocess
 import time
@@ -89,6 +91,41 @@ def test_hostile_sizes_are_refused_with_one_line(monkeypatch: pytest.MonkeyPatch
         expressions.render("{% for i in range(1, 200) %}x{% endfor %}", {})
 
 
+def test_expression_bombs_are_refused_before_they_allocate() -> None:
+    """Every part of a render is bounded, not only its final text: loops, padding, joins, concatenation."""
+    from kestractl.expressions import render
+
+    bombs = {
+        "{% for i in range(1, 5000) %}{% for j in range(1, 5000) %}{% endfor %}{% endfor %}": "1,000,000 iterations",
+        "{{ 'a'|center(10**8)|length }}": "`center` would be over",
+        "{{ 'a'.ljust(10**8)|length }}": "`ljust` would be over",
+        "{{ 'abcdefghijkl'.replace('', 'x' ~ ('y'|center(10**6))) }}": "`replace` would be over",
+        "{{ '%100000000s'|format(1) }}": "`format` would be over",
+        "{{ '{:>100000000}'.format(1) }}": "`format` would be over",
+        "{{ 'a\nb\nc'|indent(10**7) }}": "`indent` would be over",
+        "{% set n = namespace(s='ab') %}{% for i in range(1, 40) %}{% set n.s = n.s ~ n.s %}{% endfor %}": "text",
+    }
+    for template, reason in bombs.items():
+        with pytest.raises(ExpressionError, match=re.escape(reason)):
+            render(template, {})
+    assert render("{{ 'ab'|center(6) }}|{{ '%3s'|format(1) }}|{{ 'a'.ljust(3, '.') }}", {}) == "  ab  |  1|a.."
+
+
+def test_text_utf8_cannot_hold_is_logged_and_stored(tmp_path: Path) -> None:
+    """`"\\ud83d\\ude00"` is one emoji as in Java; a lone `"\\ud800"` becomes U+FFFD instead of failing the store."""
+    runner, home = CliRunner(), str(tmp_path / "home")
+    flow = tmp_path / "odd.yaml"
+    flow.write_text(
+        "id: odd\nnamespace: tests\ntasks:\n  - id: log\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: \"pair \\ud83d\\ude00 lone \\ud800 rendered {{ '\\ud800' }}\"\n"
+    )
+    assert runner.invoke(app, ["--home", home, "flow", "deploy", str(flow)]).exit_code == 0
+    result = runner.invoke(app, ["--home", home, "execute", "tests", "odd", "--json"])
+    assert result.exit_code == 0, result.stderr
+    logs = runner.invoke(app, ["--home", home, "executions", "logs", json.loads(result.stdout)["id"]]).stdout
+    assert "pair \U0001f600 lone \ufffd rendered \ufffd" in logs
+
+
 def test_a_runaway_fan_out_fails_its_execution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kestractl.engine import executor
 
@@ -117,6 +154,58 @@ def test_a_damaged_or_unusable_home_is_one_line(tmp_path: Path) -> None:
     blocker.write_text("x")
     result = subprocess.run([EXE, "--home", str(blocker / "home"), "flow", "list"], capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr and str(blocker) in result.stderr
+
+
+SAMPLES = Path(__file__).parents[2] / "sample_flows"
+
+
+def _small_disk() -> None:
+    """A disk that is full past 300 kB: a file may not grow beyond it (SIGXFSZ ignored, so writes fail)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_store(tmp_path: Path) -> None:
+    home, big = tmp_path / "home", tmp_path / "big.yaml"
+    subprocess.run([EXE, "--home", str(home), "flow", "deploy", str(SAMPLES / "hello-world.yaml")], check=True)
+    big.write_text(
+        (SAMPLES / "hello-world.yaml").read_text().replace("id: hello-world", "id: big") + "# " + "x" * 600_000 + "\n"
+    )
+    before = (home / "kestractl.db").read_bytes()
+    result = subprocess.run(
+        [EXE, "--home", str(home), "flow", "deploy", str(big)], capture_output=True, text=True, preexec_fn=_small_disk
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and str(home / "kestractl.db") in result.stderr
+    assert "free space" in result.stderr
+    listed = subprocess.run([EXE, "--home", str(home), "flow", "list"], capture_output=True, text=True, check=True)
+    assert "hello-world" in listed.stdout and "big" not in listed.stdout
+    assert (home / "kestractl.db").read_bytes() == before
+
+
+def _read_only(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run kestractl with `home` mounted read-only (a user namespace makes this possible without root)."""
+    script = f'mount --bind "{home}" "{home}" && mount -o remount,bind,ro "{home}" && exec "$@"'
+    command = ["unshare", "-Urm", "sh", "-c", script, "sh", EXE, "--home", str(home), *args]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_a_read_only_home_is_one_line_and_keeps_the_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    subprocess.run([EXE, "--home", str(home), "flow", "deploy", str(SAMPLES / "hello-world.yaml")], check=True)
+    if _read_only(home, "--version").returncode != 0:
+        pytest.skip("this machine cannot mount a read-only view of a folder (no user namespaces)")
+    before = (home / "kestractl.db").read_bytes()
+    for args in (
+        ("flow", "deploy", str(SAMPLES / "subflow.yaml")),
+        ("execute", "dev", "hello-world"),
+        ("flow", "list"),
+    ):
+        result = _read_only(home, *args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "the folder must be writable" in result.stderr
+        assert str(home / "kestractl.db") in result.stderr
+    assert (home / "kestractl.db").read_bytes() == before
 
 
 TIMERS = """id: timers
