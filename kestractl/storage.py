@@ -53,7 +53,10 @@ class Storage:
     def read_bytes(self, uri: str) -> bytes:
         path = self.local_path(uri)
         if not path.is_file():
-            raise StorageError(f"file not found in internal storage: {uri}")
+            raise StorageError(
+                f"file not found in internal storage: {uri} (expected at {path}; it was moved or deleted: "
+                "restore it there, or run the execution that wrote it again)"
+            )
         return path.read_bytes()
 
     def read_under(self, prefix: str, uri: str) -> bytes:

@@ -208,6 +208,44 @@ def test_a_read_only_home_is_one_line_and_keeps_the_store(tmp_path: Path) -> Non
     assert (home / "kestractl.db").read_bytes() == before
 
 
+READER = """id: reader
+namespace: tests.guards
+inputs:
+  - id: data
+    type: FILE
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+  - id: show
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ read(inputs.data) }}"
+"""
+
+
+def test_a_missing_internal_storage_file_is_one_line(tmp_path: Path) -> None:
+    """A file deleted from storage behind kestractl's back: the CLI and the task that reads it say which."""
+    runner, home = CliRunner(), tmp_path / "home"
+    (tmp_path / "reader.yaml").write_text(READER)
+    (tmp_path / "data.txt").write_text("payload")
+    runner.invoke(app, ["--home", str(home), "flow", "deploy", str(tmp_path / "reader.yaml")])
+    first = runner.invoke(
+        app, ["--home", str(home), "execute", "tests.guards", "reader", "-i", f"data={tmp_path / 'data.txt'}", "--json"]
+    )
+    execution = json.loads(first.stdout)
+    uri = execution["inputs"]["data"]
+    stored = next((home / "storage").rglob("data.txt"))
+    stored.unlink()
+    shown = subprocess.run(
+        [EXE, "--home", str(home), "executions", "file", execution["id"], uri], capture_output=True, text=True
+    )
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr and shown.stderr.count("\n") == 1
+    assert uri in shown.stderr and str(stored) in shown.stderr
+    resumed = runner.invoke(app, ["--home", str(home), "executions", "resume", execution["id"]])
+    assert resumed.exit_code == 1 and "Traceback" not in resumed.stderr
+    logs = runner.invoke(app, ["--home", str(home), "executions", "logs", execution["id"]]).stdout
+    assert f"file not found in internal storage: {uri}" in logs
+
+
 TIMERS = """id: timers
 namespace: tests.guards
 tasks:
