@@ -1,3 +1,3 @@
-from kestractl.cli.app import main
+from kestractl.cli import main
 
 main()

@@ -77,10 +77,10 @@ class State(str, Enum):
     SKIPPED = "SKIPPED"
 
     def is_terminated(self) -> bool:
-        return self in _TERMINATED
+        return self in TERMINATED_STATES
 
     def is_failed(self) -> bool:
-        return self in (State.FAILED, State.KILLED, State.CANCELLED)
+        return self in FAILED_STATES
 
     def is_created(self) -> bool:
         return self in (State.CREATED, State.RESTARTED)
@@ -89,9 +89,10 @@ class State(str, Enum):
         return self in (State.RUNNING, State.KILLING)
 
 
-_TERMINATED = frozenset(
+TERMINATED_STATES = frozenset(
     {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.RETRIED, State.SKIPPED}
 )
+FAILED_STATES = frozenset({State.FAILED, State.KILLED, State.CANCELLED})
 
 # Worst first: the state a list of finished runs adds up to (Kestra's `guessFinalState`).
 _SEVERITY = [State.KILLED, State.FAILED, State.WARNING, State.PAUSED]
@@ -253,11 +254,22 @@ class Execution:
     # SECRET input values: rendered inside tasks, shown as `******` everywhere else.
     secrets: dict[str, Any] = field(default_factory=dict)
 
+    # Task runs by id; rebuilt when the list's length or last run changed (runs are appended, a restart removes).
+    _by_id: dict[str, TaskRun] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def runs_by_id(self) -> dict[str, TaskRun]:
+        """Every task run by id; every task's context walks its ancestors, so this must not cost a scan."""
+        runs, by_id, known = self.task_runs, self._by_id, len(self._by_id)
+        if known == len(runs) and (not runs or by_id.get(runs[-1].id) is runs[-1]):
+            return by_id
+        if 0 < known < len(runs) and by_id.get(runs[known - 1].id) is runs[known - 1]:  # only appended since
+            by_id.update((r.id, r) for r in runs[known:])
+        else:
+            self._by_id = by_id = {r.id: r for r in runs}
+        return by_id
+
     def run(self, task_run_id: str) -> TaskRun:
-        for tr in self.task_runs:
-            if tr.id == task_run_id:
-                return tr
-        raise KeyError(task_run_id)
+        return self.runs_by_id()[task_run_id]
 
     def labels_map(self) -> dict[str, str]:
         out: dict[str, str] = {}

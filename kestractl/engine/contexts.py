@@ -71,7 +71,7 @@ class Contexts:
     def make(
         self, flow: Flow, execution: Execution, tasks: Mapping[str, Task], task: Task | None, run: TaskRun | None
     ) -> RunContext:
-        by_id = {r.id: r for r in execution.task_runs}
+        by_id = execution.runs_by_id()
         for value in execution.secrets.values():
             self.logs.hide(value)
         return RunContext(

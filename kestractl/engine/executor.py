@@ -57,7 +57,7 @@ class Executor:
             return step
         if execution.state.current.is_terminated():
             return step
-        index = self._index(execution)
+        index = self._index(execution, fresh=touched is None)
         if touched is None:
             to_start = [r for r in execution.task_runs if r.state.current.is_created()]
             dirty = {
@@ -77,10 +77,11 @@ class Executor:
             self._maybe_pause(execution, step, now)
         return step
 
-    def _index(self, execution: Execution) -> RunIndex:
-        """The run index kept between steps; rebuilt when runs were added or removed elsewhere."""
+    def _index(self, execution: Execution, fresh: bool) -> RunIndex:
+        """The run index kept between steps; rebuilt for a full look (a restart changes ended runs) and when
+        runs were added or removed elsewhere."""
         index = self._indexes.get(execution.id)
-        if index is None or index.size != len(execution.task_runs):
+        if fresh or index is None or index.size != len(execution.task_runs):
             index = self._indexes[execution.id] = RunIndex(execution)
         return index
 

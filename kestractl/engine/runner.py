@@ -356,7 +356,10 @@ class Runner:
             result = run_attempt(task, ctx)
             self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
 
-        self._pool.submit(work)
+        if task.inline and task.timeout is None:
+            work()
+        else:
+            self._pool.submit(work)
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
         self._inflight.pop(run_id, None)

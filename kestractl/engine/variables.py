@@ -29,7 +29,7 @@ def value_path(run: TaskRun, by_id: dict[str, TaskRun]) -> list[str]:
 
 def execution_outputs(execution: Execution) -> dict[str, Any]:
     """Outputs by task id; runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
-    by_id = {r.id: r for r in execution.task_runs}
+    by_id = execution.runs_by_id()
     result: dict[str, Any] = {}
     for run in execution.task_runs:
         if run.outputs is None:
@@ -75,7 +75,7 @@ def build_variables(
     run: TaskRun | None = None,
     functions: dict[str, Callable[..., Any]] | None = None,
 ) -> dict[str, Any]:
-    by_id = {r.id: r for r in execution.task_runs}
+    by_id = execution.runs_by_id()
     variables: dict[str, Any] = {
         "flow": {
             "id": flow.id,

@@ -32,7 +32,7 @@ class ServerOptions:
     basic_auth: tuple[str, str] | None = None
     grace_seconds: float = 30.0
     tick_seconds: float = 0.25
-    watch_seconds: float = 0.5
+    watch_seconds: float = 0.1
 
 
 class StandaloneServer:
@@ -54,7 +54,7 @@ class StandaloneServer:
             options.port,
             basic_auth=options.basic_auth,
         )
-        self._last_tick = self._last_watch = 0.0
+        self._last_tick = 0.0
 
     @property
     def port(self) -> int:
@@ -62,16 +62,23 @@ class StandaloneServer:
 
     def serve(self) -> None:
         """Run until `stop_event` is set (the caller wires signals to it), then stop cleanly."""
+        threads = [threading.Thread(target=self._http.serve_forever, name="http", daemon=True)]
         if self.directory is not None:
             self.directory.poll()
-        http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
-        http_thread.start()
+            if self.options.watch:  # its own thread: an edit goes live without waiting for the loop's tick
+                watch = (self.stop_event, self.options.watch_seconds)
+                threads.append(threading.Thread(target=self.directory.watch, args=watch, name="watch", daemon=True))
+        for thread in threads:
+            thread.start()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
         try:
             self.runner.serve(self.stop_event, tick=self._tick)
         finally:
+            self.stop_event.set()
             self._http.shutdown()
             self._http.server_close()
+            for thread in threads[1:]:
+                thread.join()
             self.say("INFO", "stopping: waiting for running tasks")
             self.runner.drain(self.options.grace_seconds)
             self.runner.close()
@@ -79,9 +86,6 @@ class StandaloneServer:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if self.directory is not None and self.options.watch and now - self._last_watch >= self.options.watch_seconds:
-            self._last_watch = now
-            self.directory.poll()
         if now - self._last_tick >= self.options.tick_seconds:
             self._last_tick = now
             self.scheduler.tick()

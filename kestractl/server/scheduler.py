@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,12 +52,24 @@ class FlowIndex:
         return self.flows
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """An enabled Schedule trigger of the latest revision, with the signature its stored state must match."""
+
+    flow: Flow
+    trigger: dict[str, Any]
+    key: tuple[str, str, str]
+    signature: str
+
+
 class Scheduler:
     def __init__(self, runner: Runner, on_started: Callable[[Execution, str], None] | None = None) -> None:
         self.runner = runner
         self.index = FlowIndex(runner)
         self.on_started = on_started
         self._next: dict[tuple[str, str, str], TriggerState] = {}
+        self._indexed: list[Flow] | None = None
+        self._schedules: list[_Schedule] = []
 
     # ---- schedules ----------------------------------------------------------------------------
 
@@ -64,42 +77,49 @@ class Scheduler:
         """Start an execution for every schedule date due at `now`."""
         now = now or utcnow()
         started: list[Execution] = []
-        for flow in self.index.refresh():
-            if flow.disabled:
-                continue
-            for trigger in flow.triggers:
-                if trigger.get("type") in SCHEDULE and not trigger.get("disabled"):
-                    started += self._tick_schedule(flow, trigger, now)
+        for item in self._enabled_schedules():
+            state = self._state(item, now)
+            if state.next_date <= now:
+                started += self._fire(item, state, now)
         return started
 
-    def _tick_schedule(self, flow: Flow, trigger: dict[str, Any], now: datetime) -> list[Execution]:
-        state = self._state(flow, trigger, now)
-        if state.next_date > now:
-            return []
-        fires, following = schedule.due(trigger, state.next_date, now)
+    def _enabled_schedules(self) -> list[_Schedule]:
+        """Rebuilt only when the flows changed: the server ticks four times a second over every trigger."""
+        flows = self.index.refresh()
+        if flows is not self._indexed:
+            self._indexed = flows
+            self._schedules = [
+                _Schedule(flow, trigger, (flow.namespace, flow.id, str(trigger["id"])), _signature(trigger))
+                for flow in flows
+                if not flow.disabled
+                for trigger in flow.triggers
+                if trigger.get("type") in SCHEDULE and not trigger.get("disabled")
+            ]
+        return self._schedules
+
+    def _fire(self, item: _Schedule, state: TriggerState, now: datetime) -> list[Execution]:
+        fires, following = schedule.due(item.trigger, state.next_date, now)
         started = []
         store = self.runner.store
         with store.transaction():
             for fire in fires:
-                execution = self._start_scheduled(flow, trigger, fire)
+                execution = self._start_scheduled(item.flow, item.trigger, fire)
                 if execution is not None:
                     started.append(execution)
             state.next_date = following
             store.save_trigger_state(state)
         for execution in started:
-            self._started(execution, f"schedule {trigger['id']}")
+            self._started(execution, f"schedule {item.trigger['id']}")
         return started
 
-    def _state(self, flow: Flow, trigger: dict[str, Any], now: datetime) -> TriggerState:
+    def _state(self, item: _Schedule, now: datetime) -> TriggerState:
         """The stored next date, unless the trigger's definition changed since it was stored."""
-        key = (flow.namespace, flow.id, str(trigger["id"]))
-        signature = hashlib.sha1(json.dumps(trigger, sort_keys=True, default=str).encode()).hexdigest()
-        state = self._next.get(key) or self.runner.store.trigger_state(*key)
-        if state is None or state.signature != signature:
-            state = TriggerState(*key, signature, schedule.first_next(trigger, now))
+        state = self._next.get(item.key) or self.runner.store.trigger_state(*item.key)
+        if state is None or state.signature != item.signature:
+            state = TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now))
             with self.runner.store.transaction():
                 self.runner.store.save_trigger_state(state)
-        self._next[key] = state
+        self._next[item.key] = state
         return state
 
     def _start_scheduled(self, flow: Flow, trigger: dict[str, Any], fire: schedule.Fire) -> Execution | None:
@@ -163,6 +183,10 @@ class Scheduler:
         self.runner.submit(execution.id)
         if self.on_started is not None:
             self.on_started(execution, why)
+
+
+def _signature(trigger: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(trigger, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _labels(trigger: dict[str, Any]) -> list[tuple[str, str]]:

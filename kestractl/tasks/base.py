@@ -102,6 +102,10 @@ class Task:
 
 
 class RunnableTask(Task):
+    # Quick and bounded (render, log, return): run on the executor's thread, not handed to a worker thread.
+    # A handoff costs more than such a task itself once the GIL is contended.
+    inline = False
+
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         raise NotImplementedError
 

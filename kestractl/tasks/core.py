@@ -23,6 +23,7 @@ def _level_problem(spec: dict[str, Any], key: str = "level") -> list[str]:
 class Log(RunnableTask):
     """Log a message (or each message of a list) at a level."""
 
+    inline = True
     type_name = "io.kestra.plugin.core.log.Log"
     aliases = ("io.kestra.core.tasks.log.Log",)
     required = ("message",)
@@ -43,6 +44,7 @@ class Log(RunnableTask):
 class Return(RunnableTask):
     """Render `format` and expose it as `outputs.<id>.value`."""
 
+    inline = True
     type_name = "io.kestra.plugin.core.debug.Return"
     aliases = ("io.kestra.core.tasks.debugs.Return",)
 
@@ -56,6 +58,7 @@ class Return(RunnableTask):
 class Echo(RunnableTask):
     """Deprecated: log `format` at `level`."""
 
+    inline = True
     type_name = "io.kestra.plugin.core.debug.Echo"
     aliases = ("io.kestra.core.tasks.debugs.Echo",)
     required = ("format",)
@@ -73,6 +76,7 @@ class Echo(RunnableTask):
 class OutputValues(RunnableTask):
     """Expose rendered `values` as `outputs.<id>.values`."""
 
+    inline = True
     type_name = "io.kestra.plugin.core.output.OutputValues"
     required = ("values",)
 
@@ -84,6 +88,7 @@ class OutputValues(RunnableTask):
 class Fail(RunnableTask):
     """Fail the task, or only when `condition` renders truthy."""
 
+    inline = True
     type_name = "io.kestra.plugin.core.execution.Fail"
     aliases = ("io.kestra.core.tasks.executions.Fail",)
 

@@ -22,6 +22,7 @@ from kestractl.tasks.flowable import (
     list_state,
     parallel_nexts,
     resolve,
+    resolve_each,
     sequential_nexts,
 )
 from kestractl.tasks.registry import register
@@ -207,7 +208,7 @@ class _Each(_ListFlowable):
         return None
 
     def main(self, view: FlowableView) -> list[ResolvedTask]:
-        return [r for value in view.data.get("values", []) for r in resolve(self.tasks, value)]
+        return resolve_each(tuple(self.tasks), tuple(view.data.get("values", [])))
 
 
 @register

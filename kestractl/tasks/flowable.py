@@ -7,16 +7,30 @@ A `ResolvedTask` is a task bound to a parent run and, for Each children, a value
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kestractl.model import Execution, State, StateInfo, TaskRun, new_id, utcnow, worst_state
+from kestractl.model import (
+    FAILED_STATES,
+    TERMINATED_STATES,
+    Execution,
+    State,
+    StateInfo,
+    TaskRun,
+    new_id,
+    utcnow,
+    worst_state,
+)
 
 if TYPE_CHECKING:
     from kestractl.tasks.base import RunContext, Task
+
+
+_Key = tuple[str | None, str, str | None]  # (parent task run id, task id, value)
 
 
 @dataclass(frozen=True)
@@ -33,17 +47,93 @@ def _resolve(tasks: tuple[Task, ...], value: str | None) -> list[ResolvedTask]:
 def resolve(tasks: Iterable[Task], value: str | None = None) -> list[ResolvedTask]:
     """Bind tasks for matching against runs, dropping disabled ones (they never get a run).
 
-    Cached: the executor asks for the same lists at every pass. Callers must not mutate the result.
+    Cached: the executor asks for the same lists at every pass, and the same list object lets `RunIndex`
+    keep what it learnt about it. A task's own child list is recognised by identity, without hashing its
+    thousand tasks again. Callers must not mutate the result.
     """
-    return _resolve(tuple(tasks), value)
+    known = _by_list.get((id(tasks), value))
+    if known is not None and known[0] is tasks:
+        return known[1]
+    resolved = _resolve(tuple(tasks), value)
+    if isinstance(tasks, list):
+        if len(_by_list) > 65536:
+            _by_list.clear()
+        _by_list[(id(tasks), value)] = (tasks, resolved)
+    return resolved
+
+
+_by_list: dict[tuple[int, str | None], tuple[Iterable[Task], list[ResolvedTask]]] = {}
+
+
+@lru_cache(maxsize=4096)
+def resolve_each(tasks: tuple[Task, ...], values: tuple[str, ...]) -> list[ResolvedTask]:
+    """An Each task's children for every value, in order (cached like `resolve`)."""
+    return [r for value in values for r in _resolve(tasks, value)]
+
+
+class ListRuns:
+    """The runs of one resolved list under one parent, in the list's order, kept up to date as runs are added.
+
+    A long list is looked at after each of its children ends: rescanning it would make a flow of n tasks
+    cost n². Runs are only added between two rebuilds of the index, and a terminated run stays terminated
+    (a restart rebuilds the index), so the leading terminated runs are `settled` once and never looked at
+    again; only the runs after them are.
+    """
+
+    __slots__ = ("positions", "resolved", "runs", "settled", "settled_failed", "_at", "_seen")
+
+    def __init__(self, resolved: list[ResolvedTask]) -> None:
+        self.resolved = resolved
+        self.positions = {(r.task.id, r.value): i for i, r in enumerate(resolved)}
+        self.runs: list[TaskRun] = []
+        self.settled = 0
+        self.settled_failed = False
+        self._at: list[int] = []  # the position in `resolved` of each run
+        self._seen = 0  # how many of the parent's children were looked at
+
+    def update(self, children: list[TaskRun]) -> None:
+        """Take the children added since the last call, then settle the runs that ended."""
+        for child in children[self._seen :]:
+            at = self.positions.get((child.task_id, child.value))
+            if at is None:
+                continue
+            if not self._at or at > self._at[-1]:
+                self._at.append(at)
+                self.runs.append(child)
+            else:  # out of order (a Dag): insert, and settle again from there
+                i = bisect.bisect_left(self._at, at)
+                self._at.insert(i, at)
+                self.runs.insert(i, child)
+                if i < self.settled:
+                    self.settled = i
+                    self.settled_failed = any(r.state.current in FAILED_STATES for r in self.runs[:i])
+        self._seen = len(children)
+        runs, settled = self.runs, self.settled
+        while settled < len(runs) and runs[settled].state.current in TERMINATED_STATES:
+            self.settled_failed |= runs[settled].state.current in FAILED_STATES
+            settled += 1
+        self.settled = settled
+
+    @property
+    def pending(self) -> list[TaskRun]:
+        """The runs after the settled ones (the only ones whose state can still change)."""
+        return self.runs[self.settled :]
+
+    def any_failed(self) -> bool:
+        return self.settled_failed or any(r.state.current in FAILED_STATES for r in self.pending)
+
+    def terminated(self) -> int:
+        return self.settled + sum(1 for r in self.pending if r.state.current in TERMINATED_STATES)
 
 
 class RunIndex:
-    """Task runs of one execution grouped by parent, rebuilt once per executor pass."""
+    """Task runs of one execution by id, by (parent, task, value) and by parent; kept between executor passes."""
 
     def __init__(self, execution: Execution) -> None:
         self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
         self.by_id: dict[str, TaskRun] = {}
+        self.children: dict[str | None, list[TaskRun]] = {}
+        self._lists: dict[tuple[str | None, int], ListRuns] = {}
         for run in execution.task_runs:
             self.add(run)
 
@@ -54,9 +144,18 @@ class RunIndex:
     def add(self, run: TaskRun) -> None:
         self.by_key[(run.parent_task_run_id, run.task_id, run.value)] = run
         self.by_id[run.id] = run
+        self.children.setdefault(run.parent_task_run_id, []).append(run)
 
     def find(self, parent_id: str | None, resolved: ResolvedTask) -> TaskRun | None:
         return self.by_key.get((parent_id, resolved.task.id, resolved.value))
+
+    def list_runs(self, parent_id: str | None, resolved: list[ResolvedTask]) -> ListRuns:
+        """What is known of `resolved`'s runs under `parent_id`, brought up to date."""
+        entry = self._lists.get((parent_id, id(resolved)))
+        if entry is None or entry.resolved is not resolved:
+            entry = self._lists[(parent_id, id(resolved))] = ListRuns(resolved)
+        entry.update(self.children.get(parent_id, []))
+        return entry
 
 
 class FlowableView:
@@ -86,9 +185,11 @@ class FlowableView:
         return self.execution.state.current == State.KILLING
 
     def runs_for(self, resolved: list[ResolvedTask]) -> list[TaskRun]:
-        """Runs of these resolved tasks under this parent, in the order of `resolved`."""
-        parent, find = self.parent_id, self.index.find
-        return [run for run in (find(parent, r) for r in resolved) if run is not None]
+        """Runs of these resolved tasks under this parent, in the order of `resolved` (do not mutate)."""
+        return self.index.list_runs(self.parent_id, resolved).runs
+
+    def list_runs(self, resolved: list[ResolvedTask]) -> ListRuns:
+        return self.index.list_runs(self.parent_id, resolved)
 
     def new_run(self, resolved: ResolvedTask, iteration: int | None = None) -> TaskRun:
         return TaskRun(
@@ -118,7 +219,7 @@ class FlowableView:
 
 def current_tasks(view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]) -> list[ResolvedTask]:
     """The main tasks, or the `errors` tasks once a main task failed (or errors already started)."""
-    if view.runs_for(errors) or any(r.state.current.is_failed() for r in view.runs_for(tasks)):
+    if view.runs_for(errors) or view.list_runs(tasks).any_failed():
         return errors
     return tasks
 
@@ -128,15 +229,19 @@ def sequential_nexts(view: FlowableView, tasks: list[ResolvedTask], errors: list
     current = current_tasks(view, tasks, errors)
     if not current or view.killing:
         return []
-    runs = view.runs_for(current)
-    if not runs:
+    known = view.list_runs(current)
+    if not known.runs:
         return [view.new_run(current[0])]
-    if any(r.state.current.is_created() or r.state.current.is_running() for r in runs):
+    pending = known.pending
+    if any(r.state.current in _WAITING for r in pending):
         return []
-    if any(r.state.current in (State.PAUSED, State.RETRYING) for r in runs):
-        return []
-    last = max(i for i, r in enumerate(runs) if r.state.current.is_terminated())
-    return [view.new_run(current[last + 1])] if last + 1 < len(current) else []
+    ended = [i for i, r in enumerate(pending) if r.state.current in TERMINATED_STATES]
+    last = known.settled + ended[-1] if ended else known.settled - 1
+    return [view.new_run(current[last + 1])] if 0 <= last and last + 1 < len(current) else []
+
+
+# A sequential list waits while one of its runs is in one of these states.
+_WAITING = frozenset({State.CREATED, State.RESTARTED, State.RUNNING, State.KILLING, State.PAUSED, State.RETRYING})
 
 
 def parallel_nexts(
@@ -150,8 +255,11 @@ def parallel_nexts(
     current = current_tasks(view, tasks, errors)
     if view.killing or not current or current is errors:
         return _errors_nexts(view, tasks, errors, current)
-    runs = view.runs_for(current)
-    active = sum(1 for r in runs if not r.state.current.is_terminated())
+    known = view.list_runs(current)
+    runs = known.runs
+    if len(runs) >= len(current):  # all started: nothing to look for (a long Parallel, once under way)
+        return []
+    active = len(runs) - known.terminated()
     started = {(r.task_id, r.value) for r in runs}
     todo = [t for t in current if (t.task.id, t.value) not in started and (ready is None or ready(t, runs))]
     if concurrent > 0:
@@ -204,10 +312,8 @@ def list_state(
     if not tasks:
         return State.SUCCESS
     current = current_tasks(view, tasks, errors)
-    if current:
-        done = sum(1 for r in view.runs_for(current) if r.state.current.is_terminated())
-        if done < len(current):
-            return None
+    if current and view.list_runs(current).terminated() < len(current):
+        return None
     return final_state(view.runs_for(tasks), allow_failure, allow_warning)
 
 

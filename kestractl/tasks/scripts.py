@@ -172,11 +172,8 @@ def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
     for stream, is_stderr in ((proc.stdout, False), (proc.stderr, True)):
         threading.Thread(target=_read_lines, args=(stream, is_stderr, lines), daemon=True).start()
     consumer, open_streams = _LineConsumer(ctx), 2
-    while open_streams or proc.poll() is None:
-        if ctx.stop.is_set():
-            ctx.log("WARN", f"Killing process {proc.pid}")
-            _kill_group(proc)
-            raise Killed()
+    while open_streams:
+        _kill_when_asked(ctx, proc)
         try:
             item = lines.get(timeout=POLL_SECONDS)
         except queue.Empty:
@@ -185,8 +182,24 @@ def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]
             open_streams -= 1
         else:
             consumer.accept(*item)
-    code = proc.wait()
+    code = _reap(ctx, proc)
     return (128 - code if code < 0 else code), consumer  # killed by signal N: 128+N, as Java reports it
+
+
+def _reap(ctx: RunContext, proc: subprocess.Popen[bytes]) -> int:
+    """The exit code as soon as the process ends (not a poll period later: that was +50 ms a task), or a kill."""
+    while True:
+        try:
+            return proc.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            _kill_when_asked(ctx, proc)
+
+
+def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
+    if ctx.stop.is_set():
+        ctx.log("WARN", f"Killing process {proc.pid}")
+        _kill_group(proc)
+        raise Killed()
 
 
 class ExecScript(RunnableTask):

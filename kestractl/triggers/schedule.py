@@ -19,6 +19,8 @@ from kestractl.durations import parse_duration
 MAX_FIRES_PER_TICK = 1000
 # A fire found later than this after its date counts as missed (the server was down).
 MISSED_AFTER = timedelta(seconds=5)
+# A due date, the one after it and the due one before it, if any.
+_Around = tuple[datetime, datetime, datetime | None]
 
 
 @dataclass(frozen=True)
@@ -69,30 +71,49 @@ def first_next(spec: Mapping[str, Any], now: datetime) -> datetime:
 
 
 def due(spec: Mapping[str, Any], next_date: datetime, now: datetime) -> tuple[list[Fire], datetime]:
-    """Fires due at `now` starting from the stored `next_date`, and the next date to store."""
-    dates: list[datetime] = []
-    current = next_date
+    """Fires due at `now` starting from the stored `next_date`, and the next date to store.
+
+    One cron iterator serves every date: building one costs ten of its steps, and a week of
+    missed per-minute fires is 10,000 dates. Each step restarts from its date, as a new iterator would.
+    """
+    if next_date > now:
+        return [], next_date
+    cron = _cron(spec, next_date)
+    dates = [next_date]
+    current = _step(cron, spec, next_date)
     while current <= now and len(dates) < MAX_FIRES_PER_TICK:
         dates.append(current)
-        current = next_after(spec, current)
+        current = _step(cron, spec, current)
+    # Tuples, not a dict: the two 02:30s of a night that falls back compare equal in their timezone.
+    around = list(zip(dates, [*dates[1:], current], [None, *dates[:-1]], strict=True))
     end = _backfill_end(spec)
     if end is not None:
-        dates = [d for d in dates if d <= end]
-    dates = _recover(spec, dates, now)
-    fires = []
-    for date in dates:
-        following = next_after(spec, date)
-        fires.append(Fire(date, following, previous_before(spec, date)))
-    return fires, current
+        around = [a for a in around if a[0] <= end]
+    kept = _recover(spec, around, now)
+    return [Fire(d, following, _previous(cron, spec, d, earlier)) for d, following, earlier in kept], current
 
 
-def _recover(spec: Mapping[str, Any], dates: list[datetime], now: datetime) -> list[datetime]:
+def _previous(cron: croniter, spec: Mapping[str, Any], date: datetime, earlier: datetime | None) -> datetime:
+    """The cron date before `date`: the date due before it, unless a clock change may lie between them."""
+    if earlier is not None and earlier.utcoffset() == date.utcoffset() and date - earlier < timedelta(days=1):
+        return earlier
+    return _step(cron, spec, date, back=True)
+
+
+def _step(cron: croniter, spec: Mapping[str, Any], at: datetime, back: bool = False) -> datetime:
+    """The fire date just after (or before) `at`, computed in the trigger's timezone."""
+    start = at.astimezone(zone(spec))
+    found: datetime = cron.get_prev(datetime, start_time=start) if back else cron.get_next(datetime, start_time=start)
+    return found
+
+
+def _recover(spec: Mapping[str, Any], dates: list[_Around], now: datetime) -> list[_Around]:
     """recoverMissedSchedules (ALL / LAST / NONE) and lateMaximumDelay applied to missed dates."""
     late = spec.get("lateMaximumDelay")
     if late:
-        dates = [d for d in dates if d + parse_duration(late) >= now]
-    missed = [d for d in dates if now - d > MISSED_AFTER]
-    on_time = [d for d in dates if now - d <= MISSED_AFTER]
+        dates = [d for d in dates if d[0] + parse_duration(late) >= now]
+    missed = [d for d in dates if now - d[0] > MISSED_AFTER]
+    on_time = [d for d in dates if now - d[0] <= MISSED_AFTER]
     policy = str(spec.get("recoverMissedSchedules", "ALL")).upper()
     if policy == "NONE":
         missed = []

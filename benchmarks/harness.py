@@ -1,0 +1,115 @@
+"""What every scenario shares: the Figure it reports, medians, scratch homes and process measurements.
+
+A scenario is a module with `run(quick: bool) -> list[Figure]`. It builds its own scratch home, measures
+its baseline in the same run (the machine is shared and noisy: only medians and ratios are quoted), and
+says for each figure whether its target is met.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KESTRACTL = str(Path(sys.executable).parent / "kestractl")
+
+
+@dataclass
+class Figure:
+    """One measured figure, its baseline from the same run, and its target."""
+
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.__dict__, "ratio": self.ratio}
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def samples_of(action: Callable[[], object], repeat: int) -> list[float]:
+    """Wall seconds of `repeat` calls."""
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of a measured process: bytecode caches allowed, as a pip-installed kestractl has them
+    (a shell with PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every start)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "NO_COLOR": "1", **extra}
+
+
+def command_seconds(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
+    """Median wall seconds of a whole process after one warm-up run, output discarded; a failure stops the
+    scenario."""
+
+    def once() -> None:
+        subprocess.run(
+            command, env=env or process_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    once()
+    return median(samples_of(once, repeat))
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A scratch folder for one scenario's homes and files, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f"kbench-{prefix}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment of a `kestractl` subprocess on `home`."""
+    return process_env(KESTRACTL_HOME=str(home))
+
+
+def kestractl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI on `home`; a failure stops the scenario with its output."""
+    result = subprocess.run([KESTRACTL, *args], env=cli_env(home), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"kestractl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def rss_mb(pid: int, peak: bool = False) -> float:
+    """Resident memory of a live process (`VmHWM`, its peak, with `peak`), from /proc."""
+    key = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key} for process {pid}")
+
+
+def at_most(value: float, limit: float) -> bool:
+    return value <= limit
