@@ -388,3 +388,39 @@ def test_a_file_input_given_as_a_text_field_is_refused(running: Running) -> None
         {"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert status == 200 and created["taskRunList"][0]["outputs"]["value"] == "uploaded text"
+
+
+def test_the_watcher_reports_a_refused_deploy_and_deploys_the_file_at_the_next_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kestractl.errors import StoreError
+    from kestractl.server.watch import FlowDirectory
+    from kestractl.store import Store
+
+    store = Store(tmp_path / "kestractl.db")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    said: list[tuple[str, str]] = []
+    directory = FlowDirectory(flows, store, lambda level, message: said.append((level, message)))
+    refusals = [StoreError("database is locked")]
+    save_flow = store.save_flow
+
+    def refuse_once(namespace: str, flow_id: str, source: str) -> tuple[int, bool]:
+        if refusals:
+            raise refusals.pop()
+        return save_flow(namespace, flow_id, source)
+
+    monkeypatch.setattr(store, "save_flow", refuse_once)
+    stop = threading.Event()
+    watcher = threading.Thread(target=directory.watch, args=(stop, 0.01))
+    watcher.start()
+    try:
+        shutil.copy(SEED, flows / "hello-world.yaml")
+        deadline = time.monotonic() + 10
+        while store.latest_flow("dev", "hello-world") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert store.latest_flow("dev", "hello-world") is not None and not watcher.is_alive()
+    assert ("ERROR", f"watching {flows}: database is locked") in said

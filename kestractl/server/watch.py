@@ -19,6 +19,8 @@ from kestractl.errors import KestraError, ValidationError
 from kestractl.parser import parse_flow, split_documents
 from kestractl.store import Store
 
+_RETRY = (-1, -1)  # a stamp no file has
+
 
 @dataclass
 class _Seen:
@@ -87,13 +89,19 @@ class FlowDirectory:
         except (OSError, UnicodeDecodeError) as exc:
             self.say("ERROR", f"skipped {path}: {exc}")
             return
-        entry.flows = set()
-        for flow in flows:
-            revision, changed = self.store.save_flow(flow.namespace, flow.id, flow.source)
-            entry.flows.add((flow.namespace, flow.id))
-            if changed:
-                self.say("INFO", f"{flow.namespace}.{flow.id}  revision {revision}  from {path}")
-        self._forget(path, before - entry.flows)
+        saved: set[tuple[str, str]] = set()
+        try:
+            for flow in flows:
+                revision, changed = self.store.save_flow(flow.namespace, flow.id, flow.source)
+                saved.add((flow.namespace, flow.id))
+                if changed:
+                    self.say("INFO", f"{flow.namespace}.{flow.id}  revision {revision}  from {path}")
+        except KestraError:
+            entry.stamp = _RETRY  # the store refused (locked, full disk …): load the file again next time
+            entry.flows |= saved
+            raise
+        entry.flows = saved
+        self._forget(path, before - saved)
 
     def _forget(self, path: Path, flows: set[tuple[str, str]]) -> None:
         still_defined = {f for seen in self._files.values() for f in seen.flows}

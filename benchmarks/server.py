@@ -1,0 +1,266 @@
+"""Scenario 4, server throughput and latency: Kestra's published benchmark flow under webhook load.
+
+The flow is Kestra's `benchmark01` (docs: Performance > Benchmarks): a Webhook trigger, an OutputValues
+task, a Log task. A real `kestractl server standalone` runs on a free loopback port with its own home.
+
+Load model: a fixed offered rate (open loop), as in Kestra's benchmark, which reports latency at a given
+number of executions per minute. Client threads, each with one keep-alive `http.client` connection,
+send their share of the calls on a fixed schedule for a fixed duration. Open loop, because a closed loop
+(each client waiting for its execution) makes latency a function of the client count, not of the server;
+and a fixed rate keeps latency meaningful: sending as fast as possible would grow the backlog, and the
+latency, without bound. The target rate runs first and longest; then higher rates, briefly, on the same
+server, until one is not sustained.
+
+Latency is from the moment a call is sent to the execution's `endDate` (millisecond precision), both on
+this machine's clock. The client keeps only the send time by execution id (from the webhook's answer);
+the end dates are read from the API once the load is over, so nothing polls the server while it is
+measured. (Kestra's Webhook has a `wait` option; kestractl does not implement it, and a waiting call
+would time the answer too.) Its baseline is the time the webhook call itself takes to answer.
+Throughput is a run's executions divided by the time from its first call to its last end, so a backlog
+left at the end of the load counts against it. The headline is the highest rate tried whose calls were
+all taken and ended within the latency targets.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import KESTRACTL, Figure, cli_env, rss_mb, scratch
+
+FLOW = """id: benchmark01
+namespace: benchmarks
+
+triggers:
+  - id: webhook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: benchmark
+
+inputs:
+  - id: name
+    type: STRING
+    defaults: World
+
+tasks:
+  - id: concatenate
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      message: Hello {{ inputs.name }}
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ outputs.concatenate.values.message }}"
+"""
+HOOK = "/api/v1/executions/webhook/benchmarks/benchmark01/benchmark"
+BODY = json.dumps({"source": "kestractl benchmarks"})
+TARGET_RATE, P50_MS, P99_MS = 100.0, 50.0, 250.0
+REFERENCE = "Kestra OSS 0.23 publishes 25 executions/s at 0.9 s latency (4 vCPU + a 4-vCPU Postgres)"
+
+
+@dataclass
+class ServerProcess:
+    """A running `kestractl server standalone`: its process and address."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+
+    def call(self, method: str, path: str) -> Any:
+        """One request on a fresh connection; the JSON answer."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"{method} {path} -> {response.status}: {data[:200]!r}")
+            return json.loads(data) if data else None
+        finally:
+            conn.close()
+
+
+@contextmanager
+def standalone(folder: Path, flows: Path) -> Iterator[ServerProcess]:
+    """`kestractl server standalone -f flows` on a port the OS picks, output to a file (no pipe to drain)."""
+    output = folder / "server.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [KESTRACTL, "server", "standalone", "-f", str(flows), "--port", "0"],
+            env=cli_env(folder / "home"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        host, port = _listening(process, output)
+        yield ServerProcess(process, host, port)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _listening(process: subprocess.Popen[bytes], output: Path, seconds: float = 30) -> tuple[str, int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for line in output.read_text(errors="replace").splitlines():
+            if "listening on http://" in line:
+                host, port = line.rsplit("http://", 1)[1].strip().rsplit(":", 1)
+                return host, int(port)
+        if process.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise RuntimeError(f"the server did not start: {output.read_text(errors='replace')[-2000:]}")
+
+
+@dataclass
+class LoadRun:
+    """What one offered rate produced: send and answer times, end time by execution id, refused calls."""
+
+    rate: float
+    seconds: float
+    sent: dict[str, float] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    errors: int = 0
+    cpu_seconds: float = 0.0
+
+    def latency_ms(self, fraction: float) -> float:
+        """A percentile (nearest rank) of call sent -> execution ended."""
+        return _percentile(
+            [(self.ended[i] - sent) * 1000 for i, sent in self.sent.items() if i in self.ended], fraction
+        )
+
+    def answer_ms(self, fraction: float) -> float:
+        """The same percentile of call sent -> webhook answered: the floor an execution's end is compared with."""
+        return _percentile([(self.answered[i] - sent) * 1000 for i, sent in self.sent.items()], fraction)
+
+    def throughput(self) -> float:
+        """Executions ended per second, from the first call to the last end."""
+        if not self.ended:
+            return 0.0
+        return len(self.ended) / (max(self.ended.values()) - min(self.sent.values()))
+
+    def sustained(self) -> bool:
+        """Every call taken and ended, at the offered rate, within the latency targets."""
+        complete = not self.errors and len(self.ended) == len(self.sent) == int(self.rate * self.seconds)
+        on_time = self.latency_ms(0.5) <= P50_MS and self.latency_ms(0.99) <= P99_MS
+        return complete and on_time and self.throughput() >= 0.95 * self.rate
+
+    def summary(self) -> str:
+        verdict = "" if self.sustained() else ", not sustained"
+        return f"{self.rate:.0f}/s: p50 {self.latency_ms(0.5):.0f} ms, p99 {self.latency_ms(0.99):.0f} ms{verdict}"
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else math.inf
+
+
+def _client(server: ServerProcess, due: list[float], run: LoadRun, lock: threading.Lock) -> None:
+    """Send one call at each due time (wall clock), on one keep-alive connection."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    for when in due:
+        time.sleep(max(0.0, when - time.time()))
+        sent = time.time()
+        try:
+            conn.request("POST", HOOK, BODY, headers)
+            response = conn.getresponse()
+            answer = response.read()
+            answered = time.time()
+            execution_id = json.loads(answer)["id"] if response.status == 200 else None
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            execution_id = None
+        with lock:
+            if execution_id is None:
+                run.errors += 1
+            else:
+                run.sent[execution_id], run.answered[execution_id] = sent, answered
+    conn.close()
+
+
+def offer(server: ServerProcess, rate: float, seconds: float, clients: int) -> LoadRun:
+    """Offer `rate` calls per second for `seconds`, spread over `clients` connections, then read the ends."""
+    run = LoadRun(rate, seconds)
+    lock = threading.Lock()
+    start = time.time() + 0.05
+    schedule = [start + k / rate for k in range(int(rate * seconds))]
+    threads = [threading.Thread(target=_client, args=(server, schedule[i::clients], run, lock)) for i in range(clients)]
+    cpu = _cpu_seconds(server.process.pid)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.cpu_seconds = _cpu_seconds(server.process.pid) - cpu  # before the end dates are read
+    run.ended = _end_times(server, set(run.sent))
+    return run
+
+
+def _end_times(server: ServerProcess, ids: set[str], seconds: float = 60) -> dict[str, float]:
+    """Wall-clock end of each execution, read once all have ended (or `seconds` passed)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    deadline = time.monotonic() + seconds
+    ended: dict[str, float] = {}
+    while len(ended) < len(ids) and time.monotonic() < deadline:
+        for execution_id in sorted(ids - set(ended)):
+            conn.request("GET", f"/api/v1/executions/{execution_id}")
+            end = json.loads(conn.getresponse().read())["state"]["endDate"]
+            if end is None:
+                time.sleep(0.2)  # still running: let the server work before asking again
+                break
+            ended[execution_id] = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()
+    conn.close()
+    return ended
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(quick: bool) -> list[Figure]:
+    """The target rate for long enough to quote; then higher rates, briefly, until one is not sustained."""
+    seconds, clients, higher = (3.0, 4, []) if quick else (20.0, 8, [150.0, 200.0, 250.0, 300.0, 400.0])
+    with scratch("server") as folder:
+        flows = folder / "flows"
+        flows.mkdir()
+        (flows / "benchmark01.yaml").write_text(FLOW)
+        with standalone(folder, flows) as server:
+            offer(server, 50.0, 1.0, clients)  # warm-up: connections, caches, SQLite pages
+            target = offer(server, TARGET_RATE, seconds, clients)
+            peak = rss_mb(server.process.pid, peak=True)
+            ladder = [target]
+            for rate in higher if target.sustained() else []:
+                ladder.append(offer(server, rate, seconds / 4, clients))
+                if not ladder[-1].sustained():
+                    break
+            ladder_peak = rss_mb(server.process.pid, peak=True)
+    best = max((r for r in ladder if r.sustained()), key=lambda r: r.rate, default=None)
+    rate = best.throughput() if best else 0.0
+    p50, p99 = target.latency_ms(0.5), target.latency_ms(0.99)
+    at = f"at {TARGET_RATE:.0f}/s"
+    load = (
+        f"{seconds:.0f} s by {clients} clients, {len(target.ended)}/{len(target.sent)} ended, {target.errors} refused"
+    )
+    cpu = f"server CPU {target.cpu_seconds / max(1, len(target.sent)) * 1000:.1f} ms per execution"
+    return [
+        Figure("server", "executions/s sustained (p50, p99 within target)", rate, "/s", 25.0, "Kestra OSS",
+               "≥ 100 /s", rate >= TARGET_RATE, "; ".join(r.summary() for r in ladder) + f"; {REFERENCE}"),
+        Figure("server", f"latency p50 {at} (call -> end)", p50, "ms", target.answer_ms(0.5), "webhook answer",
+               f"≤ {P50_MS:.0f} ms", p50 <= P50_MS, f"{load}; {cpu}"),
+        Figure("server", f"latency p99 {at} (call -> end)", p99, "ms", target.answer_ms(0.99), "webhook answer",
+               f"≤ {P99_MS:.0f} ms", p99 <= P99_MS),
+        Figure("server", f"server peak RSS {at}", peak, "MB",
+               note=f"{ladder_peak:.0f} MB after the higher rates" if len(ladder) > 1 else ""),
+    ]  # fmt: skip
