@@ -69,6 +69,15 @@ class Active:
     full: bool = True
     # Runs changed outside the executor since its last step (results, timers, subflows).
     touched: list[TaskRun] = field(default_factory=list)
+    # What the stored execution row last said (its state history and outputs): most steps only change
+    # task runs, and rewriting the row (inputs, trigger, webhook body …) at every step is most of the I/O.
+    saved: tuple[int, int] | None = None
+
+    def row_changed(self) -> bool:
+        """Whether the execution row differs from the stored one; remembers it as stored."""
+        marker = (len(self.execution.state.histories), id(self.execution.outputs))
+        changed, self.saved = marker != self.saved, marker
+        return changed
 
     def touch(self, run: TaskRun) -> None:
         self.touched.append(run)
@@ -337,7 +346,8 @@ class Runner:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
             self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
-            self.store.save_execution(execution)
+            if step.execution_changed or active.row_changed():
+                self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
                 heapq.heappush(self._timers, (due, execution.id, run_id, kind))
