@@ -87,6 +87,28 @@ def test_a_changed_cron_restarts_from_now(tmp_path: Path) -> None:
     assert [e.trigger["variables"]["date"][11:16] for e in fired] == ["10:10"]
 
 
+def test_a_long_outage_is_recovered_over_several_ticks_each_date_once(tmp_path: Path) -> None:
+    minutely = "  - id: minutely\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '* * * * *'\n"
+    sched, _ = scheduler(tmp_path, flow_with(minutely))
+    sched.tick(T0)
+    back = T0 + timedelta(minutes=2500, seconds=30)
+    batches = [sched.tick(back) for _ in range(4)]
+    assert [len(b) for b in batches] == [1000, 1000, 500, 0]
+    fired = [e.trigger["variables"] for b in batches for e in b]
+    assert fired[0]["date"] == "2024-05-06T10:01:00+00:00" and fired[0]["previous"] == "2024-05-06T10:00:00+00:00"
+    assert all(a["next"] == b["date"] and b["previous"] == a["date"] for a, b in zip(fired, fired[1:]))
+
+
+def test_due_dates_know_their_neighbours_across_a_night_that_falls_back() -> None:
+    paris = {"cron": "0 * * * *", "timezone": "Europe/Paris"}
+    start = datetime(2024, 10, 26, 22, tzinfo=UTC)  # midnight in Paris; at 03:00 the clocks go back to 02:00
+    fires, following = schedule.due(paris, schedule.next_after(paris, start), start + timedelta(hours=4, minutes=30))
+    dates = [f.date.isoformat()[11:] for f in fires]
+    assert dates == ["01:00:00+02:00", "02:00:00+02:00", "02:00:00+01:00", "03:00:00+01:00"]
+    assert [f.next.isoformat()[11:] for f in fires] == [*dates[1:], following.isoformat()[11:]]
+    assert [f.previous.isoformat()[11:] for f in fires if f.previous] == ["00:00:00+02:00", *dates[:-1]]
+
+
 def _execution(namespace: str, flow_id: str, state: State) -> Execution:
     return Execution("up", namespace, flow_id, 1, state=StateInfo.new(state), labels=[("team", "a")])
 

@@ -80,11 +80,14 @@ class _Split(_Hidden, RunnableTask):
         batch = ctx.render(spec.get("batch") or {})
         extension = Path(source.name).suffix or ".tmp"
         uris: list[str] = []
+        # The batches sit beside the listing: one storage path checked, not one per batch (a third of the split).
+        listing, listing_uri = ctx.output_file("splits.txt")
+        folder, base = listing.parent, listing_uri.rsplit("/", 1)[0]
 
         def opener(index: int) -> BinaryIO:
-            path, uri = ctx.output_file(f"{index:06d}{extension}")
-            uris.append(uri)
-            return path.open("wb")
+            name = f"{index:06d}{extension}"
+            uris.append(f"{base}/{name}")
+            return (folder / name).open("wb")
 
         split(
             source,
@@ -94,7 +97,6 @@ class _Split(_Hidden, RunnableTask):
             partitions=int(batch["partitions"]) if batch.get("partitions") else None,
             separator=str(batch.get("separator", "\n")),
         )
-        listing, listing_uri = ctx.output_file("splits.txt")
         listing.write_text("".join(uri + "\n" for uri in uris))
         ctx.info(f"{len(uris)} batch(es) from {items}")
         return {"splits": listing_uri}
