@@ -27,17 +27,21 @@ def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> str:
 class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
 
     def local_path(self, uri: str) -> Path:
-        """The file behind a `kestra:///` URI; refuses anything that escapes the root."""
+        """The file behind a `kestra:///` URI; refuses anything that escapes the root (`..`, links)."""
         if not uri.startswith(SCHEME):
             raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///…)")
-        relative = uri[len(SCHEME) :].lstrip("/")
-        root = self.root.resolve()
-        path = (root / relative).resolve()
-        if path != root and root not in path.parents:
+        path = (self._real_root / uri[len(SCHEME) :].lstrip("/")).resolve()
+        if not path.is_relative_to(self._real_root):
             raise StorageError(f"'{uri}' points outside internal storage")
         return path
+
+    def folder(self, prefix: str) -> Path:
+        """The folder of a storage path we made ourselves (an execution's prefix): not resolved, so a file
+        reached through a link planted inside it is not under it."""
+        return self._real_root / prefix.lstrip("/")
 
     def put(self, path: str, source: Path | bytes) -> str:
         """Store bytes or a local file at `path` (a storage path starting with `/`); returns its URI."""
@@ -50,8 +54,9 @@ class Storage:
             shutil.copyfile(source, target)
         return uri
 
-    def read_bytes(self, uri: str) -> bytes:
-        path = self.local_path(uri)
+    def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
+        """The file's bytes; `path` is its `local_path`, when the caller already has it."""
+        path = path or self.local_path(uri)
         if not path.is_file():
             raise StorageError(
                 f"file not found in internal storage: {uri} (expected at {path}; it was moved or deleted: "
@@ -61,20 +66,18 @@ class Storage:
 
     def read_under(self, prefix: str, uri: str) -> bytes:
         """The file behind `uri`, only if it resolves inside the storage path `prefix` (`..` and links refused)."""
-        folder = self.local_path(SCHEME + "/" + prefix.lstrip("/"))
         path = self.local_path(uri)
-        if not path.is_relative_to(folder):
+        if not path.is_relative_to(self.folder(prefix)):
             raise StorageError(f"'{uri}' does not belong to {prefix}")
-        return self.read_bytes(uri)
+        return self.read_bytes(uri, path)
 
     def files_under(self, prefix: str) -> list[tuple[str, int]]:
         """Every file below a storage path, as (URI, size in bytes), sorted."""
         root = self.local_path(SCHEME + "/" + prefix.lstrip("/"))
         if not root.is_dir():
             return []
-        base = self.root.resolve()
         return [
-            (SCHEME + "/" + path.relative_to(base).as_posix(), path.stat().st_size)
+            (SCHEME + "/" + path.relative_to(self._real_root).as_posix(), path.stat().st_size)
             for path in sorted(root.rglob("*"))
             if path.is_file()
         ]

@@ -131,8 +131,8 @@ class Contexts:
             raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
         target = self.storage.local_path(uri)
         for prefix in allowed:
-            if target.is_relative_to(self.storage.local_path("kestra://" + prefix)):
-                return self.storage.read_bytes(uri).decode("utf-8")
+            if target.is_relative_to(self.storage.folder(prefix)):
+                return self.storage.read_bytes(uri, target).decode("utf-8")
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
