@@ -47,8 +47,8 @@ def table(figures: list[Figure]) -> str:
             f.scenario,
             f.name,
             f"{_number(f.value)} {f.unit}",
-            f"{_number(f.baseline)} ({f.baseline_name})" if f.baseline is not None else "-",
-            f"{f.ratio:.2f}×" if f.ratio is not None else "-",
+            f"{_number(f.baseline)} {f.unit} ({f.baseline_name})" if f.baseline is not None else "-",
+            f"{f.ratio:.3g}×" if f.ratio is not None else "-",
             f.target or "-",
             {True: "yes", False: "NO", None: "-"}[f.met],
         ]
