@@ -3,6 +3,7 @@ conditions, flow-trigger matching and webhook variables — no sleeping."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_a_long_outage_is_recovered_over_several_ticks_each_date_once(tmp_path: 
     assert [len(b) for b in batches] == [1000, 1000, 500, 0]
     fired = [e.trigger["variables"] for b in batches for e in b]
     assert fired[0]["date"] == "2024-05-06T10:01:00+00:00" and fired[0]["previous"] == "2024-05-06T10:00:00+00:00"
-    assert all(a["next"] == b["date"] and b["previous"] == a["date"] for a, b in zip(fired, fired[1:]))
+    assert all(a["next"] == b["date"] and b["previous"] == a["date"] for a, b in itertools.pairwise(fired))
 
 
 def test_due_dates_know_their_neighbours_across_a_night_that_falls_back() -> None:
