@@ -116,16 +116,20 @@ def _split_figures(root: Path, lines: int, repeat: int) -> list[Figure]:
             split_s <= 3 * baseline,
         ),
         Figure(SCENARIO, f"{name}: whole execute", total, "s", note="start-up, split, 100 subflows, merge"),
-        Figure(
-            SCENARIO,
-            f"{name}: peak RSS",
-            peak,
-            "MB",
-            target=f"≤ {RSS_LIMIT_MB} MB",
-            met=at_most(peak, RSS_LIMIT_MB),
-            note=f"highest of {repeat} `kestractl execute` processes",
-        ),
+        _peak_figure(name, peak, repeat),
     ]
+
+
+def _peak_figure(name: str, peak: float, repeat: int) -> Figure:
+    return Figure(
+        SCENARIO,
+        f"{name}: peak RSS",
+        peak,
+        "MB",
+        target=f"≤ {RSS_LIMIT_MB} MB",
+        met=at_most(peak, RSS_LIMIT_MB),
+        note=f"highest of {repeat} `kestractl execute` processes",
+    )
 
 
 def _children_figures(root: Path, children: int, repeat: int) -> list[Figure]:
@@ -148,15 +152,7 @@ def _children_figures(root: Path, children: int, repeat: int) -> list[Figure]:
             at_most(seconds, 30),
             f"{children / seconds:,.0f} children/s, whole execute",
         ),
-        Figure(
-            SCENARIO,
-            f"{name}: peak RSS",
-            peak,
-            "MB",
-            target=f"≤ {RSS_LIMIT_MB} MB",
-            met=at_most(peak, RSS_LIMIT_MB),
-            note=f"highest of {repeat} `kestractl execute` processes",
-        ),
+        _peak_figure(name, peak, repeat),
     ]
 
 
