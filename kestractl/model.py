@@ -306,6 +306,25 @@ class Execution:
 LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
 
+def label_pairs(raw: Any) -> list[tuple[str, Any]] | None:
+    """Labels as Kestra accepts them, a map or a list of `{key, value}`, as (key, value) pairs; None for
+    any other shape. Flows, Subflow and ForEachItem tasks and triggers all declare labels this way."""
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        return [(str(k), v) for k, v in raw.items()]
+    if isinstance(raw, list) and all(isinstance(i, dict) and "key" in i for i in raw):
+        return [(str(i["key"]), i.get("value")) for i in raw]
+    return None
+
+
+def label_text(value: Any) -> str:
+    """A label value as Java prints it (`true`, not `True`; nothing for null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def level_rank(level: str) -> int:
     """Position of a log level, WARNING accepted for WARN; unknown levels count as INFO."""
     name = "WARN" if level.upper() == "WARNING" else level.upper()

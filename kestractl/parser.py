@@ -16,7 +16,7 @@ import yaml
 from kestractl.errors import ValidationError
 from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
-from kestractl.model import Flow, Output
+from kestractl.model import Flow, Output, label_pairs, label_text
 from kestractl.tasks import registry
 from kestractl.tasks.base import TASK_ID_RE, Task
 from kestractl.triggers.validate import validate_trigger
@@ -286,21 +286,11 @@ def _check_pattern(data: Mapping[str, Any], key: str, pattern: re.Pattern[str], 
 
 
 def _labels(data: Mapping[str, Any], problems: _Problems) -> list[tuple[str, str]]:
-    raw = data.get("labels")
-    if raw is None:
+    pairs = label_pairs(data.get("labels"))
+    if pairs is None:
+        problems.add("labels", "must be a map or a list of {key, value}", _line(data, "labels"))
         return []
-    if isinstance(raw, Mapping):
-        return [(str(k), _label_text(v)) for k, v in raw.items()]
-    if isinstance(raw, list) and all(isinstance(i, Mapping) and "key" in i for i in raw):
-        return [(str(i["key"]), _label_text(i.get("value"))) for i in raw]
-    problems.add("labels", "must be a map or a list of {key, value}", _line(data, "labels"))
-    return []
-
-
-def _label_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
+    return [(key, label_text(value)) for key, value in pairs]
 
 
 def _inputs(data: Mapping[str, Any], problems: _Problems) -> list[Any]:

@@ -137,3 +137,17 @@ def test_dag_dependencies_must_exist_and_not_cycle() -> None:
 def test_multi_document_files_split_on_dashes() -> None:
     assert len(split_documents(BASE + LOG + "---\n" + BASE.replace("id: f", "id: g") + LOG)) == 2
     assert split_documents("# only a comment\n---\n" + BASE + LOG) == [BASE + LOG]
+
+
+def test_labels_take_one_shape_everywhere_and_print_like_java() -> None:
+    """Flows, Subflow/ForEachItem tasks and triggers share `label_pairs`: a map or a list of key/value."""
+    from kestractl.model import label_pairs, label_text
+
+    assert label_pairs({"team": "data", "prod": True}) == [("team", "data"), ("prod", True)]
+    assert label_pairs([{"key": "team", "value": "data"}]) == [("team", "data")]
+    assert label_pairs(None) == [] and label_pairs("team=data") is None and label_pairs([{"value": 1}]) is None
+    assert [label_text(v) for v in (True, None, 3)] == ["true", "", "3"]
+    flow = parse_flow(
+        "id: f\nnamespace: n\nlabels:\n  prod: true\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+    )
+    assert flow.labels == [("prod", "true")]

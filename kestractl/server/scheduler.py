@@ -20,7 +20,7 @@ from kestractl.engine.runner import Runner
 from kestractl.engine.variables import build_variables
 from kestractl.errors import KestraError
 from kestractl.expressions import render_value
-from kestractl.model import Execution, Flow, utcnow
+from kestractl.model import Execution, Flow, label_pairs, label_text, utcnow
 from kestractl.store import TriggerState
 from kestractl.triggers import flow as flow_trigger
 from kestractl.triggers import schedule
@@ -190,6 +190,4 @@ def _signature(trigger: dict[str, Any]) -> str:
 
 
 def _labels(trigger: dict[str, Any]) -> list[tuple[str, str]]:
-    raw = trigger.get("labels") or {}
-    pairs = raw.items() if isinstance(raw, dict) else ((i["key"], i["value"]) for i in raw)
-    return [(str(k), str(v)) for k, v in pairs]
+    return [(key, label_text(value)) for key, value in label_pairs(trigger.get("labels")) or []]

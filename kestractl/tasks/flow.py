@@ -13,7 +13,7 @@ from kestractl.durations import parse_duration
 from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import java_str
-from kestractl.model import Execution, State, TaskRun
+from kestractl.model import Execution, State, TaskRun, label_pairs, label_text
 from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
     FlowableView,
@@ -407,8 +407,7 @@ class Subflow(ExecutableTask):
 
 def render_labels(ctx: RunContext, labels: Any) -> list[tuple[str, str]]:
     """Task `labels` (map or list of key/value) rendered as pairs."""
-    pairs = (labels or {}).items() if isinstance(labels or {}, dict) else ((i["key"], i["value"]) for i in labels)
-    return [(str(k), str(ctx.render(v))) for k, v in pairs]
+    return [(key, label_text(ctx.render(value))) for key, value in label_pairs(labels) or []]
 
 
 def child_final_state(task: Task, child_state: State) -> State:
