@@ -147,7 +147,4 @@ def test_labels_take_one_shape_everywhere_and_print_like_java() -> None:
     assert label_pairs([{"key": "team", "value": "data"}]) == [("team", "data")]
     assert label_pairs(None) == [] and label_pairs("team=data") is None and label_pairs([{"value": 1}]) is None
     assert [label_text(v) for v in (True, None, 3)] == ["true", "", "3"]
-    flow = parse_flow(
-        "id: f\nnamespace: n\nlabels:\n  prod: true\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
-    )
-    assert flow.labels == [("prod", "true")]
+    assert parse_flow(BASE + LOG + "labels:\n  prod: true\n").labels == [("prod", "true")]
