@@ -271,6 +271,15 @@ class Execution:
     def run(self, task_run_id: str) -> TaskRun:
         return self.runs_by_id()[task_run_id]
 
+    def reference(self) -> dict[str, Any]:
+        """How `trigger.*` names this execution in the executions it starts (Subflow, Flow trigger)."""
+        return {
+            "executionId": self.id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "flowRevision": self.flow_revision,
+        }
+
     def labels_map(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for k, v in self.labels:

@@ -565,13 +565,7 @@ class Runner:
         labels = list(request.get("labels") or [])
         if request.get("inheritLabels"):
             labels = [*[(k, v) for k, v in parent.labels if k != "system.correlationId"], *labels]
-        variables = {
-            "executionId": parent.id,
-            "namespace": parent.namespace,
-            "flowId": parent.flow_id,
-            "flowRevision": parent.flow_revision,
-            **(request.get("triggerVariables") or {}),
-        }
+        variables = {**parent.reference(), **(request.get("triggerVariables") or {})}
         trigger = {"id": task.id, "type": task.type, "variables": variables}
         return self.create_execution(flow, request.get("inputs") or {}, labels, trigger, parent=(parent, run))
 

@@ -21,10 +21,7 @@ def flow_triggers(flow: Flow) -> list[dict[str, Any]]:
 def trigger_variables(upstream: Execution) -> dict[str, Any]:
     """`trigger.*` of an execution started by a Flow trigger."""
     return {
-        "executionId": upstream.id,
-        "namespace": upstream.namespace,
-        "flowId": upstream.flow_id,
-        "flowRevision": upstream.flow_revision,
+        **upstream.reference(),
         "state": upstream.state.current.value,
         "outputs": upstream.outputs or {},
         "labels": upstream.labels_map(),
