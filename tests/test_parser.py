@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kestractl.errors import ValidationError
@@ -148,3 +150,24 @@ def test_labels_take_one_shape_everywhere_and_print_like_java() -> None:
     assert label_pairs(None) == [] and label_pairs("team=data") is None and label_pairs([{"value": 1}]) is None
     assert [label_text(v) for v in (True, None, 3)] == ["true", "", "3"]
     assert parse_flow(BASE + LOG + "labels:\n  prod: true\n").labels == [("prod", "true")]
+
+
+def test_libyaml_and_the_python_loader_read_every_flow_alike() -> None:
+    """The fast path (libyaml) must give the same data and line numbers as the loader whose messages we keep."""
+    import yaml
+
+    from kestractl.parser import _FastLoader, _Loader
+
+    def lines(node: object) -> object:
+        if isinstance(node, dict):
+            return (getattr(node, "line", None), node.key_lines, {k: lines(v) for k, v in node.items()})
+        if isinstance(node, list):
+            return (getattr(node, "line", None), [lines(v) for v in node])
+        return node
+
+    root = Path(__file__).parent.parent
+    sources = [*root.glob("sample_flows/*.yaml"), *root.glob("tests/flows/*.yaml")]
+    assert len(sources) > 10
+    for path in sources:
+        for text in split_documents(path.read_text()):
+            assert lines(yaml.load(text, Loader=_FastLoader)) == lines(yaml.load(text, Loader=_Loader)), path
