@@ -6,6 +6,7 @@ and the tests all read the same document.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -193,6 +194,11 @@ class Flow:
     @property
     def uid(self) -> str:
         return f"{self.namespace}.{self.id}"
+
+    @functools.cached_property
+    def tasks_by_id(self) -> dict[str, Any]:
+        """Every task of the flow (errors and nested ones included) by id; one map for all its executions."""
+        return {t.id: t for top in [*self.tasks, *self.errors] for t in top.walk()}
 
 
 @dataclass

@@ -41,7 +41,7 @@ ContextFactory = Callable[[Task | None, TaskRun | None], RunContext]
 class Executor:
     def __init__(self, flow: Flow, context: ContextFactory) -> None:
         self.flow = flow
-        self.tasks: dict[str, Task] = {t.id: t for top in [*flow.tasks, *flow.errors] for t in top.walk()}
+        self.tasks: dict[str, Task] = flow.tasks_by_id
         self._context = context
         self._indexes: dict[str, RunIndex] = {}
 

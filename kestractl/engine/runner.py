@@ -47,6 +47,10 @@ class FlowRepository:
         self._cache: dict[tuple[str, str, int], Flow] = {}
 
     def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
+        """A given revision never changes, so only "the latest" needs the store (one query per new execution)."""
+        cached = self._cache.get((namespace, flow_id, revision)) if revision is not None else None
+        if cached is not None:
+            return cached
         row = self.store.flow_revision(namespace, flow_id, revision)
         key = (row.namespace, row.id, row.revision)
         if key not in self._cache:
