@@ -223,3 +223,11 @@ def test_cli_refuses_reserved_labels_unknown_levels_and_states(cli: Cli) -> None
     assert cli("executions", "logs", execution["id"], "--level", "LOUD").exit_code == 2
     assert cli("executions", "list", "--state", "DONE").exit_code == 2
     assert "revision 0" in cli("flow", "show", "tests", "hello", "--revision", "0").stderr
+
+
+def test_each_result_is_decided_on_before_the_next_so_a_freed_slot_is_used(cli: Cli) -> None:
+    cli.deploy("parallel-slot-freed.yaml")
+    for _ in range(3):  # the order is deterministic: the same every time
+        code, execution = cli.execute("tests", "parallel-slot-freed")
+        assert code == 1 and state(execution) == "FAILED"
+        assert [state(runs(execution, t)[0]) for t in ("a", "b", "c")] == ["SUCCESS", "FAILED", "SUCCESS"]

@@ -280,6 +280,8 @@ class Runner:
         executor = Executor(flow, lambda task, run: self._context(_alive(this), task, run))
         active = Active(execution, flow, executor, self._dirty)
         this = weakref.ref(active)
+        if fresh is not None:
+            active.row_changed()  # just written by create_execution
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         self._active[execution_id] = active
         for delay in [] if fresh else self.store.delays(execution_id):
@@ -322,6 +324,8 @@ class Runner:
                 work()
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
+            if self._dirty:  # one result, one decision (as Kestra's executor): a freed slot is seen at once
+                return
             try:
                 work = self._inbox.get_nowait()
             except queue.Empty:
@@ -359,7 +363,7 @@ class Runner:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
             self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
-            if step.execution_changed or active.row_changed():
+            if active.row_changed() or step.execution_changed:
                 self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
@@ -375,14 +379,15 @@ class Runner:
         self._inflight[run.id] = ctx.stop
         execution_id = active.execution.id
 
+        if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
+            self._inbox.put(lambda: self._apply_result(execution_id, run.id, run_attempt(task, ctx)))
+            return
+
         def work() -> None:
             result = run_attempt(task, ctx)
             self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
 
-        if task.inline and task.timeout is None:
-            work()
-        else:
-            self._pool.submit(work)
+        self._pool.submit(work)
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
         self._inflight.pop(run_id, None)
@@ -538,6 +543,7 @@ class Runner:
             self.store.delete_task_runs(removed)
             self.store.save_task_runs(execution.id, enumerate(execution.task_runs))
             self.store.save_execution(execution)
+            active.row_changed()
         self._advance(active)
         return execution
 

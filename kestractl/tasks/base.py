@@ -6,6 +6,7 @@ next and what state they end in. The executor never asks a task what type it is.
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 import threading
@@ -105,6 +106,11 @@ class RunnableTask(Task):
     # Quick and bounded (render, log, return): run on the executor's thread, not handed to a worker thread.
     # A handoff costs more than such a task itself once the GIL is contended.
     inline = False
+
+    @functools.cached_property
+    def runs_inline(self) -> bool:
+        """Inline unless a timeout must be enforced or a `{% %}` tag (a loop) could keep the executor busy."""
+        return self.inline and self.timeout is None and "{%" not in repr(self.spec)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         raise NotImplementedError

@@ -16,13 +16,13 @@ from kestractl.inputs import java_str
 from kestractl.model import Execution, State, TaskRun, label_pairs, label_text
 from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
+    NO_TASKS,
     FlowableView,
     ResolvedTask,
     grouped_nexts,
     list_state,
     parallel_nexts,
     resolve,
-    resolve_each,
     sequential_nexts,
 )
 from kestractl.tasks.registry import register
@@ -94,7 +94,7 @@ class AllowFailure(_ListFlowable):
 
     def resolve_state(self, view: FlowableView) -> State | None:
         state = super().resolve_state(view)
-        if state is not None and list_state(view, self.main(view), []) in (State.FAILED, State.KILLED):
+        if state is not None and list_state(view, self.main(view), NO_TASKS) in (State.FAILED, State.KILLED):
             return State.WARNING
         return state
 
@@ -208,7 +208,7 @@ class _Each(_ListFlowable):
         return None
 
     def main(self, view: FlowableView) -> list[ResolvedTask]:
-        return resolve_each(tuple(self.tasks), tuple(view.data.get("values", [])))
+        return view.each_children(self.tasks, view.data.get("values", []))
 
 
 @register

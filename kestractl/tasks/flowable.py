@@ -51,6 +51,8 @@ def resolve(tasks: Iterable[Task], value: str | None = None) -> list[ResolvedTas
     keep what it learnt about it. A task's own child list is recognised by identity, without hashing its
     thousand tasks again. Callers must not mutate the result.
     """
+    if not tasks:
+        return NO_TASKS  # one object for every empty list: a fresh `[]` would be a new list to remember
     known = _by_list.get((id(tasks), value))
     if known is not None and known[0] is tasks:
         return known[1]
@@ -63,12 +65,7 @@ def resolve(tasks: Iterable[Task], value: str | None = None) -> list[ResolvedTas
 
 
 _by_list: dict[tuple[int, str | None], tuple[Iterable[Task], list[ResolvedTask]]] = {}
-
-
-@lru_cache(maxsize=4096)
-def resolve_each(tasks: tuple[Task, ...], values: tuple[str, ...]) -> list[ResolvedTask]:
-    """An Each task's children for every value, in order (cached like `resolve`)."""
-    return [r for value in values for r in _resolve(tasks, value)]
+NO_TASKS: list[ResolvedTask] = []
 
 
 class ListRuns:
@@ -134,6 +131,7 @@ class RunIndex:
         self.by_id: dict[str, TaskRun] = {}
         self.children: dict[str | None, list[TaskRun]] = {}
         self._lists: dict[tuple[str | None, int], ListRuns] = {}
+        self._each: dict[str | None, tuple[tuple[Any, ...], list[ResolvedTask]]] = {}
         for run in execution.task_runs:
             self.add(run)
 
@@ -148,6 +146,15 @@ class RunIndex:
 
     def find(self, parent_id: str | None, resolved: ResolvedTask) -> TaskRun | None:
         return self.by_key.get((parent_id, resolved.task.id, resolved.value))
+
+    def each_children(self, parent_id: str | None, tasks: list[Task], values: list[str]) -> list[ResolvedTask]:
+        """An Each run's children for every value, in order: the same list object at every step (so its
+        `ListRuns` is kept), held by this index and so freed with the execution."""
+        key = (tuple(tasks), tuple(values))
+        known = self._each.get(parent_id)
+        if known is None or known[0] != key:
+            known = self._each[parent_id] = (key, [r for value in values for r in resolve(tasks, value)])
+        return known[1]
 
     def list_runs(self, parent_id: str | None, resolved: list[ResolvedTask]) -> ListRuns:
         """What is known of `resolved`'s runs under `parent_id`, brought up to date."""
@@ -190,6 +197,9 @@ class FlowableView:
 
     def list_runs(self, resolved: list[ResolvedTask]) -> ListRuns:
         return self.index.list_runs(self.parent_id, resolved)
+
+    def each_children(self, tasks: list[Task], values: list[str]) -> list[ResolvedTask]:
+        return self.index.each_children(self.parent_id, tasks, values)
 
     def new_run(self, resolved: ResolvedTask, iteration: int | None = None) -> TaskRun:
         return TaskRun(
