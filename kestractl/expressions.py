@@ -18,8 +18,9 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,8 +37,10 @@ from kestractl.model import new_id
 __all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_value", "to_text"]
 
 _MAX_RANGE = 100_000
-# Loop iterations one render may take, all loops together: each `range` is bounded, but nested loops multiply.
+# Loop iterations one render may take, all loops together (each `range` is bounded, but nested loops multiply),
+# and the time its loops may run.
 MAX_LOOP_ITEMS = 1_000_000
+MAX_RENDER_SECONDS = 30
 _MAX_RENDER_DEPTH = 100
 
 
@@ -186,18 +189,35 @@ def _sized_text_call(text: str, method: str, args: tuple[Any, ...], kwargs: dict
     if method in ("center", "ljust", "rjust", "zfill") and isinstance(first, int):
         _within_limit(first, f"`{method}`")
     elif method == "expandtabs":
-        _within_limit(len(text) * (first if isinstance(first, int) else 8), "`expandtabs`")
+        _within_limit(len(text) + text.count("\t") * (first if isinstance(first, int) else 8), "`expandtabs`")
     elif method == "replace" and len(args) >= 2 and isinstance(first, str) and isinstance(args[1], str):
-        hits = text.count(first) if first else len(text) + 1
-        _within_limit(len(text) + hits * len(args[1]), "`replace`")
+        _within_limit(_replaced_size(text, first, args[1]), "`replace`")
     elif method == "join" and args:
         items = list(args[0])
         _within_limit(sum(len(to_text(i)) for i in items) + len(text) * len(items), "`join`")
         args = (items, *args[1:])
+    elif method == "translate" and isinstance(first, Mapping):
+        longest = max((len(v) for v in first.values() if isinstance(v, str)), default=1)
+        _within_limit(len(text) * longest, "`translate`")
     elif method in ("format", "format_map"):
-        widths = [int(n) for field in re.findall(r"\{[^{}]*\}", text) for n in re.findall(r"\d+", field)]
-        _within_limit(max(widths, default=0), "`format`")
+        _within_limit(_formatted_size(text, [*args, *kwargs.values()]), "`format`")
     return args
+
+
+def _replaced_size(text: str, old: str, new: str) -> int:
+    hits = text.count(old) if old else len(text) + 1
+    return len(text) + hits * (len(new) - len(old))
+
+
+def _formatted_size(text: str, arguments: list[Any]) -> int:
+    """An upper bound for `str.format`: every field holds the longest argument, padded to the widest width
+    (written in the text, or taken from the arguments when a width is itself a field, `{:{}}`)."""
+    fields = re.findall(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", text)
+    widths = [int(n) for field in fields for n in re.findall(r"\d+", field)]
+    if any(field.count("{") > 1 for field in fields):
+        widths += [a for a in arguments if isinstance(a, int)]
+    longest = max((len(to_text(a)) for a in arguments if isinstance(a, str)), default=20)
+    return len(text) + len(fields) * max(longest, *widths, 20)
 
 
 # ---------------------------------------------------------------- Pebble -> Jinja source
@@ -563,26 +583,36 @@ def _kc_iter(value: Any) -> Any:
     if value is None:
         return []
     if isinstance(value, Mapping):
-        return [{"key": k, "value": v} for k, v in value.items()]
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        value = [{"key": k, "value": v} for k, v in value.items()]
+    elif isinstance(value, str) or not hasattr(value, "__iter__"):
         return [value]
-    if not hasattr(value, "__len__"):
-        value = list(value)
-    _spend_loop_items(len(value))
-    return value
-
-
-_loop_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("loop_budget")
-
-
-def _spend_loop_items(count: int) -> None:
-    """Charge a loop to the render's budget (see `render`): nested loops cost the product of their sizes."""
     budget = _loop_budget.get(None)
-    if budget is None:
-        return
-    budget[0] -= count
-    if budget[0] < 0:
-        raise ValueError(f"the loops of this expression take more than {MAX_LOOP_ITEMS:,} iterations")
+    return value if budget is None else _counted(value, budget)
+
+
+class _Budget:
+    """What one render may still spend on loops: iterations, all loops together, and wall time."""
+
+    __slots__ = ("deadline", "items")
+
+    def __init__(self) -> None:
+        self.items = MAX_LOOP_ITEMS
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+
+_loop_budget: contextvars.ContextVar[_Budget] = contextvars.ContextVar("loop_budget")
+
+
+def _counted(items: Any, budget: _Budget) -> Iterator[Any]:
+    """Each item is charged as the loop takes it (nested loops cost the product of their sizes); the clock
+    is looked at every 1,024 items, for loop bodies that are slow rather than many."""
+    for item in items:
+        budget.items -= 1
+        if budget.items < 0:
+            raise ValueError(f"the loops of this expression take more than {MAX_LOOP_ITEMS:,} iterations")
+        if not budget.items & 1023 and time.monotonic() > budget.deadline:
+            raise ValueError(f"the loops of this expression take more than {MAX_RENDER_SECONDS} seconds")
+        yield item
 
 
 def _within_limit(size: int, what: str) -> None:
@@ -716,27 +746,60 @@ def _sized(name: str, filter_: Callable[..., Any], size: Callable[..., int]) -> 
 def _format_width(value: Any, *args: Any, **_: Any) -> int:
     """The widest field of a `%` format (`%100s`; `*` takes its width from the arguments)."""
     text = to_text(value)
-    widths = [int(n) for n in re.findall(r"%[-#0 +]*(\d+)", text)]
+    widths = [int(n) for n in re.findall(r"%(?:\([^)]*\))?[-#0 +]*(\d+)", text)]
     if "*" in text:
         widths += [a for a in args if isinstance(a, int)]
     return max(widths, default=0)
 
 
-def _indented_size(value: Any, amount: Any = 0, prefix: Any = " ", *_: Any) -> int:
+def _indented_size(value: Any, amount: Any = 0, prefix: Any = " ", *_: Any, **__: Any) -> int:
     text = to_text(value)
     lines = text.count("\n") + text.count("\r") + 2
     return len(text) + lines * int(amount) * len(to_text(prefix))
 
 
 _SIZED_FILTERS: dict[str, Callable[[dict[str, Any]], Callable[..., Any]]] = {
-    "center": lambda filters: _sized("center", filters["center"], lambda v, width=80, *_: int(width)),
+    "center": lambda filters: _sized("center", filters["center"], lambda v, width=80, *_, **__: int(width)),
     "format": lambda filters: _sized("format", filters["format"], _format_width),
     "batch": lambda filters: _sized(
-        "batch", filters["batch"], lambda v, count, fill=None, *_: int(count) if fill is not None else 0
+        "batch",
+        filters["batch"],
+        lambda v, linecount, fill_with=None, *_, **__: 0 if fill_with is None else int(linecount),
     ),
     "indent": lambda filters: _sized("indent", filters["indent"], _indented_size),
     "nindent": lambda filters: _sized("nindent", filters["nindent"], _indented_size),
+    "join": lambda filters: _sized("join", filters["join"], _joined_size),
+    "replace": lambda filters: _sized("replace", filters["replace"], _replace_filter_size),
+    "wordwrap": lambda filters: _sized("wordwrap", filters["wordwrap"], _wrapped_size),
+    "urlencode": lambda filters: _sized("urlencode", filters["urlencode"], lambda v, *_, **__: 3 * len(to_text(v))),
 }
+
+
+def _joined_size(value: Any, separator: Any = "", *_: Any, **__: Any) -> int:
+    items = value if isinstance(value, list | tuple) else []
+    return sum(len(to_text(i)) for i in items) + len(to_text(separator)) * len(items)
+
+
+def _replace_filter_size(
+    value: Any, pairs: Any, replacement: Any = None, regexp: bool = False, *_: Any, **__: Any
+) -> int:
+    """Kestra's `replace` (a map of replacements, or one pair) on text; literal or regular expression."""
+    if not isinstance(value, str):
+        return 0
+    table = pairs if isinstance(pairs, Mapping) else {pairs: replacement}
+    size = len(value)
+    for old, new in table.items():
+        old_text, new_text = to_text(old), to_text(new)
+        hits = len(re.findall(old_text, value)) if regexp else value.count(old_text) if old_text else size + 1
+        size += hits * max(0, len(new_text) - (0 if regexp else len(old_text)))
+    return size
+
+
+def _wrapped_size(
+    value: Any, width: Any = 79, break_long: Any = True, wrapstring: Any = None, *_: Any, **__: Any
+) -> int:
+    text, joint = to_text(value), to_text(wrapstring) if wrapstring is not None else "\n"
+    return len(text) + (len(text) // max(1, int(width)) + 1) * len(joint)
 
 
 def _environment() -> _PebbleEnvironment:
@@ -807,17 +870,22 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     """Render one Pebble template string; text without `{{`/`{%` comes back untouched."""
     if "{{" not in template and "{%" not in template:
         return template
-    budget = _loop_budget.set([MAX_LOOP_ITEMS]) if _loop_budget.get(None) is None else None  # `render()` nests
+    budget = _loop_budget.set(_Budget()) if _loop_budget.get(None) is None else None  # `render()` nests
+    pieces, size = [], 0
     try:
-        rendered = _compile(template).render(variables)
+        for piece in _compile(template).generate(variables):  # counted as it streams, not once it is whole
+            size += len(piece)
+            if size > MAX_OUTPUT_CHARS:
+                break
+            pieces.append(piece)
     except Exception as error:  # every failure becomes one user-facing error
         raise _failure(template, error) from error
     finally:
         if budget is not None:
             _loop_budget.reset(budget)
-    if len(rendered) > MAX_OUTPUT_CHARS:
+    if size > MAX_OUTPUT_CHARS:
         raise ExpressionError(f"Unable to render `{template[:80]}`: the result is over {MAX_OUTPUT_CHARS:,} characters")
-    return rendered
+    return "".join(pieces)
 
 
 # An expression's result is held in memory and stored with the execution: keep it bounded.

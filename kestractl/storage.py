@@ -33,6 +33,8 @@ class Storage:
         """The file behind a `kestra:///` URI; refuses anything that escapes the root (`..`, links)."""
         if not uri.startswith(SCHEME):
             raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///…)")
+        if "\x00" in uri:
+            raise StorageError(f"'{uri!r}' holds a NUL character, which no file name can")
         path = (self._real_root / uri[len(SCHEME) :].lstrip("/")).resolve()
         if not path.is_relative_to(self._real_root):
             raise StorageError(f"'{uri}' points outside internal storage")

@@ -20,7 +20,14 @@ def test_uris_round_trip_and_list(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["kestra:///../outside.txt", "kestra:///io/../../etc/passwd", "file:///etc/passwd", "/etc/passwd"]
+    "uri",
+    [
+        "kestra:///../outside.txt",
+        "kestra:///io/../../etc/passwd",
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "kestra:///a\x00b",
+    ],
 )
 def test_paths_that_escape_or_are_not_internal_are_refused(tmp_path: Path, uri: str) -> None:
     storage = Storage(tmp_path / "storage")

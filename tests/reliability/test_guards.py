@@ -104,11 +104,25 @@ def test_expression_bombs_are_refused_before_they_allocate() -> None:
         "{{ '{:>100000000}'.format(1) }}": "`format` would be over",
         "{{ 'a\nb\nc'|indent(10**7) }}": "`indent` would be over",
         "{% set n = namespace(s='ab') %}{% for i in range(1, 40) %}{% set n.s = n.s ~ n.s %}{% endfor %}": "text",
+        # found by review: each built tens of MB (or any size) before the final check
+        "{% for i in range(1, 30) %}{{ ''|center(9000000) }}{% endfor %}": "the result is over",
+        "{{ range(1, 100000)|join(''|center(200)) }}": "`join` would be over",
+        "{{ 'a,b,c,d,e,f'|replace(',', ''|center(3000000)) }}": "`replace` would be over",
+        "{{ '{:{}}'.format('', 30000000) }}": "`format` would be over",
+        "{{ '%(a)30000000s'|format(a='x') }}": "`format` would be over",
+        "{% set s = ''|center(9000000) %}{{ '{0}{0}{0}{0}'.format(s) }}": "`format` would be over",
+        "{{ ('a'|center(100)).translate({32: ''|center(300000)}) }}": "`translate` would be over",
+        "{{ ('a b '|center(3000000))|wordwrap(2, true, ''|center(20)) }}": "`wordwrap` would be over",
+        """{% set m = fromJson('{"' ~ (range(1, 2000)|join('":1,"')) ~ '":1}') %}"""
+        "{% for a in m %}{% for b in m %}{% endfor %}{% endfor %}": "1,000,000 iterations",  # maps count too
     }
     for template, reason in bombs.items():
         with pytest.raises(ExpressionError, match=re.escape(reason)):
             render(template, {})
     assert render("{{ 'ab'|center(6) }}|{{ '%3s'|format(1) }}|{{ 'a'.ljust(3, '.') }}", {}) == "  ab  |  1|a.."
+    big = "x" * 6_000_000  # a result as long as its input is no bomb
+    assert render("{{ s.replace('x', 'y') }}", {"s": big}) == "y" * 6_000_000
+    assert render("{{ s.expandtabs() }}", {"s": big}) == big
 
 
 def test_text_utf8_cannot_hold_is_logged_and_stored(tmp_path: Path) -> None:
