@@ -229,6 +229,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+RSS_LIMIT_MB = 150  # the issue's "peak RSS ≤ 150 MB throughout"
+
+
 def run(quick: bool) -> list[Figure]:
     """The target rate for long enough to quote; then higher rates, briefly, until one is not sustained."""
     seconds, clients, higher = (3.0, 4, []) if quick else (20.0, 8, [150.0, 200.0, 250.0, 300.0, 400.0])
@@ -247,7 +250,9 @@ def run(quick: bool) -> list[Figure]:
                     break
             ladder_peak = rss_mb(server.process.pid, peak=True)
     best = max((r for r in ladder if r.sustained()), key=lambda r: r.rate, default=None)
-    rate = best.throughput() if best else 0.0
+    rate = best.rate if best else 0.0  # the offered rate it kept up with (its `throughput` counts the last tail)
+    complete = target.sustained()  # every call accepted and ended: latency over the ended ones alone could hide losses
+    ceiling = " (the highest rate tried)" if best is not None and best is ladder[-1] and len(ladder) > 1 else ""
     p50, p99 = target.latency_ms(0.5), target.latency_ms(0.99)
     at = f"at {TARGET_RATE:.0f}/s"
     load = (
@@ -255,12 +260,14 @@ def run(quick: bool) -> list[Figure]:
     )
     cpu = f"server CPU {target.cpu_seconds / max(1, len(target.sent)) * 1000:.1f} ms per execution"
     return [
-        Figure("server", "executions/s sustained (p50, p99 within target)", rate, "/s", 25.0, "Kestra OSS",
-               "≥ 100 /s", rate >= TARGET_RATE, "; ".join(r.summary() for r in ladder) + f"; {REFERENCE}"),
+        Figure("server", "executions/s sustained (p50, p99 within target)", rate, "/s", 25.0,
+               "Kestra OSS, published", "≥ 100 /s", rate >= TARGET_RATE,
+               "; ".join(r.summary() for r in ladder) + f"{ceiling}; {REFERENCE}"),
         Figure("server", f"latency p50 {at} (call -> end)", p50, "ms", target.answer_ms(0.5), "webhook answer",
-               f"≤ {P50_MS:.0f} ms", p50 <= P50_MS, f"{load}; {cpu}"),
+               f"≤ {P50_MS:.0f} ms", complete and p50 <= P50_MS, f"{load}; {cpu}; end dates are whole ms"),
         Figure("server", f"latency p99 {at} (call -> end)", p99, "ms", target.answer_ms(0.99), "webhook answer",
-               f"≤ {P99_MS:.0f} ms", p99 <= P99_MS),
-        Figure("server", f"server peak RSS {at}", peak, "MB",
-               note=f"{ladder_peak:.0f} MB after the higher rates" if len(ladder) > 1 else ""),
+               f"≤ {P99_MS:.0f} ms", complete and p99 <= P99_MS),
+        Figure("server", f"server peak RSS {at}", max(peak, ladder_peak), "MB", target=f"≤ {RSS_LIMIT_MB} MB",
+               met=max(peak, ladder_peak) <= RSS_LIMIT_MB,
+               note=f"{peak:.0f} MB at {TARGET_RATE:.0f}/s, {ladder_peak:.0f} MB after the higher rates"),
     ]  # fmt: skip
