@@ -375,19 +375,32 @@ class Runner:
     def _dispatch(self, active: Active, run: TaskRun) -> None:
         task = active.executor.tasks[run.task_id]
         assert isinstance(task, RunnableTask)
+        execution_id = active.execution.id
+        if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
+            self._inflight[run.id] = stop = threading.Event()
+            self._inbox.put(lambda: self._run_inline(execution_id, run.id, stop))
+            return
         ctx = self._context(active, task, run)
         self._inflight[run.id] = ctx.stop
-        execution_id = active.execution.id
-
-        if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
-            self._inbox.put(lambda: self._apply_result(execution_id, run.id, run_attempt(task, ctx)))
-            return
 
         def work() -> None:
             result = run_attempt(task, ctx)
             self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
 
         self._pool.submit(work)
+
+    def _run_inline(self, execution_id: str, run_id: str, stop: threading.Event) -> None:
+        """Its context is made only now: 10,000 children queued at once must not hold 10,000 contexts."""
+        active = self._active.get(execution_id)
+        if active is None:  # forgotten meanwhile (another process took it over)
+            self._inflight.pop(run_id, None)
+            return
+        run = active.execution.run(run_id)
+        task = active.executor.tasks[run.task_id]
+        assert isinstance(task, RunnableTask)
+        ctx = self._context(active, task, run)
+        ctx.stop = stop
+        self._apply_result(execution_id, run_id, run_attempt(task, ctx))
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
         self._inflight.pop(run_id, None)

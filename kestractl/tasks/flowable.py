@@ -124,10 +124,9 @@ class ListRuns:
 
 
 class RunIndex:
-    """Task runs of one execution by id, by (parent, task, value) and by parent; kept between executor passes."""
+    """Task runs of one execution by id and by parent; kept between executor passes."""
 
     def __init__(self, execution: Execution) -> None:
-        self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
         self.by_id: dict[str, TaskRun] = {}
         self.children: dict[str | None, list[TaskRun]] = {}
         self._lists: dict[tuple[str | None, int], ListRuns] = {}
@@ -140,12 +139,8 @@ class RunIndex:
         return len(self.by_id)
 
     def add(self, run: TaskRun) -> None:
-        self.by_key[(run.parent_task_run_id, run.task_id, run.value)] = run
         self.by_id[run.id] = run
         self.children.setdefault(run.parent_task_run_id, []).append(run)
-
-    def find(self, parent_id: str | None, resolved: ResolvedTask) -> TaskRun | None:
-        return self.by_key.get((parent_id, resolved.task.id, resolved.value))
 
     def each_children(self, parent_id: str | None, tasks: list[Task], values: list[str]) -> list[ResolvedTask]:
         """An Each run's children for every value, in order: the same list object at every step (so its
