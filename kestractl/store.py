@@ -163,8 +163,12 @@ class Delay:
 class Store:
     """Repositories over one SQLite file; one connection per thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
+        """`background_checkpoints`: commits never copy the WAL into the database themselves (SQLite does it
+        every 4 MB, an fsync that stalled a server's executions for up to a second); the owner calls
+        `checkpoint` from a thread of its own instead."""
         self.path = path
+        self.background_checkpoints = background_checkpoints
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +182,8 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path)
+            if self.background_checkpoints:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.depth = 0
         return conn
 
@@ -208,6 +214,15 @@ class Store:
             raise
         finally:
             self._local.depth = 0
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy what the WAL holds into the database without waiting for readers or writers (PASSIVE);
+        returns the frames in the WAL and how many of them are now in the database."""
+        try:
+            _, frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        return int(frames), int(copied)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -79,3 +79,17 @@ def test_execution_task_runs_and_logs_round_trip(tmp_path: Path) -> None:
     assert store.logs(loaded, "ERROR", task_id="other") == []
     assert store.find_execution_ids(namespace="ns", states=["SUCCESS"]) == ["e1"]
     assert isinstance(StateInfo.new(), StateInfo)
+
+
+def test_background_checkpoints_leave_commits_alone_and_copy_the_wal_when_asked(tmp_path: Path) -> None:
+    """A server's commits must not stop to checkpoint (a 1 s stall every 4 MB); its own thread does it."""
+    store = Store(tmp_path / "k.db", background_checkpoints=True)
+    source = "id: f\nnamespace: n\ntasks: []\n# " + "x" * 4000 + "\n"
+    for i in range(1500):  # about 6 MB of WAL, past SQLite's automatic checkpoint (1,000 pages)
+        store.save_flow("n", f"f{i}", source)
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    frames, copied = store.checkpoint()
+    assert frames > 1000 and copied == frames
+    store.close()
+    plain = Store(tmp_path / "plain.db")
+    assert plain.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # the CLI keeps SQLite's own

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
+from kestractl.errors import KestraError
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import make_server
@@ -18,6 +19,9 @@ from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory
 from kestractl.storage import Storage
 from kestractl.store import Store
+
+# How often the server copies the WAL into the database (a passive checkpoint, off the commit path).
+CHECKPOINT_SECONDS = 1.0
 
 Say = Callable[[str, str], None]
 
@@ -41,7 +45,7 @@ class StandaloneServer:
     ) -> None:
         self.options = options
         self.say = say
-        self.store = Store(home.db_path)
+        self.store = Store(home.db_path, background_checkpoints=True)
         self.runner = Runner(
             self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
         )
@@ -62,7 +66,10 @@ class StandaloneServer:
 
     def serve(self) -> None:
         """Run until `stop_event` is set (the caller wires signals to it), then stop cleanly."""
-        threads = [threading.Thread(target=self._http.serve_forever, name="http", daemon=True)]
+        threads = [
+            threading.Thread(target=self._http.serve_forever, name="http", daemon=True),
+            threading.Thread(target=self._checkpoints, name="checkpoints", daemon=True),
+        ]
         if self.directory is not None:
             self.directory.poll()
             if self.options.watch:  # its own thread: an edit goes live without waiting for the loop's tick
@@ -83,6 +90,15 @@ class StandaloneServer:
             self.runner.drain(self.options.grace_seconds)
             self.runner.close()
             self.say("INFO", "stopped")
+
+    def _checkpoints(self) -> None:
+        """The WAL is copied into the database here, off the path of every commit (see `Store`)."""
+        while not self.stop_event.wait(CHECKPOINT_SECONDS):
+            try:
+                self.store.checkpoint()
+            except KestraError as exc:
+                self.say("ERROR", exc.message)
+        self.store.close()
 
     def _tick(self) -> None:
         now = time.monotonic()
