@@ -758,23 +758,6 @@ def _indented_size(value: Any, amount: Any = 0, prefix: Any = " ", *_: Any, **__
     return len(text) + lines * int(amount) * len(to_text(prefix))
 
 
-_SIZED_FILTERS: dict[str, Callable[[dict[str, Any]], Callable[..., Any]]] = {
-    "center": lambda filters: _sized("center", filters["center"], lambda v, width=80, *_, **__: int(width)),
-    "format": lambda filters: _sized("format", filters["format"], _format_width),
-    "batch": lambda filters: _sized(
-        "batch",
-        filters["batch"],
-        lambda v, linecount, fill_with=None, *_, **__: 0 if fill_with is None else int(linecount),
-    ),
-    "indent": lambda filters: _sized("indent", filters["indent"], _indented_size),
-    "nindent": lambda filters: _sized("nindent", filters["nindent"], _indented_size),
-    "join": lambda filters: _sized("join", filters["join"], _joined_size),
-    "replace": lambda filters: _sized("replace", filters["replace"], _replace_filter_size),
-    "wordwrap": lambda filters: _sized("wordwrap", filters["wordwrap"], _wrapped_size),
-    "urlencode": lambda filters: _sized("urlencode", filters["urlencode"], lambda v, *_, **__: 3 * len(to_text(v))),
-}
-
-
 def _joined_size(value: Any, separator: Any = "", *_: Any, **__: Any) -> int:
     items = value if isinstance(value, list | tuple) else []
     return sum(len(to_text(i)) for i in items) + len(to_text(separator)) * len(items)
@@ -802,6 +785,20 @@ def _wrapped_size(
     return len(text) + (len(text) // max(1, int(width)) + 1) * len(joint)
 
 
+# The size each filter that can build long text would produce, checked before it runs (see `_sized`).
+_FILTER_SIZES: dict[str, Callable[..., int]] = {
+    "center": lambda v, width=80, *_, **__: int(width),
+    "format": _format_width,
+    "batch": lambda v, linecount, fill_with=None, *_, **__: 0 if fill_with is None else int(linecount),
+    "indent": _indented_size,
+    "nindent": _indented_size,
+    "join": _joined_size,
+    "replace": _replace_filter_size,
+    "wordwrap": _wrapped_size,
+    "urlencode": lambda v, *_, **__: 3 * len(to_text(v)),
+}
+
+
 def _environment() -> _PebbleEnvironment:
     env = _PebbleEnvironment(
         autoescape=False,
@@ -811,7 +808,7 @@ def _environment() -> _PebbleEnvironment:
         cache_size=0,
     )
     env.filters.update(FILTERS)
-    env.filters.update({name: wrap(env.filters) for name, wrap in _SIZED_FILTERS.items()})
+    env.filters.update({name: _sized(name, env.filters[name], size) for name, size in _FILTER_SIZES.items()})
     env.tests.update(TESTS)
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)

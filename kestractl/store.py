@@ -116,13 +116,16 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """The one place a connection is configured: WAL, busy timeout, foreign keys."""
+def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
+    """The one place a connection is configured: WAL, busy timeout, foreign keys, and whether its commits
+    checkpoint the WAL themselves (see `Store`)."""
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
 
 
@@ -181,9 +184,7 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path)
-            if self.background_checkpoints:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn = self._local.conn = connect(self.path, autocheckpoint=not self.background_checkpoints)
             self._local.depth = 0
         return conn
 

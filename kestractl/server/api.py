@@ -16,7 +16,7 @@ from typing import Any
 from kestractl.deploy import load_flow_texts
 from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
-from kestractl.model import Execution, Flow, level_rank
+from kestractl.model import Execution, Flow, label_pairs, label_text, level_rank
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
@@ -267,9 +267,8 @@ class Api:
 def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
     """Kestra's flow JSON: the YAML as data, labels as a list, revision assigned by the store."""
     data = to_plain(load_yaml(row.source, f"{row.namespace}.{row.id}")) or {}
-    labels = data.get("labels")
-    if isinstance(labels, dict):
-        data["labels"] = [{"key": str(k), "value": str(v)} for k, v in labels.items()]
+    if isinstance(data.get("labels"), dict):
+        data["labels"] = [{"key": k, "value": label_text(v)} for k, v in label_pairs(data["labels"]) or []]
     data.update(revision=row.revision, deleted=False, disabled=bool(data.get("disabled", False)))
     if with_source:
         data["source"] = row.source

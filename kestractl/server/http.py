@@ -187,11 +187,8 @@ def _encode(response: Response) -> tuple[bytes, str | None]:
         text = json.dumps(body, default=_json_default, ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN or Infinity (YAML's `.nan`) is not JSON: written as text, as Jackson does
         text = json.dumps(_finite(body), default=_json_default, ensure_ascii=False)
-    try:
-        payload = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (YAML's "\ud800"): JSON can still carry it as an escape
-        payload = json.dumps(json.loads(text)).encode("ascii")
-    return payload, response.content_type or "application/json"
+    # A lone surrogate (YAML's "\ud800") can only be inside a JSON string, where `\ud800` is its escape.
+    return text.encode("utf-8", "backslashreplace"), response.content_type or "application/json"
 
 
 def _finite(value: Any) -> Any:
@@ -270,17 +267,18 @@ class Router:
         path = "/" + "/".join(segments)
         if not fits:
             raise NotFoundError(f"Not Found: {path}")
-        allowed = [(route, bound) for route, bound in fits if method.upper() in route.methods or _reads(route, method)]
+        head = method.upper() == "HEAD"
+        allowed = [(r, bound) for r, bound in fits if method.upper() in r.methods or (head and _answers_head(r))]
         if not allowed:
-            methods = sorted({m for route, _ in fits for m in route.methods} | {"HEAD" for r, _ in fits if _reads(r)})
+            methods = sorted({m for r, _ in fits for m in r.methods} | {"HEAD" for r, _ in fits if _answers_head(r)})
             raise MethodNotAllowed(f"Method Not Allowed: {method} {path}", methods)
         route, bound = min(allowed, key=lambda pair: pair[0].specificity())
         return route.handler, bound
 
 
-def _reads(route: _Route, method: str = "HEAD") -> bool:
+def _answers_head(route: _Route) -> bool:
     """HEAD is answered by a route that only reads (GET alone): a webhook, which also takes GET, never runs for it."""
-    return method.upper() == "HEAD" and route.methods == frozenset({"GET"})
+    return route.methods == frozenset({"GET"})
 
 
 class _Server(ThreadingHTTPServer):
