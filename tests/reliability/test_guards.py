@@ -294,11 +294,7 @@ def test_pause_delays_and_retry_waits_survive_a_killed_server(tmp_path: Path) ->
             break
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
-    server.start()
-    try:
-        done = server.wait_state(created["id"], "SUCCESS")
-    finally:
-        server.stop(signal.SIGTERM)
+    done = server.start_and_wait(created["id"], "SUCCESS")
     runs = {r["taskId"]: r for r in done["taskRunList"]}
     assert [h["state"] for h in runs["nap"]["state"]["histories"]].count("PAUSED") == 1
     assert [a["state"]["current"] for a in runs["flaky"]["attempts"]] == ["FAILED", "SUCCESS"]

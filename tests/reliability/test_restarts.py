@@ -75,6 +75,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"{execution_id} never reached {wanted}")
 
+    def start_and_wait(self, execution_id: str, wanted: str) -> dict[str, Any]:
+        """Start again, wait for the execution to reach `wanted`, stop cleanly (also when it never does)."""
+        self.start()
+        try:
+            return self.wait_state(execution_id, wanted)
+        finally:
+            self.stop(signal.SIGTERM)
+
     def stop(self, sig: int) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
@@ -89,11 +97,7 @@ def test_an_interrupted_task_run_gets_a_new_attempt_after_restart(tmp_path: Path
     server.wait_state(created["id"], "work-running")
     code = server.stop(sig)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
-    server.start()
-    try:
-        done = server.wait_state(created["id"], "SUCCESS")
-    finally:
-        server.stop(signal.SIGTERM)
+    done = server.start_and_wait(created["id"], "SUCCESS")
     runs = {r["taskId"]: r for r in done["taskRunList"]}
     assert len(done["taskRunList"]) == 2
     attempts = [a["state"]["current"] for a in runs["work"]["attempts"]]
@@ -106,9 +110,5 @@ def test_an_accepted_request_survives_an_immediate_kill(tmp_path: Path) -> None:
     server.start()
     created = server.call("POST", "/api/v1/executions/tests.reliability/slow")
     server.stop(signal.SIGKILL)
-    server.start()
-    try:
-        done = server.wait_state(created["id"], "SUCCESS")
-    finally:
-        server.stop(signal.SIGTERM)
+    done = server.start_and_wait(created["id"], "SUCCESS")
     assert done["id"] == created["id"]
