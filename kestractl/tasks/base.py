@@ -51,6 +51,10 @@ class Task:
 
     type_name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
+    # The task's own properties, name → one-line description; subclasses add to their bases' (see
+    # `all_properties`). The common ones (COMMON_KEYS) and child task lists are not listed. The parser refuses
+    # any other key as Kestra does (`Unrecognized field`), and docs/flows.md is generated from these.
+    properties: ClassVar[dict[str, str]] = {}
     # Property names that must be present (validated at deploy).
     required: ClassVar[tuple[str, ...]] = ()
     # Properties holding child task lists (flowable tasks), parsed into Task objects by the parser.
@@ -74,6 +78,14 @@ class Task:
         self.run_if: Any = spec.get("runIf")
         self.log_level: str | None = spec.get("logLevel")
         self.children: dict[str, list[Task]] = children or {}
+
+    @classmethod
+    def all_properties(cls) -> dict[str, str]:
+        """The properties this type accepts: its own and every base class's."""
+        merged: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("properties", {}))
+        return merged
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
