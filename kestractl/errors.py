@@ -6,6 +6,9 @@ HTTP server turn any of them into the right answer without a lookup table of the
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 
 class KestraError(Exception):
     """Root of every error meant for the user: one clear line, never a traceback."""
@@ -68,3 +71,17 @@ class StorageError(KestraError):
 
     exit_code = 1
     http_status = 422
+
+
+def unrecognized(key: str, owner: str) -> str:
+    """Kestra's (Jackson's) refusal of a property its class does not have."""
+    return f'Unrecognized field "{key}" ({owner}), not marked as ignorable'
+
+
+def unknown_type(kind: str, type_name: Any) -> str:
+    """One line for a type kestractl does not have: which plugin it belongs to, when it is not Kestra's core."""
+    name = str(type_name)
+    match = re.match(r"io\.kestra\.plugin\.(\w+)\.", name)
+    if match and match.group(1) != "core":
+        return f"unknown {kind} type `{name}`: Kestra's plugin-{match.group(1)} is not available in kestractl"
+    return f"unknown {kind} type `{name}`: not available in kestractl"

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from kestractl.errors import InputError
+from kestractl.errors import InputError, unrecognized
 from kestractl.javatext import java_double
 from kestractl.model import Input
 
@@ -552,9 +552,38 @@ def _id_problems(ident: Any) -> list[str]:
     return [] if _ID_RE.fullmatch(str(ident)) else [f"id: `{ident}` does not match {ID_PATTERN}"]
 
 
+# Keys every input has besides id, type, required, defaults and description (`name`: the deprecated id).
+_COMMON_PROPS = frozenset({"name", "displayName", "dependsOn", "prefill"})
+# Each type's own keys, as Kestra's Input classes declare them.
+_OWN_PROPS: dict[str, frozenset[str]] = {
+    "STRING": frozenset({"validator"}),
+    "SECRET": frozenset({"validator"}),
+    "INT": frozenset({"min", "max"}),
+    "FLOAT": frozenset({"min", "max"}),
+    "DURATION": frozenset({"min", "max"}),
+    "DATE": frozenset({"after", "before"}),
+    "DATETIME": frozenset({"after", "before"}),
+    "TIME": frozenset({"after", "before"}),
+    "ENUM": frozenset({"values"}),
+    "SELECT": frozenset({"values", "expression", "allowCustomValue", "autoSelectFirst"}),
+    "MULTISELECT": frozenset({"values", "options", "expression", "allowCustomValue", "autoSelectFirst"}),
+    "ARRAY": frozenset({"itemType"}),
+    "FILE": frozenset({"extension", "allowedFileExtensions"}),
+}
+
+
+def _unknown_props(inp: Input) -> list[str]:
+    own = _OWN_PROPS.get(inp.type, frozenset())
+    return [
+        f"{key}: {unrecognized(key, f'{inp.type} input')}"
+        for key in inp.props
+        if key not in _COMMON_PROPS and key not in own
+    ]
+
+
 def _prop_problems(inp: Input) -> list[str]:
     """Type-specific keys, bounds and defaults, checked the way Kestra deserialises them."""
-    props, problems = inp.props, []
+    props, problems = inp.props, _unknown_props(inp)
     if len(str(props.get("displayName") or "")) > 64:
         problems.append("displayName: size must be between 0 and 64")
     problems += _depends_on_problems(props.get("dependsOn"))

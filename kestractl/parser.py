@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
-from kestractl.errors import ValidationError
+from kestractl.errors import ValidationError, unknown_type, unrecognized
 from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, label_pairs, label_text
 from kestractl.tasks import registry
-from kestractl.tasks.base import TASK_ID_RE, Task
+from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task
 from kestractl.triggers.validate import validate_trigger
 
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -262,7 +262,7 @@ def parse_flow(text: str, filename: str = "<flow>") -> Flow:
 def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     for key in data:
         if key not in FLOW_KEYS:
-            problems.add(key, "unknown property", _line(data, key))
+            problems.add(key, unrecognized(key, "Flow"), _line(data, key))
     flow_id = _check_pattern(data, "id", FLOW_ID_RE, problems)
     namespace = _check_pattern(data, "namespace", NAMESPACE_RE, problems)
     defaults = _plugin_defaults(data, problems)
@@ -271,6 +271,9 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     errors = _task_list(data, "errors", "errors", problems, defaults, seen)
     inputs = _inputs(data, problems)
     triggers = _triggers(data, problems)
+    _listeners(data, problems, defaults, seen)
+    if flow_id and namespace:
+        _recursive_calls(namespace, flow_id, [*tasks, *errors], problems)
     if data.get("retry") is not None:
         for error in _retry_problems(data["retry"]):
             field, _, reason = error.partition(":")
@@ -290,6 +293,35 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
         retry=data.get("retry"),
     )
     return flow
+
+
+def _listeners(
+    data: Mapping[str, Any], problems: _Problems, defaults: list[dict[str, Any]], seen: dict[str, str]
+) -> None:
+    """Listeners are deprecated and off by default in Kestra (since 0.12), so they never run; they must still
+    be well formed: a list of {conditions, tasks, description} with at least one task each."""
+    raw = data.get("listeners")
+    if raw is None:
+        return
+    if not isinstance(raw, list):
+        problems.add("listeners", "must be a list of {conditions, tasks}", _line(data, "listeners"))
+        return
+    for index, item in enumerate(raw):
+        path, line = f"listeners[{index}]", _line(raw, index)
+        if not isinstance(item, Mapping):
+            problems.add(path, "a listener must be a map with `tasks`", line)
+            continue
+        for key in item:
+            if key not in ("conditions", "tasks", "description"):
+                problems.add(f"{path}.{key}", unrecognized(key, "Listener"), _line(item, key) or line)
+        _task_list(item, "tasks", f"{path}.tasks", problems, defaults, seen, required=True)
+
+
+def _recursive_calls(namespace: str, flow_id: str, tasks: list[Task], problems: _Problems) -> None:
+    """A flow that starts itself as a subflow would never end: Kestra refuses it at deploy."""
+    for task in (t for top in tasks for t in top.walk()):
+        if task.is_executable and (task.spec.get("namespace"), task.spec.get("flowId")) == (namespace, flow_id):
+            problems.add(f"tasks.{task.id}", f"Recursive call to flow [{namespace}.{flow_id}]", _line(task.spec))
 
 
 def _variables(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
@@ -328,10 +360,9 @@ def _inputs(data: Mapping[str, Any], problems: _Problems) -> list[Any]:
     for index, item in enumerate(raw):
         parsed, errors = parse_input(item)
         for error in errors:
+            field, _, reason = error.partition(":")
             problems.add(
-                f"inputs[{index}].{error}" if ":" in error else f"inputs[{index}]",
-                error if ":" not in error else error.split(":", 1)[1].strip(),
-                _line(raw, index),
+                f"inputs[{index}].{field}" if reason else f"inputs[{index}]", reason.strip() or error, _line(raw, index)
             )
         if parsed is not None:
             if parsed.id in ids:
@@ -471,11 +502,11 @@ def _task(
         return None
     cls = registry.resolve(str(type_name))
     if cls is None:
-        problems.add(f"{path}.type", f"unknown task type `{type_name}`", _line(item, "type"))
+        problems.add(f"{path}.type", unknown_type("task", type_name), _line(item, "type"))
         return None
     spec = _apply_defaults(item, defaults)
     before = len(problems.items)
-    for error in _common_problems(spec) + cls.validate(spec):
+    for error in _common_problems(spec) + _unknown_properties(cls, item) + cls.validate(spec):
         field, _, reason = error.partition(":")
         problems.add(f"{path}.{field}", reason.strip(), _line(item, field.split(".")[0].split("[")[0]) or line)
     children = {}
@@ -484,10 +515,18 @@ def _task(
     return cls(spec, children) if ok and len(problems.items) == before else None
 
 
+def _unknown_properties(cls: type[Task], item: Mapping[str, Any]) -> list[str]:
+    """Keys the user wrote that the type does not declare (pluginDefaults may carry keys for other types)."""
+    known = COMMON_KEYS | cls.all_properties().keys() | set(cls.child_lists)
+    return [f"{key}: {unrecognized(str(key), cls.type_name)}" for key in item if key not in known]
+
+
 def _common_problems(spec: Mapping[str, Any]) -> list[str]:
     from kestractl.durations import is_duration
 
     out = []
+    if spec.get("workerGroup") is not None:
+        out.append("workerGroup: Worker Group is an Enterprise Edition functionality")
     if spec.get("timeout") is not None and not is_duration(spec["timeout"]):
         out.append(f"timeout: `{spec['timeout']}` is not an ISO-8601 duration (e.g. PT30S)")
     retry = spec.get("retry")

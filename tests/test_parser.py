@@ -73,11 +73,11 @@ def test_every_problem_is_reported_with_its_line() -> None:
     )
     assert "f.yaml:1: id: `bad id` does not match ^[a-zA-Z0-9][a-zA-Z0-9._-]*$" in found
     assert "f.yaml:2: namespace: `Dev` does not match ^[a-z0-9][a-z0-9._-]*$" in found
-    assert "f.yaml:3: unknown: unknown property" in found
+    assert 'f.yaml:3: unknown: Unrecognized field "unknown" (Flow), not marked as ignorable' in found
     assert "f.yaml:5: tasks[0].message: required" in found
     assert "f.yaml:7: tasks[1].id: duplicate task id `a` (first used at tasks[0])" in found
     assert "f.yaml:10: tasks[2].id: required" in found
-    assert "f.yaml:13: tasks[3].type: unknown task type `com.example.Nope`" in found
+    assert "f.yaml:13: tasks[3].type: unknown task type `com.example.Nope`: not available in kestractl" in found
     assert any(p.startswith("f.yaml:16: tasks[4].timeout:") for p in found)
 
 
@@ -87,7 +87,7 @@ def test_nested_task_problems_carry_their_full_path() -> None:
         "      - id: inner\n        type: io.kestra.plugin.core.flow.If\n        condition: 'true'\n"
         "        then:\n          - id: deep\n            type: nope\n"
     )
-    assert found == ["f.yaml:12: tasks[0].tasks[0].then[0].type: unknown task type `nope`"]
+    assert found == ["f.yaml:12: tasks[0].tasks[0].then[0].type: unknown task type `nope`: not available in kestractl"]
 
 
 def test_missing_tasks_and_empty_document() -> None:
@@ -171,3 +171,60 @@ def test_libyaml_and_the_python_loader_read_every_flow_alike() -> None:
     for path in sources:
         for text in split_documents(path.read_text()):
             assert lines(yaml.load(text, Loader=_FastLoader)) == lines(yaml.load(text, Loader=_Loader)), path
+
+
+def test_unknown_properties_are_refused_where_kestra_refuses_them() -> None:
+    found = problems(
+        "id: f\nnamespace: dev\ninputs:\n  - id: n\n    type: INT\n    maxi: 3\n"
+        "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '@daily'\n    crons: x\n"
+        "tasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n    invalid: y\n"
+    )
+    assert sorted(found) == [
+        'f.yaml:16: tasks[0].invalid: Unrecognized field "invalid" (io.kestra.plugin.core.debug.Return), '
+        "not marked as ignorable",
+        'f.yaml:4: inputs[0].maxi: Unrecognized field "maxi" (INT input), not marked as ignorable',
+        'f.yaml:8: triggers[0].crons: Unrecognized field "crons" (io.kestra.plugin.core.trigger.Schedule), '
+        "not marked as ignorable",
+    ]
+
+
+def test_plugin_defaults_may_carry_properties_other_types_do_not_have() -> None:
+    flow = parse_flow(
+        BASE + LOG + "pluginDefaults:\n  - type: io.kestra.plugin.core\n    values:\n      format: unused\n", "f.yaml"
+    )
+    assert flow.tasks[0].spec["message"] == "hi"
+
+
+def test_an_unknown_plugin_type_names_its_kestra_plugin() -> None:
+    found = problems(BASE + "  - id: up\n    type: io.kestra.plugin.aws.s3.Upload\n")
+    assert found == [
+        "f.yaml:5: tasks[0].type: unknown task type `io.kestra.plugin.aws.s3.Upload`: "
+        "Kestra's plugin-aws is not available in kestractl"
+    ]
+
+
+def test_flows_kestra_refuses_as_a_whole_are_refused() -> None:
+    worker_group = BASE + LOG + "    workerGroup:\n      key: gpu\n"
+    assert problems(worker_group) == [
+        "f.yaml:7: tasks[0].workerGroup: Worker Group is an Enterprise Edition functionality"
+    ]
+    recursive = BASE + "  - id: me\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: dev\n    flowId: f\n"
+    assert problems(recursive) == ["f.yaml: tasks.me: Recursive call to flow [dev.f]"]
+    switch = BASE + "  - id: s\n    type: io.kestra.plugin.core.flow.Switch\n    value: x\n    cases: {}\n"
+    assert problems(switch) == ["f.yaml:7: tasks[0].cases: No task defined, neither cases or default have any tasks"]
+    pause = BASE + "  - id: wd\n    type: io.kestra.plugin.core.flow.WorkingDirectory\n    tasks:\n"
+    pause += "      - id: p\n        type: io.kestra.plugin.core.flow.Pause\n"
+    assert problems(pause) == [
+        "f.yaml:6: tasks[0].tasks[0]: Only runnable tasks are allowed as children of a WorkingDirectory task"
+    ]
+
+
+def test_listeners_must_have_tasks_and_known_keys() -> None:
+    found = problems(
+        BASE + LOG + "listeners:\n  - tasks: []\n  - tasks:\n      - id: b\n        type: nope\n    when: x\n"
+    )
+    assert found == [
+        "f.yaml:8: listeners[0].tasks: required (a non-empty list of tasks)",
+        'f.yaml:12: listeners[1].when: Unrecognized field "when" (Listener), not marked as ignorable',
+        "f.yaml:11: listeners[1].tasks[0].type: unknown task type `nope`: not available in kestractl",
+    ]

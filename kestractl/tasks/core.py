@@ -25,6 +25,10 @@ class Log(RunnableTask):
 
     inline = True
     type_name = "io.kestra.plugin.core.log.Log"
+    properties = {
+        "message": "The message (or list of messages) to log.",
+        "level": "The log level (TRACE … ERROR; INFO by default).",
+    }
     aliases = ("io.kestra.core.tasks.log.Log",)
     required = ("message",)
 
@@ -46,6 +50,7 @@ class Return(RunnableTask):
 
     inline = True
     type_name = "io.kestra.plugin.core.debug.Return"
+    properties = {"format": "The text to render; becomes `outputs.<id>.value`."}
     aliases = ("io.kestra.core.tasks.debugs.Return",)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -60,6 +65,7 @@ class Echo(RunnableTask):
 
     inline = True
     type_name = "io.kestra.plugin.core.debug.Echo"
+    properties = {"format": "The text to render and log.", "level": "The log level (INFO by default)."}
     aliases = ("io.kestra.core.tasks.debugs.Echo",)
     required = ("format",)
 
@@ -78,6 +84,7 @@ class OutputValues(RunnableTask):
 
     inline = True
     type_name = "io.kestra.plugin.core.output.OutputValues"
+    properties = {"values": "The values to expose as `outputs.<id>.values` (rendered recursively)."}
     required = ("values",)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -90,6 +97,10 @@ class Fail(RunnableTask):
 
     inline = True
     type_name = "io.kestra.plugin.core.execution.Fail"
+    properties = {
+        "condition": "Fail only when this renders truthy (always fail when absent).",
+        "errorMessage": "The error message logged (`Task failure` by default).",
+    }
     aliases = ("io.kestra.core.tasks.executions.Fail",)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -104,6 +115,7 @@ class Sleep(RunnableTask):
     """Wait for `duration`; a kill or timeout interrupts it."""
 
     type_name = "io.kestra.plugin.core.flow.Sleep"
+    properties = {"duration": "How long to wait (ISO-8601 duration, rendered)."}
     required = ("duration",)
 
     @classmethod

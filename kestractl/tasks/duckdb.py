@@ -417,6 +417,22 @@ class Query(RunnableTask):
     """Run SQL in DuckDB; the last statement's rows are the result."""
 
     type_name = "io.kestra.plugin.jdbc.duckdb.Query"
+    properties = {
+        "sql": "The SQL to run; the last statement's rows are the result.",
+        "url": "The DuckDB JDBC URL (`jdbc:duckdb:` in memory, or a database file).",
+        "username": "Ignored by DuckDB; accepted as in Kestra's JDBC tasks.",
+        "password": "Ignored by DuckDB; accepted as in Kestra's JDBC tasks.",
+        "databaseUri": "A kestra:// DuckDB database file to open.",
+        "outputDbFile": "Store the database file as output `databaseUri`.",
+        "inputFiles": "Files to write into the working directory (name: text or kestra:// URI).",
+        "outputFiles": "Files of the working directory to store as `outputFiles`.",
+        "fetchType": "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
+        "fetch": "Deprecated: FETCH.",
+        "fetchOne": "Deprecated: FETCH_ONE.",
+        "store": "Deprecated: STORE.",
+        "fetchSize": "Rows read at a time when storing.",
+        "timeZoneId": "The time zone dates are read in.",
+    }
     required = ("sql",)
     string_keys: ClassVar[tuple[str, ...]] = ("sql", "url", "databaseUri", "timeZoneId", "fetchType")
     flag_keys: ClassVar[tuple[str, ...]] = ("store", "fetch", "fetchOne", "outputDbFile")
@@ -529,6 +545,7 @@ class Queries(Query):
     """Several statements, each with rows giving one entry of `outputs`; in one transaction by default."""
 
     type_name = "io.kestra.plugin.jdbc.duckdb.Queries"
+    properties = {"transaction": "Run every statement in one transaction (true by default)."}
     flag_keys = (*Query.flag_keys, "transaction")
 
     def execute(

@@ -14,6 +14,7 @@ from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import java_str
 from kestractl.model import Execution, State, TaskRun, label_pairs, label_text
+from kestractl.tasks import registry
 from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
     NO_TASKS,
@@ -28,6 +29,7 @@ from kestractl.tasks.flowable import (
 from kestractl.tasks.registry import register
 
 LEGACY = "io.kestra.core.tasks.flows."
+ONLY_RUNNABLE = "Only runnable tasks are allowed as children of a WorkingDirectory task"
 
 
 def _int_problems(spec: dict[str, Any], *keys: str) -> list[str]:
@@ -79,6 +81,7 @@ class Sequential(_ListFlowable):
 class Parallel(_ListFlowable):
     type_name = "io.kestra.plugin.core.flow.Parallel"
     aliases = (LEGACY + "Parallel",)
+    properties = {"concurrent": "How many children run at once (0: all)."}
     int_keys = ("concurrent",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
@@ -105,13 +108,25 @@ class WorkingDirectory(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
+    properties = {"cache": "Kestra's cache of files between executions (accepted; nothing is cached here)."}
     shares_working_directory = True
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Kestra runs the children on one worker, in one directory: only runnable tasks fit there."""
+        problems = super().validate(spec)
+        for index, child in enumerate(spec.get("tasks") or []):
+            kind = registry.resolve(str(child.get("type"))) if isinstance(child, dict) else None
+            if kind is not None and (kind.is_flowable or kind.is_executable):
+                problems.append(f"tasks[{index}]: {ONLY_RUNNABLE}")
+        return problems
 
 
 @register
 class If(FlowableTask):
     type_name = "io.kestra.plugin.core.flow.If"
     aliases = (LEGACY + "If",)
+    properties = {"condition": "Run `then` when this renders truthy, else `else`."}
     child_lists = ("then", "else", "errors")
     required = ("condition", "then")
 
@@ -134,6 +149,11 @@ class If(FlowableTask):
 class Switch(FlowableTask):
     type_name = "io.kestra.plugin.core.flow.Switch"
     aliases = (LEGACY + "Switch",)
+    properties = {
+        "value": "The rendered value that picks a case.",
+        "cases": "A map of value to the list of tasks run for it.",
+        "defaults": "The tasks run when no case matches.",
+    }
     required = ("value",)
 
     @classmethod
@@ -147,6 +167,8 @@ class Switch(FlowableTask):
         problems = super().validate(spec)
         if not isinstance(spec.get("cases") or {}, dict):
             problems.append("cases: must be a map of value to a list of tasks")
+        elif not any(spec.get("cases") or {}) and not spec.get("defaults"):
+            problems.append("cases: No task defined, neither cases or default have any tasks")
         return problems
 
     def start(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -214,6 +236,10 @@ class _Each(_ListFlowable):
 @register
 class ForEach(_Each):
     type_name = "io.kestra.plugin.core.flow.ForEach"
+    properties = {
+        "values": "The values to iterate over (a list, or a JSON array as text).",
+        "concurrencyLimit": "How many iterations run at once (1 by default; 0: all).",
+    }
     int_keys = ("concurrencyLimit",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
@@ -226,6 +252,7 @@ class ForEach(_Each):
 @register
 class EachSequential(_Each):
     type_name = "io.kestra.plugin.core.flow.EachSequential"
+    properties = {"value": "Deprecated: the values to iterate over, one after another."}
     aliases = (LEGACY + "EachSequential",)
     values_key = "value"
 
@@ -233,6 +260,10 @@ class EachSequential(_Each):
 @register
 class EachParallel(_Each):
     type_name = "io.kestra.plugin.core.flow.EachParallel"
+    properties = {
+        "value": "Deprecated: the values to iterate over, in parallel.",
+        "concurrent": "How many iterations run at once (0: all).",
+    }
     aliases = (LEGACY + "EachParallel",)
     values_key = "value"
     int_keys = ("concurrent",)
@@ -247,6 +278,7 @@ class Dag(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.Dag"
     aliases = (LEGACY + "Dag",)
+    properties = {"concurrent": "How many children run at once (0: all)."}
     int_keys = ("concurrent",)
 
     @classmethod
@@ -313,6 +345,10 @@ class Pause(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.Pause"
     aliases = (LEGACY + "Pause",)
+    properties = {
+        "delay": "Resume by itself after this duration (ISO-8601).",
+        "onResume": "Inputs a user gives when resuming, declared like flow inputs.",
+    }
     required: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -352,6 +388,17 @@ class Subflow(ExecutableTask):
 
     type_name = "io.kestra.plugin.core.flow.Subflow"
     aliases = (LEGACY + "Subflow", LEGACY + "Flow")
+    properties = {
+        "namespace": "The namespace of the flow to start.",
+        "flowId": "The id of the flow to start.",
+        "revision": "The revision to start (the latest by default).",
+        "inputs": "The inputs passed to the subflow.",
+        "labels": "Labels added to the subflow's execution (a map or a list of key/value).",
+        "wait": "Wait for the subflow to end (true by default).",
+        "transmitFailed": "Fail this task when the subflow fails (true by default; needs `wait`).",
+        "inheritLabels": "Give the subflow this execution's labels (false by default).",
+        "outputs": "Deprecated: values extracted from the subflow's context.",
+    }
     required = ("namespace", "flowId")
 
     @classmethod

@@ -25,6 +25,18 @@ TYPE = "io.kestra.plugin.core.flow.ForEachItem"
 class ForEachItem(_ListFlowable):
     type_name = TYPE
     aliases = (LEGACY + "ForEachItem",)
+    properties = {
+        "items": "The kestra:// file to split, one item per line.",
+        "batch": "How to batch the items: `rows`, `bytes` or `partitions`, and `separator`.",
+        "namespace": "The namespace of the flow started for each batch.",
+        "flowId": "The id of the flow started for each batch.",
+        "revision": "The revision to start (the latest by default).",
+        "inputs": "The inputs of each subflow; `{{ taskrun.items }}` is the batch's file.",
+        "labels": "Labels added to each subflow's execution.",
+        "wait": "Wait for the subflows to end (true by default).",
+        "transmitFailed": "Fail this task when a subflow fails (true by default).",
+        "inheritLabels": "Give the subflows this execution's labels (false by default).",
+    }
     required: ClassVar[tuple[str, ...]] = ("items", "namespace", "flowId")
     child_lists: ClassVar[tuple[str, ...]] = ("errors",)
 

@@ -205,6 +205,20 @@ def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
 class ExecScript(RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
+    properties = {
+        "beforeCommands": "Commands run before the task's own commands.",
+        "env": "Environment variables of the process (values rendered).",
+        "interpreter": "The interpreter and its arguments (`/bin/sh -c` by default).",
+        "failFast": "Stop at the first failing command (`set -e`; true by default).",
+        "warningOnStdErr": "End WARNING when the script wrote to stderr (true by default).",
+        "inputFiles": "Files to write into the working directory (name: text or kestra:// URI).",
+        "outputFiles": "Globs of working-directory files to store as `outputFiles`.",
+        "outputDirectory": "Deprecated: create `{{ outputDir }}`, whose files are stored as outputs.",
+        "taskRunner": "Where the script runs; every runner runs as a local process here.",
+        "containerImage": "The container image Kestra would use (no container here: one warning).",
+        "docker": "Deprecated Docker options (no container here: one warning).",
+        "runner": "Deprecated: PROCESS or DOCKER (both run as a local process here).",
+    }
     container_image: ClassVar[str] = "ubuntu"
     default_runner: ClassVar[str] = DOCKER_RUNNER
     fail_fast_key: ClassVar[tuple[str, str]] = ("failFast", "set -e")
@@ -399,6 +413,8 @@ class _PythonEnv(ExecScript):
 
 
 class _ScriptTask(ExecScript):
+    properties = {"script": "The script text (rendered)."}
+
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
         script = spec.get("script")
@@ -412,6 +428,7 @@ class _ScriptTask(ExecScript):
 @register
 class ShellCommands(ExecScript):
     type_name = "io.kestra.plugin.scripts.shell.Commands"
+    properties = {"commands": "The commands to run, one after another."}
 
 
 @register
@@ -427,6 +444,7 @@ class ShellScript(_ScriptTask):
 @register
 class PythonCommands(_PythonEnv):
     type_name = "io.kestra.plugin.scripts.python.Commands"
+    properties = {"commands": "The commands to run, one after another."}
 
 
 @register
@@ -451,6 +469,13 @@ class Bash(ExecScript):
     """
 
     type_name = "io.kestra.core.tasks.scripts.Bash"
+    properties = {
+        "commands": "The commands to run.",
+        "exitOnFailed": "Stop at the first failing command (`set -o errexit`; true by default).",
+        "interpreterArgs": "The interpreter's arguments (`-c` by default).",
+        "outputsFiles": "Deprecated: names of temporary files stored as outputs.",
+        "files": "Deprecated: names of temporary files stored as outputs.",
+    }
     default_runner = PROCESS_RUNNER
     fail_fast_key = ("exitOnFailed", "set -o errexit")
 
@@ -481,6 +506,12 @@ class LegacyPython(Bash):
     """Legacy `io.kestra.core.tasks.scripts.Python`: `main.py` from `inputFiles`, in a virtualenv."""
 
     type_name = "io.kestra.core.tasks.scripts.Python"
+    properties = {
+        "requirements": "pip requirements installed into the task's virtualenv.",
+        "virtualEnv": "Create a virtualenv (true by default).",
+        "pythonPath": "The Python interpreter that creates the virtualenv.",
+        "args": "Arguments appended to each command.",
+    }
     default_commands: ClassVar[list[str]] = ["./bin/python main.py"]
 
     @classmethod

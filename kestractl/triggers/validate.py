@@ -5,11 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kestractl.errors import unknown_type, unrecognized
+
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 FLOW = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
 OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", "io.kestra.plugin.core.http.Trigger")
 TRIGGER_TYPES = frozenset(SCHEDULE + FLOW + WEBHOOK + OTHER)
+# What every trigger accepts (Kestra's AbstractTrigger); `workerGroup` is refused (Enterprise only).
+COMMON = frozenset(
+    {"id", "type", "description", "conditions", "disabled", "workerGroup", "logLevel", "minLogLevel", "labels"}
+    | {"stopAfter", "logToFile"}
+)
+# Each type's own properties, by the last part of its type name.
+OWN = {
+    "Schedule": {"cron", "withSeconds", "timezone", "interval", "scheduleConditions", "inputs", "lateMaximumDelay"}
+    | {"backfill", "recoverMissedSchedules"},
+    "Flow": {"inputs", "states", "preconditions"},
+    "Webhook": {"key"},
+    "ScheduleOnDates": {"interval", "inputs", "timezone", "dates", "recoverMissedSchedules"},
+}
 
 
 def validate_trigger(item: Any) -> list[str]:
@@ -19,7 +34,8 @@ def validate_trigger(item: Any) -> list[str]:
     problems = [f"{key}: required" for key in ("id", "type") if not item.get(key)]
     kind = item.get("type")
     if kind and kind not in TRIGGER_TYPES:
-        problems.append(f"type: unknown trigger type `{kind}`")
+        problems.append(f"type: {unknown_type('trigger', kind)}")
+    problems += _unknown_properties(item)
     if kind in SCHEDULE:
         problems += _schedule_problems(item)
     if kind in WEBHOOK and not item.get("key"):
@@ -31,6 +47,17 @@ def validate_trigger(item: Any) -> list[str]:
 
     for index, condition in enumerate(conditions):
         problems += [f"conditions[{index}]: {p}" for p in condition_problems(condition)]
+    return problems
+
+
+def _unknown_properties(item: Mapping[str, Any]) -> list[str]:
+    kind = str(item.get("type"))
+    own = OWN.get(kind.rsplit(".", 1)[-1]) if kind in TRIGGER_TYPES else None
+    if own is None:
+        return []
+    problems = [f"{key}: {unrecognized(str(key), kind)}" for key in item if key not in COMMON and key not in own]
+    if item.get("workerGroup") is not None:
+        problems.append("workerGroup: Worker Group is an Enterprise Edition functionality")
     return problems
 
 
