@@ -14,7 +14,7 @@ from kestractl.tasks.base import Task
 
 _TYPES: dict[str, type[Task]] = {}
 # Modules of this package that hold no task types.
-_SUPPORT = frozenset({"base", "registry", "flowable", "splitter"})
+_SUPPORT = frozenset({"base", "registry", "flowable", "splitter", "reference"})
 _loaded = False
 
 
