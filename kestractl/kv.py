@@ -20,7 +20,7 @@ from typing import Any
 
 from kestractl import ion
 from kestractl.durations import parse_duration
-from kestractl.errors import ConflictError, ValidationError
+from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import iso, iso_duration, utcnow
 from kestractl.storage import SCHEME, Storage
 
@@ -248,3 +248,21 @@ def namespaces(storage: Storage) -> list[str]:
     root = storage.local_path(SCHEME + "/")
     found = {p.parent.parent.relative_to(root).as_posix().replace("/", ".") for p in root.rglob("_kv/*" + _METADATA)}
     return sorted(found)
+
+
+def lookup(
+    storage: Storage, flow_namespace: str, key: Any = None, namespace: Any = None, error_on_missing: Any = True
+) -> Any:
+    """Kestra 1.x's `kv()` function: without a `namespace`, the flow's namespace then each parent, first hit wins;
+    a missing (or expired) key fails unless `errorOnMissing` is false, then it is null."""
+    if key is None:
+        raise ValidationError("The 'kv' function expects an argument 'key'.")
+    places = parents(flow_namespace) if namespace is None else [str(namespace)]
+    for place in places:
+        found = KVStore(storage, place).get(str(key))
+        if found is not None:
+            return found.value
+    if error_on_missing is not False and str(error_on_missing).lower() != "false":
+        where = flow_namespace if namespace is None else namespace
+        raise NotFoundError(f"The key '{key}' does not exist in the namespace '{where}'.")
+    return None
