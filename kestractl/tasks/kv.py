@@ -232,7 +232,7 @@ class PurgeKV(KVTask):
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         problems = super().validate(spec)
         if spec.get("namespaces") and spec.get("namespacePattern"):
-            problems.append(_BOTH)
+            problems.append("namespacePattern: " + _BOTH)
         return problems
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
