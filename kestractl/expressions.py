@@ -34,7 +34,7 @@ from kestractl.errors import ExpressionError, KestraError
 from kestractl.expressions_filters import FILTERS, TESTS, format_date, to_json, to_text, zone
 from kestractl.model import new_id
 
-__all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_value", "to_text"]
+__all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_typed", "render_value", "to_text"]
 
 _MAX_RANGE = 100_000
 # Loop iterations one render may take, all loops together (each `range` is bounded, but nested loops multiply),
@@ -887,6 +887,30 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
 
 # An expression's result is held in memory and stored with the execution: keep it bounded.
 MAX_OUTPUT_CHARS = 10_000_000
+
+
+# A whole text that is one `{{ expression }}`, nothing around it.
+_LONE_RE = re.compile(r"\{\{((?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}", re.S)
+
+
+def render_typed(template: str, variables: Mapping[str, Any]) -> Any:
+    """Kestra's `renderTyped`: a text that is one `{{ expression }}` keeps its value's type (a number, a map …);
+    any other text renders to a string."""
+    match = _LONE_RE.fullmatch(template)
+    if match is None:
+        return render(template, variables)
+    kept: list[Any] = []
+
+    def keep(value: Any) -> str:
+        _require(value)
+        kept.append(value)
+        return ""
+
+    try:
+        "".join(_compile("{{ _kc_keep(" + match.group(1) + ") }}").generate({**variables, "_kc_keep": keep}))
+    except Exception as error:  # the same one-line failure as `render`, naming the user's own text
+        raise _failure(template, error) from error
+    return kept[0]
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

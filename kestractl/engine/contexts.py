@@ -16,6 +16,7 @@ from kestractl.engine.variables import build_variables, value_path
 from kestractl.errors import StorageError, TaskError
 from kestractl.expressions import render_value
 from kestractl.javatext import utf16_text
+from kestractl.kv import lookup as kv_lookup
 from kestractl.model import Execution, Flow, LogEntry, TaskRun
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
@@ -114,6 +115,9 @@ class Contexts:
             "currentEachOutput": current_each_output,
             "secret": self._secret,
             "fileSize": lambda uri: self.storage.local_path(str(uri)).stat().st_size,
+            "kv": lambda key=None, namespace=None, errorOnMissing=True: kv_lookup(
+                self.storage, execution.namespace, key, namespace, errorOnMissing
+            ),
         }
 
     def _secret(self, key: str) -> str:
