@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kestractl.triggers import http as http_trigger
+
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 FLOW = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
-OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", "io.kestra.plugin.core.http.Trigger")
+OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", *http_trigger.TYPES)
 TRIGGER_TYPES = frozenset(SCHEDULE + FLOW + WEBHOOK + OTHER)
 
 
@@ -22,6 +24,7 @@ def validate_trigger(item: Any) -> list[str]:
         problems.append(f"type: unknown trigger type `{kind}`")
     if kind in SCHEDULE:
         problems += _schedule_problems(item)
+    problems += http_trigger.problems(item) if kind in http_trigger.TYPES else []
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
     conditions = item.get("conditions") or []
