@@ -1,7 +1,8 @@
 """Polling HTTP triggers in the server. A due poll runs on a thread of its own, so a slow endpoint never
 delays the scheduler's tick (Schedule triggers, queued executions); the tick only starts polls and turns the
-finished ones into executions. One poll per trigger at a time; the next poll date is stored like a schedule's,
-so a restart keeps the rhythm, and a trigger that `stopAfter` stopped stays stopped until its definition changes.
+finished ones into executions. One poll per trigger at a time, and none while the execution it started runs (as
+Kestra locks a trigger until its execution ends); the next poll date is stored like a schedule's, so a restart
+keeps the rhythm, and a trigger that `stopAfter` stopped stays stopped until its definition changes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class HttpPolls:
         self._signature = signature
         self._states: dict[tuple[str, str, str], TriggerState] = {}
         self._inflight: set[tuple[str, str, str]] = set()
+        self._running: dict[tuple[str, str, str], str] = {}
         self._done: queue.Queue[tuple[_Poll, dict[str, Any] | None]] = queue.Queue()
         self._indexed: list[Flow] | None = None
         self._polls: dict[tuple[str, str, str], _Poll] = {}
@@ -53,7 +55,7 @@ class HttpPolls:
         """Start the executions of the polls that ended since the last tick, then the polls now due."""
         started = self._collect()
         for item in self._enabled(flows).values():
-            if item.key in self._inflight:
+            if item.key in self._inflight or item.key in self._running:
                 continue
             state = self._state(item, now)
             if state.next_date <= now:
@@ -63,9 +65,12 @@ class HttpPolls:
         return started
 
     def on_execution_end(self, execution: Execution) -> None:
-        """`stopAfter`: an execution this trigger started ended in one of the listed states."""
+        """The trigger polls again; `stopAfter`: unless the execution ended in one of the listed states."""
         trigger = execution.trigger or {}
-        item = self._polls.get((execution.namespace, execution.flow_id, str(trigger.get("id"))))
+        key = (execution.namespace, execution.flow_id, str(trigger.get("id")))
+        if self._running.get(key) == execution.id:
+            del self._running[key]
+        item = self._polls.get(key)
         if item is not None and trigger.get("type") in http.TYPES:
             if execution.state.current.value in (item.trigger.get("stopAfter") or []):
                 self._save(self._state(item, STOPPED), STOPPED)
@@ -132,6 +137,7 @@ class HttpPolls:
         except KestraError as exc:
             log.error("http trigger %s of %s.%s could not start: %s", item.key[2], *item.key[:2], exc.message)
             return None
+        self._running[item.key] = execution.id
         self._started(execution, f"http trigger {item.key[2]}")
         return execution
 
