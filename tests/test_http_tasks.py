@@ -658,7 +658,7 @@ def test_the_http_trigger_starts_a_flow_only_when_the_condition_holds(
     standalone: tuple[StandaloneServer, Path], upstream: Upstream
 ) -> None:
     server, flows = standalone
-    SEEN = "{{ trigger.code }} {{ fromJson(trigger.body).status }} {{ trigger.headers['X-Batch'] | first }}"
+    expression = "{{ trigger.code }} {{ fromJson(trigger.body).status }} {{ trigger.headers['X-Batch'] | first }}"
     (flows / "poll.yaml").write_text(
         textwrap.dedent(
             f"""
@@ -667,7 +667,7 @@ def test_the_http_trigger_starts_a_flow_only_when_the_condition_holds(
             tasks:
               - id: seen
                 type: io.kestra.plugin.core.debug.Return
-                format: "{SEEN}"
+                format: "{expression}"
             triggers:
               - id: http
                 type: io.kestra.plugin.core.http.Trigger
