@@ -511,6 +511,58 @@ def test_a_proxy_receives_the_absolute_uri(cli: Cli, tmp_path: Path, upstream: U
     assert upstream.hits("/json")[0]["headers"]["Host"] == "example.invalid"
 
 
+@pytest.fixture
+def tls_upstream(tmp_path: Path) -> Iterator[Upstream]:
+    """The same server behind TLS with a self-signed certificate."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = Upstream()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_self_signed_certificate_is_refused_unless_trusted(cli: Cli, tmp_path: Path, tls_upstream: Upstream) -> None:
+    url = tls_upstream.url.replace("http://", "https://")
+    execution, logs = _run(
+        cli,
+        tmp_path,
+        f"""
+        - id: trusted
+          type: io.kestra.plugin.core.http.Request
+          uri: {url}/json
+          options:
+            ssl:
+              insecureTrustAllCertificates: true
+        - id: legacy
+          type: io.kestra.plugin.core.http.Request
+          uri: {url}/json
+          sslOptions:
+            insecureTrustAllCertificates: true
+        - id: http
+          type: io.kestra.plugin.core.http.Request
+          uri: {url}/json
+        """,
+    )
+    assert [_outputs(execution, t)["code"] for t in ("trusted", "legacy")] == [200, 200]
+    assert state(execution) == "FAILED"
+    (line,) = _errors(logs)
+    assert f"http GET {url}/json failed: " in line and "certificate verify failed" in line
+
+
 # ------------------------------------------------------------------------------------------------ Download
 
 

@@ -304,7 +304,10 @@ def build_request(spec: Mapping[str, Any], render: Render, storage: Storage, opt
         out.headers.append(("Content-Type", _with_charset(content_type, options.charset)))
     else:
         out.headers.append(("Content-Type", content_type))
-    user = {str(k): to_text(v) for k, v in (render(spec.get("headers")) or {}).items()}
+    headers = render(spec.get("headers")) or {}
+    if not isinstance(headers, Mapping):
+        raise TaskError("headers: must be a map of header name to value")
+    user = {str(k): to_text(v) for k, v in headers.items()}
     out.headers = [(k, v) for k, v in out.headers if k.lower() not in {u.lower() for u in user}] + list(user.items())
     return out
 
