@@ -126,7 +126,8 @@ def request_problems(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _option_problems(options: Any, path: str) -> list[str]:
-    if options is None or _dynamic(options):
+    """`options` and its parts are objects in Kestra, not expressions: each must be a map of known keys."""
+    if options is None:
         return []
     problems = _keys_problems(options, OPTION_KEYS, path)
     if problems:
@@ -135,9 +136,14 @@ def _option_problems(options: Any, path: str) -> list[str]:
     problems += _keys_problems(options.get("proxy"), PROXY_KEYS, f"{path}.proxy")
     problems += _keys_problems(options.get("ssl"), SSL_KEYS, f"{path}.ssl")
     problems += _auth_problems(options.get("auth"), f"{path}.auth")
+    return problems or _value_problems(options, path)
+
+
+def _value_problems(options: Mapping[str, Any], path: str) -> list[str]:
+    """Durations, logs and response codes that can be checked before the run (no `{{` in them)."""
     durations = [(f"{path}.{k}", options.get(k)) for k in ("connectTimeout", "readTimeout")]
     durations += [(f"{path}.timeout.{k}", v) for k, v in (options.get("timeout") or {}).items()]
-    problems += [f"{where}: `{v}` is not an ISO-8601 duration (e.g. PT30S)" for where, v in durations if _bad(v)]
+    problems = [f"{where}: `{v}` is not an ISO-8601 duration (e.g. PT30S)" for where, v in durations if _bad(v)]
     problems += _logs_problems(options, path)
     codes = options.get("allowedResponseCodes")
     if codes is not None and not _dynamic(codes) and not _int_list(codes):
@@ -146,7 +152,7 @@ def _option_problems(options: Any, path: str) -> list[str]:
 
 
 def _keys_problems(value: Any, known: frozenset[str], path: str) -> list[str]:
-    if value is None or _dynamic(value):
+    if value is None:
         return []
     if not isinstance(value, Mapping):
         return [f"{path}: must be a map"]
@@ -154,7 +160,7 @@ def _keys_problems(value: Any, known: frozenset[str], path: str) -> list[str]:
 
 
 def _auth_problems(auth: Any, path: str) -> list[str]:
-    if auth is None or _dynamic(auth):
+    if auth is None:
         return []
     if not isinstance(auth, Mapping) or str(auth.get("type", "")).upper() not in AUTH_KEYS:
         return [f"{path}: must be a map with type BASIC, BEARER or DIGEST"]
@@ -400,8 +406,9 @@ def _exchange(out: Outgoing, options: Options, log: Log, stop: threading.Event, 
 
     try:
         with _client(options) as client, _opened(out.files) as files:
+            headers = [(name.encode(), value.encode()) for name, value in out.headers]  # UTF-8, not only ASCII
             request = client.build_request(
-                out.method, out.uri, headers=out.headers, content=out.content, data=out.data, files=files or None
+                out.method, out.uri, headers=headers, content=out.content, data=out.data, files=files or None
             )
             _log_request(request, out, options, log)
             response = client.send(request, stream=True)
@@ -414,7 +421,7 @@ def _exchange(out: Outgoing, options: Options, log: Log, stop: threading.Event, 
                 response.close()
     except httpx.TimeoutException as exc:
         raise TaskError(f"{_what(exc)} after {_limit(exc, options)}: {out.method} {out.uri}") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         raise TaskError(f"{out.method} {out.uri} failed: {_reason(exc)}") from None
 
 
