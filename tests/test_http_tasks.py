@@ -630,8 +630,13 @@ def test_unknown_or_malformed_options_are_refused_at_deploy(cli: Cli, tmp_path: 
           uri: http://127.0.0.1/x
           options:
             timeout: {readIdleTimeout: soon}
-            auth: {type: KERBEROS}
             logs: [EVERYTHING]
+        - id: kerberos
+          type: io.kestra.plugin.core.http.Request
+          uri: http://127.0.0.1/x
+          options:
+            auth: {type: KERBEROS}
+            proxy: 127.0.0.1:3128
         """,
     )
     result = cli("flow", "validate", str(path))
@@ -640,7 +645,8 @@ def test_unknown_or_malformed_options_are_refused_at_deploy(cli: Cli, tmp_path: 
     for expected in (
         "tasks[0].uri: required",
         'tasks[0].options: Unrecognized field "retries"',
-        "tasks[1].options.auth: must be a map with type BASIC, BEARER or DIGEST",
+        "tasks[2].options.auth: must be a map with type BASIC, BEARER or DIGEST",
+        "tasks[2].options.proxy: must be a map",
         "tasks[1].options.timeout.readIdleTimeout: `soon` is not an ISO-8601 duration",
         "tasks[1].options.logs: must be a list of",
     ):
