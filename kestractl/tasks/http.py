@@ -587,7 +587,7 @@ class Request(_Http):
     """Make an HTTP request and keep the response (code, headers, body as text) as outputs."""
 
     type_name = "io.kestra.plugin.core.http.Request"
-    aliases = ("io.kestra.plugin.fs.http.Request", "io.kestra.core.tasks.http.Request")
+    aliases = ("io.kestra.plugin.fs.http.Request",)
     properties: ClassVar[dict[str, str]] = {
         "encryptBody": "If true, the body is encrypted in the `encryptedBody` output (needs an encryption key).",
     }
@@ -607,7 +607,7 @@ class Download(_Http):
     """Download a file from an HTTP server into internal storage."""
 
     type_name = "io.kestra.plugin.core.http.Download"
-    aliases = ("io.kestra.plugin.fs.http.Download", "io.kestra.core.tasks.http.Download")
+    aliases = ("io.kestra.plugin.fs.http.Download",)
     properties: ClassVar[dict[str, str]] = {
         "failOnEmptyResponse": "Fail the task when the response is empty (default true).",
     }
