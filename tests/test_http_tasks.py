@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import hashlib
 import json
+import re
 import socket
 import textwrap
 import threading
@@ -129,6 +131,19 @@ def _bearer(handler: Handler, body: bytes) -> None:
     handler._send(200 if ok else 401, b"token ok" if ok else b"bad token")
 
 
+def _digest(handler: Handler, body: bytes) -> None:
+    """RFC 7616 digest (MD5, qop=auth) for ada / s3cret: a challenge first, then the check."""
+    header = handler.headers.get("Authorization", "")
+    params = dict(re.findall(r'(\w+)="?([^",]+)"?', header.removeprefix("Digest ")))
+    md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
+    ha1, ha2 = md5("ada:lab:s3cret"), md5(f"{handler.command}:{params.get('uri')}")
+    expected = md5(f"{ha1}:n0nce:{params.get('nc')}:{params.get('cnonce')}:auth:{ha2}")
+    if header.startswith("Digest ") and params.get("response") == expected:
+        handler._send(200, b"digest ok")
+    else:
+        handler._send(401, b"", [("WWW-Authenticate", 'Digest realm="lab", nonce="n0nce", qop="auth", algorithm=MD5')])
+
+
 def _report(handler: Handler, body: bytes) -> None:
     disposition = "attachment; filename=\"ignored.csv\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20final.csv"
     handler._send(200, CSV, [("Content-Type", "text/csv"), ("Content-Disposition", disposition)])
@@ -156,6 +171,7 @@ ROUTES = {
     "/slow": _slow,
     "/basic": _basic,
     "/bearer": _bearer,
+    "/digest": _digest,
     "/reports/latest": _report,
     "/data/orders.csv": _plain,
     "/empty": _empty,
@@ -462,6 +478,11 @@ def test_basic_bearer_and_the_deprecated_basic_auth_keys(cli: Cli, tmp_path: Pat
           options:
             basicAuthUser: ada
             basicAuthPassword: s3cret
+        - id: digest
+          type: io.kestra.plugin.core.http.Request
+          uri: {upstream.url}/digest
+          options:
+            auth: {{type: DIGEST, username: ada, password: s3cret}}
         - id: wrong
           type: io.kestra.plugin.core.http.Request
           uri: {upstream.url}/bearer
@@ -469,7 +490,8 @@ def test_basic_bearer_and_the_deprecated_basic_auth_keys(cli: Cli, tmp_path: Pat
             auth: {{type: BEARER, token: nope}}
         """,
     )
-    assert [_outputs(execution, t)["body"] for t in ("http", "bearer", "legacy")] == ["welcome", "token ok", "welcome"]
+    bodies = [_outputs(execution, t)["body"] for t in ("http", "bearer", "legacy", "digest")]
+    assert bodies == ["welcome", "token ok", "welcome", "digest ok"]
     assert "response code '401' and body: bad token" in logs
 
 
@@ -486,9 +508,15 @@ def test_request_and_response_logs(cli: Cli, tmp_path: Path, upstream: Upstream)
           contentType: text/plain
           options:
             logs: [REQUEST_BODY, RESPONSE_HEADERS]
+        - id: legacy
+          type: io.kestra.plugin.core.http.Request
+          uri: {upstream.url}/json
+          options:
+            logLevel: INFO
         """,
     )
     assert state(execution) == "SUCCESS"
+    assert re.search(r"INFO +legacy Response 200 headers: .*X-Multi: one, X-Multi: two", logs)
     assert f"Request 'PUT {upstream.url}/echo' body: ping" in logs
     assert "Response 200 headers: " in logs and "Content-Type: application/json" in logs
 
