@@ -131,13 +131,16 @@ def _bearer(handler: Handler, body: bytes) -> None:
     handler._send(200 if ok else 401, b"token ok" if ok else b"bad token")
 
 
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
 def _digest(handler: Handler, body: bytes) -> None:
     """RFC 7616 digest (MD5, qop=auth) for ada / s3cret: a challenge first, then the check."""
     header = handler.headers.get("Authorization", "")
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', header.removeprefix("Digest ")))
-    md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
-    ha1, ha2 = md5("ada:lab:s3cret"), md5(f"{handler.command}:{params.get('uri')}")
-    expected = md5(f"{ha1}:n0nce:{params.get('nc')}:{params.get('cnonce')}:auth:{ha2}")
+    ha1, ha2 = _md5("ada:lab:s3cret"), _md5(f"{handler.command}:{params.get('uri')}")
+    expected = _md5(f"{ha1}:n0nce:{params.get('nc')}:{params.get('cnonce')}:auth:{ha2}")
     if header.startswith("Digest ") and params.get("response") == expected:
         handler._send(200, b"digest ok")
     else:
