@@ -83,7 +83,7 @@ class Scheduler:
             state = self._state(item, now)
             if state.next_date <= now:
                 started += self._fire(item, state, now)
-        return started + self.polls.tick(self.index.refresh(), now)
+        return started + self.polls.tick(self.index.flows, now)  # refreshed just above
 
     def _enabled_schedules(self) -> list[_Schedule]:
         """Rebuilt only when the flows changed: the server ticks four times a second over every trigger."""
