@@ -40,7 +40,9 @@ class _Poll:
 
 
 class HttpPolls:
-    def __init__(self, runner: Runner, started: Callable[[Execution, str], None], signature: Callable[[dict[str, Any]], str]) -> None:
+    def __init__(
+        self, runner: Runner, started: Callable[[Execution, str], None], signature: Callable[[dict[str, Any]], str]
+    ) -> None:
         self.runner = runner
         self._started = started
         self._signature = signature
