@@ -21,6 +21,7 @@ from kestractl.engine.variables import build_variables
 from kestractl.errors import KestraError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, label_pairs, label_text, utcnow
+from kestractl.server.polling import HttpPolls
 from kestractl.store import TriggerState
 from kestractl.triggers import flow as flow_trigger
 from kestractl.triggers import schedule
@@ -70,6 +71,7 @@ class Scheduler:
         self._next: dict[tuple[str, str, str], TriggerState] = {}
         self._indexed: list[Flow] | None = None
         self._schedules: list[_Schedule] = []
+        self.polls = HttpPolls(runner, self._started, _signature)
 
     # ---- schedules ----------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ class Scheduler:
             state = self._state(item, now)
             if state.next_date <= now:
                 started += self._fire(item, state, now)
-        return started
+        return started + self.polls.tick(self.index.flows, now)  # refreshed just above
 
     def _enabled_schedules(self) -> list[_Schedule]:
         """Rebuilt only when the flows changed: the server ticks four times a second over every trigger."""
@@ -140,6 +142,7 @@ class Scheduler:
 
     def on_execution_end(self, upstream: Execution) -> list[Execution]:
         """Start every flow whose Flow trigger listens for this ended execution."""
+        self.polls.on_execution_end(upstream)
         started = []
         upstream_flow = self._flow_of(upstream)
         for flow in self.index.refresh():

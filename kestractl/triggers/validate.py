@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from kestractl.errors import unknown_type, unrecognized
+from kestractl.triggers import http as http_trigger
 
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 FLOW = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
-OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", "io.kestra.plugin.core.http.Trigger")
+OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", *http_trigger.TYPES)
 TRIGGER_TYPES = frozenset(SCHEDULE + FLOW + WEBHOOK + OTHER)
 # What every trigger accepts (Kestra's AbstractTrigger); `workerGroup` is refused (Enterprise only).
 COMMON = frozenset(
@@ -38,6 +39,7 @@ def validate_trigger(item: Any) -> list[str]:
     problems += _unknown_properties(item)
     if kind in SCHEDULE:
         problems += _schedule_problems(item)
+    problems += http_trigger.problems(item) if kind in http_trigger.TYPES else []
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
     conditions = item.get("conditions") or []
@@ -52,7 +54,7 @@ def validate_trigger(item: Any) -> list[str]:
 
 def _unknown_properties(item: Mapping[str, Any]) -> list[str]:
     kind = str(item.get("type"))
-    own = OWN.get(kind.rsplit(".", 1)[-1]) if kind in TRIGGER_TYPES else None
+    own = set(http_trigger.PROPERTIES) if kind in http_trigger.TYPES else OWN.get(kind.rsplit(".", 1)[-1])
     if own is None:
         return []
     problems = [f"{key}: {unrecognized(str(key), kind)}" for key in item if key not in COMMON and key not in own]

@@ -1,0 +1,148 @@
+"""Polling HTTP triggers in the server. A due poll runs on a thread of its own, so a slow endpoint never
+delays the scheduler's tick (Schedule triggers, queued executions); the tick only starts polls and turns the
+finished ones into executions. One poll per trigger at a time, and none while the execution it started runs (as
+Kestra locks a trigger until its execution ends); the next poll date is stored like a schedule's, so a restart
+keeps the rhythm, and a trigger that `stopAfter` stopped stays stopped until its definition changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kestractl.engine.runner import Runner
+from kestractl.errors import KestraError
+from kestractl.model import Execution, Flow
+from kestractl.store import TriggerState
+from kestractl.triggers import http
+from kestractl.triggers.conditions import ConditionContext, all_met
+
+log = logging.getLogger("kestractl.scheduler")
+
+# The next poll date of a trigger that `stopAfter` stopped: never.
+STOPPED = datetime.max.replace(tzinfo=UTC)
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """An enabled HTTP trigger of a flow's latest revision."""
+
+    flow: Flow
+    trigger: dict[str, Any]
+    key: tuple[str, str, str]
+    signature: str
+
+
+class HttpPolls:
+    def __init__(
+        self, runner: Runner, started: Callable[[Execution, str], None], signature: Callable[[dict[str, Any]], str]
+    ) -> None:
+        self.runner = runner
+        self._started = started
+        self._signature = signature
+        self._states: dict[tuple[str, str, str], TriggerState] = {}
+        self._inflight: set[tuple[str, str, str]] = set()
+        self._running: dict[tuple[str, str, str], str] = {}
+        self._done: queue.Queue[tuple[_Poll, dict[str, Any] | None]] = queue.Queue()
+        self._indexed: list[Flow] | None = None
+        self._polls: dict[tuple[str, str, str], _Poll] = {}
+
+    def tick(self, flows: list[Flow], now: datetime) -> list[Execution]:
+        """Start the executions of the polls that ended since the last tick, then the polls now due."""
+        started = self._collect()
+        for item in self._enabled(flows).values():
+            if item.key in self._inflight or item.key in self._running:
+                continue
+            state = self._state(item, now)
+            if state.next_date <= now:
+                self._save(state, now + http.interval(item.trigger))
+                self._inflight.add(item.key)
+                threading.Thread(target=self._poll, args=(item,), name="http-trigger", daemon=True).start()
+        return started
+
+    def on_execution_end(self, execution: Execution) -> None:
+        """The trigger polls again; `stopAfter`: unless the execution ended in one of the listed states."""
+        trigger = execution.trigger or {}
+        key = (execution.namespace, execution.flow_id, str(trigger.get("id")))
+        if self._running.get(key) == execution.id:
+            del self._running[key]
+        item = self._polls.get(key)
+        if item is not None and trigger.get("type") in http.TYPES:
+            if execution.state.current.value in (item.trigger.get("stopAfter") or []):
+                self._save(self._state(item, STOPPED), STOPPED)
+                log.info("http trigger %s of %s.%s stopped (stopAfter)", item.key[2], *item.key[:2])
+
+    def _enabled(self, flows: list[Flow]) -> dict[tuple[str, str, str], _Poll]:
+        if flows is not self._indexed:
+            self._indexed = flows
+            self._polls = {
+                (flow.namespace, flow.id, str(trigger["id"])): _Poll(
+                    flow, trigger, (flow.namespace, flow.id, str(trigger["id"])), self._signature(trigger)
+                )
+                for flow in flows
+                if not flow.disabled
+                for trigger in flow.triggers
+                if trigger.get("type") in http.TYPES and not trigger.get("disabled")
+            }
+        return self._polls
+
+    def _state(self, item: _Poll, now: datetime) -> TriggerState:
+        """The stored next poll date; a new or changed trigger polls at once."""
+        state = self._states.get(item.key) or self.runner.store.trigger_state(*item.key)
+        if state is None or state.signature != item.signature:
+            state = TriggerState(*item.key, item.signature, now)
+        self._states[item.key] = state
+        return state
+
+    def _save(self, state: TriggerState, next_date: datetime) -> None:
+        state.next_date = next_date
+        with self.runner.store.transaction():
+            self.runner.store.save_trigger_state(state)
+
+    def _poll(self, item: _Poll) -> None:
+        """On the poll's own thread: only the request and the condition; no store access."""
+        variables = {"flow": {"id": item.flow.id, "namespace": item.flow.namespace}}
+        outputs = None
+        try:
+            outputs = http.poll(item.trigger, variables, self.runner.storage, _log)
+        except KestraError as exc:
+            log.warning("http trigger %s of %s.%s: %s", item.key[2], *item.key[:2], exc.message)
+        except Exception:  # a bug must not end polling for good
+            log.exception("http trigger %s of %s.%s failed", item.key[2], *item.key[:2])
+        self._done.put((item, outputs))
+
+    def _collect(self) -> list[Execution]:
+        started = []
+        while not self._done.empty():
+            item, outputs = self._done.get()
+            self._inflight.discard(item.key)
+            current = self._polls.get(item.key)
+            if outputs is not None and current is not None and current.signature == item.signature:
+                execution = self._start(current, outputs)
+                started += [execution] if execution is not None else []
+        return started
+
+    def _start(self, item: _Poll, outputs: dict[str, Any]) -> Execution | None:
+        variables = {"trigger": outputs, "flow": {"id": item.flow.id, "namespace": item.flow.namespace}}
+        if not all_met(item.trigger.get("conditions"), ConditionContext(variables=variables)):
+            return None
+        try:
+            execution = self.runner.create_execution(
+                item.flow, {}, [], {"id": item.key[2], "type": item.trigger["type"], "variables": outputs}
+            )
+        except KestraError as exc:
+            log.error("http trigger %s of %s.%s could not start: %s", item.key[2], *item.key[:2], exc.message)
+            return None
+        self._running[item.key] = execution.id
+        self._started(execution, f"http trigger {item.key[2]}")
+        return execution
+
+
+def _log(level: str, message: str) -> None:
+    log.log(LOG_LEVELS.get(level.upper(), logging.INFO), message)
