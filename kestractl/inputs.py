@@ -716,6 +716,11 @@ class _Resolver:
         if not all(d.enabled for d in deps.values()):
             return _Resolved(False)
         scope = _nest({i: d.value for i, d in deps.items()})
+        if self.provided.get(inp.id) is None and isinstance(raw, str) and "{{" in raw and self.render is not None:
+            try:  # Kestra >= 0.24 renders `defaults` when the execution is created
+                raw = self.render(raw, scope)
+            except Exception as exc:
+                return _Resolved(True, None, _problem(inp.id, f"Cannot render 'defaults'. Cause: {exc}", raw))
         if depends.get("condition") and self.render is not None:
             try:
                 if self.render(depends["condition"], scope) is not True:

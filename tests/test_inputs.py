@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from kestractl.errors import InputError, ValidationError
+from kestractl.expressions import render_value
 from kestractl.inputs import INPUT_TYPES, input_defaults, parse_input, resolve_inputs, type_output
 from kestractl.model import Input
 
@@ -638,3 +639,19 @@ def test_parse_input_round_trips_the_conformance_style_declarations():
         "yaml": {"property": "something"},
         "empty": "",
     }
+
+
+def test_defaults_are_rendered_when_the_execution_is_created() -> None:
+    inputs = [
+        parse_input({"id": "region", "type": "STRING", "defaults": "eu"})[0],
+        parse_input({"id": "bucket", "type": "STRING", "defaults": "data-{{ inputs.region }}"})[0],
+    ]
+    inputs[1].props["dependsOn"] = {"inputs": ["region"]}
+
+    def render(expression: str, scope: dict[str, object]) -> object:
+        return render_value(expression, {"inputs": scope})
+
+    assert resolve_inputs(inputs, {}, render=render) == {"region": "eu", "bucket": "data-eu"}
+    assert resolve_inputs(inputs, {"bucket": "{{ kept }}"}, render=render)["bucket"] == "{{ kept }}"
+    with pytest.raises(InputError, match="Cannot render 'defaults'"):
+        resolve_inputs(inputs[1:], {}, render=render)
