@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import Cli, runs, state
 
 HEAD = "id: {id}\nnamespace: tests.storage\ntasks:\n"
@@ -325,3 +327,17 @@ def test_templated_task_refuses_a_flowable_a_templated_or_an_invalid_spec(cli: C
         code, execution = run_flow(cli, tmp_path, name, tasks)
         assert code == 1
         assert reasons[name] in cli("executions", "logs", execution["id"]).stdout, name
+
+
+def test_reversed_lines_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from kestractl.tasks import storage
+
+    monkeypatch.setattr(storage, "BLOCK", 3)
+    for text in ["", "\n", "a", "a\n", "a\nb", "ab\r\ncd\r\n", "one\ntwo\n\nthree\nfour\n", "\n\nx\n\n"]:
+        expected = text.replace("\r\n", "\n").split("\n")
+        if text.endswith("\n"):
+            expected.pop()
+        got = [line.decode() for line in storage.reversed_lines(io.BytesIO(text.encode()))]
+        assert got == ([] if not text else expected[::-1]), repr(text)
