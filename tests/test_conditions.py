@@ -3,6 +3,7 @@ windows live in the store across executions and restarts), plus the declared pro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from kestractl.triggers.flow import window_bounds
 CONDITION = "io.kestra.plugin.core.condition."
 
 
-def on(day: str, condition: dict[str, object]) -> bool:
+def on(day: str, condition: Mapping[str, object]) -> bool:
     return all_met([condition], ConditionContext(variables={"trigger": {"date": f"{day}T11:00:00+02:00"}}))
 
 

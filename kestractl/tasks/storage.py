@@ -271,7 +271,7 @@ def reversed_lines(fh: BinaryIO) -> Iterator[bytes]:
         yield rest.removesuffix(b"\r")
 
 
-def _records(ctx: RunContext, source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _records(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each line of an ION file with its record (a map), line by line."""
     with source.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
@@ -302,12 +302,12 @@ class DeduplicateItems(RunnableTask):
         _, source = source_file(ctx, self.spec["from"])
         expr = self.spec["expr"]
         last: dict[str, int] = {}
-        for index, (_, record) in enumerate(_records(ctx, source)):
+        for index, (_, record) in enumerate(_records(source)):
             last[str(ctx.render(expr, record))] = index
         path, uri = new_file(ctx, ".ion")
         processed = 0
         with path.open("w", encoding="utf-8") as out:
-            for processed, (line, record) in enumerate(_records(ctx, source), start=1):
+            for processed, (line, record) in enumerate(_records(source), start=1):
                 if last.get(str(ctx.render(expr, record))) == processed - 1:
                     out.write(line + "\n")
         return {
@@ -344,7 +344,7 @@ class FilterItems(RunnableTask):
         path, uri = new_file(ctx, ".ion")
         processed = dropped = 0
         with path.open("w", encoding="utf-8") as out:
-            for line, record in _records(ctx, source):
+            for line, record in _records(source):
                 processed += 1
                 if self._keeps(ctx, record, include, on_error):
                     out.write(line + "\n")
