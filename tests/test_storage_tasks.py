@@ -341,3 +341,13 @@ def test_reversed_lines_across_block_boundaries(monkeypatch: pytest.MonkeyPatch)
             expected.pop()
         got = [line.decode() for line in storage.reversed_lines(io.BytesIO(text.encode()))]
         assert got == ([] if not text else expected[::-1]), repr(text)
+
+
+def test_local_files_refuses_outputs_that_are_not_globs(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    tasks = "  - id: lf\n    type: io.kestra.plugin.core.storage.LocalFiles\n    inputs: [a]\n    outputs:\n      x: 1\n"
+    path.write_text(HEAD.format(id="bad") + tasks)
+    result = cli("flow", "validate", str(path))
+    assert result.exit_code != 0
+    assert "inputs: must be a map of file name to content" in result.stdout + result.stderr
+    assert "outputs: must be a list of strings" in result.stdout + result.stderr

@@ -22,7 +22,7 @@ from kestractl.storage import execution_prefix
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.duckdb import _write_input_files
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _as_list, _files_under, _glob_regex
+from kestractl.tasks.scripts import _as_list, _files_under, _glob_regex, _strings_problems, _text, _type_problems
 from kestractl.tasks.splitter import parse_size, split
 
 PREFIX = "io.kestra.plugin.core.storage."
@@ -90,7 +90,7 @@ class Write(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
-        path.write_bytes(str(ctx.render(self.spec["content"])).encode())
+        path.write_bytes(_text(ctx.render(self.spec["content"])).encode())
         return {"uri": uri}
 
 
@@ -395,6 +395,11 @@ class LocalFiles(RunnableTask):
         "inputs": "Files to create in the working directory: a map (or a JSON map) of name to content or URI.",
         "outputs": "Globs, relative to the working directory, of the files to store (output `uris`).",
     }
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = _type_problems(spec, "inputs", (dict, str), "a map of file name to content")
+        return problems + _strings_problems(spec, "outputs")
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         workdir = ctx.working_directory()
