@@ -345,7 +345,7 @@ def test_reversed_lines_across_block_boundaries(monkeypatch: pytest.MonkeyPatch)
 
 def test_local_files_refuses_outputs_that_are_not_globs(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    tasks = "  - id: lf\n    type: io.kestra.plugin.core.storage.LocalFiles\n    inputs: [a]\n    outputs:\n      x: 1\n"
+    tasks = "  - id: lf\n    type: io.kestra.plugin.core.storage.LocalFiles\n    inputs: [a]\n    outputs: {x: 1}\n"
     path.write_text(HEAD.format(id="bad") + tasks)
     result = cli("flow", "validate", str(path))
     assert result.exit_code != 0
