@@ -17,7 +17,7 @@ from kestractl.errors import ValidationError, unknown_type, unrecognized
 from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, label_pairs, label_text
-from kestractl.tasks import registry
+from kestractl.tasks import registry, templating
 from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task
 from kestractl.triggers.validate import validate_trigger
 
@@ -257,6 +257,22 @@ def parse_flow(text: str, filename: str = "<flow>") -> Flow:
     assert flow is not None
     flow.source = text
     return flow
+
+
+def parse_task(text: str, task_id: str, filename: str = "<spec>") -> Task:
+    """One task from YAML (TemplatedTask's rendered `spec`), checked as a task of a flow is; `task_id` is its id
+    when the YAML gives none."""
+    data = load_yaml(text, filename)
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{filename}: a task must be a YAML mapping with a type")
+    problems = _Problems(filename)
+    task = _task({"id": task_id, **data}, "spec", 1, problems, [], {})
+    if task is None:
+        raise ValidationError(problems.items[0], problems.items)
+    return task
+
+
+templating.use_parser(parse_task)
 
 
 def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,18 @@ MIGRATIONS: list[str] = [
         signature TEXT NOT NULL,
         next_date TEXT,
         PRIMARY KEY (namespace, flow_id, trigger_id)
+    );
+    """,
+    # 3: MultipleCondition windows (Kestra's `multipleconditions`): what each condition saw in its time window.
+    """
+    CREATE TABLE multiple_conditions (
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        condition_id TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        end_date TEXT NOT NULL,
+        results TEXT NOT NULL,
+        PRIMARY KEY (namespace, flow_id, condition_id)
     );
     """,
 ]
@@ -459,6 +471,43 @@ class Store:
             (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
         )
 
+    # ---- MultipleCondition windows --------------------------------------------------------------
+
+    def condition_window(self, namespace: str, flow_id: str, condition_id: str) -> MultipleConditionWindow | None:
+        row = self.conn.execute(
+            "SELECT start_date, end_date, results FROM multiple_conditions"
+            " WHERE namespace=? AND flow_id=? AND condition_id=?",
+            (namespace, flow_id, condition_id),
+        ).fetchone()
+        if row is None:
+            return None
+        start, end = datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])
+        return MultipleConditionWindow(namespace, flow_id, condition_id, start, end, json.loads(row[2]))
+
+    def save_condition_window(self, window: MultipleConditionWindow) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO multiple_conditions"
+            " (namespace, flow_id, condition_id, start_date, end_date, results) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                window.namespace,
+                window.flow_id,
+                window.condition_id,
+                window.start.isoformat(),
+                window.end.isoformat(),
+                json.dumps(window.results),
+            ),
+        )
+
+    def delete_condition_window(self, window: MultipleConditionWindow) -> None:
+        self.conn.execute(
+            "DELETE FROM multiple_conditions WHERE namespace=? AND flow_id=? AND condition_id=?",
+            (window.namespace, window.flow_id, window.condition_id),
+        )
+
+    def delete_expired_condition_windows(self, now: datetime) -> None:
+        """Windows whose end has passed (ISO texts in UTC compare as dates)."""
+        self.conn.execute("DELETE FROM multiple_conditions WHERE end_date < ?", (now.astimezone(UTC).isoformat(),))
+
     def flows_version(self) -> tuple[int, int, int]:
         """Changes whenever a flow is deployed or deleted: lets caches of parsed flows stay cheap."""
         row = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0), COALESCE(SUM(deleted), 0) FROM flows")
@@ -483,6 +532,21 @@ class TriggerState:
     trigger_id: str
     signature: str
     next_date: datetime
+
+
+@dataclass
+class MultipleConditionWindow:
+    """Kestra's `MultipleConditionWindow`: which conditions of a MultipleCondition were met in [start, end]."""
+
+    namespace: str
+    flow_id: str
+    condition_id: str
+    start: datetime
+    end: datetime
+    results: dict[str, bool]
+
+    def is_valid(self, now: datetime) -> bool:
+        return self.start < now < self.end
 
 
 def _state_data(state: StateInfo) -> dict[str, Any]:

@@ -148,13 +148,37 @@ class Scheduler:
         for flow in self.index.refresh():
             for trigger in flow_trigger.flow_triggers(flow):
                 variables = self._upstream_variables(upstream_flow, upstream)
-                if not flow_trigger.matches(flow, trigger, upstream, variables):
+                windows = self._record_windows(flow, trigger, upstream, variables)
+                if not flow_trigger.matches(flow, trigger, upstream, variables, windows):
                     continue
                 execution = self._start_from_flow(flow, trigger, upstream, variables)
                 if execution is not None:
                     started.append(execution)
                     self._started(execution, f"flow trigger {trigger['id']} ({upstream.namespace}.{upstream.flow_id})")
         return started
+
+    def _record_windows(
+        self, flow: Flow, trigger: dict[str, Any], upstream: Execution, variables: dict[str, Any]
+    ) -> dict[str, dict[str, bool]]:
+        """The results of the trigger's MultipleConditions with this execution counted, kept in the store; a
+        window whose conditions are all met starts afresh (`resetOnSuccess`), expired ones are dropped."""
+        specs = flow_trigger.multiple_conditions(trigger)
+        if not specs or not flow_trigger.listens(flow, trigger, upstream, variables):
+            return {}
+        now, store, results = utcnow(), self.runner.store, {}
+        with store.transaction():
+            for spec in specs:
+                stored = store.condition_window(flow.namespace, flow.id, str(spec["id"]))
+                window = flow_trigger.record_window(flow, spec, stored, upstream, variables, now)
+                if window is None:
+                    continue
+                results[window.condition_id] = window.results
+                if flow_trigger.fulfilled(spec, window) and spec.get("resetOnSuccess", True) is not False:
+                    store.delete_condition_window(window)
+                elif window.results:
+                    store.save_condition_window(window)
+            store.delete_expired_condition_windows(now)
+        return results
 
     def _flow_of(self, execution: Execution) -> Flow | None:
         try:

@@ -96,13 +96,23 @@ def split(
 
 
 def _round_robin(source: BinaryIO, partitions: int, opener: Opener, separator: bytes) -> int:
+    """Lines dealt in turn to the partitions, each written in blocks: about ROWS_PER_READ lines held in all."""
+    outputs: list[BinaryIO] = []
     buckets: list[list[bytes]] = [[] for _ in range(partitions)]
-    for index, line in enumerate(source):
-        buckets[index % partitions].append(line)
-    written = 0
-    for lines in buckets:
-        if lines:
-            written += 1
-            with opener(written) as out:
+    block = max(1, ROWS_PER_READ // partitions)
+    try:
+        for index, line in enumerate(source):
+            slot = index % partitions
+            if slot == len(outputs):
+                outputs.append(opener(slot + 1))
+            buckets[slot].append(line)
+            if len(buckets[slot]) >= block:
+                outputs[slot].write(_normalise(buckets[slot], separator))
+                buckets[slot] = []
+        for out, lines in zip(outputs, buckets, strict=False):
+            if lines:
                 out.write(_normalise(lines, separator))
-    return written
+    finally:
+        for out in outputs:
+            out.close()
+    return len(outputs)

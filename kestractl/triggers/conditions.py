@@ -2,15 +2,20 @@
 
 Flow-trigger conditions look at the upstream execution; schedule conditions look at the fire
 date; Expression conditions render against the trigger's variables. Legacy names resolve too.
+A MultipleCondition only reads the results its window holds (`ConditionContext.windows`): the
+scheduler records them, execution after execution, as Kestra's FlowTriggerService does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from kestractl.durations import is_duration
+from kestractl.errors import unknown_type, unrecognized
 from kestractl.expressions import is_truthy, render_value
 from kestractl.model import Execution, parse_iso
 
@@ -24,6 +29,8 @@ class ConditionContext:
 
     variables: dict[str, Any] = field(default_factory=dict)
     execution: Execution | None = None
+    # MultipleCondition id → which of its conditions were met in its current window.
+    windows: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
 
     def render(self, value: Any) -> Any:
         return render_value(value, self.variables)
@@ -122,12 +129,54 @@ def _weekend(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
     return ctx.date(spec).weekday() >= 5
 
 
+def _outputs(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    """False when the upstream execution has no outputs, as Kestra's ExecutionOutputs."""
+    return bool(_upstream(ctx).outputs) and _expression(spec, ctx)
+
+
+def _has_retry_attempt(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    """An attempt of a retried task run whose state is in `in` and not in `notIn` (no `in`: nothing matches)."""
+    allowed, denied = ctx.render(spec.get("in") or []), ctx.render(spec.get("notIn") or [])
+    return any(
+        attempt.state.current.value in allowed and attempt.state.current.value not in denied
+        for run in _upstream(ctx).task_runs
+        if len(run.attempts) > 1
+        for attempt in run.attempts
+    )
+
+
+def _public_holiday(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    """With the `holidays` package (offline); the country defaults to the machine locale's, as Kestra's."""
+    import holidays
+
+    day = ctx.date(spec).date()
+    country = str(ctx.render(spec["country"])) if spec.get("country") else _locale_country()
+    subdivision = ctx.render(spec["subDivision"]) if spec.get("subDivision") else None
+    if subdivision is not None:  # ISO 3166-2 (`DE-BY`) or the subdivision alone (`BY`)
+        subdivision = str(subdivision).upper().removeprefix(country.upper() + "-")
+    return day in holidays.country_holidays(country.upper(), subdiv=subdivision, years=day.year)
+
+
+def _locale_country() -> str:
+    import locale
+
+    name = locale.getlocale()[0] or ""
+    if "_" not in name:
+        raise ValueError("PublicHoliday needs `country`: the machine's locale names none")
+    return name.split("_")[1][:2]
+
+
+def _multiple(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    results = ctx.windows.get(str(spec.get("id")), {})
+    return all(results.get(name) for name in spec.get("conditions") or {})
+
+
 _BASE = {
     "ExecutionStatus": _status,
     "ExecutionFlow": _flow,
     "ExecutionNamespace": _namespace,
     "ExecutionLabels": _labels,
-    "ExecutionOutputs": _expression,
+    "ExecutionOutputs": _outputs,
     "Expression": _expression,
     "Variable": _expression,
     "Not": _not,
@@ -139,12 +188,85 @@ _BASE = {
     "Weekend": _weekend,
     "Flow": _flow,
     "FlowNamespace": _namespace,
+    "HasRetryAttempt": _has_retry_attempt,
+    "PublicHoliday": _public_holiday,
+    "MultipleCondition": _multiple,
 }
 CONDITIONS: dict[str, Check] = {}
+SHORT_NAMES: dict[str, str] = {}  # every accepted type name → its key in _BASE and PROPERTIES
 for _name, _check in _BASE.items():
     for _prefix in ("io.kestra.plugin.core.condition.", "io.kestra.core.models.conditions.types."):
-        CONDITIONS[_prefix + _name] = _check
-        CONDITIONS[_prefix + _name + "Condition"] = _check
+        for _suffix in ("",) if _name.endswith("Condition") else ("", "Condition"):
+            CONDITIONS[_prefix + _name + _suffix] = _check
+            SHORT_NAMES[_prefix + _name + _suffix] = _name
+
+_DATE = {"date": "The date to test: any ISO 8601 date or expression; `{{ trigger.date }}` by default."}
+_STATES = {"in": "List of states that are authorized.", "notIn": "List of states that aren't authorized."}
+_FLOW = {"namespace": "The namespace of the flow.", "flowId": "The flow id."}
+_EXPRESSION = {"expression": "The expression to evaluate; true when it renders truthy."}
+_NAMESPACE = {
+    "namespace": "The namespace to match (or its prefix).",
+    "comparison": "EQUALS (default), PREFIX or SUFFIX.",
+    "prefix": "Match the namespace by prefix; a shortcut for `comparison: PREFIX`.",
+}
+# Each condition's own properties (Kestra's wording, short); `type` is every condition's and is not listed.
+PROPERTIES: dict[str, dict[str, str]] = {
+    "ExecutionStatus": _STATES,
+    "ExecutionFlow": _FLOW,
+    "ExecutionNamespace": _NAMESPACE,
+    "ExecutionLabels": {"labels": "The labels the execution must have: a map, or a list of {key, value}."},
+    "ExecutionOutputs": {"expression": "An expression over `trigger.outputs`; false when there are no outputs."},
+    "Expression": _EXPRESSION,
+    "Variable": _EXPRESSION,
+    "Not": {"conditions": "The conditions that must all be false."},
+    "Or": {"conditions": "The conditions of which one must be true."},
+    "DayWeek": {**_DATE, "dayOfWeek": "The day of the week, e.g. MONDAY."},
+    "DayWeekInMonth": {
+        **_DATE,
+        "dayOfWeek": "The day of the week, e.g. MONDAY.",
+        "dayInMonth": "FIRST, SECOND, THIRD, FOURTH or LAST of the month.",
+    },
+    "DateTimeBetween": {
+        **_DATE,
+        "after": "The date must be after this one.",
+        "before": "The date must be before this one.",
+    },
+    "TimeBetween": {
+        **_DATE,
+        "after": "The time must be after this one.",
+        "before": "The time must be before this one.",
+    },
+    "Weekend": _DATE,
+    "Flow": _FLOW,
+    "FlowNamespace": {
+        "namespace": "The namespace of the flow, or its prefix when `prefix` is true.",
+        "prefix": "Match the namespace by prefix.",
+    },
+    "HasRetryAttempt": {
+        "in": "States an attempt of a retried task run may have (none: nothing matches).",
+        "notIn": "States an attempt of a retried task run must not have.",
+    },
+    "PublicHoliday": {
+        **_DATE,
+        "country": "ISO 3166-1 alpha-2 country code; the machine locale's when not set.",
+        "subDivision": "ISO 3166-2 country subdivision (e.g. a state or province) code.",
+    },
+    "MultipleCondition": {
+        "id": "A unique id for the condition: its results are stored under it.",
+        "conditions": "The conditions to wait for, by name; each must be met by some execution in the window.",
+        "window": "Deprecated, the length of the window (`timeWindow.window`); P1D by default.",
+        "windowAdvance": "Deprecated, the window's offset from midnight (`timeWindow.windowAdvance`).",
+        "timeWindow": "The window: `type` DURATION_WINDOW (default), SLIDING_WINDOW, DAILY_TIME_WINDOW or "
+        "DAILY_TIME_DEADLINE, with `window`, `windowAdvance`, `startTime`, `endTime`, `deadline`.",
+        "resetOnSuccess": "Start afresh once every condition was met (true by default).",
+    },
+}
+
+
+def properties_of(type_name: str) -> dict[str, str] | None:
+    """The declared properties of a condition type (any of its names), None for an unknown type."""
+    name = SHORT_NAMES.get(type_name)
+    return None if name is None else PROPERTIES[name]
 
 
 def check(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
@@ -165,6 +287,34 @@ def all_met(conditions: list[Mapping[str, Any]] | None, ctx: ConditionContext) -
 def condition_problems(spec: Any) -> list[str]:
     if not isinstance(spec, Mapping) or not spec.get("type"):
         return ["a condition needs a type"]
-    if spec["type"] not in CONDITIONS:
-        return [f"unknown condition type `{spec['type']}`"]
-    return []
+    name = SHORT_NAMES.get(str(spec["type"]))
+    if name is None:
+        return [unknown_type("condition", spec["type"])]
+    known = {"type", *PROPERTIES[name]}
+    unknown = [f"{key}: {unrecognized(str(key), str(spec['type']))}" for key in spec if key not in known]
+    if unknown:
+        return unknown
+    if name == "MultipleCondition":
+        return _multiple_problems(spec)
+    nested = spec.get("conditions") if name in ("Not", "Or") else None
+    if nested is not None and not isinstance(nested, list):
+        return ["conditions: must be a list of conditions"]
+    return [_under(f"conditions[{i}]", p) for i, item in enumerate(nested or []) for p in condition_problems(item)]
+
+
+def _multiple_problems(spec: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_-]*", str(spec.get("id") or "")):
+        problems.append("id: required, letters, digits, `_` and `-`")
+    conditions = spec.get("conditions")
+    if not isinstance(conditions, Mapping) or not conditions:
+        return [*problems, "conditions: required, a map of name to condition"]
+    for key in ("window", "windowAdvance"):
+        if spec.get(key) is not None and not is_duration(spec[key]):
+            problems.append(f"{key}: `{spec[key]}` is not an ISO-8601 duration (e.g. PT1H)")
+    return problems + [_under(f"conditions.{k}", p) for k, item in conditions.items() for p in condition_problems(item)]
+
+
+def _under(path: str, problem: str) -> str:
+    """A nested condition's problem under its path: `path.field: reason` or `path: reason`."""
+    return f"{path}.{problem}" if re.match(r"[\w.\[\]-]+: ", problem) else f"{path}: {problem}"

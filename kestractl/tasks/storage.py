@@ -1,0 +1,414 @@
+"""Kestra's core storage tasks (`io.kestra.plugin.core.storage.*`): files in internal storage, streamed.
+
+Every file is read line by line or in blocks, so a file of millions of lines never sits in memory
+(DeduplicateItems keeps one entry per distinct key, as Kestra does). New files are written under the
+task run through `RunContext.output_file`; `Delete` reaches only the flow's namespace and
+`PurgeCurrentExecutionFiles` only the current execution's folder.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from kestractl import ion
+from kestractl.errors import KestraError, TaskError
+from kestractl.expressions import is_truthy
+from kestractl.storage import execution_prefix
+from kestractl.tasks.base import RunContext, RunnableTask
+from kestractl.tasks.duckdb import _write_input_files
+from kestractl.tasks.registry import register
+from kestractl.tasks.scripts import _as_list, _files_under, _glob_regex, _strings_problems, _text, _type_problems
+from kestractl.tasks.splitter import parse_size, split
+
+PREFIX = "io.kestra.plugin.core.storage."
+LEGACY = "io.kestra.core.tasks.storages."
+FROM = {"from": "The file to read (a `kestra://` internal storage URI)."}
+BLOCK = 1 << 16
+
+
+def _dynamic(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _one_of(spec: dict[str, Any], key: str, allowed: tuple[str, ...]) -> list[str]:
+    value = spec.get(key)
+    if value is None or _dynamic(value) or str(value) in allowed:
+        return []
+    return [f"{key}: must be one of {', '.join(allowed)}, not `{value}`"]
+
+
+def _whole(spec: dict[str, Any], key: str) -> list[str]:
+    value = spec.get(key)
+    if value is None or _dynamic(value) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return []
+    return [f"{key}: must be a whole number >= 1, not `{value}`"]
+
+
+def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
+    """The rendered `kestra://` URI and its local file; a missing file is one clear line."""
+    uri = str(ctx.render(value))
+    if not uri.startswith("kestra://"):
+        raise TaskError(f"'{uri}' is not an internal storage URI (kestra:///…)")
+    path = ctx.storage.local_path(uri)
+    if not path.is_file():
+        raise TaskError(f"file not found in internal storage: {uri}")
+    return uri, path
+
+
+def new_file(ctx: RunContext, extension: str) -> tuple[Path, str]:
+    """A new file for this task run, named after the task: (local path, URI)."""
+    if "/" in extension or "\\" in extension:
+        raise TaskError(f"Invalid extension '{extension}': it must not hold a path separator")
+    assert ctx.task_run is not None
+    return ctx.output_file(ctx.task_run.task_id + extension)
+
+
+def suffix(uri: str) -> str:
+    """The extension of a URI's file name, `.tmp` when it has none (as Kestra's temp files)."""
+    return Path(uri.rsplit("/", 1)[-1]).suffix or ".tmp"
+
+
+def _optional(ctx: RunContext, value: Any, default: str) -> str:
+    return default if value is None else str(ctx.render(value))
+
+
+@register
+class Write(RunnableTask):
+    """Write `content` to a new internal-storage file."""
+
+    type_name = PREFIX + "Write"
+    properties: ClassVar[dict[str, str]] = {
+        "content": "The file content.",
+        "extension": "The file extension (e.g. `.txt`); `.tmp` when not set.",
+    }
+    required = ("content",)
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
+        path.write_bytes(_text(ctx.render(self.spec["content"])).encode())
+        return {"uri": uri}
+
+
+@register
+class Concat(RunnableTask):
+    """Concatenate files, in order, into one; `separator` follows each file."""
+
+    type_name = PREFIX + "Concat"
+    aliases = (LEGACY + "Concat",)
+    properties: ClassVar[dict[str, str]] = {
+        "files": "The files to concatenate: a list of `kestra://` URIs, or a JSON array of them as a string.",
+        "separator": "Written after each file; none by default.",
+        "extension": "The extension of the created file; `.tmp` by default.",
+    }
+    required = ("files",)
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        separator = self.spec.get("separator")
+        tail = b"" if separator is None else str(ctx.render(separator)).encode()
+        path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
+        with path.open("wb") as out:
+            for item in self._files(ctx):
+                with source_file(ctx, item)[1].open("rb") as part:
+                    shutil.copyfileobj(part, out, BLOCK)
+                out.write(tail)
+        return {"uri": uri}
+
+    def _files(self, ctx: RunContext) -> list[Any]:
+        files = self.spec["files"]
+        if isinstance(files, list):
+            return files
+        if not isinstance(files, str):
+            raise TaskError(f"Invalid `files` property with type '{type(files).__name__}'")
+        try:
+            parsed = json.loads(str(ctx.render(files)))
+        except ValueError as exc:
+            raise TaskError(f"Invalid `files`: not a JSON array of URIs ({exc})") from None
+        if not isinstance(parsed, list):
+            raise TaskError("Invalid `files`: must be a list of URIs")
+        return [str(item) for item in parsed]
+
+
+@register
+class Split(RunnableTask):
+    """Split a file into several by `bytes`, `partitions` or `rows` (the batches of ForEachItem)."""
+
+    type_name = PREFIX + "Split"
+    aliases = (LEGACY + "Split",)
+    properties: ClassVar[dict[str, str]] = {
+        **FROM,
+        "bytes": "Split into files of this size, e.g. `10MB`.",
+        "partitions": "Split into this many files, lines dealt round-robin.",
+        "rows": "Split into files of this many lines.",
+        "separator": "The separator written after each line; `\\n` by default.",
+    }
+    required = ("from",)
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec) + _whole(spec, "partitions") + _whole(spec, "rows")
+        if all(spec.get(key) is None for key in ("bytes", "partitions", "rows")):
+            problems.append("bytes: one of bytes, partitions or rows is required")
+        if spec.get("bytes") is not None and not _dynamic(spec["bytes"]):
+            try:
+                parse_size(spec["bytes"])
+            except ValueError as exc:
+                problems.append(f"bytes: {exc}")
+        return problems
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        uri, source = source_file(ctx, self.spec["from"])
+        settings = {k: ctx.render(self.spec.get(k)) for k in ("bytes", "partitions", "rows")}
+        uris: list[str] = []
+
+        def opener(index: int) -> BinaryIO:
+            path, part = new_file(ctx, f"_{index:06d}{suffix(uri)}")
+            uris.append(part)
+            return path.open("wb")
+
+        try:
+            split(
+                source,
+                opener,
+                rows=int(settings["rows"]) if settings["rows"] else None,
+                size=parse_size(settings["bytes"]) if settings["bytes"] else None,
+                partitions=int(settings["partitions"]) if settings["partitions"] else None,
+                separator=_optional(ctx, self.spec.get("separator"), "\n"),
+            )
+        except ValueError as exc:
+            raise TaskError(f"Invalid split setting: {exc}") from None
+        return {"uris": uris}
+
+
+@register
+class Size(RunnableTask):
+    """The size in bytes of an internal-storage file."""
+
+    type_name = PREFIX + "Size"
+    aliases = (LEGACY + "Size",)
+    properties: ClassVar[dict[str, str]] = {"uri": "The file (a `kestra://` internal storage URI)."}
+    required = ("uri",)
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        return {"size": source_file(ctx, self.spec["uri"])[1].stat().st_size}
+
+
+@register
+class Delete(RunnableTask):
+    """Delete one internal-storage file of the flow's namespace."""
+
+    type_name = PREFIX + "Delete"
+    aliases = (LEGACY + "Delete",)
+    properties: ClassVar[dict[str, str]] = {
+        "uri": "The file to delete (a `kestra://` internal storage URI).",
+        "errorOnMissing": "Fail when the file does not exist; false by default.",
+    }
+    required = ("uri",)
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        uri = str(ctx.render(self.spec["uri"]))
+        path = ctx.storage.local_path(uri)
+        namespace = "/" + ctx.execution.namespace.replace(".", "/")
+        if not path.is_relative_to(ctx.storage.folder(namespace)):
+            raise TaskError(f"'{uri}' does not belong to the namespace {ctx.execution.namespace}")
+        deleted = path.is_file()
+        if deleted:
+            path.unlink()
+        elif is_truthy(ctx.render(self.spec.get("errorOnMissing", False))):
+            raise TaskError(f"Unable to find file '{uri}'")
+        return {"uri": uri, "deleted": deleted}
+
+
+@register
+class Reverse(RunnableTask):
+    """Write a file's lines in reverse order, each followed by `separator`."""
+
+    type_name = PREFIX + "Reverse"
+    aliases = (LEGACY + "Reverse",)
+    properties: ClassVar[dict[str, str]] = {
+        **FROM,
+        "separator": "The separator written after each line; `\\n` by default.",
+        "charset": "The file's character set; UTF-8 by default.",
+    }
+    required = ("from",)
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        uri, source = source_file(ctx, self.spec["from"])
+        charset = _optional(ctx, self.spec.get("charset"), "UTF-8")
+        try:
+            ascii_lines = codecs.lookup(charset).encode("\n")[0] == b"\n"
+        except LookupError:
+            raise TaskError(f"Unknown charset '{charset}'") from None
+        if not ascii_lines:
+            raise TaskError(f"Reverse reads lines of ASCII-compatible charsets only, not {charset}")
+        separator = _optional(ctx, self.spec.get("separator"), "\n").encode(charset)
+        path, out_uri = new_file(ctx, suffix(uri))
+        with source.open("rb") as fh, path.open("wb") as out:
+            for line in reversed_lines(fh):
+                out.write(line + separator)
+        return {"uri": out_uri}
+
+
+def reversed_lines(fh: BinaryIO) -> Iterator[bytes]:
+    """The lines of a file from the last to the first, without their ends, reading blocks from the end."""
+    end = fh.seek(0, 2)
+    rest = b""
+    first = True
+    while end > 0:
+        start = max(0, end - BLOCK)
+        fh.seek(start)
+        lines = (fh.read(end - start) + rest).split(b"\n")
+        end, rest = start, lines.pop(0)
+        if first and lines and lines[-1] == b"":  # the file's final line end starts no new line
+            lines.pop()
+        first = False
+        yield from (line.removesuffix(b"\r") for line in reversed(lines))
+    if rest or not first:
+        yield rest.removesuffix(b"\r")
+
+
+def _records(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each line of an ION file with its record (a map), line by line."""
+    with source.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = ion.loads(line)
+            except ValueError as exc:
+                raise TaskError(f"line {number} is not valid ION: {exc}") from None
+            if not isinstance(record, dict):
+                raise TaskError(f"line {number} is not an ION record (a map): {line.strip()[:80]}")
+            yield line.rstrip("\r\n"), record
+
+
+@register
+class DeduplicateItems(RunnableTask):
+    """Keep the last record of each key (`expr`) of an ION file, in the file's order."""
+
+    type_name = PREFIX + "DeduplicateItems"
+    aliases = (LEGACY + "DeduplicateItems",)
+    properties: ClassVar[dict[str, str]] = {
+        **FROM,
+        "expr": "The key of a record: an expression rendered with the record's fields as variables.",
+    }
+    required = ("from", "expr")
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        _, source = source_file(ctx, self.spec["from"])
+        expr = self.spec["expr"]
+        last: dict[str, int] = {}
+        for index, (_, record) in enumerate(_records(source)):
+            last[str(ctx.render(expr, record))] = index
+        path, uri = new_file(ctx, ".ion")
+        processed = 0
+        with path.open("w", encoding="utf-8") as out:
+            for processed, (line, record) in enumerate(_records(source), start=1):
+                if last.get(str(ctx.render(expr, record))) == processed - 1:
+                    out.write(line + "\n")
+        return {
+            "uri": uri,
+            "numKeys": len(last),
+            "processedItemsTotal": processed,
+            "droppedItemsTotal": processed - len(last),
+        }
+
+
+@register
+class FilterItems(RunnableTask):
+    """Keep (INCLUDE) or drop (EXCLUDE) the records of an ION file for which `filterCondition` is true."""
+
+    type_name = PREFIX + "FilterItems"
+    aliases = (LEGACY + "FilterItems",)
+    properties: ClassVar[dict[str, str]] = {
+        **FROM,
+        "filterCondition": "An expression rendered with the record's fields; `0`, `-0`, `''` and `false` are false.",
+        "filterType": "INCLUDE (default) keeps the matching records, EXCLUDE drops them.",
+        "errorOrNullBehavior": "When the condition fails or is null: FAIL (default), INCLUDE or EXCLUDE the record.",
+    }
+    required = ("from", "filterCondition")
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec) + _one_of(spec, "filterType", ("INCLUDE", "EXCLUDE"))
+        return problems + _one_of(spec, "errorOrNullBehavior", ("FAIL", "INCLUDE", "EXCLUDE"))
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        _, source = source_file(ctx, self.spec["from"])
+        include = _optional(ctx, self.spec.get("filterType"), "INCLUDE") == "INCLUDE"
+        on_error = _optional(ctx, self.spec.get("errorOrNullBehavior"), "FAIL")
+        path, uri = new_file(ctx, ".ion")
+        processed = dropped = 0
+        with path.open("w", encoding="utf-8") as out:
+            for line, record in _records(source):
+                processed += 1
+                if self._keeps(ctx, record, include, on_error):
+                    out.write(line + "\n")
+                else:
+                    dropped += 1
+        return {"uri": uri, "processedItemsTotal": processed, "droppedItemsTotal": dropped}
+
+    def _keeps(self, ctx: RunContext, record: dict[str, Any], include: bool, on_error: str) -> bool:
+        condition = self.spec["filterCondition"]
+        try:
+            rendered = ctx.render(condition, record)
+        except KestraError as exc:
+            if on_error == "FAIL":
+                raise TaskError(exc.message) from None
+            return on_error == "INCLUDE"
+        if rendered is None:
+            if on_error == "FAIL":
+                raise TaskError(f"Expression `{condition}` return `null` on item `{ion.dumps(record)}`")
+            return on_error == "INCLUDE"
+        return is_truthy(str(rendered).strip()) == include
+
+
+@register
+class PurgeCurrentExecutionFiles(RunnableTask):
+    """Delete every internal-storage file of the current execution (inputs, outputs of its tasks)."""
+
+    type_name = PREFIX + "PurgeCurrentExecutionFiles"
+    aliases = (LEGACY + "PurgeExecution", PREFIX + "PurgeExecution")
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        execution = ctx.execution
+        prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
+        uris = []
+        for uri, _ in ctx.storage.files_under(prefix):
+            ctx.storage.local_path(uri).unlink()
+            uris.append(uri)
+        ctx.info(f"{len(uris)} file(s) deleted")
+        return {"uris": uris}
+
+
+@register
+class LocalFiles(RunnableTask):
+    """Deprecated: write `inputs` into the working directory and store the files matching `outputs`."""
+
+    type_name = PREFIX + "LocalFiles"
+    aliases = (LEGACY + "LocalFiles",)
+    properties: ClassVar[dict[str, str]] = {
+        "inputs": "Files to create in the working directory: a map (or a JSON map) of name to content or URI.",
+        "outputs": "Globs, relative to the working directory, of the files to store (output `uris`).",
+    }
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = _type_problems(spec, "inputs", (dict, str), "a map of file name to content")
+        return problems + _strings_problems(spec, "outputs")
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        workdir = ctx.working_directory()
+        if self.spec.get("inputs") is not None:
+            _write_input_files(ctx, workdir, self.spec["inputs"], {})
+        patterns = [_glob_regex(p.lstrip("/")) for p in _as_list(ctx.render(self.spec.get("outputs")))]
+        uris = {
+            name: ctx.put_file(path, name)
+            for name, path in _files_under(workdir)
+            if any(pattern.fullmatch(name) for pattern in patterns)
+        }
+        return {"uris": uris}
