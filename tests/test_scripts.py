@@ -91,16 +91,17 @@ def test_stdout_lines_become_info_logs_in_order(tmp_path: Path) -> None:
     assert not run.ctx.warning
 
 
-def test_stderr_lines_are_error_logs_and_make_the_run_a_warning(tmp_path: Path) -> None:
+def test_stderr_lines_are_error_logs_and_the_run_stays_a_success(tmp_path: Path) -> None:
+    """Kestra 0.23+: stderr no longer makes a script task WARNING (only the exit code decides)."""
     run = shell(tmp_path, ["echo out", "echo oops >&2"])
     outputs = run()
     assert run.lines("ERROR") == ["oops"]
     assert outputs["stdErrLineCount"] == 1
-    assert run.ctx.warning
+    assert not run.ctx.warning
 
 
-def test_warning_on_stderr_can_be_switched_off(tmp_path: Path) -> None:
-    run = shell(tmp_path, ["echo oops >&2"], warningOnStdErr=False)
+def test_deprecated_warning_on_stderr_is_accepted_and_ignored(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo oops >&2"], warningOnStdErr=True)
     run()
     assert run.lines("ERROR") == ["oops"]
     assert not run.ctx.warning

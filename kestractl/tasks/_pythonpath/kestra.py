@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"}
@@ -84,7 +84,7 @@ class _LogLine(logging.Formatter):
     """A record as a `::{"logs": [...]}::` line; the message starts with its UTC time, as Kestra's does."""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         level = LEVELS.get(record.levelno, "ERROR" if record.levelno > logging.WARNING else "TRACE")
         message = f"{when.replace('+00:00', 'Z')} - {record.getMessage()}"
         return Kestra.format({"logs": [{"level": level, "message": message}]})
