@@ -104,7 +104,8 @@ def test_a_package_that_does_not_exist_fails_the_task_with_one_line_naming_it(cl
 
 
 def test_without_the_cache_the_environment_lives_in_the_working_directory(cli: Cli, tmp_path: Path) -> None:
-    flow = FLOW.format(dependencies=f"[{PACKAGE}]").replace("    dependencies:", "    dependencyCacheEnabled: false\n    dependencies:")
+    uncached = "    dependencyCacheEnabled: false\n    dependencies:"
+    flow = FLOW.format(dependencies=f"[{PACKAGE}]").replace("    dependencies:", uncached)
     deploy(cli, tmp_path, flow)
     code, execution = cli.execute("dev", "deps")
     assert code == 0
