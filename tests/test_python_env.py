@@ -163,3 +163,32 @@ def test_a_python_version_that_is_not_installed_is_one_clear_line() -> None:
     with pytest.raises(Exception, match=r"^pythonVersion: Python 2\.1 is not installed on this machine$"):
         environments.find_python("2.1")
     assert environments.find_python(".".join(map(str, sys.version_info[:2]))) == sys.executable
+
+
+def test_python_commands_find_the_dependencies_on_path(cli: Cli, tmp_path: Path) -> None:
+    deploy(
+        cli,
+        tmp_path,
+        "id: deps\nnamespace: dev\ntasks:\n  - id: py\n    type: io.kestra.plugin.scripts.python.Commands\n"
+        f"    taskRunner: {{type: io.kestra.plugin.core.runner.Process}}\n    dependencies: [{PACKAGE}]\n"
+        "    commands:\n      - python -c 'import tabulate, sys; print(sys.prefix)'\n",
+    )
+    code, execution = cli.execute("dev", "deps")
+    assert code == 0
+    logs = cli("executions", "logs", execution["id"]).stdout
+    assert str(Path(os.environ["KESTRACTL_CACHE_DIR"]) / "python") in logs.splitlines()[-1]
+
+
+def test_a_python_version_alone_runs_in_an_environment_of_that_interpreter(cli: Cli, tmp_path: Path) -> None:
+    version = ".".join(map(str, sys.version_info[:2]))
+    deploy(
+        cli,
+        tmp_path,
+        "id: deps\nnamespace: dev\ntasks:\n  - id: py\n    type: io.kestra.plugin.scripts.python.Script\n"
+        f"    taskRunner: {{type: io.kestra.plugin.core.runner.Process}}\n    pythonVersion: '{version}'\n"
+        "    script: import sys; print(sys.prefix)\n",
+    )
+    result = cli("execute", "dev", "deps", "--json")
+    assert result.exit_code == 0, result.stderr
+    created, prefix = [line.split(" py ", 1)[1] for line in result.stderr.splitlines() if " py " in line]
+    assert created == f"Python environment (no packages) created: {prefix}"
