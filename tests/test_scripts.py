@@ -495,3 +495,15 @@ def test_every_kestra_property_is_declared_with_a_description(cls: type[Task], n
     declared = cls.all_properties()
     assert set(declared) - {"namespaceFiles"} == names
     assert all(len(text) > 20 for text in declared.values())
+
+
+def test_a_kill_stops_the_dependencies_install_and_leaves_no_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KESTRACTL_CACHE_DIR", str(tmp_path / "cache"))
+    run = python(tmp_path, "print(1)", dependencies=["tabulate"])
+    run.ctx.stop.set()
+    with pytest.raises(Killed):
+        run()
+    assert [p.name for p in (tmp_path / "cache" / "python").iterdir() if p.is_dir()] == []
+    assert run.lines() == []

@@ -17,15 +17,18 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import PIPE
 
 from kestractl.errors import TaskError
-from kestractl.tasks.base import RunContext
+from kestractl.tasks.base import Killed, RunContext
 
 READY = ".kestractl-ready"
+POLL_SECONDS = 0.05
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SPACES_AROUND = re.compile(r"\s*([<>=!~,;\[\]]+)\s*")
 PREFIX = re.compile(r"^(error|cause):\s*", re.IGNORECASE)
@@ -65,7 +68,7 @@ def environment_path(root: Path, python: str, requirements: list[str]) -> Path:
 
 def prepare(ctx: RunContext, path: Path, python: str, requirements: list[str], manager: str) -> Path:
     """The ready environment at `path`, built now if needed; logs one line saying which."""
-    created = _build_once(path, lambda: _build(path, python, requirements, manager))
+    created = _build_once(path, lambda: _build(ctx, path, python, requirements, manager))
     what = ", ".join(requirements) or "no packages"
     ctx.log("INFO", f"Python environment ({what}) {'created' if created else 'reused'}: {path}")
     return path
@@ -96,7 +99,7 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _build(path: Path, python: str, requirements: list[str], manager: str) -> None:
+def _build(ctx: RunContext, path: Path, python: str, requirements: list[str], manager: str) -> None:
     uv = _uv() if manager.upper() == "UV" else None
     venv_python = str(path / "bin" / "python")
     if uv is not None:
@@ -106,7 +109,7 @@ def _build(path: Path, python: str, requirements: list[str], manager: str) -> No
         steps = [[python, "-m", "venv", str(path)]]
         install = [venv_python, "-m", "pip", "install", "--quiet"]
     for argv in steps + ([install + requirements] if requirements else []):
-        _check(argv, requirements)
+        _check(ctx, argv, requirements)
 
 
 def _uv() -> str | None:
@@ -119,11 +122,25 @@ def _uv() -> str | None:
         return shutil.which("uv")
 
 
-def _check(argv: list[str], requirements: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **INSTALL_ENV}, check=False)
-    if done.returncode != 0:
-        reason = _reason(done.stderr or done.stdout, requirements)
+def _check(ctx: RunContext, argv: list[str], requirements: list[str]) -> None:
+    """Run one build step; a kill or timeout of the task stops it too (the half-built folder is removed)."""
+    env = {**os.environ, **INSTALL_ENV}
+    with subprocess.Popen(argv, stdout=PIPE, stderr=PIPE, text=True, env=env, start_new_session=True) as proc:
+        output = _communicate(ctx, proc)
+    if proc.returncode != 0:
+        reason = _reason(output[1] or output[0], requirements)
         raise TaskError(f"Failed to install Python dependencies [{', '.join(requirements)}]: {reason}")
+
+
+def _communicate(ctx: RunContext, proc: subprocess.Popen[str]) -> tuple[str, str]:
+    while True:
+        if ctx.stop.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise Killed()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.communicate(timeout=POLL_SECONDS)
 
 
 def _reason(output: str, requirements: list[str]) -> str:
