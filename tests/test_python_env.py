@@ -192,3 +192,14 @@ def test_a_python_version_alone_runs_in_an_environment_of_that_interpreter(cli: 
     assert result.exit_code == 0, result.stderr
     created, prefix = [line.split(" py ", 1)[1] for line in result.stderr.splitlines() if " py " in line]
     assert created == f"Python environment (no packages) created: {prefix}"
+
+
+def test_pip_as_package_manager_builds_the_same_environment(cli: Cli, tmp_path: Path) -> None:
+    with_pip = "    packageManager: PIP\n    dependencies:"
+    deploy(cli, tmp_path, FLOW.format(dependencies=f"[{PACKAGE}]").replace("    dependencies:", with_pip))
+    code, execution = cli.execute("dev", "deps")
+    assert code == 0
+    where = Path(runs(execution, "py")[0]["outputs"]["vars"]["where"])
+    env = next(parent for parent in where.parents if (parent / "pyvenv.cfg").exists())
+    assert env.parent == Path(os.environ["KESTRACTL_CACHE_DIR"]) / "python"
+    assert "uv" not in (env / "pyvenv.cfg").read_text()  # `uv venv` writes its version there

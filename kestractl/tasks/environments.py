@@ -101,6 +101,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _build(ctx: RunContext, path: Path, python: str, requirements: list[str], manager: str) -> None:
     uv = _uv() if manager.upper() == "UV" else None
+    if uv is None and manager.upper() == "UV":
+        ctx.log("WARN", "UV not available, falling back to PIP")
     venv_python = str(path / "bin" / "python")
     if uv is not None:
         steps = [[uv, "venv", "--quiet", "--python", python, str(path)]]
