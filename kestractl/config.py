@@ -41,3 +41,16 @@ def resolve_home(option: str | Path | None = None) -> Home:
     import platformdirs
 
     return Home(Path(platformdirs.user_data_dir("kestractl")))
+
+
+def cache_root() -> Path:
+    """Where rebuildable things live (script environments): `KESTRACTL_CACHE_DIR`, else the user cache folder.
+
+    Not under a home: an environment depends only on its interpreter and packages, so every home shares it.
+    """
+    env = os.environ.get("KESTRACTL_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("kestractl"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import threading
 import time
@@ -19,16 +20,19 @@ from kestractl.tasks.base import Killed, RunContext, Task
 from kestractl.tasks.scripts import (
     Bash,
     LegacyPython,
+    NodeCommands,
+    NodeScript,
     PythonCommands,
     PythonScript,
     ShellCommands,
     ShellScript,
 )
 
-SCRIPT_TASKS = (ShellCommands, ShellScript, PythonCommands, PythonScript, Bash, LegacyPython)
+SCRIPT_TASKS = (ShellCommands, ShellScript, PythonCommands, PythonScript, NodeCommands, NodeScript, Bash, LegacyPython)
 TYPES = {cls.type_name: cls for cls in SCRIPT_TASKS}
 SHELL = ShellCommands.type_name
 PROCESS = {"type": "io.kestra.plugin.core.runner.Process"}
+UNKNOWN_RUNNER = "taskRunner.type: unknown task runner `io.kestra.Nope`"
 
 
 def render(value: Any, variables: dict[str, Any]) -> Any:
@@ -91,16 +95,17 @@ def test_stdout_lines_become_info_logs_in_order(tmp_path: Path) -> None:
     assert not run.ctx.warning
 
 
-def test_stderr_lines_are_error_logs_and_make_the_run_a_warning(tmp_path: Path) -> None:
+def test_stderr_lines_are_error_logs_and_the_run_stays_a_success(tmp_path: Path) -> None:
+    """Kestra 0.23+: stderr no longer makes a script task WARNING (only the exit code decides)."""
     run = shell(tmp_path, ["echo out", "echo oops >&2"])
     outputs = run()
     assert run.lines("ERROR") == ["oops"]
     assert outputs["stdErrLineCount"] == 1
-    assert run.ctx.warning
+    assert not run.ctx.warning
 
 
-def test_warning_on_stderr_can_be_switched_off(tmp_path: Path) -> None:
-    run = shell(tmp_path, ["echo oops >&2"], warningOnStdErr=False)
+def test_deprecated_warning_on_stderr_is_accepted_and_ignored(tmp_path: Path) -> None:
+    run = shell(tmp_path, ["echo oops >&2"], warningOnStdErr=True)
     run()
     assert run.lines("ERROR") == ["oops"]
     assert not run.ctx.warning
@@ -215,8 +220,7 @@ def test_python_commands_find_python(tmp_path: Path) -> None:
     assert run.lines("INFO") == ["42"]
 
 
-def test_python_script_outputs_with_the_kestra_package(tmp_path: Path) -> None:
-    pytest.importorskip("kestra")
+def test_python_script_outputs_with_the_kestra_module(tmp_path: Path) -> None:
     script = "from kestra import Kestra\nKestra.outputs({'x': 1})\nKestra.counter('n', 5, {'k': 'v'})"
     run = Run(tmp_path, {"type": PythonScript.type_name, "script": script})
     outputs = run()
@@ -311,6 +315,15 @@ def test_stop_kills_the_process_group_and_raises_killed(tmp_path: Path) -> None:
             {"type": SHELL, "commands": ["x"], "env": ["A=1"], "failFast": "yes", "runner": "K8S"},
             ["env: must be a map", "failFast: must be a boolean", "runner: must be PROCESS or DOCKER"],
         ),
+        ({"type": SHELL, "commands": ["x"], "taskRunner": {"type": "io.kestra.Nope"}}, [UNKNOWN_RUNNER]),
+        ({"type": SHELL, "commands": ["x"], "taskRunner": {"cpu": 1}}, ["taskRunner.type: required"]),
+        ({"type": SHELL, "commands": ["x"], "targetOS": "MAC"}, ["targetOS: must be AUTO, LINUX or WINDOWS"]),
+        (
+            {"type": PythonScript.type_name, "script": "x", "dependencies": [{"a": 1}], "packageManager": "CONDA"},
+            ["dependencies[0]: must be a string", "packageManager: must be UV or PIP"],
+        ),
+        ({"type": NodeScript.type_name}, ["script: required"]),
+        ({"type": NodeCommands.type_name, "commands": "node -v"}, []),
     ],
 )
 def test_validate_names_each_problem(spec: dict[str, Any], problems: list[str]) -> None:
@@ -323,9 +336,174 @@ def test_each_kestra_name_is_registered() -> None:
         "io.kestra.plugin.scripts.shell.Script",
         "io.kestra.plugin.scripts.python.Commands",
         "io.kestra.plugin.scripts.python.Script",
+        "io.kestra.plugin.scripts.node.Commands",
+        "io.kestra.plugin.scripts.node.Script",
         "io.kestra.core.tasks.scripts.Bash",
         "io.kestra.core.tasks.scripts.Python",
     }
     assert set(TYPES) == names
     # The registry's own table: `resolve` would also import every other task module.
     assert all(registry._TYPES[name] is cls for name, cls in TYPES.items())
+
+
+# Kestra's own runner types, current and from before 0.17: accepted at deploy, run here as a local process.
+KESTRA_RUNNERS = [
+    "io.kestra.plugin.core.runner.Process",
+    "io.kestra.plugin.scripts.runner.docker.Docker",
+    "io.kestra.plugin.ee.kubernetes.runner.Kubernetes",
+    "io.kestra.plugin.ee.aws.runner.Batch",
+    "io.kestra.plugin.ee.azure.runner.Batch",
+    "io.kestra.plugin.ee.gcp.runner.Batch",
+    "io.kestra.plugin.ee.gcp.runner.CloudRun",
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
+]
+
+
+@pytest.mark.parametrize("runner", KESTRA_RUNNERS)
+def test_kestras_task_runner_types_are_accepted(runner: str) -> None:
+    assert ShellCommands.validate({"id": "t", "type": SHELL, "commands": ["x"], "taskRunner": {"type": runner}}) == []
+
+
+def test_a_remote_runner_runs_locally_with_one_warning(tmp_path: Path) -> None:
+    kubernetes = {"type": "io.kestra.plugin.ee.kubernetes.runner.Kubernetes", "namespace": "jobs"}
+    run = Run(tmp_path, {"type": SHELL, "commands": ["echo ok"], "taskRunner": kubernetes})
+    run()
+    assert run.lines("WARN") == [
+        "Task runner 'io.kestra.plugin.ee.kubernetes.runner.Kubernetes' is not available in kestractl: "
+        "running as a local process"
+    ]
+    assert run.lines("INFO") == ["ok"]
+
+
+def test_an_unknown_task_runner_is_refused_at_deploy_with_one_line(cli: Any, tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yml"
+    flow.write_text(
+        "id: f\nnamespace: dev\ntasks:\n  - id: t\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    taskRunner:\n      type: io.kestra.Nope\n    commands: [echo]\n"
+    )
+    result = cli("flow", "validate", str(flow))
+    assert result.exit_code != 0
+    assert [line for line in result.stderr.splitlines() if "taskRunner" in line] == [
+        f"Error: {flow}:6: tasks[0].{UNKNOWN_RUNNER}"
+    ]
+
+
+def python(tmp_path: Path, script: str, **props: Any) -> Run:
+    return Run(tmp_path, {"type": PythonScript.type_name, "script": script, **props})
+
+
+def test_python_before_commands_env_and_output_files(tmp_path: Path) -> None:
+    script = "import os\nprint(os.environ['GREETING'])\nopen('out/result.txt', 'w').write('42')"
+    run = python(
+        tmp_path, script, beforeCommands=["echo setup", "mkdir out"], env={"GREETING": "hi"}, outputFiles=["out/*"]
+    )
+    outputs = run()
+    assert run.lines("INFO") == ["setup", "hi"]
+    assert run.storage.read_bytes(outputs["outputFiles"]["out/result.txt"]) == b"42"
+
+
+def test_python_interpreter_runs_the_commands(tmp_path: Path) -> None:
+    run = python(tmp_path, "print('py')", interpreter=["/bin/bash", "-c"], beforeCommands=["echo ${BASH_VERSION:0:1}"])
+    run()
+    assert run.lines("INFO")[1] == "py" and run.lines("INFO")[0].isdigit()
+
+
+def test_python_script_runs_in_a_virtualenv_activated_by_before_commands(tmp_path: Path) -> None:
+    """Kestra 1.x: the script uses `$VIRTUAL_ENV/bin/python` when beforeCommands activate one."""
+    before = ["python -m venv --without-pip .venv", ". .venv/bin/activate"]
+    run = python(tmp_path, "import sys\nprint(sys.prefix)", beforeCommands=before)
+    run()
+    assert run.lines("INFO") == [str(tmp_path / "wd" / ".venv")]
+
+
+def test_python_script_knows_pebbles_true_false_and_null(tmp_path: Path) -> None:
+    run = python(tmp_path, "print([true, false, null])")
+    run()
+    assert run.lines("INFO") == ["[True, False, None]"]
+
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="needs `node` on PATH")
+
+
+@needs_node
+def test_node_script_logs_outputs_and_errors(tmp_path: Path) -> None:
+    outputs_line = 'console.log("::" + JSON.stringify({outputs: {n: 6 * 7}}) + "::")'
+    script = f'console.log("hello");\n{outputs_line};\nconsole.error("oops")'
+    run = Run(tmp_path, {"type": NodeScript.type_name, "script": script})
+    outputs = run()
+    assert run.lines("INFO") == ["hello"] and run.lines("ERROR") == ["oops"]
+    assert outputs["vars"] == {"n": 42} and not run.ctx.warning
+
+
+@needs_node
+def test_node_commands_run_files_and_fail_on_a_non_zero_exit(tmp_path: Path) -> None:
+    files = {"main.js": "console.log(process.argv[2]); process.exit(Number(process.argv[3]))"}
+    run = Run(tmp_path, {"type": NodeCommands.type_name, "commands": ["node main.js hi 0"], "inputFiles": files})
+    run()
+    assert run.lines("INFO") == ["hi"]
+    (tmp_path / "again").mkdir()
+    spec = {"type": NodeCommands.type_name, "commands": ["node main.js x 3"], "inputFiles": files}
+    failing = Run(tmp_path / "again", spec)
+    with pytest.raises(TaskError, match="exit code 3"):
+        failing()
+
+
+def test_node_missing_from_path_is_one_line_naming_node(tmp_path: Path) -> None:
+    run = Run(tmp_path, {"type": NodeScript.type_name, "script": "1", "env": {"PATH": str(tmp_path)}})
+    with pytest.raises(TaskError, match=r"^Cannot run a Node.js task: `node` is not installed or not on PATH$"):
+        run()
+
+
+# Each class's Kestra 1.x properties (plugin-scripts' AbstractExecScript and language classes); `namespaceFiles`
+# is declared with the namespace files support.
+EXEC_SCRIPT = {
+    "taskRunner",
+    "containerImage",
+    "beforeCommands",
+    "env",
+    "interpreter",
+    "failFast",
+    "inputFiles",
+    "outputFiles",
+    "targetOS",
+    "warningOnStdErr",
+    "outputDirectory",
+    "runner",
+    "docker",
+}
+PYTHON = {
+    "dependencies",
+    "pythonVersion",
+    "dependencyCacheEnabled",
+    "packageManager",
+    "uvAutoInstallEnabled",
+    "uvInstallerVersion",
+    "uvInstallerSha256",
+}
+DECLARED = [
+    (ShellCommands, EXEC_SCRIPT | {"commands"}),
+    (ShellScript, EXEC_SCRIPT | {"script"}),
+    (PythonCommands, EXEC_SCRIPT | PYTHON | {"commands"}),
+    (PythonScript, EXEC_SCRIPT | PYTHON | {"script"}),
+    (NodeCommands, EXEC_SCRIPT | {"commands"}),
+    (NodeScript, EXEC_SCRIPT | {"script"}),
+]
+
+
+@pytest.mark.parametrize(("cls", "names"), DECLARED, ids=[cls.type_name for cls, _ in DECLARED])
+def test_every_kestra_property_is_declared_with_a_description(cls: type[Task], names: set[str]) -> None:
+    declared = cls.all_properties()
+    assert set(declared) - {"namespaceFiles"} == names
+    assert all(len(text) > 20 for text in declared.values())
+
+
+def test_a_kill_stops_the_dependencies_install_and_leaves_no_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KESTRACTL_CACHE_DIR", str(tmp_path / "cache"))
+    run = python(tmp_path, "print(1)", dependencies=["tabulate"])
+    run.ctx.stop.set()
+    with pytest.raises(Killed):
+        run()
+    assert [p.name for p in (tmp_path / "cache" / "python").iterdir() if p.is_dir()] == []
+    assert run.lines() == []

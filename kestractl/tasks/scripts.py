@@ -1,10 +1,11 @@
-"""Script tasks (shell and Python `Commands`/`Script`) run as local processes.
+"""Script tasks (shell, Python and Node `Commands`/`Script`) run as local processes.
 
 Follows Kestra's `AbstractExecScript` + `CommandsWrapper` + the `Process` task runner: one
 `interpreter` call on `set -e`, `beforeCommands` and the commands joined by new lines; stdout
-lines logged INFO, stderr lines ERROR; `::{json}::` lines carry outputs, metrics and logs (what
-the `kestra` PyPI helper prints). Kestra defaults to Docker; there is none here, so every runner
-becomes a local process and the run says so in one WARN line.
+lines logged INFO, stderr lines ERROR (since Kestra 0.23 they no longer make the task WARNING);
+`::{json}::` lines carry outputs, metrics and logs (what the `kestra` Python module prints). Kestra
+defaults to Docker; there is none here, so every runner becomes a local process and the run says so
+in one WARN line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,13 +25,36 @@ import threading
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from kestractl.config import cache_root
 from kestractl.errors import TaskError
 from kestractl.model import new_id
+from kestractl.tasks import environments
+from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.registry import register
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
+# Kestra's task runners (Process and Docker in its core, the others Enterprise plugins), and the names they had
+# before 0.17. Any of them is accepted; all run here as a local process.
+RUNNER_ALIASES = {
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner": PROCESS_RUNNER,
+    "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner": DOCKER_RUNNER,
+    "io.kestra.plugin.ee.kubernetes.runner.KubernetesTaskRunner": "io.kestra.plugin.ee.kubernetes.runner.Kubernetes",
+    "io.kestra.plugin.ee.aws.runner.AwsBatchTaskRunner": "io.kestra.plugin.ee.aws.runner.Batch",
+    "io.kestra.plugin.ee.azure.runner.AzureBatchTaskRunner": "io.kestra.plugin.ee.azure.runner.Batch",
+    "io.kestra.plugin.ee.gcp.runner.GcpBatchTaskRunner": "io.kestra.plugin.ee.gcp.runner.Batch",
+    "io.kestra.plugin.ee.gcp.runner.GcpCloudRunTaskRunner": "io.kestra.plugin.ee.gcp.runner.CloudRun",
+}
+TASK_RUNNERS = frozenset(
+    {
+        *RUNNER_ALIASES.values(),
+        "io.kestra.plugin.ee.aws.runner.Ec2",
+        "io.kestra.plugin.ee.azure.runner.VirtualMachine",
+        "io.kestra.plugin.ee.gcp.runner.ComputeEngine",
+    }
+)
+TARGET_OS = ("AUTO", "LINUX", "WINDOWS")
 OUTPUT_LINE = re.compile(r"::(\{.*\})::")
 INTERNAL_URI = re.compile(r"(kestra://[-a-zA-Z0-9%._+~#=/]*)")
 POLL_SECONDS = 0.05
@@ -71,6 +96,26 @@ def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) ->
     return [
         f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or isinstance(item, dict | list)
     ]
+
+
+def _choice_problems(spec: dict[str, Any], key: str, choices: tuple[str, ...]) -> list[str]:
+    value = spec.get(key)
+    if value is None or "{{" in str(value) or str(value).upper() in choices:
+        return []
+    return [f"{key}: must be {', '.join(choices[:-1])} or {choices[-1]}"]
+
+
+def _task_runner_problems(runner: Any) -> list[str]:
+    """Kestra refuses a runner type no plugin provides; a known one of any kind runs here as a process."""
+    if runner is None:
+        return []
+    if not isinstance(runner, dict):
+        return ["taskRunner: must be a map with a type"]
+    kind = runner.get("type")
+    if not kind:
+        return ["taskRunner.type: required"]
+    known = kind in TASK_RUNNERS or kind in RUNNER_ALIASES
+    return [] if known else [f"taskRunner.type: unknown task runner `{kind}`"]
 
 
 def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
@@ -205,19 +250,20 @@ def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
 class ExecScript(RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
-    properties = {
-        "beforeCommands": "Commands run before the task's own commands.",
-        "env": "Environment variables of the process (values rendered).",
-        "interpreter": "The interpreter and its arguments (`/bin/sh -c` by default).",
-        "failFast": "Stop at the first failing command (`set -e`; true by default).",
-        "warningOnStdErr": "End WARNING when the script wrote to stderr (true by default).",
-        "inputFiles": "Files to write into the working directory (name: text or kestra:// URI).",
-        "outputFiles": "Globs of working-directory files to store as `outputFiles`.",
-        "outputDirectory": "Deprecated: create `{{ outputDir }}`, whose files are stored as outputs.",
-        "taskRunner": "Where the script runs; every runner runs as a local process here.",
-        "containerImage": "The container image Kestra would use (no container here: one warning).",
-        "docker": "Deprecated Docker options (no container here: one warning).",
-        "runner": "Deprecated: PROCESS or DOCKER (both run as a local process here).",
+    properties: ClassVar[dict[str, str]] = {
+        "taskRunner": "The task runner (`type` and its own settings); every runner runs here as a local process.",
+        "containerImage": "The task runner container image, only used if the task runner is container-based.",
+        "beforeCommands": "Commands run before `commands`, to set up the environment (e.g. `pip install …`).",
+        "env": "Additional environment variables for the process.",
+        "interpreter": "The interpreter and its options the commands are passed to (default `/bin/sh -c`).",
+        "failFast": "Fail the task on the first command with a non-zero status (`set -e`; default true).",
+        "inputFiles": "Files to create in the working directory: name → inline content or `kestra://` URI.",
+        "outputFiles": "Globs of working-directory files to store in internal storage as `outputFiles`.",
+        "targetOS": "The operating system the script runs on: AUTO (default), LINUX or WINDOWS.",
+        "warningOnStdErr": "Deprecated since Kestra 0.23 and ignored: stderr output no longer makes the task WARNING.",
+        "outputDirectory": "Deprecated (use `outputFiles`): files written to `{{ outputDir }}` are stored.",
+        "runner": "Deprecated (use `taskRunner`): PROCESS or DOCKER.",
+        "docker": "Deprecated (use `taskRunner`): Docker options of the DOCKER runner.",
     }
     container_image: ClassVar[str] = "ubuntu"
     default_runner: ClassVar[str] = DOCKER_RUNNER
@@ -230,22 +276,23 @@ class ExecScript(RunnableTask):
         problems += _strings_problems(spec, "interpreter")
         problems += _type_problems(spec, "env", (dict,), "a map")
         problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
-        problems += _type_problems(spec, "taskRunner", (dict,), "a map with a type")
+        problems += _task_runner_problems(spec.get("taskRunner"))
         for key in ("failFast", "warningOnStdErr", "outputDirectory", "exitOnFailed", "virtualEnv"):
             problems += _type_problems(spec, key, (bool,), "a boolean")
-        if spec.get("runner") is not None and str(spec["runner"]).upper() not in ("PROCESS", "DOCKER"):
-            problems.append("runner: must be PROCESS or DOCKER")
-        return problems
+        problems += _choice_problems(spec, "runner", ("PROCESS", "DOCKER"))
+        return problems + _choice_problems(spec, "targetOS", TARGET_OS)
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
-        return _strings_problems(spec, "commands", required=True)
+        """Problems with the properties that say what runs (`commands` or `script`)."""
+        return []
 
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
         """The task's own command lines (rendered later with the whole command)."""
         return _as_list(self.props.get("commands"))
 
-    def extra_env(self) -> dict[str, str]:
+    def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
+        """Variables the task's language needs (over the worker's, under the flow's `env`)."""
         return {}
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -255,8 +302,6 @@ class ExecScript(RunnableTask):
         exit_code, consumer = run_process(ctx, self._argv(ctx, wd, variables), wd, self._env(ctx, variables))
         if exit_code != 0:
             raise TaskError(f"Command failed with exit code {exit_code}")
-        if self._flag(ctx, "warningOnStdErr", True) and consumer.stderr_count:
-            ctx.mark_warning()
         outputs: dict[str, Any] = {
             "vars": consumer.vars,
             "exitCode": exit_code,
@@ -291,7 +336,7 @@ class ExecScript(RunnableTask):
         if runner is not None:
             return PROCESS_RUNNER if str(runner).upper() == "PROCESS" else DOCKER_RUNNER
         if isinstance(task_runner, dict) and task_runner.get("type"):
-            return str(task_runner["type"])
+            return RUNNER_ALIASES.get(str(task_runner["type"]), str(task_runner["type"]))
         return self.default_runner
 
     def _warn_when_not_process(self, ctx: RunContext) -> None:
@@ -351,7 +396,7 @@ class ExecScript(RunnableTask):
         return _as_list(value)
 
     def _env(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
-        env = {**os.environ, **self.extra_env()}
+        env = {**os.environ, **self.extra_env(ctx, Path(variables["workingDir"]))}
         for key, value in (self.props.get("env") or {}).items():
             env[_text(ctx.render(key, variables))] = _text(ctx.render(value, variables))
         env["WORKING_DIR"] = variables["workingDir"]
@@ -397,23 +442,25 @@ def python_command() -> str:
 
 
 def python_env() -> dict[str, str]:
-    """Kestra's Python variables, and the folder of the interpreter running kestractl first on PATH.
-
-    So `python main.py` and `pip` mean this interpreter unless the flow changes PATH (or a venv).
-    """
+    """Kestra's Python variables; the interpreter running kestractl first on PATH; our `kestra` module last on
+    PYTHONPATH. So `python main.py` and `pip` mean this interpreter unless the flow changes PATH (or a venv)."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return {**PYTHON_ENV, "PATH": path}
+    pythonpath = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), PYTHONPATH_FOLDER]))
+    return {**PYTHON_ENV, "PATH": path, "PYTHONPATH": pythonpath}
 
 
-class _PythonEnv(ExecScript):
-    container_image = "ghcr.io/kestra-io/kestrapy:latest"
+class _CommandsTask(ExecScript):
+    properties: ClassVar[dict[str, str]] = {
+        "commands": "The commands to run, one after the other in one interpreter call.",
+    }
 
-    def extra_env(self) -> dict[str, str]:
-        return python_env()
+    @classmethod
+    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
+        return _strings_problems(spec, "commands", required=True)
 
 
 class _ScriptTask(ExecScript):
-    properties = {"script": "The script text (rendered)."}
+    properties: ClassVar[dict[str, str]] = {"script": "The inline script, passed to the interpreter."}
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
@@ -424,9 +471,70 @@ class _ScriptTask(ExecScript):
             return ["script: must be a string"]
         return [] if script.strip() else ["script: must not be empty"]
 
+    def script_file(self, ctx: RunContext, wd: Path, variables: dict[str, Any], suffix: str, prelude: str = "") -> str:
+        """The rendered script in a new file of the working directory, its path quoted for the shell."""
+        source = prelude + localize_uris(ctx, wd, _text(ctx.render(self.props["script"], variables)))
+        fd, name = tempfile.mkstemp(suffix=suffix, dir=wd)
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.encode("utf-8"))
+        return shlex.quote(name)
+
+
+class _PythonEnv(ExecScript):
+    """Kestra's `AbstractPythonExecScript`: `dependencies` installed into a cached virtual environment."""
+
+    properties: ClassVar[dict[str, str]] = {
+        "dependencies": "Python packages (pip specifiers) installed into a cached virtual environment first.",
+        "pythonVersion": "The Python version to run (e.g. `3.12`); it must be installed on this machine.",
+        "dependencyCacheEnabled": "Keep the `dependencies` environment for later runs (default true).",
+        "packageManager": "What installs `dependencies`: UV (default) or PIP.",
+        "uvAutoInstallEnabled": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
+        "uvInstallerVersion": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
+        "uvInstallerSha256": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
+    }
+    container_image = "python:3.13-slim"
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        problems = super().validate(spec) + _strings_problems(spec, "dependencies")
+        for key in ("dependencyCacheEnabled", "uvAutoInstallEnabled"):
+            problems += _type_problems(spec, key, (bool,), "a boolean")
+        return problems + _choice_problems(spec, "packageManager", ("UV", "PIP"))
+
+    def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
+        env = python_env()
+        venv = self._environment(ctx, wd)
+        if venv is not None:
+            env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
+            env["VIRTUAL_ENV"] = str(venv)
+        return env
+
+    def _environment(self, ctx: RunContext, wd: Path) -> Path | None:
+        """The environment for `dependencies` and `pythonVersion`; None runs kestractl's own interpreter."""
+        requirements = environments.normalise(_as_list(self._prop(ctx, "dependencies")))
+        version = self._prop(ctx, "pythonVersion")
+        if not requirements and not version:
+            return None
+        python = environments.find_python(_text(version) if version else None)
+        cached = self._flag(ctx, "dependencyCacheEnabled", True)
+        root = cache_root() / "python" if cached else wd / ".kestra_python_env"
+        path = environments.environment_path(root, python, requirements)
+        manager = _text(self._prop(ctx, "packageManager") or "UV")
+        return environments.prepare(ctx, path, python, requirements, manager)
+
+
+class _NodeEnv(ExecScript):
+    container_image = "node"
+
+    def _env(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
+        env = super()._env(ctx, variables)
+        if shutil.which("node", path=env.get("PATH")) is None:
+            raise TaskError("Cannot run a Node.js task: `node` is not installed or not on PATH")
+        return env
+
 
 @register
-class ShellCommands(ExecScript):
+class ShellCommands(_CommandsTask):
     type_name = "io.kestra.plugin.scripts.shell.Commands"
     properties = {"commands": "The commands to run, one after another."}
 
@@ -442,39 +550,57 @@ class ShellScript(_ScriptTask):
 
 
 @register
-class PythonCommands(_PythonEnv):
+class PythonCommands(_CommandsTask, _PythonEnv):
     type_name = "io.kestra.plugin.scripts.python.Commands"
     properties = {"commands": "The commands to run, one after another."}
 
 
 @register
 class PythonScript(_ScriptTask, _PythonEnv):
-    """The script is rendered into a `.py` file in the working directory and run with `python`."""
+    """The script goes to a `.py` file run with `python`: an activated virtualenv's (`beforeCommands`, or the
+    one of `dependencies`) when there is one, as Kestra 1.x does. Pebble's `true`/`false`/`null` are defined."""
 
     type_name = "io.kestra.plugin.scripts.python.Script"
+    properties: ClassVar[dict[str, str]] = {
+        "script": "The inline Python script, written to a `.py` file and run with `python`.",
+    }
+    prelude: ClassVar[str] = "true = True\nfalse = False\nnull = None\n"
 
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
-        source = localize_uris(ctx, wd, _text(ctx.render(self.props["script"], variables)))
-        fd, name = tempfile.mkstemp(suffix=".py", dir=wd)
-        with os.fdopen(fd, "wb") as out:
-            out.write(source.encode("utf-8"))
-        return [f"{python_command()} {shlex.quote(name)}"]
+        name = self.script_file(ctx, wd, variables, ".py", self.prelude)
+        return [f'if [ -n "$VIRTUAL_ENV" ]; then "$VIRTUAL_ENV/bin/python" {name}; else {python_command()} {name}; fi']
 
 
 @register
-class Bash(ExecScript):
+class NodeCommands(_CommandsTask, _NodeEnv):
+    type_name = "io.kestra.plugin.scripts.node.Commands"
+
+
+@register
+class NodeScript(_ScriptTask, _NodeEnv):
+    type_name = "io.kestra.plugin.scripts.node.Script"
+    properties: ClassVar[dict[str, str]] = {
+        "script": "The inline Node.js script, written to a `.js` file and run with `node`.",
+    }
+
+    def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
+        return [f"node {self.script_file(ctx, wd, variables, '.js')}"]
+
+
+@register
+class Bash(_CommandsTask):
     """Legacy `io.kestra.core.tasks.scripts.Bash`: runs as a process; `outputFiles` names temp files.
 
     `echo 1 >> {{ outputFiles.first }}` writes a file the task stores as output `outputFiles.first`.
     """
 
     type_name = "io.kestra.core.tasks.scripts.Bash"
-    properties = {
-        "commands": "The commands to run.",
-        "exitOnFailed": "Stop at the first failing command (`set -o errexit`; true by default).",
-        "interpreterArgs": "The interpreter's arguments (`-c` by default).",
-        "outputsFiles": "Deprecated: names of temporary files stored as outputs.",
-        "files": "Deprecated: names of temporary files stored as outputs.",
+    properties: ClassVar[dict[str, str]] = {
+        "interpreterArgs": "Arguments of the `interpreter` (a single program here), before the commands (`-c`).",
+        "exitOnFailed": "Exit on the first command that fails (`set -o errexit`; default true).",
+        "files": "Deprecated (use `outputFiles`): names of temp files, `{{ outputFiles.<name> }}`, to store.",
+        "outputsFiles": "Deprecated (use `outputFiles`): names of temp files to store.",
+        "dockerOptions": "Docker options of the DOCKER runner (it runs as a local process here).",
     }
     default_runner = PROCESS_RUNNER
     fail_fast_key = ("exitOnFailed", "set -o errexit")
@@ -506,11 +632,12 @@ class LegacyPython(Bash):
     """Legacy `io.kestra.core.tasks.scripts.Python`: `main.py` from `inputFiles`, in a virtualenv."""
 
     type_name = "io.kestra.core.tasks.scripts.Python"
-    properties = {
-        "requirements": "pip requirements installed into the task's virtualenv.",
-        "virtualEnv": "Create a virtualenv (true by default).",
-        "pythonPath": "The Python interpreter that creates the virtualenv.",
-        "args": "Arguments appended to each command.",
+    properties: ClassVar[dict[str, str]] = {
+        "requirements": "Python packages installed with pip into the task's virtualenv.",
+        "pythonPath": "The Python interpreter that creates the virtualenv (default `python`).",
+        "virtualEnv": "Create a virtualenv in the working directory first (default true).",
+        "args": "Arguments added to each command.",
+        "packageManager": "Accepted for Kestra compatibility: `requirements` are installed with pip.",
     }
     default_commands: ClassVar[list[str]] = ["./bin/python main.py"]
 
@@ -518,7 +645,7 @@ class LegacyPython(Bash):
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
         return _strings_problems(spec, "commands") + _strings_problems(spec, "requirements")
 
-    def extra_env(self) -> dict[str, str]:
+    def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
         return python_env()
 
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
