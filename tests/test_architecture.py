@@ -20,6 +20,7 @@ LAYERS = {
     "inputs": 1,
     "store": 1,
     "storage": 1,
+    "namespace_files": 1,
     "tasks": 2,
     "triggers": 2,
     "parser": 3,

@@ -136,14 +136,14 @@ class Contexts:
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
-        """The directory shared by the children of the nearest WorkingDirectory ancestor."""
-        parent = by_id.get(run.parent_task_run_id or "") if run else None
-        while parent is not None:
-            if tasks[parent.task_id].shares_working_directory:
-                if parent.id not in self._workdirs:
-                    self._workdirs[parent.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
-                return Path(self._workdirs[parent.id])
-            parent = by_id.get(parent.parent_task_run_id or "")
+        """The directory of the nearest WorkingDirectory: the run's own, else its nearest such ancestor's."""
+        node = run
+        while node is not None:
+            if tasks[node.task_id].shares_working_directory:
+                if node.id not in self._workdirs:
+                    self._workdirs[node.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
+                return Path(self._workdirs[node.id])
+            node = by_id.get(node.parent_task_run_id or "")
         return None
 
 

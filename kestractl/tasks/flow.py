@@ -26,6 +26,7 @@ from kestractl.tasks.flowable import (
     sequential_nexts,
 )
 from kestractl.tasks.registry import register
+from kestractl.tasks.workingdir import TaskFiles, namespace_files_problems
 
 LEGACY = "io.kestra.core.tasks.flows."
 
@@ -100,12 +101,30 @@ class AllowFailure(_ListFlowable):
 
 
 @register
-class WorkingDirectory(_ListFlowable):
-    """Sequential children that share one local directory (see the runner)."""
+class WorkingDirectory(TaskFiles, _ListFlowable):
+    """Sequential children that share one local directory (see the runner): namespace files and `inputFiles`
+    are laid into it when it starts, `outputFiles` stored from it when its children are done."""
 
     type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
     shares_working_directory = True
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        return super().validate(spec) + namespace_files_problems(spec)
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        wd = ctx.working_directory()
+        self.prepare_files(ctx, wd, {"workingDir": str(wd)})
+        return None
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        state = super().resolve_state(view)
+        if state is not None and view.run is not None and self.props.get("outputFiles") is not None:
+            ctx = view.context()
+            files = self.collect_outputs(ctx, ctx.working_directory(), {"workingDir": str(ctx.working_directory())})
+            view.run.outputs = {**(view.run.outputs or {}), "outputFiles": files}
+        return state
 
 
 @register
