@@ -213,8 +213,8 @@ class NamespaceFiles:
         shutil.move(origin, destination)
         self._prune(origin.parent)
 
-    def delete(self, path: str) -> bool:
-        """Delete a file or a folder, then the folders it leaves empty (as Kestra's API); False if absent."""
+    def delete(self, path: str, prune: bool = True) -> bool:
+        """Delete a file or a folder, then (`prune`) the folders it leaves empty, as Kestra's API; False if absent."""
         target = self.local(path)
         if not normalize(path) and target.is_dir():
             shutil.rmtree(target)
@@ -222,7 +222,8 @@ class NamespaceFiles:
         if not target.exists():
             return False
         shutil.rmtree(target) if target.is_dir() else target.unlink()
-        self._prune(target.parent)
+        if prune:
+            self._prune(target.parent)
         return True
 
     def _prune(self, folder: Path) -> None:
