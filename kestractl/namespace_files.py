@@ -211,7 +211,6 @@ class NamespaceFiles:
             raise ValidationError(f"'/{normalize(target)}' already exists in namespace '{self.namespace}'")
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(origin, destination)
-        self._prune(origin.parent)
 
     def delete(self, path: str, prune: bool = True) -> bool:
         """Delete a file or a folder, then (`prune`) the folders it leaves empty, as Kestra's API; False if absent."""
