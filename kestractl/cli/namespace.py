@@ -18,7 +18,8 @@ app = typer.Typer(
     help="Namespaces: their files.  Example: kestractl namespace files update dev scripts/", no_args_is_help=True
 )
 files_app = typer.Typer(
-    help="Namespace files (scripts, SQL, configs) that tasks load with `namespaceFiles` and `read()`.",
+    help="Namespace files (scripts, SQL, configs) that tasks load with `namespaceFiles` and `read()`.  "
+    "Example: kestractl namespace files list dev",
     no_args_is_help=True,
 )
 app.add_typer(files_app, name="files")
