@@ -54,8 +54,10 @@ from kestractl.errors import TaskError
 from kestractl.model import iso_duration, new_id
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _as_list, _strings_problems, _text, _type_problems
+from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.workingdir import inside
+from kestractl.tasks.workingdir import string_list as _as_list
+from kestractl.tasks.workingdir import text_value as _text
 
 if TYPE_CHECKING:
     import duckdb
