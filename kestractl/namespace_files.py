@@ -22,6 +22,8 @@ from kestractl.storage import SCHEME, Storage
 FLOWS_FOLDER = "_flows"
 MAX_COMPONENT = 255
 IGNORE_FILE = ".kestraignore"
+MAX_UNZIPPED_BYTES = 1024**3  # an uploaded zip may not unpack to more (a zip bomb fills the disk)
+NAMESPACE_PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")  # each part a storage folder
 _GLOB_TOKEN = re.compile(r"\*\*|\\.|\[!?\]?[^\]]*\]|[*?{},]|[^*?{},\[\\]+|.")
 
 
@@ -134,8 +136,8 @@ class NamespaceFiles:
     """One namespace's files, as Kestra's `InternalNamespace` and `NamespaceFileController` see them."""
 
     def __init__(self, storage: Storage, namespace: str) -> None:
-        if not namespace or "/" in namespace or namespace.strip(".") != namespace:
-            raise ValidationError(f"Invalid namespace '{namespace}'")
+        if not NAMESPACE_PATH.fullmatch(namespace):
+            raise ValidationError(f"Invalid namespace '{namespace}': expected names joined by dots, e.g. company.team")
         self.storage = storage
         self.namespace = namespace
 
@@ -249,6 +251,8 @@ class NamespaceFiles:
         flows: dict[str, bytes] = {}
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if sum(entry.file_size for entry in archive.infolist()) > MAX_UNZIPPED_BYTES:
+                    raise ValidationError(f"Zip file too large: over {MAX_UNZIPPED_BYTES:,} bytes once extracted")
                 for entry in archive.infolist():
                     if entry.is_dir():
                         continue

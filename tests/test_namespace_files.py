@@ -114,6 +114,9 @@ def test_files_live_under_the_namespace_prefix_and_delete_prunes_empty_folders(t
     files.put("a/d.txt", b"d")
     assert files.delete("a/b/c.txt")
     assert not (tmp_path / "company/team/_files/a/b").exists() and files.paths() == ["a/d.txt"]
+    for namespace in ("../etc", "a/b", "a..b", ""):
+        with pytest.raises(ValidationError, match="Invalid namespace"):
+            NamespaceFiles(Storage(tmp_path), namespace)
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------
