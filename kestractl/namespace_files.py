@@ -248,24 +248,28 @@ class NamespaceFiles:
 
     def import_zip(self, data: bytes) -> dict[str, bytes]:
         """Extract every file of a zip into the namespace; returns the `_flows/<x>.yml` entries, to import as flows."""
-        flows: dict[str, bytes] = {}
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                if sum(entry.file_size for entry in archive.infolist()) > MAX_UNZIPPED_BYTES:
+                entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+                if sum(entry.file_size for entry in entries) > MAX_UNZIPPED_BYTES:
                     raise ValidationError(f"Zip file too large: over {MAX_UNZIPPED_BYTES:,} bytes once extracted")
-                for entry in archive.infolist():
-                    if entry.is_dir():
-                        continue
-                    parts = entry.filename.strip("/").split("/")
-                    if parts[0] != FLOWS_FOLDER:
+                flows = {e.filename: archive.read(e) for e in entries if _is_flow_entry(e.filename)}
+                for entry in entries:
+                    if entry.filename not in flows:
                         self.put(entry.filename, archive.read(entry))
-                    elif len(parts) == 2:
-                        flows[entry.filename] = archive.read(entry)
-                    else:
-                        raise ValidationError(f"Invalid flow file path: /{entry.filename}")
         except zipfile.BadZipFile as err:
             raise ValidationError(f"Invalid zip file: {err}") from err
         return flows
+
+
+def _is_flow_entry(name: str) -> bool:
+    """`_flows/<x>.yml` is a flow; anything deeper under `_flows` is refused, as Kestra does."""
+    parts = name.strip("/").split("/")
+    if parts[0] != FLOWS_FOLDER:
+        return False
+    if len(parts) != 2:
+        raise ValidationError(f"Invalid flow file path: /{name}")
+    return True
 
 
 def _attributes(path: Path) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def files_under(root: Path) -> list[tuple[str, Path]]:
 def namespace_files_problems(spec: dict[str, Any]) -> list[str]:
     """`namespaceFiles` must be a map of Kestra's keys (an `ifExists` among its four values)."""
     block = spec.get("namespaceFiles")
-    if block is None:
+    if block is None or isinstance(block, bool):  # some Kestra versions took `namespaceFiles: true`
         return []
     if not isinstance(block, dict):
         return ["namespaceFiles: must be a map (enabled, include, exclude, namespaces, ifExists, folderPerNamespace)"]
