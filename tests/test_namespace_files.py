@@ -391,3 +391,8 @@ def test_namespace_files_folder_is_kept_in_sync(server: Running, tmp_path: Path)
     assert server.wait_for(lambda: server.call("GET", "/api/v1/namespaces/team.a/files?path=x.sql")[0] == 200)
     (tmp_path / "nsfiles" / "dev" / "init" / "hello.txt").unlink()
     assert server.wait_for(lambda: server.call("GET", f"{base}?path=init/hello.txt")[0] == 404)
+
+
+def test_server_refuses_a_namespace_files_folder_that_does_not_exist(cli: Cli, tmp_path: Path) -> None:
+    result = cli("server", "standalone", "--port", "0", "--namespace-files", str(tmp_path / "missing"))
+    assert result.exit_code == 2 and "--namespace-files" in result.stderr and "missing" in result.stderr
