@@ -21,6 +21,7 @@ LAYERS = {
     "store": 1,
     "storage": 1,
     "kv": 1,
+    "namespace_files": 1,
     "tasks": 2,
     "triggers": 2,
     "parser": 3,

@@ -10,7 +10,7 @@ import typer
 
 from kestractl import __version__
 from kestractl.cli import execute as execute_cmd
-from kestractl.cli import executions, flow, kv, server
+from kestractl.cli import executions, flow, kv, namespace, server
 from kestractl.cli.state import state
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(flow.app, name="flow")
 app.add_typer(executions.app, name="executions")
 app.add_typer(server.app, name="server")
 app.add_typer(kv.app, name="kv")
+app.add_typer(namespace.app, name="namespace")
 app.command("execute", help=execute_cmd.HELP)(execute_cmd.execute)
 
 

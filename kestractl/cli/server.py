@@ -41,13 +41,19 @@ def standalone(
         str | None, typer.Option(help="Require HTTP basic auth user:password (or $KESTRACTL_BASIC_AUTH).")
     ] = None,
     grace: Annotated[float, typer.Option(help="Seconds running tasks get to finish on stop.")] = 30.0,
+    namespace_files: Annotated[
+        Path | None,
+        typer.Option(help="Keep DIR's folders in sync as namespace files (folder name = namespace)."),
+    ] = None,
 ) -> None:
     """Serve flows: schedules, flow triggers, webhooks and /api/v1.  Example: kestractl server standalone -f flows/"""
     from kestractl.server.app import ServerOptions, StandaloneServer
 
-    if flow_path is not None and not flow_path.is_dir():
-        raise typer.BadParameter(f"{flow_path} is not a directory", param_hint="--flow-path")
-    options = ServerOptions(flow_path, host, port, workers, watch, _basic_auth(basic_auth), grace)
+    for folder, hint in ((flow_path, "--flow-path"), (namespace_files, "--namespace-files")):
+        if folder is not None and not folder.is_dir():
+            raise typer.BadParameter(f"{folder} is not a directory", param_hint=hint)
+    auth = _basic_auth(basic_auth)
+    options = ServerOptions(flow_path, host, port, workers, watch, auth, grace, namespace_files=namespace_files)
     server = StandaloneServer(state.home(), options, say=_say, on_log=log_line)
 
     def stop(signum: int, frame: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -18,11 +19,14 @@ from kestractl.expressions import render_value
 from kestractl.javatext import utf16_text
 from kestractl.kv import lookup as kv_lookup
 from kestractl.model import Execution, Flow, LogEntry, TaskRun
+from kestractl.namespace_files import NamespaceFiles, files_prefix
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
 from kestractl.tasks.base import RunContext, Task
 
 MASK = "******"
+NSFILE_SCHEME = "nsfile://"
+URI_LIKE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 class LogBuffer:
@@ -110,11 +114,14 @@ class Contexts:
             return [e.to_api() for e in self.store.logs(execution, "ERROR") if e.level == "ERROR"]
 
         return {
-            "read": lambda uri: self._read(execution, str(uri)),
+            "read": lambda path, namespace=None: self._read(execution, path, namespace),
+            "fileURI": lambda path, namespace=None: self._file(execution, path, namespace)[0],
+            "fileExists": lambda path, namespace=None: self._file(execution, path, namespace)[1].is_file(),
+            "isFileEmpty": lambda path, namespace=None: self._size(execution, path, namespace) == 0,
             "errorLogs": error_logs,
             "currentEachOutput": current_each_output,
             "secret": self._secret,
-            "fileSize": lambda uri: self.storage.local_path(str(uri)).stat().st_size,
+            "fileSize": lambda path, namespace=None: self._size(execution, path, namespace),
             "kv": lambda key=None, namespace=None, errorOnMissing=True: kv_lookup(
                 self.storage, execution.namespace, key, namespace, errorOnMissing
             ),
@@ -125,29 +132,56 @@ class Contexts:
         self.logs.hide(value)
         return value
 
-    def _read(self, execution: Execution, uri: str) -> str:
-        """`read()`: files of this execution, or of the parent that started it."""
-        allowed = [execution_prefix(execution.namespace, execution.flow_id, execution.id)]
+    def _read(self, execution: Execution, path: Any, namespace: Any = None) -> str:
+        """`read()`: a namespace file (the flow's namespace unless `namespace` is given), or a kestra:// file."""
+        uri, target = self._file(execution, path, namespace)
+        return self.storage.read_bytes(uri, target).decode("utf-8")
+
+    def _size(self, execution: Execution, path: Any, namespace: Any) -> int:
+        uri, target = self._file(execution, path, namespace)
+        if not target.is_file():
+            raise StorageError(f"File not found: {uri}")
+        return target.stat().st_size
+
+    def _file(self, execution: Execution, path: Any, namespace: Any) -> tuple[str, Path]:
+        """Kestra's `AbstractFileFunction`: the URI and file a file function may reach. A `kestra://` URI must
+        be a file of this execution, of the execution that started it, or a namespace file of the flow's
+        namespace; `nsfile://[ns]/path` and a plain path name a namespace file."""
+        text = str(path)
+        if text.startswith("kestra://"):
+            return text, self._allowed(execution, text)
+        if text.startswith(NSFILE_SCHEME):
+            authority, _, text = text.removeprefix(NSFILE_SCHEME).partition("/")
+            if authority and namespace is not None:
+                raise StorageError("You cannot set a namespace both as the function argument and inside the URI")
+            namespace = namespace or authority or None
+        elif URI_LIKE.match(text):
+            raise StorageError(f"Cannot process the URI {text}: scheme not supported.")
+        uri = NamespaceFiles(self.storage, str(namespace or execution.namespace)).uri(text)
+        return uri, self.storage.local_path(uri)
+
+    def _allowed(self, execution: Execution, uri: str) -> Path:
+        allowed = [
+            execution_prefix(execution.namespace, execution.flow_id, execution.id),
+            files_prefix(execution.namespace),
+        ]
         variables = (execution.trigger or {}).get("variables") or {}
         if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
             allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
-        if not uri.startswith("kestra://"):
-            raise StorageError(f"Unable to read `{uri}`: only kestra:/// URIs of this execution can be read")
         target = self.storage.local_path(uri)
-        for prefix in allowed:
-            if target.is_relative_to(self.storage.folder(prefix)):
-                return self.storage.read_bytes(uri, target).decode("utf-8")
+        if any(target.is_relative_to(self.storage.folder(prefix)) for prefix in allowed):
+            return target
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
-        """The directory shared by the children of the nearest WorkingDirectory ancestor."""
-        parent = by_id.get(run.parent_task_run_id or "") if run else None
-        while parent is not None:
-            if tasks[parent.task_id].shares_working_directory:
-                if parent.id not in self._workdirs:
-                    self._workdirs[parent.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
-                return Path(self._workdirs[parent.id])
-            parent = by_id.get(parent.parent_task_run_id or "")
+        """The directory of the nearest WorkingDirectory: the run's own, else its nearest such ancestor's."""
+        node = run
+        while node is not None:
+            if tasks[node.task_id].shares_working_directory:
+                if node.id not in self._workdirs:
+                    self._workdirs[node.id] = tempfile.mkdtemp(prefix="kestractl-wd-")
+                return Path(self._workdirs[node.id])
+            node = by_id.get(node.parent_task_run_id or "")
         return None
 
 

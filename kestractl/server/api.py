@@ -18,6 +18,7 @@ from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text, level_rank
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
+from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
@@ -58,6 +59,7 @@ class Api:
         add("PUT", "/api/v1/flows/{namespace}/{flowId}", self.update_flow)
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
+        NamespaceFilesApi(self.runner).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------

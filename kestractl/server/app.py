@@ -16,7 +16,7 @@ from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import make_server
 from kestractl.server.scheduler import Scheduler
-from kestractl.server.watch import FlowDirectory
+from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import Storage
 from kestractl.store import Store
 
@@ -37,6 +37,7 @@ class ServerOptions:
     grace_seconds: float = 30.0
     tick_seconds: float = 0.25
     watch_seconds: float = 0.1
+    namespace_files: Path | None = None
 
 
 class StandaloneServer:
@@ -50,7 +51,11 @@ class StandaloneServer:
             self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
         )
         self.scheduler = Scheduler(self.runner, on_started=self._started)
-        self.directory = FlowDirectory(options.flow_path, self.store, say) if options.flow_path else None
+        storage = self.runner.storage
+        self.folders: list[FolderWatcher] = [
+            *([FlowDirectory(options.flow_path, self.store, say)] if options.flow_path else []),
+            *([NamespaceFilesDirectory(options.namespace_files, storage, say)] if options.namespace_files else []),
+        ]
         self.stop_event = threading.Event()
         self._http = make_server(
             Api(self.runner, f"http://{options.host}:{options.port}").routes(),
@@ -70,11 +75,11 @@ class StandaloneServer:
             threading.Thread(target=self._http.serve_forever, name="http", daemon=True),
             threading.Thread(target=self._checkpoints, name="checkpoints", daemon=True),
         ]
-        if self.directory is not None:
-            self.directory.poll()
+        for folder in self.folders:
+            folder.poll()
             if self.options.watch:  # its own thread: an edit goes live without waiting for the loop's tick
                 watch = (self.stop_event, self.options.watch_seconds)
-                threads.append(threading.Thread(target=self.directory.watch, args=watch, name="watch", daemon=True))
+                threads.append(threading.Thread(target=folder.watch, args=watch, name="watch", daemon=True))
         for thread in threads:
             thread.start()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")

@@ -54,7 +54,10 @@ from kestractl.errors import TaskError
 from kestractl.model import iso_duration, new_id
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _as_list, _inside, _strings_problems, _text, _type_problems
+from kestractl.tasks.scripts import _strings_problems, _type_problems
+from kestractl.tasks.workingdir import inside
+from kestractl.tasks.workingdir import string_list as _as_list
+from kestractl.tasks.workingdir import text_value as _text
 
 if TYPE_CHECKING:
     import duckdb
@@ -383,7 +386,7 @@ def _write_input_files(ctx: RunContext, workdir: Path, files: Any, variables: di
     for name, content in files.items():
         if content is None:
             continue
-        target = _inside(workdir, _text(ctx.render(name, variables)))
+        target = inside(workdir, _text(ctx.render(name, variables)))
         target.parent.mkdir(parents=True, exist_ok=True)
         value = _text(ctx.render(content, variables))
         if value.startswith("kestra://"):

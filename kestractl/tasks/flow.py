@@ -27,6 +27,7 @@ from kestractl.tasks.flowable import (
     sequential_nexts,
 )
 from kestractl.tasks.registry import register
+from kestractl.tasks.workingdir import TaskFiles, namespace_files_problems
 
 LEGACY = "io.kestra.core.tasks.flows."
 ONLY_RUNNABLE = "Only runnable tasks are allowed as children of a WorkingDirectory task"
@@ -103,8 +104,9 @@ class AllowFailure(_ListFlowable):
 
 
 @register
-class WorkingDirectory(_ListFlowable):
-    """Sequential children that share one local directory (see the runner)."""
+class WorkingDirectory(TaskFiles, _ListFlowable):
+    """Sequential children that share one local directory (see the runner): namespace files and `inputFiles`
+    are laid into it when it starts, `outputFiles` stored from it when its children are done."""
 
     type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
@@ -114,12 +116,25 @@ class WorkingDirectory(_ListFlowable):
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         """Kestra runs the children on one worker, in one directory: only runnable tasks fit there."""
-        problems = super().validate(spec)
+        problems = super().validate(spec) + namespace_files_problems(spec)
         for index, child in enumerate(spec.get("tasks") or []):
             kind = registry.resolve(str(child.get("type"))) if isinstance(child, dict) else None
             if kind is not None and (kind.is_flowable or kind.is_executable):
                 problems.append(f"tasks[{index}]: {ONLY_RUNNABLE}")
         return problems
+
+    def start(self, ctx: RunContext) -> dict[str, Any] | None:
+        wd = ctx.working_directory()
+        self.prepare_files(ctx, wd, {"workingDir": str(wd)})
+        return None
+
+    def resolve_state(self, view: FlowableView) -> State | None:
+        state = super().resolve_state(view)
+        if state is not None and view.run is not None and self.props.get("outputFiles") is not None:
+            ctx = view.context()
+            files = self.collect_outputs(ctx, ctx.working_directory(), {"workingDir": str(ctx.working_directory())})
+            view.run.outputs = {**(view.run.outputs or {}), "outputFiles": files}
+        return state
 
 
 @register

@@ -32,6 +32,15 @@ from kestractl.tasks import environments
 from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.registry import register
+from kestractl.tasks.workingdir import (
+    TaskFiles,
+    files_under,
+    inside,
+    is_true,
+    namespace_files_problems,
+)
+from kestractl.tasks.workingdir import string_list as _as_list
+from kestractl.tasks.workingdir import text_value as _text
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
@@ -64,22 +73,6 @@ PYTHON_ENV = {
     "PIP_ROOT_USER_ACTION": "ignore",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
-GLOB = {"**": ".*", "*": "[^/]*", "?": "[^/]", "{": "(?:", "}": ")", ",": "|"}
-
-
-def _text(value: Any) -> str:
-    """A property value as Kestra's Jackson would turn it into a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [_text(item) for item in value] if isinstance(value, list) else [_text(value)]
 
 
 def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) -> list[str]:
@@ -121,29 +114,6 @@ def _task_runner_problems(runner: Any) -> list[str]:
 def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
     value = spec.get(key)
     return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
-
-
-def _inside(root: Path, name: str) -> Path:
-    """A file path under the working directory; Kestra only accepts relative paths."""
-    path = (root / name).resolve()
-    if name.startswith("/") or root.resolve() not in path.parents:
-        raise TaskError(f"Invalid file (only relative path is supported) for path '{name}'")
-    return path
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Java's glob, as Kestra matches `outputFiles`: `*` stays in a folder, `**` crosses, `{a,b}`."""
-    out, depth = "", 0
-    for token in re.findall(r"\*\*|[*?{},]|[^*?{},]+", pattern):
-        literal = token in ",}" and not depth
-        depth += {"{": 1, "}": -1}.get(token, 0) if not literal else 0
-        out += re.escape(token) if literal or token not in GLOB else GLOB[token]
-    return re.compile(out)
-
-
-def _files_under(root: Path) -> list[tuple[str, Path]]:
-    """Every file below `root` with its relative POSIX name, in a stable order."""
-    return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
 
 
 class _LineConsumer:
@@ -247,7 +217,7 @@ def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
         raise Killed()
 
 
-class ExecScript(RunnableTask):
+class ExecScript(TaskFiles, RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
     properties: ClassVar[dict[str, str]] = {
@@ -273,7 +243,7 @@ class ExecScript(RunnableTask):
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         problems = cls.own_problems(spec)
         problems += _strings_problems(spec, "beforeCommands") + _strings_problems(spec, "outputFiles")
-        problems += _strings_problems(spec, "interpreter")
+        problems += _strings_problems(spec, "interpreter") + namespace_files_problems(spec)
         problems += _type_problems(spec, "env", (dict,), "a map")
         problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
         problems += _task_runner_problems(spec.get("taskRunner"))
@@ -310,14 +280,14 @@ class ExecScript(RunnableTask):
         }
         files = self.collect_outputs(ctx, wd, variables)
         if "outputDir" in variables:
-            files.update({n: ctx.put_file(p, n) for n, p in _files_under(Path(variables["outputDir"]))})
+            files.update({n: ctx.put_file(p, n) for n, p in files_under(Path(variables["outputDir"]))})
         return {**outputs, **self.files_outputs(files)} if files else outputs
 
     def _prepare(self, ctx: RunContext, wd: Path) -> dict[str, Any]:
         """Lay out the working directory; returns the extra variables commands are rendered with."""
         variables: dict[str, Any] = {"workingDir": str(wd)}
         self._make_output_dir(wd, variables)
-        self._write_input_files(ctx, wd, variables)
+        self.prepare_files(ctx, wd, variables)
         variables.update(self.prepare_outputs(wd))
         return variables
 
@@ -326,10 +296,7 @@ class ExecScript(RunnableTask):
         return None if value is None else ctx.render(value, variables)
 
     def _flag(self, ctx: RunContext, key: str, default: bool) -> bool:
-        value = self._prop(ctx, key)
-        if value is None:
-            return default
-        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+        return is_true(self._prop(ctx, key), default)
 
     def _requested_runner(self) -> str:
         runner, task_runner = self.props.get("runner"), self.props.get("taskRunner")
@@ -360,27 +327,6 @@ class ExecScript(RunnableTask):
             path.mkdir()
             variables["outputDir"] = str(path)
 
-    def _write_input_files(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> None:
-        for name, content in self._input_files(ctx, variables).items():
-            target = _inside(wd, name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if content.startswith("kestra://"):
-                target.write_bytes(ctx.storage.read_bytes(content))
-            else:
-                target.write_bytes(content.encode("utf-8"))
-
-    def _input_files(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
-        """`inputFiles` as a map (or a JSON string of one), keys and values rendered, nulls dropped."""
-        files = self.props.get("inputFiles") or {}
-        if isinstance(files, str):
-            try:
-                files = json.loads(ctx.render(files, variables))
-            except ValueError as err:
-                raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
-        return {
-            _text(ctx.render(k, variables)): _text(ctx.render(v, variables)) for k, v in files.items() if v is not None
-        }
-
     def _argv(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
         """Kestra's `ScriptService.scriptCommands`, rendered, `kestra://` URIs swapped for local copies."""
         key, errexit = self.fail_fast_key
@@ -407,17 +353,6 @@ class ExecScript(RunnableTask):
     def prepare_outputs(self, wd: Path) -> dict[str, Any]:
         """Variables the commands may use for their output files (legacy tasks only)."""
         return {}
-
-    def collect_outputs(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> dict[str, str]:
-        """Files in the working directory matching an `outputFiles` glob, stored by relative name."""
-        patterns = [_glob_regex(p.lstrip("/")) for p in _as_list(self._prop(ctx, "outputFiles", variables))]
-        if not patterns:
-            return {}
-        return {
-            name: ctx.put_file(path, name)
-            for name, path in _files_under(wd)
-            if any(pattern.fullmatch(name) for pattern in patterns)
-        }
 
     def files_outputs(self, files: dict[str, str]) -> dict[str, Any]:
         return {"outputFiles": files}
@@ -613,7 +548,7 @@ class Bash(_CommandsTask):
         ]
         temp = {}
         for name in names:
-            _inside(wd, name)
+            inside(wd, name)
             fd, path = tempfile.mkstemp(prefix=f"{name}_".rjust(3, "_"), suffix=".tmp", dir=wd)
             os.close(fd)
             temp[name] = path

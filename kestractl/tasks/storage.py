@@ -18,12 +18,14 @@ from typing import Any, BinaryIO, ClassVar
 from kestractl import ion
 from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
+from kestractl.namespace_files import path_matcher
 from kestractl.storage import execution_prefix
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.duckdb import _write_input_files
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _as_list, _files_under, _glob_regex, _strings_problems, _text, _type_problems
+from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.splitter import parse_size, split
+from kestractl.tasks.workingdir import files_under, string_list, text_value
 
 PREFIX = "io.kestra.plugin.core.storage."
 LEGACY = "io.kestra.core.tasks.storages."
@@ -90,7 +92,7 @@ class Write(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
-        path.write_bytes(_text(ctx.render(self.spec["content"])).encode())
+        path.write_bytes(text_value(ctx.render(self.spec["content"])).encode())
         return {"uri": uri}
 
 
@@ -405,10 +407,6 @@ class LocalFiles(RunnableTask):
         workdir = ctx.working_directory()
         if self.spec.get("inputs") is not None:
             _write_input_files(ctx, workdir, self.spec["inputs"], {})
-        patterns = [_glob_regex(p.lstrip("/")) for p in _as_list(ctx.render(self.spec.get("outputs")))]
-        uris = {
-            name: ctx.put_file(path, name)
-            for name, path in _files_under(workdir)
-            if any(pattern.fullmatch(name) for pattern in patterns)
-        }
+        matches = path_matcher(string_list(ctx.render(self.spec.get("outputs"))), base=str(workdir))
+        uris = {name: ctx.put_file(path, name) for name, path in files_under(workdir) if matches(str(path))}
         return {"uris": uris}

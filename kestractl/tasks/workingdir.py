@@ -1,0 +1,160 @@
+"""What script tasks and WorkingDirectory share: the files laid into the working directory before the work
+(namespace files first, then `inputFiles`) and the `outputFiles` stored after it.
+
+Follows Kestra's `NamespaceFilesUtils.loadNamespaceFiles`, `FilesService.inputFiles` and `outputFiles`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kestractl.errors import TaskError
+from kestractl.namespace_files import NamespaceFiles, include_exclude, path_matcher
+from kestractl.tasks.base import RunContext, Task
+
+NAMESPACE_FILES_KEYS = ("enabled", "include", "exclude", "namespaces", "ifExists", "folderPerNamespace")
+IF_EXISTS = ("OVERWRITE", "FAIL", "WARN", "IGNORE")
+
+
+def text_value(value: Any) -> str:
+    """A property value as Kestra's Jackson would turn it into a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def string_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [text_value(item) for item in value] if isinstance(value, list) else [text_value(value)]
+
+
+def is_true(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+
+
+def inside(root: Path, name: str) -> Path:
+    """A file path under the working directory; Kestra only accepts relative paths."""
+    path = (root / name).resolve()
+    if name.startswith("/") or root.resolve() not in path.parents:
+        raise TaskError(f"Invalid file (only relative path is supported) for path '{name}'")
+    return path
+
+
+def files_under(root: Path) -> list[tuple[str, Path]]:
+    """Every file below `root` with its relative POSIX name, in a stable order."""
+    return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def namespace_files_problems(spec: dict[str, Any]) -> list[str]:
+    """`namespaceFiles` must be a map of Kestra's keys (an `ifExists` among its four values)."""
+    block = spec.get("namespaceFiles")
+    if block is None or isinstance(block, bool):  # some Kestra versions took `namespaceFiles: true`
+        return []
+    if not isinstance(block, dict):
+        return ["namespaceFiles: must be a map (enabled, include, exclude, namespaces, ifExists, folderPerNamespace)"]
+    problems = [f'namespaceFiles.{key}: Unrecognized field "{key}"' for key in block if key not in NAMESPACE_FILES_KEYS]
+    if_exists = block.get("ifExists")
+    if isinstance(if_exists, str) and "{{" not in if_exists and if_exists.upper() not in IF_EXISTS:
+        problems.append(f"namespaceFiles.ifExists: must be one of {', '.join(IF_EXISTS)}")
+    return problems
+
+
+class TaskFiles(Task):
+    """The `namespaceFiles`, `inputFiles` and `outputFiles` properties of tasks that own a working directory."""
+
+    properties: ClassVar[dict[str, str]] = {
+        "namespaceFiles": "Inject namespace files into the working directory: `enabled` (true), `include` and "
+        "`exclude` globs, `namespaces` (the flow's), `ifExists` (OVERWRITE, FAIL, WARN, IGNORE), `folderPerNamespace`.",
+        "inputFiles": "The files to create in the working directory: a map (or a JSON string of one) of file name to "
+        "content or kestra:// URI.",
+        "outputFiles": "The files of the working directory to send to internal storage: glob patterns relative to it; "
+        "output `outputFiles` maps each to its kestra:// URI.",
+    }
+
+    def prepare_files(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> None:
+        """Namespace files first, then `inputFiles` (which may overwrite them), as Kestra does."""
+        if self.props.get("namespaceFiles") is not None:
+            load_namespace_files(ctx, wd, ctx.render(self.props["namespaceFiles"], variables))
+        for name, content in self._input_files(ctx, variables).items():
+            target = inside(wd, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if content.startswith("kestra://"):
+                target.write_bytes(ctx.storage.read_bytes(content))
+            else:
+                target.write_bytes(content.encode("utf-8"))
+
+    def _input_files(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
+        """`inputFiles` as a map (or a JSON string of one), keys and values rendered; a null value is an empty file."""
+        files = self.props.get("inputFiles") or {}
+        if isinstance(files, str):
+            try:
+                files = json.loads(ctx.render(files, variables))
+            except ValueError as err:
+                raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
+        if not isinstance(files, dict):
+            raise TaskError("Invalid `inputFiles`: expected a map of file name to content")
+        return {
+            text_value(ctx.render(k, variables)): "" if v is None else text_value(ctx.render(v, variables))
+            for k, v in files.items()
+        }
+
+    def collect_outputs(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> dict[str, str]:
+        """Files of the working directory matching an `outputFiles` pattern, stored by relative name."""
+        patterns = string_list(ctx.render(self.props.get("outputFiles"), variables))
+        if not patterns:
+            return {}
+        matches = path_matcher(patterns, base=str(wd))
+        return {name: ctx.put_file(path, name) for name, path in files_under(wd) if matches(str(path))}
+
+
+def load_namespace_files(ctx: RunContext, wd: Path, settings: Any) -> None:
+    """Copy the matching files of each namespace into `wd` (later namespaces override earlier ones)."""
+    settings = settings if isinstance(settings, dict) else {"enabled": settings}
+    if not is_true(settings.get("enabled"), True):
+        return
+    started = time.monotonic()
+    namespaces = string_list(settings.get("namespaces")) or [ctx.flow.namespace]
+    matches = include_exclude(string_list(settings.get("include")), string_list(settings.get("exclude")))
+    if_exists = text_value(settings.get("ifExists") or "OVERWRITE").upper()
+    per_namespace = is_true(settings.get("folderPerNamespace"), False)
+    count = 0
+    for namespace in namespaces:
+        files = NamespaceFiles(ctx.storage, namespace)
+        for path in files.find(matches):
+            count += 1
+            target = inside(wd, f"{namespace}/{path}" if per_namespace else path)
+            if _may_write(ctx, target, path, if_exists):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(files.local(path), target)
+    elapsed = time.monotonic() - started
+    ctx.metric("namespacefiles.count", "counter", count)
+    ctx.metric("namespacefiles.duration", "timer", elapsed)
+    ctx.info(f"Loaded {count} namespace files from '{', '.join(namespaces)}' in {_hms(elapsed)}")
+
+
+def _may_write(ctx: RunContext, target: Path, path: str, if_exists: str) -> bool:
+    """Kestra's `FileExistComportment` for a file already in the working directory."""
+    if not target.exists() or if_exists == "OVERWRITE":
+        return True
+    if if_exists == "FAIL":
+        raise TaskError(f"File '{path}' already exists in the working directory and ifExists is FAIL")
+    if if_exists == "WARN":
+        ctx.log("WARN", f"File '{path}' already exists in the working directory: not overwritten")
+    elif if_exists != "IGNORE":
+        raise TaskError(f"namespaceFiles.ifExists must be one of {', '.join(IF_EXISTS)}, not '{if_exists}'")
+    return False
+
+
+def _hms(seconds: float) -> str:
+    """Apache's `formatDurationHMS`: `00:00:01.234`."""
+    millis = round(seconds * 1000)
+    return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
