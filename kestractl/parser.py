@@ -103,13 +103,19 @@ class _FastLoader(_JavaText, _CSafeLoader):  # type: ignore[valid-type,misc]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    written = {id(key) for key, _ in node.value}  # keys merged in by `<<:` may be overridden; written ones not
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
+    seen: set[str] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         text = key if isinstance(key, str) else _scalar_text(key)
+        if id(key_node) in written:
+            if text in seen:  # Kestra's parser (Jackson, strict duplicate detection) refuses these
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key `{text}`", key_node.start_mark)
+            seen.add(text)
         out[text] = loader.construct_object(value_node, deep=True)
         out.key_lines[text] = key_node.start_mark.line + 1
     return out

@@ -228,3 +228,14 @@ def test_listeners_must_have_tasks_and_known_keys() -> None:
         'f.yaml:12: listeners[1].when: Unrecognized field "when" (Listener), not marked as ignorable',
         "f.yaml:11: listeners[1].tasks[0].type: unknown task type `nope`: not available in kestractl",
     ]
+
+
+def test_a_key_written_twice_in_one_map_is_refused() -> None:
+    found = problems(BASE + LOG + "    message: again\n")
+    assert found == ["f.yaml:7: duplicate key `message`"]
+
+
+def test_a_key_merged_in_with_an_anchor_may_be_overridden() -> None:
+    text = BASE + "  - &log\n    id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    text += "  - <<: *log\n    id: b\n    message: there\n"
+    assert [t.spec["message"] for t in parse_flow(text, "f.yaml").tasks] == ["hi", "there"]
