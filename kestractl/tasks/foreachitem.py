@@ -123,7 +123,7 @@ class _Items(_Hidden, ExecutableTask):
         labels = render_labels(ctx, spec.get("labels"))
         taskrun = dict(ctx.variables.get("taskrun") or {})
         requests = []
-        for iteration, uri in enumerate(uris, start=1):
+        for iteration, uri in enumerate(uris):  # from 0 since Kestra 1.1 (as ForEach)
             extra = {"taskrun": {**taskrun, "items": uri, "iteration": iteration}}
             requests.append(
                 {
