@@ -31,7 +31,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from kestractl.errors import ExpressionError, KestraError
-from kestractl.expressions_filters import FILTERS, TESTS, format_date, to_json, to_text, zone
+from kestractl.expressions_filters import FILTERS, TESTS, format_date, regex_replaced_size, to_json, to_text, zone
+from kestractl.expressions_functions import FUNCTIONS
 from kestractl.model import new_id
 
 __all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_value", "to_text"]
@@ -724,6 +725,7 @@ _GLOBALS: dict[str, Any] = {
     "renderOnce": _render_once,
     "printContext": _print_context,
     "fetchContext": _fetch_context,
+    **FUNCTIONS,
     "_kc_hold": _kc_hold,
     "_kc_take": _kc_take,
     "_kc_concat": _kc_concat,
@@ -796,6 +798,7 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
     "replace": _replace_filter_size,
     "wordwrap": _wrapped_size,
     "urlencode": lambda v, *_, **__: 3 * len(to_text(v)),
+    "regexReplace": regex_replaced_size,
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from kestractl.config import ENCRYPTION_KEY_VARIABLES
 from kestractl.inputs import input_defaults
 from kestractl.model import Execution, Flow, TaskRun, iso
 
@@ -64,8 +65,10 @@ def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def envs() -> dict[str, str]:
-    """`KESTRA_FOO=1` is `envs.foo`; read once per process (the environment does not change under us)."""
-    return {k[len("KESTRA_") :].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
+    """`KESTRA_FOO=1` is `envs.foo`; read once per process (the environment does not change under us).
+    The encryption key (`KESTRA_ENCRYPTION_SECRET_KEY`) is configuration, not a variable a flow may print."""
+    names = [k for k in os.environ if k.startswith("KESTRA_") and k not in ENCRYPTION_KEY_VARIABLES]
+    return {k[len("KESTRA_") :].lower(): os.environ[k] for k in names}
 
 
 def build_variables(
