@@ -857,6 +857,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "nindent": lambda v, amount, prefix=" ": f_indent(v, amount, prefix, first=True),
     "chunk": f_chunk,
     "escapeChar": f_escape_char,
+    "nl2br": _text(lambda s: re.sub(r"\r\n|\n", "<br />", s)),
     "string": f_string,
     "regexMatch": f_regex_match,
     "regexReplace": f_regex_replace,

@@ -37,8 +37,8 @@ def answer(request):
     results = []
     for value in program.input_text(request["v"]):
         results.append(value)
-        if len(results) > {MAX_RESULTS}:
-            return {{"e": "the jq expression gives more than {MAX_RESULTS:,} results"}}
+        if len(results) > request["n"]:
+            return {{"e": f"the jq expression gives more than {{request['n']:,}} results"}}
     return {{"r": results}}
 
 for line in sys.stdin:
@@ -65,7 +65,7 @@ class _Child:
         self._process: subprocess.Popen[bytes] | None = None
 
     def ask(self, program: str, document: str) -> dict[str, Any]:
-        request = (json.dumps({"p": program, "v": document}) + "\n").encode("utf-8")
+        request = (json.dumps({"p": program, "v": document, "n": MAX_RESULTS}) + "\n").encode("utf-8")
         with self._lock:
             process = self._started()
             assert process.stdin is not None and process.stdout is not None
