@@ -14,9 +14,7 @@ import re
 import secrets
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -344,15 +342,19 @@ def http(
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({k: to_text(v) for k, v in query.items()})
     fields = {str(k): _header(v) for k, v in (headers or {}).items()}
     fields |= {"Accept": to_text(accept), "Content-Type": to_text(contentType)}
-    request = urllib.request.Request(url, _request_body(body, to_text(contentType)), fields, method=str(method).upper())
-    return _fetch(request)
+    return _fetch(url, _request_body(body, to_text(contentType)), fields, str(method).upper())
 
 
 def _header(value: Any) -> str:
     return ", ".join(map(to_text, value)) if isinstance(value, list) else to_text(value)
 
 
-def _fetch(request: urllib.request.Request) -> Any:
+def _fetch(url: str, data: bytes | None, headers: dict[str, str], method: str) -> Any:
+    """One request; only flows that call `http()` pay for importing the HTTP client."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data, headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310 - scheme checked
             payload = response.read(_MAX_BODY_BYTES + 1)
