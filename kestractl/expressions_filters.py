@@ -22,7 +22,8 @@ from enum import Enum
 from typing import Any
 
 import yaml
-from jinja2 import Undefined
+from jinja2 import Undefined, pass_context
+from jinja2.runtime import Context
 
 from kestractl import ion
 from kestractl.expressions_jq import jq_all
@@ -804,6 +805,17 @@ def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _at_render_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter Jinja must not fold on constants while compiling: a jq program may take seconds, and a fold
+    that fails is only retried at render time, running it again."""
+
+    @pass_context
+    def filter_(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(value, *args, **kwargs)
+
+    return filter_
+
+
 def _text(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
     return lambda value, *args: None if value is None else fn(to_text(value), *args)
 
@@ -877,6 +889,7 @@ FILTERS.update(
         "json": FILTERS["toJson"],
         "jsonEncode": FILTERS["toJson"],
         "tojson": FILTERS["toJson"],
+        "jq": _at_render_time(FILTERS["jq"]),
     }
 )
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 TIMEOUT_SECONDS = 30.0
 MAX_RESULTS = 1_000_000
 MAX_ANSWER_CHARS = 10_000_000
-_MEMORY_BYTES = 1 << 30
+_MEMORY_BYTES = 512 << 20
 
 _CHILD = f"""
 import json, sys
