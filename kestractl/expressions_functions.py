@@ -283,7 +283,7 @@ def tasks_with_state(context: Context, state: Any = None) -> list[dict[str, Any]
     found: list[dict[str, Any]] = []
     tasks = context.get("tasks")
     for task_id, entry in (tasks or {}).items() if isinstance(tasks, Mapping) else ():
-        for key, detail in entry.items():
+        for key, detail in entry.items() if isinstance(entry, Mapping) else ():
             current = detail if key == "state" else detail.get("state") if isinstance(detail, Mapping) else None
             if isinstance(current, str) and current.upper() == wanted:
                 found.append({"taskId": task_id, "state": wanted} | ({} if key == "state" else {"value": key}))
