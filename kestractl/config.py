@@ -54,3 +54,17 @@ def cache_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("kestractl"))
+
+
+# Kestra's `kestra.encryption.secret-key`: a base64 AES key (128, 192 or 256 bits). The KESTRA_ name is what a
+# Kestra deployment already sets; kestractl's own name wins when both are there.
+ENCRYPTION_KEY_VARIABLES = ("KESTRACTL_ENCRYPTION_SECRET_KEY", "KESTRA_ENCRYPTION_SECRET_KEY")
+
+
+def encryption_secret_key() -> str | None:
+    """The configured key for `encrypt()`/`decrypt()`, or None when none is set."""
+    for name in ENCRYPTION_KEY_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None

@@ -1,7 +1,7 @@
 """Kestra's Pebble template dialect (`{{ expressions }}`) on a sandboxed Jinja2 environment.
 
 Pebble and Jinja share most syntax; the differences are handled in two places:
-- `pebble_to_jinja` rewrites the operators Jinja lacks (`a ? b : c`, `??`, `???`, `contains`,
+- `pebble_to_jinja` rewrites the operators Jinja lacks (`a ? b : c`, `??`, `???`, `contains`, `isIn`,
   `equals`, `..`, `is null`, Pebble's precedence of `~`/`|`, zero-based `loop.index`, `elseif`)
   into Jinja source, with a small tokenizer that respects strings and brackets;
 - the environment gives Pebble's runtime rules: strict undefined variables (but `is defined`
@@ -19,7 +19,6 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +30,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from kestractl.errors import ExpressionError, KestraError
-from kestractl.expressions_filters import FILTERS, TESTS, format_date, to_json, to_text, zone
+from kestractl.expressions_filters import FILTERS, TESTS, format_date, regex_replaced_size, to_json, to_text, zone
+from kestractl.expressions_functions import FUNCTIONS
 from kestractl.model import new_id
 
 __all__ = ["ExpressionError", "is_truthy", "pebble_to_jinja", "render", "render_typed", "render_value", "to_text"]
@@ -230,7 +230,7 @@ _TOKEN_RE = re.compile(
     |(?P<other>\S))""",
     re.S | re.X,
 )
-_WORD_OPS = {"and", "or", "not", "in", "is", "if", "else", "contains", "equals"}
+_WORD_OPS = {"and", "or", "not", "in", "is", "if", "else", "contains", "isIn", "equals"}
 _HIGH_OPS = {"??": 120, "???": 120, "..": 120, "~": 110, "|": 100}  # Pebble precedences above Jinja's
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
@@ -395,8 +395,11 @@ def _pieces(atoms: list[tuple[str, Any]]) -> list[str]:
     return out
 
 
+_MEMBERSHIP = {"contains": "_kc_contains(({}), ({}))", "isIn": "_kc_is_in(({}), ({}))"}
+
+
 def _fold_contains(pieces: list[str]) -> str:
-    """`a contains b` (Pebble precedence: below comparisons, above `and`/`or`/`not`)."""
+    """`a contains b` and Kestra's `a isIn b` (below comparisons, above `and`/`or`/`not`), left to right."""
     out: list[str] = []
     segment: list[str] = []
     for piece in [*pieces, "and"]:
@@ -406,10 +409,11 @@ def _fold_contains(pieces: list[str]) -> str:
         nots = 0
         while nots < len(segment) and segment[nots] == "not":
             nots += 1
-        parts = [" ".join(p) for p in _split(segment[nots:], lambda word: word == "contains")]
+        operators = [word for word in segment[nots:] if word in _MEMBERSHIP]
+        parts = [" ".join(p) for p in _split(segment[nots:], lambda word: word in _MEMBERSHIP)]
         expression = parts[0]
-        for part in parts[1:]:
-            expression = f"_kc_contains(({expression}), ({part}))"
+        for operator, part in zip(operators, parts[1:], strict=True):
+            expression = _MEMBERSHIP[operator].format(expression, part)
         out.extend([*segment[:nots], expression, piece])
         segment = []
     return " ".join(out[:-1])
@@ -577,6 +581,17 @@ def _kc_contains(container: Any, item: Any) -> bool:
     return all(w in pool for w in wanted)
 
 
+def _kc_is_in(item: Any, container: Any) -> bool:
+    """Kestra's `isIn`: the item's text equals the text of an element of a list, or of a key or value of a map."""
+    _require(item)
+    _require(container)
+    if item is None or container is None or isinstance(container, str):
+        return False
+    text = to_text(item)
+    pool = [*container.keys(), *container.values()] if isinstance(container, Mapping) else container
+    return any(to_text(element) == text for element in pool)
+
+
 def _kc_iter(value: Any) -> Any:
     """What `{% for %}` walks: maps give `{key, value}` entries like Pebble, null gives nothing."""
     _require(value)
@@ -714,7 +729,6 @@ _GLOBALS: dict[str, Any] = {
     "json": _from_json,
     "jsonDecode": _from_json,
     "yaml": _from_yaml,
-    "uuid": lambda: str(uuid.uuid4()),
     "id": new_id,
     "randomInt": _random_int,
     "range": _range,
@@ -724,10 +738,12 @@ _GLOBALS: dict[str, Any] = {
     "renderOnce": _render_once,
     "printContext": _print_context,
     "fetchContext": _fetch_context,
+    **FUNCTIONS,
     "_kc_hold": _kc_hold,
     "_kc_take": _kc_take,
     "_kc_concat": _kc_concat,
     "_kc_contains": _kc_contains,
+    "_kc_is_in": _kc_is_in,
     "_kc_iter": _kc_iter,
     "_kc_range": _range,
 }
@@ -796,6 +812,7 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
     "replace": _replace_filter_size,
     "wordwrap": _wrapped_size,
     "urlencode": lambda v, *_, **__: 3 * len(to_text(v)),
+    "regexReplace": regex_replaced_size,
 }
 
 

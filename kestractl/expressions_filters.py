@@ -22,8 +22,11 @@ from enum import Enum
 from typing import Any
 
 import yaml
-from jinja2 import Undefined
+from jinja2 import Undefined, pass_context
+from jinja2.runtime import Context
 
+from kestractl import ion
+from kestractl.expressions_jq import jq_all
 from kestractl.javatext import java_double
 from kestractl.model import iso, iso_duration
 
@@ -437,70 +440,18 @@ def _timestamp(scale: int) -> Callable[..., int | None]:
     return f_timestamp
 
 
-# ---------------------------------------------------------------- jq (paths only)
-
-_JQ_STEP = re.compile(
-    r"\s*(?:\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\.\"(?P<qname>(?:[^\"\\]|\\.)*)\""
-    r"|\[\s*(?P<index>-?\d+)\s*\]|\[\s*\"(?P<key>(?:[^\"\\]|\\.)*)\"\s*\]|(?P<each>\[\s*\])"
-    r"|(?P<dot>\.)|(?P<opt>\?))"
-)
+# ---------------------------------------------------------------- jq
 
 
-def _jq_type(value: Any) -> str:
-    names = {type(None): "null", bool: "boolean", str: "string", dict: "object", list: "array"}
-    return names.get(type(value), "number")
-
-
-def _jq_step(value: Any, match: re.Match[str]) -> list[Any]:
-    key = match.group("name") or match.group("qname") or match.group("key")
-    if key is not None:
-        if value is None or isinstance(value, dict):
-            return [None if value is None else value.get(key)]
-        raise ValueError(f'Cannot index {_jq_type(value)} with "{key}"')
-    if match.group("index") is not None:
-        position = int(match.group("index"))
-        if value is None or isinstance(value, list):
-            in_range = value is not None and -len(value) <= position < len(value)
-            return [value[position] if in_range else None]  # type: ignore[index]
-        raise ValueError(f"Cannot index {_jq_type(value)} with number")
-    if match.group("each") is not None:
-        if isinstance(value, list | dict):
-            return list(value.values()) if isinstance(value, dict) else list(value)
-        raise ValueError(f"Cannot iterate over {_jq_type(value)}")
-    return [value]
-
-
-def _jq_segment(values: list[Any], segment: str) -> list[Any]:
-    text = segment.strip()
-    if text in ("length", "keys"):
-        funcs: dict[str, Callable[[Any], Any]] = {
-            "length": lambda v: len(v) if v is not None else 0,
-            "keys": lambda v: sorted(v) if isinstance(v, dict) else list(range(len(v))),
-        }
-        return [funcs[text](v) for v in values]
-    position = 0
-    while position < len(text):
-        match = _JQ_STEP.match(text, position)
-        if not match or match.end() == position:
-            raise ValueError(f"unsupported jq expression '{segment.strip()}' (only paths like .a.b[0] and .[])")
-        position = match.end()
-        if match.group("opt") is None:
-            values = [out for v in values for out in _jq_step(v, match)]
-    return values
-
-
-def f_jq(value: Any, expression: str) -> list[Any] | None:
-    """`jq` filter for paths (`.a.b`, `.[0]`, `.a[]`, `|`); returns a list like Kestra."""
+def f_jq(value: Any, expression: Any) -> list[Any] | None:
+    """`jq(expression)`: full jq; every result in a list, like Kestra (text input is read as JSON)."""
     if value is None:
         return None
+    document = value if isinstance(value, str) else to_json(plain(value))
     try:
-        data = json.loads(value) if isinstance(value, str) else plain(value)
-    except ValueError:
-        raise ValueError(f"unable to parse jq value '{value}' as JSON") from None
-    values = [data]
-    for segment in str(expression).split("|"):
-        values = _jq_segment(values, segment)
-    return values
+        return jq_all(to_text(expression), document)
+    except ValueError as error:
+        raise ValueError(f"jq expression '{to_text(expression)}' failed: {error}") from None
 
 
 # ---------------------------------------------------------------- text filters
@@ -559,6 +510,77 @@ def f_escape_char(value: Any, type: str) -> Any:
         raise ValueError("the 'escapeChar' filter expects 'single', 'double', or 'shell'")
     old, new = quotes[key]
     return None if value is None else _map_strings(value, lambda s: s.replace(old, new))
+
+
+_BIG_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def f_string(value: Any) -> str | None:
+    """Kestra's `string`: a number, or numeric text, as Java prints it (`'1e3'` is `1E+3`, like `BigDecimal`)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _BIG_DECIMAL.fullmatch(value):
+        return str(Decimal(value))
+    if isinstance(value, str):
+        raise ValueError(f"'string' filter expects a valid number. Received an invalid numeric string: {value}")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"'string' filter expects a Number or numeric String. Received: {f_class_name(value)}")
+    return to_text(value)
+
+
+_JAVA_REPLACEMENT = re.compile(r"\\(.)|\$\{(\w+)\}|\$(\d+)|([^\\$]+|\$)", re.S)
+
+
+def _java_expand(match: re.Match[str], replacement: str) -> str:
+    """Java's `Matcher.replaceAll` replacement: `$1` and `${name}` are groups, `\\$` a dollar."""
+    out = []
+    for token in _JAVA_REPLACEMENT.finditer(replacement):
+        escaped, name, number, text = token.groups()
+        if name or number:
+            out.append(match.group(name or int(number)) or "")
+        else:
+            out.append(text if text is not None else escaped)
+    return "".join(out)
+
+
+def regex_replaced_size(value: Any, regex: Any = None, replacement: Any = None, *_: Any, **__: Any) -> int:
+    """The exact length `regexReplace` would produce, counted match by match before any text is joined."""
+    if value is None or regex is None or replacement is None:
+        return 0
+    text, template = to_text(value), to_text(replacement)
+    matches = re.finditer(to_text(regex), text)
+    return len(text) + sum(len(_java_expand(m, template)) - len(m.group(0)) for m in matches)
+
+
+def f_regex_match(value: Any, regex: Any = None) -> bool:
+    """`regexMatch(regex)`: the pattern is found somewhere in the text."""
+    if value is None:
+        return False
+    return re.search(_required_regex(regex), to_text(value)) is not None
+
+
+def f_regex_replace(value: Any, regex: Any = None, replacement: Any = None) -> str | None:
+    """`regexReplace(regex, replacement)`: every match replaced; `$1` names a group, as in Java."""
+    if value is None:
+        return None
+    if replacement is None:
+        raise ValueError("The argument 'replacement' is required.")
+    template = to_text(replacement)
+    return re.sub(_required_regex(regex), lambda match: _java_expand(match, template), to_text(value))
+
+
+def f_regex_extract(value: Any, regex: Any = None, group: Any = 0) -> str | None:
+    """`regexExtract(regex, group=0)`: the first match (or one of its groups), null when none."""
+    if value is None:
+        return None
+    found = re.search(_required_regex(regex), to_text(value))
+    return None if found is None else found.group(int(group or 0))
+
+
+def _required_regex(regex: Any) -> str:
+    if regex is None:
+        raise ValueError("The argument 'regex' is required.")
+    return to_text(regex)
 
 
 def f_slugify(value: Any) -> str:
@@ -660,30 +682,6 @@ def f_yaml(value: Any) -> str:
         width=2**31 - 1,
     )
     return text[: -len("...\n")] if text.endswith("\n...\n") else text
-
-
-def _ion_symbol(key: Any) -> str:
-    name = to_text(key)
-    if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", name) and name not in ("null", "true", "false", "nan"):
-        return name
-    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def f_to_ion(value: Any) -> str:
-    """Amazon ION text for a value (`{id:1,value:"a"}`), as Kestra writes into internal storage."""
-    if value is None or isinstance(value, bool):
-        return to_text(value) if value is not None else "null"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) + ("" if "e" in repr(value) else "e0")
-    if isinstance(value, datetime):
-        return iso(value) or "null"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{_ion_symbol(k)}:{f_to_ion(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(f_to_ion(v) for v in value) + "]"
-    return json.dumps(to_text(value), ensure_ascii=False)
 
 
 def f_class_name(value: Any) -> str | None:
@@ -807,6 +805,17 @@ def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _at_render_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter Jinja must not fold on constants while compiling: a jq program may take seconds, and a fold
+    that fails is only retried at render time, running it again."""
+
+    @pass_context
+    def filter_(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(value, *args, **kwargs)
+
+    return filter_
+
+
 def _text(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
     return lambda value, *args: None if value is None else fn(to_text(value), *args)
 
@@ -819,7 +828,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "timestampMicro": _timestamp(1_000_000),
     "timestampNano": _timestamp(1_000_000_000),
     "toJson": lambda v: "null" if v is None else to_json(v),
-    "toIon": f_to_ion,
+    "toIon": ion.dumps,
     "yaml": f_yaml,
     "jq": f_jq,
     "keys": f_keys,
@@ -860,6 +869,11 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "nindent": lambda v, amount, prefix=" ": f_indent(v, amount, prefix, first=True),
     "chunk": f_chunk,
     "escapeChar": f_escape_char,
+    "nl2br": _text(lambda s: re.sub(r"\r\n|\n", "<br />", s)),
+    "string": f_string,
+    "regexMatch": f_regex_match,
+    "regexReplace": f_regex_replace,
+    "regexExtract": f_regex_extract,
     "md5": f_hash("md5"),
     "sha1": f_hash("sha1"),
     "sha256": f_hash("sha256"),
@@ -875,6 +889,7 @@ FILTERS.update(
         "json": FILTERS["toJson"],
         "jsonEncode": FILTERS["toJson"],
         "tojson": FILTERS["toJson"],
+        "jq": _at_render_time(FILTERS["jq"]),
     }
 )
 

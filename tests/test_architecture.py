@@ -17,6 +17,8 @@ LAYERS = {
     "config": 1,
     "expressions": 1,
     "expressions_filters": 1,
+    "expressions_functions": 1,
+    "expressions_jq": 1,
     "inputs": 1,
     "store": 1,
     "storage": 1,

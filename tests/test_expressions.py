@@ -472,8 +472,10 @@ def test_jq_returns_a_list_for_simple_paths(template: str, text: str) -> None:
     assert r(template) == text
 
 
-def test_jq_reports_unsupported_expressions() -> None:
-    assert "unsupported jq expression" in error_of("{{ [1] | jq('map(.a)') }}")
+def test_jq_errors_are_one_line_naming_the_program() -> None:
+    assert "jq expression 'map(.a)' failed: Cannot index number" in error_of("{{ [1] | jq('map(.a)') }}")
+    syntax = error_of("{{ [1] | jq('.[') }}")
+    assert "jq expression '.[' failed: syntax error" in syntax and "\n" not in syntax
 
 
 # ---------------------------------------------------------------- functions

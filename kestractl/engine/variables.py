@@ -1,5 +1,5 @@
 """The variables a `{{ expression }}` sees (Kestra's `RunVariables`): flow, execution, inputs,
-outputs nested by Each values, taskrun, parent(s), labels, trigger, envs, and runtime functions."""
+outputs nested by Each values, tasks (states), taskrun, parent(s), labels, trigger, envs, and runtime functions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from kestractl.config import ENCRYPTION_KEY_VARIABLES
 from kestractl.inputs import input_defaults
 from kestractl.model import Execution, Flow, TaskRun, iso
 
@@ -48,6 +49,19 @@ def execution_outputs(execution: Execution) -> dict[str, Any]:
     return result
 
 
+def task_states(execution: Execution) -> dict[str, Any]:
+    """Kestra's `tasks` variable: `tasks.<id>.state`, and `tasks.<id>.<value>.state` for runs of an Each value
+    (the run's own value, not its ancestors'); one pass over the task runs, the latest run of an id wins."""
+    states: dict[str, Any] = {}
+    for run in execution.task_runs:
+        state = run.state.current.value
+        if run.value is None:
+            states[run.task_id] = {"state": state}
+        else:
+            states.setdefault(run.task_id, {})[run.value] = {"state": state}
+    return states
+
+
 def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
     """Closest first; only ancestors with a value or outputs appear (Kestra's `parents`)."""
     out = []
@@ -64,8 +78,10 @@ def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def envs() -> dict[str, str]:
-    """`KESTRA_FOO=1` is `envs.foo`; read once per process (the environment does not change under us)."""
-    return {k[len("KESTRA_") :].lower(): v for k, v in os.environ.items() if k.startswith("KESTRA_")}
+    """`KESTRA_FOO=1` is `envs.foo`; read once per process (the environment does not change under us).
+    The encryption key (`KESTRA_ENCRYPTION_SECRET_KEY`) is configuration, not a variable a flow may print."""
+    names = [k for k in os.environ if k.startswith("KESTRA_") and k not in ENCRYPTION_KEY_VARIABLES]
+    return {k[len("KESTRA_") :].lower(): os.environ[k] for k in names}
 
 
 def build_variables(
@@ -90,6 +106,7 @@ def build_variables(
         },
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
         "outputs": execution_outputs(execution),
+        "tasks": task_states(execution),
         "vars": flow.variables,
         "labels": execution.labels_map(),
         "envs": envs(),

@@ -125,6 +125,15 @@ def test_expression_bombs_are_refused_before_they_allocate() -> None:
     assert render("{{ s.expandtabs() }}", {"s": big}) == big
 
 
+def test_a_jq_memory_bomb_stops_its_own_process_not_ours() -> None:
+    """jq runs in a child with a memory cap: a program that builds a gigabyte fails in one line, the next runs."""
+    from kestractl.expressions import render
+
+    with pytest.raises(ExpressionError, match="stopped its process"):
+        render("{{ 0 | jq('\"x\" * 1e9 | length') }}", {})
+    assert render("{{ {'a': [1, 2]} | jq('.a | add') }}", {}) == "[3]"
+
+
 def test_text_utf8_cannot_hold_is_logged_and_stored(tmp_path: Path) -> None:
     """`"\\ud83d\\ude00"` is one emoji as in Java; a lone `"\\ud800"` becomes U+FFFD instead of failing the store."""
     runner, home = CliRunner(), str(tmp_path / "home")
