@@ -184,11 +184,11 @@ class Executor:
             nexts, state = [], State.FAILED
         for child in nexts:
             self._add(execution, child, index, step)
+        step.timers += [(run.id, kind, due) for kind, due in view.timers]  # a wait while RUNNING too (LoopUntil)
         if nexts or state is None:
             return nexts, False
         run.state.moved(state, now)
         step.touch(run)
-        step.timers += [(run.id, kind, due) for kind, due in view.timers]
         return [], True
 
     def _end(self, execution: Execution, state: State, step: Step, now: datetime) -> None:

@@ -329,8 +329,10 @@ class Pause(_ListFlowable):
     def on_timer(self, run: TaskRun, kind: str) -> State:
         return self.on_resume(run) if kind == "RESUME" else State.FAILED
 
-    def on_resume(self, run: TaskRun) -> State:
+    def on_resume(self, run: TaskRun, inputs: dict[str, Any] | None = None) -> State:
         run.data["resumed"] = True
+        if inputs:
+            run.outputs = {**(run.outputs or {}), "onResume": inputs}
         return State.RUNNING
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
