@@ -417,9 +417,7 @@ class Runner:
         run = active.execution.run(run_id)
         task = active.executor.tasks[run.task_id]
         now = utcnow()
-        state = result.state
-        if result.update is not None:
-            state = self._take_update(active, task, run, result.update, state)
+        state, update = self._outcome(active, task, run, result)
         run.attempts[-1].state.moved(state, now)
         if self._stopping and result.state == State.KILLED:  # stopped by shutdown: run it again later
             run.state.moved(State.RESTARTED, now)
@@ -430,7 +428,7 @@ class Runner:
         if result.outputs is not None:
             run.outputs = result.outputs
         delay = None
-        if state == State.FAILED and active.execution.state.current != State.KILLING:
+        if state == State.FAILED and update is None and active.execution.state.current != State.KILLING:
             first = run.attempts[0].state.start_date or now
             delay = next_delay(task.retry or active.flow.retry, len(run.attempts), first, now)
         if delay is not None:
@@ -440,11 +438,22 @@ class Runner:
             heapq.heappush(self._timers, (now + delay, execution_id, run.id, RETRY))
         else:
             run.state.moved(_final_state(task, run, state, active.flow), now)
-            if result.update is not None and state != State.FAILED:
-                self._end_by_update(active, run, result.update)
+            if update is not None:
+                self._end_by_update(active, run, update)
         active.touch(run)
 
-    def _take_update(self, active: Active, task: Task, run: TaskRun, update: ExecutionUpdate, state: State) -> State:
+    def _outcome(
+        self, active: Active, task: Task, run: TaskRun, result: AttemptResult
+    ) -> tuple[State, ExecutionUpdate | None]:
+        """The attempt's state once what it asked of the execution is applied (or refused: FAILED)."""
+        update = result.update
+        if update is None:
+            return result.state, None
+        if not self._take_update(active, task, run, update):
+            return State.FAILED, None
+        return update.end_state or result.state, update
+
+    def _take_update(self, active: Active, task: Task, run: TaskRun, update: ExecutionUpdate) -> bool:
         """Apply what the task asked of its execution (Kestra runs these tasks in the executor); a refusal
         (an existing variable, a target that is not paused …) fails the task run and changes nothing."""
         execution = active.execution
@@ -458,13 +467,13 @@ class Runner:
                 self._resume(*update.resume)
         except KestraError as exc:
             self._context(active, task, run).error(exc.message)
-            return State.FAILED
+            return False
         if variables is not None:
             execution.variables = variables
         if update.labels:
             execution.labels = _merge_labels([*execution.labels, *update.labels])
         active.row_dirty = True
-        return update.end_state or state
+        return True
 
     def _end_by_update(self, active: Active, run: TaskRun, update: ExecutionUpdate) -> None:
         """Kill: the execution is killed as a user would. Exit: the run's parents and the execution end in its
