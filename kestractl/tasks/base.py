@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from kestractl.durations import parse_duration
+from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.model import LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
@@ -45,6 +45,20 @@ COMMON_KEYS = frozenset(
         "version",
     }
 )
+
+
+def dynamic(value: Any) -> bool:
+    """A value Kestra renders at run time (`Property<T>`): it can only be checked then."""
+    return isinstance(value, str) and "{{" in value
+
+
+def duration_problems(spec: dict[str, Any], *names: str) -> list[str]:
+    """Deploy-time check of static durations; an expression is checked when it is rendered."""
+    return [
+        f"{name}: `{spec[name]}` is not an ISO-8601 duration (e.g. PT30S)"
+        for name in names
+        if spec.get(name) is not None and not dynamic(spec[name]) and not is_duration(spec[name])
+    ]
 
 
 class Task:
@@ -262,6 +276,13 @@ class RunContext:
         """Render strings (recursively in lists and maps) with this run's variables."""
         variables = {**self.variables, **extra} if extra else self.variables
         return self._renderer(value, variables)
+
+    def render_duration(self, value: Any, name: str) -> timedelta:
+        """A duration property (Kestra 1.x renders them): ISO-8601 text, or an expression that gives one."""
+        try:
+            return parse_duration(self.render(value))
+        except ValueError as exc:
+            raise TaskError(f"{name}: {exc}") from None
 
     def log(self, level: str, message: str) -> None:
         if level_rank(level) < self._min_level:
