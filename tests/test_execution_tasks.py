@@ -596,3 +596,26 @@ def test_toggle_of_the_current_flow_by_its_legacy_name_and_of_an_unknown_trigger
     code, refused = cli.execute("qa", "toggler-bad", "--input", "enabled=true")
     assert code == 1
     assert "Unable to find trigger nope for the flow qa.scheduled" in cli("executions", "logs", refused["id"]).stdout
+
+
+def test_exit_leaves_a_running_branch_to_finish_and_records_it(cli: Cli, tmp_path: Path) -> None:
+    deploy(
+        cli,
+        tmp_path,
+        flow(
+            "exit-parallel",
+            """  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: slow
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT0.5S
+      - id: exit
+        type: io.kestra.plugin.core.execution.Exit
+        state: WARNING
+""",
+        ),
+    )
+    code, execution = cli.execute("qa", "exit-parallel")
+    assert code == 0 and state(execution) == "WARNING" and state(runs(execution, "exit")[0]) == "WARNING"
+    assert state(runs(execution, "slow")[0]) == "SUCCESS"

@@ -412,7 +412,8 @@ class Runner:
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
         self._inflight.pop(run_id, None)
         active = self._active.get(execution_id)
-        if active is None:  # the execution already ended (an Exit in another branch): nothing waits for it
+        if active is None:
+            self._late_result(execution_id, run_id, result)
             return
         run = active.execution.run(run_id)
         task = active.executor.tasks[run.task_id]
@@ -441,6 +442,20 @@ class Runner:
             if update is not None:
                 self._end_by_update(active, run, update)
         active.touch(run)
+
+    def _late_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
+        """A branch that was still running when an Exit ended its execution: its result is recorded (Kestra does
+        not stop it). Only when the stored execution has ended: otherwise another process drives it."""
+        execution = self.store.load_execution(execution_id)
+        seq, run = next((i, r) for i, r in enumerate(execution.task_runs) if r.id == run_id)
+        if not execution.state.current.is_terminated() or run.state.current.is_terminated():
+            return
+        run.attempts[-1].state.moved(result.state)
+        run.state.moved(result.state)
+        run.outputs = result.outputs if result.outputs is not None else run.outputs
+        with self.store.transaction():
+            self.store.save_task_runs(execution_id, [(seq, run)])
+            self.logs.flush()
 
     def _outcome(
         self, active: Active, task: Task, run: TaskRun, result: AttemptResult
