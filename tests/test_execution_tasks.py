@@ -619,3 +619,24 @@ def test_exit_leaves_a_running_branch_to_finish_and_records_it(cli: Cli, tmp_pat
     code, execution = cli.execute("qa", "exit-parallel")
     assert code == 0 and state(execution) == "WARNING" and state(runs(execution, "exit")[0]) == "WARNING"
     assert state(runs(execution, "slow")[0]) == "SUCCESS"
+
+
+LISTENER = flow(
+    "listener",
+    f"  - id: hi\n    type: {LOG}\n    message: hi\n",
+    "triggers:\n  - id: after_toggler\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n"
+    "      - type: io.kestra.plugin.core.condition.ExecutionFlow\n        namespace: qa\n        flowId: toggler\n",
+)
+
+
+def test_a_flow_trigger_disabled_by_toggle_starts_nothing(cli: Cli, tmp_path: Path) -> None:
+    off = TOGGLER.replace("flowId: scheduled", "flowId: listener").replace("every_minute", "after_toggler")
+    deploy(cli, tmp_path, LISTENER, off)
+    home = resolve_home(cli.home)
+    store = Store(home.db_path)
+    scheduler = Scheduler(Runner(store, Storage(home.storage_root)))
+    disabled = cli.execute("qa", "toggler", "--input", "enabled=false")[1]
+    assert scheduler.on_execution_end(store.load_execution(disabled["id"])) == []
+    enabled = cli.execute("qa", "toggler", "--input", "enabled=true")[1]
+    started = scheduler.on_execution_end(store.load_execution(enabled["id"]))
+    assert [(e.namespace, e.flow_id) for e in started] == [("qa", "listener")]
