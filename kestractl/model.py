@@ -259,6 +259,8 @@ class Execution:
     scheduled_at: datetime | None = None
     # SECRET input values: rendered inside tasks, shown as `******` everywhere else.
     secrets: dict[str, Any] = field(default_factory=dict)
+    # The execution's own `vars` once a task changed them (SetVariables …); None: the flow's `variables`.
+    variables: dict[str, Any] | None = None
 
     # Task runs by id; rebuilt when the list's length or last run changed (runs are appended, a restart removes).
     _by_id: dict[str, TaskRun] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -315,6 +317,8 @@ class Execution:
             data["inputs"] = self.inputs
         if self.outputs:
             data["outputs"] = self.outputs
+        if self.variables is not None:
+            data["variables"] = self.variables
         return data
 
 
@@ -372,3 +376,16 @@ class LogEntry:
             "level": self.level,
             "message": self.message,
         }
+
+
+@dataclass
+class ExecutionQuery:
+    """Which executions a task means (Count, PurgeExecutions, PurgeLogs); every field is optional."""
+
+    namespace: str | None = None
+    flow_id: str | None = None
+    flows: list[tuple[str, str]] | None = None
+    namespaces: list[str] | None = None
+    states: list[str] | None = None
+    start: datetime | None = None
+    end: datetime | None = None

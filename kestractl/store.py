@@ -18,8 +18,10 @@ from typing import Any
 
 from kestractl.errors import NotFoundError, StoreError
 from kestractl.model import (
+    TERMINATED_STATES,
     Attempt,
     Execution,
+    ExecutionQuery,
     LogEntry,
     State,
     StateInfo,
@@ -104,6 +106,10 @@ MIGRATIONS: list[str] = [
         results TEXT NOT NULL,
         PRIMARY KEY (namespace, flow_id, condition_id)
     );
+    """,
+    # 4: a trigger turned off at run time (Toggle task) stays off across restarts and revisions.
+    """
+    ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -394,6 +400,47 @@ class Store:
         sql += " ORDER BY start_date DESC LIMIT ?"
         return [r[0] for r in self.conn.execute(sql, [*args, limit])]
 
+    def execution_counts(self, query: ExecutionQuery) -> list[tuple[str, str, int]]:
+        """(namespace, flow id, count) of the executions matching `query`, per flow; a flow named in
+        `query.flows` is listed even without executions (Kestra's `executionCounts`)."""
+        where, args = _where(query, prefix=False)
+        sql = "SELECT namespace, flow_id, COUNT(*) FROM executions" + where + " GROUP BY namespace, flow_id"
+        counts = {(r[0], r[1]): int(r[2]) for r in self.conn.execute(sql, args)}
+        for flow in query.flows or []:
+            counts.setdefault(flow, 0)
+        return sorted((ns, flow, n) for (ns, flow), n in counts.items())
+
+    def purge_executions(self, query: ExecutionQuery, executions: bool, logs: bool) -> tuple[list[Execution], int]:
+        """Delete the ended executions matching `query` (their rows, task runs and timers) and/or their logs.
+
+        Returns the executions found (so their files can go too) and the number of log lines deleted."""
+        where, args = _where(query, prefix=True)
+        ended = ",".join(f"'{s.value}'" for s in TERMINATED_STATES)
+        sql = "SELECT id FROM executions" + where + (" AND" if where else " WHERE") + f" state IN ({ended})"
+        with self.transaction() as conn:
+            ids = [r[0] for r in conn.execute(sql, args)]
+            found = [self.load_execution(i) for i in ids]
+            deleted_logs = 0
+            for execution_id in ids:
+                if logs:
+                    deleted_logs += conn.execute("DELETE FROM logs WHERE execution_id=?", (execution_id,)).rowcount
+                if executions:
+                    conn.execute("DELETE FROM executions WHERE id=?", (execution_id,))
+        return found, deleted_logs
+
+    def purge_logs(self, query: ExecutionQuery, levels: list[str] | None) -> int:
+        """Delete the log lines of the matching executions' flows, written between its dates, at these levels."""
+        where, args = _where(query, prefix=True, dates=False)
+        sql = "DELETE FROM logs WHERE execution_id IN (SELECT id FROM executions" + where + ")"
+        if query.start is not None:
+            sql, args = sql + " AND timestamp>=?", [*args, iso(query.start)]
+        if query.end is not None:
+            sql, args = sql + " AND timestamp<=?", [*args, iso(query.end)]
+        if levels:
+            sql, args = sql + f" AND level IN ({','.join('?' * len(levels))})", [*args, *levels]
+        with self.transaction() as conn:
+            return int(conn.execute(sql, args).rowcount)
+
     def child_execution_ids(self, parent_id: str) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT id FROM executions WHERE parent_id=?", (parent_id,))]
 
@@ -465,9 +512,11 @@ class Store:
         return TriggerState(namespace, flow_id, trigger_id, row[0], datetime.fromisoformat(row[1]))
 
     def save_trigger_state(self, state: TriggerState) -> None:
+        """Where the schedule stands; whether it is disabled is kept as it was."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO triggers (namespace, flow_id, trigger_id, signature, next_date)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET signature=excluded.signature,"
+            " next_date=excluded.next_date",
             (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
         )
 
@@ -507,6 +556,21 @@ class Store:
     def delete_expired_condition_windows(self, now: datetime) -> None:
         """Windows whose end has passed (ISO texts in UTC compare as dates)."""
         self.conn.execute("DELETE FROM multiple_conditions WHERE end_date < ?", (now.astimezone(UTC).isoformat(),))
+
+    def set_trigger_disabled(self, namespace: str, flow_id: str, trigger_id: str, disabled: bool) -> None:
+        """Turn a trigger off or on. Turning it on forgets where its schedule stood (the signature no longer
+        matches), so it starts again from now instead of firing every date it missed meanwhile."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date, disabled)"
+                " VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET"
+                " disabled=excluded.disabled, signature=CASE WHEN excluded.disabled THEN signature ELSE '' END",
+                (namespace, flow_id, trigger_id, utcnow().isoformat(), int(disabled)),
+            )
+
+    def disabled_triggers(self) -> set[tuple[str, str, str]]:
+        rows = self.conn.execute("SELECT namespace, flow_id, trigger_id FROM triggers WHERE disabled=1")
+        return {(r[0], r[1], r[2]) for r in rows}
 
     def flows_version(self) -> tuple[int, int, int]:
         """Changes whenever a flow is deployed or deleted: lets caches of parsed flows stay cheap."""
@@ -549,6 +613,34 @@ class MultipleConditionWindow:
         return self.start < now < self.end
 
 
+def _where(query: ExecutionQuery, prefix: bool, dates: bool = True) -> tuple[str, list[Any]]:
+    """The SQL condition of a query; `prefix`: its `namespace` also matches child namespaces."""
+    where: list[str] = []
+    args: list[Any] = []
+    if query.namespace:
+        where.append("(namespace=? OR namespace LIKE ?)" if prefix else "namespace=?")
+        args += [query.namespace, query.namespace + ".%"] if prefix else [query.namespace]
+    if query.flow_id:
+        where.append("flow_id=?")
+        args.append(query.flow_id)
+    if query.flows:
+        where.append("(" + " OR ".join("(namespace=? AND flow_id=?)" for _ in query.flows) + ")")
+        args += [part for flow in query.flows for part in flow]
+    if query.namespaces:
+        where.append(f"namespace IN ({','.join('?' * len(query.namespaces))})")
+        args += query.namespaces
+    if query.states:
+        where.append(f"state IN ({','.join('?' * len(query.states))})")
+        args += query.states
+    if dates and query.start is not None:
+        where.append("start_date>=?")
+        args.append(iso(query.start))
+    if dates and query.end is not None:
+        where.append("start_date<=?")
+        args.append(iso(query.end))
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
 def _state_data(state: StateInfo) -> dict[str, Any]:
     """Full-precision dates, so a loaded state reports the same duration as the one saved."""
     return {
@@ -574,6 +666,7 @@ def _execution_data(e: Execution) -> dict[str, Any]:
         "parentTaskRunId": e.parent_task_run_id,
         "scheduleDate": iso(e.scheduled_at),
         "secrets": e.secrets,
+        "variables": e.variables,
     }
 
 
@@ -594,6 +687,7 @@ def _execution_from(d: dict[str, Any]) -> Execution:
         parent_task_run_id=d.get("parentTaskRunId"),
         scheduled_at=parse_iso(d.get("scheduleDate")),
         secrets=d.get("secrets") or {},
+        variables=d.get("variables"),
     )
 
 

@@ -22,7 +22,7 @@ from kestractl.model import Execution, Flow, LogEntry, TaskRun
 from kestractl.namespace_files import NamespaceFiles, files_prefix
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
-from kestractl.tasks.base import RunContext, Task
+from kestractl.tasks.base import ExecutionServices, RunContext, Task
 
 MASK = "******"
 NSFILE_SCHEME = "nsfile://"
@@ -67,10 +67,13 @@ class LogBuffer:
 class Contexts:
     """Makes the RunContext of a task run (or of the execution itself, for flow outputs)."""
 
-    def __init__(self, store: Store, storage: Storage, logs: LogBuffer) -> None:
+    def __init__(
+        self, store: Store, storage: Storage, logs: LogBuffer, services: ExecutionServices | None = None
+    ) -> None:
         self.store = store
         self.storage = storage
         self.logs = logs
+        self.services = services
         self._workdirs: dict[str, str] = {}
 
     def make(
@@ -89,6 +92,7 @@ class Contexts:
             storage=self.storage,
             log_sink=self.logs,
             working_dir=self._workdir(tasks, run, by_id),
+            services=self.services,
         )
 
     def release(self, execution: Execution) -> None:

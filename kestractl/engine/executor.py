@@ -184,11 +184,13 @@ class Executor:
             nexts, state = [], State.FAILED
         for child in nexts:
             self._add(execution, child, index, step)
+        if view.timers:  # a wait, while RUNNING too (LoopUntil): the run's data says so, so it is stored with it
+            step.timers += [(run.id, kind, due) for kind, due in view.timers]
+            step.touch(run)
         if nexts or state is None:
             return nexts, False
         run.state.moved(state, now)
         step.touch(run)
-        step.timers += [(run.id, kind, due) for kind, due in view.timers]
         return [], True
 
     def _end(self, execution: Execution, state: State, step: Step, now: datetime) -> None:

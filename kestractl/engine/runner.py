@@ -7,6 +7,7 @@ pool. Workers and other threads only put work into its inbox; only the loop writ
 
 from __future__ import annotations
 
+import copy
 import heapq
 import logging
 import queue
@@ -25,6 +26,7 @@ from kestractl.engine.contexts import MASK, Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.retry import next_delay
+from kestractl.engine.services import StoreServices
 from kestractl.engine.worker import AttemptResult, run_attempt
 from kestractl.errors import ConflictError, InputError, KestraError
 from kestractl.inputs import resolve_inputs
@@ -32,7 +34,7 @@ from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Delay, Store
-from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, RunnableTask, Task
+from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
 RETRY = "RETRY"
@@ -77,11 +79,16 @@ class Active:
     # What the stored execution row last said (its state history and outputs): most steps only change
     # task runs, and rewriting the row (inputs, trigger, webhook body …) at every step is most of the I/O.
     saved: tuple[int, int] | None = None
+    # A task changed the row (labels, vars): save it with the next step.
+    row_dirty: bool = False
+    # A task ended the execution (Exit): the next step finishes it, though it is already terminated.
+    ended_by_task: bool = False
 
     def row_changed(self) -> bool:
         """Whether the execution row differs from the stored one; remembers it as stored."""
         marker = (len(self.execution.state.histories), id(self.execution.outputs))
-        changed, self.saved = marker != self.saved, marker
+        changed, self.saved = marker != self.saved or self.row_dirty, marker
+        self.row_dirty = False
         return changed
 
     def touch(self, run: TaskRun) -> None:
@@ -116,7 +123,7 @@ class Runner:
         self.flows = FlowRepository(store)
         self.on_end = on_end
         self.logs = LogBuffer(store, on_log)
-        self.contexts = Contexts(store, storage, self.logs)
+        self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
         self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._active: dict[str, Active] = {}
@@ -334,7 +341,7 @@ class Runner:
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
         execution = active.execution
-        ended_before = execution.state.current.is_terminated()
+        ended_before = execution.state.current.is_terminated() and not active.ended_by_task
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
@@ -404,11 +411,15 @@ class Runner:
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
         self._inflight.pop(run_id, None)
-        active = self._active[execution_id]
+        active = self._active.get(execution_id)
+        if active is None:
+            self._late_result(execution_id, run_id, result)
+            return
         run = active.execution.run(run_id)
         task = active.executor.tasks[run.task_id]
         now = utcnow()
-        run.attempts[-1].state.moved(result.state, now)
+        state, update = self._outcome(active, task, run, result)
+        run.attempts[-1].state.moved(state, now)
         if self._stopping and result.state == State.KILLED:  # stopped by shutdown: run it again later
             run.state.moved(State.RESTARTED, now)
             with self.store.transaction():
@@ -418,7 +429,7 @@ class Runner:
         if result.outputs is not None:
             run.outputs = result.outputs
         delay = None
-        if result.state == State.FAILED and active.execution.state.current != State.KILLING:
+        if state == State.FAILED and update is None and active.execution.state.current != State.KILLING:
             first = run.attempts[0].state.start_date or now
             delay = next_delay(task.retry or active.flow.retry, len(run.attempts), first, now)
         if delay is not None:
@@ -427,8 +438,74 @@ class Runner:
                 self.store.set_delay(Delay(execution_id, run.id, RETRY, now + delay))
             heapq.heappush(self._timers, (now + delay, execution_id, run.id, RETRY))
         else:
-            run.state.moved(_final_state(task, run, result.state, active.flow), now)
+            run.state.moved(_final_state(task, run, state, active.flow), now)
+            if update is not None:
+                self._end_by_update(active, run, update)
         active.touch(run)
+
+    def _late_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
+        """A branch that was still running when an Exit ended its execution: its result is recorded (Kestra does
+        not stop it). Only when the stored execution has ended: otherwise another process drives it."""
+        execution = self.store.load_execution(execution_id)
+        seq, run = next((i, r) for i, r in enumerate(execution.task_runs) if r.id == run_id)
+        if not execution.state.current.is_terminated() or run.state.current.is_terminated():
+            return
+        run.attempts[-1].state.moved(result.state)
+        run.state.moved(result.state)
+        run.outputs = result.outputs if result.outputs is not None else run.outputs
+        with self.store.transaction():
+            self.store.save_task_runs(execution_id, [(seq, run)])
+            self.logs.flush()
+
+    def _outcome(
+        self, active: Active, task: Task, run: TaskRun, result: AttemptResult
+    ) -> tuple[State, ExecutionUpdate | None]:
+        """The attempt's state once what it asked of the execution is applied (or refused: FAILED)."""
+        update = result.update
+        if update is None:
+            return result.state, None
+        if not self._take_update(active, task, run, update):
+            return State.FAILED, None
+        return update.end_state or result.state, update
+
+    def _take_update(self, active: Active, task: Task, run: TaskRun, update: ExecutionUpdate) -> bool:
+        """Apply what the task asked of its execution (Kestra runs these tasks in the executor); a refusal
+        (an existing variable, a target that is not paused …) fails the task run and changes nothing."""
+        execution = active.execution
+        try:
+            variables = None
+            if update.variables:
+                variables = copy.deepcopy(active.flow.variables if execution.variables is None else execution.variables)
+                for edit in update.variables:
+                    edit(variables)
+            if update.resume is not None:
+                self._resume(*update.resume)
+        except KestraError as exc:
+            self._context(active, task, run).error(exc.message)
+            return False
+        if variables is not None:
+            execution.variables = variables
+        if update.labels:
+            execution.labels = _merge_labels([*execution.labels, *update.labels])
+        active.row_dirty = True
+        return True
+
+    def _end_by_update(self, active: Active, run: TaskRun, update: ExecutionUpdate) -> None:
+        """Kill: the execution is killed as a user would. Exit: the run's parents and the execution end in its
+        state at once; branches still running are not stopped (Kestra's Exit)."""
+        if update.kill is not None:
+            self._kill_active(active, cascade=update.kill)
+            return
+        if update.end_state is None:
+            return
+        by_id = active.execution.runs_by_id()
+        parent = by_id.get(run.parent_task_run_id or "")
+        while parent is not None:
+            parent.state.moved(update.end_state)
+            active.touch(parent)
+            parent = by_id.get(parent.parent_task_run_id or "")
+        active.execution.state.moved(update.end_state)
+        active.ended_by_task = True
 
     def _fire_timers(self) -> None:
         now = utcnow()
@@ -455,7 +532,7 @@ class Runner:
                 self._dispatch(active, run)
             return
         task = active.executor.tasks[run.task_id]
-        if run.state.current != State.PAUSED or not isinstance(task, FlowableTask):
+        if run.state.current not in (State.PAUSED, State.RUNNING) or not isinstance(task, FlowableTask):
             return
         run.state.moved(task.on_timer(run, kind), now)
         if execution.state.current == State.PAUSED:
@@ -474,14 +551,15 @@ class Runner:
             if active is not None and active.execution.state.current != State.KILLING:
                 self._kill_active(active)
 
-    def _kill_active(self, active: Active) -> None:
+    def _kill_active(self, active: Active, cascade: bool = True) -> None:
+        """Stop what runs and end the rest KILLED; `cascade`: the subflow executions it started too."""
         execution = active.execution
         execution.state.moved(State.KILLING)
         for run in execution.task_runs:
             stop = self._inflight.get(run.id)
             if stop is not None:
                 stop.set()
-        for child in list(self._active.values()):
+        for child in list(self._active.values()) if cascade else []:
             if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
                 self._kill_active(child)
         self._timers = [t for t in self._timers if t[1] != execution.id]
@@ -521,11 +599,14 @@ class Runner:
 
     # ---- resume and restart (inside the loop) -------------------------------------------------
 
-    def _resume(self, execution_id: str) -> Execution:
+    def _resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> Execution:
+        """Resume a PAUSED execution (checked before this runner takes it over); `inputs` go to the paused runs."""
+        known = self._active.get(execution_id)
+        current = known.execution.state.current if known else self.store.execution_state(execution_id)
+        if current != State.PAUSED:
+            raise ConflictError(f"execution {execution_id} is {current.value}, not PAUSED")
         active = self._activate(execution_id)
         execution = active.execution
-        if execution.state.current != State.PAUSED:
-            raise ConflictError(f"execution {execution_id} is {execution.state.current.value}, not PAUSED")
         paused = [r for r in execution.task_runs if r.state.current == State.PAUSED]
         with self.store.transaction():
             for delay in self.store.delays(execution.id):
@@ -535,7 +616,7 @@ class Runner:
         for run in paused:
             task = active.executor.tasks[run.task_id]
             if isinstance(task, FlowableTask):
-                run.state.moved(task.on_resume(run))
+                run.state.moved(task.on_resume(run, inputs))
                 active.touch(run)
         execution.state.moved(State.RESTARTED)
         self._advance(active)

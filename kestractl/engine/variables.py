@@ -107,7 +107,7 @@ def build_variables(
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
         "outputs": execution_outputs(execution),
         "tasks": task_states(execution),
-        "vars": flow.variables,
+        "vars": flow.variables if execution.variables is None else execution.variables,
         "labels": execution.labels_map(),
         "envs": envs(),
         "globals": {},

@@ -11,7 +11,7 @@ from typing import Any
 
 from kestractl.errors import KestraError
 from kestractl.model import State, iso_duration
-from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.base import ExecutionUpdate, Killed, RunContext, RunnableTask
 
 
 @dataclass
@@ -19,6 +19,8 @@ class AttemptResult:
     state: State
     outputs: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    # What a successful task asked of its execution (labels, vars, exit, kill, resume): the runner applies it.
+    update: ExecutionUpdate | None = None
 
 
 def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
@@ -37,7 +39,8 @@ def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
         outputs = task.run(ctx)
         if timed_out.is_set():
             raise Killed()
-        return AttemptResult(State.WARNING if ctx.warning else State.SUCCESS, outputs, ctx.metrics)
+        state = State.WARNING if ctx.warning else State.SUCCESS
+        return AttemptResult(state, outputs, ctx.metrics, ctx.update if ctx.update else None)
     except Killed:
         if timed_out.is_set():
             assert task.timeout is not None

@@ -79,7 +79,11 @@ class Scheduler:
         """Start an execution for every schedule date due at `now`."""
         now = now or utcnow()
         started: list[Execution] = []
+        disabled = self.runner.store.disabled_triggers()
         for item in self._enabled_schedules():
+            if item.key in disabled:  # turned off by a Toggle task: where it stood is read again once back on
+                self._next.pop(item.key, None)
+                continue
             state = self._state(item, now)
             if state.next_date <= now:
                 started += self._fire(item, state, now)
@@ -145,11 +149,15 @@ class Scheduler:
         self.polls.on_execution_end(upstream)
         started = []
         upstream_flow = self._flow_of(upstream)
+        disabled: set[tuple[str, str, str]] | None = None
         for flow in self.index.refresh():
             for trigger in flow_trigger.flow_triggers(flow):
                 variables = self._upstream_variables(upstream_flow, upstream)
                 windows = self._record_windows(flow, trigger, upstream, variables)
                 if not flow_trigger.matches(flow, trigger, upstream, variables, windows):
+                    continue
+                disabled = self.runner.store.disabled_triggers() if disabled is None else disabled
+                if (flow.namespace, flow.id, str(trigger["id"])) in disabled:
                     continue
                 execution = self._start_from_flow(flow, trigger, upstream, variables)
                 if execution is not None:

@@ -11,17 +11,18 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from kestractl.durations import parse_duration
+from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.model import LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
 
 if TYPE_CHECKING:
-    from kestractl.model import Execution, Flow, TaskRun
+    from kestractl.model import Execution, ExecutionQuery, Flow, TaskRun
     from kestractl.tasks.flowable import FlowableView
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
@@ -44,6 +45,20 @@ COMMON_KEYS = frozenset(
         "version",
     }
 )
+
+
+def dynamic(value: Any) -> bool:
+    """A value Kestra renders at run time (`Property<T>`): it can only be checked then."""
+    return isinstance(value, str) and "{{" in value
+
+
+def duration_problems(spec: dict[str, Any], *names: str) -> list[str]:
+    """Deploy-time check of static durations; an expression is checked when it is rendered."""
+    return [
+        f"{name}: `{spec[name]}` is not an ISO-8601 duration (e.g. PT30S)"
+        for name in names
+        if spec.get(name) is not None and not dynamic(spec[name]) and not is_duration(spec[name])
+    ]
 
 
 class Task:
@@ -150,8 +165,8 @@ class FlowableTask(Task):
         """A timer this task asked for (`view.set_timer`) is due; returns the run's new state."""
         raise NotImplementedError
 
-    def on_resume(self, run: TaskRun) -> State:
-        """A user resumed the paused execution; returns the run's new state."""
+    def on_resume(self, run: TaskRun, inputs: dict[str, Any] | None = None) -> State:
+        """A user (or a Resume task, with its `inputs`) resumed the paused execution; returns the run's new state."""
         return State.RUNNING
 
 
@@ -178,6 +193,49 @@ class Killed(Exception):
     """Raised inside a worker when the task run was asked to stop (kill or timeout)."""
 
 
+# An edit of the execution's `vars` (a deep copy the runner hands in); raises TaskError to fail the task.
+VariablesEdit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ExecutionUpdate:
+    """What a task asks of its own execution (Kestra's `ExecutionUpdatableTask`). The task only records it;
+    the runner applies it when it takes the task's successful result, in the transaction that ends the run."""
+
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    variables: list[VariablesEdit] = field(default_factory=list)
+    # Another PAUSED execution to resume, with onResume inputs.
+    resume: tuple[str, dict[str, Any] | None] | None = None
+    # The state the task run and the execution end in (Exit, Kill).
+    end_state: State | None = None
+    # Kill the execution; the value says whether its subflow executions are killed too.
+    kill: bool | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.labels or self.variables or self.resume or self.end_state or self.kill is not None)
+
+
+class ExecutionServices(Protocol):
+    """What tasks about executions, logs and triggers may ask of the engine; implemented over the store in
+    `engine/services.py`, so no task touches the store itself."""
+
+    def find_execution(self, execution_id: str) -> Execution: ...
+
+    def paused_execution(self, namespace: str, flow_id: str) -> Execution | None: ...
+
+    def count_executions(self, query: ExecutionQuery) -> list[tuple[str, str, int]]: ...
+
+    def purge_executions(
+        self, query: ExecutionQuery, executions: bool, logs: bool, storage: bool
+    ) -> dict[str, int]: ...
+
+    def fetch_logs(self, execution: Execution, min_level: str, task_ids: list[str] | None) -> list[LogEntry]: ...
+
+    def purge_logs(self, query: ExecutionQuery, levels: list[str] | None) -> int: ...
+
+    def toggle_trigger(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None: ...
+
+
 class RunContext:
     """Everything a task may use while it runs: rendering, logs, files, metrics, its directory."""
 
@@ -194,6 +252,7 @@ class RunContext:
         log_sink: Callable[[LogEntry], None],
         stop: threading.Event | None = None,
         working_dir: Path | None = None,
+        services: ExecutionServices | None = None,
     ) -> None:
         self.flow = flow
         self.execution = execution
@@ -204,6 +263,9 @@ class RunContext:
         self.stop = stop or threading.Event()
         self.metrics: list[dict[str, Any]] = []
         self.warning = False
+        # Changes to this execution the task asks for; applied by the runner with a successful result.
+        self.update = ExecutionUpdate()
+        self._services = services
         self._renderer = renderer
         self._log_sink = log_sink
         self._working_dir = working_dir
@@ -214,6 +276,13 @@ class RunContext:
         """Render strings (recursively in lists and maps) with this run's variables."""
         variables = {**self.variables, **extra} if extra else self.variables
         return self._renderer(value, variables)
+
+    def render_duration(self, value: Any, name: str) -> timedelta:
+        """A duration property (Kestra 1.x renders them): ISO-8601 text, or an expression that gives one."""
+        try:
+            return parse_duration(self.render(value))
+        except ValueError as exc:
+            raise TaskError(f"{name}: {exc}") from None
 
     def log(self, level: str, message: str) -> None:
         if level_rank(level) < self._min_level:
@@ -241,6 +310,13 @@ class RunContext:
 
     def metric(self, name: str, kind: str, value: float, tags: dict[str, Any] | None = None) -> None:
         self.metrics.append({"name": name, "type": kind, "value": value, "tags": tags or {}})
+
+    @property
+    def services(self) -> ExecutionServices:
+        """Other executions, logs and triggers (Count, Fetch, Purge*, Toggle …)."""
+        if self._services is None:
+            raise TaskError("this task needs the engine's execution services, which this context has not")
+        return self._services
 
     def mark_warning(self) -> None:
         """The run succeeded, but should end WARNING (e.g. a script wrote to stderr)."""

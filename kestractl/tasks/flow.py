@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from kestractl.durations import parse_duration
 from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import java_str
 from kestractl.model import Execution, State, TaskRun, label_pairs, label_text
 from kestractl.tasks import registry
-from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
+from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task, duration_problems
 from kestractl.tasks.flowable import (
     NO_TASKS,
     FlowableView,
@@ -368,31 +367,26 @@ class Pause(_ListFlowable):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = []
-        for key in ("delay", "timeout"):
-            if spec.get(key) is not None:
-                try:
-                    parse_duration(spec[key])
-                except ValueError as exc:
-                    problems.append(f"{key}: {exc}")
-        return problems
+        return duration_problems(spec, "delay", "timeout")
 
     def on_timer(self, run: TaskRun, kind: str) -> State:
         return self.on_resume(run) if kind == "RESUME" else State.FAILED
 
-    def on_resume(self, run: TaskRun) -> State:
+    def on_resume(self, run: TaskRun, inputs: dict[str, Any] | None = None) -> State:
         run.data["resumed"] = True
+        if inputs:
+            run.outputs = {**(run.outputs or {}), "onResume": inputs}
         return State.RUNNING
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
         return super().resolve_nexts(view) if view.data.get("resumed") else []
 
     def resolve_state(self, view: FlowableView) -> State | None:
-        if not view.data.get("resumed"):
+        if not view.data.get("resumed"):  # the durations are rendered now, as the pause starts
             if self.spec.get("delay") is not None:
-                view.set_timer("RESUME", parse_duration(self.spec["delay"]))
+                view.set_timer("RESUME", view.context().render_duration(self.spec["delay"], "delay"))
             elif self.spec.get("timeout") is not None:
-                view.set_timer("PAUSE_TIMEOUT", parse_duration(self.spec["timeout"]))
+                view.set_timer("PAUSE_TIMEOUT", view.context().render_duration(self.spec["timeout"], "timeout"))
             return State.PAUSED
         return super().resolve_state(view)
 
