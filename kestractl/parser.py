@@ -18,7 +18,7 @@ from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, label_pairs, label_text
 from kestractl.tasks import registry, templating
-from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task
+from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task, dynamic
 from kestractl.triggers.validate import validate_trigger
 
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -549,7 +549,7 @@ def _common_problems(spec: Mapping[str, Any]) -> list[str]:
     out = []
     if spec.get("workerGroup") is not None:
         out.append("workerGroup: Worker Group is an Enterprise Edition functionality")
-    if spec.get("timeout") is not None and not is_duration(spec["timeout"]):
+    if spec.get("timeout") is not None and not dynamic(spec["timeout"]) and not is_duration(spec["timeout"]):
         out.append(f"timeout: `{spec['timeout']}` is not an ISO-8601 duration (e.g. PT30S)")
     retry = spec.get("retry")
     if retry is not None:

@@ -95,3 +95,13 @@ def test_subflow_outputs_and_failure_transmission(cli: Cli) -> None:
     assert labels["system.correlationId"] == execution["id"] and labels["owner"] == "child"
     code, failed = cli.execute("tests", "parent", "--input", "n=11")
     assert code == 1 and state(runs(failed, "call")[0]) == "FAILED"
+
+
+def test_a_timeout_given_by_an_expression_is_rendered_when_the_task_starts(cli: Cli) -> None:
+    cli.deploy("dynamic-timeout.yaml")
+    code, execution = cli.execute("dev", "dynamic-timeout")
+    assert code == 1 and execution["state"]["current"] == "FAILED"
+    logs = cli("executions", "logs", execution["id"]).stdout
+    assert "Timeout after PT0.1S" in logs
+    code, enough = cli.execute("dev", "dynamic-timeout", "--input", "limit=PT5S")
+    assert code == 0, enough

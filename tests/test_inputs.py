@@ -655,3 +655,13 @@ def test_defaults_are_rendered_when_the_execution_is_created() -> None:
     assert resolve_inputs(inputs, {"bucket": "{{ kept }}"}, render=render)["bucket"] == "{{ kept }}"
     with pytest.raises(InputError, match="Cannot render 'defaults'"):
         resolve_inputs(inputs[1:], {}, render=render)
+
+
+def test_depends_on_conditions_and_dynamic_defaults_apply_when_an_execution_is_created(cli: Any) -> None:
+    cli.deploy("dynamic-inputs.yaml")
+    code, short = cli.execute("dev", "dyn")
+    assert code == 0 and short["inputs"] == {"mode": "short", "stamp": "dyn-short"}
+    refused = cli("execute", "dev", "dyn", "--input", "mode=full")
+    assert refused.exit_code == 2 and "Invalid input for `detail`, missing required input" in refused.stderr
+    code, full = cli.execute("dev", "dyn", "--input", "mode=full", "--input", "detail=x")
+    assert code == 0 and full["inputs"] == {"mode": "full", "detail": "x", "stamp": "dyn-full"}

@@ -29,6 +29,7 @@ from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.worker import AttemptResult, run_attempt
 from kestractl.errors import ConflictError, InputError, KestraError
+from kestractl.expressions import render_typed
 from kestractl.inputs import resolve_inputs
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
 from kestractl.parser import parse_flow
@@ -162,7 +163,7 @@ class Runner:
 
         try:
             execution.inputs = (
-                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file)
+                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file, render=_input_renderer(flow))
                 if validate_inputs
                 else dict(inputs or {})
             )
@@ -682,6 +683,13 @@ class Runner:
 
     def _context(self, active: Active, task: Task | None, run: TaskRun | None) -> RunContext:
         return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
+
+
+def _input_renderer(flow: Flow) -> Callable[[str, dict[str, Any]], Any]:
+    """What renders `dependsOn.condition`, SELECT `expression` and dynamic `defaults`: the flow and the inputs
+    resolved so far (there is no execution yet, as in Kestra: `{{ execution.id }}` is an error there)."""
+    names = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}
+    return lambda expression, inputs: render_typed(expression, {"flow": names, "inputs": inputs})
 
 
 def _final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from kestractl.errors import KestraError
@@ -23,28 +24,45 @@ class AttemptResult:
     update: ExecutionUpdate | None = None
 
 
-def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
-    timed_out = threading.Event()
-    timer = None
-    if task.timeout is not None:
+class _Deadline:
+    """The task's `timeout` (rendered first when it is an expression): asks the run to stop once it passes."""
+
+    def __init__(self) -> None:
+        self.passed = threading.Event()
+        self.duration: timedelta | None = None
+        self._timer: threading.Timer | None = None
+
+    def start(self, task: RunnableTask, ctx: RunContext) -> None:
+        raw = task.spec.get("timeout")
+        self.duration = task.timeout or (ctx.render_duration(raw, "timeout") if raw is not None else None)
+        if self.duration is None:
+            return
 
         def expire() -> None:
-            timed_out.set()
+            self.passed.set()
             ctx.stop.set()
 
-        timer = threading.Timer(task.timeout.total_seconds(), expire)
-        timer.daemon = True
-        timer.start()
+        self._timer = threading.Timer(self.duration.total_seconds(), expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
+    deadline = _Deadline()
     try:
+        deadline.start(task, ctx)
         outputs = task.run(ctx)
-        if timed_out.is_set():
+        if deadline.passed.is_set():
             raise Killed()
         state = State.WARNING if ctx.warning else State.SUCCESS
         return AttemptResult(state, outputs, ctx.metrics, ctx.update if ctx.update else None)
     except Killed:
-        if timed_out.is_set():
-            assert task.timeout is not None
-            ctx.error(f"Timeout after {iso_duration(task.timeout)}")
+        if deadline.passed.is_set() and deadline.duration is not None:
+            ctx.error(f"Timeout after {iso_duration(deadline.duration)}")
             return AttemptResult(State.FAILED, None, ctx.metrics)
         ctx.log("WARN", "Killed")
         return AttemptResult(State.KILLED, None, ctx.metrics)
@@ -55,6 +73,5 @@ def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
         ctx.error(f"{type(exc).__name__}: {exc}")
         return AttemptResult(State.FAILED, None, ctx.metrics)
     finally:
-        if timer is not None:
-            timer.cancel()
+        deadline.cancel()
         ctx.close()

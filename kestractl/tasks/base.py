@@ -86,7 +86,11 @@ class Task:
         self.type: str = spec["type"]
         self.description: str | None = spec.get("description")
         self.disabled: bool = bool(spec.get("disabled", False))
-        self.timeout: timedelta | None = parse_duration(spec["timeout"]) if spec.get("timeout") else None
+        # An expression (Kestra 1.x renders `timeout`) is rendered when a run starts; see the worker.
+        raw_timeout = spec.get("timeout")
+        self.timeout: timedelta | None = (
+            parse_duration(raw_timeout) if raw_timeout and not dynamic(raw_timeout) else None
+        )
         self.retry: dict[str, Any] | None = spec.get("retry")
         self.allow_failure: bool = bool(spec.get("allowFailure", False))
         self.allow_warning: bool = bool(spec.get("allowWarning", False))
@@ -137,7 +141,7 @@ class RunnableTask(Task):
     @functools.cached_property
     def runs_inline(self) -> bool:
         """Inline unless a timeout must be enforced or a `{% %}` tag (a loop) could keep the executor busy."""
-        return self.inline and self.timeout is None and "{%" not in repr(self.spec)
+        return self.inline and self.spec.get("timeout") is None and "{%" not in repr(self.spec)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         raise NotImplementedError
