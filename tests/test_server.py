@@ -424,3 +424,21 @@ def test_the_watcher_reports_a_refused_deploy_and_deploys_the_file_at_the_next_p
         watcher.join(5)
     assert store.latest_flow("dev", "hello-world") is not None and not watcher.is_alive()
     assert ("ERROR", f"watching {flows}: database is locked") in said
+
+
+def test_a_webhook_turned_off_by_toggle_answers_404_until_turned_on(running: Running) -> None:
+    running.add_flow(SERVER_FLOWS / "hook.yaml")
+    toggle = (
+        "id: toggler\nnamespace: tests.server\ninputs:\n  - id: enabled\n    type: BOOLEAN\ntasks:\n"
+        "  - id: toggle\n    type: io.kestra.plugin.core.trigger.Toggle\n    namespace: tests.server\n"
+        "    flowId: hook\n    trigger: hook\n    enabled: '{{ inputs.enabled }}'\n"
+    )
+    (running.flows / "toggler.yaml").write_text(toggle)
+    running.wait_for(lambda: running.has_flow("tests.server", "hook") and running.has_flow("tests.server", "toggler"))
+    hook = "/api/v1/executions/webhook/tests.server/hook/a-secret-key"
+    for enabled, status in (("false", 404), ("true", 200)):
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        url = "/api/v1/executions/tests.server/toggler?wait=true"
+        _, execution = running.call("POST", url, f"enabled={enabled}".encode(), form)
+        assert execution["state"]["current"] == "SUCCESS", execution
+        assert running.call("POST", hook, b'{"name": "x"}', {"Content-Type": "application/json"})[0] == status

@@ -127,7 +127,7 @@ class Api:
         except NotFoundError:
             raise NotFoundError(f"Flow not found: {ns}.{flow_id}") from None
         trigger = webhook.find_trigger(flow, key)
-        if trigger is None:
+        if trigger is None or (ns, flow_id, trigger["id"]) in self.store.disabled_triggers():  # Toggle turns it off
             raise NotFoundError(f"Webhook not found: {ns}.{flow_id} has no webhook with this key")
         variables = webhook.trigger_variables(request.body, request.header_lists(), request.params)
         context = {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
