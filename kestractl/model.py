@@ -185,6 +185,10 @@ class Flow:
     inputs: list[Input] = field(default_factory=list)
     variables: dict[str, Any] = field(default_factory=dict)
     errors: list[Any] = field(default_factory=list)
+    # Kestra 1.x: tasks run after the main ones (and their errors) whatever happened, and tasks run once the
+    # execution's state is decided, which they see as `execution.state` and cannot change.
+    finally_: list[Any] = field(default_factory=list)
+    after_execution: list[Any] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
     disabled: bool = False
     triggers: list[dict[str, Any]] = field(default_factory=list)
@@ -198,7 +202,8 @@ class Flow:
     @functools.cached_property
     def tasks_by_id(self) -> dict[str, Any]:
         """Every task of the flow (errors and nested ones included) by id; one map for all its executions."""
-        return {t.id: t for top in [*self.tasks, *self.errors] for t in top.walk()}
+        lists = [*self.tasks, *self.errors, *self.finally_, *self.after_execution]
+        return {t.id: t for top in lists for t in top.walk()}
 
 
 @dataclass
@@ -261,6 +266,8 @@ class Execution:
     secrets: dict[str, Any] = field(default_factory=dict)
     # The execution's own `vars` once a task changed them (SetVariables …); None: the flow's `variables`.
     variables: dict[str, Any] | None = None
+    # The state the execution ends in, decided before its `afterExecution` tasks run (they see it).
+    ending: State | None = None
 
     # Task runs by id; rebuilt when the list's length or last run changed (runs are appended, a restart removes).
     _by_id: dict[str, TaskRun] = field(default_factory=dict, init=False, repr=False, compare=False)

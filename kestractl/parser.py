@@ -291,11 +291,13 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
     seen: dict[str, str] = {}
     tasks = _task_list(data, "tasks", "tasks", problems, defaults, seen, required=True)
     errors = _task_list(data, "errors", "errors", problems, defaults, seen)
+    finally_ = _task_list(data, "finally", "finally", problems, defaults, seen)
+    after_execution = _task_list(data, "afterExecution", "afterExecution", problems, defaults, seen)
     inputs = _inputs(data, problems)
     triggers = _triggers(data, problems)
     _listeners(data, problems, defaults, seen)
     if flow_id and namespace:
-        _recursive_calls(namespace, flow_id, [*tasks, *errors], problems)
+        _recursive_calls(namespace, flow_id, [*tasks, *errors, *finally_, *after_execution], problems)
     if data.get("retry") is not None:
         for error in _retry_problems(data["retry"]):
             field, _, reason = error.partition(":")
@@ -305,6 +307,8 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
         namespace=namespace or "",
         tasks=tasks,
         errors=errors,
+        finally_=finally_,
+        after_execution=after_execution,
         description=data.get("description"),
         labels=_labels(data, problems),
         inputs=inputs,

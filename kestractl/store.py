@@ -667,6 +667,7 @@ def _execution_data(e: Execution) -> dict[str, Any]:
         "scheduleDate": iso(e.scheduled_at),
         "secrets": e.secrets,
         "variables": e.variables,
+        "ending": e.ending.value if e.ending else None,
     }
 
 
@@ -688,6 +689,7 @@ def _execution_from(d: dict[str, Any]) -> Execution:
         scheduled_at=parse_iso(d.get("scheduleDate")),
         secrets=d.get("secrets") or {},
         variables=d.get("variables"),
+        ending=State(d["ending"]) if d.get("ending") else None,
     )
 
 

@@ -105,3 +105,24 @@ def test_a_timeout_given_by_an_expression_is_rendered_when_the_task_starts(cli: 
     assert "Timeout after PT0.1S" in logs
     code, enough = cli.execute("dev", "dynamic-timeout", "--input", "limit=PT5S")
     assert code == 0, enough
+
+
+def test_finally_runs_whatever_happened_and_after_execution_sees_the_final_state(cli: Cli) -> None:
+    cli.deploy("finally.yaml")
+    code, ok = cli.execute("dev", "finally")
+    assert code == 0 and state(ok) == "SUCCESS"
+    assert [r["taskId"] for r in ok["taskRunList"]] == ["work", "cleanup", "on_success", "on_failure", "broken"]
+    assert runs(ok, "cleanup")[0]["outputs"]["value"] == "cleaned while RUNNING"
+    assert state(runs(ok, "on_success")[0]) == "SUCCESS" and state(runs(ok, "on_failure")[0]) == "SKIPPED"
+    assert state(runs(ok, "broken")[0]) == "FAILED"
+    code, failed = cli.execute("dev", "finally", "--input", "fail=true")
+    assert code == 1 and state(failed) == "FAILED"
+    assert [r["taskId"] for r in failed["taskRunList"]] == [
+        "work",
+        "alert",
+        "cleanup",
+        "on_success",
+        "on_failure",
+        "broken",
+    ]
+    assert state(runs(failed, "on_success")[0]) == "SKIPPED" and state(runs(failed, "on_failure")[0]) == "SUCCESS"

@@ -14,7 +14,15 @@ from kestractl.expressions import is_truthy
 from kestractl.inputs import type_output
 from kestractl.model import Attempt, Execution, Flow, State, StateInfo, TaskRun, utcnow
 from kestractl.tasks.base import FlowableTask, RunContext, Task
-from kestractl.tasks.flowable import FlowableView, RunIndex, list_state, resolve, sequential_nexts
+from kestractl.tasks.flowable import (
+    NO_TASKS,
+    FlowableView,
+    RunIndex,
+    list_state,
+    resolve,
+    sequential_nexts,
+    worst_state,
+)
 
 # A runaway loop must fail its execution, not fill the memory and the store.
 MAX_TASK_RUNS = 100_000
@@ -126,15 +134,29 @@ class Executor:
                 return [], False
             return self._resolve(execution, task, run, index, step, now)
         view = FlowableView(execution, None, index, now)
-        tasks, errors = resolve(self.flow.tasks), resolve(self.flow.errors)
-        nexts = sequential_nexts(view, tasks, errors)
+        nexts, state = self._flow_lists(view, step)
         for run in nexts:
             self._add(execution, run, index, step)
-        if not nexts:
-            state = list_state(view, tasks, errors)
-            if state is not None and not self._in_flight(execution):
-                self._end(execution, state, step, now)
+        if state is not None and not self._in_flight(execution):
+            self._end(execution, state, step, now)
         return nexts, False
+
+    def _flow_lists(self, view: FlowableView, step: Step) -> tuple[list[TaskRun], State | None]:
+        """The flow's tasks (or its errors); then `finally`, whatever happened; then `afterExecution`, once the
+        state the execution ends in is decided (its failures do not change it). New runs, or the final state."""
+        tasks, errors = resolve(self.flow.tasks), resolve(self.flow.errors)
+        nexts = sequential_nexts(view, tasks, errors)
+        state = None if nexts else list_state(view, tasks, errors)
+        if state is None:
+            return nexts, None
+        nexts, ending = _then(view, self.flow.finally_, state)
+        if ending is None:
+            return nexts, None
+        if view.execution.ending != ending and self.flow.after_execution:
+            view.execution.ending = ending
+            step.execution_changed = True
+        nexts, after = _then(view, self.flow.after_execution, ending)
+        return nexts, None if after is None else ending
 
     def _in_flight(self, execution: Execution) -> bool:
         """Runs still working (a failed Parallel's siblings): the execution ends after them."""
@@ -231,3 +253,15 @@ class Executor:
         if not in_flight:
             execution.state.moved(State.KILLED, now)
             step.execution_changed = True
+
+
+def _then(view: FlowableView, tasks: list[Task], state: State) -> tuple[list[TaskRun], State | None]:
+    """`tasks` one after another once `state` is decided: new runs, or the worse state once they ended."""
+    resolved = resolve(tasks)
+    if not resolved:
+        return [], state
+    nexts = sequential_nexts(view, resolved, NO_TASKS)
+    if nexts:
+        return nexts, None
+    end = list_state(view, resolved, NO_TASKS)
+    return [], None if end is None else worst_state([state, end])

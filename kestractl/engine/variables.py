@@ -103,6 +103,7 @@ def build_variables(
             "id": execution.id,
             "startDate": iso(execution.state.start_date),
             "originalId": execution.original_id or execution.id,
+            "state": (execution.ending or execution.state.current).value,
         },
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
         "outputs": execution_outputs(execution),
