@@ -193,6 +193,8 @@ class Flow:
     disabled: bool = False
     triggers: list[dict[str, Any]] = field(default_factory=list)
     retry: dict[str, Any] | None = None
+    # Kestra's `concurrency`: {limit, behavior QUEUE | CANCEL | FAIL} over the flow's running executions.
+    concurrency: dict[str, Any] | None = None
     source: str = ""
 
     @property

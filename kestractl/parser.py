@@ -169,6 +169,7 @@ def _parse(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
+CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
 MAX_SOURCE_CHARS = 1_000_000
 MAX_DEPTH = 64
 
@@ -317,6 +318,7 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
         disabled=bool(data.get("disabled", False)),
         triggers=triggers,
         retry=data.get("retry"),
+        concurrency=_concurrency(data, problems),
     )
     return flow
 
@@ -348,6 +350,27 @@ def _recursive_calls(namespace: str, flow_id: str, tasks: list[Task], problems: 
     for task in (t for top in tasks for t in top.walk()):
         if task.is_executable and (task.spec.get("namespace"), task.spec.get("flowId")) == (namespace, flow_id):
             problems.add(f"tasks.{task.id}", f"Recursive call to flow [{namespace}.{flow_id}]", _line(task.spec))
+
+
+def _concurrency(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any] | None:
+    """`concurrency: {limit, behavior}`: at most `limit` running executions; the next ones wait (QUEUE), are
+    CANCELLED or FAILED."""
+    raw = data.get("concurrency")
+    if raw is None:
+        return None
+    line = _line(data, "concurrency")
+    if not isinstance(raw, Mapping):
+        problems.add("concurrency", "must be a map with `limit` and `behavior`", line)
+        return None
+    for key in raw:
+        if key not in ("limit", "behavior"):
+            problems.add(f"concurrency.{key}", unrecognized(str(key), "Concurrency"), line)
+    limit, behavior = raw.get("limit"), str(raw.get("behavior", "QUEUE")).upper()
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        problems.add("concurrency.limit", f"must be a whole number >= 1, not `{limit}`", line)
+    if behavior not in CONCURRENCY_BEHAVIORS:
+        problems.add("concurrency.behavior", f"must be one of {', '.join(CONCURRENCY_BEHAVIORS)}", line)
+    return {"limit": limit, "behavior": behavior}
 
 
 def _variables(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:

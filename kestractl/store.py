@@ -400,6 +400,14 @@ class Store:
         sql += " ORDER BY start_date DESC LIMIT ?"
         return [r[0] for r in self.conn.execute(sql, [*args, limit])]
 
+    def flow_execution_ids(
+        self, namespace: str, flow_id: str, states: list[str], oldest_first: bool = False
+    ) -> list[str]:
+        """The executions of one flow (its namespace exactly) in these states, newest or oldest first."""
+        marks = ",".join("?" * len(states))
+        sql = f"SELECT id FROM executions WHERE namespace=? AND flow_id=? AND state IN ({marks}) ORDER BY start_date"
+        return [r[0] for r in self.conn.execute(sql + ("" if oldest_first else " DESC"), [namespace, flow_id, *states])]
+
     def execution_counts(self, query: ExecutionQuery) -> list[tuple[str, str, int]]:
         """(namespace, flow id, count) of the executions matching `query`, per flow; a flow named in
         `query.flows` is listed even without executions (Kestra's `executionCounts`)."""

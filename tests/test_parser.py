@@ -239,3 +239,14 @@ def test_a_key_merged_in_with_an_anchor_may_be_overridden() -> None:
     text = BASE + "  - &log\n    id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
     text += "  - <<: *log\n    id: b\n    message: there\n"
     assert [t.spec["message"] for t in parse_flow(text, "f.yaml").tasks] == ["hi", "there"]
+
+
+def test_concurrency_needs_a_limit_of_at_least_one_and_a_known_behavior() -> None:
+    found = problems(BASE + LOG + "concurrency:\n  limit: 0\n  behavior: WAIT\n  max: 2\n")
+    assert sorted(found) == [
+        "f.yaml:7: concurrency.behavior: must be one of QUEUE, CANCEL, FAIL",
+        "f.yaml:7: concurrency.limit: must be a whole number >= 1, not `0`",
+        'f.yaml:7: concurrency.max: Unrecognized field "max" (Concurrency), not marked as ignorable',
+    ]
+    flow = parse_flow(BASE + LOG + "concurrency:\n  limit: 2\n", "f.yaml")
+    assert flow.concurrency == {"limit": 2, "behavior": "QUEUE"}

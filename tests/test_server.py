@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -442,3 +444,40 @@ def test_a_webhook_turned_off_by_toggle_answers_404_until_turned_on(running: Run
         _, execution = running.call("POST", url, f"enabled={enabled}".encode(), form)
         assert execution["state"]["current"] == "SUCCESS", execution
         assert running.call("POST", hook, b'{"name": "x"}', {"Content-Type": "application/json"})[0] == status
+
+
+def _limited(behavior: str) -> str:
+    return (
+        f"id: limited-{behavior.lower()}\nnamespace: tests.server\nconcurrency:\n  limit: 1\n  behavior: {behavior}\n"
+        "tasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0.3S\n"
+    )
+
+
+def test_a_flow_concurrency_limit_queues_cancels_or_fails_the_executions_over_it(running: Running) -> None:
+    for behavior in ("QUEUE", "CANCEL", "FAIL"):
+        (running.flows / f"{behavior}.yaml").write_text(_limited(behavior))
+    running.wait_for(lambda: all(running.has_flow("tests.server", f"limited-{b}") for b in ("queue", "cancel", "fail")))
+    for behavior, others in (("queue", "SUCCESS"), ("cancel", "CANCELLED"), ("fail", "FAILED")):
+        ids = [running.call("POST", f"/api/v1/executions/tests.server/limited-{behavior}")[1]["id"] for _ in range(3)]
+        done = [running.execution_done(i) if others == "SUCCESS" else running.wait_for(_ended(running, i)) for i in ids]
+        assert [d["state"]["current"] for d in done] == ["SUCCESS", others, others], behavior
+    queued = [running.execution_done(e["id"]) for e in running.executions_of("limited-queue")]
+    running_spans = sorted(
+        (_at(next(h["date"] for h in e["state"]["histories"] if h["state"] == "RUNNING")), _at(e["state"]["endDate"]))
+        for e in queued
+    )
+    assert all(earlier[1] <= later[0] for earlier, later in pairwise(running_spans)), running_spans  # one at a time
+    histories = [[h["state"] for h in e["state"]["histories"]] for e in queued]
+    assert sum("QUEUED" in h for h in histories) == 2
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _ended(running: Running, execution_id: str) -> Any:
+    def check() -> dict[str, Any] | None:
+        execution = running.call("GET", f"/api/v1/executions/{execution_id}")[1]
+        return execution if execution["state"]["current"] in ("SUCCESS", "CANCELLED", "FAILED") else None
+
+    return check

@@ -38,6 +38,8 @@ from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
+# States of an execution that count against its flow's concurrency limit.
+_OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
 log = logging.getLogger("kestractl.engine")
 
@@ -343,6 +345,8 @@ class Runner:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
         execution = active.execution
         ended_before = execution.state.current.is_terminated() and not active.ended_by_task
+        if not self._admitted(active):
+            return
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
@@ -567,11 +571,42 @@ class Runner:
         heapq.heapify(self._timers)
         active.mark()
 
+    def _admitted(self, active: Active) -> bool:
+        """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
+        it waits QUEUED (until one ends, see `_finish`), or ends CANCELLED or FAILED."""
+        execution, concurrency = active.execution, active.flow.concurrency
+        if concurrency is None or execution.state.current not in (State.CREATED, State.QUEUED):
+            return True
+        running = self.store.flow_execution_ids(execution.namespace, execution.flow_id, _OCCUPYING)
+        if len([i for i in running if i != execution.id]) < concurrency["limit"]:
+            return True
+        if concurrency["behavior"] == "QUEUE":
+            if execution.state.moved(State.QUEUED):
+                with self.store.transaction():
+                    self.store.save_execution(execution)
+            self._active.pop(execution.id, None)
+            return False
+        ending = State.CANCELLED if concurrency["behavior"] == "CANCEL" else State.FAILED
+        self._context(active, None, None).log("WARN", f"Flow is {ending.value} due to concurrency limit exceeded")
+        execution.state.moved(ending)
+        with self.store.transaction():
+            self.store.save_execution(execution)
+        self._finish(active)
+        return False
+
+    def _dequeue(self, execution: Execution) -> None:
+        """A slot of a flow with a concurrency limit was freed: its oldest queued execution tries again."""
+        queued = self.store.flow_execution_ids(execution.namespace, execution.flow_id, [State.QUEUED.value], True)
+        if queued:
+            self._activate(queued[0])
+
     def _finish(self, active: Active) -> None:
         execution = active.execution
         self.contexts.release(execution)
         self._active.pop(execution.id, None)
         self.logs.flush()
+        if active.flow.concurrency is not None:
+            self._dequeue(execution)
         if self.on_end is not None:
             self.on_end(execution)
         if execution.parent_id is None or execution.parent_task_run_id is None:
