@@ -195,6 +195,8 @@ class Flow:
     retry: dict[str, Any] | None = None
     # Kestra's `concurrency`: {limit, behavior QUEUE | CANCEL | FAIL} over the flow's running executions.
     concurrency: dict[str, Any] | None = None
+    # Kestra's `sla` list: validated, not enforced here (each execution says so in one WARN line).
+    sla: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
 
     @property

@@ -170,6 +170,7 @@ def _parse(text: str) -> Any:
 
 
 CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
+SLA_TYPES = ("MAX_DURATION", "EXECUTION_ASSERTION")
 MAX_SOURCE_CHARS = 1_000_000
 MAX_DEPTH = 64
 
@@ -319,6 +320,7 @@ def _build_flow(data: Mapping[str, Any], problems: _Problems) -> Flow | None:
         triggers=triggers,
         retry=data.get("retry"),
         concurrency=_concurrency(data, problems),
+        sla=_sla(data, problems),
     )
     return flow
 
@@ -371,6 +373,15 @@ def _concurrency(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any]
     if behavior not in CONCURRENCY_BEHAVIORS:
         problems.add("concurrency.behavior", f"must be one of {', '.join(CONCURRENCY_BEHAVIORS)}", line)
     return {"limit": limit, "behavior": behavior}
+
+
+def _sla(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, Any]]:
+    raw = data.get("sla") or []
+    items = raw if isinstance(raw, list) else [None]
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not item.get("id") or item.get("type") not in SLA_TYPES:
+            problems.add(f"sla[{index}]", f"needs an `id` and a `type` ({', '.join(SLA_TYPES)})", _line(data, "sla"))
+    return [dict(item) for item in items if isinstance(item, Mapping)]
 
 
 def _variables(data: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from conftest import Cli, runs, state
 
@@ -126,3 +127,15 @@ def test_finally_runs_whatever_happened_and_after_execution_sees_the_final_state
         "broken",
     ]
     assert state(runs(failed, "on_success")[0]) == "SKIPPED" and state(runs(failed, "on_failure")[0]) == "SUCCESS"
+
+
+def test_a_flow_sla_is_validated_and_each_execution_says_it_is_not_enforced(cli: Cli, tmp_path: Path) -> None:
+    base = "id: sla\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    flow = tmp_path / "sla.yaml"
+    flow.write_text(base + "sla:\n  - id: slow\n    type: LATE\n")
+    assert cli("flow", "deploy", str(flow)).exit_code == 2
+    flow.write_text(base + "sla:\n  - id: slow\n    type: MAX_DURATION\n    duration: PT1H\n    behavior: FAIL\n")
+    assert cli("flow", "deploy", str(flow)).exit_code == 0
+    code, execution = cli.execute("dev", "sla")
+    assert code == 0
+    assert "The flow's `sla` is not enforced by kestractl" in cli("executions", "logs", execution["id"]).stdout

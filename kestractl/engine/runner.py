@@ -575,6 +575,8 @@ class Runner:
         """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
         it waits QUEUED (until one ends, see `_finish`), or ends CANCELLED or FAILED."""
         execution, concurrency = active.execution, active.flow.concurrency
+        if active.flow.sla and execution.state.current == State.CREATED:
+            self._context(active, None, None).log("WARN", "The flow's `sla` is not enforced by kestractl")
         if concurrency is None or execution.state.current not in (State.CREATED, State.QUEUED):
             return True
         running = self.store.flow_execution_ids(execution.namespace, execution.flow_id, _OCCUPYING)
