@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,11 @@ class Cli:
     def execute(self, namespace: str, flow_id: str, *args: str) -> tuple[int, dict[str, Any]]:
         result = self("execute", namespace, flow_id, "--json", *args)
         return result.exit_code, json.loads(result.stdout)
+
+
+def needs_tool(name: str) -> pytest.MarkDecorator:
+    """Skip a test whose tool is missing on a developer's machine; in CI (`CI=true`) it runs, and fails."""
+    return pytest.mark.skipif(shutil.which(name) is None and os.environ.get("CI") != "true", reason=f"needs `{name}`")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli, runs
+from conftest import Cli, needs_tool, runs
 
 from kestractl import expressions_jq
 from kestractl.engine import variables
@@ -117,7 +116,7 @@ def test_decrypt_reads_a_value_java_encrypted_like_kestra() -> None:
     assert render("{{ decrypt(key, value) }}", {"key": KESTRA_TEST_KEY, "value": JAVA_ENCRYPTED}) == "It's a secret"
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="needs a JDK to check the other direction")
+@needs_tool("java")
 def test_java_decrypts_what_encrypt_wrote(tmp_path: Path) -> None:
     source = tmp_path / "Dec.java"
     source.write_text(

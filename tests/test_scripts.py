@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import threading
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs_tool
 
 from kestractl.errors import TaskError
 from kestractl.model import Execution, Flow, LogEntry, TaskRun
@@ -422,7 +422,7 @@ def test_python_script_knows_pebbles_true_false_and_null(tmp_path: Path) -> None
     assert run.lines("INFO") == ["[True, False, None]"]
 
 
-needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="needs `node` on PATH")
+needs_node = needs_tool("node")
 
 
 @needs_node
