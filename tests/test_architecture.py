@@ -89,3 +89,22 @@ def test_cli_start_up_does_not_import_the_engine() -> None:
     code = f"import sys, kestractl.cli.app; print(','.join(m for m in sys.modules if m.startswith({heavy})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_running_a_plain_flow_loads_no_task_library(tmp_path: Path) -> None:
+    """HTTP, jq, encryption, holidays and murmur3 are imported by the tasks and functions that use them only."""
+    libraries = ("httpx", "jq", "cryptography", "holidays", "mmh3", "duckdb")
+    flow = tmp_path / "plain.yaml"
+    flow.write_text(
+        "id: plain\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    )
+    code = (
+        "import sys; from kestractl.cli.app import main\n"
+        f"home = {str(tmp_path / 'home')!r}\n"
+        "for argv in (['flow', 'deploy', sys.argv[1]], ['execute', 'dev', 'plain']):\n"
+        "    try: main(['--home', home, *argv])\n"
+        "    except SystemExit: pass\n"
+        f"print('loaded:', *sorted(m for m in sys.modules if m.split('.')[0] in {libraries!r}), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(flow)], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == "loaded:", done.stderr
