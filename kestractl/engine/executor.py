@@ -12,7 +12,7 @@ from datetime import datetime
 from kestractl.errors import KestraError
 from kestractl.expressions import is_truthy
 from kestractl.inputs import type_output
-from kestractl.model import Attempt, Execution, Flow, State, StateInfo, TaskRun, utcnow
+from kestractl.model import Attempt, Execution, Flow, State, StateInfo, TaskRun, utcnow, worst_state
 from kestractl.tasks.base import FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
     NO_TASKS,
@@ -21,7 +21,6 @@ from kestractl.tasks.flowable import (
     list_state,
     resolve,
     sequential_nexts,
-    worst_state,
 )
 
 # A runaway loop must fail its execution, not fill the memory and the store.
