@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -97,6 +98,16 @@ FAILED_STATES = frozenset({State.FAILED, State.KILLED, State.CANCELLED})
 
 # Worst first: the state a list of finished runs adds up to (Kestra's `guessFinalState`).
 _SEVERITY = [State.KILLED, State.FAILED, State.WARNING, State.PAUSED]
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Kestra's `MapUtils.deepMerge`: nested maps merge, any other value from `update` wins (pluginDefaults,
+    SetVariables, KV Put, the State store)."""
+    merged = dict(base)
+    for key, value in update.items():
+        old = merged.get(key)
+        merged[key] = deep_merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return merged
 
 
 def worst_state(states: list[State]) -> State:

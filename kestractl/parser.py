@@ -16,7 +16,7 @@ import yaml
 from kestractl.errors import ValidationError, unknown_type, unrecognized
 from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
-from kestractl.model import Flow, Output, label_pairs, label_text
+from kestractl.model import Flow, Output, deep_merge, label_pairs, label_text
 from kestractl.tasks import registry, templating
 from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task, dynamic
 from kestractl.triggers.validate import validate_trigger
@@ -494,18 +494,8 @@ def _apply_defaults(spec: Mapping[str, Any], defaults: list[dict[str, Any]]) -> 
         if not same and not any(name.startswith(dtype + ".") for name in names):
             continue
         values = dict(default["values"])
-        merged = _deep_merge(merged, values) if default.get("forced") else _deep_merge(values, merged)
+        merged = deep_merge(merged, values) if default.get("forced") else deep_merge(values, merged)
     return merged
-
-
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _task_list(

@@ -52,6 +52,13 @@ def dynamic(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def is_true(value: Any, default: bool) -> bool:
+    """A rendered boolean property as Kestra reads it: text is true only as `true`; absent is the default."""
+    if value is None:
+        return default
+    return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+
+
 def duration_problems(spec: dict[str, Any], *names: str) -> list[str]:
     """Deploy-time check of static durations; an expression is checked when it is rendered."""
     return [
@@ -280,6 +287,10 @@ class RunContext:
         """Render strings (recursively in lists and maps) with this run's variables."""
         variables = {**self.variables, **extra} if extra else self.variables
         return self._renderer(value, variables)
+
+    def render_flag(self, value: Any, default: bool) -> bool:
+        """A boolean property (Kestra 1.x renders them): `true`, or an expression that gives it."""
+        return is_true(self.render(value), default)
 
     def render_duration(self, value: Any, name: str) -> timedelta:
         """A duration property (Kestra 1.x renders them): ISO-8601 text, or an expression that gives one."""

@@ -52,7 +52,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kestractl import ion
 from kestractl.errors import TaskError
 from kestractl.model import iso_duration, new_id
-from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.registry import register
 from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.workingdir import inside
@@ -490,8 +490,7 @@ class Query(RunnableTask):
         return None if value is None else ctx.render(value)
 
     def _flag(self, ctx: RunContext, key: str) -> bool:
-        value = self._prop(ctx, key)
-        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+        return is_true(self._prop(ctx, key), False)
 
     def _fetch_type(self, ctx: RunContext) -> str:
         """Kestra's `renderFetchType`: the deprecated booleans first, then `fetchType` (default NONE)."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
-from kestractl.model import ExecutionQuery, State, label_pairs, label_text
+from kestractl.model import ExecutionQuery, State, deep_merge, label_pairs, label_text
 from kestractl.tasks.base import RunContext, RunnableTask, dynamic
 from kestractl.tasks.registry import register
 
@@ -32,15 +32,6 @@ EXIT_STATES = {
 
 def render_text(ctx: RunContext, value: Any) -> str | None:
     return None if value is None else str(ctx.render(value))
-
-
-def render_bool(ctx: RunContext, value: Any, default: bool) -> bool:
-    """A boolean property, possibly an expression (`Property<Boolean>`)."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(ctx.render(value)).strip().lower() == "true"
 
 
 def render_date(ctx: RunContext, value: Any, name: str) -> datetime | None:
@@ -170,7 +161,7 @@ class Kill(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         ctx.update.end_state = State.KILLED
-        ctx.update.kill = render_bool(ctx, self.spec.get("propagateKill"), False)
+        ctx.update.kill = ctx.render_flag(self.spec.get("propagateKill"), False)
         return None
 
 
@@ -222,15 +213,6 @@ class Labels(RunnableTask):
         return label_text(ctx.render(value) if isinstance(value, str) else value)
 
 
-def deep_merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Kestra's `MapUtils.deepMerge` into `target`: nested maps are merged, any other value replaced."""
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            deep_merge(target[key], value)
-        else:
-            target[key] = value
-
-
 @register
 class SetVariables(RunnableTask):
     """Merge rendered `variables` into the execution's `vars` (deep merge)."""
@@ -253,7 +235,7 @@ class SetVariables(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         variables = self._variables(ctx)
-        overwrite = render_bool(ctx, self.spec.get("overwrite"), True)
+        overwrite = ctx.render_flag(self.spec.get("overwrite"), True)
 
         def edit(current: dict[str, Any]) -> None:
             existing = [key for key in variables if key in current]
@@ -261,7 +243,7 @@ class SetVariables(RunnableTask):
                 raise TaskError(
                     "`overwrite` is set to false and the following variables already exist: " + ",".join(existing)
                 )
-            deep_merge(current, variables)
+            current.update(deep_merge(current, variables))
 
         ctx.update.variables.append(edit)
         return None
@@ -292,7 +274,7 @@ class UnsetVariables(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         paths = render_list(ctx, self.spec["variables"], "variables") or []
-        ignore_missing = render_bool(ctx, self.spec.get("ignoreMissing"), False)
+        ignore_missing = ctx.render_flag(self.spec.get("ignoreMissing"), False)
 
         def edit(current: dict[str, Any]) -> None:
             for path in paths:
@@ -434,7 +416,7 @@ class PurgeExecutions(_Dated):
         )
         return ctx.services.purge_executions(
             query,
-            executions=render_bool(ctx, self.spec.get("purgeExecution"), True),
-            logs=render_bool(ctx, self.spec.get("purgeLog"), True),
-            storage=render_bool(ctx, self.spec.get("purgeStorage"), True),
+            executions=ctx.render_flag(self.spec.get("purgeExecution"), True),
+            logs=ctx.render_flag(self.spec.get("purgeLog"), True),
+            storage=ctx.render_flag(self.spec.get("purgeStorage"), True),
         )

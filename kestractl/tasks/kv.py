@@ -11,7 +11,7 @@ from kestractl.errors import TaskError
 from kestractl.expressions import render_typed
 from kestractl.expressions_filters import to_json, to_text
 from kestractl.kv import KVStore, KVType, convert, namespaces
-from kestractl.model import utcnow
+from kestractl.model import deep_merge, utcnow
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.registry import register
 
@@ -40,8 +40,7 @@ class KVTask(RunnableTask):
         return str(ctx.render(value))
 
     def flag(self, ctx: RunContext, name: str, default: bool) -> bool:
-        value = ctx.render(self.spec.get(name, default))
-        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+        return ctx.render_flag(self.spec.get(name), default)
 
 
 class NamespaceKVTask(KVTask):
@@ -177,15 +176,6 @@ def merge_values(existing: Any, new: Any) -> Any:
     if isinstance(existing, dict) and isinstance(new, dict):
         return deep_merge(existing, new)
     return new
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Kestra's `MapUtils.deepMerge`: nested maps merge, anything else from `update` wins."""
-    merged = dict(base)
-    for name, value in update.items():
-        old = merged.get(name)
-        merged[name] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
-    return merged
 
 
 def _is_entry_list(items: list[Any]) -> bool:

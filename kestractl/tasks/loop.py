@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from kestractl.expressions import is_truthy
 from kestractl.model import FAILED_STATES, State, TaskRun
 from kestractl.tasks.base import FlowableTask, RunContext, Task, duration_problems, dynamic
-from kestractl.tasks.execution import render_bool, render_text
+from kestractl.tasks.execution import render_text
 from kestractl.tasks.flowable import FlowableView, ResolvedTask, final_state, resolve
 from kestractl.tasks.registry import register
 
@@ -82,7 +82,7 @@ class LoopUntil(FlowableTask):
                 view.data["waiting"] = True
                 view.set_timer(CONTINUE, ctx.render_duration(self._frequency.get("interval", "PT1M"), "interval"))
                 return None
-            if self._reached(ctx, view, warn=True) and render_bool(ctx, self.spec.get("failOnMaxReached"), False):
+            if self._reached(ctx, view, warn=True) and ctx.render_flag(self.spec.get("failOnMaxReached"), False):
                 return State.FAILED
         return final_state(main, self.allow_failure, self.allow_warning)
 

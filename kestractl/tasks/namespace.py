@@ -11,7 +11,7 @@ from kestractl.errors import TaskError
 from kestractl.namespace_files import NamespaceFiles, path_matcher
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.registry import register
-from kestractl.tasks.workingdir import files_under, is_true, string_list, text_value
+from kestractl.tasks.workingdir import files_under, string_list, text_value
 
 PACKAGE = "io.kestra.plugin.core.namespace."
 CONFLICTS = ("OVERWRITE", "ERROR", "SKIP")
@@ -128,7 +128,7 @@ class DeleteFiles(_NamespaceTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         target = self.namespace_files(ctx)
-        prune = is_true(ctx.render(self.props.get("deleteParentFolder")), False)
+        prune = ctx.render_flag(self.props.get("deleteParentFolder"), False)
         deleted = [path for path in target.find(path_matcher(self.patterns(ctx))) if target.delete(path, prune)]
         for path in deleted:
             ctx.log("DEBUG", f"Deleted {path}")

@@ -30,13 +30,12 @@ from kestractl.errors import TaskError
 from kestractl.model import new_id
 from kestractl.tasks import environments
 from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
-from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.registry import register
 from kestractl.tasks.workingdir import (
     TaskFiles,
     files_under,
     inside,
-    is_true,
     namespace_files_problems,
 )
 from kestractl.tasks.workingdir import string_list as _as_list

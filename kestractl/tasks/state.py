@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.kv import KVStore
+from kestractl.model import deep_merge
 from kestractl.storage import slugify
 from kestractl.tasks.base import RunContext
-from kestractl.tasks.kv import KVTask, deep_merge
+from kestractl.tasks.kv import KVTask
 from kestractl.tasks.registry import register
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kestractl.tasks.base import RunContext, RunnableTask
-from kestractl.tasks.execution import render_bool, render_text
+from kestractl.tasks.execution import render_text
 from kestractl.tasks.registry import register
 
 
@@ -27,7 +27,7 @@ class Toggle(RunnableTask):
         namespace = render_text(ctx, self.spec.get("namespace")) or ctx.execution.namespace
         flow_id = render_text(ctx, self.spec.get("flowId")) or ctx.execution.flow_id
         trigger = render_text(ctx, self.spec["trigger"]) or ""
-        enabled = render_bool(ctx, self.spec.get("enabled"), False)
+        enabled = ctx.render_flag(self.spec.get("enabled"), False)
         ctx.services.toggle_trigger(namespace, flow_id, trigger, enabled)
         ctx.info(f"Trigger {trigger} of {namespace}.{flow_id} {'enabled' if enabled else 'disabled'}")
         return None

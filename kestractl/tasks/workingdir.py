@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.namespace_files import NamespaceFiles, include_exclude, path_matcher
-from kestractl.tasks.base import RunContext, Task
+from kestractl.tasks.base import RunContext, Task, is_true
 
 NAMESPACE_FILES_KEYS = ("enabled", "include", "exclude", "namespaces", "ifExists", "folderPerNamespace")
 IF_EXISTS = ("OVERWRITE", "FAIL", "WARN", "IGNORE")
@@ -33,12 +33,6 @@ def string_list(value: Any) -> list[str]:
     if value is None:
         return []
     return [text_value(item) for item in value] if isinstance(value, list) else [text_value(value)]
-
-
-def is_true(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
 
 
 def inside(root: Path, name: str) -> Path:
