@@ -30,8 +30,8 @@ LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARN
 
 
 @dataclass(frozen=True)
-class _Poll:
-    """An enabled HTTP trigger of a flow's latest revision."""
+class EnabledTrigger:
+    """An enabled trigger of a flow's latest revision, with the signature its stored state must match."""
 
     flow: Flow
     trigger: dict[str, Any]
@@ -49,9 +49,9 @@ class HttpPolls:
         self._states: dict[tuple[str, str, str], TriggerState] = {}
         self._inflight: set[tuple[str, str, str]] = set()
         self._running: dict[tuple[str, str, str], str] = {}
-        self._done: queue.Queue[tuple[_Poll, dict[str, Any] | None]] = queue.Queue()
+        self._done: queue.Queue[tuple[EnabledTrigger, dict[str, Any] | None]] = queue.Queue()
         self._indexed: list[Flow] | None = None
-        self._polls: dict[tuple[str, str, str], _Poll] = {}
+        self._polls: dict[tuple[str, str, str], EnabledTrigger] = {}
 
     def tick(self, flows: list[Flow], now: datetime) -> list[Execution]:
         """Start the executions of the polls that ended since the last tick, then the polls now due."""
@@ -78,11 +78,11 @@ class HttpPolls:
                 self._save(self._state(item, STOPPED), STOPPED)
                 log.info("http trigger %s of %s.%s stopped (stopAfter)", item.key[2], *item.key[:2])
 
-    def _enabled(self, flows: list[Flow]) -> dict[tuple[str, str, str], _Poll]:
+    def _enabled(self, flows: list[Flow]) -> dict[tuple[str, str, str], EnabledTrigger]:
         if flows is not self._indexed:
             self._indexed = flows
             self._polls = {
-                (flow.namespace, flow.id, str(trigger["id"])): _Poll(
+                (flow.namespace, flow.id, str(trigger["id"])): EnabledTrigger(
                     flow, trigger, (flow.namespace, flow.id, str(trigger["id"])), self._signature(trigger)
                 )
                 for flow in flows
@@ -92,7 +92,7 @@ class HttpPolls:
             }
         return self._polls
 
-    def _state(self, item: _Poll, now: datetime) -> TriggerState:
+    def _state(self, item: EnabledTrigger, now: datetime) -> TriggerState:
         """The stored next poll date; a new or changed trigger polls at once."""
         state = self._states.get(item.key) or self.runner.store.trigger_state(*item.key)
         if state is None or state.signature != item.signature:
@@ -105,7 +105,7 @@ class HttpPolls:
         with self.runner.store.transaction():
             self.runner.store.save_trigger_state(state)
 
-    def _poll(self, item: _Poll) -> None:
+    def _poll(self, item: EnabledTrigger) -> None:
         """On the poll's own thread: only the request and the condition; no store access."""
         variables = {"flow": {"id": item.flow.id, "namespace": item.flow.namespace}}
         outputs = None
@@ -128,7 +128,7 @@ class HttpPolls:
                 started += [execution] if execution is not None else []
         return started
 
-    def _start(self, item: _Poll, outputs: dict[str, Any]) -> Execution | None:
+    def _start(self, item: EnabledTrigger, outputs: dict[str, Any]) -> Execution | None:
         variables = {"trigger": outputs, "flow": {"id": item.flow.id, "namespace": item.flow.namespace}}
         if not all_met(item.trigger.get("conditions"), ConditionContext(variables=variables)):
             return None

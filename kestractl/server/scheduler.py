@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from kestractl.engine.variables import build_variables
 from kestractl.errors import KestraError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, label_pairs, label_text, utcnow
-from kestractl.server.polling import HttpPolls
+from kestractl.server.polling import EnabledTrigger, HttpPolls
 from kestractl.store import TriggerState
 from kestractl.triggers import flow as flow_trigger
 from kestractl.triggers import schedule
@@ -53,16 +52,6 @@ class FlowIndex:
         return self.flows
 
 
-@dataclass(frozen=True)
-class _Schedule:
-    """An enabled Schedule trigger of the latest revision, with the signature its stored state must match."""
-
-    flow: Flow
-    trigger: dict[str, Any]
-    key: tuple[str, str, str]
-    signature: str
-
-
 class Scheduler:
     def __init__(self, runner: Runner, on_started: Callable[[Execution, str], None] | None = None) -> None:
         self.runner = runner
@@ -70,7 +59,7 @@ class Scheduler:
         self.on_started = on_started
         self._next: dict[tuple[str, str, str], TriggerState] = {}
         self._indexed: list[Flow] | None = None
-        self._schedules: list[_Schedule] = []
+        self._schedules: list[EnabledTrigger] = []
         self.polls = HttpPolls(runner, self._started, _signature)
 
     # ---- schedules ----------------------------------------------------------------------------
@@ -89,13 +78,13 @@ class Scheduler:
                 started += self._fire(item, state, now)
         return started + self.polls.tick(self.index.flows, now)  # refreshed just above
 
-    def _enabled_schedules(self) -> list[_Schedule]:
+    def _enabled_schedules(self) -> list[EnabledTrigger]:
         """Rebuilt only when the flows changed: the server ticks four times a second over every trigger."""
         flows = self.index.refresh()
         if flows is not self._indexed:
             self._indexed = flows
             self._schedules = [
-                _Schedule(flow, trigger, (flow.namespace, flow.id, str(trigger["id"])), _signature(trigger))
+                EnabledTrigger(flow, trigger, (flow.namespace, flow.id, str(trigger["id"])), _signature(trigger))
                 for flow in flows
                 if not flow.disabled
                 for trigger in flow.triggers
@@ -103,7 +92,7 @@ class Scheduler:
             ]
         return self._schedules
 
-    def _fire(self, item: _Schedule, state: TriggerState, now: datetime) -> list[Execution]:
+    def _fire(self, item: EnabledTrigger, state: TriggerState, now: datetime) -> list[Execution]:
         fires, following = schedule.due(item.trigger, state.next_date, now)
         started = []
         store = self.runner.store
@@ -118,7 +107,7 @@ class Scheduler:
             self._started(execution, f"schedule {item.trigger['id']}")
         return started
 
-    def _state(self, item: _Schedule, now: datetime) -> TriggerState:
+    def _state(self, item: EnabledTrigger, now: datetime) -> TriggerState:
         """The stored next date, unless the trigger's definition changed since it was stored."""
         state = self._next.get(item.key) or self.runner.store.trigger_state(*item.key)
         if state is None or state.signature != item.signature:
