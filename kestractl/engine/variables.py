@@ -4,7 +4,7 @@ outputs nested by Each values, tasks (states), taskrun, parent(s), labels, trigg
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +47,28 @@ def execution_outputs(execution: Execution) -> dict[str, Any]:
         else:
             node.setdefault(path[-1], {}).update(run.outputs)
     return result
+
+
+class Lazy(Mapping[str, Any]):
+    """A variable built on first use: few templates read it, and building it walks every task run."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build = build
+        self._value: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def task_states(execution: Execution) -> dict[str, Any]:
@@ -107,7 +129,7 @@ def build_variables(
         },
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
         "outputs": execution_outputs(execution),
-        "tasks": task_states(execution),
+        "tasks": Lazy(lambda: task_states(execution)),
         "vars": flow.variables if execution.variables is None else execution.variables,
         "labels": execution.labels_map(),
         "envs": envs(),
