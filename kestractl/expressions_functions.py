@@ -20,25 +20,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
-from jinja2 import Undefined, pass_context
+from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from kestractl.config import ENCRYPTION_KEY_VARIABLES, encryption_secret_key
-from kestractl.expressions_filters import to_datetime, to_text
+from kestractl.expressions_dates import require, to_datetime
+from kestractl.expressions_filters import to_text
 from kestractl.ion import loads_lines
-
-
-def _require(value: Any) -> None:
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-
 
 # ---------------------------------------------------------------- ION
 
 
 def from_ion(ion: Any = None, allRows: bool = False) -> Any:
     """`fromIon(text, allRows=false)`: the first value of an ION text, or every value as a list."""
-    _require(ion)
+    require(ion)
     if ion is None:
         return None
     if not isinstance(ion, str):
@@ -99,8 +94,8 @@ def _key_and_text(function: str, text_name: str, args: tuple[Any, ...], kwargs: 
     if key is None:
         variable = ENCRYPTION_KEY_VARIABLES[0]
         raise ValueError(f"'{function}' needs a key: pass it as {function}(key, {text_name}) or set {variable}")
-    _require(key)
-    _require(named[text_name])
+    require(key)
+    require(named[text_name])
     return key, named[text_name]
 
 
@@ -122,8 +117,8 @@ _KSUID_EPOCH = 1_400_000_000
 
 def nano_id(length: int = 21, alphabet: str = _NANO_ALPHABET) -> str:
     """`nanoId(length=21, alphabet=...)`: a random id drawn from the alphabet."""
-    _require(length)
-    _require(alphabet)
+    require(length)
+    require(alphabet)
     if int(length) > 1000:
         raise ValueError("The 'nanoId()' function field 'length' must be lower than: 1000")
     if not alphabet:
@@ -166,7 +161,7 @@ _POSITIONS = ("FIRST", "SECOND", "THIRD", "FOURTH")
 
 def _datetime(value: Any, function: str, name: str = "date") -> datetime:
     """A date argument as Kestra's `DateUtils` reads it: a date, a datetime or ISO text, in its own offset."""
-    _require(value)
+    require(value)
     if value is None:
         raise ValueError(f"The '{function}()' function expects a '{name}' argument.")
     if isinstance(value, datetime):
@@ -292,7 +287,7 @@ def tasks_with_state(context: Context, state: Any = None) -> list[dict[str, Any]
 
 def loop_outputs(outputs: Any = None, name: Any = None) -> list[Any]:
     """`loopOutputs(outputs.loop.outputs, 'key')`: one output of every iteration of a LoopUntil-like list."""
-    _require(outputs)
+    require(outputs)
     if not isinstance(outputs, list | tuple):
         raise ValueError("The 'loopOutputs' function expects 'outputs' to be a list.")
     if not isinstance(name, str):

@@ -16,6 +16,8 @@ LAYERS = {
     "durations": 0,
     "config": 1,
     "expressions": 1,
+    "pebble_syntax": 1,
+    "expressions_dates": 1,
     "expressions_filters": 1,
     "expressions_functions": 1,
     "expressions_jq": 1,
