@@ -573,7 +573,8 @@ class Runner:
 
     def _admitted(self, active: Active) -> bool:
         """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
-        it waits QUEUED (until one ends, see `_finish`), or ends CANCELLED or FAILED."""
+        it waits QUEUED (until one ends, see `_finish`), or ends CANCELLED or FAILED. A starting execution of a
+        flow with an `sla` says, once, that it is not enforced here."""
         execution, concurrency = active.execution, active.flow.concurrency
         if active.flow.sla and execution.state.current == State.CREATED:
             self._context(active, None, None).log("WARN", "The flow's `sla` is not enforced by kestractl")
