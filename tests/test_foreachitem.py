@@ -7,8 +7,15 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
+import pytest
 from conftest import Cli, runs, state
 
+import kestractl.engine.runner as runner_module
+from kestractl.config import resolve_home
+from kestractl.engine.runner import Runner
+from kestractl.model import Execution, State, TaskRun
+from kestractl.storage import Storage
+from kestractl.store import Store
 from kestractl.tasks.splitter import parse_size, split
 
 
@@ -139,3 +146,52 @@ def test_the_online_seed_fails_fast_with_one_line_offline(cli: Cli) -> None:
     assert code == 1 and state(runs(execution, "extract")[0]) == "FAILED"
     errors = cli("executions", "logs", execution["id"], "--level", "ERROR").stdout.strip().splitlines()
     assert len(errors) == 1 and "httpfs" in errors[0]
+
+
+WINDOW_CHILD = "id: window-child\nnamespace: tests.window\ninputs:\n  - id: items\n    type: STRING\ntasks:\n"
+WINDOW_CHILD += "  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0.02S\n"
+WINDOW_PARENT = """id: window-parent
+namespace: tests.window
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 1
+    namespace: tests.window
+    flowId: window-child
+    inputs:
+      items: "{{ taskrun.items }}"
+"""
+
+
+def test_children_beyond_the_window_wait_as_rows_and_all_run(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 children must not be 100,000 executions in memory: at most ACTIVE_WINDOW are driven at once."""
+    for name, text in (("child.yaml", WINDOW_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 4)
+    home = resolve_home(cli.home)
+    running: set[str] = set()
+    peak = [0]
+
+    def seen(execution: Execution, _: list[TaskRun]) -> None:
+        if execution.parent_id is not None:
+            if execution.state.current.is_terminated():
+                running.discard(execution.id)
+            else:
+                running.add(execution.id)
+            peak[0] = max(peak[0], len(running))
+
+    runner = Runner(Store(home.db_path), Storage(home.storage_root), on_change=seen)
+    flow = runner.flows.get("tests.window", "window-parent")
+    parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
+    assert runner.run(parent.id).state.current == State.SUCCESS
+    children = json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)
+    assert len(children) == 12 and {state(c) for c in children} == {"SUCCESS"}
+    assert peak[0] == 3  # the window holds the parent and three children

@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
+# Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
+ACTIVE_WINDOW = 1_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
@@ -130,6 +133,8 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
         self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._active: dict[str, Active] = {}
+        # (execution id, parent id) of CREATED executions waiting for room in the window.
+        self._waiting: deque[tuple[str, str | None]] = deque()
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
         self._dirty: dict[str, None] = {}
@@ -256,8 +261,12 @@ class Runner:
 
     def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
         """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
-        for execution_id in self.store.find_execution_ids(states=[s.value for s in RESUMABLE], limit=1_000_000):
+        started = [s.value for s in RESUMABLE if s != State.CREATED]
+        for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):
             self._activate(execution_id, recover=True)
+        created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
+        self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
+        self._activate_waiting()
         while not stop.is_set():
             self._iterate()
             if tick is not None:
@@ -302,7 +311,8 @@ class Runner:
         return active
 
     def _loop(self) -> None:
-        while self._inflight or self._timers or self._dirty or self._inbox.qsize():
+        while self._inflight or self._timers or self._dirty or self._inbox.qsize() or self._room_for_waiting():
+            self._activate_waiting()
             self._iterate(idle_wait=False)
         self.logs.flush()
 
@@ -567,6 +577,8 @@ class Runner:
         for child in list(self._active.values()) if cascade else []:
             if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
                 self._kill_active(child)
+        if cascade:
+            self._kill_waiting(execution.id)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
         active.mark()
@@ -607,6 +619,7 @@ class Runner:
         execution = active.execution
         self.contexts.release(execution)
         self._active.pop(execution.id, None)
+        self._activate_waiting()
         self.logs.flush()
         if active.flow.concurrency is not None:
             self._dequeue(execution)
@@ -687,10 +700,9 @@ class Runner:
         assert isinstance(task, ExecutableTask)
         ctx = self._context(active, task, run)
         try:
-            requests = task.subflow_requests(ctx)
-            with self.store.transaction():
-                children = [self._create_child(active, task, run, request) for request in requests]
-            state = task.subflows_started(run, children)
+            with self.store.transaction():  # all children or none; only their ids are kept
+                child_ids = [self._create_child(active, task, run, r).id for r in task.subflow_requests(ctx)]
+            state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
             self._end_run(active, run, _final_state(task, run, State.FAILED, active.flow))
@@ -699,8 +711,26 @@ class Runner:
             self._end_run(active, run, state)
         else:
             active.touch(run)
-        for child in children:
-            self._activate(child.id, fresh=child)
+        self._waiting.extend((child_id, active.execution.id) for child_id in child_ids)
+        self._activate_waiting()
+
+    def _activate_waiting(self) -> None:
+        """Drive waiting executions (subflow children, CREATED rows) while fewer than ACTIVE_WINDOW are driven:
+        100,000 ForEachItem children are rows that start as others end, not 100,000 executions in memory."""
+        while self._waiting and len(self._active) < ACTIVE_WINDOW:
+            execution_id, _ = self._waiting.popleft()
+            self._activate(execution_id)
+
+    def _room_for_waiting(self) -> bool:
+        return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
+
+    def _kill_waiting(self, parent_id: str) -> None:
+        """Children of a killed execution that never started end KILLED where they are, in the store."""
+        killed = [child for child, parent in self._waiting if parent == parent_id]
+        if killed:
+            self._waiting = deque((c, p) for c, p in self._waiting if p != parent_id)
+            for child_id in killed:
+                kill_offline(self.store, child_id)
 
     def _create_child(self, active: Active, task: Task, run: TaskRun, request: dict[str, Any]) -> Execution:
         flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))

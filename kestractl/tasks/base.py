@@ -10,7 +10,7 @@ import functools
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -186,13 +186,14 @@ class ExecutableTask(Task):
 
     is_executable = True
 
-    def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:
-        """One request per child: rendered `namespace`, `flowId`, `revision`, `inputs`, `labels`,
-        `inheritLabels`, and `triggerVariables` added to the child's `trigger.*`."""
+    def subflow_requests(self, ctx: RunContext) -> Iterable[dict[str, Any]]:
+        """One request per child (may be a generator: 100,000 children need not be 100,000 requests in memory):
+        rendered `namespace`, `flowId`, `revision`, `inputs`, `labels`, `inheritLabels`, and `triggerVariables`
+        added to the child's `trigger.*`."""
         raise NotImplementedError
 
-    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
-        """The children exist; a final state now (e.g. `wait: false`), or None to wait for them."""
+    def subflows_started(self, run: TaskRun, child_ids: list[str]) -> State | None:
+        """The children exist (these ids); a final state now (e.g. `wait: false`), or None to wait for them."""
         raise NotImplementedError
 
     def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:

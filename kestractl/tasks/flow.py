@@ -434,10 +434,10 @@ class Subflow(ExecutableTask):
             }
         ]
 
-    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
+    def subflows_started(self, run: TaskRun, child_ids: list[str]) -> State | None:
         if self.spec.get("wait", True):
             return None
-        run.outputs = {"executionId": children[0].id}
+        run.outputs = {"executionId": child_ids[0]}
         return State.SUCCESS
 
     def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:

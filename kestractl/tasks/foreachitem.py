@@ -8,6 +8,7 @@ The parent waiting on its children is a row, not a thread: 10,000 batches cost n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -115,17 +116,16 @@ class _Split(_Hidden, RunnableTask):
 
 
 class _Items(_Hidden, ExecutableTask):
-    def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:
+    def subflow_requests(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         spec = self.parent.spec
         listing = self.own_outputs(ctx, "split").get("splits")
         uris = ctx.storage.read_bytes(listing).decode().split() if listing else []
         namespace, flow_id = ctx.render(spec["namespace"]), ctx.render(spec["flowId"])
         labels = render_labels(ctx, spec.get("labels"))
         taskrun = dict(ctx.variables.get("taskrun") or {})
-        requests = []
         for iteration, uri in enumerate(uris):  # from 0 since Kestra 1.1 (as ForEach)
             extra = {"taskrun": {**taskrun, "items": uri, "iteration": iteration}}
-            requests.append(
+            yield (
                 {
                     "namespace": namespace,
                     "flowId": flow_id,
@@ -136,14 +136,13 @@ class _Items(_Hidden, ExecutableTask):
                     "triggerVariables": {"iteration": iteration},
                 }
             )
-        return requests
 
-    def subflows_started(self, run: TaskRun, children: list[Execution]) -> State | None:
-        if not children:
+    def subflows_started(self, run: TaskRun, child_ids: list[str]) -> State | None:
+        if not child_ids:
             return State.SUCCESS
         run.outputs = {
-            "numberOfBatches": len(children),
-            "iterations": {"CREATED": len(children), "RUNNING": 0},
+            "numberOfBatches": len(child_ids),
+            "iterations": {"CREATED": len(child_ids), "RUNNING": 0},
         }
         return None if self.parent.spec.get("wait", True) else State.SUCCESS
 
