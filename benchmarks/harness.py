@@ -29,7 +29,7 @@ class Figure:
 
     scenario: str
     name: str
-    value: float
+    value: float | None  # None: not measured here (a missing outside tool); the note says why
     unit: str
     baseline: float | None = None
     baseline_name: str = ""
@@ -39,7 +39,7 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline else None
+        return self.value / self.baseline if self.value is not None and self.baseline else None
 
     def as_json(self) -> dict[str, object]:
         return {**self.__dict__, "ratio": self.ratio}
