@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -147,6 +146,8 @@ def uuid7() -> str:
 
 def random_port() -> int:
     """`randomPort()`: a TCP port free on this machine right now."""
+    import socket  # here: the only function of the expression language that needs a socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

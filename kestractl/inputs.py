@@ -9,6 +9,7 @@ read like Kestra's: "Invalid input for `<id>`, <reason>, but received `<value>`"
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import struct
@@ -16,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kestractl.errors import InputError, unrecognized
 from kestractl.javatext import java_double
 from kestractl.model import Input
+
+if TYPE_CHECKING:
+    import yaml
 
 StoreFile = Callable[[str, Path], str]
 Render = Callable[[str, dict[str, Any]], Any]
@@ -75,14 +77,19 @@ class _Invalid(Exception):
     """A value refused by a parser or a validator; the text is Kestra's `<reason>`."""
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """YAML input values as Jackson reads them: timestamps stay strings (and JSON-serialisable)."""
+@functools.cache
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    """YAML input values as Jackson reads them: timestamps stay strings (and JSON-serialisable). Built on first
+    use: PyYAML is only imported by flows that have YAML inputs."""
+    import yaml
 
+    class _YamlLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
 
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    return _YamlLoader
 
 
 # ---------------------------------------------------------------- Java value types and their text
@@ -366,8 +373,10 @@ def _refuse_constant(name: str) -> Any:
 def _parse_yaml(value: Any, ctx: _Ctx) -> Any:
     if not isinstance(value, str):
         return _plain(value)
+    import yaml
+
     try:
-        return _plain(yaml.load(value, Loader=_YamlLoader))  # noqa: S506 - a SafeLoader subclass
+        return _plain(yaml.load(value, Loader=_yaml_loader()))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         raise _expected(ctx, value) from None
 
