@@ -10,7 +10,6 @@ test fails when the two disagree, so a new task module cannot be missed.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ def register(cls: type[Task]) -> type[Task]:
 def _load() -> None:
     global _loaded
     if not _loaded:
+        import pkgutil
+
         import kestractl.tasks as package
 
         for module in pkgutil.iter_modules(package.__path__):
