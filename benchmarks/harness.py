@@ -69,14 +69,24 @@ def process_env(**extra: str) -> dict[str, str]:
 def command_seconds(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
     """Median wall seconds of a whole process after one warm-up run, output discarded; a failure stops the
     scenario."""
+    return commands_seconds([command], repeat, env)[0]
 
-    def once() -> None:
+
+def commands_seconds(commands: list[list[str]], repeat: int, env: dict[str, str] | None = None) -> list[float]:
+    """Median wall seconds of each whole process, the commands taking turns (`repeat` rounds after a warm-up
+    one), so that load from elsewhere falls on each alike; output discarded, a failure stops the scenario."""
+
+    def once(command: list[str]) -> float:
+        started = time.perf_counter()
         subprocess.run(
             command, env=env or process_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        return time.perf_counter() - started
 
-    once()
-    return median(samples_of(once, repeat))
+    for command in commands:
+        once(command)
+    rounds = [[once(command) for command in commands] for _ in range(repeat)]
+    return [median([times[i] for times in rounds]) for i in range(len(commands))]
 
 
 @contextmanager
