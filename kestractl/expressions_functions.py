@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-import yaml
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
@@ -314,6 +313,8 @@ def _request_body(body: Any, content_type: str) -> bytes | None:
     if "x-www-form-urlencoded" in content_type and isinstance(body, Mapping):
         return urllib.parse.urlencode({k: to_text(v) for k, v in body.items()}).encode("ascii")
     if "yaml" in content_type:
+        import yaml  # only for a YAML request body
+
         return str(yaml.safe_dump(body, sort_keys=False)).encode("utf-8")
     return json.dumps(body, default=to_text).encode("utf-8")
 
