@@ -46,7 +46,7 @@ def table(figures: list[Figure]) -> str:
         [
             f.scenario,
             f.name,
-            f"{_number(f.value)} {f.unit}",
+            f"{_number(f.value)} {f.unit}" if f.value is not None else "-",
             f"{_number(f.baseline)} {f.unit} ({f.baseline_name})" if f.baseline is not None else "-",
             f"{f.ratio:.3g}×" if f.ratio is not None else "-",
             f.target or "-",
@@ -58,6 +58,7 @@ def table(figures: list[Figure]) -> str:
     cells = [[str(c).ljust(w) for c, w in zip(row, widths, strict=True)] for row in [header, *rows]]
     lines = ["| " + " | ".join(row) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += [f"- {f.scenario}, {f.name}: {f.note}" for f in figures if f.value is None]  # why a figure is "-"
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ class Figure:
 
     scenario: str
     name: str
-    value: float
+    value: float | None  # None: not measured here (a missing outside tool); the note says why
     unit: str
     baseline: float | None = None
     baseline_name: str = ""
@@ -39,7 +39,7 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline else None
+        return self.value / self.baseline if self.value is not None and self.baseline else None
 
     def as_json(self) -> dict[str, object]:
         return {**self.__dict__, "ratio": self.ratio}
@@ -69,14 +69,24 @@ def process_env(**extra: str) -> dict[str, str]:
 def command_seconds(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
     """Median wall seconds of a whole process after one warm-up run, output discarded; a failure stops the
     scenario."""
+    return commands_seconds([command], repeat, env)[0]
 
-    def once() -> None:
+
+def commands_seconds(commands: list[list[str]], repeat: int, env: dict[str, str] | None = None) -> list[float]:
+    """Median wall seconds of each whole process, the commands taking turns (`repeat` rounds after a warm-up
+    one), so that load from elsewhere falls on each alike; output discarded, a failure stops the scenario."""
+
+    def once(command: list[str]) -> float:
+        started = time.perf_counter()
         subprocess.run(
             command, env=env or process_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        return time.perf_counter() - started
 
-    once()
-    return median(samples_of(once, repeat))
+    for command in commands:
+        once(command)
+    rounds = [[once(command) for command in commands] for _ in range(repeat)]
+    return [median([times[i] for times in rounds]) for i in range(len(commands))]
 
 
 @contextmanager

@@ -19,6 +19,12 @@ would time the answer too.) Its baseline is the time the webhook call itself tak
 Throughput is a run's executions divided by the time from its first call to its last end, so a backlog
 left at the end of the load counts against it. The headline is the highest rate tried whose calls were
 all taken and ended within the latency targets.
+
+Then an outside client, ApacheBench (`ab`, Debian's apache2-utils), as fast as it can (closed loop, 8
+connections): the webhook with and without keep-alive (ab -k speaks HTTP/1.0 `Connection: keep-alive`),
+requests/s against ab reading the flow (HTTP and one SELECT) on the same server, and executions/s from
+ab's start to the last execution's end. Each run fires a flow of its own namespace, so its executions are
+counted apart. Without `ab` on the PATH those figures print "-" and say why; nothing is installed here.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import http.client
 import json
 import math
 import os
+import re
+import shutil
 import subprocess
 import threading
 import time
@@ -230,6 +238,81 @@ def _cpu_seconds(pid: int) -> float:
 
 
 RSS_LIMIT_MB = 150  # the issue's "peak RSS ≤ 150 MB throughout"
+AB_CLIENTS = 8
+# ab's runs: (namespace of the flow it fires, keep-alive).
+AB_RUNS = (("ab.close", False), ("ab.keepalive", True))
+
+
+@dataclass
+class AbRun:
+    """One ApacheBench run: requests/s, requests answered 2xx, and executions/s end to end (webhook runs)."""
+
+    requests_per_s: float
+    ok: int
+    kept_alive: int
+    executions_per_s: float | None = None
+
+
+def _ab(server: ServerProcess, path: str, requests: int, keep_alive: bool, body: Path | None = None) -> AbRun:
+    """`ab -n requests -c 8 [-k] [-p body]` against `path`; a run ab itself gives up on stops the scenario."""
+    command = ["ab", "-q", "-s", "60", "-n", str(requests), "-c", str(AB_CLIENTS), *(["-k"] if keep_alive else [])]
+    command += ["-p", str(body), "-T", "application/json"] if body else []
+    done = subprocess.run([*command, f"http://{server.host}:{server.port}{path}"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ab failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
+    found = {k.strip(): v.split()[0] for k, _, v in (line.partition(":") for line in done.stdout.splitlines()) if v}
+    # ab counts an answer whose length differs from the first one's as failed: JSON answers vary, that is no failure.
+    length = re.search(r"Length: (\d+)", done.stdout)
+    failed = int(found["Failed requests"]) - int(length[1] if length else 0) + int(found.get("Non-2xx responses", 0))
+    complete, kept = int(found["Complete requests"]), int(found.get("Keep-Alive requests", 0))
+    return AbRun(float(found["Requests per second"]), complete - failed, kept)
+
+
+def _last_end(server: ServerProcess, namespace: str, count: int, seconds: float = 120) -> float | None:
+    """Wall-clock end of the last of `count` SUCCESS executions of `namespace`; None if they do not all end."""
+    search = f"/api/v1/executions/search?namespace={namespace}&state=SUCCESS"
+    deadline = time.monotonic() + seconds
+    while server.call("GET", f"{search}&size=1")["total"] < count:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+    ends = [r["state"]["endDate"] for r in server.call("GET", f"{search}&size={count}")["results"]]
+    return max(datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() for end in ends)
+
+
+def _ab_webhook(server: ServerProcess, folder: Path, namespace: str, requests: int, keep_alive: bool) -> AbRun:
+    body = folder / "body.json"
+    body.write_text(BODY)
+    started = time.time()
+    run = _ab(server, HOOK.replace("/benchmarks/", f"/{namespace}/"), requests, keep_alive, body)
+    last = _last_end(server, namespace, run.ok) if run.ok == requests else None
+    run.executions_per_s = requests / (last - started) if last is not None else None
+    return run
+
+
+def ab_figures(server: ServerProcess, folder: Path, quick: bool) -> list[Figure]:
+    """Requests/s and executions/s under ApacheBench, with and without keep-alive, or "-" without ab."""
+    requests = 200 if quick else 4000
+    figures = []
+    for namespace, keep_alive in AB_RUNS:
+        mode = f"ab -n {requests:,} -c {AB_CLIENTS}" + (" -k (HTTP/1.0 keep-alive)" if keep_alive else "")
+        names = (f"{mode}: webhook requests/s", f"{mode}: executions/s end to end")
+        if shutil.which("ab") is None:
+            why = "ab not found on the PATH (Debian package apache2-utils); the benchmark installs nothing"
+            figures += [Figure("server", name, None, "/s", note=why) for name in names]
+            continue
+        read = _ab(server, "/api/v1/flows/benchmarks/benchmark01", requests, keep_alive)
+        hook = _ab_webhook(server, folder, namespace, requests, keep_alive)
+        all_ok = f"all {requests:,} answered 200"
+        answered = f"{hook.ok:,}/{requests:,} answered 200, {hook.kept_alive:,} on a kept-alive connection"
+        figures += [
+            Figure("server", names[0], hook.requests_per_s, "/s", read.requests_per_s, "ab GET of the flow",
+                   all_ok, hook.ok == requests, answered),
+            Figure("server", names[1], hook.executions_per_s, "/s", hook.requests_per_s, "webhook answers/s",
+                   f"{all_ok} and ended SUCCESS", hook.executions_per_s is not None,
+                   "from ab's start to the last execution's end"),
+        ]  # fmt: skip
+    return figures
 
 
 def run(quick: bool) -> list[Figure]:
@@ -239,6 +322,8 @@ def run(quick: bool) -> list[Figure]:
         flows = folder / "flows"
         flows.mkdir()
         (flows / "benchmark01.yaml").write_text(FLOW)
+        for namespace, _ in AB_RUNS:
+            (flows / f"{namespace}.yaml").write_text(FLOW.replace("namespace: benchmarks", f"namespace: {namespace}"))
         with standalone(folder, flows) as server:
             offer(server, 50.0, 1.0, clients)  # warm-up: connections, caches, SQLite pages
             target = offer(server, TARGET_RATE, seconds, clients)
@@ -249,6 +334,7 @@ def run(quick: bool) -> list[Figure]:
                 if not ladder[-1].sustained():
                     break
             ladder_peak = rss_mb(server.process.pid, peak=True)
+            outside = ab_figures(server, folder, quick)
     best = max((r for r in ladder if r.sustained()), key=lambda r: r.rate, default=None)
     rate = best.rate if best else 0.0  # the offered rate it kept up with (its `throughput` counts the last tail)
     complete = target.sustained()  # every call accepted and ended: latency over the ended ones alone could hide losses
@@ -270,4 +356,5 @@ def run(quick: bool) -> list[Figure]:
         Figure("server", f"server peak RSS {at}", max(peak, ladder_peak), "MB", target=f"≤ {RSS_LIMIT_MB} MB",
                met=max(peak, ladder_peak) <= RSS_LIMIT_MB,
                note=f"{peak:.0f} MB at {TARGET_RATE:.0f}/s, {ladder_peak:.0f} MB after the higher rates"),
+        *outside,
     ]  # fmt: skip

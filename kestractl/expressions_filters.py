@@ -18,7 +18,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from typing import Any
 
-import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
@@ -338,6 +337,7 @@ def f_yaml(value: Any) -> str:
     """YAML text like Kestra's `yaml` filter (no document marker, indented lists)."""
     if value is None:
         return "null"
+    import yaml  # here: rendering a template that does not use the filter needs no PyYAML
 
     class _Dumper(yaml.SafeDumper):
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:

@@ -12,14 +12,12 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-import yaml
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
@@ -147,6 +145,8 @@ def uuid7() -> str:
 
 def random_port() -> int:
     """`randomPort()`: a TCP port free on this machine right now."""
+    import socket  # here: the only function of the expression language that needs a socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -313,6 +313,8 @@ def _request_body(body: Any, content_type: str) -> bytes | None:
     if "x-www-form-urlencoded" in content_type and isinstance(body, Mapping):
         return urllib.parse.urlencode({k: to_text(v) for k, v in body.items()}).encode("ascii")
     if "yaml" in content_type:
+        import yaml  # only for a YAML request body
+
         return str(yaml.safe_dump(body, sort_keys=False)).encode("utf-8")
     return json.dumps(body, default=to_text).encode("utf-8")
 

@@ -9,6 +9,7 @@ read like Kestra's: "Invalid input for `<id>`, <reason>, but received `<value>`"
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import struct
@@ -16,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kestractl.errors import InputError, unrecognized
 from kestractl.javatext import java_double
 from kestractl.model import Input
+
+if TYPE_CHECKING:
+    import yaml
 
 StoreFile = Callable[[str, Path], str]
 Render = Callable[[str, dict[str, Any]], Any]
@@ -51,21 +53,16 @@ INPUT_TYPES = frozenset(
     }
 )
 ID_PATTERN = "^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
-_ID_RE = re.compile(ID_PATTERN)
-_URI_RE = re.compile(
-    r"[a-z]+://(?:www\.)?[-a-zA-Z0-9@:%._+~#=]{1,256}\.[a-zA-Z0-9()]{1,6}\b[-a-zA-Z0-9()@:%_+.~#?&/=]*"
-)
-_EMAIL_RE = re.compile(r"|[a-zA-Z0-9_!#$%&’*+/=?`{|}~^.-]+@[a-zA-Z0-9.-]+")
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?")
-_INSTANT_RE = re.compile(
-    r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):(\d{2})(?::(\d{2}))?)", re.I
-)
-_DURATION_RE = re.compile(
-    r"([-+]?)P(?:([-+]?[0-9]+)D)?(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?",
-    re.I,
+# Patterns, not compiled ones: `re` compiles each on first use, so a flow pays only for the input types it has.
+_URI = r"[a-z]+://(?:www\.)?[-a-zA-Z0-9@:%._+~#=]{1,256}\.[a-zA-Z0-9()]{1,6}\b[-a-zA-Z0-9()@:%_+.~#?&/=]*"
+_EMAIL = r"|[a-zA-Z0-9_!#$%&’*+/=?`{|}~^.-]+@[a-zA-Z0-9.-]+"
+_INT = r"[+-]?[0-9]+"
+_FLOAT = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_TIME = r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+_INSTANT = r"(?i)(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):(\d{2})(?::(\d{2}))?)"
+_DURATION = (
+    r"(?i)([-+]?)P(?:([-+]?[0-9]+)D)?(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NANO = 10**9
@@ -75,14 +72,19 @@ class _Invalid(Exception):
     """A value refused by a parser or a validator; the text is Kestra's `<reason>`."""
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """YAML input values as Jackson reads them: timestamps stay strings (and JSON-serialisable)."""
+@functools.cache
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    """YAML input values as Jackson reads them: timestamps stay strings (and JSON-serialisable). Built on first
+    use: PyYAML is only imported by flows that have YAML inputs."""
+    import yaml
 
+    class _YamlLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
 
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    return _YamlLoader
 
 
 # ---------------------------------------------------------------- Java value types and their text
@@ -233,14 +235,14 @@ def _parse_text(value: Any, ctx: _Ctx) -> Any:
 
 
 def _parse_uri(value: Any, ctx: _Ctx) -> str:
-    if not isinstance(value, str) or not _URI_RE.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_URI, value):
         raise _expected(ctx, value)
     return value
 
 
 def _parse_int(value: Any, ctx: _Ctx) -> int:
     """`Integer.valueOf`: ASCII digits with an optional sign, 32-bit."""
-    if isinstance(value, str) and not _INT_RE.fullmatch(value):
+    if isinstance(value, str) and not re.fullmatch(_INT, value):
         raise _Invalid(f'For input string: "{value}"')
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _expected(ctx, value)
@@ -255,7 +257,7 @@ def _parse_float(value: Any, ctx: _Ctx) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _expected(ctx, value)
     text = java_str(value).strip()
-    if not _FLOAT_RE.fullmatch(text):
+    if not re.fullmatch(_FLOAT, text):
         raise _Invalid(f'For input string: "{text}"' if text else "empty String")
     try:
         return _to_float32(float(text.rstrip("fFdD")))
@@ -276,7 +278,7 @@ def _parse_datetime(value: Any, ctx: _Ctx) -> _Instant:
     """`Instant.parse`: date, `T`, time with seconds, optional fraction, and `Z` or an offset."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return _Instant.of(value)
-    match = _INSTANT_RE.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_INSTANT, value) if isinstance(value, str) else None
     if not match:
         raise _expected(ctx, value)
     day, hh, mm, ss, fraction, _zone, sign, oh, om, os_ = match.groups()
@@ -294,7 +296,7 @@ def _parse_date(value: Any, ctx: _Ctx) -> date:
     """`LocalDate.parse`: strictly `YYYY-MM-DD`."""
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and _DATE_RE.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(_DATE, value):
         try:
             return date.fromisoformat(value)
         except ValueError:
@@ -304,7 +306,7 @@ def _parse_date(value: Any, ctx: _Ctx) -> date:
 
 def _parse_time(value: Any, ctx: _Ctx) -> _Time:
     """`LocalTime.parse`: `HH:MM`, `HH:MM:SS` or with up to 9 fraction digits."""
-    match = _TIME_RE.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_TIME, value) if isinstance(value, str) else None
     if not match:
         raise _expected(ctx, value)
     hours, minutes, seconds = (int(g or 0) for g in match.groups()[:3])
@@ -318,7 +320,7 @@ def _parse_duration(value: Any, ctx: _Ctx) -> _Duration:
     """`Duration.parse`: `PnDTnHnMn.nS`, integer parts only except seconds."""
     if isinstance(value, timedelta):
         return _Duration(value // timedelta(microseconds=1) * 1000)
-    match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_DURATION, value) if isinstance(value, str) else None
     if not match or (match.group(3) or "").upper() == "T" or not any(match.group(i) for i in (2, 4, 5, 6)):
         raise _expected(ctx, value)
     days, hours, minutes, seconds = (int(match.group(i) or 0) for i in (2, 4, 5, 6))
@@ -366,8 +368,10 @@ def _refuse_constant(name: str) -> Any:
 def _parse_yaml(value: Any, ctx: _Ctx) -> Any:
     if not isinstance(value, str):
         return _plain(value)
+    import yaml
+
     try:
-        return _plain(yaml.load(value, Loader=_YamlLoader))  # noqa: S506 - a SafeLoader subclass
+        return _plain(yaml.load(value, Loader=_yaml_loader()))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         raise _expected(ctx, value) from None
 
@@ -464,7 +468,7 @@ def _check_pattern(typed: Any, ctx: _Ctx) -> None:
 
 
 def _check_email(typed: Any, ctx: _Ctx) -> None:
-    if not (isinstance(typed, str) and _EMAIL_RE.fullmatch(typed)):
+    if not (isinstance(typed, str) and re.fullmatch(_EMAIL, typed)):
         raise _Invalid("The input must be a valid email")
 
 
@@ -549,7 +553,7 @@ def _id_problems(ident: Any) -> list[str]:
         return ["id: required"]
     if isinstance(ident, bool) or not isinstance(ident, str | int):
         return [f"id: must be a string, got `{java_str(ident)}`"]
-    return [] if _ID_RE.fullmatch(str(ident)) else [f"id: `{ident}` does not match {ID_PATTERN}"]
+    return [] if re.fullmatch(ID_PATTERN, str(ident)) else [f"id: `{ident}` does not match {ID_PATTERN}"]
 
 
 # Keys every input has besides id, type, required, defaults and description (`name`: the deprecated id).

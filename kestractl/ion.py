@@ -32,7 +32,6 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kestractl.javatext import utf16_text
 
@@ -158,6 +157,8 @@ def java_offset_datetime(value: datetime) -> str:
 
 
 def _zone_key(zone: tzinfo | None) -> str | None:
+    from zoneinfo import ZoneInfo  # imported where used: a flow without zoned dates never needs it
+
     return zone.key if isinstance(zone, ZoneInfo) else None
 
 
@@ -256,6 +257,8 @@ def _fromisoformat(text: str) -> datetime:
 
 
 def _zoned(text: str) -> datetime:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     match = re.fullmatch(r"(.*?)(?:\[([^\]]+)\])?", text)
     assert match is not None
     value = _fromisoformat(match.group(1))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -238,6 +237,8 @@ class NamespaceFiles:
 
     def export_zip(self, extra: dict[str, str] | None = None) -> bytes:
         """Every file in a zip, plus `extra` entries (Kestra adds the namespace's flows as `_flows/<id>.yml`)."""
+        import zipfile  # here and in import_zip: the only users, so running a flow does not load it
+
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in self.paths():
@@ -248,6 +249,8 @@ class NamespaceFiles:
 
     def import_zip(self, data: bytes) -> dict[str, bytes]:
         """Extract every file of a zip into the namespace; returns the `_flows/<x>.yml` entries, to import as flows."""
+        import zipfile
+
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 entries = [entry for entry in archive.infolist() if not entry.is_dir()]

@@ -19,7 +19,6 @@ from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, deep_merge, label_pairs, label_text
 from kestractl.tasks import registry, templating
 from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task, dynamic
-from kestractl.triggers.validate import validate_trigger
 
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -453,6 +452,10 @@ def _triggers(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, An
     if not isinstance(raw, list):
         problems.add("triggers", "must be a list", _line(data, "triggers"))
         return []
+    if not raw:
+        return []
+    from kestractl.triggers.validate import validate_trigger  # imports the HTTP tasks: only for flows with triggers
+
     ids: set[str] = set()
     for index, item in enumerate(raw):
         for error in validate_trigger(item):

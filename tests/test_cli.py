@@ -247,3 +247,19 @@ def test_every_command_has_help_with_an_example_and_a_line_in_the_docs(cli: Cli)
         assert result.exit_code == 0, command
         assert "Example" in result.stdout, command
         assert " ".join(command) in docs, f"docs/cli.md does not mention {' '.join(command)}"
+
+
+def test_batch_progress_imports_rich_only_when_a_run_reports_batches() -> None:
+    """On a terminal `execute` keeps a BatchProgress; a flow without ForEachItem batches must not load rich."""
+    code = (
+        "import sys; from kestractl.cli.output import BatchProgress; from kestractl.model import Execution, TaskRun\n"
+        "progress, execution = BatchProgress(), Execution('e', 'dev', 'f', 1)\n"
+        "progress.update(execution, [TaskRun('r', 'e', 'log', outputs={'value': 1})])\n"
+        "print('rich' in sys.modules)\n"
+        "batches = {'numberOfBatches': 2, 'iterations': {'SUCCESS': 1}}\n"
+        "progress.update(execution, [TaskRun('s', 'e', 'each', outputs=batches)])\n"
+        "progress.close()\n"
+        "print('rich' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

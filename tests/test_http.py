@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -341,3 +342,44 @@ def test_bodies_are_typed_by_python_type() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def exchange(sock: socket.socket, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
+    """Send one request and read one answer by its Content-Length: status line, headers, body."""
+    sock.sendall(request)
+    stream = sock.makefile("rb")
+    status = stream.readline().strip()
+    headers = {}
+    while (line := stream.readline().strip()) != b"":
+        name, _, value = line.decode().partition(":")
+        headers[name.lower()] = value.strip()
+    return status, headers, stream.read(int(headers["content-length"]))
+
+
+def test_http_1_0_keep_alive_is_answered_keep_alive_and_the_connection_serves_again(serve: Serve) -> None:
+    """ApacheBench -k speaks HTTP/1.0 with `Connection: keep-alive` and waits for a close unless told otherwise."""
+    port = int(serve(router_with(("POST", "/echo", lambda r: Response(body=r.body)))).rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for body in (b"first", b"second"):
+            request = b"POST /echo HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Length: %d\r\n\r\n%s" % (
+                len(body),
+                body,
+            )
+            status, headers, answer = exchange(sock, request)
+            assert (status.split()[1], headers["connection"], answer) == (b"200", "keep-alive", body)
+
+
+def test_http_1_0_without_keep_alive_is_answered_and_closed(serve: Serve) -> None:
+    port = int(serve(router_with(("GET", "/ok", echo))).rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        status, headers, _ = exchange(sock, b"GET /ok HTTP/1.0\r\n\r\n")
+        assert (status.split()[1], headers["connection"]) == (b"200", "close")
+        assert sock.recv(1) == b""  # closed by the server
+
+
+def test_http_1_1_keeps_the_connection_without_a_connection_header(serve: Serve) -> None:
+    port = int(serve(router_with(("GET", "/ok", echo))).rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(2):
+            status, headers, _ = exchange(sock, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status.split()[1] == b"200" and "connection" not in headers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -129,3 +131,22 @@ def test_task_validators_name_the_field() -> None:
     assert log is not None and sleep is not None
     assert log.validate({"id": "l", "type": "x", "message": "m", "level": "LOUD"})[0].startswith("level:")
     assert sleep.validate({"id": "s", "type": "x", "duration": "forever"})[0].startswith("duration:")
+
+
+def test_the_index_names_the_module_of_every_registered_type() -> None:
+    """`resolve` trusts the index: a type registered by a module the index does not name would not resolve."""
+    stale = "kestractl/tasks/_index.py is stale: run `python -m kestractl.tasks.registry`"
+    assert registry.INDEX.read_text() == registry.index_source(), stale
+    for name, cls in registry.all_types().items():
+        assert cls.__module__ == f"kestractl.tasks.{registry.MODULES[name]}", name
+
+
+def test_resolving_a_type_imports_only_the_module_that_holds_it() -> None:
+    code = (
+        "import sys; from kestractl.tasks import registry\n"
+        "assert registry.resolve('io.kestra.core.tasks.log.Log').__name__ == 'Log'\n"
+        "assert registry.resolve('io.kestra.plugin.core.nope') is None\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('kestractl.tasks.')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == [f"kestractl.tasks.{name}" for name in ("_index", "base", "core", "registry")]

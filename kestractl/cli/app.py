@@ -1,32 +1,31 @@
 """The `kestractl` command: a thin Typer layer over the engine. This is the one place that turns a
-`KestraError` into an exit code and a one-line message."""
+`KestraError` into an exit code and a one-line message.
+
+Typer reads the signature of every command it is given at every start, so `main` builds the app with only
+the command on the line (`kestractl execute …` never imports or inspects the `flow` or `server` commands);
+help, completion and anything unknown get the whole app, which `app` also is.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from kestractl import __version__
-from kestractl.cli import execute as execute_cmd
-from kestractl.cli import executions, flow, kv, namespace, server
 from kestractl.cli.state import state
 
-app = typer.Typer(
-    name="kestractl",
-    help="Kestra's workflow engine as one command: deploy, run and inspect Kestra flows locally.\n\n"
-    "Example: kestractl flow deploy flows/ && kestractl execute dev hello-world --input greeting=hey",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(flow.app, name="flow")
-app.add_typer(executions.app, name="executions")
-app.add_typer(server.app, name="server")
-app.add_typer(kv.app, name="kv")
-app.add_typer(namespace.app, name="namespace")
-app.command("execute", help=execute_cmd.HELP)(execute_cmd.execute)
+# Each command → the module of `kestractl.cli` that defines it (a sub-app, or `execute` itself), in help order.
+COMMANDS = {
+    "flow": "flow",
+    "executions": "executions",
+    "server": "server",
+    "kv": "kv",
+    "namespace": "namespace",
+    "execute": "execute",
+}
 
 
 def _version(value: bool) -> None:
@@ -35,7 +34,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main_options(
     home: Annotated[
         str | None,
@@ -53,9 +51,48 @@ def main_options(
     state.home_option = home
 
 
+def build(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with `only` (one of `COMMANDS`)."""
+    app = typer.Typer(
+        name="kestractl",
+        help="Kestra's workflow engine as one command: deploy, run and inspect Kestra flows locally.\n\n"
+        "Example: kestractl flow deploy flows/ && kestractl execute dev hello-world --input greeting=hey",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(main_options)
+    for name in [only] if only else COMMANDS:
+        module = importlib.import_module(f"kestractl.cli.{COMMANDS[name]}")
+        if name == "execute":
+            app.command(name, help=module.HELP)(module.execute)
+        else:
+            app.add_typer(module.app, name=name)
+    return app
+
+
+def command_of(args: list[str]) -> str | None:
+    """The command named after the global options, if it is one of ours and no other option comes first."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--home":
+            next(rest, None)
+        elif not arg.startswith("--home="):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """`app`: the whole app, built when asked for (tests and tools that walk every command)."""
+    if name == "app":
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        return app(args=argv)
+        return build(command_of(args))(args=args)
     except KeyboardInterrupt:
         sys.exit(130)

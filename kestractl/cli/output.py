@@ -143,12 +143,17 @@ def execution_tree(execution: Execution) -> None:
 
 
 class BatchProgress:
-    """A progress bar per task run that reports batches (ForEachItem's `numberOfBatches`)."""
+    """A progress bar per task run that reports batches (ForEachItem's `numberOfBatches`). Rich's progress
+    display is built with the first bar: a flow without batches never imports it."""
 
     def __init__(self) -> None:
+        self._progress: Any = None
+        self._bars: dict[str, Any] = {}
+
+    def _start(self) -> Any:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(
+        progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -157,7 +162,8 @@ class BatchProgress:
             console=console(stderr=True),
             transient=False,
         )
-        self._bars: dict[str, Any] = {}
+        progress.start()
+        return progress
 
     def update(self, execution: Execution, runs: list[TaskRun]) -> None:
         for run in runs:
@@ -165,8 +171,8 @@ class BatchProgress:
             total, counts = outputs.get("numberOfBatches"), outputs.get("iterations")
             if not isinstance(total, int) or not isinstance(counts, dict):
                 continue
-            if not self._bars:
-                self._progress.start()
+            if self._progress is None:
+                self._progress = self._start()
             if run.id not in self._bars:
                 self._bars[run.id] = self._progress.add_task(run.task_id, total=total, states="")
             done = sum(v for k, v in counts.items() if k not in ("CREATED", "RUNNING"))
@@ -174,5 +180,5 @@ class BatchProgress:
             self._progress.update(self._bars[run.id], completed=done, states=states)
 
     def close(self) -> None:
-        if self._bars:
+        if self._progress is not None:
             self._progress.stop()

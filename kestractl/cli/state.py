@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,8 +23,13 @@ class CliState:
     home_option: str | None = None
 
     def home(self) -> Home:
+        """The home folder, created if needed; the command's imports are done, so collection resumes (see
+        `kestractl.cli.main`)."""
         from kestractl.config import resolve_home
 
+        if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
+            gc.freeze()
+            gc.enable()
         return resolve_home(self.home_option).ensure()
 
     def open(self) -> tuple[Store, Storage]:

@@ -462,9 +462,17 @@ class _Handler(BaseHTTPRequestHandler):
         empty = response.status in (204, 304)  # no body, and no Content-Length either (RFC 9110)
         if not empty:
             headers["Content-Length"] = str(len(body))
-        self._start(response.status, {**headers, "Connection": "close"} if self.close_connection else headers)
+        self._start(response.status, {**headers, **self._connection_header()})
         if not empty and self.command != "HEAD":
             self.wfile.write(body)
+
+    def _connection_header(self) -> dict[str, str]:
+        """`close` when we close; HTTP/1.0 keeps a connection only if the answer says `keep-alive` (the stdlib
+        keeps it for `Connection: keep-alive` but does not say so, and ab -k then waits for a close that never
+        comes); HTTP/1.1 keeps it by default."""
+        if self.close_connection:
+            return {"Connection": "close"}
+        return {"Connection": "keep-alive"} if self.request_version == "HTTP/1.0" else {}
 
     def _start(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
