@@ -598,7 +598,8 @@ def render_typed(template: str, variables: Mapping[str, Any]) -> Any:
         "".join(_compile("{{ _kc_keep(" + match.group(1) + ") }}").generate({**variables, "_kc_keep": keep}))
     except Exception as error:  # the same one-line failure as `render`, naming the user's own text
         raise _failure(template, error) from error
-    return kept[0]
+    value = kept[0]  # a map built on first use (`outputs`, `tasks`) is stored as the plain map it stands for
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

@@ -28,11 +28,11 @@ def value_path(run: TaskRun, by_id: dict[str, TaskRun]) -> list[str]:
     return [r.value for r in [*ancestors(run, by_id), run] if r.value is not None]
 
 
-def execution_outputs(execution: Execution) -> dict[str, Any]:
-    """Outputs by task id; runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
-    by_id = execution.runs_by_id()
+def task_outputs(runs: list[TaskRun], by_id: dict[str, TaskRun]) -> Any:
+    """`outputs.<id>` from the runs of that task, in the list's order: a run outside Each loops is its outputs
+    (the last one wins); runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
     result: dict[str, Any] = {}
-    for run in execution.task_runs:
+    for run in runs:
         if run.outputs is None:
             continue
         path = value_path(run, by_id)
@@ -46,7 +46,35 @@ def execution_outputs(execution: Execution) -> dict[str, Any]:
             node[path[-1]] = run.outputs
         else:
             node.setdefault(path[-1], {}).update(run.outputs)
-    return result
+    return result[runs[0].task_id] if result else None
+
+
+class Outputs(Mapping[str, Any]):
+    """Kestra's `outputs` variable, one task at a time on first use: a task's context must not cost more
+    because many task runs came before it, and a template reads the outputs of one or two tasks.
+
+    Resolved on the thread that made it, while the execution does not change (see `snapshot`)."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+        self._known: dict[str, Any] = {}
+
+    def __getitem__(self, task_id: str) -> Any:
+        if task_id not in self._known:
+            runs = self._execution.runs_of_task(task_id)
+            self._known[task_id] = task_outputs(runs, self._execution.runs_by_id()) if runs else None
+        value = self._known[task_id]
+        if value is None:
+            raise KeyError(task_id)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        """Task ids in the order their first outputs appear (a scan: only templates listing outputs pay it)."""
+        seen = {r.task_id: None for r in self._execution.task_runs if r.outputs is not None}
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class Lazy(Mapping[str, Any]):
@@ -69,6 +97,13 @@ class Lazy(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._get())
+
+
+def snapshot(variables: dict[str, Any]) -> dict[str, Any]:
+    """The variables of a context handed to a worker thread, with the maps built on first use built now: the
+    worker sees the execution as it was when its task was handed over (as Kestra's WorkerTask does), and never
+    reads runs the executor's thread is changing."""
+    return {k: dict(v) if isinstance(v, Outputs | Lazy) else v for k, v in variables.items()}
 
 
 def task_states(execution: Execution) -> dict[str, Any]:
@@ -128,7 +163,7 @@ def build_variables(
             "state": (execution.ending or execution.state.current).value,
         },
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
-        "outputs": execution_outputs(execution),
+        "outputs": Outputs(execution),
         "tasks": Lazy(lambda: task_states(execution)),
         "vars": flow.variables if execution.variables is None else execution.variables,
         "labels": execution.labels_map(),
