@@ -26,8 +26,7 @@ OWN = '  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: "
 # Each task reads the output of the one before (t0 reads the first task's).
 CHAIN = '  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{{{ outputs.{p}.value }}}}"\n'
 # Each task logs the same message template.
-SAME_LOG = '  - id: t{i}\n    type: io.kestra.plugin.core.log.Log\n    message: "{{{{ task.id }}}}: {{{{ flow.id }}}}"\n'
-
+SAME_LOG = '  - id: t{i}\n    type: io.kestra.plugin.core.log.Log\n    message: "{{{{ task.id }}}} {{{{ flow.id }}}}"\n'
 FIRST = '  - id: first\n    type: io.kestra.plugin.core.debug.Return\n    format: "x"\n'
 FLOOR = "3 commits + 1 render"
 
