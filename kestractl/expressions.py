@@ -522,8 +522,11 @@ def _jinja(source: str) -> Template:
 
 # `{{ name.key.key }}`: the commonest expression, read without Jinja (see `PathsTemplate`).
 _PATH_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
-# Names Pebble or Jinja read as something else than a variable.
-_NOT_VARIABLES = frozenset({"true", "false", "none", "null", "True", "False", "None", "loop", "and", "or", "not"})
+# Names Pebble or Jinja read as something else than a variable: constants, `loop`, word operators.
+_NOT_VARIABLES = frozenset(
+    {"true", "false", "none", "null", "True", "False", "None", "loop"}
+    | {"and", "or", "not", "in", "is", "if", "else", "contains", "isIn", "equals"}
+)
 
 
 class PathsTemplate:

@@ -67,6 +67,7 @@ def test_a_paths_template_gives_what_jinja_gives(template: str) -> None:
         "{{ null }}",
         "{{ true }}",
         "{{ loop.index }}",
+        "{{ contains }}",
         "line\r\n{{ flow.id }}",
         "{{ flow['id'] }}",
         "{{ outputs.t-1.value }}",
