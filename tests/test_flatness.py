@@ -10,7 +10,10 @@ import pytest
 
 import kestractl.tasks.flowable
 from kestractl.engine.runner import Runner
-from kestractl.model import State, TaskRun
+from kestractl.engine.variables import ByTask, task_outputs
+from kestractl.errors import ExpressionError
+from kestractl.expressions import render, render_typed
+from kestractl.model import Execution, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
 
@@ -57,3 +60,38 @@ def test_a_task_reads_as_many_runs_after_500_tasks_as_after_50(tmp_path: Path, m
     small = reads_per_task(tmp_path / "small", 50, monkeypatch)
     large = reads_per_task(tmp_path / "large", 500, monkeypatch)
     assert large <= 1.1 * small, f"{small:.0f} run reads per task for 50 tasks, {large:.0f} for 500"
+
+
+def lazy_outputs() -> ByTask:
+    execution = Execution(id="e", namespace="flat", flow_id="f", flow_revision=1)
+    execution.task_runs = [
+        TaskRun(id="1", execution_id="e", task_id="a", outputs={"value": 1}),
+        TaskRun(id="2", execution_id="e", task_id="b", outputs={"value": "x"}),
+        TaskRun(id="3", execution_id="e", task_id="c"),
+    ]
+    return ByTask(execution, task_outputs, lambda run: run.outputs is not None)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ outputs | keys }} {{ outputs | values }} {{ outputs | length }} {{ outputs | json }} {{ outputs }}",
+        "{{ outputs is empty }} {{ outputs.a is defined }} {{ outputs.c is defined }} {{ 'a' in outputs }}",
+        "{% for k, v in outputs.items() %}{{ k }}={{ v.value }};{% endfor %} {{ outputs | first }}",
+        "{{ outputs['b'].value }} {{ outputs.zz ?? 'none' }}",
+        "{{ outputs.c.value }}",
+    ],
+)
+def test_the_outputs_built_on_first_use_render_as_the_whole_map(template: str) -> None:
+    def rendered(outputs: Any) -> str:
+        try:
+            return render(template, {"outputs": outputs})
+        except ExpressionError as error:
+            return error.message
+
+    assert rendered(lazy_outputs()) == rendered(dict(lazy_outputs()))
+
+
+def test_a_typed_render_of_the_outputs_is_a_plain_map_the_store_can_write() -> None:
+    typed = render_typed("{{ outputs }}", {"outputs": lazy_outputs()})
+    assert type(typed) is dict and typed == {"a": {"value": 1}, "b": {"value": "x"}}
