@@ -511,9 +511,74 @@ _ENV = _environment()
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(source: str) -> Template:
+def _compile(source: str) -> Template | PathsTemplate:
     """Compiled templates by source: flows render the same strings again and again."""
+    return PathsTemplate.of(source) or _jinja(source)
+
+
+def _jinja(source: str) -> Template:
     return _ENV.from_string(pebble_to_jinja(source))
+
+
+# `{{ name.key.key }}`: the commonest expression, read without Jinja (see `PathsTemplate`).
+_PATH_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+# Names Pebble or Jinja read as something else than a variable: constants, `loop`, word operators.
+_NOT_VARIABLES = frozenset(
+    {"true", "false", "none", "null", "True", "False", "None", "loop"}
+    | {"and", "or", "not", "in", "is", "if", "else", "contains", "isIn", "equals"}
+)
+
+
+class PathsTemplate:
+    """A template made of literal text and `{{ dotted.path }}`s only, the shape of most templates in flows:
+    Jinja compiles one in about a millisecond, this reads it in microseconds. Where a path is not a chain of
+    map keys (a missing key, an attribute, an error), Jinja renders it, so the text or the error is Jinja's."""
+
+    def __init__(self, source: str, pieces: list[tuple[str, tuple[str, ...]]], tail: str) -> None:
+        self.source = source
+        self.pieces = pieces
+        self.tail = tail
+
+    @classmethod
+    def of(cls, source: str) -> PathsTemplate | None:
+        """The template if `source` has this shape, else None."""
+        pieces, position = [], 0
+        for match in _PATH_RE.finditer(source):
+            pieces.append((source[position : match.start()], tuple(match.group(1).split("."))))
+            position = match.end()
+        texts = [text for text, _ in pieces] + [source[position:]]
+        if any(_special_text(text) for text in texts) or any(path[0] in _NOT_VARIABLES for _, path in pieces):
+            return None
+        return cls(source, pieces, texts[-1])
+
+    def generate(self, variables: Mapping[str, Any]) -> Iterator[str]:
+        try:
+            text = "".join(before + to_text(_read_path(path, variables)) for before, path in self.pieces) + self.tail
+        except Exception:  # Jinja's to render, or to report with its own message
+            text = None
+        if text is None or len(text) > MAX_OUTPUT_CHARS:
+            yield from self._jinja.generate(variables)
+        else:
+            yield text
+
+    @functools.cached_property
+    def _jinja(self) -> Template:
+        return _jinja(self.source)
+
+
+def _special_text(text: str) -> bool:
+    """Text Jinja would not copy as is: another tag, a comment, a brace that starts one, a newline it rewrites."""
+    return "{{" in text or "{%" in text or "{#" in text or text.endswith("{") or "\r" in text
+
+
+def _read_path(path: tuple[str, ...], variables: Mapping[str, Any]) -> Any:
+    """What Jinja's lookup gives for a path of map keys (`_PebbleEnvironment.getattr`); KeyError otherwise."""
+    value = variables[path[0]]
+    for key in path[1:]:
+        if not isinstance(value, Mapping) or isinstance(value, Undefined) or key not in value:
+            raise KeyError(key)
+        value = value[key]
+    return value
 
 
 def _template_line(error: BaseException) -> int | None:
@@ -598,7 +663,8 @@ def render_typed(template: str, variables: Mapping[str, Any]) -> Any:
         "".join(_compile("{{ _kc_keep(" + match.group(1) + ") }}").generate({**variables, "_kc_keep": keep}))
     except Exception as error:  # the same one-line failure as `render`, naming the user's own text
         raise _failure(template, error) from error
-    return kept[0]
+    value = kept[0]  # a map built on first use (`outputs`, `tasks`) is stored as the plain map it stands for
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

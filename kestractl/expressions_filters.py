@@ -69,7 +69,7 @@ def _json_default(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    if isinstance(value, Mapping):  # a map built on first use (the `tasks` variable)
+    if isinstance(value, Mapping):  # a map built on first use (the `outputs` and `tasks` variables)
         return dict(value)
     if isinstance(value, Enum):
         return value.value

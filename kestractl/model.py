@@ -284,8 +284,10 @@ class Execution:
     # The state the execution ends in, decided before its `afterExecution` tasks run (they see it).
     ending: State | None = None
 
-    # Task runs by id; rebuilt when the list's length or last run changed (runs are appended, a restart removes).
+    # Task runs by id and by task id; rebuilt when the list's length or last run changed (runs are appended, a
+    # restart removes).
     _by_id: dict[str, TaskRun] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _by_task: dict[str, list[TaskRun]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def runs_by_id(self) -> dict[str, TaskRun]:
         """Every task run by id; every task's context walks its ancestors, so this must not cost a scan."""
@@ -293,10 +295,21 @@ class Execution:
         if known == len(runs) and (not runs or by_id.get(runs[-1].id) is runs[-1]):
             return by_id
         if 0 < known < len(runs) and by_id.get(runs[known - 1].id) is runs[known - 1]:  # only appended since
-            by_id.update((r.id, r) for r in runs[known:])
+            self._index(runs[known:])
         else:
-            self._by_id = by_id = {r.id: r for r in runs}
-        return by_id
+            self._by_id, self._by_task = {}, {}
+            self._index(runs)
+        return self._by_id
+
+    def runs_of_task(self, task_id: str) -> list[TaskRun]:
+        """The runs of one task, in the list's order: what `outputs.<id>` is made of, without a scan."""
+        self.runs_by_id()
+        return self._by_task.get(task_id, [])
+
+    def _index(self, runs: list[TaskRun]) -> None:
+        for run in runs:
+            self._by_id[run.id] = run
+            self._by_task.setdefault(run.task_id, []).append(run)
 
     def run(self, task_run_id: str) -> TaskRun:
         return self.runs_by_id()[task_run_id]

@@ -28,6 +28,7 @@ from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, r
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
+from kestractl.engine.variables import snapshot
 from kestractl.engine.worker import AttemptResult, run_attempt
 from kestractl.errors import ConflictError, InputError, KestraError
 from kestractl.expressions import render_typed
@@ -403,6 +404,7 @@ class Runner:
             self._inbox.put(lambda: self._run_inline(execution_id, run.id, stop))
             return
         ctx = self._context(active, task, run)
+        ctx.variables = snapshot(ctx.variables)
         self._inflight[run.id] = ctx.stop
 
         def work() -> None:

@@ -28,11 +28,11 @@ def value_path(run: TaskRun, by_id: dict[str, TaskRun]) -> list[str]:
     return [r.value for r in [*ancestors(run, by_id), run] if r.value is not None]
 
 
-def execution_outputs(execution: Execution) -> dict[str, Any]:
-    """Outputs by task id; runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
-    by_id = execution.runs_by_id()
+def task_outputs(runs: list[TaskRun], by_id: dict[str, TaskRun]) -> Any:
+    """`outputs.<id>` from the runs of that task, in the list's order: a run outside Each loops is its outputs
+    (the last one wins); runs under Each loops nest by ancestor values (`outputs.t.v1.v2`)."""
     result: dict[str, Any] = {}
-    for run in execution.task_runs:
+    for run in runs:
         if run.outputs is None:
             continue
         path = value_path(run, by_id)
@@ -46,42 +46,60 @@ def execution_outputs(execution: Execution) -> dict[str, Any]:
             node[path[-1]] = run.outputs
         else:
             node.setdefault(path[-1], {}).update(run.outputs)
-    return result
+    return result[runs[0].task_id] if result else None
 
 
-class Lazy(Mapping[str, Any]):
-    """A variable built on first use: few templates read it, and building it walks every task run."""
+def task_state(runs: list[TaskRun], by_id: dict[str, TaskRun]) -> Any:
+    """`tasks.<id>.state`, and `tasks.<id>.<value>.state` for runs of an Each value (the run's own value, not
+    its ancestors'); the latest run of the task wins."""
+    entry: dict[str, Any] | None = None
+    for run in runs:
+        state = {"state": run.state.current.value}
+        if run.value is None:
+            entry = state
+        else:
+            entry = {} if entry is None else entry
+            entry[run.value] = state
+    return entry
 
-    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+
+# Builds one task's entry of a `ByTask` variable from that task's runs (None: the task has no entry).
+EntryBuilder = Callable[[list[TaskRun], dict[str, TaskRun]], Any]
+
+
+class ByTask(Mapping[str, Any]):
+    """A variable keyed by task id (`outputs`, `tasks`), each entry built from that task's runs on first use: a
+    task's context must not cost more because many task runs came before it, and a template reads one or two
+    entries. Read on the thread that made it, while the execution does not change (see `snapshot`)."""
+
+    def __init__(self, execution: Execution, build: EntryBuilder, has_entry: Callable[[TaskRun], bool]) -> None:
+        self._execution = execution
         self._build = build
-        self._value: dict[str, Any] | None = None
+        self._has_entry = has_entry
+        self._known: dict[str, Any] = {}
 
-    def _get(self) -> dict[str, Any]:
-        if self._value is None:
-            self._value = self._build()
-        return self._value
-
-    def __getitem__(self, key: str) -> Any:
-        return self._get()[key]
+    def __getitem__(self, task_id: str) -> Any:
+        if task_id not in self._known:
+            runs = self._execution.runs_of_task(task_id)
+            self._known[task_id] = self._build(runs, self._execution.runs_by_id()) if runs else None
+        value = self._known[task_id]
+        if value is None:
+            raise KeyError(task_id)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
+        """Task ids in the order their first entry appears (a scan: only templates listing the map pay it)."""
+        return iter({r.task_id: None for r in self._execution.task_runs if self._has_entry(r)})
 
     def __len__(self) -> int:
-        return len(self._get())
+        return sum(1 for _ in self)
 
 
-def task_states(execution: Execution) -> dict[str, Any]:
-    """Kestra's `tasks` variable: `tasks.<id>.state`, and `tasks.<id>.<value>.state` for runs of an Each value
-    (the run's own value, not its ancestors'); one pass over the task runs, the latest run of an id wins."""
-    states: dict[str, Any] = {}
-    for run in execution.task_runs:
-        state = run.state.current.value
-        if run.value is None:
-            states[run.task_id] = {"state": state}
-        else:
-            states.setdefault(run.task_id, {})[run.value] = {"state": state}
-    return states
+def snapshot(variables: dict[str, Any]) -> dict[str, Any]:
+    """The variables of a context handed to a worker thread, with the maps built on first use built now: the
+    worker sees the execution as it was when its task was handed over (as Kestra's WorkerTask does), and never
+    reads runs the executor's thread is changing."""
+    return {k: dict(v) if isinstance(v, ByTask) else v for k, v in variables.items()}
 
 
 def parents_of(run: TaskRun, by_id: dict[str, TaskRun]) -> list[dict[str, Any]]:
@@ -128,8 +146,8 @@ def build_variables(
             "state": (execution.ending or execution.state.current).value,
         },
         "inputs": {**input_defaults(flow.inputs, execution.inputs), **execution.secrets},
-        "outputs": execution_outputs(execution),
-        "tasks": Lazy(lambda: task_states(execution)),
+        "outputs": ByTask(execution, task_outputs, lambda run: run.outputs is not None),
+        "tasks": ByTask(execution, task_state, lambda run: True),
         "vars": flow.variables if execution.variables is None else execution.variables,
         "labels": execution.labels_map(),
         "envs": envs(),
