@@ -72,6 +72,8 @@ tasks:
 HOOK = "/api/v1/executions/webhook/benchmarks/benchmark01/benchmark"
 BODY = json.dumps({"source": "kestractl benchmarks"})
 TARGET_RATE, P50_MS, P99_MS = 100.0, 50.0, 250.0
+# The rate issue 12 asks the server to sustain (p50 and p99 within target, every call accepted and ended).
+SUSTAINED_TARGET = 800.0
 REFERENCE = "Kestra OSS 0.23 publishes 25 executions/s at 0.9 s latency (4 vCPU + a 4-vCPU Postgres)"
 
 
@@ -317,7 +319,7 @@ def ab_figures(server: ServerProcess, folder: Path, quick: bool) -> list[Figure]
 
 def run(quick: bool) -> list[Figure]:
     """The target rate for long enough to quote; then higher rates, briefly, until one is not sustained."""
-    seconds, clients, higher = (3.0, 4, []) if quick else (20.0, 8, [150.0, 200.0, 250.0, 300.0, 400.0])
+    seconds, clients, higher = (3.0, 4, []) if quick else (20.0, 8, [150.0, 200.0, 300.0, 400.0, 600.0, 800.0])
     with scratch("server") as folder:
         flows = folder / "flows"
         flows.mkdir()
@@ -347,7 +349,7 @@ def run(quick: bool) -> list[Figure]:
     cpu = f"server CPU {target.cpu_seconds / max(1, len(target.sent)) * 1000:.1f} ms per execution"
     return [
         Figure("server", "executions/s sustained (p50, p99 within target)", rate, "/s", 25.0,
-               "Kestra OSS, published", "≥ 100 /s", rate >= TARGET_RATE,
+               "Kestra OSS, published", f"≥ {SUSTAINED_TARGET:.0f} /s", rate >= SUSTAINED_TARGET,
                "; ".join(r.summary() for r in ladder) + f"{ceiling}; {REFERENCE}"),
         Figure("server", f"latency p50 {at} (call -> end)", p50, "ms", target.answer_ms(0.5), "webhook answer",
                f"≤ {P50_MS:.0f} ms", complete and p50 <= P50_MS, f"{load}; {cpu}; end dates are whole ms"),
