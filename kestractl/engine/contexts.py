@@ -173,7 +173,8 @@ class Contexts:
         if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
             allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
         target = self.storage.local_path(uri)
-        if any(target.is_relative_to(self.storage.folder(prefix)) for prefix in allowed):
+        text = str(target)
+        if any(text.startswith(f"{self.storage.folder(prefix)}{os.sep}") for prefix in allowed):  # no Path walk
             return target
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
