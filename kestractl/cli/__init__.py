@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> Any:
         sys.stdout.write(f"kestractl {__version__}\n")
         return 0
     gc.disable()  # resumed by CliState.home
-    from kestractl.cli.app import main as app_main
+    try:
+        from kestractl.cli.app import main as app_main
 
-    return app_main(argv)
+        return app_main(argv)
+    finally:  # a command that never opened its home (help, a refused argument) must not leave it paused
+        gc.enable()
