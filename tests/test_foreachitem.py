@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -195,3 +197,29 @@ def test_children_beyond_the_window_wait_as_rows_and_all_run(
     children = json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)
     assert len(children) == 12 and {state(c) for c in children} == {"SUCCESS"}
     assert peak[0] == 3  # the window holds the parent and three children
+
+
+def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = WINDOW_CHILD.replace("PT0.02S", "PT30S")
+    for name, text in (("child.yaml", slow), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 4)
+    home = resolve_home(cli.home)
+    runner = Runner(Store(home.db_path), Storage(home.storage_root))
+    parent = runner.create_execution(
+        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 9))}
+    )
+    driving = threading.Thread(target=runner.run, args=(parent.id,), daemon=True)
+    driving.start()
+    listed = lambda: json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)  # noqa: E731
+    deadline = time.monotonic() + 10
+    while sum(state(c) == "RUNNING" for c in listed()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    Runner(Store(home.db_path), Storage(home.storage_root)).kill(parent.id)
+    driving.join(15)
+    assert not driving.is_alive()
+    children = listed()
+    assert len(children) == 9 and {state(c) for c in children} == {"KILLED"}, [state(c) for c in children]
