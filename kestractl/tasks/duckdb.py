@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import tempfile
 import threading
@@ -55,9 +54,9 @@ from kestractl.model import iso_duration, new_id
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.registry import register
 from kestractl.tasks.scripts import _strings_problems, _type_problems
-from kestractl.tasks.workingdir import inside
 from kestractl.tasks.workingdir import string_list as _as_list
 from kestractl.tasks.workingdir import text_value as _text
+from kestractl.tasks.workingdir import write_input_files
 
 if TYPE_CHECKING:
     import duckdb
@@ -374,30 +373,6 @@ def _statements(session: _Session, sql: str) -> list[duckdb.Statement]:
 # ------------------------------------------------------------------------------------------ files
 
 
-def _write_input_files(ctx: RunContext, workdir: Path, files: Any, variables: dict[str, Any]) -> None:
-    """Kestra's `inputFiles`: a map (or a JSON map as text) of name → content or `kestra://` URI."""
-    if isinstance(files, str):
-        try:
-            files = json.loads(_text(ctx.render(files, variables)))
-        except ValueError as err:
-            raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from None
-    if not isinstance(files, dict):
-        raise TaskError("Invalid `inputFiles`: must be a map of file name to content")
-    for name, content in files.items():
-        if content is None:
-            continue
-        target = inside(workdir, _text(ctx.render(name, variables)))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        value = _text(ctx.render(content, variables))
-        if value.startswith("kestra://"):
-            source = ctx.storage.local_path(value)
-            if not source.is_file():
-                raise TaskError(f"file not found in internal storage: {value}")
-            shutil.copyfile(source, target)  # streamed: input files may be large
-        else:
-            target.write_text(value, encoding="utf-8")
-
-
 def _create_output_files(workdir: Path, names: list[str], variables: dict[str, Any]) -> dict[str, Path]:
     """Kestra's `outputFiles`: an empty file per name, its path in `{{ outputFiles.<name> }}`."""
     paths: dict[str, Path] = {}
@@ -459,7 +434,7 @@ class Query(RunnableTask):
         workdir = ctx.working_directory()
         variables: dict[str, Any] = {"workingDir": str(workdir)}
         if self.props.get("inputFiles") is not None:
-            _write_input_files(ctx, workdir, self.props["inputFiles"], variables)
+            write_input_files(ctx, workdir, self.props["inputFiles"], variables)
         output_files = _create_output_files(workdir, _as_list(self._prop(ctx, "outputFiles")), variables)
         database = self._database(ctx, workdir, variables)
         sql = _text(ctx.render(self.props["sql"], variables))
@@ -526,7 +501,7 @@ class Query(RunnableTask):
             uri, url = "", uri
         if uri:
             target = workdir / new_id()
-            _write_input_files(ctx, workdir, {target.name: uri}, variables)
+            write_input_files(ctx, workdir, {target.name: uri}, variables)
             return str(target)
         if not url.startswith(JDBC_PREFIX):
             raise TaskError(f"url: `{url}` is not a DuckDB JDBC URL (jdbc:duckdb:…)")

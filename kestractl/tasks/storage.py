@@ -21,11 +21,10 @@ from kestractl.expressions import is_truthy
 from kestractl.namespace_files import path_matcher
 from kestractl.storage import execution_prefix
 from kestractl.tasks.base import RunContext, RunnableTask
-from kestractl.tasks.duckdb import _write_input_files
 from kestractl.tasks.registry import register
 from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.splitter import parse_size, split
-from kestractl.tasks.workingdir import files_under, string_list, text_value
+from kestractl.tasks.workingdir import files_under, string_list, text_value, write_input_files
 
 PREFIX = "io.kestra.plugin.core.storage."
 LEGACY = "io.kestra.core.tasks.storages."
@@ -406,7 +405,7 @@ class LocalFiles(RunnableTask):
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         workdir = ctx.working_directory()
         if self.spec.get("inputs") is not None:
-            _write_input_files(ctx, workdir, self.spec["inputs"], {})
+            write_input_files(ctx, workdir, self.spec["inputs"], {})
         matches = path_matcher(string_list(ctx.render(self.spec.get("outputs"))), base=str(workdir))
         uris = {name: ctx.put_file(path, name) for name, path in files_under(workdir) if matches(str(path))}
         return {"uris": uris}

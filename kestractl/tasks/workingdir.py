@@ -78,28 +78,7 @@ class TaskFiles(Task):
         """Namespace files first, then `inputFiles` (which may overwrite them), as Kestra does."""
         if self.props.get("namespaceFiles") is not None:
             load_namespace_files(ctx, wd, ctx.render(self.props["namespaceFiles"], variables))
-        for name, content in self._input_files(ctx, variables).items():
-            target = inside(wd, name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if content.startswith("kestra://"):
-                target.write_bytes(ctx.storage.read_bytes(content))
-            else:
-                target.write_bytes(content.encode("utf-8"))
-
-    def _input_files(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
-        """`inputFiles` as a map (or a JSON string of one), keys and values rendered; a null value is an empty file."""
-        files = self.props.get("inputFiles") or {}
-        if isinstance(files, str):
-            try:
-                files = json.loads(ctx.render(files, variables))
-            except ValueError as err:
-                raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
-        if not isinstance(files, dict):
-            raise TaskError("Invalid `inputFiles`: expected a map of file name to content")
-        return {
-            text_value(ctx.render(k, variables)): "" if v is None else text_value(ctx.render(v, variables))
-            for k, v in files.items()
-        }
+        write_input_files(ctx, wd, self.props.get("inputFiles") or {}, variables)
 
     def collect_outputs(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> dict[str, str]:
         """Files of the working directory matching an `outputFiles` pattern, stored by relative name."""
@@ -108,6 +87,29 @@ class TaskFiles(Task):
             return {}
         matches = path_matcher(patterns, base=str(wd))
         return {name: ctx.put_file(path, name) for name, path in files_under(wd) if matches(str(path))}
+
+
+def write_input_files(ctx: RunContext, wd: Path, files: Any, variables: dict[str, Any]) -> None:
+    """Kestra's `inputFiles`: a map (or a JSON string of one) of file name to text or `kestra://` URI, keys and
+    values rendered; a null value is an empty file; stored files are copied, not read into memory."""
+    if isinstance(files, str):
+        try:
+            files = json.loads(text_value(ctx.render(files, variables)))
+        except ValueError as err:
+            raise TaskError(f"Invalid `inputFiles`: not a JSON map ({err})") from err
+    if not isinstance(files, dict):
+        raise TaskError("Invalid `inputFiles`: expected a map of file name to content")
+    for name, content in files.items():
+        target = inside(wd, text_value(ctx.render(name, variables)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        value = "" if content is None else text_value(ctx.render(content, variables))
+        if value.startswith("kestra://"):
+            source = ctx.storage.local_path(value)
+            if not source.is_file():
+                raise TaskError(f"file not found in internal storage: {value}")
+            shutil.copyfile(source, target)
+        else:
+            target.write_text(value, encoding="utf-8")
 
 
 def load_namespace_files(ctx: RunContext, wd: Path, settings: Any) -> None:
