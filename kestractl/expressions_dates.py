@@ -12,14 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
-from jinja2 import Undefined
-
-
-def require(value: Any) -> None:
-    """Pebble's strict variables: an undefined value given to a filter or function fails the render."""
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-
+from kestractl.expressions_text import require
 
 _MONTHS = list(calendar.month_name)[1:]
 _DAYS = list(calendar.day_name)

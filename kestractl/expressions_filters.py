@@ -13,74 +13,19 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from enum import Enum
 from typing import Any
 
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
 from kestractl import ion
-from kestractl.expressions_dates import f_date, f_date_add, require, timestamp_filter
+from kestractl.expressions_dates import f_date, f_date_add, timestamp_filter
 from kestractl.expressions_jq import jq_all
-from kestractl.javatext import java_double
-from kestractl.model import iso, iso_duration
+from kestractl.expressions_text import require, to_json, to_text
 
-# ---------------------------------------------------------------- printing
-
-
-def to_text(value: Any) -> str:
-    """How a value prints inside `{{ }}`: Kestra's JSON for maps/lists, Java's text for the rest."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return java_double(value)
-    if isinstance(value, Mapping | list | tuple | set | frozenset):
-        return to_json(value)
-    if isinstance(value, datetime):
-        return iso(value) or ""
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return iso_duration(value)
-    if isinstance(value, Enum):
-        return to_text(value.value)
-    return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    """Serialise what JSON lacks the way Jackson does in Kestra (instants as ISO text)."""
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return iso_duration(value)
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if isinstance(value, Mapping):  # a map built on first use (the `outputs` and `tasks` variables)
-        return dict(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON, non-ASCII kept: what `toJson` and `{{ map }}` print."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+# ---------------------------------------------------------------- JSON values
 
 
 def plain(value: Any) -> Any:

@@ -22,8 +22,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from kestractl.config import ENCRYPTION_KEY_VARIABLES, encryption_secret_key
-from kestractl.expressions_dates import require, to_datetime
-from kestractl.expressions_filters import to_text
+from kestractl.expressions_dates import to_datetime
+from kestractl.expressions_text import require, to_text
 from kestractl.ion import loads_lines
 
 # ---------------------------------------------------------------- ION

@@ -18,6 +18,8 @@ LAYERS = {
     "expressions": 1,
     "pebble_syntax": 1,
     "expressions_dates": 1,
+    "expressions_env": 1,
+    "expressions_text": 1,
     "expressions_filters": 1,
     "expressions_functions": 1,
     "expressions_jq": 1,
@@ -147,3 +149,23 @@ def test_running_a_plain_flow_loads_no_task_library(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(flow)], capture_output=True, text=True, check=True)
     assert done.stderr.splitlines()[-1] == "loaded:", done.stderr
+
+
+def test_a_flow_of_plain_paths_runs_without_jinja(tmp_path: Path) -> None:
+    """Literal text and `{{ dotted.path }}`s are read by `PathsTemplate`: Jinja's import is start-up time saved."""
+    flow = tmp_path / "paths.yaml"
+    flow.write_text(
+        "id: paths\nnamespace: dev\ninputs:\n  - id: greeting\n    type: STRING\n    defaults: hello\n"
+        "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: '{{ inputs.greeting }}, {{ flow.id }}'\n"
+        "  - id: b\n    type: io.kestra.plugin.core.debug.Return\n    format: 'task {{ task.id }} of {{ flow.namespace }}'\n"
+    )
+    home = str(tmp_path / "home")
+    subprocess.run([sys.executable, "-m", "kestractl", "--home", home, "flow", "deploy", str(flow)], check=True)
+    code = (
+        "import sys; from kestractl.cli.app import main\n"
+        f"try: main(['--home', {home!r}, 'execute', 'dev', 'paths', '--input', 'greeting=hey'])\n"
+        "except SystemExit as exit: print('exit', exit.code, file=sys.stderr)\n"
+        "print('jinja2:', 'jinja2' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-2:] == ["exit 0", "jinja2: False"], done.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kestractl import expressions
+from kestractl import expressions_env
 from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.model import Execution, new_id
 from kestractl.parser import parse_flow
@@ -64,7 +64,7 @@ def runtime_functions(tmp_path: Path) -> set[str]:
 
 
 def static_functions() -> set[str]:
-    return {name for name in expressions._ENV.globals if not name.startswith("_")}
+    return {name for name in expressions_env.ENV.globals if not name.startswith("_")}
 
 
 def test_every_kestra_function_exists(tmp_path: Path) -> None:
@@ -74,11 +74,11 @@ def test_every_kestra_function_exists(tmp_path: Path) -> None:
 
 
 def test_every_kestra_filter_exists() -> None:
-    assert [n for n in KESTRA_FILTERS + PEBBLE_FILTERS if n not in expressions._ENV.filters] == []
+    assert [n for n in KESTRA_FILTERS + PEBBLE_FILTERS if n not in expressions_env.ENV.filters] == []
 
 
 def test_every_kestra_test_exists() -> None:
-    assert [n for n in KESTRA_TESTS + PEBBLE_TESTS if n not in expressions._ENV.tests] == []
+    assert [n for n in KESTRA_TESTS + PEBBLE_TESTS if n not in expressions_env.ENV.tests] == []
 
 
 def test_functions_left_out_are_explained_in_the_docs() -> None:

@@ -72,7 +72,7 @@ def set_value(
 def get_value(namespace: Namespace, key: Key) -> None:
     """Print a key's value (JSON for maps and lists).  Example: kestractl kv get dev orders"""
     from kestractl.errors import NotFoundError
-    from kestractl.expressions_filters import to_json, to_text
+    from kestractl.expressions_text import to_json, to_text
 
     found = _store(namespace).get(key)
     if found is None:

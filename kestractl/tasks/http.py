@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import KestraError, TaskError, unrecognized
-from kestractl.expressions_filters import to_text
+from kestractl.expressions_text import to_text
 from kestractl.storage import SCHEME, Storage
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.registry import register

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.expressions import render_typed
-from kestractl.expressions_filters import to_json, to_text
+from kestractl.expressions_text import to_json, to_text
 from kestractl.kv import KVStore, KVType, convert, namespaces
 from kestractl.model import deep_merge, utcnow
 from kestractl.tasks.base import RunContext, RunnableTask
