@@ -73,6 +73,10 @@ class StorageError(KestraError):
     http_status = 422
 
 
+class PluginError(KestraError):
+    """A plugin that cannot be loaded, or two plugins that claim one type name."""
+
+
 def unrecognized(key: str, owner: str) -> str:
     """Kestra's (Jackson's) refusal of a property its class does not have."""
     return f'Unrecognized field "{key}" ({owner}), not marked as ignorable'
@@ -83,5 +87,5 @@ def unknown_type(kind: str, type_name: Any) -> str:
     name = str(type_name)
     match = re.match(r"io\.kestra\.plugin\.(\w+)\.", name)
     if match and match.group(1) != "core":
-        return f"unknown {kind} type `{name}`: Kestra's plugin-{match.group(1)} is not available in kestractl"
-    return f"unknown {kind} type `{name}`: not available in kestractl"
+        return f"unknown {kind} type `{name}`: it belongs to Kestra's plugin-{match.group(1)}, which is not installed"
+    return f"unknown {kind} type `{name}`: no installed plugin provides it"

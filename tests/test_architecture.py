@@ -29,6 +29,7 @@ LAYERS = {
     "kv": 1,
     "namespace_files": 1,
     "tasks": 2,
+    "plugin": 2,
     "triggers": 2,
     "parser": 3,
     "deploy": 3,
@@ -156,8 +157,10 @@ def test_a_flow_of_plain_paths_runs_without_jinja(tmp_path: Path) -> None:
     flow = tmp_path / "paths.yaml"
     flow.write_text(
         "id: paths\nnamespace: dev\ninputs:\n  - id: greeting\n    type: STRING\n    defaults: hello\n"
-        "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: '{{ inputs.greeting }}, {{ flow.id }}'\n"
-        "  - id: b\n    type: io.kestra.plugin.core.debug.Return\n    format: 'task {{ task.id }} of {{ flow.namespace }}'\n"
+        "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: '{{ inputs.greeting }}, {{ flow.id }}'\n"
+        "  - id: b\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: 'task {{ task.id }} of {{ flow.namespace }}'\n"
     )
     home = str(tmp_path / "home")
     subprocess.run([sys.executable, "-m", "kestractl", "--home", home, "flow", "deploy", str(flow)], check=True)

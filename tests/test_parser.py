@@ -77,7 +77,7 @@ def test_every_problem_is_reported_with_its_line() -> None:
     assert "f.yaml:5: tasks[0].message: required" in found
     assert "f.yaml:7: tasks[1].id: duplicate task id `a` (first used at tasks[0])" in found
     assert "f.yaml:10: tasks[2].id: required" in found
-    assert "f.yaml:13: tasks[3].type: unknown task type `com.example.Nope`: not available in kestractl" in found
+    assert "f.yaml:13: tasks[3].type: unknown task type `com.example.Nope`: no installed plugin provides it" in found
     assert any(p.startswith("f.yaml:16: tasks[4].timeout:") for p in found)
 
 
@@ -87,7 +87,9 @@ def test_nested_task_problems_carry_their_full_path() -> None:
         "      - id: inner\n        type: io.kestra.plugin.core.flow.If\n        condition: 'true'\n"
         "        then:\n          - id: deep\n            type: nope\n"
     )
-    assert found == ["f.yaml:12: tasks[0].tasks[0].then[0].type: unknown task type `nope`: not available in kestractl"]
+    assert found == [
+        "f.yaml:12: tasks[0].tasks[0].then[0].type: unknown task type `nope`: no installed plugin provides it"
+    ]
 
 
 def test_missing_tasks_and_empty_document() -> None:
@@ -199,7 +201,7 @@ def test_an_unknown_plugin_type_names_its_kestra_plugin() -> None:
     found = problems(BASE + "  - id: up\n    type: io.kestra.plugin.aws.s3.Upload\n")
     assert found == [
         "f.yaml:5: tasks[0].type: unknown task type `io.kestra.plugin.aws.s3.Upload`: "
-        "Kestra's plugin-aws is not available in kestractl"
+        "it belongs to Kestra's plugin-aws, which is not installed"
     ]
 
 
@@ -226,7 +228,7 @@ def test_listeners_must_have_tasks_and_known_keys() -> None:
     assert found == [
         "f.yaml:8: listeners[0].tasks: required (a non-empty list of tasks)",
         'f.yaml:12: listeners[1].when: Unrecognized field "when" (Listener), not marked as ignorable',
-        "f.yaml:11: listeners[1].tasks[0].type: unknown task type `nope`: not available in kestractl",
+        "f.yaml:11: listeners[1].tasks[0].type: unknown task type `nope`: no installed plugin provides it",
     ]
 
 

@@ -494,7 +494,7 @@ DECLARED = [
 def test_every_kestra_property_is_declared_with_a_description(cls: type[Task], names: set[str]) -> None:
     declared = cls.all_properties()
     assert set(declared) - {"namespaceFiles"} == names
-    assert all(len(text) > 20 for text in declared.values())
+    assert all(len(prop.description) > 20 for prop in declared.values())
 
 
 def test_a_kill_stops_the_dependencies_install_and_leaves_no_environment(

@@ -149,4 +149,4 @@ def test_resolving_a_type_imports_only_the_module_that_holds_it() -> None:
         "print(*sorted(m for m in sys.modules if m.startswith('kestractl.tasks.')))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == [f"kestractl.tasks.{name}" for name in ("_index", "base", "core", "registry")]
+    assert loaded == [f"kestractl.tasks.{name}" for name in ("_index", "base", "core", "properties", "registry")]

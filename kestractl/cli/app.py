@@ -24,6 +24,7 @@ COMMANDS = {
     "server": "server",
     "kv": "kv",
     "namespace": "namespace",
+    "plugins": "plugins",
     "execute": "execute",
 }
 

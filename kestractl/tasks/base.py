@@ -10,8 +10,8 @@ import functools
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -20,6 +20,8 @@ from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.model import LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
+from kestractl.tasks.properties import Prop, coerce, declared
+from kestractl.tasks.properties import problems as property_problems
 
 if TYPE_CHECKING:
     from kestractl.model import Execution, ExecutionQuery, Flow, TaskRun
@@ -73,11 +75,14 @@ class Task:
 
     type_name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
-    # The task's own properties, name → one-line description; subclasses add to their bases' (see
+    # The task's own properties, name → `Prop` (or its description alone); subclasses add to their bases' (see
     # `all_properties`). The common ones (COMMON_KEYS) and child task lists are not listed. The parser refuses
-    # any other key as Kestra does (`Unrecognized field`), and docs/flows.md is generated from these.
-    properties: ClassVar[dict[str, str]] = {}
-    # Property names that must be present (validated at deploy).
+    # any other key as Kestra does (`Unrecognized field`) and checks each value against its `Prop`; docs/flows.md
+    # and `kestractl plugins doc` are generated from these.
+    properties: ClassVar[Mapping[str, Prop | str]] = {}
+    # What a run exposes as `outputs.<id>.<name>`, name → description (for the docs; tasks return them).
+    outputs: ClassVar[Mapping[str, str]] = {}
+    # Names that must be present, child task lists included (a `Prop(required=True)` says it for a property).
     required: ClassVar[tuple[str, ...]] = ()
     # Properties holding child task lists (flowable tasks), parsed into Task objects by the parser.
     child_lists: ClassVar[tuple[str, ...]] = ()
@@ -106,17 +111,21 @@ class Task:
         self.children: dict[str, list[Task]] = children or {}
 
     @classmethod
-    def all_properties(cls) -> dict[str, str]:
+    def all_properties(cls) -> dict[str, Prop]:
         """The properties this type accepts: its own and every base class's."""
-        merged: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(vars(klass).get("properties", {}))
-        return merged
+        return _declarations(cls)
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        """Type-specific problems as `field: reason` (the parser prefixes the path)."""
-        return [f"{name}: required" for name in cls.required if spec.get(name) is None]
+        """Problems as `field: reason` (the parser prefixes the path): the declarations' checks; a type adds its
+        own rules (between properties, or inside a map) by extending this."""
+        declared = cls.all_properties()
+        missing = [f"{name}: required" for name in cls.required if spec.get(name) is None and name not in declared]
+        return missing + property_problems(spec, cls._required_view(declared))
+
+    @classmethod
+    def _required_view(cls, declared: dict[str, Prop]) -> dict[str, Prop]:
+        return {n: replace(p, required=True) if n in cls.required else p for n, p in declared.items()}
 
     @classmethod
     def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +147,19 @@ class Task:
         yield self
         for child in self.all_children():
             yield from child.walk()
+
+
+_DECLARATIONS: dict[type[Task], dict[str, Prop]] = {}
+
+
+def _declarations(cls: type[Task]) -> dict[str, Prop]:
+    """Merged once per type: the parser asks for every task it reads."""
+    if cls not in _DECLARATIONS:
+        merged: dict[str, Prop] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update({name: declared(value) for name, value in vars(klass).get("properties", {}).items()})
+        _DECLARATIONS[cls] = merged
+    return _DECLARATIONS[cls]
 
 
 class RunnableTask(Task):
@@ -288,6 +310,17 @@ class RunContext:
         """Render strings (recursively in lists and maps) with this run's variables."""
         variables = {**self.variables, **extra} if extra else self.variables
         return self._renderer(value, variables)
+
+    def prop(self, name: str) -> Any:
+        """The task's property `name` as its `Prop` declares it: rendered, the default when absent, converted to
+        its kind (an integer property written `"{{ 2 + 3 }}"` gives 5); a wrong kind fails the task."""
+        if self.task is None:
+            raise TaskError(f"{name}: no task to read it from")
+        prop = self.task.all_properties()[name]
+        try:
+            return coerce(name, prop, self.render(self.task.spec.get(name, prop.default)))
+        except ValueError as error:
+            raise TaskError(str(error)) from None
 
     def render_flag(self, value: Any, default: bool) -> bool:
         """A boolean property (Kestra 1.x renders them): `true`, or an expression that gives it."""

@@ -1,7 +1,9 @@
 """Task type names (current and legacy) → task classes.
 
 Every name Kestra ever accepted for a type resolves here, so old flows deploy unchanged.
-Task modules register themselves with `@register`. `resolve` imports only the module that `_index.MODULES`
+Task modules register themselves with `@register`; so do third-party plugins, whose modules are named by the
+`kestractl.plugins` entry-point group and imported the first time a flow uses a type the index does not know
+(never at the start of a command that does not need them). `resolve` imports only the module that `_index.MODULES`
 names for a type (a Log task loads core.py, not the HTTP or DuckDB tasks); `all_types` discovers every
 module of this package. `python -m kestractl.tasks.registry` rewrites the index from that discovery, and a
 test fails when the two disagree, so a new task module cannot be missed.
@@ -13,21 +15,49 @@ import importlib
 import sys
 from pathlib import Path
 
+from kestractl.errors import PluginError
 from kestractl.tasks._index import MODULES
 from kestractl.tasks.base import Task
 
 _TYPES: dict[str, type[Task]] = {}
+ENTRY_POINTS = "kestractl.plugins"
 # Modules of this package that hold no task types.
-_SUPPORT = frozenset({"base", "registry", "flowable", "splitter", "reference"})
+_SUPPORT = frozenset({"base", "registry", "flowable", "splitter", "reference", "properties"})
 INDEX = Path(__file__).with_name("_index.py")
 _loaded = False
+_plugins_loaded = False
 
 
 def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task reachable by its type name and every alias."""
+    """Class decorator: make a task reachable by its type name and every alias; a name another class already
+    holds is an error naming both (a plugin never silently replaces another's type)."""
     for name in (cls.type_name, *cls.aliases):
+        held = _TYPES.get(name)
+        if held is not None and origin(held) != origin(cls):
+            raise PluginError(f"task type `{name}` is registered twice: by {origin(held)} and by {origin(cls)}")
         _TYPES[name] = cls
     return cls
+
+
+def origin(cls: type[Task]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _load_plugins() -> None:
+    """Import every installed plugin's module once (its `@register`s fill the registry)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINTS):
+        try:
+            entry.load()
+        except PluginError:
+            raise
+        except Exception as error:  # a broken plugin is named, not a traceback
+            raise PluginError(f"plugin `{entry.name}` ({entry.value}) cannot be loaded: {error}") from error
 
 
 def _load() -> None:
@@ -44,17 +74,24 @@ def _load() -> None:
 
 
 def resolve(type_name: str) -> type[Task] | None:
-    """The class of a type name, importing the one module that holds it; None for an unknown name."""
+    """The class of a type name, importing the one module that holds it (or the installed plugins, for a name
+    kestractl does not have); None for an unknown name."""
     module = MODULES.get(type_name)
     if module is not None and type_name not in _TYPES:
         importlib.import_module(f"kestractl.tasks.{module}")
+    elif module is None and type_name not in _TYPES:
+        _load_plugins()
     return _TYPES.get(type_name)
 
 
-def all_types() -> dict[str, type[Task]]:
-    """Every registered name (aliases included) → its class."""
+def all_types(plugins: bool = False) -> dict[str, type[Task]]:
+    """Every name (aliases included) → its class: kestractl's core types, and with `plugins` the installed
+    plugins' too."""
     _load()
-    return dict(_TYPES)
+    if plugins:
+        _load_plugins()
+        return dict(_TYPES)
+    return {name: cls for name, cls in _TYPES.items() if cls.__module__.startswith(f"{__package__}.")}
 
 
 def index_source() -> str:

@@ -1,0 +1,133 @@
+"""A task type's properties, declared once (`Prop`): the parser checks a flow with them at deploy time, and the
+task reference, `kestractl plugins doc` and the flow's JSON schema are generated from them.
+
+A type may still declare a property by its description alone (`"name": "what it is"`): that reads as a `Prop`
+of any type, optional and dynamic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kestractl.durations import is_duration, parse_duration
+
+# The kinds a property may have, as JSON Schema names them (plus `duration`: ISO-8601 text).
+KINDS = ("string", "integer", "number", "boolean", "duration", "object", "array", "any")
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One property: what it is, the value it takes, and whether it may be an expression."""
+
+    description: str
+    type: str = "any"
+    required: bool = False
+    default: Any = None
+    # True when Kestra renders it (`Property<T>`): an expression is then checked only when it is rendered.
+    dynamic: bool = True
+    # The accepted values of an enumeration, as Kestra spells them.
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in KINDS:
+            raise ValueError(f"Prop type must be one of {', '.join(KINDS)}, not {self.type!r}")
+
+
+def declared(value: Prop | str) -> Prop:
+    """A declaration in its full form (a bare description is an optional property of any type)."""
+    return value if isinstance(value, Prop) else Prop(value)
+
+
+def problems(spec: dict[str, Any], properties: dict[str, Prop]) -> list[str]:
+    """`name: reason` for each missing required property and each static value of the wrong kind."""
+    found = []
+    for name, prop in properties.items():
+        value = spec.get(name)
+        if value is None:
+            found += [f"{name}: required"] if prop.required else []
+        elif not (prop.dynamic and _expression(value)):
+            found += [f"{name}: {reason}" for reason in [_wrong_kind(prop, value)] if reason]
+    return found
+
+
+def coerce(name: str, prop: Prop, value: Any) -> Any:
+    """A rendered value as its declared kind (`"5"` → 5 for an integer); raises ValueError naming the property."""
+    reason = None if value is None else _wrong_kind(prop, value)
+    if reason:
+        raise ValueError(f"{name}: {reason}")
+    if value is None or isinstance(value, bool) and prop.type == "boolean":
+        return value
+    convert = _CONVERSIONS.get(prop.type)
+    return convert(value) if convert else value
+
+
+def _number(value: Any) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() and "." not in str(value) and "e" not in str(value).lower() else number
+
+
+_CONVERSIONS: dict[str, Any] = {
+    "integer": lambda value: int(str(value).strip()) if isinstance(value, str) else value,
+    "number": lambda value: _number(value) if isinstance(value, str) else value,
+    "boolean": lambda value: str(value).strip().lower() == "true",
+    "string": lambda value: value if isinstance(value, str) else _scalar_text(value),
+    "duration": lambda value: parse_duration(value),
+}
+
+
+def _scalar_text(value: Any) -> str:
+    """How Jackson turns a YAML scalar into a string property (`true`, `5`, `1.5`)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _expression(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _wrong_kind(prop: Prop, value: Any) -> str | None:
+    """Why a value does not fit, or None. Scalars coerce as Jackson coerces them (`"5"` is an integer)."""
+    if prop.values and str(value) not in prop.values:
+        return f"must be one of {', '.join(prop.values)}, not `{value}`"
+    if _fits(prop.type, value):
+        return None
+    return f"expected {_ARTICLES[prop.type]}, not `{_shown(value)}`"
+
+
+def _fits(kind: str, value: Any) -> bool:
+    scalar = isinstance(value, str | int | float | bool)
+    checks = {
+        "string": scalar,
+        "integer": isinstance(value, int) and not isinstance(value, bool) or _text_matches(value, r"[-+]?\d+"),
+        "number": isinstance(value, int | float) and not isinstance(value, bool) or _number_text(value),
+        "boolean": isinstance(value, bool) or _text_matches(value, r"(?i)true|false"),
+        "duration": isinstance(value, str) and is_duration(value),
+        "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+    }
+    return checks.get(kind, True)
+
+
+def _text_matches(value: Any, pattern: str) -> bool:
+    return isinstance(value, str) and re.fullmatch(pattern, value.strip()) is not None
+
+
+def _number_text(value: Any) -> bool:
+    return _text_matches(value, r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_ARTICLES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "duration": "an ISO-8601 duration (e.g. PT30S)",
+    "object": "a map",
+    "array": "a list",
+}
