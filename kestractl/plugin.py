@@ -10,16 +10,31 @@ kestractl imports it the first time a flow uses a type it does not have itself. 
 properties once (`Prop`): deploy-time validation, `kestractl plugins doc` and the flow schema come from that
 declaration. `run(ctx)` does the work and returns the outputs; `ctx` renders values, logs, reads and writes
 internal storage, records metrics, gives a working directory and says when to stop. See docs/plugins.md.
+
+Files of rows in internal storage are Kestra's ION (one value per line): `read_ion_lines` reads one row at a time
+and `write_ion_lines` writes them, with the same reader and writer as the rest of kestractl (the `toIon` filter,
+storage tasks, JDBC results), so a plugin's file reads back exactly as a core task's. Values that plugins print
+as Kestra's Java code does: `java_double` (`Double.toString`), `format_java_date` (`DateTimeFormatter.ofPattern`),
+`java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`).
 """
 
 from __future__ import annotations
 
 from kestractl.errors import KestraError, PluginError, TaskError
+from kestractl.expressions_dates import _java_to_strptime as java_strptime_format
+from kestractl.expressions_dates import format_java as format_java_date
+from kestractl.expressions_dates import zone as time_zone
+from kestractl.ion import Annotated
+from kestractl.ion import dumps as ion_dumps
+from kestractl.ion import iter_lines as read_ion_lines
+from kestractl.ion import write_lines as write_ion_lines
+from kestractl.javatext import java_double
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 __all__ = [
+    "Annotated",
     "KestraError",
     "Killed",
     "PluginError",
@@ -29,6 +44,13 @@ __all__ = [
     "Task",
     "TaskError",
     "dynamic",
+    "format_java_date",
+    "ion_dumps",
     "is_true",
+    "java_double",
+    "java_strptime_format",
+    "read_ion_lines",
     "register",
+    "time_zone",
+    "write_ion_lines",
 ]
