@@ -56,11 +56,14 @@ class SerdesTask(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         source = stored_file(ctx, ctx.prop("from"))
-        path, uri = output_file(ctx, self.extension)
+        path, uri = output_file(ctx, self.file_extension(ctx))
         with failing_cleanly(ctx, path):
             size = self.convert(ctx, source, path)
         ctx.metric("records", "counter", size)
         return {"uri": uri, "size": size}
+
+    def file_extension(self, ctx: RunContext) -> str:
+        return self.extension
 
     def convert(self, ctx: RunContext, source: Path, target: Path) -> int:
         raise NotImplementedError
