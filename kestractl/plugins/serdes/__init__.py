@@ -4,6 +4,6 @@ Importing this package registers every type and imports no file library: pyarrow
 imported by the tasks that need them, when they run.
 """
 
-from kestractl.plugins.serdes import csv_ion, json_ion
+from kestractl.plugins.serdes import avro, csv_ion, excel, json_ion, parquet
 
-__all__ = ["csv_ion", "json_ion"]
+__all__ = ["avro", "csv_ion", "excel", "json_ion", "parquet"]

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar, TextIO
+from typing import IO, Any, ClassVar
 
 from kestractl.plugin import (
     KestraError,
@@ -40,9 +40,7 @@ OUTPUTS = {"uri": "The converted file, in internal storage.", "size": "The numbe
 TEXT_WRITER: dict[str, Prop | str] = {
     "dateFormat": Prop("Java pattern for dates.", type="string", default="yyyy-MM-dd"),
     "timeFormat": Prop("Java pattern for times.", type="string", default="HH:mm:ss[XXX]"),
-    "dateTimeFormat": Prop(
-        "Java pattern for date-times.", type="string", default="yyyy-MM-dd'T'HH:mm:ss.SSS[XXX]"
-    ),
+    "dateTimeFormat": Prop("Java pattern for date-times.", type="string", default="yyyy-MM-dd'T'HH:mm:ss.SSS[XXX]"),
     "timeZoneId": Prop("Time zone of zoned date-times (default: the system's).", type="string"),
 }
 
@@ -201,7 +199,6 @@ def csv_dialect(ctx: RunContext) -> dict[str, Any]:
     return {"delimiter": character(ctx, "fieldSeparator"), "quotechar": character(ctx, "textDelimiter")}
 
 
-def text_file(path: Path, encoding: str, mode: str = "r") -> TextIO:
+def text_file(path: Path, encoding: str, mode: str = "r") -> IO[str]:
     """A text file for the csv module (it handles line ends itself)."""
     return path.open(mode, encoding=encoding, newline="")
-

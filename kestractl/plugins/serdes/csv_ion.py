@@ -156,7 +156,7 @@ class _Unquoted(str):
 
 
 _NUMERIC = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
-QUOTING = {"ALWAYS": csv.QUOTE_ALL, "REQUIRED": csv.QUOTE_MINIMAL, "NON_NUMERIC": csv.QUOTE_NONNUMERIC}
+QUOTING: dict[str, Any] = {"ALWAYS": csv.QUOTE_ALL, "REQUIRED": csv.QUOTE_MINIMAL, "NON_NUMERIC": csv.QUOTE_NONNUMERIC}
 
 
 @register
@@ -170,8 +170,9 @@ class IonToCsv(SerdesTask):
         "from": FROM,
         **SEPARATORS,
         "lineDelimiter": Prop("The characters that end a row.", type="string", default="\n"),
-        "alwaysDelimitText": Prop("Deprecated: quote every field (quoteMode takes precedence).", type="boolean",
-                                  default=False),  # fmt: skip
+        "alwaysDelimitText": Prop(
+            "Deprecated: quote every field (quoteMode takes precedence).", type="boolean", default=False
+        ),  # fmt: skip
         "quoteMode": Prop(
             "When fields are quoted: ALWAYS, REQUIRED (only when they must be) or NON_NUMERIC.",
             type="string",

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import IO, Any, ClassVar
 
 from kestractl.plugin import Annotated, Prop, RunContext, TaskError, register, time_zone, write_ion_lines
 from kestractl.plugins.serdes.common import CHARSET, FROM, SerdesTask, charset, ion_rows, text_file
@@ -35,7 +35,7 @@ class JsonToIon(SerdesTask):
             return write_ion_lines(rows, out)
 
 
-def _lines(fh: TextIO) -> Iterator[Any]:
+def _lines(fh: IO[str]) -> Iterator[Any]:
     for number, line in enumerate(fh, 1):
         if line.strip():
             try:
@@ -44,7 +44,7 @@ def _lines(fh: TextIO) -> Iterator[Any]:
                 raise TaskError(f"line {number}: invalid JSON: {error.msg} (column {error.colno})") from None
 
 
-def _document(fh: TextIO) -> Iterator[Any]:
+def _document(fh: IO[str]) -> Iterator[Any]:
     try:
         value = json.load(fh)
     except json.JSONDecodeError as error:
@@ -80,7 +80,7 @@ class IonToJson(SerdesTask):
             return _write_lines(rows, out) if ctx.prop("newLine") else _write_document(rows, out)
 
 
-def _write_lines(rows: Iterator[str], out: TextIO) -> int:
+def _write_lines(rows: Iterator[str], out: IO[str]) -> int:
     count = 0
     for count, row in enumerate(rows, 1):  # noqa: B007
         out.write(row)
@@ -88,7 +88,7 @@ def _write_lines(rows: Iterator[str], out: TextIO) -> int:
     return count
 
 
-def _write_document(rows: Iterator[str], out: TextIO) -> int:
+def _write_document(rows: Iterator[str], out: IO[str]) -> int:
     """Kestra's document: a single row as itself, several as one array, written as they come."""
     first = next(rows, None)
     if first is None:
