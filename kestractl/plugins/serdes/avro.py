@@ -22,7 +22,7 @@ def fitted(ctx: RunContext, schema: dict[str, Any], source: Path, counter: list[
         try:
             yield converter.record(schema, row)
         except Unfit as error:
-            bad_line(ctx, policy, str(error))
+            bad_line(ctx, policy, f"Bad line encountered at row {counter[0]}: {error}")
 
 
 @register

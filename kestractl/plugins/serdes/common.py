@@ -135,7 +135,7 @@ def bad_line(ctx: RunContext, policy: str, message: str) -> None:
     if policy == "ERROR":
         raise TaskError(message)
     if policy == "WARN":
-        ctx.log("WARN", f"Bad line encountered (skipped): {message}")
+        ctx.log("WARN", f"{message} (skipped)")
 
 
 class TextWriter:

@@ -102,7 +102,7 @@ def _rows(ctx: RunContext, reader: Any, policy: str, skip_empty: bool) -> Iterat
         except StopIteration:
             return
         except csv.Error as error:
-            bad_line(ctx, policy, f"line {reader.line_num}: {error}")
+            bad_line(ctx, policy, f"Bad line encountered at line {reader.line_num}: {error}")
             continue
         if not row:
             if skip_empty:
