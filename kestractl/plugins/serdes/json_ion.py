@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -107,35 +108,37 @@ def _write_document(rows: Iterator[str], out: IO[str]) -> int:
     return count
 
 
-def _encoder(zone: tzinfo, keep_annotations: bool) -> Any:
+def _encoder(zone: tzinfo, keep_annotations: bool) -> Callable[[Any], str]:
     """A row as Jackson writes it in Kestra: instants `…Z`, zoned date-times in `timeZoneId`, local ones as they
     are, decimals as numbers, bytes in base64."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=partial(_jackson, zone=zone)).encode
+    return lambda row: encode(_unannotated(row, keep_annotations))
 
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return _datetime(value, zone)
-        if isinstance(value, date | time):
-            return value.isoformat()
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() and "E" not in str(value) else float(value)
-        if isinstance(value, bytes):
-            return base64.b64encode(value).decode("ascii")
-        raise TypeError(f"{type(value).__name__} cannot be written as JSON")
 
-    def unannotated(value: Any) -> Any:
-        """Annotated values are tuples, which JSON would write as lists: they become their value first."""
-        if isinstance(value, Annotated):
-            if keep_annotations and isinstance(value.value, str):
-                return {"ion_annotations": [value.annotation], "value": value.value}
-            return unannotated(value.value)
-        if isinstance(value, dict) and any(isinstance(v, dict | list | tuple) for v in value.values()):
-            return {key: unannotated(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [unannotated(item) for item in value]
-        return value
+def _jackson(value: Any, zone: tzinfo) -> Any:
+    if isinstance(value, datetime):
+        return _datetime(value, zone)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "E" not in str(value) else float(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} cannot be written as JSON")
 
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default).encode
-    return lambda row: encode(unannotated(row))
+
+def _unannotated(value: Any, keep: bool) -> Any:
+    """Annotated values are tuples, which JSON would write as lists: they become their value first (or, with
+    `shouldKeepAnnotations`, Kestra's `{"ion_annotations": [...], "value": ...}`)."""
+    if isinstance(value, Annotated):
+        if keep and isinstance(value.value, str):
+            return {"ion_annotations": [value.annotation], "value": value.value}
+        return _unannotated(value.value, keep)
+    if isinstance(value, dict) and any(isinstance(v, dict | list | tuple) for v in value.values()):
+        return {key: _unannotated(item, keep) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unannotated(item, keep) for item in value]
+    return value
 
 
 def _datetime(value: datetime, zone: tzinfo) -> str:
