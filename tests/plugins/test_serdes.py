@@ -273,3 +273,14 @@ def test_old_type_names_resolve_and_the_doc_comes_from_the_declaration(cli: Cli)
     result = cli("plugins", "doc", "io.kestra.plugin.serdes.csv.CsvReader")
     assert result.exit_code == 0, result.stderr
     assert "fieldSeparator" in result.stdout and "onBadLines" in result.stdout
+
+
+def test_null_and_boolean_text_follow_kestras_lists_and_the_unions_order(flows: Flows) -> None:
+    schema = (
+        '{"type": "record", "name": "R", "fields": [{"name": "a", "type": ["null", "string"]},'
+        '{"name": "b", "type": ["string", "null"]}, {"name": "c", "type": "boolean"},'
+        '{"name": "d", "type": ["null", "double"]}]}'
+    )
+    tasks = task("csv", "csv.CsvToIon") + task("write", "avro.IonToAvro", to("csv"), schema=f"'{schema}'")
+    execution = flows.run(tasks + task("read", "avro.AvroToIon", to("write")), b"a,b,c,d\n,,YES,N/A\n", ".csv")
+    assert ion.loads_lines(flows.output(execution, "read").decode()) == [{"a": None, "b": "", "c": True, "d": None}]

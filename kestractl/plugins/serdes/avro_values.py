@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from kestractl.plugin import Prop, RunContext, TaskError, java_strptime_format, time_zone
+from kestractl.plugins.serdes.common import java_text
 
 CONVERSION: dict[str, Prop | str] = {
     "schema": Prop("The Avro schema (JSON); inferred from the first rows when absent.", type="string"),
@@ -53,6 +54,9 @@ CONVERSION: dict[str, Prop | str] = {
 }
 
 
+_TEXT_VALUES = ("trueValues", "falseValues", "nullValues")
+
+
 class Unfit(ValueError):
     """A value that does not fit its schema."""
 
@@ -61,9 +65,8 @@ class Converter:
     """Kestra's conversion options, applied to one value against one (parsed, fastavro-style) schema."""
 
     def __init__(self, ctx: RunContext) -> None:
-        self.true = set(map(str, ctx.prop("trueValues")))
-        self.false = set(map(str, ctx.prop("falseValues")))
-        self.nulls = set(map(str, ctx.prop("nullValues")))
+        # Kestra compares these ignoring case.
+        self.true, self.false, self.nulls = ({str(v).lower() for v in ctx.prop(k)} for k in _TEXT_VALUES)
         self.formats = {k: str(ctx.prop(k)) for k in ("dateFormat", "timeFormat", "datetimeFormat")}
         self.separator = str(ctx.prop("decimalSeparator"))
         self.strict = bool(ctx.prop("strictSchema"))
@@ -82,7 +85,7 @@ class Converter:
         if isinstance(schema, list):
             return self.union(schema, value, name)
         kind = schema if isinstance(schema, str) else schema["type"]
-        if value is None or isinstance(value, str) and value in self.nulls and kind != "string":
+        if self.is_null(value) and kind != "string" or value is None:
             if kind == "null":
                 return None
             raise Unfit(f"{name}: null is not allowed (type {kind})")
@@ -95,25 +98,26 @@ class Converter:
         except (ValueError, ArithmeticError, TypeError) as error:
             raise Unfit(f"{name}: `{value}` is not a valid {logical or kind}: {error}") from None
 
+    def is_null(self, value: Any) -> bool:
+        return value is None or isinstance(value, str) and value.lower() in self.nulls
+
     def union(self, branches: list[Any], value: Any, name: str) -> Any:
-        if value is None or isinstance(value, str) and value in self.nulls and "null" in branches:
-            if "null" in branches:
-                return None
+        """The first branch, in the schema's order, that takes the value (`null` takes null text)."""
         failures = []
-        for branch in (b for b in branches if b != "null"):
+        for branch in branches:
             try:
                 return self.value(branch, value, name)
             except Unfit as error:
                 failures.append(str(error))
-        raise Unfit("; ".join(failures) or f"{name}: null only")
+        raise Unfit("; ".join(dict.fromkeys(failures)))
 
     def boolean(self, _: Any, value: Any, name: str) -> bool:
         if isinstance(value, bool):
             return value
-        text = str(value)
-        if text in self.true or text.lower() in self.true:
+        text = str(value).lower()
+        if text in self.true or value == 1:
             return True
-        if text in self.false or text.lower() in self.false:
+        if text in self.false or value == 0:
             return False
         raise ValueError("not one of trueValues or falseValues")
 
@@ -195,7 +199,7 @@ def _integer(c: Converter, _: Any, value: Any, name: str) -> int:
 def _string(c: Converter, schema: Any, value: Any, name: str) -> str:
     if isinstance(schema, dict) and schema.get("type") == "enum" and value not in schema["symbols"]:
         raise ValueError(f"not one of {', '.join(schema['symbols'])}")
-    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return value if isinstance(value, str) else java_text(value)
 
 
 def _array(c: Converter, schema: dict[str, Any], value: Any, name: str) -> list[Any]:
@@ -212,12 +216,16 @@ def _record(c: Converter, schema: dict[str, Any], value: Any, name: str) -> dict
     return c.record(schema, json.loads(value) if isinstance(value, str) else value)
 
 
+def _not_null(c: Converter, _: Any, value: Any, name: str) -> None:
+    raise ValueError("not null")
+
+
 def _bytes(c: Converter, _: Any, value: Any, name: str) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
 _TYPES: dict[str, Callable[[Converter, Any, Any, str], Any]] = {
-    "null": lambda c, s, v, n: (_ for _ in ()).throw(ValueError("only null")),
+    "null": _not_null,
     "boolean": Converter.boolean,
     "int": _integer,
     "long": _integer,
