@@ -284,3 +284,16 @@ def test_null_and_boolean_text_follow_kestras_lists_and_the_unions_order(flows: 
     tasks = task("csv", "csv.CsvToIon") + task("write", "avro.IonToAvro", to("csv"), schema=f"'{schema}'")
     execution = flows.run(tasks + task("read", "avro.AvroToIon", to("write")), b"a,b,c,d\n,,YES,N/A\n", ".csv")
     assert ion.loads_lines(flows.output(execution, "read").decode()) == [{"a": None, "b": "", "c": True, "d": None}]
+
+
+def test_a_missing_library_or_charset_fails_with_one_line_saying_what_to_do(
+    flows: Flows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "fastavro", None)  # what `import fastavro` meets when it is not installed
+    execution = flows.run(task("write", "avro.IonToAvro"), b"{a:1}\n", ".ion")
+    assert "this task needs `fastavro`: pip install 'kestractl[serdes]'" in flows.logs(execution)
+    execution = flows.run(task("read", "csv.CsvToIon", charset="KLINGON-8"), b"a\n1\n")
+    assert (state(execution), flows.logs(execution).strip().split(" ", 3)[-1]) == (
+        "FAILED",
+        "charset: unknown charset `KLINGON-8`",
+    )
