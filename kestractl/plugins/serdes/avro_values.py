@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from kestractl.plugin import Prop, RunContext, TaskError, java_strptime_format, time_zone
-from kestractl.plugins.serdes.common import java_text
+from kestractl.plugin import Prop, RunContext, TaskError, java_strptime_format
+from kestractl.plugins.serdes.common import java_text, zone_of
 
 CONVERSION: dict[str, Prop | str] = {
     "schema": Prop("The Avro schema (JSON); inferred from the first rows when absent.", type="string"),
@@ -70,7 +70,7 @@ class Converter:
         self.formats = {k: str(ctx.prop(k)) for k in ("dateFormat", "timeFormat", "datetimeFormat")}
         self.separator = str(ctx.prop("decimalSeparator"))
         self.strict = bool(ctx.prop("strictSchema"))
-        self.zone: tzinfo = time_zone(ctx.prop("timeZoneId"))
+        self.zone = zone_of(ctx)
 
     def record(self, schema: dict[str, Any], row: Any) -> dict[str, Any]:
         if isinstance(row, list):

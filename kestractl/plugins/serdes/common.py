@@ -108,6 +108,14 @@ def charset(ctx: RunContext) -> str:
         raise TaskError(f"charset: unknown charset `{name}`") from None
 
 
+def zone_of(ctx: RunContext) -> tzinfo:
+    """The `timeZoneId` property (Java's `ZoneId.of`); UTC when unset."""
+    try:
+        return time_zone(ctx.prop("timeZoneId"))
+    except ValueError as error:
+        raise TaskError(f"timeZoneId: {error}") from None
+
+
 def character(ctx: RunContext, name: str) -> str:
     """A one-character property (Java `Character`): `fieldSeparator`, `textDelimiter`."""
     value = str(ctx.prop(name))
@@ -145,7 +153,7 @@ class TextWriter:
         self.date_format = str(ctx.prop("dateFormat"))
         self.time_format = str(ctx.prop("timeFormat"))
         self.datetime_format = str(ctx.prop("dateTimeFormat"))
-        self.zone: tzinfo = time_zone(ctx.prop("timeZoneId"))
+        self.zone = zone_of(ctx)
 
     def text(self, value: Any) -> str | None:
         kind = type(value)
@@ -192,11 +200,6 @@ def java_text(value: Any) -> str:
     if value is None:
         return "null"
     return str(value)
-
-
-def csv_dialect(ctx: RunContext) -> dict[str, Any]:
-    """The `csv` module's options from `fieldSeparator` and `textDelimiter`."""
-    return {"delimiter": character(ctx, "fieldSeparator"), "quotechar": character(ctx, "textDelimiter")}
 
 
 def text_file(path: Path, encoding: str, mode: str = "r") -> IO[str]:

@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from kestractl.plugin import Annotated, Prop, RunContext, TaskError, register, time_zone, write_ion_lines
-from kestractl.plugins.serdes.common import CHARSET, FROM, SerdesTask, charset, ion_rows, text_file
+from kestractl.plugin import Annotated, Prop, RunContext, TaskError, register, write_ion_lines
+from kestractl.plugins.serdes.common import CHARSET, FROM, SerdesTask, charset, ion_rows, text_file, zone_of
 
 NEW_LINE = Prop(
     "Whether the file is JSON lines (one value per line); otherwise one JSON document (an array is one row per "
@@ -75,7 +75,7 @@ class IonToJson(SerdesTask):
         return ".jsonl" if ctx.prop("newLine") else ".json"
 
     def convert(self, ctx: RunContext, source: Path, target: Path) -> int:
-        encode = _encoder(time_zone(ctx.prop("timeZoneId")), bool(ctx.prop("shouldKeepAnnotations")))
+        encode = _encoder(zone_of(ctx), bool(ctx.prop("shouldKeepAnnotations")))
         with text_file(target, charset(ctx), "w") as out:
             rows = (encode(row) for row in ion_rows(source))
             return _write_lines(rows, out) if ctx.prop("newLine") else _write_document(rows, out)
