@@ -297,3 +297,8 @@ def test_a_missing_library_or_charset_fails_with_one_line_saying_what_to_do(
         "FAILED",
         "charset: unknown charset `KLINGON-8`",
     )
+
+
+def test_skip_rows_skips_rows_after_the_header_before_they_are_checked(flows: Flows) -> None:
+    execution = flows.run(task("read", "csv.CsvToIon", skipRows="1"), b"a,b\n1,2,3\n4,5\n")
+    assert ion.loads_lines(flows.output(execution, "read").decode()) == [{"a": "4", "b": "5"}]

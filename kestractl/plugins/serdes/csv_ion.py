@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,13 +75,12 @@ class CsvToIon(SerdesTask):
             strict=not ctx.prop("allowExtraCharsAfterClosingQuote"),
         )
         rows = _rows(ctx, reader, ctx.prop("onBadLines"), ctx.prop("skipEmptyRows"))
-        if not ctx.prop("header"):
-            yield from _skipped(([None if f == NULL else f for f in row] for row in rows), ctx.prop("skipRows"))
-            return
-        names = next(rows, None)
+        names = next(rows, None) if ctx.prop("header") else None
+        rows = islice(rows, int(ctx.prop("skipRows")), None)  # the rows after the header, before any check
         if names is None:
-            return
-        yield from _skipped(self.maps(ctx, rows, names), ctx.prop("skipRows"))
+            yield from ([None if field == NULL else field for field in row] for row in rows)
+        else:
+            yield from self.maps(ctx, rows, names)
 
     def maps(self, ctx: RunContext, rows: Iterator[list[str]], names: list[str]) -> Iterator[dict[str, Any]]:
         keys = _header(ctx, names, ctx.prop("onEmptyHeader"))
@@ -109,12 +109,6 @@ def _rows(ctx: RunContext, reader: Any, policy: str, skip_empty: bool) -> Iterat
                 continue
             row = [""]
         yield row
-
-
-def _skipped(rows: Iterator[Any], count: int) -> Iterator[Any]:
-    for index, row in enumerate(rows):
-        if index >= count:
-            yield row
 
 
 def _header(ctx: RunContext, names: list[str], on_empty: str) -> list[str]:
