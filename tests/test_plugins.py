@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kestractl.errors import PluginError, ValidationError
-from kestractl.plugin import PollContext, PollingTrigger, Prop, RunnableTask, register
+from kestractl.plugin import Condition, ConditionContext, PollContext, PollingTrigger, Prop, RunnableTask, register
 from kestractl.server.app import StandaloneServer
 from kestractl.tasks.properties import coerce, problems
 from tests.conftest import Cli, executions_of, runs, state, wait_for
@@ -261,3 +261,35 @@ def parse_problems(text: str) -> list[str]:
     except ValidationError as error:
         return [p.split(": ", 1)[1] for p in error.problems]
     return []
+
+
+class UpstreamPrefix(Condition):
+    """A plugin's condition: the upstream execution's flow id starts with a prefix."""
+
+    type_name = "io.kestra.plugin.test.UpstreamPrefix"
+    properties = {"prefix": Prop("The prefix.", type="string", required=True)}
+
+    def test(self, ctx: ConditionContext) -> bool:
+        return ctx.execution is not None and ctx.execution.flow_id.startswith(self.prop(ctx, "prefix"))
+
+
+register(UpstreamPrefix)
+
+
+def test_a_plugin_condition_is_validated_and_checked() -> None:
+    from kestractl.model import Execution
+    from kestractl.triggers.conditions import check
+
+    trigger = "triggers:\n  - id: after\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n"
+    flow = "id: f\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    condition = "      - type: io.kestra.plugin.test.UpstreamPrefix\n"
+    assert parse_problems(flow + trigger + condition) == ["triggers[0].conditions[0].prefix: required"]
+    assert parse_problems(flow + trigger + condition + "        prefix: x\n        colour: red\n") == [
+        'triggers[0].conditions[0].colour: Unrecognized field "colour" (io.kestra.plugin.test.UpstreamPrefix), '
+        "not marked as ignorable"
+    ]
+    spec = {"type": UpstreamPrefix.type_name, "prefix": "{{ trigger.wanted }}"}
+    context = ConditionContext(variables={"trigger": {"wanted": "etl-"}}, execution=Execution("e", "dev", "etl-a", 1))
+    assert check(spec, context) is True
+    context.execution = Execution("e", "dev", "report", 1)
+    assert check(spec, context) is False

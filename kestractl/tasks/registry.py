@@ -22,6 +22,7 @@ from kestractl.tasks.base import Task
 from kestractl.tasks.properties import Declared
 
 if TYPE_CHECKING:
+    from kestractl.triggers.conditions import Condition
     from kestractl.triggers.polling import PollingTrigger
 
 D = TypeVar("D", bound=Declared)
@@ -38,8 +39,8 @@ _plugins_loaded = False
 
 
 def register(cls: type[D]) -> type[D]:
-    """Class decorator: make a task or a polling trigger reachable by its type name and every alias; a name
-    another class already holds is an error naming both (a plugin never silently replaces another's type)."""
+    """Class decorator: make a task, a polling trigger or a condition reachable by its type name and every alias;
+    a name another class already holds is an error naming both (a plugin never silently replaces another's)."""
     for name in (cls.type_name, *cls.aliases):
         held = _TYPES.get(name)
         if held is not None and origin(held) != origin(cls):
@@ -96,6 +97,14 @@ def resolve_trigger(type_name: str) -> type[PollingTrigger] | None:
 
     found = _find(type_name, TRIGGER_MODULES.get(type_name))
     return found if isinstance(found, type) and issubclass(found, PollingTrigger) else None
+
+
+def resolve_condition(type_name: str) -> type[Condition] | None:
+    """A plugin's condition class (kestractl's own conditions are a table in `triggers.conditions`)."""
+    from kestractl.triggers.conditions import Condition
+
+    found = _find(type_name, None)
+    return found if isinstance(found, type) and issubclass(found, Condition) else None
 
 
 def _find(type_name: str, module: str | None) -> type[Declared] | None:

@@ -46,10 +46,10 @@ def validate_trigger(item: Any) -> list[str]:
     conditions = item.get("conditions") or []
     if not isinstance(conditions, list):
         return [*problems, "conditions: must be a list"]
-    from kestractl.triggers.conditions import condition_problems
+    from kestractl.triggers.conditions import condition_problems, under
 
     for index, condition in enumerate(conditions):
-        problems += [f"conditions[{index}]: {p}" for p in condition_problems(condition)]
+        problems += [under(f"conditions[{index}]", p) for p in condition_problems(condition)]
     return problems
 
 
