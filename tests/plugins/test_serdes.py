@@ -302,3 +302,36 @@ def test_a_missing_library_or_charset_fails_with_one_line_saying_what_to_do(
 def test_skip_rows_skips_rows_after_the_header_before_they_are_checked(flows: Flows) -> None:
     execution = flows.run(task("read", "csv.CsvToIon", skipRows="1"), b"a,b\n1,2,3\n4,5\n")
     assert ion.loads_lines(flows.output(execution, "read").decode()) == [{"a": "4", "b": "5"}]
+
+
+def test_nested_parquet_columns_become_nested_maps_and_lists(flows: Flows, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "tags": pa.array([["a", "b"], []], pa.list_(pa.string())),
+            "attrs": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+            "point": pa.array([{"x": 1.5, "y": None}, None], pa.struct([("x", pa.float64()), ("y", pa.float64())])),
+        }
+    )
+    pq.write_table(table, tmp_path / "nested.parquet")
+    execution = flows.run(task("read", "parquet.ParquetToIon"), (tmp_path / "nested.parquet").read_bytes())
+    assert flows.output(execution, "read").decode() == (
+        '{id:1,tags:["a","b"],attrs:{k:1},point:{x:1.5e0,y:null}}\n{id:2,tags:[],attrs:null,point:null}\n'
+    )
+
+
+def test_nested_avro_types_round_trip_through_parquet_and_avro(flows: Flows) -> None:
+    schema = (
+        '{"type": "record", "name": "R", "fields": [{"name": "tags", "type": {"type": "array", "items": "string"}},'
+        '{"name": "attrs", "type": {"type": "map", "values": "long"}},'
+        '{"name": "point", "type": ["null", {"type": "record", "name": "P",'
+        '"fields": [{"name": "x", "type": "double"}]}]}]}'
+    )
+    rows = '{tags:["a","b"],attrs:{k:1},point:{x:1.5e0}}\n{tags:[],attrs:{},point:null}\n'
+    for writer, reader in (("parquet.IonToParquet", "parquet.ParquetToIon"), ("avro.IonToAvro", "avro.AvroToIon")):
+        tasks = task("write", writer, schema=f"'{schema}'") + task("read", reader, to("write"))
+        execution = flows.run(tasks, rows.encode(), ".ion")
+        assert flows.output(execution, "read").decode() == rows, writer
