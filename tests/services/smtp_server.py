@@ -55,7 +55,7 @@ class SmtpServer:
             hostname="127.0.0.1",
             port=self.port,
             ssl_context=context if tls == "SMTPS" else None,
-            server_kwargs=kwargs,
+            **kwargs,
         )
         self._controller.start()
 
@@ -79,7 +79,7 @@ class _Authenticator:
         from aiosmtpd.smtp import AuthResult
 
         login, password = (part.decode() for part in (data.login, data.password))
-        return AuthResult(success=self.users.get(login) == password)
+        return AuthResult(success=self.users.get(login) == password, handled=False)
 
 
 def free_port() -> int:
