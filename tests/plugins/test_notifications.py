@@ -389,3 +389,43 @@ def test_a_refused_smtp_connection_is_one_line(cli: Cli, tmp_path: Path) -> None
     errors = [line for line in logs(cli, execution).splitlines() if "ERROR" in line]
     assert len(errors) == 1 and f"cannot send through SMTP server 127.0.0.1:{closed}: " in errors[0]
     assert "Connection refused" in errors[0]
+
+
+def test_embedded_images_given_as_json_are_related_parts_of_the_html(
+    cli: Cli, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    images = (
+        '    embeddedImages: \'[{"name": "logo.png", "uri": "{{ outputs.write.uri }}", "contentType": "image/png"}]\'\n'
+    )
+    code, execution = run_flow(cli, tmp_path, mail_flow(smtp_server.port, "SMTP", images))
+    assert (code, state(execution)) == (0, "SUCCESS"), logs(cli, execution)
+    related = [part for part in smtp_server.only().message.walk() if part.get_content_type() == "multipart/related"]
+    assert len(related) == 1
+    [logo] = [part for part in related[0].walk() if part["Content-ID"] == "<logo.png>"]
+    assert logo.get_content_type() == "image/png" and logo.get_payload(decode=True) == b"id,name\n1,ada\n"
+
+
+@pytest.mark.parametrize(
+    ("task_type", "properties", "problem"),
+    [
+        ("slack.SlackIncomingWebhook", "    payload: '{}'\n", "tasks[0].url: required"),
+        (
+            "telegram.TelegramSend",
+            "    token: t\n    channel: c\n    parseMode: RTF\n",
+            "must be one of HTML, MARKDOWNV2",
+        ),
+        (
+            "mail.MailSend",
+            "    host: h\n    from: a@x\n    to: b@x\n    transportStrategy: TLS\n",
+            "must be one of SMTP,",
+        ),
+        ("discord.DiscordExecution", "    url: u\n    embedList: {title: x}\n", "tasks[0].embedList: expected a list"),
+    ],
+)
+def test_bad_properties_are_refused_at_deploy(
+    cli: Cli, tmp_path: Path, task_type: str, properties: str, problem: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(one_task(task_type, properties))
+    result = cli("flow", "deploy", str(path))
+    assert result.exit_code != 0 and problem in result.stderr, result.stderr
