@@ -5,6 +5,8 @@ SMTPS and STARTTLS with a self-signed certificate made by the test. Flows run th
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +431,9 @@ def test_bad_properties_are_refused_at_deploy(
     path.write_text(one_task(task_type, properties))
     result = cli("flow", "deploy", str(path))
     assert result.exit_code != 0 and problem in result.stderr, result.stderr
+
+
+def test_importing_the_plugin_imports_neither_httpx_nor_smtplib() -> None:
+    probe = "import sys, kestractl.plugins.notifications; print([m for m in ('httpx', 'smtplib') if m in sys.modules])"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert imported.strip() == "[]"
