@@ -37,7 +37,10 @@ class Webhook(RunnableTask):
 
     def message(self, ctx: RunContext) -> Any:
         """What is sent: the `payload` text as is (Teams, Google Chat, Zulip send it without parsing it)."""
-        return ctx.prop("payload")
+        payload = ctx.prop("payload")
+        if payload is None:
+            raise TaskError("payload: required")
+        return payload
 
 
 def parse_json(text: str | None, name: str) -> Any:
@@ -60,7 +63,7 @@ def post(ctx: RunContext, url: str, message: Any) -> Any:
     try:
         response = httpx.post(
             url,
-            content=(body or "").encode(),
+            content=body.encode(),
             headers={"Content-Type": "application/json", **_headers(options)},
             timeout=_timeout(ctx, options),
             trust_env=False,
