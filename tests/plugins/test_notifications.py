@@ -384,6 +384,19 @@ def test_mail_over_tls_with_a_self_signed_certificate_of_a_trusted_host(cli: Cli
         server.stop()
 
 
+def test_smtp_oauth2_logs_in_with_the_access_token_over_starttls(cli: Cli, tmp_path: Path) -> None:
+    server = SmtpServer(tmp_path, tls="STARTTLS", users={"kestra": "token-1"})
+    try:
+        extra = "    username: kestra\n    password: token-1\n    trustedHosts: [127.0.0.1]\n"
+        code, execution = run_flow(cli, tmp_path, mail_flow(server.port, "SMTP_OAUTH2", extra))
+        assert (code, state(execution)) == (0, "SUCCESS"), logs(cli, execution)
+        code, execution = run_flow(cli, tmp_path, mail_flow(server.port, "SMTP_OAUTH2", extra.replace("-1", "-2")))
+        assert state(execution) == "FAILED" and "refused the mail: 535" in logs(cli, execution)
+        assert len(server.mails) == 1
+    finally:
+        server.stop()
+
+
 def test_a_refused_smtp_connection_is_one_line(cli: Cli, tmp_path: Path) -> None:
     closed = free_port()
     code, execution = run_flow(cli, tmp_path, mail_flow(closed, "SMTP"))

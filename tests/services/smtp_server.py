@@ -1,11 +1,13 @@
 """An SMTP server on 127.0.0.1 (aiosmtpd, a test dependency) that keeps every message it receives, parsed.
 
 `SmtpServer(tls=...)`: `None` plain, `"SMTPS"` TLS from the first byte, `"STARTTLS"` TLS required before the mail;
-`users` (name → password) turns on AUTH LOGIN/PLAIN. Use the `smtp_server` fixture for a plain server.
+`users` (name → password) turns on AUTH LOGIN/PLAIN (and XOAUTH2, the password as the token). Use the
+`smtp_server` fixture for a plain server.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import socket
 from collections.abc import Iterator
@@ -30,8 +32,17 @@ class Mail:
 
 
 class _Handler:
-    def __init__(self) -> None:
+    def __init__(self, users: dict[str, str] | None) -> None:
         self.mails: list[Mail] = []
+        self.users = users or {}
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        """OAuth2 login (`user=NAME^Aauth=Bearer TOKEN^A^A`): the token is the user's password here."""
+        from aiosmtpd.smtp import AuthResult
+
+        fields = dict(part.split("=", 1) for part in base64.b64decode(args[1]).decode().split("\x01") if part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        return AuthResult(success=self.users.get(fields.get("user", "")) == token, handled=False)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.original_content, policy=default)
@@ -44,7 +55,7 @@ class SmtpServer:
     def __init__(self, folder: Path, tls: str | None = None, users: dict[str, str] | None = None) -> None:
         from aiosmtpd.controller import Controller
 
-        self._handler = _Handler()
+        self._handler = _Handler(users)
         context = server_context(folder) if tls else None
         kwargs: dict[str, Any] = {"authenticator": _Authenticator(users), "auth_require_tls": False} if users else {}
         if tls == "STARTTLS":
