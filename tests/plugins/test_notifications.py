@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, state
+from kestractl.errors import NotFoundError
+from kestractl.server.app import StandaloneServer
+from tests.conftest import Cli, executions_of, state, wait_for
 from tests.services.http_sink import HttpSink
 from tests.services.smtp_server import SmtpServer, free_port
 
@@ -282,6 +284,45 @@ def test_an_execution_variant_reports_the_current_execution_by_default(
     assert slack["text"].startswith("*[dev] notify ➛ RUNNING*\n> Succeeded after 0:00:")
     assert "accessory" not in slack["blocks"][0]
     assert slack["attachments"][0]["fields"][-1] == {"title": "Final task ID", "value": "send", "short": True}
+
+
+ALERT_ON_FAILURE = f"""id: alert
+namespace: dev
+tasks:
+  - id: slack
+    type: {N}.slack.SlackExecution
+    url: "{{url}}/alert"
+    executionId: "{{{{{{{{ trigger.executionId }}}}}}}}"
+triggers:
+  - id: on_failure
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [FAILED]
+"""
+
+
+def test_a_flow_triggered_alert_reports_the_execution_that_failed(
+    standalone: tuple[StandaloneServer, Path], http_sink: HttpSink
+) -> None:
+    server, flows = standalone
+    (flows / "failing.yaml").write_text(FAILING)
+    (flows / "alert.yaml").write_text(ALERT_ON_FAILURE.format(url=http_sink.url))
+    wait_for(lambda: _deployed(server, "failing") and _deployed(server, "alert"))
+    failed = server.runner.create_execution(server.runner.flows.get("dev", "failing"), {})
+    server.runner.submit(failed.id)
+    wait_for(lambda: [e for e in executions_of(server, "alert") if e.state.current.is_terminated()])
+    slack = http_sink.only().json
+    assert slack["text"].startswith("*[dev] failing ➛ FAILED*\n> Failed on task `boom` after 0:00:")
+    assert {"title": "Execution ID", "value": failed.id, "short": True} in slack["attachments"][0]["fields"]
+
+
+def _deployed(server: StandaloneServer, flow_id: str) -> bool:
+    try:
+        server.runner.flows.get("dev", flow_id)
+    except NotFoundError:
+        return False
+    return True
 
 
 # ---- mail ---------------------------------------------------------------------------------------------------------
