@@ -44,4 +44,8 @@ class TemplatedTask(RunnableTask):
             raise TaskError(f"The templated task cannot be of type '{TYPE}'")
         if not isinstance(task, RunnableTask):
             raise TaskError("The templated task must be a runnable task")
-        return task.run(ctx)
+        outer, ctx.task = ctx.task, task  # `ctx.prop` reads the inner task's properties
+        try:
+            return task.run(ctx)
+        finally:
+            ctx.task = outer
