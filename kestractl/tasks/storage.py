@@ -139,7 +139,7 @@ class Split(RunnableTask):
 
     type_name = PREFIX + "Split"
     aliases = (LEGACY + "Split",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
         "bytes": Prop("Split into files of this size, e.g. `10MB`.", type="string"),
         "partitions": Prop("Split into this many files, lines dealt round-robin.", type="integer"),
@@ -232,7 +232,7 @@ class Reverse(RunnableTask):
 
     type_name = PREFIX + "Reverse"
     aliases = (LEGACY + "Reverse",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
         "separator": SEPARATOR,
         "charset": Prop("The file's character set.", type="string", default="UTF-8"),
@@ -295,7 +295,7 @@ class DeduplicateItems(RunnableTask):
 
     type_name = PREFIX + "DeduplicateItems"
     aliases = (LEGACY + "DeduplicateItems",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
         "expr": Prop(
             "The key of a record: an expression rendered with the record's fields as variables.",
@@ -332,7 +332,7 @@ class FilterItems(RunnableTask):
 
     type_name = PREFIX + "FilterItems"
     aliases = (LEGACY + "FilterItems",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
         "filterCondition": Prop(
             "An expression rendered with the record's fields; `0`, `-0`, `''` and `false` are false.",
