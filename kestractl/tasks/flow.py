@@ -55,7 +55,7 @@ class _ListFlowable(FlowableTask):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        """Concurrency settings are at least 0."""
+        """Whole-number settings (concurrency) are at least 0."""
         problems = super().validate(spec)
         for name, prop in cls.all_properties().items():
             value = spec.get(name)
