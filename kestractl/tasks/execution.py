@@ -129,7 +129,7 @@ class Exit(RunnableTask):
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        ctx.update.end_state = EXIT_STATES[ctx.prop("state") or "SUCCESS"]
+        ctx.update.end_state = EXIT_STATES[ctx.prop("state")]
         if ctx.update.end_state == State.KILLED:
             ctx.update.kill = False
         return None
