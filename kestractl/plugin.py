@@ -14,12 +14,15 @@ internal storage, records metrics, gives a working directory and says when to st
 
 from __future__ import annotations
 
+from kestractl import ion
 from kestractl.errors import KestraError, PluginError, TaskError
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
+from kestractl.tasks.rows import FETCH_TYPES, fetch_metric, fetch_outputs, jsonable, plain
 
 __all__ = [
+    "FETCH_TYPES",
     "KestraError",
     "Killed",
     "PluginError",
@@ -29,6 +32,11 @@ __all__ = [
     "Task",
     "TaskError",
     "dynamic",
+    "fetch_metric",
+    "fetch_outputs",
+    "ion",
     "is_true",
+    "jsonable",
+    "plain",
     "register",
 ]
