@@ -75,13 +75,14 @@ def test_imports_point_down_only() -> None:
 
 
 def test_only_the_store_speaks_sql() -> None:
-    """No other module touches sqlite3 or writes SQL (the DuckDB task runs its users' SQL, not ours)."""
+    """No other module touches sqlite3 or writes SQL (the DuckDB task runs its users' SQL, not ours; the JDBC
+    plugin's SQLite tasks open a user's database with sqlite3, never kestractl's state)."""
     import re
 
     statement = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "store.py":
+        if path.name == "store.py" or path.relative_to(PACKAGE).as_posix() == "plugins/jdbc/sqlite.py":
             continue
         text = path.read_text()
         if "sqlite3" in text or (path.name != "duckdb.py" and statement.search(text)):
