@@ -72,7 +72,8 @@ TYPED = (
 
 
 def test_query_fetch_one_gives_kestras_types(cli: Cli, tmp_path: Path, database: Postgres) -> None:
-    execution = run(cli, tmp_path, pg_task(database, "q", TYPED, "  fetchType: FETCH_ONE\n  timeZoneId: Europe/Paris\n"))
+    extra = "  fetchType: FETCH_ONE\n  timeZoneId: Europe/Paris\n"
+    execution = run(cli, tmp_path, pg_task(database, "q", TYPED, extra))
     assert state(execution) == "SUCCESS", error_lines(cli, execution)
     assert outputs(execution, "q") == {
         "row": {
@@ -95,7 +96,8 @@ def test_query_fetch_store_and_none(cli: Cli, tmp_path: Path, database: Postgres
     )
     execution = run(cli, tmp_path, tasks)
     assert state(execution) == "SUCCESS", error_lines(cli, execution)
-    assert outputs(execution, "fetch") == {"rows": [{"id": i, "day": f"2024-01-0{i + 1}"} for i in (1, 2, 3)], "size": 3}
+    rows = [{"id": i, "day": f"2024-01-0{i + 1}"} for i in (1, 2, 3)]
+    assert outputs(execution, "fetch") == {"rows": rows, "size": 3}
     stored = outputs(execution, "store")
     assert stored["size"] == 3 and stored["uri"].endswith(".ion")
     assert stored_rows(cli, stored["uri"])[0] == {"id": 1, "day": ion.loads("2024-01-02")}
@@ -106,7 +108,7 @@ def test_query_fetch_store_and_none(cli: Cli, tmp_path: Path, database: Postgres
 
 def test_named_parameters_are_bound_not_pasted(cli: Cli, tmp_path: Path, database: Postgres) -> None:
     sql = "SELECT :name::text AS name, :n + 1 AS next, ':n' AS literal, 100 % 7 AS rest, :missing::int AS missing"
-    extra = "  fetchType: FETCH_ONE\n  parameters:\n    name: \"O'Brien\"\n    n: 41\n"
+    extra = '  fetchType: FETCH_ONE\n  parameters:\n    name: "O\'Brien"\n    n: 41\n'
     execution = run(cli, tmp_path, pg_task(database, "q", sql, extra))
     assert state(execution) == "SUCCESS", error_lines(cli, execution)
     expected = {"name": "O'Brien", "next": 42, "literal": ":n", "rest": 2, "missing": None}
@@ -162,7 +164,7 @@ def test_copy_out_and_in_round_trip_a_csv(cli: Cli, tmp_path: Path, database: Po
         f"- id: out\n  type: io.kestra.plugin.jdbc.postgresql.CopyOut\n{connection}"
         "  format: CSV\n  header: true\n  sql: SELECT * FROM source ORDER BY id\n"
         f"- id: in\n  type: io.kestra.plugin.jdbc.postgresql.CopyIn\n{connection}"
-        "  format: CSV\n  header: true\n  table: target\n  columns: [id, name]\n  from: \"{{ outputs.out.uri }}\"\n"
+        '  format: CSV\n  header: true\n  table: target\n  columns: [id, name]\n  from: "{{ outputs.out.uri }}"\n'
     )
     execution = run(cli, tmp_path, tasks)
     assert state(execution) == "SUCCESS", error_lines(cli, execution)
@@ -206,7 +208,8 @@ def test_a_wrong_fetch_type_is_refused_at_deploy(cli: Cli, tmp_path: Path) -> No
 
 
 def sqlite_task(task_id: str, url: str, sql: str, extra: str = "", kind: str = "Query") -> str:
-    return f"- id: {task_id}\n  type: io.kestra.plugin.jdbc.sqlite.{kind}\n  url: {url}\n  sql: {json.dumps(sql)}\n{extra}"
+    kestra_type = f"io.kestra.plugin.jdbc.sqlite.{kind}"
+    return f"- id: {task_id}\n  type: {kestra_type}\n  url: {url}\n  sql: {json.dumps(sql)}\n{extra}"
 
 
 def test_sqlite_queries_on_a_file(cli: Cli, tmp_path: Path) -> None:
