@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from uuid import UUID
 
 from kestractl import ion
@@ -24,7 +25,13 @@ FETCH_TYPES = ("STORE", "FETCH", "FETCH_ONE", "NONE")
 Record = dict[str, Any]
 
 
-def fetch_outputs(ctx: RunContext, mode: str, records: Iterator[Record]) -> tuple[dict[str, Any], int]:
+class FileOutputs(Protocol):
+    """Where a STORE result goes: a task's `RunContext`, or what a polling trigger gives instead."""
+
+    def output_file(self, name: str) -> tuple[Path, str]: ...
+
+
+def fetch_outputs(ctx: FileOutputs, mode: str, records: Iterator[Record]) -> tuple[dict[str, Any], int]:
     """The outputs for one result (`row`, `rows` or `uri`, with `size`) and its row count."""
     if mode == "FETCH_ONE":
         row = next(records, None)

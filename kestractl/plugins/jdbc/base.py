@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kestractl.plugin import (
@@ -28,6 +28,20 @@ from kestractl.plugin import (
 from kestractl.plugins.jdbc.statements import bind, split
 
 Record = dict[str, Any]
+
+
+class QueryContext(Protocol):
+    """What a query needs from its run: a task's `RunContext`, or a polling trigger's stand-in for one."""
+
+    stop: threading.Event
+
+    def prop(self, name: str) -> Any: ...
+
+    def output_file(self, name: str) -> tuple[Path, str]: ...
+
+    def working_directory(self) -> Path: ...
+
+
 STOP_POLL_SECONDS = 0.1
 SINGLE_STATEMENT = "Query task support only a single SQL statement. Use the Queries task to run multiple statements."
 
@@ -88,7 +102,7 @@ def local_zone() -> ZoneInfo:
 
 
 @contextmanager
-def guarded(ctx: RunContext, label: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+def guarded(ctx: QueryContext, label: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
     """The driver's exceptions as one line (`PostgreSQL: …`), or `Killed` when the run was stopped."""
     try:
         yield
@@ -99,7 +113,7 @@ def guarded(ctx: RunContext, label: str, errors: tuple[type[BaseException], ...]
 
 
 @contextmanager
-def watching(ctx: RunContext, session: Session) -> Iterator[Session]:
+def watching(ctx: QueryContext, session: Session) -> Iterator[Session]:
     """A kill or a timeout interrupts the running statement; the session is closed afterwards."""
     done = threading.Event()
 
@@ -152,19 +166,22 @@ class JdbcQuery(RunnableTask):
         """What the driver raises (imported only when a task runs)."""
         return ()
 
-    def connect(self, ctx: RunContext, zone: ZoneInfo) -> Session:
+    def connect(self, ctx: QueryContext, zone: ZoneInfo) -> Session:
         raise NotImplementedError
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         mode = self.fetch_type(ctx)
-        zone = self.zone(ctx)
-        sql = ctx.prop("sql")
-        with guarded(ctx, self.label, self.driver_errors()), watching(ctx, self.connect(ctx, zone)) as session:
-            outputs, total = self.execute(ctx, session, sql, mode)
+        outputs, total = self.query(ctx, mode)
         fetch_metric(ctx, mode, total)
         return outputs
 
-    def execute(self, ctx: RunContext, session: Session, sql: str, mode: str) -> tuple[dict[str, Any], int]:
+    def query(self, ctx: QueryContext, mode: str) -> tuple[dict[str, Any], int]:
+        """Connect, run `sql`, close: the outputs and how many rows were fetched."""
+        with guarded(ctx, self.label, self.driver_errors()):
+            with watching(ctx, self.connect(ctx, self.zone(ctx))) as session:
+                return self.execute(ctx, session, ctx.prop("sql"), mode)
+
+    def execute(self, ctx: QueryContext, session: Session, sql: str, mode: str) -> tuple[dict[str, Any], int]:
         """Kestra's Query: one statement (several are refused), in auto-commit."""
         statements = split(sql)
         if len(statements) > 1:
@@ -173,7 +190,7 @@ class JdbcQuery(RunnableTask):
         records = session.execute(*self.bound(ctx, session, sql), mode)
         return fetch_outputs(ctx, mode, records) if records is not None else ({}, 0)
 
-    def bound(self, ctx: RunContext, session: Session, sql: str) -> tuple[str, list[Any] | None]:
+    def bound(self, ctx: QueryContext, session: Session, sql: str) -> tuple[str, list[Any] | None]:
         """The SQL with its `:name`s bound, as Kestra does only when `parameters` is set."""
         parameters = ctx.prop("parameters")
         if parameters is None:
@@ -181,14 +198,14 @@ class JdbcQuery(RunnableTask):
         text, values = bind(session.prepare(sql), parameters, session.placeholder)
         return text, [session.adapt(value) for value in values]
 
-    def fetch_type(self, ctx: RunContext) -> str:
+    def fetch_type(self, ctx: QueryContext) -> str:
         """Kestra's `renderFetchType`: the deprecated booleans first, then `fetchType`."""
         for key, mode in (("fetch", "FETCH"), ("fetchOne", "FETCH_ONE"), ("store", "STORE")):
             if ctx.prop(key):
                 return mode
         return str(ctx.prop("fetchType"))
 
-    def zone(self, ctx: RunContext) -> ZoneInfo:
+    def zone(self, ctx: QueryContext) -> ZoneInfo:
         name = ctx.prop("timeZoneId")
         if name is None:
             return local_zone()
@@ -197,7 +214,7 @@ class JdbcQuery(RunnableTask):
         except (ZoneInfoNotFoundError, ValueError):
             raise TaskError(f"timeZoneId: unknown time zone `{name}`") from None
 
-    def fetch_size(self, ctx: RunContext) -> int:
+    def fetch_size(self, ctx: QueryContext) -> int:
         return max(int(ctx.prop("fetchSize")), 1)
 
 
@@ -209,7 +226,7 @@ class JdbcQueries(JdbcQuery):
     }
     outputs = {"outputs": "One entry per statement that returned rows: its `row`, `rows` or `uri`, and `size`."}
 
-    def execute(self, ctx: RunContext, session: Session, sql: str, mode: str) -> tuple[dict[str, Any], int]:
+    def execute(self, ctx: QueryContext, session: Session, sql: str, mode: str) -> tuple[dict[str, Any], int]:
         transaction = bool(ctx.prop("transaction"))
         session.set_autocommit(not transaction)
         results: list[dict[str, Any]] = []

@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from kestractl.plugin import Prop, RunContext, TaskError, plain, register
-from kestractl.plugins.jdbc.base import JdbcQueries, JdbcQuery, Record, Session
+from kestractl.plugin import Prop, TaskError, plain, register
+from kestractl.plugins.jdbc.base import JdbcQueries, JdbcQuery, QueryContext, Record, Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -180,7 +180,7 @@ class PostgresConnection:
         "sslKeyPassword": Prop("The client key's password.", type="string"),
     }
 
-    def connection_options(self, ctx: RunContext) -> dict[str, Any]:
+    def connection_options(self, ctx: QueryContext) -> dict[str, Any]:
         """libpq keywords from `url`, `username`, `password` and the SSL properties."""
         url = ctx.prop("url")
         if not url:
@@ -198,7 +198,7 @@ class PostgresConnection:
                 options[key] = str(_pem_file(ctx, prop, ctx.prop(prop)))
         return options
 
-    def connect_postgres(self, ctx: RunContext) -> psycopg.Connection[Any]:
+    def connect_postgres(self, ctx: QueryContext) -> psycopg.Connection[Any]:
         options = self.connection_options(ctx)
         try:
             return _connect(options)
@@ -214,7 +214,7 @@ def psycopg_errors() -> tuple[type[BaseException], ...]:
     return (psycopg.Error,)
 
 
-def _pem_file(ctx: RunContext, name: str, text: str) -> Path:
+def _pem_file(ctx: QueryContext, name: str, text: str) -> Path:
     """libpq reads certificates from files: the PEM text goes into one only this user can read."""
     path = ctx.working_directory() / f"{name}.pem"
     path.write_text(text)
@@ -230,7 +230,7 @@ class _PostgresQuery(PostgresConnection, JdbcQuery):
     def driver_errors(cls) -> tuple[type[BaseException], ...]:
         return psycopg_errors()
 
-    def connect(self, ctx: RunContext, zone: ZoneInfo) -> Session:
+    def connect(self, ctx: QueryContext, zone: ZoneInfo) -> Session:
         return PostgresSession(zone, self.fetch_size(ctx), self.connect_postgres(ctx))
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
 from kestractl.plugin import Prop, RunContext, TaskError, register
-from kestractl.plugins.jdbc.base import JdbcQueries, JdbcQuery, Record, Session, stored_file
+from kestractl.plugins.jdbc.base import JdbcQueries, JdbcQuery, QueryContext, Record, Session, stored_file
 
 if TYPE_CHECKING:
     import sqlite3
@@ -132,18 +132,18 @@ class _SqliteQuery(JdbcQuery):
         return (sqlite3.Error,)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        outputs = super().run(ctx)
-        if ctx.prop("outputDbFile"):
-            outputs["databaseUri"] = ctx.put_file(Path(self._database(ctx)))
-        return outputs
-
-    def connect(self, ctx: RunContext, zone: ZoneInfo) -> Session:
         database = self._database(ctx)
         if ctx.prop("sqliteFile") is not None:
             shutil.copyfile(stored_file(ctx, ctx.prop("sqliteFile"), "sqliteFile"), database)
-        return SqliteSession(zone, self.fetch_size(ctx), database)
+        outputs = super().run(ctx)
+        if ctx.prop("outputDbFile"):
+            outputs["databaseUri"] = ctx.put_file(Path(database))
+        return outputs
 
-    def _database(self, ctx: RunContext) -> str:
+    def connect(self, ctx: QueryContext, zone: ZoneInfo) -> Session:
+        return SqliteSession(zone, self.fetch_size(ctx), self._database(ctx))
+
+    def _database(self, ctx: QueryContext) -> str:
         """The file sqlite3 opens: the `url`'s, or in the working directory for `sqliteFile` and `outputDbFile`
         (an in-memory database becomes a file there), else `:memory:`."""
         url = str(ctx.prop("url"))
@@ -154,7 +154,7 @@ class _SqliteQuery(JdbcQuery):
             return ":memory:" if path in MEMORY else self._local(ctx, path)
         return str(ctx.working_directory() / (Path(path).name if path not in MEMORY else "database.sqlite"))
 
-    def _local(self, ctx: RunContext, path: str) -> str:
+    def _local(self, ctx: QueryContext, path: str) -> str:
         """A relative file name is the working directory's file when it exists there (Kestra's rule)."""
         candidate = ctx.working_directory() / path
         return str(candidate) if not Path(path).is_absolute() and candidate.exists() else path
