@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 
 from kestractl import ion
+from kestractl.server.app import StandaloneServer
 from kestractl.storage import Storage
-from tests.conftest import Cli, runs, state
+from tests.conftest import Cli, executions_of, runs, state, wait_for
 from tests.services.postgres import Postgres, postgres  # noqa: F401  (the session fixture)
 
 
@@ -257,3 +259,48 @@ def test_importing_the_family_imports_no_driver() -> None:
     code = "import sys, kestractl.plugins.jdbc; print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+WATCH = """id: watch
+namespace: dev
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.size }}}} new: {{{{ trigger.rows | jq('.[].name') | join(',') }}}}"
+triggers:
+  - id: orders
+    type: io.kestra.plugin.jdbc.postgresql.Trigger
+    url: {url}
+    username: {user}
+    password: {password}
+    sql: SELECT name FROM orders WHERE NOT seen ORDER BY id
+    interval: PT0.1S
+    stopAfter: [SUCCESS]
+"""
+
+
+def test_the_trigger_starts_a_flow_when_the_query_returns_rows(
+    standalone: tuple[StandaloneServer, Path], database: Postgres
+) -> None:
+    import psycopg
+
+    server, flows = standalone
+    with psycopg.connect(database.url, autocommit=True) as con:
+        con.execute("CREATE TABLE orders (id serial, name text, seen bool DEFAULT false)")
+        (flows / "watch.yaml").write_text(
+            WATCH.format(url=database.jdbc_url, user=database.user, password=database.password)
+        )
+        time.sleep(0.5)
+        assert executions_of(server, "watch") == []
+        con.execute("INSERT INTO orders (name) VALUES ('a'), ('b')")
+    done = wait_for(lambda: [e for e in executions_of(server, "watch") if e.state.current.is_terminated()])
+    assert done[0].task_runs[0].outputs == {"value": "2 new: a,b"}
+    assert done[0].trigger is not None and done[0].trigger["variables"]["size"] == 2
+
+
+def test_a_trigger_that_could_never_fire_is_refused_at_deploy(cli: Cli, tmp_path: Path) -> None:
+    text = WATCH.format(url="jdbc:postgresql://127.0.0.1/db", user="u", password="p") + "    fetchType: NONE\n"
+    path = tmp_path / "watch.yaml"
+    path.write_text(text)
+    result = cli("flow", "deploy", str(path))
+    assert "triggers[0].fetchType: must be one of FETCH, FETCH_ONE, STORE, not `NONE`" in result.stderr
