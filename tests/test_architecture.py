@@ -31,6 +31,7 @@ LAYERS = {
     "tasks": 2,
     "plugin": 2,
     "triggers": 2,
+    "plugins": 3,  # plugin families, above the plugin API they are built on (see the test below)
     "parser": 3,
     "deploy": 3,
     "engine": 4,
@@ -71,6 +72,16 @@ def test_imports_point_down_only() -> None:
         for target in imports(path):
             if target.startswith("relative") or (target != "kestractl" and layer(target) > own):
                 wrong.append(f"{module} imports {target}")
+    assert wrong == []
+
+
+def test_plugin_families_use_only_the_plugin_api() -> None:
+    """`kestractl/plugins/*` are built as a third party would build them: kestractl only through kestractl.plugin."""
+    wrong = []
+    for path in (PACKAGE / "plugins").rglob("*.py"):
+        for target in imports(path):
+            if target != "kestractl.plugin" and not target.startswith("kestractl.plugins"):
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {target}")
     assert wrong == []
 
 
