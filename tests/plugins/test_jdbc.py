@@ -274,6 +274,7 @@ triggers:
     username: {user}
     password: {password}
     sql: SELECT name FROM orders WHERE NOT seen ORDER BY id
+    afterSQL: UPDATE orders SET seen = true WHERE NOT seen
     interval: PT0.1S
     stopAfter: [SUCCESS]
 """
@@ -296,6 +297,8 @@ def test_the_trigger_starts_a_flow_when_the_query_returns_rows(
     done = wait_for(lambda: [e for e in executions_of(server, "watch") if e.state.current.is_terminated()])
     assert done[0].task_runs[0].outputs == {"value": "2 new: a,b"}
     assert done[0].trigger is not None and done[0].trigger["variables"]["size"] == 2
+    with psycopg.connect(database.url) as con:  # afterSQL ran in the poll's transaction
+        assert con.execute("SELECT bool_and(seen) FROM orders").fetchone() == (True,)
 
 
 def test_a_trigger_that_could_never_fire_is_refused_at_deploy(cli: Cli, tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ class QueryContext(Protocol):
 
 STOP_POLL_SECONDS = 0.1
 SINGLE_STATEMENT = "Query task support only a single SQL statement. Use the Queries task to run multiple statements."
+SINGLE_AFTER_SQL = (
+    "Query task afterSQL supports only a single SQL statement. Use the Queries task to run multiple statements."
+)
 
 
 class Session:
@@ -113,6 +116,18 @@ def guarded(ctx: QueryContext, label: str, errors: tuple[type[BaseException], ..
 
 
 @contextmanager
+def rolled_back(session: Session, transaction: bool) -> Iterator[None]:
+    """On any failure inside an open transaction, roll it back, then let the failure through."""
+    try:
+        yield
+    except BaseException:
+        if transaction:
+            with suppress(*session.errors):  # a killed or broken connection may have no transaction left
+                session.rollback()
+        raise
+
+
+@contextmanager
 def watching(ctx: QueryContext, session: Session) -> Iterator[Session]:
     """A kill or a timeout interrupts the running statement; the session is closed afterwards."""
     done = threading.Event()
@@ -140,6 +155,7 @@ class JdbcQuery(RunnableTask):
         "password": Prop("The database user's password.", type="string"),
         "sql": Prop("The SQL to run.", type="string", required=True),
         "parameters": Prop("Values bound to the `:name` placeholders of `sql`.", type="object"),
+        "afterSQL": Prop("One statement run after `sql`, in the same transaction (e.g. mark rows as read).", "string"),
         "fetchType": Prop(
             "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
             type="string",
@@ -182,13 +198,21 @@ class JdbcQuery(RunnableTask):
                 return self.execute(ctx, session, ctx.prop("sql"), mode)
 
     def execute(self, ctx: QueryContext, session: Session, sql: str, mode: str) -> tuple[dict[str, Any], int]:
-        """Kestra's Query: one statement (several are refused), in auto-commit."""
-        statements = split(sql)
-        if len(statements) > 1:
+        """Kestra's Query: one statement (several are refused), in auto-commit unless `afterSQL` follows it in
+        the same transaction."""
+        if len(split(sql)) > 1:
             raise TaskError(SINGLE_STATEMENT)
-        session.set_autocommit(True)
-        records = session.execute(*self.bound(ctx, session, sql), mode)
-        return fetch_outputs(ctx, mode, records) if records is not None else ({}, 0)
+        after = ctx.prop("afterSQL")
+        if after is not None and len(split(after)) > 1:
+            raise TaskError(SINGLE_AFTER_SQL)
+        session.set_autocommit(after is None)
+        with rolled_back(session, after is not None):
+            records = session.execute(*self.bound(ctx, session, sql), mode)
+            result = fetch_outputs(ctx, mode, records) if records is not None else ({}, 0)
+            if after is not None:
+                session.execute(*self.bound(ctx, session, after), "NONE")
+                session.commit()
+        return result
 
     def bound(self, ctx: QueryContext, session: Session, sql: str) -> tuple[str, list[Any] | None]:
         """The SQL with its `:name`s bound, as Kestra does only when `parameters` is set."""
@@ -231,20 +255,15 @@ class JdbcQueries(JdbcQuery):
         session.set_autocommit(not transaction)
         results: list[dict[str, Any]] = []
         total = 0
-        try:
+        with rolled_back(session, transaction):
             for statement in split(sql):
                 records = session.execute(*self.bound(ctx, session, statement), mode)
                 if records is not None:
                     output, size = fetch_outputs(ctx, mode, records)
                     results.append(output)
                     total += size
-        except BaseException:
             if transaction:
-                with suppress(*session.errors):  # a killed or broken connection may have no transaction left
-                    session.rollback()
-            raise
-        if transaction:
-            session.commit()
+                session.commit()
         return {"outputs": results}, total
 
 
