@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from kestractl import ion
 from kestractl.errors import KestraError, PluginError, TaskError
+from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, jsonable, plain
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.rows import FETCH_TYPES, fetch_metric, fetch_outputs, jsonable, plain
 from kestractl.triggers.polling import PollContext, PollingTrigger
 
 __all__ = [

@@ -47,9 +47,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kestractl import ion
 from kestractl.errors import TaskError
 from kestractl.model import new_id
+from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.registry import register
-from kestractl.tasks.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.workingdir import string_list as _as_list
 from kestractl.tasks.workingdir import text_value as _text

@@ -18,7 +18,6 @@ from uuid import UUID
 
 from kestractl import ion
 from kestractl.model import iso_duration, new_id
-from kestractl.tasks.base import RunContext
 
 FETCH_TYPES = ("STORE", "FETCH", "FETCH_ONE", "NONE")
 
@@ -29,6 +28,12 @@ class FileOutputs(Protocol):
     """Where a STORE result goes: a task's `RunContext`, or what a polling trigger gives instead."""
 
     def output_file(self, name: str) -> tuple[Path, str]: ...
+
+
+class Metrics(Protocol):
+    """What records a metric: a task's `RunContext`."""
+
+    def metric(self, name: str, kind: str, value: float, tags: dict[str, Any] | None = None) -> None: ...
 
 
 def fetch_outputs(ctx: FileOutputs, mode: str, records: Iterator[Record]) -> tuple[dict[str, Any], int]:
@@ -47,7 +52,7 @@ def fetch_outputs(ctx: FileOutputs, mode: str, records: Iterator[Record]) -> tup
     return {}, 0
 
 
-def fetch_metric(ctx: RunContext, mode: str, total: int) -> None:
+def fetch_metric(ctx: Metrics, mode: str, total: int) -> None:
     """Kestra's `fetch.size` counter, tagged `fetch` (FETCH or FETCH_ONE) and `store`."""
     fetched = "true" if mode in ("FETCH", "FETCH_ONE") else "false"
     ctx.metric("fetch.size", "counter", float(total), {"fetch": fetched, "store": str(mode == "STORE").lower()})
