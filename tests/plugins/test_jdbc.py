@@ -255,6 +255,38 @@ def test_sqlite_queries_roll_back_and_output_the_database(cli: Cli, tmp_path: Pa
     assert any(line.startswith("SQLite: no such column: nope") for line in error_lines(cli, execution))
 
 
+def test_jdbc_urls_become_libpq_options() -> None:
+    from kestractl.plugins.jdbc.postgresql import libpq_options
+
+    url = "jdbc:postgresql://db.local:6543/shop?user=ann&password=p%40ss&ssl=true&currentSchema=sales&loggerLevel=OFF"
+    assert libpq_options(url) == {
+        "host": "db.local", "port": 6543, "dbname": "shop", "user": "ann", "password": "p@ss", "sslmode": "require",
+        "options": "-c search_path=sales",
+    }  # fmt: skip
+    assert libpq_options("jdbc:postgresql:shop") == {"host": "localhost", "port": 5432, "dbname": "shop"}
+    assert libpq_options("postgresql://u:pw@h/d?sslmode=verify-full")["sslmode"] == "verify-full"
+
+
+@pytest.mark.parametrize(
+    ("sql", "statements"),
+    [
+        ("SELECT 1; SELECT 2;", ["SELECT 1", "SELECT 2"]),
+        ("SELECT ';' AS a; -- b; c\nSELECT 2 /* ; */", ["SELECT ';' AS a", "-- b; c\nSELECT 2 /* ; */"]),
+        ("SELECT 1; -- done", ["SELECT 1"]),
+        ("DO $$ BEGIN PERFORM 1; END $$; SELECT $q$;$q$", ["DO $$ BEGIN PERFORM 1; END $$", "SELECT $q$;$q$"]),
+        ("BEGIN; INSERT INTO t VALUES (1); COMMIT", ["BEGIN", "INSERT INTO t VALUES (1)", "COMMIT"]),
+        (
+            "CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE x SET a = CASE WHEN 1 THEN 2 END; END; SELECT 1",
+            ["CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE x SET a = CASE WHEN 1 THEN 2 END; END", "SELECT 1"],
+        ),
+    ],
+)
+def test_statements_are_split_outside_quotes_comments_and_blocks(sql: str, statements: list[str]) -> None:
+    from kestractl.plugins.jdbc.statements import split
+
+    assert split(sql) == statements
+
+
 def test_importing_the_family_imports_no_driver() -> None:
     code = "import sys, kestractl.plugins.jdbc; print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -57,7 +57,8 @@ def libpq_options(url: str) -> dict[str, Any]:
         options: dict[str, Any] = {"host": parts.hostname or "localhost", "port": parts.port or 5432}
     except ValueError as err:
         raise TaskError(f"url: `{url}`: {err}") from None
-    options.update(dbname=unquote(parts.path.lstrip("/")) or None, user=parts.username, password=parts.password)
+    user, password = (unquote(part) if part else None for part in (parts.username, parts.password))
+    options.update(dbname=unquote(parts.path.lstrip("/")) or None, user=user, password=password)
     for key, value in parse_qsl(parts.query):
         options.update(_url_option(key.lower(), value))
     return {key: value for key, value in options.items() if value is not None}
