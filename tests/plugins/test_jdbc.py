@@ -179,6 +179,17 @@ def test_copy_out_and_in_round_trip_a_csv(cli: Cli, tmp_path: Path, database: Po
     assert rows == [(1, "a,b"), (2, None), (3, 'say "hi"')]
 
 
+def test_a_timeout_cancels_the_running_statement(cli: Cli, tmp_path: Path, database: Postgres) -> None:
+    started = time.monotonic()
+    execution = run(cli, tmp_path, pg_task(database, "q", "SELECT pg_sleep(60)", "  timeout: PT1S\n"))
+    assert state(execution) == "FAILED" and time.monotonic() - started < 20
+    import psycopg
+
+    with psycopg.connect(database.url) as con:  # the server is not still sleeping for us
+        sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+        assert con.execute(sleeping).fetchone() == (0,)
+
+
 def test_a_wrong_password_fails_with_one_line(cli: Cli, tmp_path: Path, database: Postgres) -> None:
     task = pg_task(database, "q", "SELECT 1").replace(f"password: {database.password}", "password: wrong")
     execution = run(cli, tmp_path, task)
