@@ -21,6 +21,7 @@ from kestractl import ion
 from kestractl.server.app import StandaloneServer
 from kestractl.storage import Storage
 from tests.conftest import Cli, executions_of, runs, state, wait_for
+from tests.services.mysql import MySql, mysql  # noqa: F401  (the session fixture)
 from tests.services.postgres import Postgres, postgres  # noqa: F401  (the session fixture)
 
 
@@ -298,8 +299,65 @@ def test_statements_are_split_outside_quotes_comments_and_blocks(sql: str, state
     assert split(sql) == statements
 
 
+@pytest.fixture
+def mysql_db(mysql: MySql) -> MySql:  # noqa: F811
+    """A fresh database of the session's MariaDB server, for one test."""
+    import pymysql
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with pymysql.connect(host=mysql.host, port=mysql.port, user=mysql.user) as con, con.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    return MySql(mysql.host, mysql.port, database=name)
+
+
+def mysql_task(db: MySql, task_id: str, sql: str, extra: str = "", kind: str = "Query") -> str:
+    connection = f"  url: {db.jdbc_url}\n  username: root\n"
+    return f"- id: {task_id}\n  type: io.kestra.plugin.jdbc.mysql.{kind}\n{connection}  sql: {json.dumps(sql)}\n{extra}"
+
+
+def test_mysql_query_and_queries(cli: Cli, tmp_path: Path, mysql_db: MySql) -> None:
+    setup = (
+        "CREATE TABLE items (id INT PRIMARY KEY, price DECIMAL(6,2), made DATE, at DATETIME, seen TIMESTAMP NULL,"
+        " took TIME, note TEXT, data BLOB) ENGINE=InnoDB;"
+        "INSERT INTO items VALUES (1, 9.50, '2024-01-02', '2024-01-02 03:04:05', '2024-01-02 03:04:05', '01:02:03',"
+        " '100% sure', x'0102')"
+    )
+    read = "SELECT * FROM items WHERE id = :id AND note LIKE '%sure'"
+    tasks = (
+        mysql_task(mysql_db, "setup", setup, kind="Queries")
+        + mysql_task(mysql_db, "read", read, "  fetchType: FETCH_ONE\n  parameters:\n    id: 1\n")
+        + mysql_task(mysql_db, "store", "SELECT id FROM items", "  fetchType: STORE\n")
+        + mysql_task(mysql_db, "twice", "INSERT INTO items (id) VALUES (2); INSERT INTO items (id) VALUES (2)",
+                     kind="Queries")
+    )  # fmt: skip
+    execution = run(cli, tmp_path, tasks)
+    assert outputs(execution, "read")["row"] == {
+        "id": 1, "price": 9.5, "made": "2024-01-02", "at": "2024-01-02T03:04:05", "seen": "2024-01-02T03:04:05Z",
+        "took": "01:02:03", "note": "100% sure", "data": "AQI=",
+    }  # fmt: skip
+    stored = outputs(execution, "store")
+    assert stored["size"] == 1 and stored_rows(cli, stored["uri"]) == [{"id": 1}]
+    assert state(execution) == "FAILED"
+    assert any(line.startswith("MySQL: Duplicate entry '2'") for line in error_lines(cli, execution))
+    import pymysql
+
+    with pymysql.connect(host=mysql_db.host, port=mysql_db.port, user="root", database=mysql_db.database) as con:
+        with con.cursor() as cursor:  # the failed Queries rolled back its first insert
+            cursor.execute("SELECT count(*) FROM items")
+            assert cursor.fetchone() == (1,)
+
+
+def test_mysql_query_refuses_several_statements(cli: Cli, tmp_path: Path, mysql_db: MySql) -> None:
+    execution = run(cli, tmp_path, mysql_task(mysql_db, "q", "SELECT 1; SELECT 2"))
+    assert state(execution) == "FAILED"
+    assert any("Query task support only a single SQL statement" in line for line in error_lines(cli, execution))
+
+
 def test_importing_the_family_imports_no_driver() -> None:
-    code = "import sys, kestractl.plugins.jdbc; print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
+    code = (
+        "import sys, kestractl.plugins.jdbc\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('psycopg', 'pymysql'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -105,14 +105,19 @@ def local_zone() -> ZoneInfo:
 
 
 @contextmanager
-def guarded(ctx: QueryContext, label: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+def guarded(
+    ctx: QueryContext,
+    label: str,
+    errors: tuple[type[BaseException], ...],
+    describe: Callable[[BaseException], str] = str,
+) -> Iterator[None]:
     """The driver's exceptions as one line (`PostgreSQL: …`), or `Killed` when the run was stopped."""
     try:
         yield
     except errors as err:
         if ctx.stop.is_set():
             raise Killed() from None
-        raise TaskError(f"{label}: {one_line(str(err)) or type(err).__name__}") from None
+        raise TaskError(f"{label}: {one_line(describe(err)) or type(err).__name__}") from None
 
 
 @contextmanager
@@ -182,6 +187,11 @@ class JdbcQuery(RunnableTask):
         """What the driver raises (imported only when a task runs)."""
         return ()
 
+    @staticmethod
+    def describe(error: BaseException) -> str:
+        """A driver error's message."""
+        return str(error)
+
     def connect(self, ctx: QueryContext, zone: ZoneInfo) -> Session:
         raise NotImplementedError
 
@@ -193,7 +203,7 @@ class JdbcQuery(RunnableTask):
 
     def query(self, ctx: QueryContext, mode: str) -> tuple[dict[str, Any], int]:
         """Connect, run `sql`, close: the outputs and how many rows were fetched."""
-        with guarded(ctx, self.label, self.driver_errors()):
+        with guarded(ctx, self.label, self.driver_errors(), self.describe):
             with watching(ctx, self.connect(ctx, self.zone(ctx))) as session:
                 return self.execute(ctx, session, ctx.prop("sql"), mode)
 
