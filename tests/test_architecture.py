@@ -148,7 +148,7 @@ def test_the_command_is_found_after_the_global_options_only() -> None:
 
 def test_running_a_plain_flow_loads_no_task_library(tmp_path: Path) -> None:
     """HTTP, jq, encryption, holidays and murmur3 are imported by the tasks and functions that use them only."""
-    libraries = ("httpx", "jq", "cryptography", "holidays", "mmh3", "duckdb", "psycopg")
+    libraries = ("httpx", "jq", "cryptography", "holidays", "mmh3", "duckdb", "psycopg", "pymysql")
     flow = tmp_path / "plain.yaml"
     flow.write_text(
         "id: plain\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
