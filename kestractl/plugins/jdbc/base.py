@@ -140,7 +140,8 @@ def watching(ctx: QueryContext, session: Session) -> Iterator[Session]:
     def watch() -> None:
         while not done.wait(STOP_POLL_SECONDS):
             if ctx.stop.is_set():
-                session.interrupt()
+                with suppress(Exception):  # a cancel that cannot be sent leaves the statement to finish
+                    session.interrupt()
                 return
 
     threading.Thread(target=watch, daemon=True).start()
