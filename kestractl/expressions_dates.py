@@ -81,7 +81,7 @@ def to_datetime(value: Any, tz: tzinfo, existing_format: str | None = None) -> d
 def _parse_date_text(text: str, existing_format: str | None) -> datetime:
     if existing_format and existing_format not in _ISO_NAMES:
         pattern = _NAMED_PATTERNS.get(existing_format, existing_format)
-        return datetime.strptime(text, _java_to_strptime(pattern))
+        return datetime.strptime(text, java_strptime_format(pattern))
     region = re.search(r"\[([^\]]+)\]$", text)
     core = text[: region.start()] if region else text
     core = re.sub(r"(\.\d{6})\d+", r"\1", core.replace("z", "Z"))
@@ -91,7 +91,7 @@ def _parse_date_text(text: str, existing_format: str | None) -> datetime:
     return parsed
 
 
-def _java_to_strptime(pattern: str) -> str:
+def java_strptime_format(pattern: str) -> str:
     """A Java pattern as a `strptime` format (for `existingFormat`)."""
     table = {
         "yyyy": "%Y",

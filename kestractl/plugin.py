@@ -19,20 +19,23 @@ Files of rows in internal storage are Kestra's ION (one value per line): `read_i
 and `write_ion_lines` writes them, with the same reader and writer as the rest of kestractl (the `toIon` filter,
 storage tasks, JDBC results), so a plugin's file reads back exactly as a core task's. Values that plugins print
 as Kestra's Java code does: `java_double` (`Double.toString`), `format_java_date` (`DateTimeFormatter.ofPattern`),
-`java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`).
+`java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`). Query results as
+Kestra's JDBC tasks give them: `FETCH_TYPES`, `fetch_outputs` (rows to `row`/`rows`/`uri`/`size`), `fetch_metric`
+and `plain` (a driver's value as Kestra types it).
 """
 
 from __future__ import annotations
 
 from kestractl.errors import KestraError, PluginError, TaskError
-from kestractl.expressions_dates import _java_to_strptime as java_strptime_format
 from kestractl.expressions_dates import format_java as format_java_date
+from kestractl.expressions_dates import java_strptime_format
 from kestractl.expressions_dates import zone as time_zone
 from kestractl.ion import Annotated
 from kestractl.ion import dumps as ion_dumps
 from kestractl.ion import iter_lines as read_ion_lines
 from kestractl.ion import write_lines as write_ion_lines
 from kestractl.javatext import java_double
+from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
@@ -43,6 +46,7 @@ __all__ = [
     "Annotated",
     "Condition",
     "ConditionContext",
+    "FETCH_TYPES",
     "KestraError",
     "Killed",
     "PluginError",
@@ -54,11 +58,14 @@ __all__ = [
     "Task",
     "TaskError",
     "dynamic",
+    "fetch_metric",
+    "fetch_outputs",
     "format_java_date",
     "ion_dumps",
     "is_true",
     "java_double",
     "java_strptime_format",
+    "plain",
     "read_ion_lines",
     "register",
     "time_zone",

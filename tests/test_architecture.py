@@ -24,14 +24,15 @@ LAYERS = {
     "expressions_functions": 1,
     "expressions_jq": 1,
     "inputs": 1,
+    "rows": 1,
     "store": 1,
     "storage": 1,
     "kv": 1,
     "namespace_files": 1,
     "tasks": 2,
     "plugin": 2,
-    "plugins": 2,  # plugin families: built on `kestractl.plugin` alone (see below)
     "triggers": 2,
+    "plugins": 3,  # plugin families, above the plugin API they are built on (see the test below)
     "parser": 3,
     "deploy": 3,
     "engine": 4,
@@ -88,13 +89,14 @@ def test_plugin_families_import_kestractl_only_through_the_plugin_api() -> None:
 
 
 def test_only_the_store_speaks_sql() -> None:
-    """No other module touches sqlite3 or writes SQL (the DuckDB task runs its users' SQL, not ours)."""
+    """No other module touches sqlite3 or writes SQL (the DuckDB task runs its users' SQL, not ours; the JDBC
+    plugin's SQLite tasks open a user's database with sqlite3, never kestractl's state)."""
     import re
 
     statement = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "store.py":
+        if path.name == "store.py" or path.relative_to(PACKAGE).as_posix() == "plugins/jdbc/sqlite.py":
             continue
         text = path.read_text()
         if "sqlite3" in text or (path.name != "duckdb.py" and statement.search(text)):
@@ -148,7 +150,7 @@ def test_the_command_is_found_after_the_global_options_only() -> None:
 
 def test_running_a_plain_flow_loads_no_task_library(tmp_path: Path) -> None:
     """HTTP, jq, encryption, holidays and murmur3 are imported by the tasks and functions that use them only."""
-    libraries = ("httpx", "jq", "cryptography", "holidays", "mmh3", "duckdb")
+    libraries = ("httpx", "jq", "cryptography", "holidays", "mmh3", "duckdb", "psycopg", "pymysql")
     flow = tmp_path / "plain.yaml"
     flow.write_text(
         "id: plain\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"

@@ -28,10 +28,8 @@ whose length depends on how the network fails.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import math
 import os
 import re
 import socket
@@ -40,17 +38,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
-from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kestractl import ion
 from kestractl.errors import TaskError
-from kestractl.model import iso_duration, new_id
+from kestractl.model import new_id
+from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.registry import register
 from kestractl.tasks.scripts import _strings_problems, _type_problems
@@ -61,7 +58,6 @@ from kestractl.tasks.workingdir import write_input_files
 if TYPE_CHECKING:
     import duckdb
 
-FETCH_TYPES = ("STORE", "FETCH", "FETCH_ONE", "NONE")
 JDBC_PREFIX = "jdbc:duckdb:"
 DEFAULT_FETCH_SIZE = 10_000
 NETWORK_TIMEOUT = 3.0
@@ -241,21 +237,6 @@ def _offset_datetime(value: datetime) -> ion.Annotated:
     return ion.Annotated("OffsetDateTime", ion.java_offset_datetime(value))
 
 
-def _plain(value: Any) -> Any:
-    """Nested and uncommon values as Kestra keeps them: lists, maps, UUID text, ISO durations."""
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, timedelta):
-        return iso_duration(value)
-    if value is None or isinstance(value, str | int | float | Decimal | date | time | bytes):
-        return value
-    return str(value)
-
-
 def _converter(type_name: str, zone: ZoneInfo) -> Converter | None:
     """How one column's values become Kestra's values; None when DuckDB's Python value already is."""
     if type_name in PLAIN_TYPES or type_name.startswith(("DECIMAL", "ENUM")):
@@ -268,7 +249,7 @@ def _converter(type_name: str, zone: ZoneInfo) -> Converter | None:
         return json.loads
     if type_name in BIG_INTEGERS:
         return str  # Kestra's cell converter returns a BigInteger's text
-    return _plain
+    return plain
 
 
 def _convert(row: tuple[Any, ...], converters: list[Converter | None]) -> list[Any]:
@@ -280,42 +261,12 @@ def _records(cursor: duckdb.DuckDBPyConnection, fetch: _Fetch) -> Iterator[dict[
     description = cursor.description or []
     columns = [str(column[0]) for column in description]
     converters = [_converter(str(column[1]), fetch.zone) for column in description]
-    plain = all(converter is None for converter in converters)
+    as_is = all(converter is None for converter in converters)
     while rows := cursor.fetchmany(fetch.size):
         if fetch.ctx.stop.is_set():
             raise Killed()
         for row in rows:
-            yield dict(zip(columns, row if plain else _convert(row, converters), strict=True))
-
-
-def jsonable(value: Any) -> Any:
-    """An output value as Kestra's JSON mapper writes it (ISO dates, base64 bytes, numbers for decimals)."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[str(value)]
-    if isinstance(value, Decimal):
-        integral = value.is_finite() and int(value.as_tuple().exponent) >= 0
-        return int(value) if integral else float(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, ion.Annotated):
-        return jsonable(value.value)
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    return _jsonable_scalar(value)
-
-
-def _jsonable_scalar(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return ion.java_local_datetime(value) if value.tzinfo is None else ion.java_offset_datetime(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return ion.java_local_time(value) + ("" if value.tzinfo is None else ion.java_offset(value.utcoffset()))
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return jsonable(_plain(value))
+            yield dict(zip(columns, row if as_is else _convert(row, converters), strict=True))
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -329,28 +280,11 @@ class _Fetch:
     zone: ZoneInfo
     size: int
     ctx: RunContext
-    workdir: Path
 
     def outputs(self, cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], int]:
         """The outputs for one result (`row`, `rows` or `uri`, with `size`) and its row count."""
-        if self.mode == "FETCH_ONE":
-            row = next(_records(cursor, replace(self, size=1)), None)
-            return {"row": jsonable(row), "size": 0 if row is None else 1}, 0 if row is None else 1
-        if self.mode == "FETCH":
-            rows = [jsonable(record) for record in _records(cursor, self)]
-            return {"rows": rows, "size": len(rows)}, len(rows)
-        if self.mode == "STORE":
-            return self._store(cursor)
-        return {}, 0
-
-    def _store(self, cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], int]:
-        """Stream the rows into an ION file (one per line, as `FileSerde`), then into internal storage."""
-        path = self.workdir / f"{new_id()}.ion"
-        with path.open("w", encoding="utf-8", newline="\n") as fh:
-            size = ion.write_lines(_records(cursor, self), fh)
-        uri = self.ctx.put_file(path, path.name)
-        path.unlink()
-        return {"uri": uri, "size": size}, size
+        fetch = replace(self, size=1) if self.mode == "FETCH_ONE" else self
+        return fetch_outputs(self.ctx, self.mode, _records(cursor, fetch))
 
 
 def _returns_rows(statement: duckdb.Statement, cursor: duckdb.DuckDBPyConnection) -> bool:
@@ -441,10 +375,9 @@ class Query(RunnableTask):
         mode = self._fetch_type(ctx)
         with _session(ctx, database) as session:
             session.con.execute(f"SET file_search_path = '{_sql_literal(str(workdir))}'")
-            fetch = _Fetch(mode, self._zone(ctx, session), self._fetch_size(ctx), ctx, workdir)
+            fetch = _Fetch(mode, self._zone(ctx, session), self._fetch_size(ctx), ctx)
             outputs, total = self.execute(session, _statements(session, sql), fetch)
-        fetched = "true" if mode in ("FETCH", "FETCH_ONE") else "false"
-        ctx.metric("fetch.size", "counter", float(total), {"fetch": fetched, "store": str(mode == "STORE").lower()})
+        fetch_metric(ctx, mode, total)
         outputs["outputFiles"] = {name: ctx.put_file(path, name) for name, path in output_files.items()}
         if database != ":memory:" and self._flag(ctx, "outputDbFile"):
             outputs["databaseUri"] = ctx.put_file(Path(database), Path(database).name)
