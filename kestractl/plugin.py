@@ -15,13 +15,19 @@ internal storage, records metrics, gives a working directory and says when to st
 from __future__ import annotations
 
 from kestractl.errors import KestraError, PluginError, TaskError
-from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
+from kestractl.ion import write_lines as write_ion
+from kestractl.namespace_files import NamespaceFiles, local_files, path_matcher
+from kestractl.tasks.base import FlowSource, Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
+from kestractl.tasks.scripts import ExecScript
 
 __all__ = [
+    "ExecScript",
+    "FlowSource",
     "KestraError",
     "Killed",
+    "NamespaceFiles",
     "PluginError",
     "Prop",
     "RunContext",
@@ -30,5 +36,8 @@ __all__ = [
     "TaskError",
     "dynamic",
     "is_true",
+    "local_files",
+    "path_matcher",
     "register",
+    "write_ion",
 ]

@@ -30,6 +30,7 @@ LAYERS = {
     "namespace_files": 1,
     "tasks": 2,
     "plugin": 2,
+    "plugins": 2,
     "triggers": 2,
     "parser": 3,
     "deploy": 3,
