@@ -117,7 +117,7 @@ class SyncFlows(SyncTask):
         try:
             after = ctx.services.deploy_flows(docs, ctx.prop("dryRun"))
         except KestraError as error:
-            raise TaskError(f"Invalid flow imported from Git: {error.message}") from None
+            raise TaskError(f"Invalid flow imported from Git: {problems(error)}") from None
         rows = [self._row(before.get((f.namespace, f.id)), f, path) for f, (path, _) in zip(after, docs, strict=True)]
         if ctx.prop("delete"):
             kept = {(f.namespace, f.id) for f in after} | {(ctx.flow.namespace, ctx.flow.id)}
@@ -141,7 +141,7 @@ class SyncFlows(SyncTask):
                 ctx.services.deploy_flows([doc], True)
                 valid.append(doc)
             except KestraError as error:
-                ctx.log("WARN", f"Invalid flow imported from Git ({doc[0]}): {error.message}")
+                ctx.log("WARN", f"Invalid flow imported from Git: {problems(error)}")
         return valid
 
     def _row(self, before: FlowSource | None, after: FlowSource, git_path: str) -> dict[str, Any]:
@@ -197,3 +197,8 @@ class SyncNamespaceFiles(SyncTask):
         if not ctx.prop("dryRun"):
             target.delete(path)
         return {"syncState": "DELETED", "kestraPath": f"/{path}"}
+
+
+def problems(error: KestraError) -> str:
+    """Every problem of a refused deploy on one line (each names its git file)."""
+    return "; ".join(getattr(error, "problems", None) or [error.message])
