@@ -73,7 +73,8 @@ def test_clone_checks_out_the_branch_shallow_into_the_working_directory(
         taskRunner:
           type: io.kestra.plugin.core.runner.Process
         commands:
-          - echo "::{{\\"outputs\\":{{\\"count\\":\\"$(git -C repo rev-list --count HEAD)\\",\\"text\\":\\"$(cat repo/dev.txt)\\",\\"branch\\":\\"$(git -C repo branch --show-current)\\"}}}}::"
+          - c=$(git -C repo rev-list --count HEAD); t=$(cat repo/dev.txt); b=$(git -C repo branch --show-current)
+          - echo "::{{\\"outputs\\":{{\\"count\\":\\"$c\\",\\"text\\":\\"$t\\",\\"branch\\":\\"$b\\"}}}}::"
 """
     execution = run_flow(cli, tmp_path, task("clone", body))
     assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
@@ -113,7 +114,8 @@ def test_a_bad_url_fails_the_task_with_one_line(cli: Cli, tmp_path: Path) -> Non
 
 
 def sync_flows(url: str, **extra: Any) -> str:
-    lines = "".join(f"    {key}: {str(value).lower() if isinstance(value, bool) else value}\n" for key, value in extra.items())
+    shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in extra.items()}
+    lines = "".join(f"    {key}: {value}\n" for key, value in shown.items())
     return task("sync", f"  - id: sync\n    type: io.kestra.plugin.git.SyncFlows\n    url: {url}\n{lines}")
 
 
@@ -190,9 +192,7 @@ def test_push_flows_commits_the_namespace_flows_with_the_author(cli: Cli, tmp_pa
     assert {r["file"] for r in rows} == {"_flows/gone.yml", "_flows/hello.yml", "_flows/push.yml"}
 
 
-def test_push_flows_creates_the_branch_and_a_dry_run_pushes_nothing(
-    cli: Cli, tmp_path: Path, repo: Repository
-) -> None:
+def test_push_flows_creates_the_branch_and_a_dry_run_pushes_nothing(cli: Cli, tmp_path: Path, repo: Repository) -> None:
     repo.commit({"README.md": "hello"})
     dry = run_flow(cli, tmp_path, push_flows(repo.url, branch="kestra", dryRun="true", targetNamespace="prod"))
     assert state(dry) == "SUCCESS" and "commitId" not in outputs(dry, "push")
@@ -227,9 +227,7 @@ def test_push_namespace_files_commits_the_files(cli: Cli, tmp_path: Path, repo: 
     assert rows == [{"file": "_files/scripts/etl.py", "additions": "+1", "deletions": "-0", "changes": "0"}]
 
 
-def test_sync_namespace_files_writes_git_files_into_the_namespace(
-    cli: Cli, tmp_path: Path, repo: Repository
-) -> None:
+def test_sync_namespace_files_writes_git_files_into_the_namespace(cli: Cli, tmp_path: Path, repo: Repository) -> None:
     repo.commit({"_files/scripts/etl.py": "print('v1')\n", "_files/readme.md": "hi\n"})
     flow = task(
         "sync-files",

@@ -7,8 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
-IDENTITY = {"GIT_AUTHOR_NAME": "Seeder", "GIT_AUTHOR_EMAIL": "seeder@example.com",
-            "GIT_COMMITTER_NAME": "Seeder", "GIT_COMMITTER_EMAIL": "seeder@example.com"}
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Seeder",
+    "GIT_AUTHOR_EMAIL": "seeder@example.com",
+    "GIT_COMMITTER_NAME": "Seeder",
+    "GIT_COMMITTER_EMAIL": "seeder@example.com",
+}
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
