@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -32,6 +32,7 @@ from kestractl.model import new_id
 from kestractl.tasks import environments
 from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.workingdir import (
     TaskFiles,
@@ -232,7 +233,7 @@ def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
 class ExecScript(TaskFiles, RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[Mapping[str, Prop | str]] = {
         "taskRunner": "The task runner (`type` and its own settings); every runner runs here as a local process.",
         "containerImage": "The task runner container image, only used if the task runner is container-based.",
         "beforeCommands": "Commands run before `commands`, to set up the environment (e.g. `pip install …`).",
