@@ -51,11 +51,10 @@ def stored(cli: Cli, execution: dict[str, Any], uri: str) -> str:
 
 
 def test_terraform_cli_runs_commands_with_env_input_and_output_files(cli: Cli, tmp_path: Path) -> None:
-    bin_dir = fake_tool(
-        tmp_path / "bin", "terraform", 'if [ "$1" = plan ]; then cat main.tf > plan.out; echo "$TF_VAR_region" >> plan.out; fi'
-    )
+    plan = 'if [ "$1" = plan ]; then cat main.tf > plan.out; echo "$TF_VAR_region" >> plan.out; fi'
+    bin_dir = fake_tool(tmp_path / "bin", "terraform", plan)
     body = f"""    env:
-      PATH: "{bin_dir}:{os.environ['PATH']}"
+      PATH: "{bin_dir}:{os.environ["PATH"]}"
       TF_VAR_region: "eu-{{{{ flow.id }}}}"
     inputFiles:
       main.tf: 'resource "null_resource" "x" {{}}'
@@ -112,18 +111,20 @@ def test_a_tool_still_missing_after_before_commands_is_named(cli: Cli, tmp_path:
     assert "terraform is not installed or not on PATH" in logs(cli, execution).splitlines()[-1]
 
 
-DBT_BODY = """mkdir -p target
-echo '{"info": {"level": "info", "msg": "Running with dbt=1.9.0", "name": "MainReportVersion", "ts": "T1", "thread": "MainThread"}}'
-echo '{"info": {"level": "warn", "msg": "a deprecated config", "name": "Deprecation", "ts": "T2", "thread": "MainThread"}, "data": {"stats": {"pass": 2}}}'
-echo '{"metadata": {}}' > target/manifest.json
-echo '{"results": []}' > target/run_results.json
+INFO_LINE = {"level": "info", "msg": "Running with dbt=1.9.0", "name": "MainReportVersion", "ts": "T1"}
+WARN_LINE = {"level": "warn", "msg": "a deprecated config", "name": "Deprecation", "ts": "T2"}
+DBT_BODY = f"""mkdir -p target
+echo '{json.dumps({"info": {**INFO_LINE, "thread": "MainThread"}})}'
+echo '{json.dumps({"info": {**WARN_LINE, "thread": "MainThread"}, "data": {"stats": {"pass": 2}}})}'
+echo '{{"metadata": {{}}}}' > target/manifest.json
+echo '{{"results": []}}' > target/run_results.json
 cat profiles.yml .profile/profiles.yml 2>/dev/null || true"""
 
 
 def test_dbt_cli_adds_kestras_flags_reads_json_logs_and_stores_results(cli: Cli, tmp_path: Path) -> None:
     bin_dir = fake_tool(tmp_path / "bin", "dbt", DBT_BODY)
     body = f"""    env:
-      PATH: "{bin_dir}:{os.environ['PATH']}"
+      PATH: "{bin_dir}:{os.environ["PATH"]}"
     profiles: "jaffle: {{target: dev}}"
     commands:
       - dbt deps
@@ -145,7 +146,7 @@ def test_dbt_cli_adds_kestras_flags_reads_json_logs_and_stores_results(cli: Cli,
 def test_dbt_build_builds_its_command_from_properties(cli: Cli, tmp_path: Path) -> None:
     bin_dir = fake_tool(tmp_path / "bin", "dbt", DBT_BODY)
     body = f"""    env:
-      PATH: "{bin_dir}:{os.environ['PATH']}"
+      PATH: "{bin_dir}:{os.environ["PATH"]}"
     profiles: "jaffle: {{target: prod}}"
     projectDir: project
     thread: 4
@@ -163,18 +164,19 @@ def test_dbt_build_builds_its_command_from_properties(cli: Cli, tmp_path: Path) 
 
 
 def test_ansible_cli_runs_in_bash_and_stores_its_log(cli: Cli, tmp_path: Path) -> None:
-    bin_dir = fake_tool(tmp_path / "bin", "ansible-playbook", 'echo "ran $1" >> "$ANSIBLE_LOG_PATH"; echo "$BASH_VERSION" | cut -c1')
+    bin_dir = fake_tool(tmp_path / "bin", "ansible-playbook", 'echo "ran $1" >> "$ANSIBLE_LOG_PATH"')
     body = f"""    env:
-      PATH: "{bin_dir}:{os.environ['PATH']}"
+      PATH: "{bin_dir}:{os.environ["PATH"]}"
     inputFiles:
       site.yml: "- hosts: localhost"
     outputLogFile: true
     commands:
       - ansible-playbook site.yml
+      - echo "shell=${{BASH_VERSION:+bash}}"
 """
     execution = run_flow(cli, tmp_path, flow("io.kestra.plugin.ansible.cli.AnsibleCLI", body))
     assert state(execution) == "SUCCESS", logs(cli, execution)
-    assert "ansible-playbook args: site.yml" in logs(cli, execution)
+    assert "ansible-playbook args: site.yml" in logs(cli, execution) and "shell=bash" in logs(cli, execution)
     assert stored(cli, execution, outputs(execution)["outputFiles"]["log"]) == "ran site.yml\n"
 
 
