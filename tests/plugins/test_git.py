@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from kestractl.ion import loads_lines
 from tests.conftest import Cli, needs_tool, runs, state
-from tests.services.git import Repository
+from tests.services.git import GitHttpServer, Repository
 
 pytestmark = needs_tool("git")
 
@@ -246,3 +247,58 @@ def test_sync_namespace_files_writes_git_files_into_the_namespace(cli: Cli, tmp_
         ("_files/scripts/etl.py", "OVERWRITTEN", "/scripts/etl.py"),
     ]
     assert cli("namespace", "files", "list", "dev").stdout.split() == ["/scripts/etl.py"]
+
+
+PASSWORD = "s3cr3t-Pa55"
+
+
+@pytest.fixture
+def http_repo(repo: Repository) -> Iterator[tuple[Repository, str]]:
+    """The bare repository over HTTP with basic auth (`kestra` / PASSWORD), through `git http-backend`."""
+    server = GitHttpServer(repo.bare.parent, f"kestra:{PASSWORD}")
+    yield repo, server.url(repo.bare.name)
+    server.close()
+
+
+def test_clone_authenticates_over_http_without_leaking_the_password(
+    cli: Cli, tmp_path: Path, http_repo: tuple[Repository, str]
+) -> None:
+    repo, url = http_repo
+    repo.commit({"README.md": "private"})
+    body = f"""  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: clone
+        type: io.kestra.plugin.git.Clone
+        url: {url}
+        username: kestra
+        password: "{{{{ inputs.password }}}}"
+      - id: look
+        type: io.kestra.plugin.scripts.shell.Commands
+        taskRunner:
+          type: io.kestra.plugin.core.runner.Process
+        commands:
+          - cat README.md .git/config
+"""
+    flow = task("private", body).replace("tasks:\n", "inputs:\n  - id: password\n    type: STRING\ntasks:\n", 1)
+    (tmp_path / "flow.yaml").write_text(flow)
+    assert cli("flow", "deploy", str(tmp_path / "flow.yaml")).exit_code == 0
+    ok = cli.execute("ops", "private", "--input", f"password={PASSWORD}")[1]
+    text = cli("executions", "logs", ok["id"]).stdout
+    assert state(ok) == "SUCCESS", text
+    assert "private" in text and f"url = {url}" in text and PASSWORD not in text
+    refused = cli.execute("ops", "private", "--input", "password=wrong-password")[1]
+    errors = [line for line in cli("executions", "logs", refused["id"]).stdout.splitlines() if "ERROR" in line]
+    assert state(refused) == "FAILED" and len(errors) == 1 and "git clone failed" in errors[0]
+    assert "wrong-password" not in errors[0]
+
+
+def test_push_flows_authenticates_over_http(cli: Cli, tmp_path: Path, http_repo: tuple[Repository, str]) -> None:
+    repo, url = http_repo
+    repo.commit({"README.md": "hello"})
+    flow = push_flows(url, username="kestra", password=PASSWORD, authorEmail="kestra@example.com")
+    execution = run_flow(cli, tmp_path, flow)
+    assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
+    assert repo.log("main")[0].split("|")[1:3] == ["kestra", "kestra@example.com"]  # the author's name: username
+    assert "_flows/push.yml" in repo.files("main")
+    assert outputs(execution, "push")["commitURL"].startswith(url.removesuffix(".git") + "/commit/")
