@@ -75,6 +75,16 @@ def test_imports_point_down_only() -> None:
     assert wrong == []
 
 
+def test_plugin_families_use_only_the_plugin_api() -> None:
+    """`kestractl/plugins/*` are built as a third party would build them: kestractl through `kestractl.plugin`."""
+    wrong = []
+    for path in (PACKAGE / "plugins").rglob("*.py"):
+        family = path.relative_to(PACKAGE / "plugins").parts[0]
+        own = f"kestractl.plugins.{family}"
+        wrong += [f"{path.name} imports {t}" for t in imports(path) if t != "kestractl.plugin" and not t.startswith(own)]
+    assert wrong == []
+
+
 def test_only_the_store_speaks_sql() -> None:
     """No other module touches sqlite3 or writes SQL (the DuckDB task runs its users' SQL, not ours)."""
     import re
