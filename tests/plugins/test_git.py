@@ -302,3 +302,17 @@ def test_push_flows_authenticates_over_http(cli: Cli, tmp_path: Path, http_repo:
     assert repo.log("main")[0].split("|")[1:3] == ["kestra", "kestra@example.com"]  # the author's name: username
     assert "_flows/push.yml" in repo.files("main")
     assert outputs(execution, "push")["commitURL"].startswith(url.removesuffix(".git") + "/commit/")
+
+
+def test_sync_namespace_files_does_not_follow_a_link_out_of_the_repository(
+    cli: Cli, tmp_path: Path, repo: Repository
+) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    (repo.work / "_files").mkdir()
+    (repo.work / "_files" / "leak.txt").symlink_to(secret)
+    repo.commit({"_files/ok.txt": "fine"})
+    body = f"  - id: sync\n    type: io.kestra.plugin.git.SyncNamespaceFiles\n    url: {repo.url}\n"
+    execution = run_flow(cli, tmp_path, task("links", body, "dev"))
+    assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
+    assert cli("namespace", "files", "list", "dev").stdout.split() == ["/ok.txt"]

@@ -33,6 +33,8 @@ class Git:
     def __init__(self, ctx: RunContext, url: str, settings: dict[str, Any]) -> None:
         if shutil.which("git") is None:
             raise TaskError(MISSING)
+        if url.startswith("-"):
+            raise TaskError(f"url: '{url}' is not a repository URL")  # git would read it as an option
         self.ctx = ctx
         self.url = url
         self.secrets = [s for s in (settings.get("password"), settings.get("privateKey")) if s]

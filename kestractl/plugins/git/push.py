@@ -73,6 +73,8 @@ class PushTask(GitTask):
         for relative, data in content.items():
             target = folder / relative
             target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.resolve().is_relative_to(repository.resolve()):
+                raise TaskError(f"'{relative}' would be written outside the repository (a symbolic link in git)")
             target.write_bytes(data)
         paths = [str((folder / relative).relative_to(repository.resolve())) for relative in content]
         git.run("add", "--", *paths, cwd=repository)

@@ -61,6 +61,7 @@ class SyncTask(GitTask):
         return {self.output_name: uri}
 
     def _git_files(self, ctx: RunContext, repository: Path) -> list[GitFile]:
+        """The folder's files (a symbolic link leading out of the repository is not one)."""
         name = ctx.prop("gitDirectory")
         folder = (repository / name).resolve()
         if not folder.is_relative_to(repository.resolve()):
@@ -73,7 +74,8 @@ class SyncTask(GitTask):
         if folder.exists() and not folder.is_dir():
             raise TaskError(f"The path '{name}' exists but is a file, not a directory.")
         found = local_files(folder) if folder.is_dir() else []
-        files = [GitFile(rel, path) for rel, path in found if not set(rel.split("/")) & set(SKIPPED)]
+        inside = [(rel, path) for rel, path in found if path.resolve().is_relative_to(repository.resolve())]
+        files = [GitFile(rel, path) for rel, path in inside if not set(rel.split("/")) & set(SKIPPED)]
         return [f for f in files if self.traverses(ctx) or "/" not in f.relative]
 
     def traverses(self, ctx: RunContext) -> bool:
