@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Cli, needs_tool, runs, state
+
+# The test interpreter's own scripts (ansible-playbook, dbt when installed) first, then the PATH.
+VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def fake_tool(folder: Path, name: str, body: str) -> Path:
@@ -209,3 +214,65 @@ def test_real_terraform_applies_a_local_configuration(cli: Cli, tmp_path: Path) 
         "type": "string",
     }
     assert "Apply complete!" in logs(cli, execution)
+
+
+@needs_tool("ansible-playbook", path=VENV_PATH)
+def test_real_ansible_runs_a_playbook_on_localhost(cli: Cli, tmp_path: Path) -> None:
+    """The real `ansible-playbook` (ansible-core, a test dependency): a local play writes a file, stored as output."""
+    body = f"""    env:
+      PATH: "{VENV_PATH}"
+      LC_ALL: C.UTF-8
+      ANSIBLE_NOCOLOR: "1"
+    inputFiles:
+      inventory.ini: "localhost ansible_connection=local ansible_python_interpreter={sys.executable}"
+      site.yml: |
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - ansible.builtin.copy:
+                content: hello from ansible
+                dest: "{{{{ workingDir }}}}/greeting.txt"
+    outputLogFile: true
+    commands:
+      - ansible-playbook -i inventory.ini site.yml
+    outputFiles:
+      - greeting.txt
+"""
+    execution = run_flow(cli, tmp_path, flow("io.kestra.plugin.ansible.cli.AnsibleCLI", body))
+    assert state(execution) == "SUCCESS", logs(cli, execution)
+    out = outputs(execution)
+    assert stored(cli, execution, out["outputFiles"]["greeting.txt"]) == "hello from ansible"
+    assert "ok=1" in logs(cli, execution) and "changed=1" in logs(cli, execution)
+    assert "PLAY RECAP" in stored(cli, execution, out["outputFiles"]["log"])
+
+
+DBT_PROJECT = """    inputFiles:
+      dbt_project.yml: |
+        name: shop
+        version: "1.0"
+        profile: shop
+      models/customers.sql: select 1 as id, 'ada' as name
+    profiles: |
+      shop:
+        target: dev
+        outputs:
+          dev:
+            type: duckdb
+            path: shop.duckdb
+"""
+
+
+# dbt is not a test dependency: dbt-core pins pathspec below 1.0, which mypy (a test dependency) cannot use.
+@pytest.mark.skipif(shutil.which("dbt", path=VENV_PATH) is None, reason="dbt-core and dbt-duckdb are not installed")
+@pytest.mark.parametrize("task_type", ["io.kestra.plugin.dbt.cli.DbtCLI", "io.kestra.plugin.dbt.cli.Build"])
+def test_real_dbt_builds_a_duckdb_project(cli: Cli, tmp_path: Path, task_type: str) -> None:
+    commands = "    commands:\n      - dbt build\n" if task_type.endswith("DbtCLI") else ""
+    env = f'    env:\n      PATH: "{VENV_PATH}"\n      DBT_SEND_ANONYMOUS_USAGE_STATS: "false"\n'
+    execution = run_flow(cli, tmp_path, flow(task_type, env + DBT_PROJECT + commands))
+    text = logs(cli, execution)
+    assert state(execution) == "SUCCESS", text
+    assert "[Type: MainReportVersion] Running with dbt=" in text and "Completed successfully" in text
+    out = outputs(execution)
+    results = json.loads(stored(cli, execution, out["outputFiles"]["run_results.json"]))
+    assert [(r["unique_id"], r["status"]) for r in results["results"]] == [("model.shop.customers", "success")]
+    assert out["warningDetected"] is False and "manifest.json" in out["outputFiles"]
