@@ -27,6 +27,7 @@ SCENARIOS = {
     "scheduler": "benchmarks.scheduler",
     "fanout": "benchmarks.fanout",
     "watch": "benchmarks.watch",
+    "serdes": "benchmarks.serdes",
     "idle": "benchmarks.idle",
 }
 

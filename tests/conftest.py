@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
 
 from kestractl.cli.app import app
+
+if TYPE_CHECKING:
+    from kestractl.server.app import StandaloneServer
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -53,3 +59,37 @@ def runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
 
 def state(obj: dict[str, Any]) -> str:
     return obj["state"]["current"]
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Iterator[tuple[StandaloneServer, Path]]:
+    """A standalone server on a thread, watching a flows folder (the scheduler ticks every 50 ms)."""
+    from kestractl.config import Home
+    from kestractl.server.app import ServerOptions, StandaloneServer
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    options = ServerOptions(flow_path=flows, port=0, grace_seconds=2, tick_seconds=0.05, workers=4)
+
+    server = StandaloneServer(Home(tmp_path / "home").ensure(), options, say=lambda level, message: None)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server, flows
+    server.stop_event.set()
+    thread.join(15)
+    assert not thread.is_alive()
+
+
+def executions_of(server: StandaloneServer, flow_id: str) -> list[Any]:
+    ids = server.store.find_execution_ids(flow_id=flow_id, limit=100)
+    return [server.store.load_execution(i) for i in ids]
+
+
+def wait_for(check: Any, seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -20,10 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import FLOWS, Cli, runs, state
+from conftest import FLOWS, Cli, executions_of, runs, state, wait_for
 
-from kestractl.config import Home
-from kestractl.server.app import ServerOptions, StandaloneServer
+from kestractl.server.app import StandaloneServer
 
 CSV = b"id,name\n1,ada\n2,linus\n"
 
@@ -714,35 +713,6 @@ def test_http_trigger_properties_are_checked_at_deploy(cli: Cli, tmp_path: Path)
 # ------------------------------------------------------------------------------------------------ Trigger
 
 
-@pytest.fixture
-def standalone(tmp_path: Path) -> Iterator[tuple[StandaloneServer, Path]]:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    options = ServerOptions(flow_path=flows, port=0, grace_seconds=2, tick_seconds=0.05, workers=4)
-    server = StandaloneServer(Home(tmp_path / "home").ensure(), options, say=lambda level, message: None)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    yield server, flows
-    server.stop_event.set()
-    thread.join(15)
-    assert not thread.is_alive()
-
-
-def _executions(server: StandaloneServer, flow_id: str) -> list[Any]:
-    ids = server.store.find_execution_ids(flow_id=flow_id, limit=100)
-    return [server.store.load_execution(i) for i in ids]
-
-
-def _wait_for(check: Any, seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_the_http_trigger_starts_a_flow_only_when_the_condition_holds(
     standalone: tuple[StandaloneServer, Path], upstream: Upstream
 ) -> None:
@@ -766,10 +736,10 @@ def test_the_http_trigger_starts_a_flow_only_when_the_condition_holds(
             """
         )
     )
-    _wait_for(lambda: len(upstream.hits("/ready")) >= 3)  # polled, answered 503: nothing starts
-    assert _executions(server, "poll") == []
+    wait_for(lambda: len(upstream.hits("/ready")) >= 3)  # polled, answered 503: nothing starts
+    assert executions_of(server, "poll") == []
     upstream.ready = True
-    done = _wait_for(lambda: [e for e in _executions(server, "poll") if e.state.current.is_terminated()])
+    done = wait_for(lambda: [e for e in executions_of(server, "poll") if e.state.current.is_terminated()])
     execution = done[0]
     assert execution.state.current.value == "SUCCESS"
     assert execution.trigger is not None and execution.trigger["variables"]["code"] == 200
@@ -777,7 +747,7 @@ def test_the_http_trigger_starts_a_flow_only_when_the_condition_holds(
     assert execution.trigger["variables"]["headers"]["X-Batch"] == ["7"]
     assert execution.task_runs[0].outputs == {"value": "200 go 7"}
     time.sleep(1.0)  # stopAfter SUCCESS: the trigger polls no more
-    assert len(_executions(server, "poll")) == 1
+    assert len(executions_of(server, "poll")) == 1
 
 
 def test_a_response_condition_on_the_body_and_a_slow_endpoint_do_not_delay_schedules(
@@ -807,16 +777,16 @@ def test_a_response_condition_on_the_body_and_a_slow_endpoint_do_not_delay_sched
         )
     )
     (flows / "every-second.yaml").write_text((FLOWS / "server" / "every-second.yaml").read_text())
-    found = _wait_for(
-        lambda: [e for e in _executions(server, "every-second") if e.state.current.value == "SUCCESS"][:2] or None
+    found = wait_for(
+        lambda: [e for e in executions_of(server, "every-second") if e.state.current.value == "SUCCESS"][:2] or None
     )
     for execution in found:
         fired = execution.trigger["variables"]["date"]
         lag = execution.state.start_date.timestamp() - _timestamp(fired)
         assert 0 <= lag < 1.0, (fired, execution.state.start_date)
-    assert _wait_for(lambda: len(upstream.hits("/json")) >= 3 or None)  # polls go on while /slow hangs
+    assert wait_for(lambda: len(upstream.hits("/json")) >= 3 or None)  # polls go on while /slow hangs
     assert len(upstream.hits("/slow")) == 1  # one poll in flight at a time
-    assert _executions(server, "slow") == []
+    assert executions_of(server, "slow") == []
 
 
 def _timestamp(text: str) -> float:

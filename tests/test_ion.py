@@ -212,3 +212,35 @@ def test_loads_wants_exactly_one_value() -> None:
 def test_values_ion_cannot_hold_are_refused() -> None:
     with pytest.raises(TypeError, match="set cannot be written as ION"):
         ion.dumps({"s": {1}})
+
+
+LINES = [
+    '{a:"x",b:null,c:true,d:-12,\'e f\':"",g:0,h:false}',
+    "{}",
+    "{ }",
+    '{a:"x\\"y",b:"\\\\",c:"\\u00e9\\ud83d\\ude00\\n\\t"}',
+    '{a:"é😀 日本"}',
+    "{null:1,'true':2,$x:3}",
+    "{a:01}",
+    "{a:1.5e0,b:12.50,c:2024-01-15,d:2024-01-15T10:00:00.000Z}",
+    "{a:[1,{b:2}],c:{d:null}}",
+    '{a:LocalDateTime::"2024-01-15T10:00:00"}',
+    '{a:"x",}',
+    "{'a\\'b':1}",
+    "{a:99999999999999999999}",
+    "[1,2]",
+    '"text"',
+]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_the_line_reader_reads_each_line_as_the_full_reader_does(line: str) -> None:
+    """`iter_lines` reads flat records with a fast path; whatever it reads must equal the full reader's value."""
+    assert list(ion.iter_lines(io.StringIO(line + "\n"))) == ion.loads_lines(line)
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS)
+def test_the_to_ion_filter_is_the_one_ion_writer(value: Any) -> None:
+    from kestractl.expressions import render
+
+    assert render("{{ v | toIon }}", {"v": value}) == ion.dumps(value)

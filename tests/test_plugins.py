@@ -7,14 +7,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kestractl.errors import PluginError
-from kestractl.plugin import Prop, RunnableTask, register
+from kestractl.errors import PluginError, ValidationError
+from kestractl.plugin import Condition, ConditionContext, PollContext, PollingTrigger, Prop, RunnableTask, register
+from kestractl.server.app import StandaloneServer
 from kestractl.tasks.properties import coerce, problems
-from tests.conftest import Cli, runs, state
+from tests.conftest import Cli, executions_of, runs, state, wait_for
 
 GREET = """id: greet
 namespace: dev
@@ -186,7 +189,7 @@ def test_prop_checks_and_converts_as_jackson_coerces() -> None:
     ]
     assert problems({"b": "yes", "d": "1 minute"}, declared) == [
         "b: expected a boolean (true or false), not `yes`",
-        "d: expected an ISO-8601 duration (e.g. PT30S), not `1 minute`",
+        "d: `1 minute` is not an ISO-8601 duration (e.g. PT30S)",
         "s: required",
     ]
     assert [coerce(k, declared[k], v) for k, v in ok.items()][:5] == [
@@ -200,3 +203,93 @@ def test_prop_checks_and_converts_as_jackson_coerces() -> None:
         coerce("n", declared["n"], "1.5")
     with pytest.raises(ValueError, match="Prop type must be one of"):
         Prop("x", type="int")
+
+
+class FileAppears(PollingTrigger):
+    """A plugin's polling trigger: starts an execution once a file exists."""
+
+    type_name = "io.kestra.plugin.test.FileAppears"
+    properties = {**PollingTrigger.properties, "path": Prop("The file to wait for.", type="string", required=True)}
+    outputs = {"size": "The file's size in bytes."}
+
+    def poll(self, ctx: PollContext) -> dict[str, Any] | None:
+        path = Path(self.prop(ctx, "path"))
+        return {"size": path.stat().st_size} if path.exists() else None
+
+
+register(FileAppears)
+
+WATCH = """id: watch
+namespace: dev
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.size }}}} bytes"
+triggers:
+  - id: file
+    type: io.kestra.plugin.test.FileAppears
+    path: "{path}"
+    interval: PT0.1S
+    stopAfter: [SUCCESS]
+"""
+
+
+def test_a_plugin_polling_trigger_is_validated_and_run_by_the_server(
+    standalone: tuple[StandaloneServer, Path], tmp_path: Path
+) -> None:
+    server, flows = standalone
+    target = tmp_path / "arrived.txt"
+    bad = WATCH.replace('    path: "{path}"\n', "").replace("PT0.1S", "soon")
+    assert parse_problems(bad) == [
+        "triggers[0].interval: `soon` is not an ISO-8601 duration (e.g. PT30S)",
+        "triggers[0].path: required",
+    ]
+    (flows / "watch.yaml").write_text(WATCH.format(path=target))
+    time.sleep(0.5)
+    assert executions_of(server, "watch") == []
+    target.write_text("hello")
+    done = wait_for(lambda: [e for e in executions_of(server, "watch") if e.state.current.is_terminated()])
+    assert done[0].task_runs[0].outputs == {"value": "5 bytes"}
+    assert done[0].trigger is not None and done[0].trigger["type"] == "io.kestra.plugin.test.FileAppears"
+
+
+def parse_problems(text: str) -> list[str]:
+    from kestractl.parser import parse_flow
+
+    try:
+        parse_flow(text, "f.yaml")
+    except ValidationError as error:
+        return [p.split(": ", 1)[1] for p in error.problems]
+    return []
+
+
+class UpstreamPrefix(Condition):
+    """A plugin's condition: the upstream execution's flow id starts with a prefix."""
+
+    type_name = "io.kestra.plugin.test.UpstreamPrefix"
+    properties = {"prefix": Prop("The prefix.", type="string", required=True)}
+
+    def test(self, ctx: ConditionContext) -> bool:
+        return ctx.execution is not None and ctx.execution.flow_id.startswith(self.prop(ctx, "prefix"))
+
+
+register(UpstreamPrefix)
+
+
+def test_a_plugin_condition_is_validated_and_checked() -> None:
+    from kestractl.model import Execution
+    from kestractl.triggers.conditions import check
+
+    trigger = "triggers:\n  - id: after\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n"
+    flow = "id: f\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    condition = "      - type: io.kestra.plugin.test.UpstreamPrefix\n"
+    assert parse_problems(flow + trigger + condition) == ["triggers[0].conditions[0].prefix: required"]
+    assert parse_problems(flow + trigger + condition + "        prefix: x\n        colour: red\n") == [
+        'triggers[0].conditions[0].colour: Unrecognized field "colour" (io.kestra.plugin.test.UpstreamPrefix), '
+        "not marked as ignorable"
+    ]
+    spec = {"type": UpstreamPrefix.type_name, "prefix": "{{ trigger.wanted }}"}
+    context = ConditionContext(variables={"trigger": {"wanted": "etl-"}}, execution=Execution("e", "dev", "etl-a", 1))
+    assert check(spec, context) is True
+    context.execution = Execution("e", "dev", "report", 1)
+    assert check(spec, context) is False

@@ -1,1 +1,1 @@
-"""kestractl's plugin families, each built on `kestractl.plugin` alone, as a third party would build it."""
+"""Plugin families shipped with kestractl, each built only on `kestractl.plugin` as a third party would be."""

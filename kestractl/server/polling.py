@@ -1,8 +1,9 @@
-"""Polling HTTP triggers in the server. A due poll runs on a thread of its own, so a slow endpoint never
-delays the scheduler's tick (Schedule triggers, queued executions); the tick only starts polls and turns the
-finished ones into executions. One poll per trigger at a time, and none while the execution it started runs (as
-Kestra locks a trigger until its execution ends); the next poll date is stored like a schedule's, so a restart
-keeps the rhythm, and a trigger that `stopAfter` stopped stays stopped until its definition changes.
+"""Polling triggers in the server (the HTTP Trigger, and any a plugin registers). A due poll runs on a thread of
+its own, so a slow endpoint never delays the scheduler's tick (Schedule triggers, queued executions); the tick
+only starts polls and turns the finished ones into executions. One poll per trigger at a time, and none while
+the execution it started runs (as Kestra locks a trigger until its execution ends); the next poll date is stored
+like a schedule's, so a restart keeps the rhythm, and a trigger that `stopAfter` stopped stays stopped until its
+definition changes.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 from kestractl.engine.runner import Runner
 from kestractl.errors import KestraError
+from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow
 from kestractl.store import TriggerState
-from kestractl.triggers import http
+from kestractl.tasks.registry import resolve_trigger
 from kestractl.triggers.conditions import ConditionContext, all_met
+from kestractl.triggers.polling import PollContext, PollingTrigger
 
 log = logging.getLogger("kestractl.scheduler")
 
@@ -39,7 +42,7 @@ class EnabledTrigger:
     signature: str
 
 
-class HttpPolls:
+class Polls:
     def __init__(
         self, runner: Runner, started: Callable[[Execution, str], None], signature: Callable[[dict[str, Any]], str]
     ) -> None:
@@ -61,9 +64,9 @@ class HttpPolls:
                 continue
             state = self._state(item, now)
             if state.next_date <= now:
-                self._save(state, now + http.interval(item.trigger))
+                self._save(state, now + _polling(item).interval())
                 self._inflight.add(item.key)
-                threading.Thread(target=self._poll, args=(item,), name="http-trigger", daemon=True).start()
+                threading.Thread(target=self._poll, args=(item,), name="polling-trigger", daemon=True).start()
         return started
 
     def on_execution_end(self, execution: Execution) -> None:
@@ -73,10 +76,9 @@ class HttpPolls:
         if self._running.get(key) == execution.id:
             del self._running[key]
         item = self._polls.get(key)
-        if item is not None and trigger.get("type") in http.TYPES:
-            if execution.state.current.value in (item.trigger.get("stopAfter") or []):
-                self._save(self._state(item, STOPPED), STOPPED)
-                log.info("http trigger %s of %s.%s stopped (stopAfter)", item.key[2], *item.key[:2])
+        if item is not None and execution.state.current.value in (item.trigger.get("stopAfter") or []):
+            self._save(self._state(item, STOPPED), STOPPED)
+            log.info("trigger %s of %s.%s stopped (stopAfter)", item.key[2], *item.key[:2])
 
     def _enabled(self, flows: list[Flow]) -> dict[tuple[str, str, str], EnabledTrigger]:
         if flows is not self._indexed:
@@ -88,7 +90,7 @@ class HttpPolls:
                 for flow in flows
                 if not flow.disabled
                 for trigger in flow.triggers
-                if trigger.get("type") in http.TYPES and not trigger.get("disabled")
+                if not trigger.get("disabled") and resolve_trigger(str(trigger.get("type"))) is not None
             }
         return self._polls
 
@@ -110,11 +112,11 @@ class HttpPolls:
         variables = {"flow": {"id": item.flow.id, "namespace": item.flow.namespace}}
         outputs = None
         try:
-            outputs = http.poll(item.trigger, variables, self.runner.storage, _log)
+            outputs = _polling(item).poll(PollContext(variables, render_value, self.runner.storage, _log))
         except KestraError as exc:
-            log.warning("http trigger %s of %s.%s: %s", item.key[2], *item.key[:2], exc.message)
-        except Exception:  # a bug must not end polling for good
-            log.exception("http trigger %s of %s.%s failed", item.key[2], *item.key[:2])
+            log.warning("trigger %s of %s.%s: %s", item.key[2], *item.key[:2], exc.message)
+        except Exception:  # a bug (a plugin's too) must not end polling for good
+            log.exception("trigger %s of %s.%s failed", item.key[2], *item.key[:2])
         self._done.put((item, outputs))
 
     def _collect(self) -> list[Execution]:
@@ -137,11 +139,18 @@ class HttpPolls:
                 item.flow, {}, [], {"id": item.key[2], "type": item.trigger["type"], "variables": outputs}
             )
         except KestraError as exc:
-            log.error("http trigger %s of %s.%s could not start: %s", item.key[2], *item.key[:2], exc.message)
+            log.error("trigger %s of %s.%s could not start: %s", item.key[2], *item.key[:2], exc.message)
             return None
         self._running[item.key] = execution.id
-        self._started(execution, f"http trigger {item.key[2]}")
+        self._started(execution, f"trigger {item.key[2]}")
         return execution
+
+
+def _polling(item: EnabledTrigger) -> PollingTrigger:
+    """The trigger's class, from the registry (found when the trigger was indexed), on the trigger's spec."""
+    cls = resolve_trigger(str(item.trigger["type"]))
+    assert cls is not None, item.trigger["type"]  # `_enabled` keeps only the types it resolves
+    return cls(item.trigger)
 
 
 def _log(level: str, message: str) -> None:

@@ -20,7 +20,7 @@ from kestractl.engine.variables import build_variables
 from kestractl.errors import KestraError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, label_pairs, label_text, utcnow
-from kestractl.server.polling import EnabledTrigger, HttpPolls
+from kestractl.server.polling import EnabledTrigger, Polls
 from kestractl.store import TriggerState
 from kestractl.triggers import flow as flow_trigger
 from kestractl.triggers import schedule
@@ -60,7 +60,7 @@ class Scheduler:
         self._next: dict[tuple[str, str, str], TriggerState] = {}
         self._indexed: list[Flow] | None = None
         self._schedules: list[EnabledTrigger] = []
-        self.polls = HttpPolls(runner, self._started, _signature)
+        self.polls = Polls(runner, self._started, _signature)
 
     # ---- schedules ----------------------------------------------------------------------------
 

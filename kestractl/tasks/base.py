@@ -10,8 +10,8 @@ import functools
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -20,8 +20,7 @@ from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.model import LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
-from kestractl.tasks.properties import Prop, coerce, declared
-from kestractl.tasks.properties import problems as property_problems
+from kestractl.tasks.properties import Declared
 
 if TYPE_CHECKING:
     from kestractl.model import Execution, ExecutionQuery, Flow, TaskRun
@@ -70,20 +69,10 @@ def duration_problems(spec: dict[str, Any], *names: str) -> list[str]:
     ]
 
 
-class Task:
-    """A task as written in the flow: its common properties plus its own raw properties."""
+class Task(Declared):
+    """A task as written in the flow: its common properties (COMMON_KEYS, never declared) plus its own declared
+    properties. The parser refuses any other key as Kestra does (`Unrecognized field`)."""
 
-    type_name: ClassVar[str] = ""
-    aliases: ClassVar[tuple[str, ...]] = ()
-    # The task's own properties, name → `Prop` (or its description alone); subclasses add to their bases' (see
-    # `all_properties`). The common ones (COMMON_KEYS) and child task lists are not listed. The parser refuses
-    # any other key as Kestra does (`Unrecognized field`) and checks each value against its `Prop`; docs/flows.md
-    # and `kestractl plugins doc` are generated from these.
-    properties: ClassVar[Mapping[str, Prop | str]] = {}
-    # What a run exposes as `outputs.<id>.<name>`, name → description (for the docs; tasks return them).
-    outputs: ClassVar[Mapping[str, str]] = {}
-    # Names that must be present, child task lists included (a `Prop(required=True)` says it for a property).
-    required: ClassVar[tuple[str, ...]] = ()
     # Properties holding child task lists (flowable tasks), parsed into Task objects by the parser.
     child_lists: ClassVar[tuple[str, ...]] = ()
     is_flowable: ClassVar[bool] = False
@@ -111,23 +100,6 @@ class Task:
         self.children: dict[str, list[Task]] = children or {}
 
     @classmethod
-    def all_properties(cls) -> dict[str, Prop]:
-        """The properties this type accepts: its own and every base class's."""
-        return _declarations(cls)
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        """Problems as `field: reason` (the parser prefixes the path): the declarations' checks; a type adds its
-        own rules (between properties, or inside a map) by extending this."""
-        declared = cls.all_properties()
-        missing = [f"{name}: required" for name in cls.required if spec.get(name) is None and name not in declared]
-        return missing + property_problems(spec, cls._required_view(declared))
-
-    @classmethod
-    def _required_view(cls, declared: dict[str, Prop]) -> dict[str, Prop]:
-        return {n: replace(p, required=True) if n in cls.required else p for n, p in declared.items()}
-
-    @classmethod
     def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
         """Raw child task lists by name (e.g. `tasks`, `errors`); the parser turns them into Tasks."""
         return {name: spec[name] for name in cls.child_lists if spec.get(name) is not None}
@@ -147,19 +119,6 @@ class Task:
         yield self
         for child in self.all_children():
             yield from child.walk()
-
-
-_DECLARATIONS: dict[type[Task], dict[str, Prop]] = {}
-
-
-def _declarations(cls: type[Task]) -> dict[str, Prop]:
-    """Merged once per type: the parser asks for every task it reads."""
-    if cls not in _DECLARATIONS:
-        merged: dict[str, Prop] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update({name: declared(value) for name, value in vars(klass).get("properties", {}).items()})
-        _DECLARATIONS[cls] = merged
-    return _DECLARATIONS[cls]
 
 
 class RunnableTask(Task):
@@ -337,9 +296,8 @@ class RunContext:
         its kind (an integer property written `"{{ 2 + 3 }}"` gives 5); a wrong kind fails the task."""
         if self.task is None:
             raise TaskError(f"{name}: no task to read it from")
-        prop = self.task.all_properties()[name]
         try:
-            return coerce(name, prop, self.render(self.task.spec.get(name, prop.default)))
+            return self.task.rendered(name, self.render)
         except ValueError as error:
             raise TaskError(str(error)) from None
 

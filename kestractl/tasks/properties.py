@@ -8,8 +8,9 @@ of any type, optional and dynamic.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from kestractl.durations import is_duration, parse_duration
 
@@ -92,6 +93,8 @@ def _wrong_kind(prop: Prop, value: Any) -> str | None:
         return f"must be one of {', '.join(prop.values)}, not `{value}`"
     if _fits(prop.type, value):
         return None
+    if prop.type == "duration":  # the wording of every duration check in kestractl
+        return f"`{_shown(value)}` is not an ISO-8601 duration (e.g. PT30S)"
     return f"expected {_ARTICLES[prop.type]}, not `{_shown(value)}`"
 
 
@@ -127,7 +130,50 @@ _ARTICLES = {
     "integer": "an integer",
     "number": "a number",
     "boolean": "a boolean (true or false)",
-    "duration": "an ISO-8601 duration (e.g. PT30S)",
     "object": "a map",
     "array": "a list",
 }
+
+
+class Declared:
+    """A type a flow names (a task, a polling trigger): its names and its declared properties and outputs, with the
+    checks and the rendering that follow from them."""
+
+    type_name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # The type's own properties, name → `Prop` (or its description alone); subclasses add to their bases' (see
+    # `all_properties`). The parser checks each value against its `Prop`; the docs are generated from these.
+    properties: ClassVar[Mapping[str, Prop | str]] = {}
+    # What a run exposes (`outputs.<id>.<name>`, or `trigger.<name>`), name → description, for the docs.
+    outputs: ClassVar[Mapping[str, str]] = {}
+    # Names that must be present, child task lists included (a `Prop(required=True)` says it for a property).
+    required: ClassVar[tuple[str, ...]] = ()
+
+    spec: dict[str, Any]
+
+    @classmethod
+    def all_properties(cls) -> dict[str, Prop]:
+        """The properties this type accepts: its own and every base class's (merged once per type)."""
+        if "_merged" not in vars(cls):
+            merged: dict[str, Prop] = {}
+            for klass in reversed(cls.__mro__):
+                merged.update({name: declared(value) for name, value in vars(klass).get("properties", {}).items()})
+            cls._merged = merged
+        return cls._merged
+
+    _merged: ClassVar[dict[str, Prop]]
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Problems as `field: reason` (the parser prefixes the path): the declarations' checks; a type adds its
+        own rules (between properties, or inside a map) by extending this."""
+        props = cls.all_properties()
+        missing = [f"{name}: required" for name in cls.required if spec.get(name) is None and name not in props]
+        return missing + problems(
+            spec, {n: replace(p, required=True) if n in cls.required else p for n, p in props.items()}
+        )
+
+    def rendered(self, name: str, render: Callable[[Any], Any]) -> Any:
+        """Property `name` rendered, its default when absent, converted to its kind; ValueError names it."""
+        prop = self.all_properties()[name]
+        return coerce(name, prop, render(self.spec.get(name, prop.default)))

@@ -14,12 +14,22 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from kestractl.errors import PluginError
 from kestractl.tasks._index import MODULES
 from kestractl.tasks.base import Task
+from kestractl.tasks.properties import Declared
 
-_TYPES: dict[str, type[Task]] = {}
+if TYPE_CHECKING:
+    from kestractl.triggers.conditions import Condition
+    from kestractl.triggers.polling import PollingTrigger
+
+D = TypeVar("D", bound=Declared)
+_TYPES: dict[str, type[Declared]] = {}
+# kestractl's own polling triggers, by type name → the module that registers them.
+TRIGGER_MODULES = {name: "kestractl.triggers.http" for name in ("io.kestra.plugin.core.http.Trigger",)}
+TRIGGER_MODULES["io.kestra.plugin.fs.http.Trigger"] = "kestractl.triggers.http"
 ENTRY_POINTS = "kestractl.plugins"
 # Modules of this package that hold no task types.
 _SUPPORT = frozenset({"base", "registry", "flowable", "splitter", "reference", "properties"})
@@ -28,9 +38,9 @@ _loaded = False
 _plugins_loaded = False
 
 
-def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task reachable by its type name and every alias; a name another class already
-    holds is an error naming both (a plugin never silently replaces another's type)."""
+def register(cls: type[D]) -> type[D]:
+    """Class decorator: make a task, a polling trigger or a condition reachable by its type name and every alias;
+    a name another class already holds is an error naming both (a plugin never silently replaces another's)."""
     for name in (cls.type_name, *cls.aliases):
         held = _TYPES.get(name)
         if held is not None and origin(held) != origin(cls):
@@ -39,7 +49,7 @@ def register(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def origin(cls: type[Task]) -> str:
+def origin(cls: type[Declared]) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -74,24 +84,43 @@ def _load() -> None:
 
 
 def resolve(type_name: str) -> type[Task] | None:
-    """The class of a type name, importing the one module that holds it (or the installed plugins, for a name
-    kestractl does not have); None for an unknown name."""
+    """The task class of a type name, importing the one module that holds it (or the installed plugins, for a
+    name kestractl does not have); None for an unknown name."""
     module = MODULES.get(type_name)
-    if module is not None and type_name not in _TYPES:
-        importlib.import_module(f"kestractl.tasks.{module}")
-    elif module is None and type_name not in _TYPES:
-        _load_plugins()
+    found = _find(type_name, f"kestractl.tasks.{module}" if module else None)
+    return found if isinstance(found, type) and issubclass(found, Task) else None
+
+
+def resolve_trigger(type_name: str) -> type[PollingTrigger] | None:
+    """The polling-trigger class of a type name (kestractl's HTTP Trigger, or a plugin's); None otherwise."""
+    from kestractl.triggers.polling import PollingTrigger
+
+    found = _find(type_name, TRIGGER_MODULES.get(type_name))
+    return found if isinstance(found, type) and issubclass(found, PollingTrigger) else None
+
+
+def resolve_condition(type_name: str) -> type[Condition] | None:
+    """A plugin's condition class (kestractl's own conditions are a table in `triggers.conditions`)."""
+    from kestractl.triggers.conditions import Condition
+
+    found = _find(type_name, None)
+    return found if isinstance(found, type) and issubclass(found, Condition) else None
+
+
+def _find(type_name: str, module: str | None) -> type[Declared] | None:
+    if type_name not in _TYPES:
+        importlib.import_module(module) if module else _load_plugins()
     return _TYPES.get(type_name)
 
 
 def all_types(plugins: bool = False) -> dict[str, type[Task]]:
-    """Every name (aliases included) → its class: kestractl's core types, and with `plugins` the installed
-    plugins' too."""
+    """Every task type name (aliases included) → its class: kestractl's core tasks, and with `plugins` the
+    installed plugins' too."""
     _load()
     if plugins:
         _load_plugins()
-        return dict(_TYPES)
-    return {name: cls for name, cls in _TYPES.items() if cls.__module__.startswith(f"{__package__}.")}
+    tasks = {name: cls for name, cls in _TYPES.items() if issubclass(cls, Task)}
+    return {n: c for n, c in tasks.items() if plugins or c.__module__.startswith(f"{__package__}.")}
 
 
 def index_source() -> str:

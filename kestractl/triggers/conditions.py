@@ -1,7 +1,8 @@
 """Kestra's trigger conditions: a pure check of one condition against what happened.
 
 Flow-trigger conditions look at the upstream execution; schedule conditions look at the fire
-date; Expression conditions render against the trigger's variables. Legacy names resolve too.
+date; Expression conditions render against the trigger's variables. Legacy names resolve too. A plugin adds
+conditions by registering `Condition` subclasses in the registry tasks and polling triggers share.
 A MultipleCondition only reads the results its window holds (`ConditionContext.windows`): the
 scheduler records them, execution after execution, as Kestra's FlowTriggerService does.
 """
@@ -18,6 +19,8 @@ from kestractl.durations import is_duration
 from kestractl.errors import unknown_type, unrecognized
 from kestractl.expressions import is_truthy, render_value
 from kestractl.model import Execution, parse_iso
+from kestractl.tasks.properties import Declared
+from kestractl.tasks.registry import resolve_condition
 
 DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 ORDINALS = {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}
@@ -44,6 +47,22 @@ class ConditionContext:
 
 
 Check = Callable[[Mapping[str, Any], ConditionContext], bool]
+
+
+class Condition(Declared):
+    """A plugin's condition: declare `properties`, implement `test`. Register it like a task; a trigger's
+    `conditions` then accept its type, checked against its declaration at deploy time."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = dict(spec)
+
+    def test(self, ctx: ConditionContext) -> bool:
+        """Whether the condition holds; an exception counts as not met (as for kestractl's own conditions)."""
+        raise NotImplementedError
+
+    def prop(self, ctx: ConditionContext, name: str) -> Any:
+        """A declared property, rendered with the trigger's variables, defaulted and converted."""
+        return self.rendered(name, ctx.render)
 
 
 def _upstream(ctx: ConditionContext) -> Execution:
@@ -272,10 +291,11 @@ def properties_of(type_name: str) -> dict[str, str] | None:
 def check(spec: Mapping[str, Any], ctx: ConditionContext) -> bool:
     """One condition; an unknown type or a broken expression counts as not met."""
     found = CONDITIONS.get(str(spec.get("type")))
-    if found is None:
+    plugin = resolve_condition(str(spec.get("type"))) if found is None else None
+    if found is None and plugin is None:
         return False
     try:
-        return found(spec, ctx)
+        return found(spec, ctx) if found is not None else plugin(spec).test(ctx)  # type: ignore[misc]
     except Exception:  # a condition that cannot be evaluated does not fire anything
         return False
 
@@ -289,7 +309,7 @@ def condition_problems(spec: Any) -> list[str]:
         return ["a condition needs a type"]
     name = SHORT_NAMES.get(str(spec["type"]))
     if name is None:
-        return [unknown_type("condition", spec["type"])]
+        return _plugin_problems(spec)
     known = {"type", *PROPERTIES[name]}
     unknown = [f"{key}: {unrecognized(str(key), str(spec['type']))}" for key in spec if key not in known]
     if unknown:
@@ -299,7 +319,17 @@ def condition_problems(spec: Any) -> list[str]:
     nested = spec.get("conditions") if name in ("Not", "Or") else None
     if nested is not None and not isinstance(nested, list):
         return ["conditions: must be a list of conditions"]
-    return [_under(f"conditions[{i}]", p) for i, item in enumerate(nested or []) for p in condition_problems(item)]
+    return [under(f"conditions[{i}]", p) for i, item in enumerate(nested or []) for p in condition_problems(item)]
+
+
+def _plugin_problems(spec: Mapping[str, Any]) -> list[str]:
+    """A plugin's condition, checked against its declaration."""
+    cls = resolve_condition(str(spec["type"]))
+    if cls is None:
+        return [unknown_type("condition", spec["type"])]
+    known = {"type", *cls.all_properties()}
+    unknown = [f"{key}: {unrecognized(str(key), str(spec['type']))}" for key in spec if key not in known]
+    return unknown or cls.validate(dict(spec))
 
 
 def _multiple_problems(spec: Mapping[str, Any]) -> list[str]:
@@ -312,9 +342,9 @@ def _multiple_problems(spec: Mapping[str, Any]) -> list[str]:
     for key in ("window", "windowAdvance"):
         if spec.get(key) is not None and not is_duration(spec[key]):
             problems.append(f"{key}: `{spec[key]}` is not an ISO-8601 duration (e.g. PT1H)")
-    return problems + [_under(f"conditions.{k}", p) for k, item in conditions.items() for p in condition_problems(item)]
+    return problems + [under(f"conditions.{k}", p) for k, item in conditions.items() for p in condition_problems(item)]
 
 
-def _under(path: str, problem: str) -> str:
+def under(path: str, problem: str) -> str:
     """A nested condition's problem under its path: `path.field: reason` or `path: reason`."""
     return f"{path}.{problem}" if re.match(r"[\w.\[\]-]+: ", problem) else f"{path}: {problem}"

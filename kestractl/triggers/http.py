@@ -1,5 +1,5 @@
-"""The polling HTTP trigger (`io.kestra.plugin.core.http.Trigger`) as pure parts: its deploy-time checks and
-the decision a poll makes. The server's scheduler runs the polls (see `server/polling.py`).
+"""The polling HTTP trigger (`io.kestra.plugin.core.http.Trigger`): its declaration and the decision a poll
+makes. The server's scheduler runs the polls (see `server/polling.py`).
 
 Each poll runs a `Request` with failures allowed and renders `responseCondition` (default
 `{{ response.statusCode < 400 }}`) with `response.statusCode`, `response.body` and `response.headers`;
@@ -8,63 +8,51 @@ truthy, a new execution starts whose `trigger.*` are the Request's outputs (`uri
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
-from kestractl.durations import is_duration, parse_duration
-from kestractl.expressions import is_truthy, render_value
-from kestractl.model import State
-from kestractl.storage import Storage
+from kestractl.expressions import is_truthy
 from kestractl.tasks.http import PROPERTIES as REQUEST_PROPERTIES
-from kestractl.tasks.http import Log, refuse_encryption, request_outputs, request_problems
+from kestractl.tasks.http import refuse_encryption, request_outputs, request_problems
+from kestractl.tasks.properties import Prop
+from kestractl.tasks.registry import register
+from kestractl.triggers.polling import PollContext, PollingTrigger
 
 TYPES = ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger")
-DEFAULT_INTERVAL = "PT60S"
 DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 
-PROPERTIES: dict[str, str] = {
-    **REQUEST_PROPERTIES,
-    "interval": "The interval between two polls (default PT60S).",
-    "responseCondition": "The condition on the response that starts a flow (`{{ response.statusCode < 400 }}`).",
-    "encryptBody": "If true, the response body is encrypted in the trigger's outputs (needs an encryption key).",
-    "params": "Declared by Kestra's Trigger; not sent (Kestra does not send it either).",
-}
 
+@register
+class HttpTrigger(PollingTrigger):
+    """Poll an HTTP endpoint; start an execution when the response meets `responseCondition`."""
 
-def problems(item: Mapping[str, Any]) -> list[str]:
-    """`field: reason` for the properties of an HTTP trigger."""
-    found = request_problems(item)
-    interval = item.get("interval")
-    if interval is not None and not is_duration(interval):
-        found.append(f"interval: `{interval}` is not an ISO-8601 duration (e.g. PT60S)")
-    elif interval is not None and parse_duration(interval) <= timedelta(0):
-        found.append("interval: must be positive")
-    stop_after = item.get("stopAfter")
-    if stop_after is not None and (
-        not isinstance(stop_after, list) or any(str(s) not in State.__members__ for s in stop_after)
-    ):
-        found.append("stopAfter: must be a list of execution states (e.g. SUCCESS, FAILED)")
-    return found
+    type_name = TYPES[0]
+    aliases = TYPES[1:]
+    properties = {
+        **REQUEST_PROPERTIES,
+        "interval": Prop("The interval between two polls.", type="duration", default="PT60S", dynamic=False),
+        "responseCondition": Prop(
+            "The condition on the response that starts a flow.", type="string", default=DEFAULT_CONDITION
+        ),
+        "encryptBody": "If true, the response body is encrypted in the trigger's outputs (needs an encryption key).",
+        "params": "Declared by Kestra's Trigger; not sent (Kestra does not send it either).",
+    }
+    outputs = {
+        "uri": "The response body in internal storage.",
+        "code": "The status code.",
+        "headers": "The response headers.",
+        "body": "The response body as text.",
+    }
 
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        return request_problems(spec) + [p for p in super().validate(spec) if not p.startswith("uri: ")]
 
-def interval(trigger: Mapping[str, Any]) -> timedelta:
-    return parse_duration(trigger.get("interval") or DEFAULT_INTERVAL)
-
-
-def poll(trigger: Mapping[str, Any], variables: Mapping[str, Any], storage: Storage, log: Log) -> dict[str, Any] | None:
-    """One poll: the Request's outputs when the response condition holds, else None.
-
-    Raises `KestraError` (one line) when the request cannot be made (refused, timed out, bad options).
-    """
-    spec = {**trigger, "options": {**(trigger.get("options") or {}), "allowFailed": True}}
-
-    def render(value: Any, extra: Mapping[str, Any] | None = None) -> Any:
-        return render_value(value, {**variables, **(extra or {})})
-
-    refuse_encryption(render(trigger.get("encryptBody")))
-    outputs = request_outputs(spec, render, storage, log, threading.Event())
-    response = {"statusCode": outputs["code"], "body": outputs.get("body"), "headers": outputs["headers"]}
-    condition = trigger.get("responseCondition") or DEFAULT_CONDITION
-    return outputs if is_truthy(render(condition, {"response": response})) else None
+    def poll(self, ctx: PollContext) -> dict[str, Any] | None:
+        """The Request's outputs (a failed status allowed) when the response condition holds, else None."""
+        trigger = self.spec
+        spec = {**trigger, "options": {**(trigger.get("options") or {}), "allowFailed": True}}
+        refuse_encryption(ctx.render(trigger.get("encryptBody")))
+        outputs = request_outputs(spec, ctx.render, ctx.storage, ctx.log, ctx.stop)
+        response = {"statusCode": outputs["code"], "body": outputs.get("body"), "headers": outputs["headers"]}
+        condition = trigger.get("responseCondition") or DEFAULT_CONDITION
+        return outputs if is_truthy(ctx.render(condition, {"response": response})) else None

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from kestractl.errors import unknown_type, unrecognized
-from kestractl.triggers import http as http_trigger
+from kestractl.tasks.registry import resolve_trigger
 
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
 FLOW = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
-OTHER = ("io.kestra.plugin.core.trigger.ScheduleOnDates", *http_trigger.TYPES)
-TRIGGER_TYPES = frozenset(SCHEDULE + FLOW + WEBHOOK + OTHER)
+# The types the engine acts on itself; polling triggers (the HTTP Trigger, plugins') come from the registry.
+TRIGGER_TYPES = frozenset((*SCHEDULE, *FLOW, *WEBHOOK, "io.kestra.plugin.core.trigger.ScheduleOnDates"))
 # What every trigger accepts (Kestra's AbstractTrigger); `workerGroup` is refused (Enterprise only).
 COMMON = frozenset(
     {"id", "type", "description", "conditions", "disabled", "workerGroup", "logLevel", "minLogLevel", "labels"}
@@ -34,27 +34,28 @@ def validate_trigger(item: Any) -> list[str]:
         return ["id: a trigger must be a mapping with id and type"]
     problems = [f"{key}: required" for key in ("id", "type") if not item.get(key)]
     kind = item.get("type")
-    if kind and kind not in TRIGGER_TYPES:
+    polling = resolve_trigger(str(kind)) if kind and kind not in TRIGGER_TYPES else None
+    if kind and kind not in TRIGGER_TYPES and polling is None:
         problems.append(f"type: {unknown_type('trigger', kind)}")
-    problems += _unknown_properties(item)
+    problems += _unknown_properties(item, set(polling.all_properties()) if polling else None)
     if kind in SCHEDULE:
         problems += _schedule_problems(item)
-    problems += http_trigger.problems(item) if kind in http_trigger.TYPES else []
+    problems += polling.validate(dict(item)) if polling else []
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
     conditions = item.get("conditions") or []
     if not isinstance(conditions, list):
         return [*problems, "conditions: must be a list"]
-    from kestractl.triggers.conditions import condition_problems
+    from kestractl.triggers.conditions import condition_problems, under
 
     for index, condition in enumerate(conditions):
-        problems += [f"conditions[{index}]: {p}" for p in condition_problems(condition)]
+        problems += [under(f"conditions[{index}]", p) for p in condition_problems(condition)]
     return problems
 
 
-def _unknown_properties(item: Mapping[str, Any]) -> list[str]:
+def _unknown_properties(item: Mapping[str, Any], declared: set[str] | None) -> list[str]:
     kind = str(item.get("type"))
-    own = set(http_trigger.PROPERTIES) if kind in http_trigger.TYPES else OWN.get(kind.rsplit(".", 1)[-1])
+    own = declared if declared is not None else OWN.get(kind.rsplit(".", 1)[-1])
     if own is None:
         return []
     problems = [f"{key}: {unrecognized(str(key), kind)}" for key in item if key not in COMMON and key not in own]

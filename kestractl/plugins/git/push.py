@@ -10,7 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kestractl.plugin import KestraError, NamespaceFiles, Prop, RunContext, TaskError, path_matcher, register, write_ion
+from kestractl.plugin import (
+    KestraError,
+    NamespaceFiles,
+    Prop,
+    RunContext,
+    TaskError,
+    path_matcher,
+    register,
+    write_ion_lines,
+)
 from kestractl.plugins.git.base import GitTask, commit_url, http_url
 from kestractl.plugins.git.command import Git
 
@@ -132,7 +141,7 @@ class PushTask(GitTask):
         text = git.run("diff", "-U0", "--no-color", "--no-renames", "--no-ext-diff", *span, cwd=repository)
         path, uri = ctx.output_file(f"{self.output_name}.ion")
         with path.open("w", encoding="utf-8") as out:
-            write_ion(sorted(diff_rows(text), key=lambda row: row["file"]), out)
+            write_ion_lines(sorted(diff_rows(text), key=lambda row: row["file"]), out)
         return uri
 
     def _parent(self, git: Git, repository: Path) -> str:

@@ -19,7 +19,7 @@ from kestractl.plugin import (
     TaskError,
     local_files,
     register,
-    write_ion,
+    write_ion_lines,
 )
 from kestractl.plugins.git.base import GitTask
 
@@ -53,7 +53,7 @@ class SyncTask(GitTask):
             rows = self.sync(ctx, self._git_files(ctx, repository))
         path, uri = ctx.output_file(f"{self.output_name}.ion")
         with path.open("w", encoding="utf-8") as out:
-            write_ion(
+            write_ion_lines(
                 sorted(rows, key=lambda row: (row.get("gitPath") is not None, row.get("gitPath") or "")),
                 out,
                 omit_nulls=True,
