@@ -316,3 +316,50 @@ def test_sync_namespace_files_does_not_follow_a_link_out_of_the_repository(
     execution = run_flow(cli, tmp_path, task("links", body, "dev"))
     assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
     assert cli("namespace", "files", "list", "dev").stdout.split() == ["/ok.txt"]
+
+
+LOOK = """      - id: look
+        type: io.kestra.plugin.scripts.shell.Commands
+        taskRunner:
+          type: io.kestra.plugin.core.runner.Process
+        commands:
+          - v=$(cat version.txt); k=$(cat keep.txt 2>/dev/null || echo none); b=$(git branch --show-current)
+          - printf '::{"outputs":{"version":"%s","keep":"%s","branch":"%s"}}::\\n' "$v" "$k" "$b"
+"""
+
+
+@pytest.mark.parametrize("pin", ["commit", "tag"])
+def test_clone_checks_out_a_commit_or_a_tag(cli: Cli, tmp_path: Path, repo: Repository, pin: str) -> None:
+    first = repo.commit({"version.txt": "v1"})
+    repo.tag("v1.0")
+    repo.commit({"version.txt": "v2"})
+    target = first if pin == "commit" else "v1.0"
+    body = f"""  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: clone
+        type: io.kestra.plugin.git.Clone
+        url: {repo.url}
+        {pin}: {target}
+{LOOK}"""
+    execution = run_flow(cli, tmp_path, task("pinned", body))
+    assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
+    assert outputs(execution, "look")["vars"] == {"version": "v1", "keep": "none", "branch": ""}
+
+
+def test_clone_into_a_directory_holding_files_fetches_and_checks_out(
+    cli: Cli, tmp_path: Path, repo: Repository
+) -> None:
+    repo.commit({"version.txt": "v1"})
+    body = f"""  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      keep.txt: kept
+    tasks:
+      - id: clone
+        type: io.kestra.plugin.git.Clone
+        url: {repo.url}
+{LOOK}"""
+    execution = run_flow(cli, tmp_path, task("nonempty", body))
+    assert state(execution) == "SUCCESS", cli("executions", "logs", execution["id"]).stdout
+    assert outputs(execution, "look")["vars"] == {"version": "v1", "keep": "kept", "branch": "main"}

@@ -70,6 +70,10 @@ class Repository:
     def branches(self) -> list[str]:
         return git("--git-dir", str(self.bare), "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
 
+    def tag(self, name: str) -> None:
+        git("tag", name, cwd=self.work)
+        git("push", "--quiet", "origin", name, cwd=self.work)
+
 
 class _GitHttpHandler(BaseHTTPRequestHandler):
     """Smart HTTP through `git http-backend` (CGI), behind HTTP basic auth."""
