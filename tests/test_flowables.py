@@ -208,7 +208,7 @@ def test_bad_settings_are_refused_at_deploy(cli: Cli, tmp_path: Path) -> None:
     for expected in (
         "variables: must be a map",
         "retry.type",
-        "concurrent: must be a whole number",
+        "concurrent: expected an integer, not `abc`",
         "labels: must be a map",
         "outputs[0].type: unknown output type `INTX`",
     ):

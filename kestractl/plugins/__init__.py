@@ -1,1 +1,2 @@
-"""Plugin families shipped with kestractl, each built only on `kestractl.plugin` as a third party would be."""
+"""Plugin families built on the public plugin API (`kestractl.plugin`) as a third party would build them; each is
+found through the `kestractl.plugins` entry-point group and imported on first use of one of its types."""

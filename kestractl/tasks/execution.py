@@ -16,6 +16,7 @@ from kestractl.errors import KestraError, TaskError
 from kestractl.expressions import is_truthy
 from kestractl.model import ExecutionQuery, State, deep_merge, label_pairs, label_text
 from kestractl.tasks.base import RunContext, RunnableTask, dynamic
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 PREFIX = "io.kestra.plugin.core.execution."
@@ -70,12 +71,10 @@ def render_states(ctx: RunContext, value: Any, name: str = "states") -> list[str
 
 
 def state_problems(spec: dict[str, Any], name: str = "states") -> list[str]:
-    """Deploy-time check of a static list of states."""
+    """Deploy-time check of each static state of a list of states."""
     value = spec.get(name)
-    if value is None or dynamic(value):
-        return []
     if not isinstance(value, list):
-        return [f"{name}: must be a list of states"]
+        return []
     bad = [str(s) for s in value if not dynamic(s) and str(s) not in State.__members__]
     return [f"{name}: `{s}` is not a state ({', '.join(State.__members__)})" for s in bad]
 
@@ -86,18 +85,15 @@ class Assert(RunnableTask):
 
     inline = True
     type_name = PREFIX + "Assert"
-    properties: ClassVar[dict[str, str]] = {
-        "conditions": "List of assertion conditions, each must render truthy ('', 0, -0 and false are falsy).",
-        "errorMessage": "Optional error message added to the failure.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "conditions": Prop(
+            "List of assertion conditions, each must render truthy ('', 0, -0 and false are falsy).",
+            type="array",
+            required=True,
+            dynamic=False,
+        ),
+        "errorMessage": Prop("Optional error message added to the failure.", type="string"),
     }
-    required = ("conditions",)
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec)
-        if spec.get("conditions") is not None and not isinstance(spec["conditions"], list):
-            problems.append("conditions: must be a list of expressions")
-        return problems
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         failed = sum(0 if self._holds(ctx, str(c)) else 1 for c in self.spec["conditions"])
@@ -128,22 +124,12 @@ class Exit(RunnableTask):
 
     inline = True
     type_name = PREFIX + "Exit"
-    properties: ClassVar[dict[str, str]] = {
-        "state": "The execution exit state: SUCCESS (default), WARNING, KILLED, FAILED or CANCELED.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "state": Prop("The execution exit state.", type="string", default="SUCCESS", values=tuple(EXIT_STATES)),
     }
 
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        value = spec.get("state")
-        if value is not None and not dynamic(value) and str(value) not in EXIT_STATES:
-            return [f"state: must be one of {', '.join(EXIT_STATES)}, not `{value}`"]
-        return []
-
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        name = render_text(ctx, self.spec.get("state", "SUCCESS")) or "SUCCESS"
-        if name not in EXIT_STATES:
-            raise TaskError(f"state: must be one of {', '.join(EXIT_STATES)}, not `{name}`")
-        ctx.update.end_state = EXIT_STATES[name]
+        ctx.update.end_state = EXIT_STATES[ctx.prop("state")]
         if ctx.update.end_state == State.KILLED:
             ctx.update.kill = False
         return None
@@ -155,13 +141,15 @@ class Kill(RunnableTask):
 
     inline = True
     type_name = PREFIX + "Kill"
-    properties: ClassVar[dict[str, str]] = {
-        "propagateKill": "Whether to also kill the child executions (subflows) of this execution (default false).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "propagateKill": Prop(
+            "Whether to also kill the child executions (subflows) of this execution.", type="boolean", default=False
+        ),
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         ctx.update.end_state = State.KILLED
-        ctx.update.kill = ctx.render_flag(self.spec.get("propagateKill"), False)
+        ctx.update.kill = ctx.prop("propagateKill")
         return None
 
 
@@ -172,13 +160,16 @@ class Labels(RunnableTask):
     inline = True
     type_name = PREFIX + "Labels"
     aliases = (LEGACY + "Labels",)
-    properties: ClassVar[dict[str, str]] = {
-        "labels": "Labels to add to the current execution: a map, a list of {key, value}, or a JSON map expression.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "labels": Prop(
+            "Labels to add to the current execution: a map, a list of {key, value}, or a JSON map expression.",
+            required=True,
+        ),
     }
-    required = ("labels",)
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """A map or a list of {key, value} (or an expression)."""
         problems = super().validate(spec)
         labels = spec.get("labels")
         if labels is not None and not isinstance(labels, str) and label_pairs(labels) is None:
@@ -219,23 +210,20 @@ class SetVariables(RunnableTask):
 
     inline = True
     type_name = PREFIX + "SetVariables"
-    properties: ClassVar[dict[str, str]] = {
-        "variables": "The variables to merge into the execution's `vars` (a map, rendered).",
-        "overwrite": "Whether existing variables may be overwritten (default true; false fails on an existing key).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "variables": Prop(
+            "The variables to merge into the execution's `vars` (a map, rendered).", type="object", required=True
+        ),
+        "overwrite": Prop(
+            "Whether existing variables may be overwritten (false fails on an existing key).",
+            type="boolean",
+            default=True,
+        ),
     }
-    required = ("variables",)
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec)
-        value = spec.get("variables")
-        if value is not None and not isinstance(value, dict) and not dynamic(value):
-            problems.append("variables: must be a map")
-        return problems
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         variables = self._variables(ctx)
-        overwrite = ctx.render_flag(self.spec.get("overwrite"), True)
+        overwrite = ctx.prop("overwrite")
 
         def edit(current: dict[str, Any]) -> None:
             existing = [key for key in variables if key in current]
@@ -266,15 +254,16 @@ class UnsetVariables(RunnableTask):
 
     inline = True
     type_name = PREFIX + "UnsetVariables"
-    properties: ClassVar[dict[str, str]] = {
-        "variables": "The variables to remove: a list of names, dotted for nested maps (`a.b`).",
-        "ignoreMissing": "Whether a missing variable is ignored (default false: it fails the task).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "variables": Prop("The variables to remove: a list of names, dotted for nested maps (`a.b`).", required=True),
+        "ignoreMissing": Prop(
+            "Whether a missing variable is ignored (false: it fails the task).", type="boolean", default=False
+        ),
     }
-    required = ("variables",)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         paths = render_list(ctx, self.spec["variables"], "variables") or []
-        ignore_missing = ctx.render_flag(self.spec.get("ignoreMissing"), False)
+        ignore_missing = ctx.prop("ignoreMissing")
 
         def edit(current: dict[str, Any]) -> None:
             for path in paths:
@@ -301,11 +290,11 @@ class Resume(RunnableTask):
 
     inline = True
     type_name = PREFIX + "Resume"
-    properties: ClassVar[dict[str, str]] = {
-        "executionId": "The execution to resume (default: the current one).",
-        "namespace": "The namespace of the flow whose paused execution to resume (with flowId).",
-        "flowId": "The flow whose paused execution to resume (with namespace).",
-        "inputs": "Inputs passed to the execution when it is resumed (its onResume inputs).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "executionId": Prop("The execution to resume (default: the current one).", type="string"),
+        "namespace": Prop("The namespace of the flow whose paused execution to resume (with flowId).", type="string"),
+        "flowId": Prop("The flow whose paused execution to resume (with namespace).", type="string"),
+        "inputs": Prop("Inputs passed to the execution when it is resumed (its onResume inputs).", type="object"),
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -334,8 +323,15 @@ class Resume(RunnableTask):
 class _Dated(RunnableTask):
     """A task about the executions of a period: `startDate`, `endDate`, `states`."""
 
+    properties: ClassVar[dict[str, Prop]] = {
+        "startDate": Prop("Only executions started after this date (ISO-8601).", type="string"),
+        "endDate": Prop("Only executions started before this date (ISO-8601).", type="string"),
+        "states": Prop("Only executions in these states.", type="array"),
+    }
+
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Each state of `states`."""
         return super().validate(spec) + state_problems(spec)
 
     def query(self, ctx: RunContext, **filters: Any) -> ExecutionQuery:
@@ -353,23 +349,29 @@ class Count(_Dated):
 
     type_name = PREFIX + "Count"
     aliases = (LEGACY + "Counts", PREFIX + "Counts")
-    properties: ClassVar[dict[str, str]] = {
-        "flows": "A list of flows ({namespace, flowId}) to count; if not set, namespaces must be.",
-        "namespaces": "A list of namespaces whose flows' executions are counted.",
-        "states": "Only executions in these states.",
-        "startDate": "The start date (ISO-8601).",
-        "endDate": "The end date (ISO-8601).",
-        "expression": "The expression each flow's `count` must make true to be kept, e.g. `{{ count == 0 }}`.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "flows": Prop(
+            "A list of flows ({namespace, flowId}) to count; if not set, namespaces must be.",
+            type="array",
+            dynamic=False,
+        ),
+        "namespaces": Prop("A list of namespaces whose flows' executions are counted (or a JSON list expression)."),
+        "startDate": Prop("The start date (ISO-8601).", type="string", required=True),
+        "expression": Prop(
+            "The expression each flow's `count` must make true to be kept, e.g. `{{ count == 0 }}`.",
+            type="string",
+            required=True,
+        ),
     }
-    required = ("startDate", "expression")
+    outputs = {"results": "The kept rows: {namespace, flowId, count}.", "total": "The sum of the kept counts."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Each item of `flows` names a namespace and a flowId."""
         problems = super().validate(spec)
         flows = spec.get("flows")
-        if flows is not None and not (
-            isinstance(flows, list) and all(isinstance(f, dict) and {"namespace", "flowId"} <= set(f) for f in flows)
-        ):
+        named = {"namespace", "flowId"}
+        if isinstance(flows, list) and not all(isinstance(f, dict) and named <= set(f) for f in flows):
             problems.append("flows: must be a list of {namespace, flowId}")
         return problems
 
@@ -395,18 +397,25 @@ class PurgeExecutions(_Dated):
 
     type_name = PREFIX + "PurgeExecutions"
     aliases = ("io.kestra.core.tasks.storages.Purge", "io.kestra.plugin.core.storage.Purge")
-    properties: ClassVar[dict[str, str]] = {
-        "namespace": "Only the executions of this namespace (and its child namespaces).",
-        "flowId": "Only the executions of this flow.",
-        "startDate": "Only executions started after this date (ISO-8601).",
-        "endDate": "Only executions started before this date (ISO-8601).",
-        "states": "Only executions in these states.",
-        "purgeExecution": "Whether to purge the executions themselves (default true).",
-        "purgeLog": "Whether to purge the executions' logs (default true).",
-        "purgeMetric": "Whether to purge the executions' metrics (default true; none are stored here).",
-        "purgeStorage": "Whether to purge the executions' files in internal storage (default true).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "namespace": Prop("Only the executions of this namespace (and its child namespaces).", type="string"),
+        "flowId": Prop("Only the executions of this flow.", type="string"),
+        "endDate": Prop("Only executions started before this date (ISO-8601).", type="string", required=True),
+        "purgeExecution": Prop("Whether to purge the executions themselves.", type="boolean", default=True),
+        "purgeLog": Prop("Whether to purge the executions' logs.", type="boolean", default=True),
+        "purgeMetric": Prop(
+            "Whether to purge the executions' metrics (none are stored here).", type="boolean", default=True
+        ),
+        "purgeStorage": Prop(
+            "Whether to purge the executions' files in internal storage.", type="boolean", default=True
+        ),
     }
-    required = ("endDate",)
+    outputs = {
+        "executionsCount": "The number of executions purged.",
+        "logsCount": "The number of logs purged.",
+        "storagesCount": "The number of internal-storage files purged.",
+        "metricsCount": "The number of metrics purged (always 0: none are stored).",
+    }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         query = self.query(
@@ -416,7 +425,7 @@ class PurgeExecutions(_Dated):
         )
         return ctx.services.purge_executions(
             query,
-            executions=ctx.render_flag(self.spec.get("purgeExecution"), True),
-            logs=ctx.render_flag(self.spec.get("purgeLog"), True),
-            storage=ctx.render_flag(self.spec.get("purgeStorage"), True),
+            executions=ctx.prop("purgeExecution"),
+            logs=ctx.prop("purgeLog"),
+            storage=ctx.prop("purgeStorage"),
         )

@@ -14,7 +14,7 @@ from kestractl.expressions import is_truthy
 from kestractl.inputs import java_str
 from kestractl.model import Execution, State, TaskRun, label_pairs, label_text
 from kestractl.tasks import registry
-from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task, duration_problems
+from kestractl.tasks.base import ExecutableTask, FlowableTask, RunContext, Task
 from kestractl.tasks.flowable import (
     NO_TASKS,
     FlowableView,
@@ -25,6 +25,7 @@ from kestractl.tasks.flowable import (
     resolve,
     sequential_nexts,
 )
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.workingdir import TaskFiles, namespace_files_problems
 
@@ -32,14 +33,18 @@ LEGACY = "io.kestra.core.tasks.flows."
 ONLY_RUNNABLE = "Only runnable tasks are allowed as children of a WorkingDirectory task"
 
 
-def _int_problems(spec: dict[str, Any], *keys: str) -> list[str]:
-    """Concurrency settings must be whole numbers >= 0."""
-    out = []
-    for key in keys:
-        value = spec.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            out.append(f"{key}: must be a whole number >= 0, not `{value}`")
-    return out
+def concurrency(description: str, default: int) -> Prop:
+    """How many children run at once (a static whole number; 0: all)."""
+    return Prop(description, type="integer", default=default, dynamic=False)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def static(task: Task, name: str) -> Any:
+    """A static property (`dynamic=False`) as declared: its value or default, converted, without rendering."""
+    return task.rendered(name, _as_is)
 
 
 class _ListFlowable(FlowableTask):
@@ -47,11 +52,16 @@ class _ListFlowable(FlowableTask):
 
     child_lists: ClassVar[tuple[str, ...]] = ("tasks", "errors")
     required: ClassVar[tuple[str, ...]] = ("tasks",)
-    int_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return super().validate(spec) + _int_problems(spec, *cls.int_keys)
+        """Whole-number settings (concurrency) are at least 0."""
+        problems = super().validate(spec)
+        for name, prop in cls.all_properties().items():
+            value = spec.get(name)
+            if prop.type == "integer" and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                problems.append(f"{name}: must be a whole number >= 0, not `{value}`")
+        return problems
 
     @property
     def tasks(self) -> list[Task]:
@@ -81,11 +91,10 @@ class Sequential(_ListFlowable):
 class Parallel(_ListFlowable):
     type_name = "io.kestra.plugin.core.flow.Parallel"
     aliases = (LEGACY + "Parallel",)
-    properties = {"concurrent": "How many children run at once (0: all)."}
-    int_keys = ("concurrent",)
+    properties = {"concurrent": concurrency("How many children run at once (0: all).", 0)}
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+        return parallel_nexts(view, self.main(view), resolve(self.errors), static(self, "concurrent"))
 
 
 @register
@@ -110,6 +119,7 @@ class WorkingDirectory(TaskFiles, _ListFlowable):
     type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
     properties = {"cache": "Kestra's cache of files between executions (accepted; nothing is cached here)."}
+    outputs = {"outputFiles": "The stored `outputFiles`: name → `kestra://` URI."}
     shares_working_directory = True
 
     @classmethod
@@ -140,9 +150,10 @@ class WorkingDirectory(TaskFiles, _ListFlowable):
 class If(FlowableTask):
     type_name = "io.kestra.plugin.core.flow.If"
     aliases = (LEGACY + "If",)
-    properties = {"condition": "Run `then` when this renders truthy, else `else`."}
+    properties = {"condition": Prop("Run `then` when this renders truthy, else `else`.", "string", required=True)}
+    outputs = {"evaluationResult": "Whether the condition was truthy."}
     child_lists = ("then", "else", "errors")
-    required = ("condition", "then")
+    required = ("then",)
 
     def start(self, ctx: RunContext) -> dict[str, Any] | None:
         return {"evaluationResult": is_truthy(ctx.render(self.spec["condition"]))}
@@ -164,11 +175,11 @@ class Switch(FlowableTask):
     type_name = "io.kestra.plugin.core.flow.Switch"
     aliases = (LEGACY + "Switch",)
     properties = {
-        "value": "The rendered value that picks a case.",
-        "cases": "A map of value to the list of tasks run for it.",
-        "defaults": "The tasks run when no case matches.",
+        "value": Prop("The rendered value that picks a case.", type="string", required=True),
+        "cases": Prop("A map of value to the list of tasks run for it.", type="object", dynamic=False),
+        "defaults": Prop("The tasks run when no case matches.", type="array", dynamic=False),
     }
-    required = ("value",)
+    outputs = {"value": "The rendered value.", "defaults": "Whether the defaults ran (no case matched)."}
 
     @classmethod
     def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -178,10 +189,9 @@ class Switch(FlowableTask):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Some tasks to run: a case or defaults."""
         problems = super().validate(spec)
-        if not isinstance(spec.get("cases") or {}, dict):
-            problems.append("cases: must be a map of value to a list of tasks")
-        elif not any(spec.get("cases") or {}) and not spec.get("defaults"):
+        if isinstance(spec.get("cases") or {}, dict) and not any(spec.get("cases") or {}) and not spec.get("defaults"):
             problems.append("cases: No task defined, neither cases or default have any tasks")
         return problems
 
@@ -231,13 +241,6 @@ class _Each(_ListFlowable):
 
     values_key = "values"
 
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec)
-        if spec.get(cls.values_key) is None:
-            problems.append(f"{cls.values_key}: required")
-        return problems
-
     def start(self, ctx: RunContext) -> dict[str, Any] | None:
         assert ctx.task_run is not None
         ctx.task_run.data["values"] = each_values(ctx, self.spec[self.values_key])
@@ -251,13 +254,12 @@ class _Each(_ListFlowable):
 class ForEach(_Each):
     type_name = "io.kestra.plugin.core.flow.ForEach"
     properties = {
-        "values": "The values to iterate over (a list, or a JSON array as text).",
-        "concurrencyLimit": "How many iterations run at once (1 by default; 0: all).",
+        "values": Prop("The values to iterate over (a list, or a JSON array as text).", required=True),
+        "concurrencyLimit": concurrency("How many iterations run at once (0: all).", 1),
     }
-    int_keys = ("concurrencyLimit",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        limit = int(self.spec.get("concurrencyLimit", 1))
+        limit = static(self, "concurrencyLimit")
         if limit == 1:
             return super().resolve_nexts(view)
         return grouped_nexts(view, self.main(view), resolve(self.errors), limit)
@@ -266,7 +268,7 @@ class ForEach(_Each):
 @register
 class EachSequential(_Each):
     type_name = "io.kestra.plugin.core.flow.EachSequential"
-    properties = {"value": "Deprecated: the values to iterate over, one after another."}
+    properties = {"value": Prop("Deprecated: the values to iterate over, one after another.", required=True)}
     aliases = (LEGACY + "EachSequential",)
     values_key = "value"
 
@@ -275,15 +277,14 @@ class EachSequential(_Each):
 class EachParallel(_Each):
     type_name = "io.kestra.plugin.core.flow.EachParallel"
     properties = {
-        "value": "Deprecated: the values to iterate over, in parallel.",
-        "concurrent": "How many iterations run at once (0: all).",
+        "value": Prop("Deprecated: the values to iterate over, in parallel.", required=True),
+        "concurrent": concurrency("How many iterations run at once (0: all).", 0),
     }
     aliases = (LEGACY + "EachParallel",)
     values_key = "value"
-    int_keys = ("concurrent",)
 
     def resolve_nexts(self, view: FlowableView) -> list[TaskRun]:
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)))
+        return parallel_nexts(view, self.main(view), resolve(self.errors), static(self, "concurrent"))
 
 
 @register
@@ -292,8 +293,7 @@ class Dag(_ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.Dag"
     aliases = (LEGACY + "Dag",)
-    properties = {"concurrent": "How many children run at once (0: all)."}
-    int_keys = ("concurrent",)
+    properties = {"concurrent": concurrency("How many children run at once (0: all).", 0)}
 
     @classmethod
     def child_specs(cls, spec: dict[str, Any]) -> dict[str, Any]:
@@ -305,6 +305,7 @@ class Dag(_ListFlowable):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """Each item a {task, dependsOn} whose dependencies exist, without a cycle."""
         problems = super().validate(spec)
         items = [i for i in spec.get("tasks") or [] if isinstance(i, dict)]
         ids = {(i.get("task") or {}).get("id") for i in items if isinstance(i.get("task"), dict)}
@@ -331,7 +332,7 @@ class Dag(_ListFlowable):
             done = {r.task_id for r in runs if r.state.current.is_terminated()}
             return all(dep in done for dep in depends.get(task.task.id, []))
 
-        return parallel_nexts(view, self.main(view), resolve(self.errors), int(self.spec.get("concurrent", 0)), ready)
+        return parallel_nexts(view, self.main(view), resolve(self.errors), static(self, "concurrent"), ready)
 
 
 def _has_cycle(items: list[dict[str, Any]]) -> bool:
@@ -360,14 +361,11 @@ class Pause(_ListFlowable):
     type_name = "io.kestra.plugin.core.flow.Pause"
     aliases = (LEGACY + "Pause",)
     properties = {
-        "delay": "Resume by itself after this duration (ISO-8601).",
-        "onResume": "Inputs a user gives when resuming, declared like flow inputs.",
+        "delay": Prop("Resume by itself after this duration.", type="duration"),
+        "onResume": Prop("Inputs a user gives when resuming, declared like flow inputs.", "array", dynamic=False),
     }
+    outputs = {"onResume": "The inputs given when it was resumed."}
     required: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return duration_problems(spec, "delay", "timeout")
 
     def on_timer(self, run: TaskRun, kind: str) -> State:
         return self.on_resume(run) if kind == "RESUME" else State.FAILED
@@ -398,27 +396,30 @@ class Subflow(ExecutableTask):
     type_name = "io.kestra.plugin.core.flow.Subflow"
     aliases = (LEGACY + "Subflow", LEGACY + "Flow")
     properties = {
-        "namespace": "The namespace of the flow to start.",
-        "flowId": "The id of the flow to start.",
-        "revision": "The revision to start (the latest by default).",
-        "inputs": "The inputs passed to the subflow.",
-        "labels": "Labels added to the subflow's execution (a map or a list of key/value).",
-        "wait": "Wait for the subflow to end (true by default).",
-        "transmitFailed": "Fail this task when the subflow fails (true by default; needs `wait`).",
-        "inheritLabels": "Give the subflow this execution's labels (false by default).",
-        "outputs": "Deprecated: values extracted from the subflow's context.",
+        "namespace": Prop("The namespace of the flow to start.", type="string", required=True),
+        "flowId": Prop("The id of the flow to start.", type="string", required=True),
+        "revision": Prop("The revision to start (the latest by default).", type="integer"),
+        "inputs": Prop("The inputs passed to the subflow (each value rendered).", type="object", dynamic=False),
+        "labels": Prop("Labels added to the subflow's execution (a map or a list of key/value)."),
+        "wait": Prop("Wait for the subflow to end.", type="boolean", default=True),
+        "transmitFailed": Prop("Fail this task when the subflow fails (needs `wait`).", type="boolean", default=True),
+        "inheritLabels": Prop("Give the subflow this execution's labels.", type="boolean", default=False),
+        "outputs": Prop("Deprecated: values extracted from the subflow's context.", type="object"),
     }
-    required = ("namespace", "flowId")
+    outputs = {
+        "executionId": "The subflow execution's id.",
+        "state": "The subflow execution's final state (when waiting).",
+        "outputs": "The subflow's outputs (when waiting).",
+    }
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """`labels` a map or a list of {key, value}."""
         problems = super().validate(spec)
         labels = spec.get("labels")
         pairs_ok = isinstance(labels, list) and all(isinstance(i, dict) and "key" in i for i in labels)
         if labels is not None and not isinstance(labels, dict) and not pairs_ok:
             problems.append("labels: must be a map or a list of {key, value}")
-        if spec.get("inputs") is not None and not isinstance(spec["inputs"], dict):
-            problems.append("inputs: must be a map of input id to value")
         return problems
 
     def subflow_requests(self, ctx: RunContext) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from kestractl.errors import KestraError, TaskError, unrecognized
 from kestractl.expressions_text import to_text
 from kestractl.storage import SCHEME, Storage
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 if TYPE_CHECKING:
@@ -53,16 +54,24 @@ STOP_POLL_SECONDS = 0.05
 ERROR_BODY_CHARS = 1_000
 CHUNK = 64 * 1024
 
-PROPERTIES = {
-    "uri": "The fully-qualified URI that points to the HTTP destination.",
-    "method": "The HTTP method to use (default GET).",
-    "headers": "The headers to pass to the request (name → value).",
-    "body": "The full body as a string.",
-    "formData": "The form data to send: url-encoded, or multipart when `contentType` is `multipart/form-data`.",
-    "contentType": "The request content type (default `application/json`).",
-    "options": "The HTTP request options: timeout, auth, proxy, ssl, followRedirects, allowFailed, logs ….",
-    "sslOptions": "Deprecated, use `options.ssl`: `insecureTrustAllCertificates`.",
-    "allowFailed": "Deprecated, use `options.allowFailed`: if true, allow a response code >= 400.",
+PROPERTIES: dict[str, Prop | str] = {
+    "uri": Prop("The fully-qualified URI that points to the HTTP destination.", type="string", required=True),
+    "method": Prop("The HTTP method to use.", type="string", default="GET"),
+    "headers": Prop("The headers to pass to the request (name → value).", type="object"),
+    "body": Prop("The full body as a string."),
+    "formData": Prop(
+        "The form data to send: url-encoded, or multipart when `contentType` is `multipart/form-data`.", "object"
+    ),
+    "contentType": Prop("The request content type.", type="string", default=DEFAULT_CONTENT_TYPE),
+    "options": Prop(
+        "The HTTP request options: timeout, auth, proxy, ssl, followRedirects, allowFailed, logs ….",
+        type="object",
+        dynamic=False,
+    ),
+    "sslOptions": Prop("Deprecated, use `options.ssl`: `insecureTrustAllCertificates`.", type="object", dynamic=False),
+    "allowFailed": Prop(
+        "Deprecated, use `options.allowFailed`: if true, allow a response code >= 400.", type="boolean", default=False
+    ),
 }
 TIMEOUT_KEYS = frozenset({"connectTimeout", "readIdleTimeout"})
 PROXY_KEYS = frozenset({"type", "address", "port", "username", "password"})
@@ -112,23 +121,15 @@ ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 
 
 def request_problems(spec: Mapping[str, Any]) -> list[str]:
-    """`field: reason` for the request properties shared by the tasks and the trigger."""
-    problems = [] if spec.get("uri") is not None else ["uri: required"]
-    for key in ("headers", "formData"):
-        if spec.get(key) is not None and not _dynamic(spec[key]) and not isinstance(spec[key], Mapping):
-            problems.append(f"{key}: must be a map")
-    for key in ("method", "contentType"):
-        if isinstance(spec.get(key), Mapping | list):
-            problems.append(f"{key}: must be a string")
-    problems += _option_problems(spec.get("options"), "options")
-    problems += _keys_problems(spec.get("sslOptions"), SSL_KEYS, "sslOptions")
-    return problems
+    """`field: reason` inside the request's maps (`options`, `sslOptions`), shared by the tasks and the trigger;
+    the declarations check the rest."""
+    options, ssl = spec.get("options"), spec.get("sslOptions")
+    problems = _option_problems(options, "options") if isinstance(options, Mapping) else []
+    return problems + (_keys_problems(ssl, SSL_KEYS, "sslOptions") if isinstance(ssl, Mapping) else [])
 
 
-def _option_problems(options: Any, path: str) -> list[str]:
-    """`options` and its parts are objects in Kestra, not expressions: each must be a map of known keys."""
-    if options is None:
-        return []
+def _option_problems(options: Mapping[str, Any], path: str) -> list[str]:
+    """The parts of `options` are objects in Kestra, not expressions: each must be a map of known keys."""
     problems = _keys_problems(options, OPTION_KEYS, path)
     if problems:
         return problems
@@ -574,12 +575,11 @@ def refuse_encryption(encrypt_body: Any) -> None:
 class _Http(RunnableTask):
     """What Request and Download share (Kestra's `AbstractHttp`)."""
 
-    properties: ClassVar[dict[str, str]] = PROPERTIES
-    required = ("uri",)
+    properties: ClassVar[dict[str, Prop | str]] = PROPERTIES
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return request_problems(spec)
+        return super().validate(spec) + request_problems(spec)
 
 
 @register
@@ -588,8 +588,18 @@ class Request(_Http):
 
     type_name = "io.kestra.plugin.core.http.Request"
     aliases = ("io.kestra.plugin.fs.http.Request",)
-    properties: ClassVar[dict[str, str]] = {
-        "encryptBody": "If true, the body is encrypted in the `encryptedBody` output (needs an encryption key).",
+    properties: ClassVar[dict[str, Prop | str]] = {
+        "encryptBody": Prop(
+            "If true, the body is encrypted in the `encryptedBody` output (needs an encryption key).",
+            type="boolean",
+            default=False,
+        ),
+    }
+    outputs = {
+        "uri": "The request's URI.",
+        "code": "The status code.",
+        "headers": "The response headers: name → list of values.",
+        "body": "The response body as text (absent when empty).",
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -608,8 +618,14 @@ class Download(_Http):
 
     type_name = "io.kestra.plugin.core.http.Download"
     aliases = ("io.kestra.plugin.fs.http.Download",)
-    properties: ClassVar[dict[str, str]] = {
-        "failOnEmptyResponse": "Fail the task when the response is empty (default true).",
+    properties: ClassVar[dict[str, Prop | str]] = {
+        "failOnEmptyResponse": Prop("Fail the task when the response is empty.", type="boolean", default=True),
+    }
+    outputs = {
+        "uri": "The downloaded file (a `kestra://` internal storage URI).",
+        "code": "The status code.",
+        "length": "The file's size in bytes.",
+        "headers": "The response headers: name → list of values.",
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -617,7 +633,7 @@ class Download(_Http):
         out = build_request(self.spec, ctx.render, ctx.storage, options)
         exchange = send(out, options, ctx.log, ctx.stop, lambda response, stop: self._store(ctx, response, stop))
         if exchange.length == 0:
-            if _flag(ctx.render(self.spec.get("failOnEmptyResponse")), True) and not options.allow_failed:
+            if ctx.prop("failOnEmptyResponse") and not options.allow_failed:
                 raise TaskError(
                     f"No response from server: {out.method} {out.uri} answered {exchange.code} with no body"
                 )

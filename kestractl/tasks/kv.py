@@ -6,17 +6,16 @@ import json
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
-from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
 from kestractl.expressions import render_typed
 from kestractl.expressions_text import to_json, to_text
 from kestractl.kv import KVStore, KVType, convert, namespaces
 from kestractl.model import deep_merge, utcnow
 from kestractl.tasks.base import RunContext, RunnableTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
-NAMESPACE = "The namespace of the KV store; by default, the flow's namespace."
-ERROR_ON_MISSING = "Whether to fail if there is no value for the given key."
+ERROR_ON_MISSING = Prop("Whether to fail if there is no value for the given key.", type="boolean", default=False)
 
 
 def plain(value: Any) -> Any:
@@ -24,32 +23,21 @@ def plain(value: Any) -> Any:
     return json.loads(to_json(value))
 
 
-def dynamic(value: Any) -> bool:
-    return "{{" in str(value)
-
-
 class KVTask(RunnableTask):
-    """What every KV task shares: rendered text and flags."""
+    """A task on KV stores: quick, run on the executor's thread."""
 
     inline = True
-
-    def text(self, ctx: RunContext, name: str, default: str | None = None) -> str:
-        value = self.spec.get(name, default)
-        if value is None:
-            raise TaskError(f"{name}: required")
-        return str(ctx.render(value))
-
-    def flag(self, ctx: RunContext, name: str, default: bool) -> bool:
-        return ctx.render_flag(self.spec.get(name), default)
 
 
 class NamespaceKVTask(KVTask):
     """A KV task on one namespace's store."""
 
-    properties: ClassVar[dict[str, str]] = {"namespace": NAMESPACE}
+    properties: ClassVar[dict[str, Prop]] = {
+        "namespace": Prop("The namespace of the KV store.", type="string", default="{{ flow.namespace }}")
+    }
 
     def namespace(self, ctx: RunContext) -> str:
-        return self.text(ctx, "namespace", ctx.flow.namespace)
+        return str(ctx.prop("namespace"))
 
     def store(self, ctx: RunContext) -> KVStore:
         return KVStore(ctx.storage, self.namespace(ctx))
@@ -66,31 +54,22 @@ class Set(NamespaceKVTask):
 
     type_name = "io.kestra.plugin.core.kv.Set"
     properties = {
-        "key": "The key for which to set the value.",
-        "value": "The value to map to the key (a lone `{{ expression }}` keeps its type).",
-        "overwrite": "Whether to overwrite or fail if a value for the given key already exists (default true).",
-        "ttl": "Optional Time-To-Live (ISO duration) for the key-value pair; without it the pair never expires.",
-        "kvType": "The type to store a text value as: STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION or JSON.",
+        "key": Prop("The key for which to set the value.", type="string", required=True),
+        "value": Prop("The value to map to the key (a lone `{{ expression }}` keeps its type).", required=True),
+        "overwrite": Prop(
+            "Whether to overwrite or fail if a value for the given key already exists.", type="boolean", default=True
+        ),
+        "ttl": Prop("Optional Time-To-Live for the key-value pair; without it the pair never expires.", "duration"),
+        "kvType": Prop("The type to store a text value as.", type="string", values=tuple(KVType.__members__)),
     }
-    required = ("key", "value")
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec)
-        ttl, kv_type = spec.get("ttl"), spec.get("kvType")
-        if ttl is not None and not dynamic(ttl) and not is_duration(ttl):
-            problems.append(f"ttl: `{ttl}` is not an ISO-8601 duration (e.g. PT1H)")
-        if kv_type is not None and not dynamic(kv_type) and str(kv_type).upper() not in KVType.__members__:
-            problems.append(f"kvType: must be one of {', '.join(KVType.__members__)}, not `{kv_type}`")
-        return problems
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         raw = self.spec["value"]
         value = render_typed(raw if isinstance(raw, str) else to_text(raw), ctx.variables)  # Property<String>
         if self.spec.get("kvType") is not None:
-            value = convert(value, self.text(ctx, "kvType"))
-        ttl = parse_duration(self.text(ctx, "ttl")) if self.spec.get("ttl") is not None else None
-        self.store(ctx).put(self.text(ctx, "key"), value, ttl=ttl, overwrite=self.flag(ctx, "overwrite", True))
+            value = convert(value, ctx.prop("kvType"))
+        store, key, ttl = self.store(ctx), str(ctx.prop("key")), ctx.prop("ttl")
+        store.put(key, value, ttl=ttl, overwrite=ctx.prop("overwrite"))
         return None
 
 
@@ -99,13 +78,16 @@ class Get(NamespaceKVTask):
     """Fetch a value by key; outputs `value`, of the type it was stored with."""
 
     type_name = "io.kestra.plugin.core.kv.Get"
-    properties = {"key": "The key for which to get the value.", "errorOnMissing": ERROR_ON_MISSING}
-    required = ("key",)
+    properties = {
+        "key": Prop("The key for which to get the value.", type="string", required=True),
+        "errorOnMissing": ERROR_ON_MISSING,
+    }
+    outputs = {"value": "The value, of the type it was stored with (absent when there is none)."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        key = self.text(ctx, "key")
+        key = str(ctx.prop("key"))
         found = self.store(ctx).get(key)
-        if found is None and self.flag(ctx, "errorOnMissing", False):
+        if found is None and ctx.prop("errorOnMissing"):
             raise self.missing(ctx, key)
         return {} if found is None or found.value is None else {"value": plain(found.value)}
 
@@ -115,13 +97,16 @@ class Delete(NamespaceKVTask):
     """Delete a key; outputs `deleted`."""
 
     type_name = "io.kestra.plugin.core.kv.Delete"
-    properties = {"key": "The key for which to delete the value.", "errorOnMissing": ERROR_ON_MISSING}
-    required = ("key",)
+    properties = {
+        "key": Prop("The key for which to delete the value.", type="string", required=True),
+        "errorOnMissing": ERROR_ON_MISSING,
+    }
+    outputs = {"deleted": "Whether a key was deleted."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        key = self.text(ctx, "key")
+        key = str(ctx.prop("key"))
         deleted = self.store(ctx).delete(key)
-        if not deleted and self.flag(ctx, "errorOnMissing", False):
+        if not deleted and ctx.prop("errorOnMissing"):
             raise self.missing(ctx, key)
         return {"deleted": deleted}
 
@@ -131,10 +116,11 @@ class GetKeys(NamespaceKVTask):
     """List the keys of a namespace (not expired), optionally those starting with `prefix`."""
 
     type_name = "io.kestra.plugin.core.kv.GetKeys"
-    properties = {"prefix": "Only the keys starting with this prefix."}
+    properties = {"prefix": Prop("Only the keys starting with this prefix.", type="string")}
+    outputs = {"keys": "The keys."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        prefix = self.text(ctx, "prefix", "")
+        prefix = ctx.prop("prefix") or ""
         return {"keys": [e.key for e in self.store(ctx).list() if e.key.startswith(prefix)]}
 
 
@@ -145,16 +131,20 @@ class Put(NamespaceKVTask):
 
     type_name = "io.kestra.plugin.core.kv.Put"
     properties = {
-        "key": "Key to update.",
-        "value": "Value payload to write: maps are deep merged and entry lists can replace or patch JSON fields.",
-        "errorOnMissing": "Fail when the key is absent (default false: a new key-value pair is created).",
+        "key": Prop("Key to update.", type="string", required=True),
+        "value": Prop(
+            "Value payload to write: maps are deep merged and entry lists can replace or patch JSON fields.",
+            required=True,
+        ),
+        "errorOnMissing": Prop(
+            "Fail when the key is absent (false: a new key-value pair is created).", type="boolean", default=False
+        ),
     }
-    required = ("key", "value")
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        store, key = self.store(ctx), self.text(ctx, "key")
+        store, key = self.store(ctx), str(ctx.prop("key"))
         entry, current = store.entry(key), store.get(key)
-        if current is None and self.flag(ctx, "errorOnMissing", False):
+        if current is None and ctx.prop("errorOnMissing"):
             raise self.missing(ctx, key)
         try:
             merged = merge_values(current.value if current else None, self.rendered_value(ctx))
@@ -210,16 +200,26 @@ class PurgeKV(KVTask):
 
     type_name = "io.kestra.plugin.core.kv.PurgeKV"
     properties = {
-        "namespaces": "Namespaces to delete keys from; if not set, all namespaces are considered.",
-        "namespacePattern": "Glob pattern of the namespaces to delete keys from (instead of `namespaces`).",
-        "keyPattern": "Delete only keys matching this glob pattern, e.g. 'AI_*'.",
-        "includeChildNamespaces": "Also delete keys from the child namespaces of `namespaces` (default true).",
-        "behavior": "How keys are purged: `{type: key, expiredOnly: true}` (default) or `{type: version, ...}`.",
-        "expiredOnly": "Deprecated (use `behavior.expiredOnly`): delete only expired keys (default true).",
+        "namespaces": Prop("Namespaces to delete keys from; if not set, all namespaces are considered.", "array"),
+        "namespacePattern": Prop(
+            "Glob pattern of the namespaces to delete keys from (instead of `namespaces`).", "string"
+        ),
+        "keyPattern": Prop("Delete only keys matching this glob pattern, e.g. 'AI_*'.", type="string"),
+        "includeChildNamespaces": Prop(
+            "Also delete keys from the child namespaces of `namespaces`.", type="boolean", default=True
+        ),
+        "behavior": Prop(
+            "How keys are purged: `{type: key, expiredOnly: true}` (default) or `{type: version, ...}`.", "object"
+        ),
+        "expiredOnly": Prop(
+            "Deprecated (use `behavior.expiredOnly`): delete only expired keys.", type="boolean", default=True
+        ),
     }
+    outputs = {"size": "The number of keys deleted."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """`namespaces` and `namespacePattern` exclude each other."""
         problems = super().validate(spec)
         if spec.get("namespaces") and spec.get("namespacePattern"):
             problems.append("namespacePattern: " + _BOTH)
@@ -229,7 +229,7 @@ class PurgeKV(KVTask):
         chosen = self.namespaces(ctx)
         ctx.info(f"purging {len(chosen)} namespaces: [{', '.join(chosen)}]")
         expired_only, by_version = self.behavior(ctx)
-        pattern = self.text(ctx, "keyPattern", "")
+        pattern = ctx.prop("keyPattern") or ""
         count, now = 0, utcnow()
         for namespace in [] if by_version else chosen:
             store = KVStore(ctx.storage, namespace)
@@ -242,7 +242,7 @@ class PurgeKV(KVTask):
     def namespaces(self, ctx: RunContext) -> list[str]:
         """Every namespace holding keys, filtered by `namespaces` (and children) or `namespacePattern`."""
         wanted = [str(n) for n in ctx.render(self.spec.get("namespaces") or [])]
-        pattern = self.text(ctx, "namespacePattern", "")
+        pattern = ctx.prop("namespacePattern") or ""
         if wanted and pattern:
             raise TaskError(_BOTH)
         existing = namespaces(ctx.storage)
@@ -250,13 +250,13 @@ class PurgeKV(KVTask):
             return [n for n in existing if fnmatchcase(n, pattern)]
         if not wanted:
             return existing
-        children = self.flag(ctx, "includeChildNamespaces", True)
+        children = ctx.prop("includeChildNamespaces")
         return [n for n in existing if any(n == w or (children and n.startswith(w + ".")) for w in wanted)]
 
     def behavior(self, ctx: RunContext) -> tuple[bool, bool]:
         """(expired only, by version). kestractl keeps one version per key, the one Kestra never purges."""
         if self.spec.get("expiredOnly") is not None:
-            return self.flag(ctx, "expiredOnly", True), False
+            return ctx.prop("expiredOnly"), False
         behavior = ctx.render(self.spec.get("behavior") or {})
         kind = str(behavior.get("type", "key")).lower() if isinstance(behavior, dict) else ""
         if kind not in ("key", "version"):

@@ -10,6 +10,7 @@ from kestractl.ion import write_lines
 from kestractl.model import LOG_LEVELS, Execution, ExecutionQuery, LogEntry
 from kestractl.tasks.base import RunContext, RunnableTask, dynamic
 from kestractl.tasks.execution import render_date, render_list, render_text
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 PREFIX = "io.kestra.plugin.core.log."
@@ -22,11 +23,11 @@ def _level(value: Any, name: str) -> str:
     return level
 
 
-def _level_problems(spec: dict[str, Any], name: str, many: bool) -> list[str]:
+def _level_problems(spec: dict[str, Any], name: str) -> list[str]:
+    """Each static level of a list of levels."""
     value = spec.get(name)
-    values = value if many and isinstance(value, list) else [value]
     problems = []
-    for item in values:
+    for item in value if isinstance(value, list) else []:
         if item is not None and not dynamic(item):
             try:
                 _level(item, name)
@@ -41,20 +42,17 @@ class Fetch(RunnableTask):
 
     type_name = PREFIX + "Fetch"
     aliases = ("io.kestra.core.tasks.log.Fetch",)
-    properties: ClassVar[dict[str, str]] = {
-        "executionId": "The execution whose logs to fetch (default: the current one).",
-        "namespace": "The namespace of the execution's flow (default: the current flow's).",
-        "flowId": "The execution's flow (default: the current flow).",
-        "tasksId": "Only the logs of these task ids.",
-        "level": "The minimum log level (default INFO).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "executionId": Prop("The execution whose logs to fetch (default: the current one).", type="string"),
+        "namespace": Prop("The namespace of the execution's flow (default: the current flow's).", type="string"),
+        "flowId": Prop("The execution's flow (default: the current flow).", type="string"),
+        "tasksId": Prop("Only the logs of these task ids (a list, or a JSON list expression)."),
+        "level": Prop("The minimum log level.", type="string", default="INFO", values=tuple(LOG_LEVELS)),
     }
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return super().validate(spec) + _level_problems(spec, "level", many=False)
+    outputs = {"uri": "The ION file of the logs, one log entry per line.", "size": "The number of log entries."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        level = _level(render_text(ctx, self.spec.get("level")) or "INFO", "level")
+        level = ctx.prop("level")
         entries = self._logs(ctx, level, render_list(ctx, self.spec.get("tasksId"), "tasksId"))
         path, uri = ctx.output_file("logs.ion")
         with path.open("w", encoding="utf-8") as fh:
@@ -84,18 +82,18 @@ class PurgeLogs(RunnableTask):
     """Delete the logs of a period, optionally of one namespace, flow or set of levels; outputs the count."""
 
     type_name = PREFIX + "PurgeLogs"
-    properties: ClassVar[dict[str, str]] = {
-        "namespace": "Only the logs of this namespace (and its child namespaces).",
-        "flowId": "Only the logs of this flow.",
-        "logLevels": "Only the logs at these levels.",
-        "startDate": "Only the logs written after this date (ISO-8601).",
-        "endDate": "Only the logs written before this date (ISO-8601).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "namespace": Prop("Only the logs of this namespace (and its child namespaces).", type="string"),
+        "flowId": Prop("Only the logs of this flow.", type="string"),
+        "logLevels": Prop("Only the logs at these levels (a list, or a JSON list expression)."),
+        "startDate": Prop("Only the logs written after this date (ISO-8601).", type="string"),
+        "endDate": Prop("Only the logs written before this date (ISO-8601).", type="string", required=True),
     }
-    required = ("endDate",)
+    outputs = {"count": "The number of logs deleted."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return super().validate(spec) + _level_problems(spec, "logLevels", many=True)
+        return super().validate(spec) + _level_problems(spec, "logLevels")
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         levels = [_level(v, "logLevels") for v in render_list(ctx, self.spec.get("logLevels"), "logLevels") or []]

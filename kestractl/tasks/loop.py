@@ -15,6 +15,7 @@ from kestractl.model import FAILED_STATES, State, TaskRun
 from kestractl.tasks.base import FlowableTask, RunContext, Task, duration_problems, dynamic
 from kestractl.tasks.execution import render_text
 from kestractl.tasks.flowable import FlowableView, ResolvedTask, final_state, resolve
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 CONTINUE = "CONTINUE_FLOWABLE"
@@ -26,22 +27,32 @@ class LoopUntil(FlowableTask):
     type_name = "io.kestra.plugin.core.flow.LoopUntil"
     aliases = ("io.kestra.plugin.core.flow.WaitFor",)
     child_lists = ("tasks", "errors")
-    required = ("condition", "tasks")
-    properties: ClassVar[dict[str, str]] = {
-        "condition": "The condition that ends the loop once it renders truthy (checked after each iteration).",
-        "failOnMaxReached": "Whether the task fails once maxIterations or maxDuration is reached (default false).",
-        "checkFrequency": "{maxIterations, maxDuration, interval}: limits (none by default) and the wait between "
-        "iterations (default PT1M).",
+    required = ("tasks",)
+    properties: ClassVar[dict[str, Prop]] = {
+        "condition": Prop(
+            "The condition that ends the loop once it renders truthy (checked after each iteration).",
+            type="string",
+            required=True,
+        ),
+        "failOnMaxReached": Prop(
+            "Whether the task fails once maxIterations or maxDuration is reached.", type="boolean", default=False
+        ),
+        "checkFrequency": Prop(
+            "{maxIterations, maxDuration, interval}: limits (none by default) and the wait between iterations "
+            "(default PT1M).",
+            type="object",
+            dynamic=False,
+        ),
     }
+    outputs = {"iterationCount": "The number of the current (or last) iteration, from 1."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """The limits inside `checkFrequency`."""
         problems = super().validate(spec)
         frequency = spec.get("checkFrequency")
-        if frequency is None:
-            return problems
         if not isinstance(frequency, dict):
-            return [*problems, "checkFrequency: must be a map of maxIterations, maxDuration, interval"]
+            return problems
         problems += [f'checkFrequency: Unrecognized field "{key}"' for key in set(frequency) - FREQUENCY_KEYS]
         problems += [f"checkFrequency.{p}" for p in duration_problems(frequency, "maxDuration", "interval")]
         most = frequency.get("maxIterations")
@@ -82,7 +93,7 @@ class LoopUntil(FlowableTask):
                 view.data["waiting"] = True
                 view.set_timer(CONTINUE, ctx.render_duration(self._frequency.get("interval", "PT1M"), "interval"))
                 return None
-            if self._reached(ctx, view, warn=True) and ctx.render_flag(self.spec.get("failOnMaxReached"), False):
+            if self._reached(ctx, view, warn=True) and ctx.prop("failOnMaxReached"):
                 return State.FAILED
         return final_state(main, self.allow_failure, self.allow_warning)
 

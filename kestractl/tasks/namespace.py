@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from kestractl.errors import TaskError
 from kestractl.namespace_files import NamespaceFiles, path_matcher
 from kestractl.tasks.base import RunContext, RunnableTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.workingdir import files_under, string_list, text_value
 
@@ -18,9 +19,9 @@ CONFLICTS = ("OVERWRITE", "ERROR", "SKIP")
 
 
 class _NamespaceTask(RunnableTask):
-    properties: ClassVar[dict[str, str]] = {
-        "namespace": "The namespace whose files are used (default: the flow's).",
-        "files": "A file or a list of files: glob patterns (`glob:` or `regex:` prefixes allowed).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "namespace": Prop("The namespace whose files are used (default: the flow's).", type="string"),
+        "files": Prop("A file or a list of files: globs (`glob:` or `regex:` prefixes allowed).", required=True),
     }
 
     def namespace_files(self, ctx: RunContext) -> NamespaceFiles:
@@ -39,24 +40,24 @@ class UploadFiles(_NamespaceTask):
     """`files` (working-directory globs or kestra:// URIs) or `filesMap` (destination → kestra:// URI)."""
 
     type_name = PACKAGE + "UploadFiles"
-    properties: ClassVar[dict[str, str]] = {
-        "files": "Files of the working directory to upload (globs, or kestra:// URIs); a map acts as `filesMap`.",
-        "filesMap": "A map (or a JSON string of one) of destination file name to the kestra:// URI to upload.",
-        "destination": "The destination folder (default `/`).",
-        "conflict": "What to do when a file already exists: OVERWRITE (default), ERROR or SKIP.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "files": Prop("Files of the working directory to upload (globs, or kestra:// URIs); a map acts as `filesMap`."),
+        "filesMap": Prop("A map (or a JSON string of one) of destination file name to the kestra:// URI to upload."),
+        "destination": Prop("The destination folder.", type="string", default="/"),
+        "conflict": Prop(
+            "What to do when a file already exists.", type="string", default="OVERWRITE", values=CONFLICTS
+        ),
     }
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        conflict = spec.get("conflict")
-        problems = [] if spec.get("files") or spec.get("filesMap") else ["files: required (or filesMap)"]
-        if isinstance(conflict, str) and "{{" not in conflict and conflict.upper() not in CONFLICTS:
-            problems.append(f"conflict: must be one of {', '.join(CONFLICTS)}")
-        return problems
+        """`files` or `filesMap`."""
+        missing = [] if spec.get("files") or spec.get("filesMap") else ["files: required (or filesMap)"]
+        return missing + super().validate(spec)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         target = self.namespace_files(ctx)
-        destination = text_value(ctx.render(self.props.get("destination", "/")))
+        destination = ctx.prop("destination")
         files = ctx.render(self.props.get("files"))
         for name, source in self._sources(ctx, files, destination).items():
             self._store(ctx, target, name, source)
@@ -91,7 +92,7 @@ class UploadFiles(_NamespaceTask):
         return mapped
 
     def _store(self, ctx: RunContext, target: NamespaceFiles, name: str, source: str | Path) -> None:
-        conflict = text_value(ctx.render(self.props.get("conflict", "OVERWRITE"))).upper()
+        conflict = ctx.prop("conflict")
         if target.exists(name) and conflict != "OVERWRITE":
             if conflict == "ERROR":
                 raise TaskError(f"File {name} already exists and conflict is set to ERROR")
@@ -104,12 +105,14 @@ class UploadFiles(_NamespaceTask):
 @register
 class DownloadFiles(_NamespaceTask):
     type_name = PACKAGE + "DownloadFiles"
-    required = ("files",)
-    properties: ClassVar[dict[str, str]] = {"destination": "The folder the downloaded files are stored in."}
+    properties: ClassVar[dict[str, Prop]] = {
+        "destination": Prop("The folder the downloaded files are stored in.", type="string", default="")
+    }
+    outputs = {"files": "The downloaded files: namespace path → `kestra://` URI."}
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         source = self.namespace_files(ctx)
-        destination = text_value(ctx.render(self.props.get("destination", "")))
+        destination = ctx.prop("destination")
         downloaded = {
             f"/{path}": ctx.put_file(source.local(path), f"{destination}/{path}".lstrip("/"))
             for path in source.find(path_matcher(self.patterns(ctx)))
@@ -121,14 +124,15 @@ class DownloadFiles(_NamespaceTask):
 @register
 class DeleteFiles(_NamespaceTask):
     type_name = PACKAGE + "DeleteFiles"
-    required = ("files",)
-    properties: ClassVar[dict[str, str]] = {
-        "deleteParentFolder": "Whether to delete the parent folders left empty by the deletion (default false).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "deleteParentFolder": Prop(
+            "Whether to delete the parent folders left empty by the deletion.", type="boolean", default=False
+        ),
     }
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         target = self.namespace_files(ctx)
-        prune = ctx.render_flag(self.props.get("deleteParentFolder"), False)
+        prune = ctx.prop("deleteParentFolder")
         deleted = [path for path in target.find(path_matcher(self.patterns(ctx))) if target.delete(path, prune)]
         for path in deleted:
             ctx.log("DEBUG", f"Deleted {path}")

@@ -6,6 +6,7 @@ and the declarations disagree, so the page cannot drift from what the parser acc
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -53,8 +54,13 @@ def _kind(prop: Prop) -> str:
 
 def _described(prop: Prop) -> str:
     extra = [f"One of {', '.join(f'`{v}`' for v in prop.values)}." if prop.values else ""]
-    extra += [f"Default: `{prop.default}`." if prop.default is not None else ""]
+    extra += [f"Default: `{_default(prop.default)}`." if prop.default is not None else ""]
     return " ".join([prop.description, *filter(None, extra)])
+
+
+def _default(value: object) -> str:
+    """As written in YAML: `true`, `0`, `"\\n"`, `""`; plain text as it is."""
+    return value if isinstance(value, str) and value.isprintable() and value else json.dumps(value)
 
 
 def _cell(text: str) -> str:

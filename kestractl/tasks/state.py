@@ -12,14 +12,19 @@ from kestractl.model import deep_merge
 from kestractl.storage import slugify
 from kestractl.tasks.base import RunContext
 from kestractl.tasks.kv import KVTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
+
+ERROR_ON_MISSING = Prop("Raise an error if the state is not found.", type="boolean", default=False)
 
 
 class StateTask(KVTask):
-    properties: ClassVar[dict[str, str]] = {
-        "name": "The name of the state file (default `default`).",
-        "namespace": "Share the state with the whole namespace instead of this flow only (default false).",
-        "taskrunValue": "Isolate the state by `taskrun.value` inside an Each loop (default true).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "name": Prop("The name of the state file.", type="string", default="default"),
+        "namespace": Prop(
+            "Share the state with the whole namespace instead of this flow only.", type="boolean", default=False
+        ),
+        "taskrunValue": Prop("Isolate the state by `taskrun.value` inside an Each loop.", type="boolean", default=True),
     }
 
     def store(self, ctx: RunContext) -> KVStore:
@@ -27,10 +32,10 @@ class StateTask(KVTask):
 
     def key(self, ctx: RunContext) -> str:
         """Kestra's `StateStore` key: flow-scoped unless `namespace: true`; Each values hashed (murmur3)."""
-        flow = "" if self.flag(ctx, "namespace", False) else slugify(ctx.flow.id) + "_"
-        key = f"{flow}states_tasks-states_{self.text(ctx, 'name', 'default')}"
+        flow = "" if ctx.prop("namespace") else slugify(ctx.flow.id) + "_"
+        key = f"{flow}states_tasks-states_{ctx.prop('name')}"
         value = ctx.task_run.value if ctx.task_run is not None else None
-        if value is not None and self.flag(ctx, "taskrunValue", True):
+        if value is not None and ctx.prop("taskrunValue"):
             import mmh3  # Guava's murmur3_128, as Kestra's `Hashing.hashToString`
 
             key += "_" + mmh3.hash_bytes(value.encode("utf-8")).hex()
@@ -51,7 +56,8 @@ class Set(StateTask):
 
     type_name = "io.kestra.plugin.core.state.Set"
     aliases = ("io.kestra.core.tasks.states.Set",)
-    properties = {"data": "The data to be stored in the state store (merged into what is there)."}
+    properties = {"data": Prop("The data to be stored in the state store (merged into what is there).", type="object")}
+    outputs = {"count": "The number of entries in the state.", "key": "The key where the state is kept."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         merged = deep_merge(self.state(ctx) or {}, ctx.render(self.spec.get("data") or {}))
@@ -66,11 +72,12 @@ class Get(StateTask):
 
     type_name = "io.kestra.plugin.core.state.Get"
     aliases = ("io.kestra.core.tasks.states.Get",)
-    properties = {"errorOnMissing": "Raise an error if the state file is not found (default false)."}
+    properties = {"errorOnMissing": ERROR_ON_MISSING}
+    outputs = {"count": "The number of entries in the state.", "data": "The state."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         data = self.state(ctx)
-        if data is None and self.flag(ctx, "errorOnMissing", False):
+        if data is None and ctx.prop("errorOnMissing"):
             raise TaskError(f"State {self.key(ctx)} not found")
         return {"count": len(data or {}), "data": data or {}}
 
@@ -81,10 +88,11 @@ class Delete(StateTask):
 
     type_name = "io.kestra.plugin.core.state.Delete"
     aliases = ("io.kestra.core.tasks.states.Delete",)
-    properties = {"errorOnMissing": "Raise an error if the state is not found (default false)."}
+    properties = {"errorOnMissing": ERROR_ON_MISSING}
+    outputs = {"deleted": "Whether a state was deleted."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         deleted = self.store(ctx).delete(self.key(ctx))
-        if not deleted and self.flag(ctx, "errorOnMissing", False):
-            raise TaskError(f"Unable to find the state file '{self.text(ctx, 'name', 'default')}'")
+        if not deleted and ctx.prop("errorOnMissing"):
+            raise TaskError(f"Unable to find the state file '{ctx.prop('name')}'")
         return {"deleted": deleted}

@@ -21,6 +21,7 @@ from kestractl.expressions import is_truthy
 from kestractl.namespace_files import path_matcher
 from kestractl.storage import execution_prefix
 from kestractl.tasks.base import RunContext, RunnableTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.splitter import parse_size, split
@@ -28,7 +29,14 @@ from kestractl.tasks.workingdir import files_under, string_list, text_value, wri
 
 PREFIX = "io.kestra.plugin.core.storage."
 LEGACY = "io.kestra.core.tasks.storages."
-FROM = {"from": "The file to read (a `kestra://` internal storage URI)."}
+FROM = {"from": Prop("The file to read (a `kestra://` internal storage URI).", type="string", required=True)}
+EXTENSION = Prop("The extension of the created file.", type="string", default=".tmp")
+SEPARATOR = Prop("The separator written after each line.", type="string", default="\n")
+URI = {"uri": "The created file (a `kestra://` internal storage URI)."}
+ITEMS = {
+    "processedItemsTotal": "The number of records read.",
+    "droppedItemsTotal": "The number of records dropped.",
+}
 BLOCK = 1 << 16
 
 
@@ -36,18 +44,12 @@ def _dynamic(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-def _one_of(spec: dict[str, Any], key: str, allowed: tuple[str, ...]) -> list[str]:
-    value = spec.get(key)
-    if value is None or _dynamic(value) or str(value) in allowed:
-        return []
-    return [f"{key}: must be one of {', '.join(allowed)}, not `{value}`"]
-
-
 def _whole(spec: dict[str, Any], key: str) -> list[str]:
+    """A count of at least 1 (its kind is the declaration's check)."""
     value = spec.get(key)
-    if value is None or _dynamic(value) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return []
-    return [f"{key}: must be a whole number >= 1, not `{value}`"]
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        return [f"{key}: must be a whole number >= 1, not `{value}`"]
+    return []
 
 
 def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
@@ -74,23 +76,19 @@ def suffix(uri: str) -> str:
     return Path(uri.rsplit("/", 1)[-1]).suffix or ".tmp"
 
 
-def _optional(ctx: RunContext, value: Any, default: str) -> str:
-    return default if value is None else str(ctx.render(value))
-
-
 @register
 class Write(RunnableTask):
     """Write `content` to a new internal-storage file."""
 
     type_name = PREFIX + "Write"
-    properties: ClassVar[dict[str, str]] = {
-        "content": "The file content.",
-        "extension": "The file extension (e.g. `.txt`); `.tmp` when not set.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "content": Prop("The file content.", required=True),
+        "extension": Prop("The file extension (e.g. `.txt`).", type="string", default=".tmp"),
     }
-    required = ("content",)
+    outputs = URI
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
+        path, uri = new_file(ctx, ctx.prop("extension"))
         path.write_bytes(text_value(ctx.render(self.spec["content"])).encode())
         return {"uri": uri}
 
@@ -101,17 +99,18 @@ class Concat(RunnableTask):
 
     type_name = PREFIX + "Concat"
     aliases = (LEGACY + "Concat",)
-    properties: ClassVar[dict[str, str]] = {
-        "files": "The files to concatenate: a list of `kestra://` URIs, or a JSON array of them as a string.",
-        "separator": "Written after each file; none by default.",
-        "extension": "The extension of the created file; `.tmp` by default.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "files": Prop(
+            "The files to concatenate: a list of `kestra://` URIs, or a JSON array of them as a string.", required=True
+        ),
+        "separator": Prop("Written after each file; none by default.", type="string"),
+        "extension": EXTENSION,
     }
-    required = ("files",)
+    outputs = URI
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        separator = self.spec.get("separator")
-        tail = b"" if separator is None else str(ctx.render(separator)).encode()
-        path, uri = new_file(ctx, _optional(ctx, self.spec.get("extension"), ".tmp"))
+        tail = (ctx.prop("separator") or "").encode()
+        path, uri = new_file(ctx, ctx.prop("extension"))
         with path.open("wb") as out:
             for item in self._files(ctx):
                 with source_file(ctx, item)[1].open("rb") as part:
@@ -140,17 +139,18 @@ class Split(RunnableTask):
 
     type_name = PREFIX + "Split"
     aliases = (LEGACY + "Split",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
-        "bytes": "Split into files of this size, e.g. `10MB`.",
-        "partitions": "Split into this many files, lines dealt round-robin.",
-        "rows": "Split into files of this many lines.",
-        "separator": "The separator written after each line; `\\n` by default.",
+        "bytes": Prop("Split into files of this size, e.g. `10MB`.", type="string"),
+        "partitions": Prop("Split into this many files, lines dealt round-robin.", type="integer"),
+        "rows": Prop("Split into files of this many lines.", type="integer"),
+        "separator": SEPARATOR,
     }
-    required = ("from",)
+    outputs = {"uris": "The created files (`kestra://` URIs)."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """One of bytes, partitions or rows; counts of at least 1; a size Kestra can read."""
         problems = super().validate(spec) + _whole(spec, "partitions") + _whole(spec, "rows")
         if all(spec.get(key) is None for key in ("bytes", "partitions", "rows")):
             problems.append("bytes: one of bytes, partitions or rows is required")
@@ -163,7 +163,7 @@ class Split(RunnableTask):
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         uri, source = source_file(ctx, self.spec["from"])
-        settings = {k: ctx.render(self.spec.get(k)) for k in ("bytes", "partitions", "rows")}
+        size, partitions, rows = ctx.prop("bytes"), ctx.prop("partitions"), ctx.prop("rows")
         uris: list[str] = []
 
         def opener(index: int) -> BinaryIO:
@@ -175,10 +175,10 @@ class Split(RunnableTask):
             split(
                 source,
                 opener,
-                rows=int(settings["rows"]) if settings["rows"] else None,
-                size=parse_size(settings["bytes"]) if settings["bytes"] else None,
-                partitions=int(settings["partitions"]) if settings["partitions"] else None,
-                separator=_optional(ctx, self.spec.get("separator"), "\n"),
+                rows=rows or None,
+                size=parse_size(size) if size else None,
+                partitions=partitions or None,
+                separator=ctx.prop("separator"),
             )
         except ValueError as exc:
             raise TaskError(f"Invalid split setting: {exc}") from None
@@ -191,8 +191,10 @@ class Size(RunnableTask):
 
     type_name = PREFIX + "Size"
     aliases = (LEGACY + "Size",)
-    properties: ClassVar[dict[str, str]] = {"uri": "The file (a `kestra://` internal storage URI)."}
-    required = ("uri",)
+    properties: ClassVar[dict[str, Prop]] = {
+        "uri": Prop("The file (a `kestra://` internal storage URI).", type="string", required=True)
+    }
+    outputs = {"size": "The file's size in bytes."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         return {"size": source_file(ctx, self.spec["uri"])[1].stat().st_size}
@@ -204,11 +206,11 @@ class Delete(RunnableTask):
 
     type_name = PREFIX + "Delete"
     aliases = (LEGACY + "Delete",)
-    properties: ClassVar[dict[str, str]] = {
-        "uri": "The file to delete (a `kestra://` internal storage URI).",
-        "errorOnMissing": "Fail when the file does not exist; false by default.",
+    properties: ClassVar[dict[str, Prop]] = {
+        "uri": Prop("The file to delete (a `kestra://` internal storage URI).", type="string", required=True),
+        "errorOnMissing": Prop("Fail when the file does not exist.", type="boolean", default=False),
     }
-    required = ("uri",)
+    outputs = {"uri": "The file.", "deleted": "Whether it was deleted."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         uri = str(ctx.render(self.spec["uri"]))
@@ -219,7 +221,7 @@ class Delete(RunnableTask):
         deleted = path.is_file()
         if deleted:
             path.unlink()
-        elif is_truthy(ctx.render(self.spec.get("errorOnMissing", False))):
+        elif ctx.prop("errorOnMissing"):
             raise TaskError(f"Unable to find file '{uri}'")
         return {"uri": uri, "deleted": deleted}
 
@@ -230,23 +232,23 @@ class Reverse(RunnableTask):
 
     type_name = PREFIX + "Reverse"
     aliases = (LEGACY + "Reverse",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
-        "separator": "The separator written after each line; `\\n` by default.",
-        "charset": "The file's character set; UTF-8 by default.",
+        "separator": SEPARATOR,
+        "charset": Prop("The file's character set.", type="string", default="UTF-8"),
     }
-    required = ("from",)
+    outputs = URI
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         uri, source = source_file(ctx, self.spec["from"])
-        charset = _optional(ctx, self.spec.get("charset"), "UTF-8")
+        charset = ctx.prop("charset")
         try:
             ascii_lines = codecs.lookup(charset).encode("\n")[0] == b"\n"
         except LookupError:
             raise TaskError(f"Unknown charset '{charset}'") from None
         if not ascii_lines:
             raise TaskError(f"Reverse reads lines of ASCII-compatible charsets only, not {charset}")
-        separator = _optional(ctx, self.spec.get("separator"), "\n").encode(charset)
+        separator = ctx.prop("separator").encode(charset)
         path, out_uri = new_file(ctx, suffix(uri))
         with source.open("rb") as fh, path.open("wb") as out:
             for line in reversed_lines(fh):
@@ -293,11 +295,16 @@ class DeduplicateItems(RunnableTask):
 
     type_name = PREFIX + "DeduplicateItems"
     aliases = (LEGACY + "DeduplicateItems",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
-        "expr": "The key of a record: an expression rendered with the record's fields as variables.",
+        "expr": Prop(
+            "The key of a record: an expression rendered with the record's fields as variables.",
+            type="string",
+            required=True,
+            dynamic=False,
+        ),
     }
-    required = ("from", "expr")
+    outputs = {**URI, "numKeys": "The number of distinct keys (records kept).", **ITEMS}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         _, source = source_file(ctx, self.spec["from"])
@@ -325,23 +332,33 @@ class FilterItems(RunnableTask):
 
     type_name = PREFIX + "FilterItems"
     aliases = (LEGACY + "FilterItems",)
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[dict[str, Prop]] = {
         **FROM,
-        "filterCondition": "An expression rendered with the record's fields; `0`, `-0`, `''` and `false` are false.",
-        "filterType": "INCLUDE (default) keeps the matching records, EXCLUDE drops them.",
-        "errorOrNullBehavior": "When the condition fails or is null: FAIL (default), INCLUDE or EXCLUDE the record.",
+        "filterCondition": Prop(
+            "An expression rendered with the record's fields; `0`, `-0`, `''` and `false` are false.",
+            type="string",
+            required=True,
+            dynamic=False,
+        ),
+        "filterType": Prop(
+            "INCLUDE keeps the matching records, EXCLUDE drops them.",
+            type="string",
+            default="INCLUDE",
+            values=("INCLUDE", "EXCLUDE"),
+        ),
+        "errorOrNullBehavior": Prop(
+            "When the condition fails or is null: FAIL, INCLUDE or EXCLUDE the record.",
+            type="string",
+            default="FAIL",
+            values=("FAIL", "INCLUDE", "EXCLUDE"),
+        ),
     }
-    required = ("from", "filterCondition")
-
-    @classmethod
-    def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec) + _one_of(spec, "filterType", ("INCLUDE", "EXCLUDE"))
-        return problems + _one_of(spec, "errorOrNullBehavior", ("FAIL", "INCLUDE", "EXCLUDE"))
+    outputs = {**URI, **ITEMS}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         _, source = source_file(ctx, self.spec["from"])
-        include = _optional(ctx, self.spec.get("filterType"), "INCLUDE") == "INCLUDE"
-        on_error = _optional(ctx, self.spec.get("errorOrNullBehavior"), "FAIL")
+        include = ctx.prop("filterType") == "INCLUDE"
+        on_error = ctx.prop("errorOrNullBehavior")
         path, uri = new_file(ctx, ".ion")
         processed = dropped = 0
         with path.open("w", encoding="utf-8") as out:
@@ -374,6 +391,7 @@ class PurgeCurrentExecutionFiles(RunnableTask):
 
     type_name = PREFIX + "PurgeCurrentExecutionFiles"
     aliases = (LEGACY + "PurgeExecution", PREFIX + "PurgeExecution")
+    outputs = {"uris": "The deleted files (`kestra://` URIs)."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         execution = ctx.execution
@@ -392,14 +410,16 @@ class LocalFiles(RunnableTask):
 
     type_name = PREFIX + "LocalFiles"
     aliases = (LEGACY + "LocalFiles",)
-    properties: ClassVar[dict[str, str]] = {
-        "inputs": "Files to create in the working directory: a map (or a JSON map) of name to content or URI.",
-        "outputs": "Globs, relative to the working directory, of the files to store (output `uris`).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "inputs": Prop("Files to create in the working directory: a map (or a JSON map) of name to content or URI."),
+        "outputs": Prop("Globs, relative to the working directory, of the files to store (output `uris`)."),
     }
+    outputs = {"uris": "The stored files: name → `kestra://` URI."}
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = _type_problems(spec, "inputs", (dict, str), "a map of file name to content")
+        """`inputs` a map or a JSON text of one; `outputs` a glob or a list of them."""
+        problems = super().validate(spec) + _type_problems(spec, "inputs", (dict, str), "a map of file name to content")
         return problems + _strings_problems(spec, "outputs")
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.tasks.base import RunContext, RunnableTask, Task
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 TYPE = "io.kestra.plugin.core.templating.TemplatedTask"
@@ -32,8 +33,9 @@ class TemplatedTask(RunnableTask):
 
     type_name = TYPE
     aliases = ("io.kestra.core.tasks.templating.TemplatedTask",)
-    properties: ClassVar[dict[str, str]] = {"spec": "The templated task specification: YAML of a runnable task."}
-    required = ("spec",)
+    properties: ClassVar[dict[str, Prop]] = {
+        "spec": Prop("The templated task specification: YAML of a runnable task.", type="string", required=True)
+    }
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         assert _parse_task is not None, "kestractl.parser was not imported"
@@ -42,4 +44,8 @@ class TemplatedTask(RunnableTask):
             raise TaskError(f"The templated task cannot be of type '{TYPE}'")
         if not isinstance(task, RunnableTask):
             raise TaskError("The templated task must be a runnable task")
-        return task.run(ctx)
+        outer, ctx.task = ctx.task, task  # `ctx.prop` reads the inner task's properties
+        try:
+            return task.run(ctx)
+        finally:
+            ctx.task = outer

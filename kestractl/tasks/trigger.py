@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.execution import render_text
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 
 
@@ -15,19 +16,20 @@ class Toggle(RunnableTask):
 
     type_name = "io.kestra.plugin.core.trigger.Toggle"
     aliases = ("io.kestra.core.tasks.trigger.Toggle",)
-    properties: ClassVar[dict[str, str]] = {
-        "namespace": "The namespace of the flow of the trigger to toggle (default: the current flow's).",
-        "flowId": "The flow of the trigger to toggle (default: the current flow).",
-        "trigger": "The identifier of the trigger to toggle.",
-        "enabled": "Whether to enable or disable the trigger (default false).",
+    properties: ClassVar[dict[str, Prop]] = {
+        "namespace": Prop(
+            "The namespace of the flow of the trigger to toggle (default: the current flow's).", type="string"
+        ),
+        "flowId": Prop("The flow of the trigger to toggle (default: the current flow).", type="string"),
+        "trigger": Prop("The identifier of the trigger to toggle.", type="string", required=True),
+        "enabled": Prop("Whether to enable or disable the trigger.", type="boolean", default=False),
     }
-    required = ("trigger",)
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         namespace = render_text(ctx, self.spec.get("namespace")) or ctx.execution.namespace
         flow_id = render_text(ctx, self.spec.get("flowId")) or ctx.execution.flow_id
         trigger = render_text(ctx, self.spec["trigger"]) or ""
-        enabled = ctx.render_flag(self.spec.get("enabled"), False)
+        enabled = ctx.prop("enabled")
         ctx.services.toggle_trigger(namespace, flow_id, trigger, enabled)
         ctx.info(f"Trigger {trigger} of {namespace}.{flow_id} {'enabled' if enabled else 'disabled'}")
         return None

@@ -45,7 +45,7 @@ class HttpTrigger(PollingTrigger):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return request_problems(spec) + [p for p in super().validate(spec) if not p.startswith("uri: ")]
+        return super().validate(spec) + request_problems(spec)
 
     def poll(self, ctx: PollContext) -> dict[str, Any] | None:
         """The Request's outputs (a failed status allowed) when the response condition holds, else None."""
