@@ -77,10 +77,27 @@ def load_flow_texts(docs: list[tuple[str, str]]) -> list[tuple[Flow, str]]:
 
 def deploy(store: Store, paths: list[Path]) -> list[Deployed]:
     """Validate everything first, then store every flow in one transaction."""
-    flows = load_flows(collect_files(paths))
+    return store_flows(store, load_flows(collect_files(paths)))
+
+
+def deploy_texts(store: Store, docs: list[tuple[str, str]], dry_run: bool = False) -> list[Deployed]:
+    """(origin, YAML) flows validated together, then stored (a task's deploy, e.g. git SyncFlows); `dry_run` stores
+    nothing and says which revision each would get."""
+    flows = load_flow_texts(docs)
+    return [_simulated(store, flow, origin) for flow, origin in flows] if dry_run else store_flows(store, flows)
+
+
+def store_flows(store: Store, flows: list[tuple[Flow, str]]) -> list[Deployed]:
     results = []
     with store.transaction():
         for flow, path in flows:
             revision, changed = store.save_flow(flow.namespace, flow.id, flow.source)
             results.append(Deployed(flow.namespace, flow.id, revision, changed, path))
     return results
+
+
+def _simulated(store: Store, flow: Flow, origin: str) -> Deployed:
+    latest = store.latest_flow(flow.namespace, flow.id)
+    if latest is not None and latest.source == flow.source:
+        return Deployed(flow.namespace, flow.id, latest.revision, False, origin)
+    return Deployed(flow.namespace, flow.id, latest.revision + 1 if latest else 1, True, origin)

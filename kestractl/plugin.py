@@ -22,6 +22,12 @@ as Kestra's Java code does: `java_double` (`Double.toString`), `format_java_date
 `java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`). Query results as
 Kestra's JDBC tasks give them: `FETCH_TYPES`, `fetch_outputs` (rows to `row`/`rows`/`uri`/`size`), `fetch_metric`
 and `plain` (a driver's value as Kestra types it).
+
+Tasks that run a command-line tool build on `ExecScript` (Kestra's script tasks: `beforeCommands`, `commands`,
+`env`, `inputFiles`, `outputFiles`, `namespaceFiles`, task runners). Tasks about flows ask the engine through
+`ctx.services` (`flows`, `deploy_flows`, `delete_flow`, each flow a `FlowSource`); namespace files are
+`NamespaceFiles(ctx.storage, namespace)`, selected with Kestra's globs (`path_matcher`); `local_files` lists a
+local folder's files as namespace files would be taken from it (`.kestraignore` applied).
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ from kestractl.ion import dumps as ion_dumps
 from kestractl.ion import iter_lines as read_ion_lines
 from kestractl.ion import write_lines as write_ion_lines
 from kestractl.javatext import java_double
+from kestractl.namespace_files import NamespaceFiles, local_files, path_matcher
 from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
-from kestractl.tasks.base import Killed, RunContext, RunnableTask, Task, dynamic, is_true
+from kestractl.tasks.base import FlowSource, Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
+from kestractl.tasks.scripts import ExecScript
 from kestractl.triggers.conditions import Condition, ConditionContext
 from kestractl.triggers.polling import PollContext, PollingTrigger
 
@@ -47,8 +55,11 @@ __all__ = [
     "Condition",
     "ConditionContext",
     "FETCH_TYPES",
+    "ExecScript",
+    "FlowSource",
     "KestraError",
     "Killed",
+    "NamespaceFiles",
     "PluginError",
     "PollContext",
     "PollingTrigger",
@@ -66,6 +77,8 @@ __all__ = [
     "java_double",
     "java_strptime_format",
     "plain",
+    "local_files",
+    "path_matcher",
     "read_ion_lines",
     "register",
     "time_zone",

@@ -41,9 +41,11 @@ class Cli:
         return result.exit_code, json.loads(result.stdout)
 
 
-def needs_tool(name: str) -> pytest.MarkDecorator:
-    """Skip a test whose tool is missing on a developer's machine; in CI (`CI=true`) it runs, and fails."""
-    return pytest.mark.skipif(shutil.which(name) is None and os.environ.get("CI") != "true", reason=f"needs `{name}`")
+def needs_tool(name: str, path: str | None = None) -> pytest.MarkDecorator:
+    """Skip a test whose tool is missing on a developer's machine (on PATH, or `path` when given); in CI
+    (`CI=true`) it runs, and fails."""
+    missing = shutil.which(name, path=path) is None
+    return pytest.mark.skipif(missing and os.environ.get("CI") != "true", reason=f"needs `{name}`")
 
 
 @pytest.fixture

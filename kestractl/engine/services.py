@@ -1,4 +1,4 @@
-"""The engine's side of `ExecutionServices`: what execution, log and trigger tasks may ask, done over the store
+"""The engine's side of `ExecutionServices`: what execution, log, trigger and flow tasks may ask, done over the store
 and internal storage, so the tasks themselves never touch either."""
 
 from __future__ import annotations
@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
+from kestractl.deploy import deploy_texts
 from kestractl.engine.contexts import LogBuffer
 from kestractl.errors import NotFoundError, TaskError
 from kestractl.model import Execution, ExecutionQuery, Flow, LogEntry, State
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Store
+from kestractl.tasks.base import FlowSource
 
 
 class StoreServices:
@@ -77,3 +79,16 @@ class StoreServices:
         if not any(str(t.get("id")) == trigger_id for t in flow.triggers):
             raise TaskError(f"Unable to find trigger {trigger_id} for the flow {namespace}.{flow_id}")
         self.store.set_trigger_disabled(namespace, flow_id, trigger_id, not enabled)
+
+    def flows(self, namespace: str, children: bool) -> list[FlowSource]:
+        rows = self.store.latest_sources()
+        inside = [r for r in rows if r.namespace == namespace or children and r.namespace.startswith(namespace + ".")]
+        return [FlowSource(r.namespace, r.id, r.revision, r.source) for r in inside]
+
+    def deploy_flows(self, sources: list[tuple[str, str]], dry_run: bool) -> list[FlowSource]:
+        """Through `deploy.py`, the path of `kestractl flow deploy`: validated together, stored in one transaction."""
+        deployed = deploy_texts(self.store, sources, dry_run)
+        return [FlowSource(d.namespace, d.id, d.revision, text) for d, (_, text) in zip(deployed, sources, strict=True)]
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        self.store.delete_flow(namespace, flow_id)

@@ -208,8 +208,18 @@ class ExecutionUpdate:
         return bool(self.labels or self.variables or self.resume or self.end_state or self.kill is not None)
 
 
+@dataclass(frozen=True)
+class FlowSource:
+    """A deployed flow as a task sees it (Kestra's `FlowWithSource`): where it lives, its revision, its YAML."""
+
+    namespace: str
+    id: str
+    revision: int
+    source: str
+
+
 class ExecutionServices(Protocol):
-    """What tasks about executions, logs and triggers may ask of the engine; implemented over the store in
+    """What tasks about executions, logs, triggers and flows may ask of the engine; implemented over the store in
     `engine/services.py`, so no task touches the store itself."""
 
     def find_execution(self, execution_id: str) -> Execution: ...
@@ -227,6 +237,17 @@ class ExecutionServices(Protocol):
     def purge_logs(self, query: ExecutionQuery, levels: list[str] | None) -> int: ...
 
     def toggle_trigger(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None: ...
+
+    def flows(self, namespace: str, children: bool) -> list[FlowSource]:
+        """The latest revision of each flow of a namespace (and of its child namespaces with `children`)."""
+        ...
+
+    def deploy_flows(self, sources: list[tuple[str, str]], dry_run: bool) -> list[FlowSource]:
+        """Validate (origin, YAML) flows, then store them all or none, as `kestractl flow deploy` does; each with
+        the revision it has now (an unchanged source keeps its revision). `dry_run` validates and stores nothing."""
+        ...
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None: ...
 
 
 class RunContext:

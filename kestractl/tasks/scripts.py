@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -31,6 +32,7 @@ from kestractl.model import new_id
 from kestractl.tasks import environments
 from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.workingdir import (
     TaskFiles,
@@ -115,11 +117,21 @@ def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what
     return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
 
 
+# Logs one line of a script's output that carries no `::{json}::` payload: (ctx, is_stderr, line).
+LineLogger = Callable[[RunContext, bool, str], None]
+
+
+def log_line(ctx: RunContext, is_stderr: bool, line: str) -> None:
+    """Kestra's default: stdout lines INFO, stderr lines ERROR."""
+    ctx.log("ERROR" if is_stderr else "INFO", line)
+
+
 class _LineConsumer:
     """Kestra's `DefaultLogConsumer`: logs each line or applies its `::{json}::` payload; counts lines."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, log: LineLogger = log_line) -> None:
         self.ctx = ctx
+        self.log = log
         self.vars: dict[str, Any] = {}
         self.stdout_count = 0
         self.stderr_count = 0
@@ -131,7 +143,7 @@ class _LineConsumer:
             self.stdout_count += 1
         match = OUTPUT_LINE.fullmatch(line)
         if match is None:
-            self.ctx.log("ERROR" if is_stderr else "INFO", line)
+            self.log(self.ctx, is_stderr, line)
             return
         try:
             self._apply(json.loads(match.group(1)))
@@ -179,13 +191,15 @@ def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[
         raise TaskError(f'Cannot run program "{argv[0]}": {err.strerror}') from err
 
 
-def run_process(ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, _LineConsumer]:
+def run_process(
+    ctx: RunContext, argv: list[str], cwd: Path, env: dict[str, str], log: LineLogger = log_line
+) -> tuple[int, _LineConsumer]:
     """Run until the process and its output end; kill its group and raise `Killed` when asked to stop."""
     proc = _start(argv, cwd, env)
     lines: queue.Queue[tuple[bool, str] | None] = queue.Queue()
     for stream, is_stderr in ((proc.stdout, False), (proc.stderr, True)):
         threading.Thread(target=_read_lines, args=(stream, is_stderr, lines), daemon=True).start()
-    consumer, open_streams = _LineConsumer(ctx), 2
+    consumer, open_streams = _LineConsumer(ctx, log), 2
     while open_streams:
         _kill_when_asked(ctx, proc)
         try:
@@ -219,7 +233,7 @@ def _kill_when_asked(ctx: RunContext, proc: subprocess.Popen[bytes]) -> None:
 class ExecScript(TaskFiles, RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[Mapping[str, Prop | str]] = {
         "taskRunner": "The task runner (`type` and its own settings); every runner runs here as a local process.",
         "containerImage": "The task runner container image, only used if the task runner is container-based.",
         "beforeCommands": "Commands run before `commands`, to set up the environment (e.g. `pip install …`).",
@@ -240,7 +254,7 @@ class ExecScript(TaskFiles, RunnableTask):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = cls.own_problems(spec)
+        problems = super().validate(spec) + cls.own_problems(spec)
         problems += _strings_problems(spec, "beforeCommands") + _strings_problems(spec, "outputFiles")
         problems += _strings_problems(spec, "interpreter") + namespace_files_problems(spec)
         problems += _type_problems(spec, "env", (dict,), "a map")
@@ -264,13 +278,22 @@ class ExecScript(TaskFiles, RunnableTask):
         """Variables the task's language needs (over the worker's, under the flow's `env`)."""
         return {}
 
+    def failure(self, ctx: RunContext, exit_code: int, env: dict[str, str]) -> TaskError:
+        """The error a non-zero exit fails the task with (a tool's task names the tool when it is missing)."""
+        return TaskError(f"Command failed with exit code {exit_code}")
+
+    def log_line(self, ctx: RunContext, is_stderr: bool, line: str) -> None:
+        """How an output line is logged (a tool's own JSON logs, e.g. dbt's, are read here)."""
+        log_line(ctx, is_stderr, line)
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         self._warn_when_not_process(ctx)
         wd = ctx.working_directory()
         variables = self._prepare(ctx, wd)
-        exit_code, consumer = run_process(ctx, self._argv(ctx, wd, variables), wd, self._env(ctx, variables))
+        argv, env = self._argv(ctx, wd, variables), self._env(ctx, variables)
+        exit_code, consumer = run_process(ctx, argv, wd, env, self.log_line)
         if exit_code != 0:
-            raise TaskError(f"Command failed with exit code {exit_code}")
+            raise self.failure(ctx, exit_code, env)
         outputs: dict[str, Any] = {
             "vars": consumer.vars,
             "exitCode": exit_code,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.namespace_files import NamespaceFiles, include_exclude, path_matcher
 from kestractl.tasks.base import RunContext, Task, is_true
+from kestractl.tasks.properties import Prop
 
 NAMESPACE_FILES_KEYS = ("enabled", "include", "exclude", "namespaces", "ifExists", "folderPerNamespace")
 IF_EXISTS = ("OVERWRITE", "FAIL", "WARN", "IGNORE")
@@ -65,7 +67,7 @@ def namespace_files_problems(spec: dict[str, Any]) -> list[str]:
 class TaskFiles(Task):
     """The `namespaceFiles`, `inputFiles` and `outputFiles` properties of tasks that own a working directory."""
 
-    properties: ClassVar[dict[str, str]] = {
+    properties: ClassVar[Mapping[str, Prop | str]] = {
         "namespaceFiles": "Inject namespace files into the working directory: `enabled` (true), `include` and "
         "`exclude` globs, `namespaces` (the flow's), `ifExists` (OVERWRITE, FAIL, WARN, IGNORE), `folderPerNamespace`.",
         "inputFiles": "The files to create in the working directory: a map (or a JSON string of one) of file name to "
