@@ -305,6 +305,7 @@ class Runner:
             active.row_changed()  # just written by create_execution
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         self._active[execution_id] = active
+        # A CREATED execution (a waiting subflow child) was never stepped: it has no timers to read.
         for delay in [] if fresh or execution.state.current == State.CREATED else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
