@@ -6,8 +6,10 @@ prints look like the ones Kestra would give.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from kestractl.errors import StorageError
@@ -35,10 +37,31 @@ class Storage:
             raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///…)")
         if "\x00" in uri:
             raise StorageError(f"'{uri!r}' holds a NUL character, which no file name can")
-        path = (self._real_root / uri[len(SCHEME) :].lstrip("/")).resolve()
+        relative = uri[len(SCHEME) :].lstrip("/")
+        plain = self._plain(relative)
+        if plain is not None:
+            return plain
+        path = (self._real_root / relative).resolve()
         if not path.is_relative_to(self._real_root):
             raise StorageError(f"'{uri}' points outside internal storage")
         return path
+
+    def _plain(self, relative: str) -> Path | None:
+        """The path as it is when every part exists and none is `.`, `..` or a link, so that resolving it would
+        give it back; None otherwise. One `lstat` per part below the root: a child execution's read of its item
+        costs a third of what `resolve` (a walk from `/`) does."""
+        parts = relative.split("/")
+        if "" in parts or "." in parts or ".." in parts:
+            return None
+        current = str(self._real_root)
+        for part in parts:
+            current = f"{current}{os.sep}{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    return None
+            except OSError:  # missing (or unreadable): `resolve` says what it is
+                return None
+        return Path(current)
 
     def folder(self, prefix: str) -> Path:
         """The folder of a storage path we made ourselves (an execution's prefix): not resolved, so a file

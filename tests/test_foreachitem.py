@@ -7,7 +7,7 @@ import threading
 import time
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 from conftest import Cli, runs, state
@@ -223,3 +223,36 @@ def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
     assert not driving.is_alive()
     children = listed()
     assert len(children) == 9 and {state(c) for c in children} == {"KILLED"}, [state(c) for c in children]
+
+
+def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What does not depend on the child is done once per start (the latest child flow is read once), and a
+    child's end, counted on its parent, makes neither the parent's run context nor the child's own."""
+    for name, text in (("child.yaml", WINDOW_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    home = resolve_home(cli.home)
+    store = Store(home.db_path)
+    runner = Runner(store, Storage(home.storage_root))
+    flow = runner.flows.get("tests.window", "window-parent")
+    parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
+    lookups: list[str] = []
+    contexts: list[tuple[str, str | None]] = []
+    revision, make = store.flow_revision, runner.contexts.make
+
+    def flow_revision(namespace: str, flow_id: str, number: int | None = None) -> Any:
+        lookups.append(flow_id)
+        return revision(namespace, flow_id, number)
+
+    def made(flow: Any, execution: Execution, tasks: Any, task: Any, run: TaskRun | None) -> Any:
+        contexts.append((execution.flow_id, run.task_id if run else None))
+        return make(flow, execution, tasks, task, run)
+
+    monkeypatch.setattr(store, "flow_revision", flow_revision)
+    monkeypatch.setattr(runner.contexts, "make", made)
+    assert runner.run(parent.id).state.current == State.SUCCESS
+    assert lookups.count("window-child") == 1
+    assert ("window-child", None) not in contexts and ("window-parent", "each_items") in contexts
+    assert contexts.count(("window-parent", "each_items")) == 1  # only to start the children

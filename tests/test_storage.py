@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,17 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
     (tmp_path / "outside.txt").write_text("secret")
     with pytest.raises(StorageError):
         storage.read_under(execution_prefix("ns", "f", "e1"), "kestra:///ns/f/executions/e1/link.txt")
+
+
+def test_a_plain_path_costs_one_lstat_per_part_below_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child reading its item: no walk from `/` (`resolve`); a link or a missing part still goes through it."""
+    storage = Storage(tmp_path / "storage")
+    uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
+    expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
+    lstat, resolve = os.lstat, Path.resolve
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: seen.append(str(path)) or lstat(path, *a, **k))
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
+    assert storage.local_path(uri) == expected
+    assert len(seen) == 5
+    monkeypatch.setattr(Path, "resolve", resolve)
+    assert storage.local_path("kestra:///ns/f/missing/b.txt").name == "b.txt"

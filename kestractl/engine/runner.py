@@ -8,6 +8,7 @@ pool. Workers and other threads only put work into its inbox; only the loop writ
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 import logging
 import queue
@@ -304,7 +305,8 @@ class Runner:
             active.row_changed()  # just written by create_execution
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         self._active[execution_id] = active
-        for delay in [] if fresh else self.store.delays(execution_id):
+        # A CREATED execution (a waiting subflow child) was never stepped: it has no timers to read.
+        for delay in [] if fresh or execution.state.current == State.CREATED else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
             recover_interrupted(execution, active.executor.tasks)
@@ -639,12 +641,12 @@ class Runner:
             return
         task = parent.executor.tasks[run.task_id]
         assert isinstance(task, ExecutableTask)
-        ctx = self._context(parent, task, run)
+        ctx = functools.cache(lambda: self._context(parent, task, run))
         try:
-            state = task.subflow_ended(run, execution, ctx, self._context(active, None, None))
+            state = task.subflow_ended(run, execution, ctx, lambda: self._context(active, None, None))
         except Exception as exc:  # a task bug fails its run, not the loop
             log.exception("task %s failed to take the end of %s", run.task_id, execution.id)
-            ctx.error(f"{type(exc).__name__}: {exc}")
+            ctx().error(f"{type(exc).__name__}: {exc}")
             state = State.FAILED
         if state is None:
             parent.touch(run)
@@ -702,8 +704,10 @@ class Runner:
         assert isinstance(task, ExecutableTask)
         ctx = self._context(active, task, run)
         try:
+            flow_of = functools.cache(self.flows.get)  # "the latest" read once per start, not once per child
             with self.store.transaction():  # all children or none; only their ids are kept
-                child_ids = [self._create_child(active, task, run, r).id for r in task.subflow_requests(ctx)]
+                requests = task.subflow_requests(ctx)
+                child_ids = [self._create_child(active, task, run, r, flow_of).id for r in requests]
             state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
@@ -734,8 +738,10 @@ class Runner:
             for child_id in killed:
                 kill_offline(self.store, child_id)
 
-    def _create_child(self, active: Active, task: Task, run: TaskRun, request: dict[str, Any]) -> Execution:
-        flow = self.flows.get(request["namespace"], request["flowId"], request.get("revision"))
+    def _create_child(
+        self, active: Active, task: Task, run: TaskRun, request: dict[str, Any], flow_of: Callable[..., Flow]
+    ) -> Execution:
+        flow = flow_of(request["namespace"], request["flowId"], request.get("revision"))
         parent = active.execution
         labels = list(request.get("labels") or [])
         if request.get("inheritLabels"):

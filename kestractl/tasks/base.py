@@ -177,8 +177,11 @@ class ExecutableTask(Task):
         """The children exist (these ids); a final state now (e.g. `wait: false`), or None to wait for them."""
         raise NotImplementedError
 
-    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
-        """One child ended: record it on the run; the run's final state once it is done, else None."""
+    def subflow_ended(
+        self, run: TaskRun, child: Execution, ctx: Callable[[], RunContext], child_ctx: Callable[[], RunContext]
+    ) -> State | None:
+        """One child ended: record it on the run; the run's final state once it is done, else None. The run's
+        context and the child's are made when first asked for: most ends need neither (ForEachItem counts)."""
         raise NotImplementedError
 
 

@@ -7,6 +7,7 @@ in `start` and kept in the run's private `data`, so every later executor pass re
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kestractl.errors import KestraError, TaskError
@@ -441,7 +442,9 @@ class Subflow(ExecutableTask):
         run.outputs = {"executionId": child_ids[0]}
         return State.SUCCESS
 
-    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
+    def subflow_ended(
+        self, run: TaskRun, child: Execution, ctx: Callable[[], RunContext], child_ctx: Callable[[], RunContext]
+    ) -> State | None:
         outputs: dict[str, Any] = {"executionId": child.id, "state": child.state.current.value}
         run.outputs = outputs
         extracted = self.spec.get("outputs")
@@ -449,9 +452,9 @@ class Subflow(ExecutableTask):
             outputs["outputs"] = child.outputs
         elif extracted:
             try:
-                rendered = child_ctx.render(extracted)
+                rendered = child_ctx().render(extracted)
             except KestraError as exc:
-                ctx.log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
+                ctx().log("WARN", f"Failed to extract outputs with the error: '{exc.message}'")
                 return State.WARNING if self.allow_failure else State.FAILED
             outputs["outputs"] = rendered
             for key, value in rendered.items():  # older flows read them as outputs.<task>.<key>

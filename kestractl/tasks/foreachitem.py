@@ -8,7 +8,7 @@ The parent waiting on its children is a row, not a thread: 10,000 batches cost n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -146,14 +146,16 @@ class _Items(_Hidden, ExecutableTask):
         }
         return None if self.parent.spec.get("wait", True) else State.SUCCESS
 
-    def subflow_ended(self, run: TaskRun, child: Execution, ctx: RunContext, child_ctx: RunContext) -> State | None:
+    def subflow_ended(
+        self, run: TaskRun, child: Execution, ctx: Callable[[], RunContext], child_ctx: Callable[[], RunContext]
+    ) -> State | None:
         outputs = run.outputs or {}
         counts = outputs.setdefault("iterations", {})
         counts["CREATED"] = max(0, counts.get("CREATED", 0) - 1)
         state = child.state.current.value
         counts[state] = counts.get(state, 0) + 1
         if child.outputs:
-            self._keep_outputs(ctx, child, outputs)
+            self._keep_outputs(ctx(), child, outputs)
         done = sum(v for k, v in counts.items() if k not in ("CREATED", "RUNNING"))
         if done < outputs.get("numberOfBatches", 0) or not self.parent.spec.get("wait", True):
             return None
