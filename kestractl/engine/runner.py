@@ -45,6 +45,8 @@ ACTIVE_WINDOW = 1_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
+# Executions decided on, then persisted in one transaction (group commit; see `_advance_group`).
+GROUP_COMMIT = 64
 log = logging.getLogger("kestractl.engine")
 
 
@@ -106,6 +108,23 @@ class Active:
         self.dirty_ids[self.execution.id] = None
 
 
+@dataclass(frozen=True)
+class _Work:
+    """An inbox item about one execution (a result, an inline run, an activation): items about
+    different executions are taken together and their decisions committed at once."""
+
+    execution_id: str
+    action: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.action()
+
+
+def _batchable(work: Callable[[], None], dirty: dict[str, None]) -> bool:
+    """Whether `work` may be taken before the executions in `dirty` are decided on: it is about another one."""
+    return isinstance(work, _Work) and work.execution_id not in dirty
+
+
 def _alive(ref: weakref.ref[Active]) -> Active:
     active = ref()
     assert active is not None, "a context was asked for after its execution was dropped"
@@ -139,6 +158,8 @@ class Runner:
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
         self._dirty: dict[str, None] = {}
+        # An inbox item held back for the next iteration: its execution had an undecided result.
+        self._held: Callable[[], None] | None = None
         self._stopping = False
         self._last_kill_poll = 0.0
 
@@ -234,12 +255,13 @@ class Runner:
 
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
-    def submit(self, execution_id: str) -> None:
-        """Thread-safe: have the loop pick up an execution created elsewhere."""
-        self._inbox.put(lambda: self._activate_quietly(execution_id))
+    def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
+        """Thread-safe: have the loop pick up an execution created elsewhere; `fresh`, the one just created
+        and handed over (the caller no longer reads it), spares reading it back."""
+        self._inbox.put(_Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
 
-    def _activate_quietly(self, execution_id: str) -> None:
-        self._activate(execution_id)
+    def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
+        self._activate(execution_id, fresh=fresh)
 
     def call(self, action: Callable[[], Any]) -> Future[Any]:
         """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
@@ -312,7 +334,7 @@ class Runner:
         return active
 
     def _loop(self) -> None:
-        while self._inflight or self._timers or self._dirty or self._inbox.qsize() or self._room_for_waiting():
+        while self._inflight or self._timers or self._dirty or self._has_work() or self._room_for_waiting():
             self._activate_waiting()
             self._iterate(idle_wait=False)
         self.logs.flush()
@@ -320,24 +342,26 @@ class Runner:
     def _iterate(self, idle_wait: bool = True) -> None:
         """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
         while self._dirty:
-            execution_id = next(iter(self._dirty))
-            del self._dirty[execution_id]
-            active = self._active.get(execution_id)
-            if active is not None:
-                self._advance(active)
-        if idle_wait or self._inflight or self._timers or self._inbox.qsize():
+            self._advance_group()
+        if idle_wait or self._inflight or self._timers or self._has_work():
             self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
             self._poll_kills()
             self._last_kill_poll = time.monotonic()
 
+    def _has_work(self) -> bool:
+        return self._held is not None or bool(self._inbox.qsize())
+
     def _wait_for_work(self) -> None:
+        """Take inbox items until each execution has one result to decide on (as Kestra's executor: one result,
+        one decision) and the group is full; an item of an execution already in the group waits for the next."""
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
+        work, self._held = self._held, None
         try:
-            work = self._inbox.get(timeout=timeout)
+            work = work or self._inbox.get(timeout=timeout)
         except queue.Empty:
             return
         while True:
@@ -345,19 +369,44 @@ class Runner:
                 work()
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
-            if self._dirty:  # one result, one decision (as Kestra's executor): a freed slot is seen at once
-                return
             try:
                 work = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            if self._dirty and (len(self._dirty) >= GROUP_COMMIT or not _batchable(work, self._dirty)):
+                self._held = work
+                return
+
+    def _advance_group(self) -> None:
+        """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,
+        then act on them (dispatch, subflows, ends), so nothing acts on a decision before it is committed."""
+        decided: list[tuple[Active, Step, bool]] = []
+        while self._dirty and len(decided) < GROUP_COMMIT:
+            execution_id = next(iter(self._dirty))
+            del self._dirty[execution_id]
+            active = self._active.get(execution_id)
+            decision = self._decide(active) if active is not None else None
+            if decision is not None:
+                decided.append(decision)
+        with self.store.transaction():
+            for active, step, _ in decided:
+                self._persist(active, step)
+        for active, step, ended_before in decided:
+            self._act(active, step, ended_before)
 
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
+        decision = self._decide(active)
+        if decision is not None:
+            self._persist(active, decision[1])
+            self._act(*decision)
+
+    def _decide(self, active: Active) -> tuple[Active, Step, bool] | None:
+        """The executor's step over what changed (None: not admitted yet), and whether it had already ended."""
         execution = active.execution
         ended_before = execution.state.current.is_terminated() and not active.ended_by_task
         if not self._admitted(active):
-            return
+            return None
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
@@ -368,7 +417,11 @@ class Runner:
         active.full = False
         for run in touched:
             step.touch(run)
-        self._persist(active, step)
+        return active, step, ended_before
+
+    def _act(self, active: Active, step: Step, ended_before: bool) -> None:
+        """What a persisted step asks for: dispatch runs, start subflows, finish the execution."""
+        execution = active.execution
         for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
@@ -401,7 +454,7 @@ class Runner:
         execution_id = active.execution.id
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
             self._inflight[run.id] = stop = threading.Event()
-            self._inbox.put(lambda: self._run_inline(execution_id, run.id, stop))
+            self._inbox.put(_Work(execution_id, lambda: self._run_inline(execution_id, run.id, stop)))
             return
         ctx = self._context(active, task, run)
         ctx.variables = snapshot(ctx.variables)
@@ -409,7 +462,7 @@ class Runner:
 
         def work() -> None:
             result = run_attempt(task, ctx)
-            self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
+            self._inbox.put(_Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
 
         self._pool.submit(work)
 
