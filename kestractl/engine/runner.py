@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import heapq
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from kestractl.engine.contexts import MASK, Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
+from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.variables import snapshot
@@ -45,8 +45,6 @@ ACTIVE_WINDOW = 1_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
-# Executions decided on, then persisted in one transaction (group commit; see `_advance_group`).
-GROUP_COMMIT = 64
 log = logging.getLogger("kestractl.engine")
 
 
@@ -108,23 +106,6 @@ class Active:
         self.dirty_ids[self.execution.id] = None
 
 
-@dataclass(frozen=True)
-class _Work:
-    """An inbox item about one execution (a result, an inline run, an activation): items about
-    different executions are taken together and their decisions committed at once."""
-
-    execution_id: str
-    action: Callable[[], None]
-
-    def __call__(self) -> None:
-        self.action()
-
-
-def _batchable(work: Callable[[], None], dirty: dict[str, None]) -> bool:
-    """Whether `work` may be taken before the executions in `dirty` are decided on: it is about another one."""
-    return isinstance(work, _Work) and work.execution_id not in dirty
-
-
 def _alive(ref: weakref.ref[Active]) -> Active:
     active = ref()
     assert active is not None, "a context was asked for after its execution was dropped"
@@ -151,15 +132,13 @@ class Runner:
         self.logs = LogBuffer(store, on_log)
         self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._inbox = Inbox()
         self._active: dict[str, Active] = {}
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
         self._inflight: dict[str, threading.Event] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
         self._dirty: dict[str, None] = {}
-        # An inbox item held back for the next iteration: its execution had an undecided result.
-        self._held: Callable[[], None] | None = None
         self._stopping = False
         self._last_kill_poll = 0.0
 
@@ -258,7 +237,7 @@ class Runner:
     def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
         """Thread-safe: have the loop pick up an execution created elsewhere; `fresh`, the one just created
         and handed over (the caller no longer reads it), spares reading it back."""
-        self._inbox.put(_Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
+        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
 
     def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
         self._activate(execution_id, fresh=fresh)
@@ -334,7 +313,7 @@ class Runner:
         return active
 
     def _loop(self) -> None:
-        while self._inflight or self._timers or self._dirty or self._has_work() or self._room_for_waiting():
+        while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
             self._activate_waiting()
             self._iterate(idle_wait=False)
         self.logs.flush()
@@ -343,39 +322,23 @@ class Runner:
         """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
         while self._dirty:
             self._advance_group()
-        if idle_wait or self._inflight or self._timers or self._has_work():
+        if idle_wait or self._inflight or self._timers or self._inbox.pending():
             self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
             self._poll_kills()
             self._last_kill_poll = time.monotonic()
 
-    def _has_work(self) -> bool:
-        return self._held is not None or bool(self._inbox.qsize())
-
     def _wait_for_work(self) -> None:
-        """Take inbox items until each execution has one result to decide on (as Kestra's executor: one result,
-        one decision) and the group is full; an item of an execution already in the group waits for the next."""
+        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision."""
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
-        work, self._held = self._held, None
-        try:
-            work = work or self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return
-        while True:
+        for work in self._inbox.take(timeout, self._dirty):
             try:
                 work()
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
-            try:
-                work = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if self._dirty and (len(self._dirty) >= GROUP_COMMIT or not _batchable(work, self._dirty)):
-                self._held = work
-                return
 
     def _advance_group(self) -> None:
         """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,
@@ -454,7 +417,7 @@ class Runner:
         execution_id = active.execution.id
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
             self._inflight[run.id] = stop = threading.Event()
-            self._inbox.put(_Work(execution_id, lambda: self._run_inline(execution_id, run.id, stop)))
+            self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id, stop)))
             return
         ctx = self._context(active, task, run)
         ctx.variables = snapshot(ctx.variables)
@@ -462,7 +425,7 @@ class Runner:
 
         def work() -> None:
             result = run_attempt(task, ctx)
-            self._inbox.put(_Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
+            self._inbox.put(Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
 
         self._pool.submit(work)
 
