@@ -32,6 +32,9 @@ from kestractl.model import (
     utcnow,
 )
 
+# How long a writer waits for the file (or for this process's other writers) before giving up.
+BUSY_SECONDS = 30
+
 MIGRATIONS: list[str] = [
     # 1: flows by revision, executions, task runs, logs, timers.
     """
@@ -137,9 +140,9 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
     """The one place a connection is configured: WAL, busy timeout, foreign keys, and whether its commits
     checkpoint the WAL themselves (see `Store`)."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     if not autocheckpoint:
@@ -191,6 +194,9 @@ class Store:
         self.path = path
         self.background_checkpoints = background_checkpoints
         self._local = threading.local()
+        # Writers of this process take turns here, woken as soon as the writer before them commits; SQLite's
+        # own wait for a busy file (still there for other processes) sleeps up to 100 ms between tries.
+        self._writer = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             migrate(self.conn)
@@ -217,6 +223,14 @@ class Store:
             finally:
                 self._local.depth -= 1
             return
+        if not self._writer.acquire(timeout=BUSY_SECONDS):
+            raise _store_error(self.path, sqlite3.OperationalError("database is locked"))
+        try:
+            yield from self._outer_transaction(conn)
+        finally:
+            self._writer.release()
+
+    def _outer_transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:

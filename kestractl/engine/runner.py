@@ -11,7 +11,6 @@ import copy
 import functools
 import heapq
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from kestractl.engine.contexts import MASK, Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
+from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.variables import snapshot
@@ -133,7 +133,7 @@ class Runner:
         self.logs = LogBuffer(store, on_log)
         self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._inbox = Inbox()
         self._active: dict[str, Active] = {}
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
@@ -235,12 +235,13 @@ class Runner:
 
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
-    def submit(self, execution_id: str) -> None:
-        """Thread-safe: have the loop pick up an execution created elsewhere."""
-        self._inbox.put(lambda: self._activate_quietly(execution_id))
+    def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
+        """Thread-safe: have the loop pick up an execution created elsewhere; `fresh`, the one just created
+        and handed over (the caller no longer reads it), spares reading it back."""
+        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
 
-    def _activate_quietly(self, execution_id: str) -> None:
-        self._activate(execution_id)
+    def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
+        self._activate(execution_id, fresh=fresh)
 
     def call(self, action: Callable[[], Any]) -> Future[Any]:
         """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
@@ -314,7 +315,7 @@ class Runner:
         return active
 
     def _loop(self) -> None:
-        while self._inflight or self._timers or self._dirty or self._inbox.qsize() or self._room_for_waiting():
+        while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
             self._activate_waiting()
             self._iterate(idle_wait=False)
         self.logs.flush()
@@ -322,12 +323,8 @@ class Runner:
     def _iterate(self, idle_wait: bool = True) -> None:
         """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
         while self._dirty:
-            execution_id = next(iter(self._dirty))
-            del self._dirty[execution_id]
-            active = self._active.get(execution_id)
-            if active is not None:
-                self._advance(active)
-        if idle_wait or self._inflight or self._timers or self._inbox.qsize():
+            self._advance_group()
+        if idle_wait or self._inflight or self._timers or self._inbox.pending():
             self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
@@ -335,31 +332,46 @@ class Runner:
             self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
+        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision."""
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
-        try:
-            work = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return
-        while True:
+        for work in self._inbox.take(timeout, self._dirty):
             try:
                 work()
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
-            if self._dirty:  # one result, one decision (as Kestra's executor): a freed slot is seen at once
-                return
-            try:
-                work = self._inbox.get_nowait()
-            except queue.Empty:
-                return
+
+    def _advance_group(self) -> None:
+        """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,
+        then act on them (dispatch, subflows, ends), so nothing acts on a decision before it is committed."""
+        decided: list[tuple[Active, Step, bool]] = []
+        while self._dirty and len(decided) < GROUP_COMMIT:
+            execution_id = next(iter(self._dirty))
+            del self._dirty[execution_id]
+            active = self._active.get(execution_id)
+            decision = self._decide(active) if active is not None else None
+            if decision is not None:
+                decided.append(decision)
+        with self.store.transaction():
+            for active, step, _ in decided:
+                self._persist(active, step)
+        for active, step, ended_before in decided:
+            self._act(active, step, ended_before)
 
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
+        decision = self._decide(active)
+        if decision is not None:
+            self._persist(active, decision[1])
+            self._act(*decision)
+
+    def _decide(self, active: Active) -> tuple[Active, Step, bool] | None:
+        """The executor's step over what changed (None: not admitted yet), and whether it had already ended."""
         execution = active.execution
         ended_before = execution.state.current.is_terminated() and not active.ended_by_task
         if not self._admitted(active):
-            return
+            return None
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
@@ -370,7 +382,11 @@ class Runner:
         active.full = False
         for run in touched:
             step.touch(run)
-        self._persist(active, step)
+        return active, step, ended_before
+
+    def _act(self, active: Active, step: Step, ended_before: bool) -> None:
+        """What a persisted step asks for: dispatch runs, start subflows, finish the execution."""
+        execution = active.execution
         for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
@@ -403,7 +419,7 @@ class Runner:
         execution_id = active.execution.id
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
             self._inflight[run.id] = stop = threading.Event()
-            self._inbox.put(lambda: self._run_inline(execution_id, run.id, stop))
+            self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id, stop)))
             return
         ctx = self._context(active, task, run)
         ctx.variables = snapshot(ctx.variables)
@@ -411,7 +427,7 @@ class Runner:
 
         def work() -> None:
             result = run_attempt(task, ctx)
-            self._inbox.put(lambda: self._apply_result(execution_id, run.id, result))
+            self._inbox.put(Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
 
         self._pool.submit(work)
 

@@ -139,8 +139,9 @@ class Api:
             [],
             {"id": trigger["id"], "type": trigger["type"], "variables": variables},
         )
-        self.runner.submit(execution.id)
-        return self._json(execution)
+        answer = self._json(execution)  # before the loop takes the execution over and changes it
+        self.runner.submit(execution.id, fresh=execution)
+        return answer
 
     def _wait(self, execution_id: str) -> Execution:
         """`?wait=true`: block until the execution ends (a pause is not an end)."""

@@ -3,6 +3,7 @@ in one process. Stops cleanly: no new work, running task runs get a grace period
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +83,9 @@ class StandaloneServer:
                 threads.append(threading.Thread(target=folder.watch, args=watch, name="watch", daemon=True))
         for thread in threads:
             thread.start()
+        # What start-up left (modules, parsed flows) lives as long as the process: out of the collector's sight,
+        # a full collection scans only what executions allocate (one stalled every execution for ~200 ms).
+        gc.freeze()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
         try:
             self.runner.serve(self.stop_event, tick=self._tick)

@@ -219,9 +219,9 @@ class _Route:
     handler: Handler
 
     def bind(self, segments: list[str]) -> dict[str, str] | None:
-        """The path parameters if `segments` fits this route's shape, else None."""
-        pairs = list(zip(self.segments, segments, strict=False))
-        if len(segments) != len(self.segments) or any(mine not in (None, theirs) for mine, theirs in pairs):
+        """The path parameters if `segments` (as many as this route's) fits its shape, else None."""
+        pairs = list(zip(self.segments, segments, strict=True))
+        if any(mine not in (None, theirs) for mine, theirs in pairs):
             return None
         return dict(zip(self.names, [theirs for mine, theirs in pairs if mine is None], strict=True))
 
@@ -238,7 +238,8 @@ class Router:
     """A route table where every `/api/v1/...` route also answers under Kestra's default tenant."""
 
     def __init__(self) -> None:
-        self._routes: list[_Route] = []
+        # The routes by segment count: a request is matched against those of its length only.
+        self._by_length: dict[int, list[_Route]] = {}
 
     def add(self, methods: str | list[str], pattern: str, handler: Handler) -> None:
         wanted = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
@@ -252,10 +253,11 @@ class Router:
         parts = _split(pattern)
         segments = tuple(None if p.startswith("{") and p.endswith("}") else p for p in parts)
         names = tuple(p[1:-1] for p in parts if p.startswith("{") and p.endswith("}"))
-        for route in self._routes:
+        same_length = self._by_length.setdefault(len(segments), [])
+        for route in same_length:
             if route.segments == segments and route.methods & methods:
                 raise ValueError(f"Route already registered: {sorted(route.methods & methods)} {pattern}")
-        self._routes.append(_Route(methods, segments, names, handler))
+        same_length.append(_Route(methods, segments, names, handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler for an already-decoded path, and its path parameters."""
@@ -263,7 +265,8 @@ class Router:
 
     def resolve(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]]:
         """Match decoded segments, so an encoded '/' (%2F) stays inside its segment."""
-        fits = [(route, bound) for route in self._routes if (bound := route.bind(segments)) is not None]
+        candidates = self._by_length.get(len(segments), [])
+        fits = [(route, bound) for route in candidates if (bound := route.bind(segments)) is not None]
         path = "/" + "/".join(segments)
         if not fits:
             raise NotFoundError(f"Not Found: {path}")

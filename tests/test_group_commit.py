@@ -1,0 +1,71 @@
+"""The server's write path under load: the loop commits the decisions of many executions at once, and the
+writers of one process take turns on a lock rather than in SQLite's sleeping busy handler."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from kestractl.engine.runner import Runner
+from kestractl.model import State
+from kestractl.storage import Storage
+from kestractl.store import Store
+
+FLOW = """id: two
+namespace: load
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      message: hello
+  - id: second
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.first.values.message }}"
+"""
+
+
+def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "k.db")
+    store.save_flow("load", "two", FLOW)
+    runner = Runner(store, Storage(tmp_path / "storage"))
+    flow = runner.flows.get("load", "two")
+    created = [runner.create_execution(flow) for _ in range(40)]
+    for execution in created[1:]:
+        runner.submit(execution.id, fresh=execution)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    runner.run(created[0].id)
+    runner.close()
+    assert {store.execution_state(e.id) for e in created} == {State.SUCCESS}
+    commits = statements.count("COMMIT")
+    assert commits <= 3 * len(created) // 4, commits  # 3 decisions each: 120 commits one by one
+
+
+def test_a_writer_of_the_same_process_begins_only_once_the_other_commits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "k.db")
+    events: list[str] = []
+    inside, trying, release = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        store.conn.set_trace_callback(lambda sql: events.append(f"first {sql}"))
+        with store.transaction():
+            inside.set()
+            release.wait(5)
+
+    def second() -> None:
+        store.conn.set_trace_callback(lambda sql: events.append(f"second {sql}"))
+        inside.wait(5)
+        trying.set()
+        with store.transaction():
+            pass
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    trying.wait(5)
+    time.sleep(0.2)  # the second writer is waiting now: without the lock its BEGIN would be traced already
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert events == ["first BEGIN IMMEDIATE", "first COMMIT", "second BEGIN IMMEDIATE", "second COMMIT"]
