@@ -72,8 +72,8 @@ tasks:
 HOOK = "/api/v1/executions/webhook/benchmarks/benchmark01/benchmark"
 BODY = json.dumps({"source": "kestractl benchmarks"})
 TARGET_RATE, P50_MS, P99_MS = 100.0, 50.0, 250.0
-# The rate issue 12 asks the server to sustain (p50 and p99 within target, every call accepted and ended).
-SUSTAINED_TARGET = 800.0
+# The rate issue 12 asks the server to sustain: every call accepted and ended, p50 and p99 within these.
+SUSTAINED_TARGET, SUSTAINED_P99_MS = 800.0, 100.0
 REFERENCE = "Kestra OSS 0.23 publishes 25 executions/s at 0.9 s latency (4 vCPU + a 4-vCPU Postgres)"
 
 
@@ -162,7 +162,7 @@ class LoadRun:
     def sustained(self) -> bool:
         """Every call taken and ended, at the offered rate, within the latency targets."""
         complete = not self.errors and len(self.ended) == len(self.sent) == int(self.rate * self.seconds)
-        on_time = self.latency_ms(0.5) <= P50_MS and self.latency_ms(0.99) <= P99_MS
+        on_time = self.latency_ms(0.5) <= P50_MS and self.latency_ms(0.99) <= SUSTAINED_P99_MS
         return complete and on_time and self.throughput() >= 0.95 * self.rate
 
     def summary(self) -> str:
@@ -348,7 +348,7 @@ def run(quick: bool) -> list[Figure]:
     )
     cpu = f"server CPU {target.cpu_seconds / max(1, len(target.sent)) * 1000:.1f} ms per execution"
     return [
-        Figure("server", "executions/s sustained (p50, p99 within target)", rate, "/s", 25.0,
+        Figure("server", f"executions/s sustained (p50 ≤ {P50_MS:.0f} ms, p99 ≤ {SUSTAINED_P99_MS:.0f} ms)", rate, "/s", 25.0,
                "Kestra OSS, published", f"≥ {SUSTAINED_TARGET:.0f} /s", rate >= SUSTAINED_TARGET,
                "; ".join(r.summary() for r in ladder) + f"{ceiling}; {REFERENCE}"),
         Figure("server", f"latency p50 {at} (call -> end)", p50, "ms", target.answer_ms(0.5), "webhook answer",
