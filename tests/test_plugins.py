@@ -81,10 +81,13 @@ def test_plugins_list_names_the_package_and_its_version(cli: Cli) -> None:
     rows = {row["type"]: row for row in found}
     assert rows["io.kestra.plugin.hello.Greet"] == {
         "type": "io.kestra.plugin.hello.Greet",
+        "kind": "task",
         "package": "kestractl-plugin-hello",
         "version": "0.1.0",
     }
     assert rows["io.kestra.plugin.core.log.Log"]["package"] == "kestractl"
+    assert rows["io.kestra.plugin.core.http.Trigger"]["kind"] == "trigger"
+    assert rows["io.kestra.plugin.jdbc.postgresql.Trigger"]["kind"] == "trigger"
 
 
 def test_plugins_doc_is_generated_from_the_declaration(cli: Cli) -> None:
@@ -93,6 +96,9 @@ def test_plugins_doc_is_generated_from_the_declaration(cli: Cli) -> None:
     assert "| `name` | string | yes | Who to greet. |" in page
     assert "| `count` | How many times it was logged. |" in page
     assert "    type: io.kestra.plugin.hello.Greet\n    name:" in page
+    trigger = cli("plugins", "doc", "io.kestra.plugin.core.http.Trigger").stdout
+    assert "| `interval` | duration (static) |  | The interval between two polls. Default: `PT60S`. |" in trigger
+    assert "triggers:\n  - id: trigger\n    type: io.kestra.plugin.core.http.Trigger\n    uri:" in trigger
     missing = cli("plugins", "doc", "io.kestra.plugin.aws.s3.Upload")
     assert missing.exit_code != 0
     assert "plugin-aws, which is not installed" in missing.stderr
@@ -149,8 +155,12 @@ def test_a_plugin_that_claims_a_taken_type_is_refused(tmp_path: Path) -> None:
     assert "aaa_impostor.Greet" in done.stderr
 
 
+HEAVY = ("pyarrow", "openpyxl", "fastavro", "psycopg", "pymysql", "aiosmtpd", "smtplib", "httpx")
+
+
 def test_plugins_are_imported_only_for_a_type_kestractl_lacks(tmp_path: Path) -> None:
-    """`execute` of a core flow never reads the entry points nor imports a plugin; a plugin's type does."""
+    """`execute` of a core flow never reads the entry points nor imports a plugin (ours included) or a library
+    they use; a plugin's type loads the plugin modules, and still none of those libraries until a task runs."""
     (tmp_path / "core.yaml").write_text(
         "id: core\nnamespace: dev\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
     )
@@ -160,7 +170,9 @@ def test_plugins_are_imported_only_for_a_type_kestractl_lacks(tmp_path: Path) ->
         f"home = {str(tmp_path / 'home')!r}\n"
         "try: main(['--home', home, *sys.argv[1:]])\n"
         "except SystemExit: pass\n"
-        "print('loaded:', 'kestractl_hello' in sys.modules, 'importlib.metadata' in sys.modules, file=sys.stderr)"
+        "plugins = any(m == 'kestractl_hello' or m.startswith('kestractl.plugins') for m in sys.modules)\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('loaded:', plugins, 'importlib.metadata' in sys.modules, *heavy, file=sys.stderr)"
     )
 
     def loaded(*argv: str) -> str:
@@ -293,3 +305,8 @@ def test_a_plugin_condition_is_validated_and_checked() -> None:
     assert check(spec, context) is True
     context.execution = Execution("e", "dev", "report", 1)
     assert check(spec, context) is False
+
+
+def test_plugins_doc_shows_a_condition_inside_a_trigger(cli: Cli) -> None:
+    page = cli("plugins", "doc", UpstreamPrefix.type_name).stdout
+    assert "    conditions:\n      - type: io.kestra.plugin.test.UpstreamPrefix\n        prefix:" in page

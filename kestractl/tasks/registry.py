@@ -123,6 +123,19 @@ def all_types(plugins: bool = False) -> dict[str, type[Task]]:
     return {n: c for n, c in tasks.items() if plugins or c.__module__.startswith(f"{__package__}.")}
 
 
+def every_type() -> dict[str, type[Declared]]:
+    """Every name a flow may use (tasks, polling triggers, plugin conditions; aliases included) → its class."""
+    all_types(plugins=True)
+    for module in set(TRIGGER_MODULES.values()):
+        importlib.import_module(module)
+    return dict(_TYPES)
+
+
+def resolve_any(type_name: str) -> type[Declared] | None:
+    """The class of a task, polling trigger or plugin condition type name."""
+    return resolve(type_name) or resolve_trigger(type_name) or resolve_condition(type_name)
+
+
 def index_source() -> str:
     """The text of `_index.py` for the types that `all_types` discovers."""
     rows = [f'    "{name}": "{cls.__module__.rpartition(".")[2]}",' for name, cls in sorted(all_types().items())]
