@@ -1,12 +1,13 @@
 """CLI-tool tasks. Fake tools (small scripts put first on the flow's PATH) prove the command plumbing: commands,
 env, inputFiles, outputFiles, the flags dbt tasks add and how dbt's JSON logs are read. They prove nothing about
-the real tools: real Terraform runs below when it is installed; dbt and Ansible are not installed here."""
+the real tools: real Terraform, ansible-playbook (a test dependency) and dbt (installed by uv in CI) run below."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -262,12 +263,27 @@ DBT_PROJECT = """    inputFiles:
 """
 
 
-# dbt is not a test dependency: dbt-core pins pathspec below 1.0, which mypy (a test dependency) cannot use.
-@pytest.mark.skipif(shutil.which("dbt", path=VENV_PATH) is None, reason="dbt-core and dbt-duckdb are not installed")
+@pytest.fixture(scope="session")
+def dbt_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH with a real `dbt` (and dbt-duckdb): the installed one, else (in CI; skipped elsewhere) one that uv
+    installs into a venv of its own. dbt is not a test dependency: dbt-core pins pathspec below 1.0, which mypy
+    needs; 1.9 is the last dbt-core that installs from PyPI alone (1.10+ fetch a parser from GitHub)."""
+    if shutil.which("dbt", path=VENV_PATH):
+        return VENV_PATH
+    if os.environ.get("CI") != "true":
+        pytest.skip("dbt-core and dbt-duckdb are not installed")
+    venv = tmp_path_factory.mktemp("dbt")
+    uv = shutil.which("uv", path=VENV_PATH) or "uv"
+    subprocess.run([uv, "venv", "-q", str(venv)], check=True)
+    packages = ["dbt-core>=1.9,<1.10", "dbt-duckdb>=1.9,<1.10"]
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *packages], check=True)
+    return f"{venv / 'bin'}{os.pathsep}{VENV_PATH}"
+
+
 @pytest.mark.parametrize("task_type", ["io.kestra.plugin.dbt.cli.DbtCLI", "io.kestra.plugin.dbt.cli.Build"])
-def test_real_dbt_builds_a_duckdb_project(cli: Cli, tmp_path: Path, task_type: str) -> None:
+def test_real_dbt_builds_a_duckdb_project(cli: Cli, tmp_path: Path, task_type: str, dbt_path: str) -> None:
     commands = "    commands:\n      - dbt build\n" if task_type.endswith("DbtCLI") else ""
-    env = f'    env:\n      PATH: "{VENV_PATH}"\n      DBT_SEND_ANONYMOUS_USAGE_STATS: "false"\n'
+    env = f'    env:\n      PATH: "{dbt_path}"\n      DBT_SEND_ANONYMOUS_USAGE_STATS: "false"\n'
     execution = run_flow(cli, tmp_path, flow(task_type, env + DBT_PROJECT + commands))
     text = logs(cli, execution)
     assert state(execution) == "SUCCESS", text
