@@ -310,3 +310,14 @@ def test_a_plugin_condition_is_validated_and_checked() -> None:
 def test_plugins_doc_shows_a_condition_inside_a_trigger(cli: Cli) -> None:
     page = cli("plugins", "doc", UpstreamPrefix.type_name).stdout
     assert "    conditions:\n      - type: io.kestra.plugin.test.UpstreamPrefix\n        prefix:" in page
+
+
+def test_every_type_has_a_doc_generated_from_its_declaration() -> None:
+    from kestractl.tasks import reference, registry
+
+    for name, cls in registry.every_type().items():
+        page = reference.doc(cls)
+        assert page.startswith(f"### `{cls.type_name}`"), name
+        assert f"type: {cls.type_name}" in page, name
+        for prop in cls.all_properties():
+            assert f"| `{prop}` |" in page, f"{name}.{prop}"
