@@ -34,12 +34,7 @@ from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.workingdir import (
-    TaskFiles,
-    files_under,
-    inside,
-    namespace_files_problems,
-)
+from kestractl.tasks.workingdir import TaskFiles, files_under, inside, strings_problems
 from kestractl.tasks.workingdir import string_list as _as_list
 from kestractl.tasks.workingdir import text_value as _text
 
@@ -78,22 +73,6 @@ PYTHON_ENV = {
 }
 
 
-def _strings_problems(spec: dict[str, Any], key: str, non_empty: bool = False) -> list[str]:
-    """`key`, when present, must be a string or a list of scalars (YAML `- echo a: b` is a map: a common slip)."""
-    value = spec.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [f"{key}: must not be empty"] if non_empty and not value.strip() else []
-    if not isinstance(value, list):
-        return [f"{key}: must be a list of strings"]
-    if non_empty and not value:
-        return [f"{key}: must not be empty"]
-    return [
-        f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or isinstance(item, dict | list)
-    ]
-
-
 def _task_runner_problems(runner: Any) -> list[str]:
     """Kestra refuses a runner type no plugin provides; a known one of any kind runs here as a process."""
     if not isinstance(runner, dict):  # absent, or not a map: the declaration says it
@@ -103,11 +82,6 @@ def _task_runner_problems(runner: Any) -> list[str]:
         return ["taskRunner.type: required"]
     known = kind in TASK_RUNNERS or kind in RUNNER_ALIASES
     return [] if known else [f"taskRunner.type: unknown task runner `{kind}`"]
-
-
-def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
-    value = spec.get(key)
-    return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
 
 
 # Logs one line of a script's output that carries no `::{json}::` payload: (ctx, is_stderr, line).
@@ -272,11 +246,9 @@ class ExecScript(TaskFiles, RunnableTask):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        """The declarations' checks, then each list's items and the task runner's type."""
+        """The declarations' and the files' checks, then each list's items and the task runner's type."""
         problems = super().validate(spec) + cls.own_problems(spec)
-        problems += _strings_problems(spec, "beforeCommands") + _strings_problems(spec, "outputFiles")
-        problems += _strings_problems(spec, "interpreter") + namespace_files_problems(spec)
-        problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
+        problems += strings_problems(spec, "beforeCommands") + strings_problems(spec, "interpreter")
         return problems + _task_runner_problems(spec.get("taskRunner"))
 
     @classmethod
@@ -426,7 +398,7 @@ class _CommandsTask(ExecScript):
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
-        return _strings_problems(spec, "commands", non_empty=True)
+        return strings_problems(spec, "commands", non_empty=True)
 
 
 class _ScriptTask(ExecScript):
@@ -470,7 +442,7 @@ class _PythonEnv(ExecScript):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        return super().validate(spec) + _strings_problems(spec, "dependencies")
+        return super().validate(spec) + strings_problems(spec, "dependencies")
 
     def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
         env = python_env()
@@ -627,7 +599,7 @@ class LegacyPython(Bash):
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
-        return _strings_problems(spec, "commands") + _strings_problems(spec, "requirements")
+        return strings_problems(spec, "commands") + strings_problems(spec, "requirements")
 
     def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
         return python_env()
