@@ -417,8 +417,8 @@ class Query(RunnableTask):
 
     def _database(self, ctx: RunContext, workdir: Path, variables: dict[str, Any]) -> str:
         """What `duckdb.connect` opens: `:memory:`, the `url`'s file, or a copy of `databaseUri`."""
-        uri = ctx.prop("databaseUri") or ""
-        url = ctx.prop("url")
+        uri: str = ctx.prop("databaseUri") or ""
+        url: str = ctx.prop("url")
         if uri.startswith(JDBC_PREFIX):
             uri, url = "", uri
         if uri:
