@@ -331,10 +331,10 @@ def test_validate_names_each_wrong_property() -> None:
         }
     )
     assert problems == [
-        "sql: must be a string",
-        "store: must be a boolean",
+        "sql: expected a string, not `['SELECT 1']`",
+        "fetchType: must be one of STORE, FETCH, FETCH_ONE, NONE, not `ALL`",
+        "store: expected a boolean (true or false), not `3`",
         "inputFiles: must be a map of file name to content",
         "outputFiles: must be a list of strings",
-        "fetchType: must be one of STORE, FETCH, FETCH_ONE, NONE, not `ALL`",
     ]
     assert Query.validate({"id": "q", "type": QUERY, "sql": "SELECT 1", "fetchType": "{{ inputs.mode }}"}) == []

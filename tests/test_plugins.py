@@ -16,6 +16,7 @@ import pytest
 from kestractl.errors import PluginError, ValidationError
 from kestractl.plugin import Condition, ConditionContext, PollContext, PollingTrigger, Prop, RunnableTask, register
 from kestractl.server.app import StandaloneServer
+from kestractl.tasks import registry
 from kestractl.tasks.properties import coerce, problems
 from tests.conftest import Cli, executions_of, runs, state, wait_for
 
@@ -183,6 +184,18 @@ def test_plugins_are_imported_only_for_a_type_kestractl_lacks(tmp_path: Path) ->
     assert loaded("execute", "dev", "core") == "loaded: False False"
     assert loaded("--version") == "loaded: False False"
     assert loaded("execute", "dev", "greet") == "loaded: True True"
+
+
+def test_every_type_declares_each_property_as_a_prop() -> None:
+    """The issue's rule: each property declared once, in full (a bare description says no type, no default)."""
+    bare = [
+        f"{name} ({klass.__name__}).{key}"
+        for name, kind in registry.every_type().items()
+        for klass in kind.__mro__
+        for key, value in vars(klass).get("properties", {}).items()
+        if not isinstance(value, Prop)
+    ]
+    assert bare == []
 
 
 def test_prop_checks_and_converts_as_jackson_coerces() -> None:

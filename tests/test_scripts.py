@@ -313,14 +313,21 @@ def test_stop_kills_the_process_group_and_raises_killed(tmp_path: Path) -> None:
         ({"type": PythonScript.type_name, "script": "  "}, ["script: must not be empty"]),
         (
             {"type": SHELL, "commands": ["x"], "env": ["A=1"], "failFast": "yes", "runner": "K8S"},
-            ["env: must be a map", "failFast: must be a boolean", "runner: must be PROCESS or DOCKER"],
+            [
+                "env: expected a map, not `['A=1']`",
+                "failFast: expected a boolean (true or false), not `yes`",
+                "runner: must be one of PROCESS, DOCKER, not `K8S`",
+            ],
         ),
         ({"type": SHELL, "commands": ["x"], "taskRunner": {"type": "io.kestra.Nope"}}, [UNKNOWN_RUNNER]),
         ({"type": SHELL, "commands": ["x"], "taskRunner": {"cpu": 1}}, ["taskRunner.type: required"]),
-        ({"type": SHELL, "commands": ["x"], "targetOS": "MAC"}, ["targetOS: must be AUTO, LINUX or WINDOWS"]),
+        (
+            {"type": SHELL, "commands": ["x"], "targetOS": "MAC"},
+            ["targetOS: must be one of AUTO, LINUX, WINDOWS, not `MAC`"],
+        ),
         (
             {"type": PythonScript.type_name, "script": "x", "dependencies": [{"a": 1}], "packageManager": "CONDA"},
-            ["dependencies[0]: must be a string", "packageManager: must be UV or PIP"],
+            ["packageManager: must be one of UV, PIP, not `CONDA`", "dependencies[0]: must be a string"],
         ),
         ({"type": NodeScript.type_name}, ["script: required"]),
         ({"type": NodeCommands.type_name, "commands": "node -v"}, []),

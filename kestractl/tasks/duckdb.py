@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,12 +48,12 @@ from kestractl import ion
 from kestractl.errors import TaskError
 from kestractl.model import new_id
 from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
-from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
+from kestractl.tasks.base import Killed, RunContext, RunnableTask
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.workingdir import string_list as _as_list
+from kestractl.tasks.workingdir import strings_problems, type_problems, write_input_files
 from kestractl.tasks.workingdir import text_value as _text
-from kestractl.tasks.workingdir import write_input_files
 
 if TYPE_CHECKING:
     import duckdb
@@ -330,46 +330,50 @@ class Query(RunnableTask):
 
     type_name = "io.kestra.plugin.jdbc.duckdb.Query"
     properties = {
-        "sql": "The SQL to run; the last statement's rows are the result.",
-        "url": "The DuckDB JDBC URL (`jdbc:duckdb:` in memory, or a database file).",
-        "username": "Ignored by DuckDB; accepted as in Kestra's JDBC tasks.",
-        "password": "Ignored by DuckDB; accepted as in Kestra's JDBC tasks.",
-        "databaseUri": "A kestra:// DuckDB database file to open.",
-        "outputDbFile": "Store the database file as output `databaseUri`.",
-        "inputFiles": "Files to write into the working directory (name: text or kestra:// URI).",
-        "outputFiles": "Files of the working directory to store as `outputFiles`.",
-        "fetchType": "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
-        "fetch": "Deprecated: FETCH.",
-        "fetchOne": "Deprecated: FETCH_ONE.",
-        "store": "Deprecated: STORE.",
-        "fetchSize": "Rows read at a time when storing.",
-        "timeZoneId": "The time zone dates are read in.",
+        "sql": Prop("The SQL to run; the last statement's rows are the result.", type="string", required=True),
+        "url": Prop(
+            "The DuckDB JDBC URL (`jdbc:duckdb:` in memory, or a database file).", "string", default=JDBC_PREFIX
+        ),
+        "username": Prop("Ignored by DuckDB; accepted as in Kestra's JDBC tasks.", type="string"),
+        "password": Prop("Ignored by DuckDB; accepted as in Kestra's JDBC tasks.", type="string"),
+        "databaseUri": Prop("A kestra:// DuckDB database file to open.", type="string"),
+        "outputDbFile": Prop("Store the database file as output `databaseUri`.", type="boolean", default=False),
+        "inputFiles": Prop("Files to write into the working directory (name: text or kestra:// URI), or JSON text."),
+        "outputFiles": Prop("Files of the working directory to store as `outputFiles` (a list, or one name)."),
+        "fetchType": Prop(
+            "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
+            type="string",
+            default="NONE",
+            values=FETCH_TYPES,
+        ),
+        "fetch": Prop("Deprecated: FETCH.", type="boolean", default=False),
+        "fetchOne": Prop("Deprecated: FETCH_ONE.", type="boolean", default=False),
+        "store": Prop("Deprecated: STORE.", type="boolean", default=False),
+        "fetchSize": Prop("Rows read at a time when storing.", type="integer", default=DEFAULT_FETCH_SIZE),
+        "timeZoneId": Prop("The time zone dates are read in (DuckDB's TimeZone by default).", type="string"),
     }
-    required = ("sql",)
-    string_keys: ClassVar[tuple[str, ...]] = ("sql", "url", "databaseUri", "timeZoneId", "fetchType")
-    flag_keys: ClassVar[tuple[str, ...]] = ("store", "fetch", "fetchOne", "outputDbFile")
+    outputs = {
+        "row": "The first row (fetchType FETCH_ONE).",
+        "rows": "Every row (fetchType FETCH).",
+        "uri": "The rows in an ION file in internal storage (fetchType STORE).",
+        "size": "The number of rows fetched or stored.",
+        "outputFiles": "The stored `outputFiles`: name → `kestra://` URI.",
+        "databaseUri": "The database file in internal storage (with `outputDbFile`).",
+    }
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """The declarations' checks; `inputFiles` is a map or JSON text, `outputFiles` a list of names."""
         problems = super().validate(spec)
-        for key in cls.string_keys:
-            problems += _type_problems(spec, key, (str,), "a string")
-        for key in cls.flag_keys:
-            problems += _type_problems(spec, key, (bool, str), "a boolean")
-        problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
-        problems += _type_problems(spec, "fetchSize", (int, str), "an integer")
-        problems += _strings_problems(spec, "outputFiles")
-        fetch_type = spec.get("fetchType")
-        if isinstance(fetch_type, str) and "{{" not in fetch_type and fetch_type.upper() not in FETCH_TYPES:
-            problems.append(f"fetchType: must be one of {', '.join(FETCH_TYPES)}, not `{fetch_type}`")
-        return problems
+        problems += type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
+        return problems + strings_problems(spec, "outputFiles")
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         workdir = ctx.working_directory()
         variables: dict[str, Any] = {"workingDir": str(workdir)}
         if self.props.get("inputFiles") is not None:
             write_input_files(ctx, workdir, self.props["inputFiles"], variables)
-        output_files = _create_output_files(workdir, _as_list(self._prop(ctx, "outputFiles")), variables)
+        output_files = _create_output_files(workdir, _as_list(ctx.prop("outputFiles")), variables)
         database = self._database(ctx, workdir, variables)
         sql = _text(ctx.render(self.props["sql"], variables))
         mode = self._fetch_type(ctx)
@@ -379,7 +383,7 @@ class Query(RunnableTask):
             outputs, total = self.execute(session, _statements(session, sql), fetch)
         fetch_metric(ctx, mode, total)
         outputs["outputFiles"] = {name: ctx.put_file(path, name) for name, path in output_files.items()}
-        if database != ":memory:" and self._flag(ctx, "outputDbFile"):
+        if database != ":memory:" and ctx.prop("outputDbFile"):
             outputs["databaseUri"] = ctx.put_file(Path(database), Path(database).name)
         return outputs
 
@@ -393,34 +397,19 @@ class Query(RunnableTask):
                 return fetch.outputs(cursor)
         return {}, 0
 
-    def _prop(self, ctx: RunContext, key: str) -> Any:
-        value = self.props.get(key)
-        return None if value is None else ctx.render(value)
-
-    def _flag(self, ctx: RunContext, key: str) -> bool:
-        return is_true(self._prop(ctx, key), False)
-
     def _fetch_type(self, ctx: RunContext) -> str:
         """Kestra's `renderFetchType`: the deprecated booleans first, then `fetchType` (default NONE)."""
         for key, mode in (("fetch", "FETCH"), ("fetchOne", "FETCH_ONE"), ("store", "STORE")):
-            if self._flag(ctx, key):
+            if ctx.prop(key):
                 return mode
-        value = _text(self._prop(ctx, "fetchType") or "NONE").strip().upper()
-        if value not in FETCH_TYPES:
-            raise TaskError(f"fetchType must be either FETCH, FETCH_ONE, STORE, or NONE, not `{value}`")
-        return value
+        return str(ctx.prop("fetchType"))
 
     def _fetch_size(self, ctx: RunContext) -> int:
-        value = self._prop(ctx, "fetchSize")
-        try:
-            size = DEFAULT_FETCH_SIZE if value is None else int(value)
-        except ValueError:
-            raise TaskError(f"fetchSize: `{value}` is not an integer") from None
-        return max(size, 1)
+        return max(int(ctx.prop("fetchSize")), 1)
 
     def _zone(self, ctx: RunContext, session: _Session) -> ZoneInfo:
         """`timeZoneId`, else DuckDB's TimeZone (the machine's zone, as Kestra falls back to the JVM's)."""
-        name = _text(self._prop(ctx, "timeZoneId") or session.setting("TimeZone") or "UTC")
+        name = ctx.prop("timeZoneId") or session.setting("TimeZone") or "UTC"
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
@@ -428,8 +417,8 @@ class Query(RunnableTask):
 
     def _database(self, ctx: RunContext, workdir: Path, variables: dict[str, Any]) -> str:
         """What `duckdb.connect` opens: `:memory:`, the `url`'s file, or a copy of `databaseUri`."""
-        uri = _text(self._prop(ctx, "databaseUri") or "")
-        url = _text(self._prop(ctx, "url") or JDBC_PREFIX)
+        uri: str = ctx.prop("databaseUri") or ""
+        url: str = ctx.prop("url")
         if uri.startswith(JDBC_PREFIX):
             uri, url = "", uri
         if uri:
@@ -440,7 +429,7 @@ class Query(RunnableTask):
             raise TaskError(f"url: `{url}` is not a DuckDB JDBC URL (jdbc:duckdb:…)")
         path = url[len(JDBC_PREFIX) :]
         if path in ("", ":memory:"):
-            return str(workdir / f"{new_id()}.db") if self._flag(ctx, "outputDbFile") else ":memory:"
+            return str(workdir / f"{new_id()}.db") if ctx.prop("outputDbFile") else ":memory:"
         if path.startswith("md:"):
             return path
         if not Path(path).is_absolute():
@@ -455,13 +444,17 @@ class Queries(Query):
     """Several statements, each with rows giving one entry of `outputs`; in one transaction by default."""
 
     type_name = "io.kestra.plugin.jdbc.duckdb.Queries"
-    properties = {"transaction": "Run every statement in one transaction (true by default)."}
-    flag_keys = (*Query.flag_keys, "transaction")
+    properties = {"transaction": Prop("Run every statement in one transaction.", type="boolean", default=True)}
+    outputs = {
+        "outputs": "One entry per statement that returns rows (`row`, `rows` or `uri`, with `size`).",
+        "outputFiles": Query.outputs["outputFiles"],
+        "databaseUri": Query.outputs["databaseUri"],
+    }
 
     def execute(
         self, session: _Session, statements: list[duckdb.Statement], fetch: _Fetch
     ) -> tuple[dict[str, Any], int]:
-        transaction = self.props.get("transaction") is None or self._flag(fetch.ctx, "transaction")
+        transaction = fetch.ctx.prop("transaction")
         if transaction:
             session.con.execute("BEGIN TRANSACTION")
         results, total = [], 0

@@ -28,7 +28,7 @@ from kestractl.tasks.flowable import (
 )
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.workingdir import TaskFiles, namespace_files_problems
+from kestractl.tasks.workingdir import TaskFiles
 
 LEGACY = "io.kestra.core.tasks.flows."
 ONLY_RUNNABLE = "Only runnable tasks are allowed as children of a WorkingDirectory task"
@@ -119,14 +119,20 @@ class WorkingDirectory(TaskFiles, _ListFlowable):
 
     type_name = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = (LEGACY + "WorkingDirectory", LEGACY + "Worker")
-    properties = {"cache": "Kestra's cache of files between executions (accepted; nothing is cached here)."}
+    properties = {
+        "cache": Prop(
+            "Kestra's cache of files between executions (`patterns`, `ttl`): accepted, nothing is cached here.",
+            type="object",
+            dynamic=False,
+        )
+    }
     outputs = {"outputFiles": "The stored `outputFiles`: name → `kestra://` URI."}
     shares_working_directory = True
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         """Kestra runs the children on one worker, in one directory: only runnable tasks fit there."""
-        problems = super().validate(spec) + namespace_files_problems(spec)
+        problems = super().validate(spec)
         for index, child in enumerate(spec.get("tasks") or []):
             kind = registry.resolve(str(child.get("type"))) if isinstance(child, dict) else None
             if kind is not None and (kind.is_flowable or kind.is_executable):

@@ -15,7 +15,8 @@ from typing import Any, BinaryIO, ClassVar
 from kestractl.errors import TaskError
 from kestractl.model import Execution, State, TaskRun
 from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
-from kestractl.tasks.flow import LEGACY, _ListFlowable, child_final_state, render_labels
+from kestractl.tasks.flow import LEGACY, _ListFlowable, child_final_state, render_labels, static
+from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
 from kestractl.tasks.splitter import parse_size, split
 
@@ -27,18 +28,30 @@ class ForEachItem(_ListFlowable):
     type_name = TYPE
     aliases = (LEGACY + "ForEachItem",)
     properties = {
-        "items": "The kestra:// file to split, one item per line.",
-        "batch": "How to batch the items: `rows`, `bytes` or `partitions`, and `separator`.",
-        "namespace": "The namespace of the flow started for each batch.",
-        "flowId": "The id of the flow started for each batch.",
-        "revision": "The revision to start (the latest by default).",
-        "inputs": "The inputs of each subflow; `{{ taskrun.items }}` is the batch's file.",
-        "labels": "Labels added to each subflow's execution.",
-        "wait": "Wait for the subflows to end (true by default).",
-        "transmitFailed": "Fail this task when a subflow fails (true by default).",
-        "inheritLabels": "Give the subflows this execution's labels (false by default).",
+        "items": Prop("The kestra:// file to split, one item per line.", type="string", required=True),
+        "batch": Prop("How to batch the items: `rows`, `bytes` or `partitions`, and `separator`.", type="object"),
+        "namespace": Prop("The namespace of the flow started for each batch.", type="string", required=True),
+        "flowId": Prop("The id of the flow started for each batch.", type="string", required=True),
+        "revision": Prop("The revision to start (the latest by default).", type="integer", dynamic=False),
+        "inputs": Prop(
+            "The inputs of each subflow (each value rendered); `{{ taskrun.items }}` is the batch's file.",
+            type="object",
+            dynamic=False,
+        ),
+        "labels": Prop("Labels added to each subflow's execution (a map or a list of key/value)."),
+        "wait": Prop("Wait for the subflows to end.", type="boolean", default=True, dynamic=False),
+        "transmitFailed": Prop("Fail this task when a subflow fails.", type="boolean", default=True, dynamic=False),
+        "inheritLabels": Prop(
+            "Give the subflows this execution's labels.", type="boolean", default=False, dynamic=False
+        ),
     }
-    required: ClassVar[tuple[str, ...]] = ("items", "namespace", "flowId")
+    outputs = {
+        "numberOfBatches": "On `<id>_items`: the number of batches (one subflow execution each).",
+        "iterations": "On `<id>_items`: the subflow executions counted by state.",
+        "splits": "On `<id>_split`: a file listing the batches' URIs.",
+        "subflowOutputs": "On `<id>_merge`: the subflows' outputs, one ION line each.",
+    }
+    required: ClassVar[tuple[str, ...]] = ()
     child_lists: ClassVar[tuple[str, ...]] = ("errors",)
 
     def __init__(self, spec: dict[str, Any], children: dict[str, list[Task]] | None = None) -> None:
@@ -52,10 +65,11 @@ class ForEachItem(_ListFlowable):
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = [f"{name}: required" for name in cls.required if spec.get(name) is None]
-        batch = spec.get("batch") or {}
-        if not isinstance(batch, dict):
-            return [*problems, "batch: must be a map with rows, bytes or partitions"]
+        """The declarations' checks, then inside `batch`: counts of at least 1, a readable size."""
+        problems = super().validate(spec)
+        batch = spec.get("batch")
+        if not isinstance(batch, dict):  # absent, an expression, or not a map (the declaration says it)
+            return problems
         for key in ("rows", "partitions"):
             value = batch.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -132,7 +146,7 @@ class _Items(_Hidden, ExecutableTask):
                     "revision": spec.get("revision"),
                     "inputs": ctx.render(spec.get("inputs") or {}, extra),
                     "labels": labels,
-                    "inheritLabels": bool(spec.get("inheritLabels", False)),
+                    "inheritLabels": static(self.parent, "inheritLabels"),
                     "triggerVariables": {"iteration": iteration},
                 }
             )
@@ -144,7 +158,7 @@ class _Items(_Hidden, ExecutableTask):
             "numberOfBatches": len(child_ids),
             "iterations": {"CREATED": len(child_ids), "RUNNING": 0},
         }
-        return None if self.parent.spec.get("wait", True) else State.SUCCESS
+        return None if static(self.parent, "wait") else State.SUCCESS
 
     def subflow_ended(
         self, run: TaskRun, child: Execution, ctx: Callable[[], RunContext], child_ctx: Callable[[], RunContext]
@@ -157,7 +171,7 @@ class _Items(_Hidden, ExecutableTask):
         if child.outputs:
             self._keep_outputs(ctx(), child, outputs)
         done = sum(v for k, v in counts.items() if k not in ("CREATED", "RUNNING"))
-        if done < outputs.get("numberOfBatches", 0) or not self.parent.spec.get("wait", True):
+        if done < outputs.get("numberOfBatches", 0) or not static(self.parent, "wait"):
             return None
         worst = next((s for s in (State.FAILED, State.KILLED, State.WARNING) if counts.get(s.value)), State.SUCCESS)
         return child_final_state(self.parent, worst)

@@ -34,12 +34,7 @@ from kestractl.tasks._pythonpath import FOLDER as PYTHONPATH_FOLDER
 from kestractl.tasks.base import Killed, RunContext, RunnableTask, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.workingdir import (
-    TaskFiles,
-    files_under,
-    inside,
-    namespace_files_problems,
-)
+from kestractl.tasks.workingdir import TaskFiles, files_under, inside, strings_problems
 from kestractl.tasks.workingdir import string_list as _as_list
 from kestractl.tasks.workingdir import text_value as _text
 
@@ -69,6 +64,8 @@ OUTPUT_LINE = re.compile(r"::(\{.*\})::")
 INTERNAL_URI = re.compile(r"(kestra://[-a-zA-Z0-9%._+~#=/]*)")
 POLL_SECONDS = 0.05
 KILL_GRACE_SECONDS = 1.0
+DEFAULT_PYTHON_COMMANDS = ["./bin/python main.py"]
+UV_ACCEPTED = "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded."
 PYTHON_ENV = {
     "PYTHONUNBUFFERED": "true",
     "PIP_ROOT_USER_ACTION": "ignore",
@@ -76,45 +73,15 @@ PYTHON_ENV = {
 }
 
 
-def _strings_problems(spec: dict[str, Any], key: str, required: bool = False) -> list[str]:
-    """`key` must be a string or a list of scalars (YAML `- echo a: b` is a map: a common slip)."""
-    value = spec.get(key)
-    if value is None:
-        return [f"{key}: required"] if required else []
-    if isinstance(value, str):
-        return [f"{key}: must not be empty"] if required and not value.strip() else []
-    if not isinstance(value, list):
-        return [f"{key}: must be a list of strings"]
-    if required and not value:
-        return [f"{key}: must not be empty"]
-    return [
-        f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or isinstance(item, dict | list)
-    ]
-
-
-def _choice_problems(spec: dict[str, Any], key: str, choices: tuple[str, ...]) -> list[str]:
-    value = spec.get(key)
-    if value is None or "{{" in str(value) or str(value).upper() in choices:
-        return []
-    return [f"{key}: must be {', '.join(choices[:-1])} or {choices[-1]}"]
-
-
 def _task_runner_problems(runner: Any) -> list[str]:
     """Kestra refuses a runner type no plugin provides; a known one of any kind runs here as a process."""
-    if runner is None:
+    if not isinstance(runner, dict):  # absent, or not a map: the declaration says it
         return []
-    if not isinstance(runner, dict):
-        return ["taskRunner: must be a map with a type"]
     kind = runner.get("type")
     if not kind:
         return ["taskRunner.type: required"]
     known = kind in TASK_RUNNERS or kind in RUNNER_ALIASES
     return [] if known else [f"taskRunner.type: unknown task runner `{kind}`"]
-
-
-def _type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
-    value = spec.get(key)
-    return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
 
 
 # Logs one line of a script's output that carries no `::{json}::` payload: (ctx, is_stderr, line).
@@ -234,36 +201,55 @@ class ExecScript(TaskFiles, RunnableTask):
     """Kestra's `AbstractExecScript`: what every script task shares; subclasses give the commands."""
 
     properties: ClassVar[Mapping[str, Prop | str]] = {
-        "taskRunner": "The task runner (`type` and its own settings); every runner runs here as a local process.",
-        "containerImage": "The task runner container image, only used if the task runner is container-based.",
-        "beforeCommands": "Commands run before `commands`, to set up the environment (e.g. `pip install …`).",
-        "env": "Additional environment variables for the process.",
-        "interpreter": "The interpreter and its options the commands are passed to (default `/bin/sh -c`).",
-        "failFast": "Fail the task on the first command with a non-zero status (`set -e`; default true).",
-        "inputFiles": "Files to create in the working directory: name → inline content or `kestra://` URI.",
-        "outputFiles": "Globs of working-directory files to store in internal storage as `outputFiles`.",
-        "targetOS": "The operating system the script runs on: AUTO (default), LINUX or WINDOWS.",
-        "warningOnStdErr": "Deprecated since Kestra 0.23 and ignored: stderr output no longer makes the task WARNING.",
-        "outputDirectory": "Deprecated (use `outputFiles`): files written to `{{ outputDir }}` are stored.",
-        "runner": "Deprecated (use `taskRunner`): PROCESS or DOCKER.",
-        "docker": "Deprecated (use `taskRunner`): Docker options of the DOCKER runner.",
+        "taskRunner": Prop(
+            "The task runner (`type` and its own settings); every runner runs here as a local process.",
+            type="object",
+            dynamic=False,
+        ),
+        "containerImage": Prop(
+            "The task runner container image, only used if the task runner is container-based.",
+            type="string",
+            default="ubuntu",
+        ),
+        "beforeCommands": Prop(
+            "Commands run before `commands`, to set up the environment (e.g. `pip install …`): a list or one string."
+        ),
+        "env": Prop("Additional environment variables for the process.", type="object"),
+        "interpreter": Prop(
+            "The interpreter and its options the commands are passed to (a list).", default=["/bin/sh", "-c"]
+        ),
+        "failFast": Prop(
+            "Fail the task on the first command with a non-zero status (`set -e`).", "boolean", default=True
+        ),
+        "targetOS": Prop("The operating system the script runs on.", type="string", default="AUTO", values=TARGET_OS),
+        "warningOnStdErr": Prop(
+            "Deprecated since Kestra 0.23 and ignored: stderr output no longer makes the task WARNING.", "boolean"
+        ),
+        "outputDirectory": Prop(
+            "Deprecated (use `outputFiles`): files written to `{{ outputDir }}` are stored (on by default with the "
+            "legacy `runner`).",
+            type="boolean",
+            dynamic=False,
+        ),
+        "runner": Prop("Deprecated (use `taskRunner`).", type="string", dynamic=False, values=("PROCESS", "DOCKER")),
+        "docker": Prop("Deprecated (use `taskRunner`): Docker options of the DOCKER runner.", "object", dynamic=False),
     }
-    container_image: ClassVar[str] = "ubuntu"
+    outputs: ClassVar[Mapping[str, str]] = {
+        "vars": 'The outputs the script printed as `::{"outputs": {...}}::` lines.',
+        "exitCode": "The exit code of the process.",
+        "stdOutLineCount": "The number of lines written to standard output.",
+        "stdErrLineCount": "The number of lines written to standard error.",
+        "outputFiles": "The stored `outputFiles`: name → `kestra://` URI.",
+    }
     default_runner: ClassVar[str] = DOCKER_RUNNER
     fail_fast_key: ClassVar[tuple[str, str]] = ("failFast", "set -e")
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """The declarations' and the files' checks, then each list's items and the task runner's type."""
         problems = super().validate(spec) + cls.own_problems(spec)
-        problems += _strings_problems(spec, "beforeCommands") + _strings_problems(spec, "outputFiles")
-        problems += _strings_problems(spec, "interpreter") + namespace_files_problems(spec)
-        problems += _type_problems(spec, "env", (dict,), "a map")
-        problems += _type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
-        problems += _task_runner_problems(spec.get("taskRunner"))
-        for key in ("failFast", "warningOnStdErr", "outputDirectory", "exitOnFailed", "virtualEnv"):
-            problems += _type_problems(spec, key, (bool,), "a boolean")
-        problems += _choice_problems(spec, "runner", ("PROCESS", "DOCKER"))
-        return problems + _choice_problems(spec, "targetOS", TARGET_OS)
+        problems += strings_problems(spec, "beforeCommands") + strings_problems(spec, "interpreter")
+        return problems + _task_runner_problems(spec.get("taskRunner"))
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
@@ -313,13 +299,6 @@ class ExecScript(TaskFiles, RunnableTask):
         variables.update(self.prepare_outputs(wd))
         return variables
 
-    def _prop(self, ctx: RunContext, key: str, variables: dict[str, Any] | None = None) -> Any:
-        value = self.props.get(key)
-        return None if value is None else ctx.render(value, variables)
-
-    def _flag(self, ctx: RunContext, key: str, default: bool) -> bool:
-        return is_true(self._prop(ctx, key), default)
-
     def _requested_runner(self) -> str:
         runner, task_runner = self.props.get("runner"), self.props.get("taskRunner")
         if runner is not None:
@@ -337,14 +316,14 @@ class ExecScript(TaskFiles, RunnableTask):
         if runner == DOCKER_RUNNER:
             docker = self.props.get("docker")
             docker_image = docker.get("image") if isinstance(docker, dict) else None
-            image = docker_image or self.props.get("containerImage") or self.container_image
-            message += f" instead of in a container of image '{ctx.render(image)}'"
+            image = ctx.render(docker_image) if docker_image else ctx.prop("containerImage")
+            message += f" instead of in a container of image '{image}'"
         ctx.log("WARN", message)
 
     def _make_output_dir(self, wd: Path, variables: dict[str, Any]) -> None:
         """Kestra's deprecated `{{ outputDir }}`: on with `outputDirectory: true` or the legacy `runner`."""
         enabled = self.props.get("outputDirectory")
-        if enabled or (enabled is None and self.props.get("runner") is not None):
+        if is_true(enabled, False) or (enabled is None and self.props.get("runner") is not None):
             path = wd / new_id()
             path.mkdir()
             variables["outputDir"] = str(path)
@@ -352,15 +331,16 @@ class ExecScript(TaskFiles, RunnableTask):
     def _argv(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
         """Kestra's `ScriptService.scriptCommands`, rendered, `kestra://` URIs swapped for local copies."""
         key, errexit = self.fail_fast_key
-        lines = [errexit] if self._flag(ctx, key, True) else []
+        lines = [errexit] if ctx.prop(key) else []
         lines += _as_list(self.props.get("beforeCommands")) + self.commands(ctx, wd, variables)
         argv = [*self.interpreter(), "\n".join(lines)]
         return [localize_uris(ctx, wd, _text(ctx.render(part, variables))) for part in argv]
 
     def interpreter(self) -> list[str]:
-        value = self.props.get("interpreter", ["/bin/sh", "-c"])
+        """The interpreter as written (rendered with the command); legacy Bash gives `interpreterArgs` apart."""
+        value = self.props.get("interpreter", self.all_properties()["interpreter"].default)
         if isinstance(value, str):  # legacy Bash: `interpreter` + `interpreterArgs`
-            return [value, *_as_list(self.props.get("interpreterArgs", ["-c"]))]
+            return [value, *_as_list(self.props.get("interpreterArgs", ["-c"]))]  # Bash's declared default
         return _as_list(value)
 
     def _env(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
@@ -406,27 +386,30 @@ def python_env() -> dict[str, str]:
     return {**PYTHON_ENV, "PATH": path, "PYTHONPATH": pythonpath}
 
 
+def commands_prop(description: str) -> dict[str, Prop]:
+    """`commands`: a list of strings, or one string."""
+    return {"commands": Prop(description + " A list, or one string.", required=True)}
+
+
 class _CommandsTask(ExecScript):
-    properties: ClassVar[dict[str, str]] = {
-        "commands": "The commands to run, one after the other in one interpreter call.",
+    properties: ClassVar[Mapping[str, Prop | str]] = commands_prop(
+        "The commands to run, one after the other in one interpreter call."
+    )
+
+    @classmethod
+    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
+        return strings_problems(spec, "commands", non_empty=True)
+
+
+class _ScriptTask(ExecScript):
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "script": Prop("The inline script, passed to the interpreter.", type="string", required=True)
     }
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
-        return _strings_problems(spec, "commands", required=True)
-
-
-class _ScriptTask(ExecScript):
-    properties: ClassVar[dict[str, str]] = {"script": "The inline script, passed to the interpreter."}
-
-    @classmethod
-    def own_problems(cls, spec: dict[str, Any]) -> list[str]:
         script = spec.get("script")
-        if script is None:
-            return ["script: required"]
-        if not isinstance(script, str):
-            return ["script: must be a string"]
-        return [] if script.strip() else ["script: must not be empty"]
+        return ["script: must not be empty"] if isinstance(script, str) and not script.strip() else []
 
     def script_file(self, ctx: RunContext, wd: Path, variables: dict[str, Any], suffix: str, prelude: str = "") -> str:
         """The rendered script in a new file of the working directory, its path quoted for the shell."""
@@ -440,23 +423,26 @@ class _ScriptTask(ExecScript):
 class _PythonEnv(ExecScript):
     """Kestra's `AbstractPythonExecScript`: `dependencies` installed into a cached virtual environment."""
 
-    properties: ClassVar[dict[str, str]] = {
-        "dependencies": "Python packages (pip specifiers) installed into a cached virtual environment first.",
-        "pythonVersion": "The Python version to run (e.g. `3.12`); it must be installed on this machine.",
-        "dependencyCacheEnabled": "Keep the `dependencies` environment for later runs (default true).",
-        "packageManager": "What installs `dependencies`: UV (default) or PIP.",
-        "uvAutoInstallEnabled": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
-        "uvInstallerVersion": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
-        "uvInstallerSha256": "Accepted for Kestra compatibility: kestractl ships `uv`, nothing is downloaded.",
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "containerImage": Prop(
+            "The container image, only used if the task runner is container-based.",
+            "string",
+            default="python:3.13-slim",
+        ),
+        "dependencies": Prop(
+            "Python packages (pip specifiers) installed into a cached virtual environment first: a list or one string."
+        ),
+        "pythonVersion": Prop("The Python version to run (e.g. `3.12`); it must be installed here.", type="string"),
+        "dependencyCacheEnabled": Prop("Keep the `dependencies` environment for later runs.", "boolean", default=True),
+        "packageManager": Prop("What installs `dependencies`.", type="string", default="UV", values=("UV", "PIP")),
+        "uvAutoInstallEnabled": Prop(UV_ACCEPTED, type="boolean"),
+        "uvInstallerVersion": Prop(UV_ACCEPTED, type="string"),
+        "uvInstallerSha256": Prop(UV_ACCEPTED, type="string"),
     }
-    container_image = "python:3.13-slim"
 
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
-        problems = super().validate(spec) + _strings_problems(spec, "dependencies")
-        for key in ("dependencyCacheEnabled", "uvAutoInstallEnabled"):
-            problems += _type_problems(spec, key, (bool,), "a boolean")
-        return problems + _choice_problems(spec, "packageManager", ("UV", "PIP"))
+        return super().validate(spec) + strings_problems(spec, "dependencies")
 
     def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
         env = python_env()
@@ -468,20 +454,22 @@ class _PythonEnv(ExecScript):
 
     def _environment(self, ctx: RunContext, wd: Path) -> Path | None:
         """The environment for `dependencies` and `pythonVersion`; None runs kestractl's own interpreter."""
-        requirements = environments.normalise(_as_list(self._prop(ctx, "dependencies")))
-        version = self._prop(ctx, "pythonVersion")
+        requirements = environments.normalise(_as_list(ctx.prop("dependencies")))
+        version = ctx.prop("pythonVersion")
         if not requirements and not version:
             return None
-        python = environments.find_python(_text(version) if version else None)
-        cached = self._flag(ctx, "dependencyCacheEnabled", True)
-        root = cache_root() / "python" if cached else wd / ".kestra_python_env"
+        python = environments.find_python(version or None)
+        root = cache_root() / "python" if ctx.prop("dependencyCacheEnabled") else wd / ".kestra_python_env"
         path = environments.environment_path(root, python, requirements)
-        manager = _text(self._prop(ctx, "packageManager") or "UV")
-        return environments.prepare(ctx, path, python, requirements, manager)
+        return environments.prepare(ctx, path, python, requirements, ctx.prop("packageManager"))
 
 
 class _NodeEnv(ExecScript):
-    container_image = "node"
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "containerImage": Prop(
+            "The container image, only used if the task runner is container-based.", "string", default="node"
+        ),
+    }
 
     def _env(self, ctx: RunContext, variables: dict[str, Any]) -> dict[str, str]:
         env = super()._env(ctx, variables)
@@ -493,7 +481,7 @@ class _NodeEnv(ExecScript):
 @register
 class ShellCommands(_CommandsTask):
     type_name = "io.kestra.plugin.scripts.shell.Commands"
-    properties = {"commands": "The commands to run, one after another."}
+    properties = commands_prop("The commands to run, one after another.")
 
 
 @register
@@ -509,7 +497,7 @@ class ShellScript(_ScriptTask):
 @register
 class PythonCommands(_CommandsTask, _PythonEnv):
     type_name = "io.kestra.plugin.scripts.python.Commands"
-    properties = {"commands": "The commands to run, one after another."}
+    properties = commands_prop("The commands to run, one after another.")
 
 
 @register
@@ -518,8 +506,8 @@ class PythonScript(_ScriptTask, _PythonEnv):
     one of `dependencies`) when there is one, as Kestra 1.x does. Pebble's `true`/`false`/`null` are defined."""
 
     type_name = "io.kestra.plugin.scripts.python.Script"
-    properties: ClassVar[dict[str, str]] = {
-        "script": "The inline Python script, written to a `.py` file and run with `python`.",
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "script": Prop("The inline Python script, written to a `.py` file and run with `python`.", "string", True),
     }
     prelude: ClassVar[str] = "true = True\nfalse = False\nnull = None\n"
 
@@ -536,8 +524,8 @@ class NodeCommands(_CommandsTask, _NodeEnv):
 @register
 class NodeScript(_ScriptTask, _NodeEnv):
     type_name = "io.kestra.plugin.scripts.node.Script"
-    properties: ClassVar[dict[str, str]] = {
-        "script": "The inline Node.js script, written to a `.js` file and run with `node`.",
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "script": Prop("The inline Node.js script, written to a `.js` file and run with `node`.", "string", True),
     }
 
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
@@ -552,12 +540,21 @@ class Bash(_CommandsTask):
     """
 
     type_name = "io.kestra.core.tasks.scripts.Bash"
-    properties: ClassVar[dict[str, str]] = {
-        "interpreterArgs": "Arguments of the `interpreter` (a single program here), before the commands (`-c`).",
-        "exitOnFailed": "Exit on the first command that fails (`set -o errexit`; default true).",
-        "files": "Deprecated (use `outputFiles`): names of temp files, `{{ outputFiles.<name> }}`, to store.",
-        "outputsFiles": "Deprecated (use `outputFiles`): names of temp files to store.",
-        "dockerOptions": "Docker options of the DOCKER runner (it runs as a local process here).",
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "interpreter": Prop("The interpreter: one program (or a list with its options).", default="/bin/sh"),
+        "interpreterArgs": Prop("Arguments of a one-program `interpreter`, before the commands.", default=["-c"]),
+        "exitOnFailed": Prop("Exit on the first command that fails (`set -o errexit`).", "boolean", default=True),
+        "outputFiles": Prop("Names of temp files, `{{ outputFiles.<name> }}`, stored after the run.", dynamic=False),
+        "files": Prop("Deprecated (use `outputFiles`): names of temp files to store.", dynamic=False),
+        "outputsFiles": Prop("Deprecated (use `outputFiles`): names of temp files to store.", dynamic=False),
+        "dockerOptions": Prop(
+            "Docker options of the DOCKER runner (it runs as a local process here).", "object", dynamic=False
+        ),
+    }
+    outputs: ClassVar[Mapping[str, str]] = {
+        **ExecScript.outputs,
+        "outputFiles": "The stored temp files: name → `kestra://` URI.",
+        "files": "Deprecated: the same as `outputFiles`.",
     }
     default_runner = PROCESS_RUNNER
     fail_fast_key = ("exitOnFailed", "set -o errexit")
@@ -589,25 +586,27 @@ class LegacyPython(Bash):
     """Legacy `io.kestra.core.tasks.scripts.Python`: `main.py` from `inputFiles`, in a virtualenv."""
 
     type_name = "io.kestra.core.tasks.scripts.Python"
-    properties: ClassVar[dict[str, str]] = {
-        "requirements": "Python packages installed with pip into the task's virtualenv.",
-        "pythonPath": "The Python interpreter that creates the virtualenv (default `python`).",
-        "virtualEnv": "Create a virtualenv in the working directory first (default true).",
-        "args": "Arguments added to each command.",
-        "packageManager": "Accepted for Kestra compatibility: `requirements` are installed with pip.",
+    properties: ClassVar[Mapping[str, Prop | str]] = {
+        "commands": Prop("The commands to run, one after another.", default=DEFAULT_PYTHON_COMMANDS),
+        "requirements": Prop("Python packages installed with pip into the task's virtualenv.", dynamic=False),
+        "pythonPath": Prop(
+            "The Python interpreter that creates the virtualenv (kestractl's own by default).", "string", dynamic=False
+        ),
+        "virtualEnv": Prop("Create a virtualenv in the working directory first.", type="boolean", default=True),
+        "args": Prop("Arguments added to each command.", dynamic=False),
+        "packageManager": Prop("Accepted for Kestra compatibility: `requirements` are installed with pip.", "string"),
     }
-    default_commands: ClassVar[list[str]] = ["./bin/python main.py"]
 
     @classmethod
     def own_problems(cls, spec: dict[str, Any]) -> list[str]:
-        return _strings_problems(spec, "commands") + _strings_problems(spec, "requirements")
+        return strings_problems(spec, "commands") + strings_problems(spec, "requirements")
 
     def extra_env(self, ctx: RunContext, wd: Path) -> dict[str, str]:
         return python_env()
 
     def commands(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> list[str]:
-        commands = _as_list(self.props.get("commands")) or self.default_commands
-        if commands == self.default_commands and not (wd / "main.py").exists():
+        commands = _as_list(self.props.get("commands")) or DEFAULT_PYTHON_COMMANDS
+        if commands == DEFAULT_PYTHON_COMMANDS and not (wd / "main.py").exists():
             raise TaskError(
                 "Invalid input files structure, expecting inputFiles property to contain "
                 "at least a main.py key with python code value."
@@ -616,7 +615,7 @@ class LegacyPython(Bash):
         return self._venv_commands(ctx) + [f"{command} {args}".rstrip() for command in commands]
 
     def _venv_commands(self, ctx: RunContext) -> list[str]:
-        if not self._flag(ctx, "virtualEnv", True):
+        if not ctx.prop("virtualEnv"):
             return []
         python = self.props.get("pythonPath") or python_command()
         lines = [f"{python} -m venv --system-site-packages . > /dev/null"]

@@ -23,9 +23,15 @@ from kestractl.storage import execution_prefix
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.scripts import _strings_problems, _type_problems
 from kestractl.tasks.splitter import parse_size, split
-from kestractl.tasks.workingdir import files_under, string_list, text_value, write_input_files
+from kestractl.tasks.workingdir import (
+    files_under,
+    string_list,
+    strings_problems,
+    text_value,
+    type_problems,
+    write_input_files,
+)
 
 PREFIX = "io.kestra.plugin.core.storage."
 LEGACY = "io.kestra.core.tasks.storages."
@@ -419,8 +425,8 @@ class LocalFiles(RunnableTask):
     @classmethod
     def validate(cls, spec: dict[str, Any]) -> list[str]:
         """`inputs` a map or a JSON text of one; `outputs` a glob or a list of them."""
-        problems = super().validate(spec) + _type_problems(spec, "inputs", (dict, str), "a map of file name to content")
-        return problems + _strings_problems(spec, "outputs")
+        problems = super().validate(spec) + type_problems(spec, "inputs", (dict, str), "a map of file name to content")
+        return problems + strings_problems(spec, "outputs")
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         workdir = ctx.working_directory()

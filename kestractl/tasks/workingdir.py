@@ -50,6 +50,28 @@ def files_under(root: Path) -> list[tuple[str, Path]]:
     return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
 
 
+def strings_problems(spec: dict[str, Any], key: str, non_empty: bool = False) -> list[str]:
+    """`key`, when present, must be a string or a list of scalars (YAML `- echo a: b` is a map: a common slip)."""
+    value = spec.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [f"{key}: must not be empty"] if non_empty and not value.strip() else []
+    if not isinstance(value, list):
+        return [f"{key}: must be a list of strings"]
+    if non_empty and not value:
+        return [f"{key}: must not be empty"]
+    return [
+        f"{key}[{i}]: must be a string" for i, item in enumerate(value) if item is None or isinstance(item, dict | list)
+    ]
+
+
+def type_problems(spec: dict[str, Any], key: str, kinds: tuple[type, ...], what: str) -> list[str]:
+    """`key`, when present, must be one of `kinds` (a check a single declared kind cannot say)."""
+    value = spec.get(key)
+    return [f"{key}: must be {what}"] if value is not None and not isinstance(value, kinds) else []
+
+
 def namespace_files_problems(spec: dict[str, Any]) -> list[str]:
     """`namespaceFiles` must be a map of Kestra's keys (an `ifExists` among its four values)."""
     block = spec.get("namespaceFiles")
@@ -68,13 +90,26 @@ class TaskFiles(Task):
     """The `namespaceFiles`, `inputFiles` and `outputFiles` properties of tasks that own a working directory."""
 
     properties: ClassVar[Mapping[str, Prop | str]] = {
-        "namespaceFiles": "Inject namespace files into the working directory: `enabled` (true), `include` and "
-        "`exclude` globs, `namespaces` (the flow's), `ifExists` (OVERWRITE, FAIL, WARN, IGNORE), `folderPerNamespace`.",
-        "inputFiles": "The files to create in the working directory: a map (or a JSON string of one) of file name to "
-        "content or kestra:// URI.",
-        "outputFiles": "The files of the working directory to send to internal storage: glob patterns relative to it; "
-        "output `outputFiles` maps each to its kestra:// URI.",
+        "namespaceFiles": Prop(
+            "Inject namespace files into the working directory: a map of `enabled` (true), `include` and `exclude` "
+            "globs, `namespaces` (the flow's), `ifExists` (OVERWRITE, FAIL, WARN, IGNORE), `folderPerNamespace`."
+        ),
+        "inputFiles": Prop(
+            "The files to create in the working directory: a map (or a JSON string of one) of file name to content "
+            "or kestra:// URI."
+        ),
+        "outputFiles": Prop(
+            "The files of the working directory to send to internal storage: glob patterns relative to it (a list, "
+            "or one string); output `outputFiles` maps each to its kestra:// URI."
+        ),
     }
+
+    @classmethod
+    def validate(cls, spec: dict[str, Any]) -> list[str]:
+        """The declarations' checks, then inside `namespaceFiles` and the lists (a map or text: `inputFiles`)."""
+        problems = super().validate(spec) + namespace_files_problems(spec)
+        problems += type_problems(spec, "inputFiles", (dict, str), "a map of file name to content")
+        return problems + strings_problems(spec, "outputFiles")
 
     def prepare_files(self, ctx: RunContext, wd: Path, variables: dict[str, Any]) -> None:
         """Namespace files first, then `inputFiles` (which may overwrite them), as Kestra does."""

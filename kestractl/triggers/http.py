@@ -33,8 +33,12 @@ class HttpTrigger(PollingTrigger):
         "responseCondition": Prop(
             "The condition on the response that starts a flow.", type="string", default=DEFAULT_CONDITION
         ),
-        "encryptBody": "If true, the response body is encrypted in the trigger's outputs (needs an encryption key).",
-        "params": "Declared by Kestra's Trigger; not sent (Kestra does not send it either).",
+        "encryptBody": Prop(
+            "If true, the response body is encrypted in the trigger's outputs (needs an encryption key).",
+            type="boolean",
+            default=False,
+        ),
+        "params": Prop("Declared by Kestra's Trigger; not sent (Kestra does not send it either).", type="object"),
     }
     outputs = {
         "uri": "The response body in internal storage.",
@@ -51,7 +55,7 @@ class HttpTrigger(PollingTrigger):
         """The Request's outputs (a failed status allowed) when the response condition holds, else None."""
         trigger = self.spec
         spec = {**trigger, "options": {**(trigger.get("options") or {}), "allowFailed": True}}
-        refuse_encryption(ctx.render(trigger.get("encryptBody")))
+        refuse_encryption(self.prop(ctx, "encryptBody"))
         outputs = request_outputs(spec, ctx.render, ctx.storage, ctx.log, ctx.stop)
         response = {"statusCode": outputs["code"], "body": outputs.get("body"), "headers": outputs["headers"]}
         condition = trigger.get("responseCondition") or DEFAULT_CONDITION

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kestractl.plugin import Prop, RunContext, register
-from kestractl.plugins.clitools.base import CommandsTool
+from kestractl.plugins.clitools.base import CommandsTool, container_image
 
 PYTHON_REQUIREMENTS = "[ ! -f requirements.txt ] || pip install --no-cache-dir -r requirements.txt"
 GALAXY_REQUIREMENTS = "[ ! -f requirements.yml ] || ansible-galaxy install -r requirements.yml"
@@ -19,6 +19,7 @@ class AnsibleCLI(CommandsTool):
 
     type_name = "io.kestra.plugin.ansible.cli.AnsibleCLI"
     properties = {
+        "containerImage": container_image("cytopia/ansible:latest-tools"),
         "ansibleConfig": Prop(
             "The `ansible.cfg` written into the working directory (rendered; `{{ workingDir }}`).", type="string"
         ),
@@ -38,7 +39,6 @@ class AnsibleCLI(CommandsTool):
     }
     tool = "ansible-playbook"
     install = "pip install ansible-core"
-    container_image = "cytopia/ansible:latest-tools"
 
     def interpreter(self) -> list[str]:
         return ["/bin/bash", "-c"]

@@ -13,6 +13,11 @@ from kestractl.plugin import ExecScript, Prop, RunContext, TaskError
 EXIT_NOT_FOUND = 127  # the shell's "command not found"
 
 
+def container_image(image: str) -> Prop:
+    """`containerImage` with the tool's Kestra default (no container runs here)."""
+    return Prop("The container image, only used if the task runner is container-based.", "string", default=image)
+
+
 class ToolTask(ExecScript):
     """Runs `tool`; when it is not on PATH, fails with `<tool> is not installed: <install>`."""
 

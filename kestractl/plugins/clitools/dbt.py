@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from kestractl.plugin import Prop, RunContext, register
-from kestractl.plugins.clitools.base import CommandsTool, ToolTask
+from kestractl.plugins.clitools.base import CommandsTool, ToolTask, container_image
 
 LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARN", "warning": "WARN", "error": "ERROR"}
 # The runs whose dbt logged a warning (output `warningDetected`); a task object serves concurrent runs.
@@ -23,6 +23,7 @@ class DbtTask(ToolTask):
     """What every dbt task shares: `profiles`, `projectDir`, the JSON log reader and the result files."""
 
     properties = {
+        "containerImage": container_image("ghcr.io/kestra-io/dbt"),
         "profiles": Prop("The `profiles.yml` content to write before dbt runs.", type="string"),
         "projectDir": Prop("The dbt project's folder, relative to the working directory.", type="string"),
         "parseRunResults": Prop("Store `target/run_results.json` as an output file.", type="boolean", default=True),
@@ -34,7 +35,6 @@ class DbtTask(ToolTask):
     }
     tool = "dbt"
     install = "pip install dbt-core and an adapter (e.g. dbt-duckdb, dbt-postgres)"
-    container_image = "ghcr.io/kestra-io/dbt"
     profiles_file: ClassVar[str] = "profiles.yml"
 
     def run(self, ctx: RunContext) -> dict[str, Any]:

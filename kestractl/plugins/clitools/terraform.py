@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kestractl.plugin import register
-from kestractl.plugins.clitools.base import CommandsTool
+from kestractl.plugins.clitools.base import CommandsTool, container_image
 
 
 @register
@@ -12,6 +12,6 @@ class TerraformCLI(CommandsTool):
     working directory unless `outputFiles` stores them."""
 
     type_name = "io.kestra.plugin.terraform.cli.TerraformCLI"
+    properties = {"containerImage": container_image("hashicorp/terraform")}
     tool = "terraform"
     install = "install Terraform (https://developer.hashicorp.com/terraform/install)"
-    container_image = "hashicorp/terraform"
