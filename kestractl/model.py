@@ -7,7 +7,7 @@ and the tests all read the same document.
 from __future__ import annotations
 
 import functools
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,11 +15,13 @@ from enum import Enum
 from typing import Any
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# The bits a version-4 UUID fixes (RFC 9562): the version nibble, 4, and the variant, 0b10.
+_UUID_FIXED, _UUID_V4 = (0xF000 << 64) | (0xC000 << 48), (0x4000 << 64) | (0x8000 << 48)
 
 
 def new_id() -> str:
-    """A Kestra-style FriendlyId: a random UUID in base 62 (about 22 characters)."""
-    n = uuid.uuid4().int
+    """A Kestra-style FriendlyId: a random (version 4) UUID in base 62 (about 22 characters)."""
+    n = int.from_bytes(os.urandom(16)) & ~_UUID_FIXED | _UUID_V4
     out = []
     while n:
         n, r = divmod(n, 62)
@@ -35,7 +37,7 @@ def iso(dt: datetime | None) -> str | None:
     """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str | None) -> datetime | None:

@@ -28,7 +28,7 @@ class _Deadline:
     """The task's `timeout` (rendered first when it is an expression): asks the run to stop once it passes."""
 
     def __init__(self) -> None:
-        self.passed = threading.Event()
+        self.passed = False  # set by the timer's thread; read once the task returns or stops
         self.duration: timedelta | None = None
         self._timer: threading.Timer | None = None
 
@@ -39,7 +39,7 @@ class _Deadline:
             return
 
         def expire() -> None:
-            self.passed.set()
+            self.passed = True
             ctx.stop.set()
 
         self._timer = threading.Timer(self.duration.total_seconds(), expire)
@@ -56,12 +56,12 @@ def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
     try:
         deadline.start(task, ctx)
         outputs = task.run(ctx)
-        if deadline.passed.is_set():
+        if deadline.passed:
             raise Killed()
         state = State.WARNING if ctx.warning else State.SUCCESS
         return AttemptResult(state, outputs, ctx.metrics, ctx.update if ctx.update else None)
     except Killed:
-        if deadline.passed.is_set() and deadline.duration is not None:
+        if deadline.passed and deadline.duration is not None:
             ctx.error(f"Timeout after {iso_duration(deadline.duration)}")
             return AttemptResult(State.FAILED, None, ctx.metrics)
         ctx.log("WARN", "Killed")

@@ -277,7 +277,7 @@ class RunContext:
         self.task_run = task_run
         self.variables = variables
         self.storage = storage
-        self.stop = stop or threading.Event()
+        self._stop = stop
         self.metrics: list[dict[str, Any]] = []
         self.warning = False
         # Changes to this execution the task asks for; applied by the runner with a successful result.
@@ -288,6 +288,17 @@ class RunContext:
         self._working_dir = working_dir
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._min_level = level_rank(task.log_level) if task and task.log_level else 0
+
+    @property
+    def stop(self) -> threading.Event:
+        """Set when the run is asked to stop (kill, timeout); made on first use, as most runs never look."""
+        if self._stop is None:
+            self._stop = threading.Event()
+        return self._stop
+
+    @stop.setter
+    def stop(self, event: threading.Event) -> None:
+        self._stop = event
 
     def render(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
         """Render strings (recursively in lists and maps) with this run's variables."""
