@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kestractl.errors import NotFoundError, StoreError
+from kestractl.errors import KestraError, NotFoundError, StoreError
 from kestractl.model import (
     TERMINATED_STATES,
     Attempt,
@@ -256,6 +256,16 @@ class Store:
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
         return int(frames), int(copied)
+
+    def checkpoint_every(self, seconds: float, stop: threading.Event, on_error: Callable[[KestraError], None]) -> None:
+        """Until `stop` is set: copy the WAL into the database every `seconds`, off the path of every commit (run
+        on a thread of its own, with `background_checkpoints`); then close this thread's connection."""
+        while not stop.wait(seconds):
+            try:
+                self.checkpoint()
+            except KestraError as exc:
+                on_error(exc)
+        self.close()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kestractl.cli.output import BatchProgress, echo, execution_summary, fancy, log_line, print_json
+from kestractl.cli.output import BatchProgress, echo, error, execution_summary, fancy, log_line, print_json
 from kestractl.cli.state import handles_errors, state
 from kestractl.model import Execution, State
+
+if TYPE_CHECKING:
+    from kestractl.store import Store
+
+# How often `execute` copies the WAL into the database (see `_checkpoints`).
+CHECKPOINT_SECONDS = 0.25
 
 HELP = (
     "Run a flow now and stream its logs; exit 0 on SUCCESS/WARNING/PAUSED, 1 on FAILED/KILLED, 2 when refused.\n\n"
@@ -61,7 +70,7 @@ def execute(
     from kestractl.engine.runner import Runner
     from kestractl.errors import KestraError, ValidationError
 
-    store, storage = state.open()
+    store, storage = state.open(background_checkpoints=True)  # see `_checkpoints`
     progress = BatchProgress() if fancy(sys.stderr) else None
     runner = Runner(
         store,
@@ -75,9 +84,26 @@ def execute(
     except KestraError as exc:
         raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
     try:
-        ended = runner.run(execution.id)
+        with _checkpoints(store):
+            ended = runner.run(execution.id)
     finally:
         runner.close()
         if progress is not None:
             progress.close()
     finish(ended, as_json)
+
+
+@contextmanager
+def _checkpoints(store: Store) -> Iterator[None]:
+    """The WAL is copied into the database on a thread of its own while the execution runs, as in the server:
+    a commit that checkpointed itself (every 4 MB of WAL) cost a long flow 10-25% of its time."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=store.checkpoint_every, args=(CHECKPOINT_SECONDS, stop, lambda exc: error(exc.message)), daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -32,12 +32,12 @@ class CliState:
             gc.enable()
         return resolve_home(self.home_option).ensure()
 
-    def open(self) -> tuple[Store, Storage]:
+    def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
         from kestractl.storage import Storage
         from kestractl.store import Store
 
         home = self.home()
-        return Store(home.db_path), Storage(home.storage_root)
+        return Store(home.db_path, background_checkpoints), Storage(home.storage_root)
 
 
 state = CliState()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
-from kestractl.errors import KestraError
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import make_server
@@ -102,12 +101,7 @@ class StandaloneServer:
 
     def _checkpoints(self) -> None:
         """The WAL is copied into the database here, off the path of every commit (see `Store`)."""
-        while not self.stop_event.wait(CHECKPOINT_SECONDS):
-            try:
-                self.store.checkpoint()
-            except KestraError as exc:
-                self.say("ERROR", exc.message)
-        self.store.close()
+        self.store.checkpoint_every(CHECKPOINT_SECONDS, self.stop_event, lambda exc: self.say("ERROR", exc.message))
 
     def _tick(self) -> None:
         now = time.monotonic()
