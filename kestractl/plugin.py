@@ -19,9 +19,10 @@ Files of rows in internal storage are Kestra's ION (one value per line): `read_i
 and `write_ion_lines` writes them, with the same reader and writer as the rest of kestractl (the `toIon` filter,
 storage tasks, JDBC results), so a plugin's file reads back exactly as a core task's. Values that plugins print
 as Kestra's Java code does: `java_double` (`Double.toString`), `format_java_date` (`DateTimeFormatter.ofPattern`),
-`java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`). Query results as
-Kestra's JDBC tasks give them: `FETCH_TYPES`, `fetch_outputs` (rows to `row`/`rows`/`uri`/`size`), `fetch_metric`
-and `plain` (a driver's value as Kestra types it).
+`java_strptime_format` (such a pattern as a `strptime` format) and `time_zone` (`ZoneId.of`). Query tasks as
+Kestra's JDBC tasks are: `FETCH_PROPERTIES` and `FETCH_OUTPUTS` (their declarations), `FETCH_TYPES`,
+`fetch_outputs` (rows to `row`/`rows`/`uri`/`size`), `fetch_metric` and `plain` (a driver's value as Kestra types
+it).
 
 Tasks that run a command-line tool build on `ExecScript` (Kestra's script tasks: `beforeCommands`, `commands`,
 `env`, `inputFiles`, `outputFiles`, `namespaceFiles`, task runners). Tasks about flows ask the engine through
@@ -42,7 +43,7 @@ from kestractl.ion import iter_lines as read_ion_lines
 from kestractl.ion import write_lines as write_ion_lines
 from kestractl.javatext import java_double
 from kestractl.namespace_files import NamespaceFiles, local_files, path_matcher
-from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
+from kestractl.rows import FETCH_OUTPUTS, FETCH_PROPERTIES, FETCH_TYPES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.base import FlowSource, Killed, RunContext, RunnableTask, Task, dynamic, is_true
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
@@ -54,6 +55,8 @@ __all__ = [
     "Annotated",
     "Condition",
     "ConditionContext",
+    "FETCH_OUTPUTS",
+    "FETCH_PROPERTIES",
     "FETCH_TYPES",
     "ExecScript",
     "FlowSource",

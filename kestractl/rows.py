@@ -18,8 +18,29 @@ from uuid import UUID
 
 from kestractl import ion
 from kestractl.model import iso_duration, new_id
+from kestractl.tasks.properties import Prop
 
 FETCH_TYPES = ("STORE", "FETCH", "FETCH_ONE", "NONE")
+# The properties and outputs every query task has (Kestra's AbstractJdbcQuery): declared once, for DuckDB's and
+# the JDBC plugin's.
+FETCH_PROPERTIES: dict[str, Prop | str] = {
+    "fetchType": Prop(
+        "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
+        type="string",
+        default="NONE",
+        values=FETCH_TYPES,
+    ),
+    "fetch": Prop("Deprecated: `fetchType: FETCH`.", type="boolean", default=False),
+    "fetchOne": Prop("Deprecated: `fetchType: FETCH_ONE`.", type="boolean", default=False),
+    "store": Prop("Deprecated: `fetchType: STORE`.", type="boolean", default=False),
+    "fetchSize": Prop("Rows read at a time when storing.", type="integer", default=10_000),
+}
+FETCH_OUTPUTS = {
+    "row": "FETCH_ONE: the first row (null when there is none).",
+    "rows": "FETCH: every row.",
+    "uri": "STORE: the rows in internal storage, an ION file with one row per line.",
+    "size": "How many rows were fetched or stored.",
+}
 
 Record = dict[str, Any]
 

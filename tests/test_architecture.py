@@ -24,7 +24,7 @@ LAYERS = {
     "expressions_functions": 1,
     "expressions_jq": 1,
     "inputs": 1,
-    "rows": 1,
+    "rows": 2,
     "store": 1,
     "storage": 1,
     "kv": 1,

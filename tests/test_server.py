@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FLOWS
+from conftest import FLOWS, wait_for
 
 from kestractl.config import Home
 from kestractl.server.app import ServerOptions, StandaloneServer
@@ -53,13 +53,7 @@ class Running:
         shutil.copy(source, self.flows / (name or source.name))
 
     def wait_for(self, check: Callable[[], Any], seconds: float = 10) -> Any:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(0.05)
-        raise AssertionError("condition not met in time")
+        return wait_for(check, seconds)
 
     def execution_done(self, execution_id: str) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:

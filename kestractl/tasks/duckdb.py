@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kestractl import ion
 from kestractl.errors import TaskError
 from kestractl.model import new_id
-from kestractl.rows import FETCH_TYPES, fetch_metric, fetch_outputs, plain
+from kestractl.rows import FETCH_OUTPUTS, FETCH_PROPERTIES, fetch_metric, fetch_outputs, plain
 from kestractl.tasks.base import Killed, RunContext, RunnableTask
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     import duckdb
 
 JDBC_PREFIX = "jdbc:duckdb:"
-DEFAULT_FETCH_SIZE = 10_000
 NETWORK_TIMEOUT = 3.0
 STOP_POLL_SECONDS = 0.1
 CORE_REPOSITORY = "http://extensions.duckdb.org"
@@ -340,23 +339,11 @@ class Query(RunnableTask):
         "outputDbFile": Prop("Store the database file as output `databaseUri`.", type="boolean", default=False),
         "inputFiles": Prop("Files to write into the working directory (name: text or kestra:// URI), or JSON text."),
         "outputFiles": Prop("Files of the working directory to store as `outputFiles` (a list, or one name)."),
-        "fetchType": Prop(
-            "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
-            type="string",
-            default="NONE",
-            values=FETCH_TYPES,
-        ),
-        "fetch": Prop("Deprecated: FETCH.", type="boolean", default=False),
-        "fetchOne": Prop("Deprecated: FETCH_ONE.", type="boolean", default=False),
-        "store": Prop("Deprecated: STORE.", type="boolean", default=False),
-        "fetchSize": Prop("Rows read at a time when storing.", type="integer", default=DEFAULT_FETCH_SIZE),
+        **FETCH_PROPERTIES,
         "timeZoneId": Prop("The time zone dates are read in (DuckDB's TimeZone by default).", type="string"),
     }
     outputs = {
-        "row": "The first row (fetchType FETCH_ONE).",
-        "rows": "Every row (fetchType FETCH).",
-        "uri": "The rows in an ION file in internal storage (fetchType STORE).",
-        "size": "The number of rows fetched or stored.",
+        **FETCH_OUTPUTS,
         "outputFiles": "The stored `outputFiles`: name → `kestra://` URI.",
         "databaseUri": "The database file in internal storage (with `outputDbFile`).",
     }

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kestractl.plugin import (
-    FETCH_TYPES,
+    FETCH_OUTPUTS,
+    FETCH_PROPERTIES,
     KestraError,
     Killed,
     Prop,
@@ -162,24 +163,10 @@ class JdbcQuery(RunnableTask):
         "sql": Prop("The SQL to run.", type="string", required=True),
         "parameters": Prop("Values bound to the `:name` placeholders of `sql`.", type="object"),
         "afterSQL": Prop("One statement run after `sql`, in the same transaction (e.g. mark rows as read).", "string"),
-        "fetchType": Prop(
-            "NONE, FETCH_ONE (`row`), FETCH (`rows`) or STORE (`uri`, an ION file).",
-            type="string",
-            default="NONE",
-            values=FETCH_TYPES,
-        ),
-        "fetch": Prop("Deprecated: `fetchType: FETCH`.", type="boolean", default=False),
-        "fetchOne": Prop("Deprecated: `fetchType: FETCH_ONE`.", type="boolean", default=False),
-        "store": Prop("Deprecated: `fetchType: STORE`.", type="boolean", default=False),
-        "fetchSize": Prop("Rows read from the server at a time when storing.", type="integer", default=10_000),
+        **FETCH_PROPERTIES,
         "timeZoneId": Prop("The zone dates and times are given in (default: the machine's).", type="string"),
     }
-    outputs = {
-        "row": "FETCH_ONE: the first row (null when there is none).",
-        "rows": "FETCH: every row.",
-        "uri": "STORE: the rows in internal storage, an ION file with one row per line.",
-        "size": "How many rows were fetched.",
-    }
+    outputs = FETCH_OUTPUTS
     # The database's name, to begin each error line.
     label: ClassVar[str] = ""
 
