@@ -409,20 +409,19 @@ class Store:
         flow_id: str | None = None,
         states: list[str] | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[str]:
-        where, args = [], []
-        if namespace:
-            where.append("(namespace=? OR namespace LIKE ?)")
-            args += [namespace, namespace + ".%"]
-        if flow_id:
-            where.append("flow_id=?")
-            args.append(flow_id)
-        if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args += states
-        sql = "SELECT id FROM executions" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY start_date DESC LIMIT ?"
-        return [r[0] for r in self.conn.execute(sql, [*args, limit])]
+        """Newest first; `namespace` takes its child namespaces too (Kestra's search)."""
+        where, args = _search_filter(namespace, flow_id, states)
+        sql = f"SELECT id FROM executions{where} ORDER BY start_date DESC LIMIT ? OFFSET ?"
+        return [r[0] for r in self.conn.execute(sql, [*args, limit, offset])]
+
+    def count_executions(
+        self, namespace: str | None = None, flow_id: str | None = None, states: list[str] | None = None
+    ) -> int:
+        """How many executions `find_execution_ids` would page through, counted by SQLite."""
+        where, args = _search_filter(namespace, flow_id, states)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM executions{where}", args).fetchone()[0])
 
     def flow_execution_ids(
         self, namespace: str, flow_id: str, states: list[str], oldest_first: bool = False
@@ -498,23 +497,17 @@ class Store:
         )
 
     def logs(self, execution: Execution, min_level: str = "TRACE", task_id: str | None = None) -> list[LogEntry]:
-        sql = "SELECT task_run_id, task_id, attempt, level, timestamp, message FROM logs"
-        sql += " WHERE execution_id=? AND level_rank>=?" + (" AND task_id=?" if task_id else "") + " ORDER BY seq"
-        args: list[Any] = [execution.id, level_rank(min_level)] + ([task_id] if task_id else [])
-        return [
-            LogEntry(
-                execution_id=execution.id,
-                namespace=execution.namespace,
-                flow_id=execution.flow_id,
-                task_run_id=r[0],
-                task_id=r[1],
-                attempt_number=r[2],
-                level=r[3],
-                timestamp=parse_iso(r[4]) or utcnow(),
-                message=r[5],
-            )
-            for r in self.conn.execute(sql, args)
-        ]
+        return [entry for _, entry in self.logs_after(execution, 0, min_level, task_id)]
+
+    def logs_after(
+        self, execution: Execution, after: int, min_level: str = "TRACE", task_id: str | None = None
+    ) -> list[tuple[int, LogEntry]]:
+        """The execution's log lines stored after position `after`, with their positions (a follower asks for
+        what is new, not for everything again)."""
+        sql = "SELECT seq, task_run_id, task_id, attempt, level, timestamp, message FROM logs"
+        sql += " WHERE execution_id=? AND seq>? AND level_rank>=?" + (" AND task_id=?" if task_id else "")
+        args: list[Any] = [execution.id, after, level_rank(min_level)] + ([task_id] if task_id else [])
+        return [(r[0], _log_entry(execution, r[1:])) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
     # ---- delays (timers) ---------------------------------------------------------------------
 
@@ -671,6 +664,35 @@ def _where(query: ExecutionQuery, prefix: bool, dates: bool = True) -> tuple[str
         where.append("start_date<=?")
         args.append(iso(query.end))
     return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def _search_filter(namespace: str | None, flow_id: str | None, states: list[str] | None) -> tuple[str, list[Any]]:
+    where, args = [], []
+    if namespace:
+        where.append("(namespace=? OR namespace LIKE ?)")
+        args += [namespace, namespace + ".%"]
+    if flow_id:
+        where.append("flow_id=?")
+        args.append(flow_id)
+    if states:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        args += states
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def _log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
+    task_run_id, task_id, attempt, level, timestamp, message = row
+    return LogEntry(
+        execution_id=execution.id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        task_run_id=task_run_id,
+        task_id=task_id,
+        attempt_number=attempt,
+        level=level,
+        timestamp=parse_iso(timestamp) or utcnow(),
+        message=message,
+    )
 
 
 def _state_data(state: StateInfo) -> dict[str, Any]:

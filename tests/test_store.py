@@ -93,3 +93,34 @@ def test_background_checkpoints_leave_commits_alone_and_copy_the_wal_when_asked(
     store.close()
     plain = Store(tmp_path / "plain.db")
     assert plain.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # the CLI keeps SQLite's own
+
+
+def test_search_pages_and_counts_in_sql(tmp_path: Path) -> None:
+    """A page reads its rows only; the total is SQLite's count (the API used to read every id to page them)."""
+    store = Store(tmp_path / "k.db")
+    with store.transaction():
+        for n in range(30):
+            execution = Execution(f"e{n:02d}", "team.a" if n % 3 else "team", "f", 1)
+            execution.state.moved(State.SUCCESS if n % 2 else State.FAILED)
+            store.save_execution(execution)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    page = store.find_execution_ids("team", None, ["SUCCESS"], limit=5, offset=5)
+    assert len(page) == 5 and store.count_executions("team", None, ["SUCCESS"]) == 15
+    assert store.count_executions("team.a") == 20 and store.count_executions(flow_id="nope") == 0
+    assert page == store.find_execution_ids("team", None, ["SUCCESS"], limit=15)[5:10]
+    assert all("LIMIT" in s or "COUNT(*)" in s for s in statements if s.startswith("SELECT"))
+
+
+def test_logs_after_gives_only_what_is_new(tmp_path: Path) -> None:
+    store = Store(tmp_path / "k.db")
+    execution = Execution("e1", "ns", "f", 1)
+    lines = [LogEntry("e1", "ns", "f", level, f"m{n}") for n, level in enumerate(["INFO", "DEBUG", "ERROR"])]
+    with store.transaction():
+        store.save_execution(execution)
+        store.append_logs(lines)
+    first = store.logs_after(execution, 0, "INFO")
+    assert [e.message for _, e in first] == ["m0", "m2"]
+    with store.transaction():
+        store.append_logs([LogEntry("e1", "ns", "f", "WARN", "m3")])
+    assert [e.message for _, e in store.logs_after(execution, first[-1][0], "INFO")] == ["m3"]

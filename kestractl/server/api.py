@@ -16,7 +16,7 @@ from typing import Any
 from kestractl.deploy import load_flow_texts
 from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
-from kestractl.model import Execution, Flow, label_pairs, label_text, level_rank
+from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
@@ -87,13 +87,10 @@ class Api:
 
     def search_executions(self, request: Request) -> Response:
         page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        states = request.params.get("state")
-        ids = self.store.find_execution_ids(
-            _param(request, "namespace"), _param(request, "flowId"), states, limit=1_000_000
-        )
-        chosen = ids[(page - 1) * size : page * size]
-        results = [self._execution_json(self.store.load_execution(i)) for i in chosen]
-        return Response(body={"results": results, "total": len(ids)})
+        where = (_param(request, "namespace"), _param(request, "flowId"), request.params.get("state"))
+        ids = self.store.find_execution_ids(*where, limit=size, offset=(page - 1) * size)
+        results = [self._execution_json(self.store.load_execution(i)) for i in ids]
+        return Response(body={"results": results, "total": self.store.count_executions(*where)})
 
     def kill(self, request: Request) -> Response:
         execution = self.runner.kill(request.path_params["executionId"])
@@ -175,18 +172,17 @@ class Api:
     def follow_logs(self, request: Request) -> Response:
         """Server-sent events: every log line as it is stored, until the execution ends."""
         execution_id = request.path_params["executionId"]
-        self.store.load_execution(execution_id)
-        minimum = level_rank(_param(request, "minLevel") or "TRACE")
+        execution = self.store.load_execution(execution_id)
+        minimum = _param(request, "minLevel") or "TRACE"
 
         def events() -> Iterator[bytes]:
             sent = 0
             while True:
                 ended = self.store.execution_state(execution_id).is_terminated()
-                entries = self.store.logs(self.store.load_execution(execution_id))
-                for entry in entries[sent:]:
-                    if level_rank(entry.level) >= minimum:
-                        yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
-                sent = len(entries)
+                new = self.store.logs_after(execution, sent, minimum)
+                for _, entry in new:
+                    yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
+                sent = new[-1][0] if new else sent
                 if ended:
                     return
                 time.sleep(0.2)
