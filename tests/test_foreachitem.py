@@ -313,3 +313,32 @@ def test_a_child_reads_its_item_without_building_paths_for_the_allowed_folders(
     children = [store.load_execution(i) for i in store.find_execution_ids(flow_id="window-child")]
     assert sorted(c.task_runs[0].outputs["value"] for c in children) == sorted(f"line {i}" for i in range(1, 13))
     assert folders == []
+
+
+def test_the_split_and_the_streamed_logs_cost_nothing_per_batch_beyond_the_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split writes each batch through a path string (no Path per batch), and `execute` asks once whether its
+    log stream is a terminal, not once per streamed line (10,000 children log 10,000 lines)."""
+    import pathlib
+
+    import kestractl.cli.output as output
+
+    for name, text in (("child.yaml", READING_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    opened: list[str] = []
+    asked: list[object] = []
+    path_open, fancy = pathlib.Path.open, output.fancy
+
+    def counted_open(self: pathlib.Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode:
+            opened.append(self.name)
+        return path_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", counted_open)
+    monkeypatch.setattr(output, "fancy", lambda stream=None: asked.append(stream) or fancy(stream))
+    code, execution = cli.execute("tests.window", "window-parent", "--input", f"file={_lines(tmp_path, 12)}")
+    assert code == 0 and runs(execution, "each_items")[0]["outputs"]["iterations"]["SUCCESS"] == 12
+    assert [name for name in opened if name.startswith("0000")] == []
+    assert len(asked) <= 2
