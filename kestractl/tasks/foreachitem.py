@@ -8,6 +8,7 @@ The parent waiting on its children is a row, not a thread: 10,000 batches cost n
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,7 +116,8 @@ class _Split(_Hidden, RunnableTask):
         def opener(index: int) -> BinaryIO:
             name = f"{index:06d}{extension}"
             uris.append(f"{base}/{name}")
-            return open(folder + name, "wb")  # a str, not a Path per batch: 10,000 one-item batches
+            # A str, not a Path per batch (10,000 one-item batches), and a buffer size given: no isatty asked per file.
+            return open(folder + name, "wb", buffering=io.DEFAULT_BUFFER_SIZE)
 
         split(
             source,
