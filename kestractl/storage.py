@@ -68,6 +68,11 @@ class Storage:
         reached through a link planted inside it is not under it."""
         return self._real_root / prefix.lstrip("/")
 
+    def folder_text(self, prefix: str) -> str:
+        """`folder` as text, for a prefix made of plain names (`execution_prefix`, `files_prefix`): checking that
+        a path lies under it is then a string comparison, with no Path built per read."""
+        return f"{self._real_root}{os.sep}{prefix.strip('/')}"
+
     def put(self, path: str, source: Path | bytes) -> str:
         """Store bytes or a local file at `path` (a storage path starting with `/`); returns its URI."""
         uri = SCHEME + "/" + path.lstrip("/")

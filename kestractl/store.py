@@ -34,6 +34,8 @@ from kestractl.model import (
 
 # How long a writer waits for the file (or for this process's other writers) before giving up.
 BUSY_SECONDS = 30
+# Ids bound in one `IN (…)` query, well under SQLite's limit on parameters.
+MAX_PARAMETERS = 500
 
 MIGRATIONS: list[str] = [
     # 1: flows by revision, executions, task runs, logs, timers.
@@ -129,6 +131,11 @@ def _store_error(path: Path, exc: Exception) -> StoreError:
     else:
         advice = "retry; if it persists, check the file and the disk"
     return StoreError(f"{path}: {reason} ({advice})")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -352,20 +359,27 @@ class Store:
 
     def save_execution(self, execution: Execution) -> None:
         """Write the execution row (not its task runs)."""
-        self.conn.execute(
+        self.save_executions([execution])
+
+    def save_executions(self, executions: Iterable[Execution]) -> None:
+        """Write execution rows in one statement: a ForEachItem's children are created a window at a time."""
+        self.conn.executemany(
             "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, parent_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state=excluded.state,"
             " flow_revision=excluded.flow_revision, data=excluded.data",
-            (
-                execution.id,
-                execution.namespace,
-                execution.flow_id,
-                execution.flow_revision,
-                execution.state.current.value,
-                iso(execution.state.start_date),
-                execution.parent_id,
-                json.dumps(_execution_data(execution)),
-            ),
+            [
+                (
+                    e.id,
+                    e.namespace,
+                    e.flow_id,
+                    e.flow_revision,
+                    e.state.current.value,
+                    iso(e.state.start_date),
+                    e.parent_id,
+                    json.dumps(_execution_data(e)),
+                )
+                for e in executions
+            ],
         )
 
     def save_task_runs(self, execution_id: str, runs: Iterable[tuple[int, TaskRun]]) -> None:
@@ -393,15 +407,26 @@ class Store:
                 self.save_execution(execution)
 
     def load_execution(self, execution_id: str) -> Execution:
-        row = self.conn.execute("SELECT data FROM executions WHERE id=?", (execution_id,)).fetchone()
-        if row is None:
+        found = self.load_executions([execution_id])
+        if not found:
             raise NotFoundError(f"execution not found: {execution_id}")
-        execution = _execution_from(json.loads(row[0]))
-        runs = self.conn.execute(
-            "SELECT data FROM task_runs WHERE execution_id=? ORDER BY seq", (execution_id,)
-        ).fetchall()
-        execution.task_runs = [_task_run_from(json.loads(r[0])) for r in runs]
-        return execution
+        return found[0]
+
+    def load_executions(self, ids: list[str]) -> list[Execution]:
+        """The executions that exist among `ids`, in that order, each with its task runs: two queries for a
+        window of waiting children, not two per child."""
+        executions: dict[str, Execution] = {}
+        for chunk in _chunks(ids, MAX_PARAMETERS):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self.conn.execute(f"SELECT data FROM executions WHERE id IN ({marks})", chunk):
+                execution = _execution_from(json.loads(data))
+                executions[execution.id] = execution
+            runs = self.conn.execute(
+                f"SELECT execution_id, data FROM task_runs WHERE execution_id IN ({marks}) ORDER BY seq", chunk
+            )
+            for execution_id, data in runs:
+                executions[execution_id].task_runs.append(_task_run_from(json.loads(data)))
+        return [executions[i] for i in ids if i in executions]
 
     def find_execution_ids(
         self,

@@ -256,3 +256,89 @@ def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
     assert lookups.count("window-child") == 1
     assert ("window-child", None) not in contexts and ("window-parent", "each_items") in contexts
     assert contexts.count(("window-parent", "each_items")) == 1  # only to start the children
+
+
+def test_children_are_written_and_read_a_window_at_a_time(cli: Cli, tmp_path: Path) -> None:
+    """Creating the children is one statement per chunk of them, and starting those that wait for the window one
+    read for all: no execution row written or read per child."""
+    for name, text in (("child.yaml", WINDOW_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    home = resolve_home(cli.home)
+    store = Store(home.db_path)
+    runner = Runner(store, Storage(home.storage_root))
+    parent = runner.create_execution(
+        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
+    )
+    written: list[int] = []
+    read: list[int] = []
+    save_executions, load_executions = store.save_executions, store.load_executions
+    created = lambda executions: [e for e in executions if e.parent_id and e.state.current == State.CREATED]  # noqa: E731
+
+    def save(executions: list[Execution]) -> None:
+        written.append(len(created(executions)))
+        save_executions(executions)
+
+    def load(ids: list[str]) -> list[Execution]:
+        found = load_executions(ids)
+        read.append(len(created(found)))
+        return found
+
+    store.save_executions, store.load_executions = save, load  # type: ignore[method-assign]
+    assert runner.run(parent.id).state.current == State.SUCCESS
+    assert [n for n in written if n] == [12] and [n for n in read if n] == [12]
+
+
+READING_CHILD = WINDOW_CHILD.split("  - id: nap")[0] + "  - id: value\n    type: io.kestra.plugin.core.debug.Return\n"
+READING_CHILD += '    format: "{{ read(inputs.items) | trim }}"\n'
+
+
+def test_a_child_reads_its_item_without_building_paths_for_the_allowed_folders(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`read()` checks a file against the execution's folders as text: no Path built per folder and per read."""
+    for name, text in (("child.yaml", READING_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    home = resolve_home(cli.home)
+    store = Store(home.db_path)
+    runner = Runner(store, Storage(home.storage_root))
+    parent = runner.create_execution(
+        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
+    )
+    folders: list[str] = []
+    folder = Storage.folder
+    monkeypatch.setattr(Storage, "folder", lambda self, prefix: folders.append(prefix) or folder(self, prefix))
+    assert runner.run(parent.id).state.current == State.SUCCESS
+    children = [store.load_execution(i) for i in store.find_execution_ids(flow_id="window-child")]
+    assert sorted(c.task_runs[0].outputs["value"] for c in children) == sorted(f"line {i}" for i in range(1, 13))
+    assert folders == []
+
+
+def test_the_split_and_the_streamed_logs_cost_nothing_per_batch_beyond_the_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split writes each batch through a path string (no Path per batch), and `execute` asks once whether its
+    log stream is a terminal, not once per streamed line (10,000 children log 10,000 lines)."""
+    import pathlib
+
+    import kestractl.cli.output as output
+
+    for name, text in (("child.yaml", READING_CHILD), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    opened: list[str] = []
+    asked: list[object] = []
+    path_open, fancy = pathlib.Path.open, output.fancy
+
+    def counted_open(self: pathlib.Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode:
+            opened.append(self.name)
+        return path_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", counted_open)
+    monkeypatch.setattr(output, "fancy", lambda stream=None: asked.append(stream) or fancy(stream))
+    code, execution = cli.execute("tests.window", "window-parent", "--input", f"file={_lines(tmp_path, 12)}")
+    assert code == 0 and runs(execution, "each_items")[0]["outputs"]["iterations"]["SUCCESS"] == 12
+    assert [name for name in opened if name.startswith("0000")] == []
+    assert len(asked) <= 2

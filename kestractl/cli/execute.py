@@ -72,10 +72,11 @@ def execute(
 
     store, storage = state.open(background_checkpoints=True)  # see `_checkpoints`
     progress = BatchProgress() if fancy(sys.stderr) else None
+    colour = fancy(sys.stderr if as_json else sys.stdout)
     runner = Runner(
         store,
         storage,
-        on_log=lambda entry: log_line(entry, stderr=as_json),
+        on_log=lambda entry: log_line(entry, stderr=as_json, colour=colour),
         on_change=progress.update if progress else None,
     )
     try:

@@ -57,14 +57,15 @@ def error(message: str) -> None:
     stream.flush()
 
 
-def log_line(entry: LogEntry, stderr: bool = False) -> None:
-    """One streamed log line: time, level, task id, message (multi-line messages indented)."""
+def log_line(entry: LogEntry, stderr: bool = False, colour: bool | None = None) -> None:
+    """One streamed log line: time, level, task id, message (multi-line messages indented); `colour`, `fancy`
+    of the stream when the caller already knows it (a stream that streams 10,000 lines asks once)."""
     stream = sys.stderr if stderr else sys.stdout
     stamp = (iso(entry.timestamp) or "")[11:23]
     task = entry.task_id or "-"
     message = entry.message.replace("\n", "\n" + " " * 4)
     line = f"{stamp} {entry.level:<5} {task} {message}"
-    if fancy(stream):
+    if fancy(stream) if colour is None else colour:
         style = {"WARN": "33", "ERROR": "31", "TRACE": "2", "DEBUG": "2"}.get(entry.level)
         line = f"\x1b[2m{stamp}\x1b[0m {_ansi(entry.level.ljust(5), style)} \x1b[1m{task}\x1b[0m {message}"
     with _print_lock:

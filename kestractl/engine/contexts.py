@@ -174,7 +174,7 @@ class Contexts:
             allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
         target = self.storage.local_path(uri)
         text = str(target)
-        if any(text.startswith(f"{self.storage.folder(prefix)}{os.sep}") for prefix in allowed):  # no Path walk
+        if any(text.startswith(f"{self.storage.folder_text(prefix)}{os.sep}") for prefix in allowed):
             return target
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 

@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,10 +43,13 @@ from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, 
 POLL_SECONDS = 0.2
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
+# Subflow children built before their rows are written (one statement), so that 100,000 are never all in memory.
+CREATE_CHUNK = 500
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
 log = logging.getLogger("kestractl.engine")
+FlowOf = Callable[..., Flow]
 
 
 class FlowRepository:
@@ -155,6 +158,21 @@ class Runner:
         validate_inputs: bool = True,
     ) -> Execution:
         """A new CREATED execution with typed inputs (files copied into storage), persisted."""
+        execution = self._new_execution(flow, inputs, labels, trigger, parent, validate_inputs)
+        with self.store.transaction():
+            self.store.save_execution(execution)
+        return execution
+
+    def _new_execution(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None,
+        labels: list[tuple[str, str]] | None,
+        trigger: dict[str, Any] | None,
+        parent: tuple[Execution, TaskRun] | None,
+        validate_inputs: bool,
+    ) -> Execution:
+        """`create_execution`'s execution, not yet written."""
         if flow.disabled:
             raise ConflictError(f"flow {flow.namespace}.{flow.id} is disabled")
         execution = Execution(
@@ -193,8 +211,6 @@ class Runner:
             execution.parent_task_run_id = parent_run.id
             correlation = parent_execution.labels_map().get("system.correlationId", parent_execution.id)
         execution.labels = _merge_labels([*flow.labels, *(labels or []), ("system.correlationId", correlation)])
-        with self.store.transaction():
-            self.store.save_execution(execution)
         return execution
 
     # ---- driving (CLI: synchronous) ---------------------------------------------------------
@@ -292,7 +308,8 @@ class Runner:
     # ---- the loop -----------------------------------------------------------------------------
 
     def _activate(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> Active:
-        """Drive an execution from here on; `fresh` is one just created (no need to read it back)."""
+        """Drive an execution from here on; `fresh` is the execution as stored, just created or read with others
+        (no need to read it)."""
         if execution_id in self._active:
             return self._active[execution_id]
         execution = fresh or self.store.load_execution(execution_id)
@@ -303,11 +320,11 @@ class Runner:
         active = Active(execution, flow, executor, self._dirty)
         this = weakref.ref(active)
         if fresh is not None:
-            active.row_changed()  # just written by create_execution
+            active.row_changed()  # as stored
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         self._active[execution_id] = active
         # A CREATED execution (a waiting subflow child) was never stepped: it has no timers to read.
-        for delay in [] if fresh or execution.state.current == State.CREATED else self.store.delays(execution_id):
+        for delay in [] if execution.state.current == State.CREATED else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
             recover_interrupted(execution, active.executor.tasks)
@@ -316,12 +333,12 @@ class Runner:
 
     def _loop(self) -> None:
         while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
-            self._activate_waiting()
             self._iterate(idle_wait=False)
         self.logs.flush()
 
     def _iterate(self, idle_wait: bool = True) -> None:
         """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
+        self._activate_waiting()
         while self._dirty:
             self._advance_group()
         if idle_wait or self._inflight or self._timers or self._inbox.pending():
@@ -639,7 +656,6 @@ class Runner:
         execution = active.execution
         self.contexts.release(execution)
         self._active.pop(execution.id, None)
-        self._activate_waiting()
         self.logs.flush()
         if active.flow.concurrency is not None:
             self._dequeue(execution)
@@ -722,8 +738,7 @@ class Runner:
         try:
             flow_of = functools.cache(self.flows.get)  # "the latest" read once per start, not once per child
             with self.store.transaction():  # all children or none; only their ids are kept
-                requests = task.subflow_requests(ctx)
-                child_ids = [self._create_child(active, task, run, r, flow_of).id for r in requests]
+                child_ids = self._create_children(active, task, run, task.subflow_requests(ctx), flow_of)
             state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
@@ -734,14 +749,16 @@ class Runner:
         else:
             active.touch(run)
         self._waiting.extend((child_id, active.execution.id) for child_id in child_ids)
-        self._activate_waiting()
 
     def _activate_waiting(self) -> None:
         """Drive waiting executions (subflow children, CREATED rows) while fewer than ACTIVE_WINDOW are driven:
-        100,000 ForEachItem children are rows that start as others end, not 100,000 executions in memory."""
-        while self._waiting and len(self._active) < ACTIVE_WINDOW:
-            execution_id, _ = self._waiting.popleft()
-            self._activate(execution_id)
+        100,000 ForEachItem children are rows that start as others end, not 100,000 executions in memory. Called
+        once per loop iteration, so the children whose places a group of ends freed are read together."""
+        room = min(len(self._waiting), ACTIVE_WINDOW - len(self._active))
+        if room > 0:
+            ids = [self._waiting.popleft()[0] for _ in range(room)]
+            for execution in self.store.load_executions(ids):
+                self._activate(execution.id, fresh=execution)
 
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
@@ -754,8 +771,23 @@ class Runner:
             for child_id in killed:
                 kill_offline(self.store, child_id)
 
-    def _create_child(
-        self, active: Active, task: Task, run: TaskRun, request: dict[str, Any], flow_of: Callable[..., Flow]
+    def _create_children(
+        self, active: Active, task: Task, run: TaskRun, requests: Iterable[dict[str, Any]], flow_of: FlowOf
+    ) -> list[str]:
+        """The children's rows written CREATE_CHUNK at a time, in one statement each; only their ids are kept."""
+        ids: list[str] = []
+        chunk: list[Execution] = []
+        for request in requests:
+            chunk.append(self._new_child(active, task, run, request, flow_of))
+            if len(chunk) == CREATE_CHUNK:
+                self.store.save_executions(chunk)
+                ids.extend(e.id for e in chunk)
+                chunk = []
+        self.store.save_executions(chunk)
+        return [*ids, *(e.id for e in chunk)]
+
+    def _new_child(
+        self, active: Active, task: Task, run: TaskRun, request: dict[str, Any], flow_of: FlowOf
     ) -> Execution:
         flow = flow_of(request["namespace"], request["flowId"], request.get("revision"))
         parent = active.execution
@@ -764,7 +796,7 @@ class Runner:
             labels = [*[(k, v) for k, v in parent.labels if k != "system.correlationId"], *labels]
         variables = {**parent.reference(), **(request.get("triggerVariables") or {})}
         trigger = {"id": task.id, "type": task.type, "variables": variables}
-        return self.create_execution(flow, request.get("inputs") or {}, labels, trigger, parent=(parent, run))
+        return self._new_execution(flow, request.get("inputs") or {}, labels, trigger, (parent, run), True)
 
     def _end_run(self, active: Active, run: TaskRun, state: State) -> None:
         run.attempts[-1].state.moved(state)
