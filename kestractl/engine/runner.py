@@ -18,14 +18,15 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kestractl.engine.active import Active
 from kestractl.engine.contexts import MASK, Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
+from kestractl.engine.flows import FlowRepository
 from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
@@ -35,7 +36,6 @@ from kestractl.errors import ConflictError, InputError, KestraError
 from kestractl.expressions import render_typed
 from kestractl.inputs import resolve_inputs
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
-from kestractl.parser import parse_flow
 from kestractl.storage import Storage, execution_prefix
 from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
@@ -50,64 +50,6 @@ _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, St
 RETRY = "RETRY"
 log = logging.getLogger("kestractl.engine")
 FlowOf = Callable[..., Flow]
-
-
-class FlowRepository:
-    """Parsed flows by namespace, id and revision; each revision is parsed once."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._cache: dict[tuple[str, str, int], Flow] = {}
-
-    def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
-        """A given revision never changes, so only "the latest" needs the store (one query per new execution)."""
-        cached = self._cache.get((namespace, flow_id, revision)) if revision is not None else None
-        if cached is not None:
-            return cached
-        row = self.store.flow_revision(namespace, flow_id, revision)
-        key = (row.namespace, row.id, row.revision)
-        if key not in self._cache:
-            flow = parse_flow(row.source, f"{namespace}.{flow_id}")
-            flow.revision = row.revision
-            self._cache[key] = flow
-        return self._cache[key]
-
-
-@dataclass
-class Active:
-    """An execution this runner drives, with its flow and executor."""
-
-    execution: Execution
-    flow: Flow
-    executor: Executor
-    # The runner's set of executions to step next, shared by every Active it drives.
-    dirty_ids: dict[str, None]
-    positions: dict[str, int] = field(default_factory=dict)
-    # The first step after activation looks at every run; later ones only at what changed.
-    full: bool = True
-    # Runs changed outside the executor since its last step (results, timers, subflows).
-    touched: list[TaskRun] = field(default_factory=list)
-    # What the stored execution row last said (its state history and outputs): most steps only change
-    # task runs, and rewriting the row (inputs, trigger, webhook body …) at every step is most of the I/O.
-    saved: tuple[int, int] | None = None
-    # A task changed the row (labels, vars): save it with the next step.
-    row_dirty: bool = False
-    # A task ended the execution (Exit): the next step finishes it, though it is already terminated.
-    ended_by_task: bool = False
-
-    def row_changed(self) -> bool:
-        """Whether the execution row differs from the stored one; remembers it as stored."""
-        marker = (len(self.execution.state.histories), id(self.execution.outputs))
-        changed, self.saved = marker != self.saved or self.row_dirty, marker
-        self.row_dirty = False
-        return changed
-
-    def touch(self, run: TaskRun) -> None:
-        self.touched.append(run)
-        self.mark()
-
-    def mark(self) -> None:
-        self.dirty_ids[self.execution.id] = None
 
 
 def _alive(ref: weakref.ref[Active]) -> Active:
