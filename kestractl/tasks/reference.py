@@ -85,19 +85,26 @@ _PLACEHOLDERS = {"integer": "1", "number": "1.5", "boolean": "true", "duration":
 
 
 def example(cls: type[Declared]) -> list[str]:
-    """One of this type with its required properties (the first value of an enumeration, else a placeholder)."""
-    name = cls.type_name.rsplit(".", 1)[-1].lower()
-    if issubclass(cls, Task) or issubclass(cls, PollingTrigger):
-        lines, indent = ["tasks:" if issubclass(cls, Task) else "triggers:", f"  - id: {name}"], "    "
+    """One of this type with its required properties (the first value of an enumeration, else a placeholder): a
+    task, a trigger, or a condition inside a Flow trigger."""
+    if issubclass(cls, Task | PollingTrigger):
+        section = "tasks:" if issubclass(cls, Task) else "triggers:"
+        head, indent = (
+            [section, f"  - id: {cls.type_name.rsplit('.', 1)[-1].lower()}", f"    type: {cls.type_name}"],
+            "    ",
+        )
     else:
-        lines = ["triggers:", "  - id: after", "    type: io.kestra.plugin.core.trigger.Flow", "    conditions:"]
-        indent = "        "
-    lines.append(f"{indent[:-2]}- type: {cls.type_name}" if indent != "    " else f"    type: {cls.type_name}")
-    for key, prop in cls.all_properties().items():
-        if prop.required or key in cls.required:
-            value = prop.values[0] if prop.values else _PLACEHOLDERS.get(prop.type, f'"{{{{ inputs.{key} }}}}"')
-            lines.append(f"{indent}{key}: {value}")
-    return lines
+        head = ["triggers:", "  - id: after", "    type: io.kestra.plugin.core.trigger.Flow", "    conditions:"]
+        head, indent = [*head, f"      - type: {cls.type_name}"], "        "
+    return head + [f"{indent}{name}: {_placeholder(name, prop)}" for name, prop in _required(cls)]
+
+
+def _required(cls: type[Declared]) -> list[tuple[str, Prop]]:
+    return [(name, prop) for name, prop in cls.all_properties().items() if prop.required or name in cls.required]
+
+
+def _placeholder(name: str, prop: Prop) -> str:
+    return prop.values[0] if prop.values else _PLACEHOLDERS.get(prop.type, f'"{{{{ inputs.{name} }}}}"')
 
 
 def render() -> str:

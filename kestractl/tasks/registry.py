@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 D = TypeVar("D", bound=Declared)
 _TYPES: dict[str, type[Declared]] = {}
 # kestractl's own polling triggers, by type name → the module that registers them.
-TRIGGER_MODULES = {name: "kestractl.triggers.http" for name in ("io.kestra.plugin.core.http.Trigger",)}
-TRIGGER_MODULES["io.kestra.plugin.fs.http.Trigger"] = "kestractl.triggers.http"
+TRIGGER_MODULES = {
+    "io.kestra.plugin.core.http.Trigger": "kestractl.triggers.http",
+    "io.kestra.plugin.fs.http.Trigger": "kestractl.triggers.http",
+}
 ENTRY_POINTS = "kestractl.plugins"
 # Modules of this package that hold no task types.
 _SUPPORT = frozenset({"base", "registry", "flowable", "splitter", "reference", "properties"})

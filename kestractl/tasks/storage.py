@@ -318,11 +318,12 @@ class DeduplicateItems(RunnableTask):
         last: dict[str, int] = {}
         for index, (_, record) in enumerate(_records(source)):
             last[str(ctx.render(expr, record))] = index
+        kept = set(last.values())  # each key is rendered once: the second pass only copies the kept lines
         path, uri = new_file(ctx, ".ion")
         processed = 0
         with path.open("w", encoding="utf-8") as out:
-            for processed, (line, record) in enumerate(_records(source), start=1):
-                if last.get(str(ctx.render(expr, record))) == processed - 1:
+            for processed, (line, _) in enumerate(_records(source), start=1):
+                if processed - 1 in kept:
                     out.write(line + "\n")
         return {
             "uri": uri,
