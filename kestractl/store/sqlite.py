@@ -1,7 +1,6 @@
-"""The only module that speaks SQL: one SQLite file (WAL) holding flows, executions, task runs, logs.
+"""The SQLite store: one file (WAL) holding flows, executions, task runs, logs, timers and trigger state.
 
-Schema changes are appended to `MIGRATIONS` and applied by `PRAGMA user_version`; nothing is
-ever wiped. A state change writes one row (a task run or the execution), inside a transaction.
+A state change writes one row (a task run or the execution), inside a transaction.
 """
 
 from __future__ import annotations
@@ -11,184 +10,33 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kestractl.errors import KestraError, NotFoundError, StoreError
+from kestractl.errors import KestraError, NotFoundError
 from kestractl.model import (
     TERMINATED_STATES,
-    Attempt,
     Execution,
     ExecutionQuery,
     LogEntry,
     State,
-    StateInfo,
     TaskRun,
     iso,
     level_rank,
     parse_iso,
     utcnow,
 )
-
-# How long a writer waits for the file (or for this process's other writers) before giving up.
-BUSY_SECONDS = 30
-# Ids bound in one `IN (…)` query, well under SQLite's limit on parameters.
-MAX_PARAMETERS = 500
-
-MIGRATIONS: list[str] = [
-    # 1: flows by revision, executions, task runs, logs, timers.
-    """
-    CREATE TABLE flows (
-        namespace TEXT NOT NULL,
-        id TEXT NOT NULL,
-        revision INTEGER NOT NULL,
-        source TEXT NOT NULL,
-        deleted INTEGER NOT NULL DEFAULT 0,
-        created TEXT NOT NULL,
-        PRIMARY KEY (namespace, id, revision)
-    );
-    CREATE TABLE executions (
-        id TEXT PRIMARY KEY,
-        namespace TEXT NOT NULL,
-        flow_id TEXT NOT NULL,
-        flow_revision INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        start_date TEXT NOT NULL,
-        parent_id TEXT,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date);
-    CREATE INDEX executions_state ON executions (state);
-    CREATE TABLE task_runs (
-        id TEXT PRIMARY KEY,
-        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX task_runs_execution ON task_runs (execution_id, seq);
-    CREATE TABLE logs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        execution_id TEXT NOT NULL,
-        task_run_id TEXT,
-        task_id TEXT,
-        attempt INTEGER,
-        level TEXT NOT NULL,
-        level_rank INTEGER NOT NULL,
-        timestamp TEXT NOT NULL,
-        message TEXT NOT NULL
-    );
-    CREATE INDEX logs_execution ON logs (execution_id, seq);
-    CREATE TABLE delays (
-        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
-        task_run_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        due TEXT NOT NULL,
-        PRIMARY KEY (execution_id, task_run_id, kind)
-    );
-    CREATE INDEX delays_due ON delays (due);
-    """,
-    # 2: schedule trigger state, so a fire date is used once across restarts.
-    """
-    CREATE TABLE triggers (
-        namespace TEXT NOT NULL,
-        flow_id TEXT NOT NULL,
-        trigger_id TEXT NOT NULL,
-        signature TEXT NOT NULL,
-        next_date TEXT,
-        PRIMARY KEY (namespace, flow_id, trigger_id)
-    );
-    """,
-    # 3: MultipleCondition windows (Kestra's `multipleconditions`): what each condition saw in its time window.
-    """
-    CREATE TABLE multiple_conditions (
-        namespace TEXT NOT NULL,
-        flow_id TEXT NOT NULL,
-        condition_id TEXT NOT NULL,
-        start_date TEXT NOT NULL,
-        end_date TEXT NOT NULL,
-        results TEXT NOT NULL,
-        PRIMARY KEY (namespace, flow_id, condition_id)
-    );
-    """,
-    # 4: a trigger turned off at run time (Toggle task) stays off across restarts and revisions.
-    """
-    ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
-    """,
-]
-
-
-def _store_error(path: Path, exc: Exception) -> StoreError:
-    """One line naming the file, the reason, and what the user can do about it."""
-    reason = str(exc)
-    if "not a database" in reason or "malformed" in reason:
-        advice = "the file is damaged or not kestractl's: move it aside (or use --home elsewhere) and deploy again"
-    elif "readonly" in reason or "read-only" in reason or "unable to open" in reason or isinstance(exc, OSError):
-        advice = "the folder must be writable: fix its permissions or use --home / KESTRACTL_HOME elsewhere"
-    elif "full" in reason or "disk I/O" in reason:
-        advice = "the disk may be full or failing: free space, check the disk and retry"
-    else:
-        advice = "retry; if it persists, check the file and the disk"
-    return StoreError(f"{path}: {reason} ({advice})")
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Undo what is left: SQLite has already rolled back by itself after a full disk or an I/O error."""
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
-
-
-def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
-    """The one place a connection is configured: WAL, busy timeout, foreign keys, and whether its commits
-    checkpoint the WAL themselves (see `Store`)."""
-    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    if not autocheckpoint:
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this file has not seen yet; returns the schema version."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return len(MIGRATIONS)
-
-
-@dataclass
-class FlowRow:
-    namespace: str
-    id: str
-    revision: int
-    source: str
-    created: str
-
-
-@dataclass
-class Delay:
-    execution_id: str
-    task_run_id: str
-    kind: str
-    due: datetime
+from kestractl.store.codec import (
+    execution_data,
+    execution_from,
+    log_entry,
+    task_run_data,
+    task_run_from,
+)
+from kestractl.store.filters import query_where, search_filter
+from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
+from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
 
 
 class Store:
@@ -209,7 +57,7 @@ class Store:
             migrate(self.conn)
         except (sqlite3.Error, OSError) as exc:
             self.close()
-            raise _store_error(path, exc) from None
+            raise store_error(path, exc) from None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -231,7 +79,7 @@ class Store:
                 self._local.depth -= 1
             return
         if not self._writer.acquire(timeout=BUSY_SECONDS):
-            raise _store_error(self.path, sqlite3.OperationalError("database is locked"))
+            raise store_error(self.path, sqlite3.OperationalError("database is locked"))
         try:
             yield from self._outer_transaction(conn)
         finally:
@@ -241,16 +89,16 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         self._local.depth = 1
         try:
             yield conn
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(conn)
-            raise _store_error(self.path, exc) from None
+            rollback(conn)
+            raise store_error(self.path, exc) from None
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
         finally:
             self._local.depth = 0
@@ -261,7 +109,7 @@ class Store:
         try:
             _, frames, copied = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         return int(frames), int(copied)
 
     def checkpoint_every(self, seconds: float, stop: threading.Event, on_error: Callable[[KestraError], None]) -> None:
@@ -376,7 +224,7 @@ class Store:
                     e.state.current.value,
                     iso(e.state.start_date),
                     e.parent_id,
-                    json.dumps(_execution_data(e)),
+                    json.dumps(execution_data(e)),
                 )
                 for e in executions
             ],
@@ -387,7 +235,7 @@ class Store:
         self.conn.executemany(
             "INSERT INTO task_runs (id, execution_id, seq, data) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET data=excluded.data, seq=excluded.seq",
-            [(run.id, execution_id, seq, json.dumps(_task_run_data(run))) for seq, run in runs],
+            [(run.id, execution_id, seq, json.dumps(task_run_data(run))) for seq, run in runs],
         )
 
     def delete_task_runs(self, ids: list[str]) -> None:
@@ -416,16 +264,16 @@ class Store:
         """The executions that exist among `ids`, in that order, each with its task runs: two queries for a
         window of waiting children, not two per child."""
         executions: dict[str, Execution] = {}
-        for chunk in _chunks(ids, MAX_PARAMETERS):
+        for chunk in chunks(ids, MAX_PARAMETERS):
             marks = ",".join("?" * len(chunk))
             for (data,) in self.conn.execute(f"SELECT data FROM executions WHERE id IN ({marks})", chunk):
-                execution = _execution_from(json.loads(data))
+                execution = execution_from(json.loads(data))
                 executions[execution.id] = execution
             runs = self.conn.execute(
                 f"SELECT execution_id, data FROM task_runs WHERE execution_id IN ({marks}) ORDER BY seq", chunk
             )
             for execution_id, data in runs:
-                executions[execution_id].task_runs.append(_task_run_from(json.loads(data)))
+                executions[execution_id].task_runs.append(task_run_from(json.loads(data)))
         return [executions[i] for i in ids if i in executions]
 
     def find_execution_ids(
@@ -437,7 +285,7 @@ class Store:
         offset: int = 0,
     ) -> list[str]:
         """Newest first; `namespace` takes its child namespaces too (Kestra's search)."""
-        where, args = _search_filter(namespace, flow_id, states)
+        where, args = search_filter(namespace, flow_id, states)
         sql = f"SELECT id FROM executions{where} ORDER BY start_date DESC LIMIT ? OFFSET ?"
         return [r[0] for r in self.conn.execute(sql, [*args, limit, offset])]
 
@@ -445,7 +293,7 @@ class Store:
         self, namespace: str | None = None, flow_id: str | None = None, states: list[str] | None = None
     ) -> int:
         """How many executions `find_execution_ids` would page through, counted by SQLite."""
-        where, args = _search_filter(namespace, flow_id, states)
+        where, args = search_filter(namespace, flow_id, states)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM executions{where}", args).fetchone()[0])
 
     def flow_execution_ids(
@@ -459,7 +307,7 @@ class Store:
     def execution_counts(self, query: ExecutionQuery) -> list[tuple[str, str, int]]:
         """(namespace, flow id, count) of the executions matching `query`, per flow; a flow named in
         `query.flows` is listed even without executions (Kestra's `executionCounts`)."""
-        where, args = _where(query, prefix=False)
+        where, args = query_where(query, prefix=False)
         sql = "SELECT namespace, flow_id, COUNT(*) FROM executions" + where + " GROUP BY namespace, flow_id"
         counts = {(r[0], r[1]): int(r[2]) for r in self.conn.execute(sql, args)}
         for flow in query.flows or []:
@@ -470,7 +318,7 @@ class Store:
         """Delete the ended executions matching `query` (their rows, task runs and timers) and/or their logs.
 
         Returns the executions found (so their files can go too) and the number of log lines deleted."""
-        where, args = _where(query, prefix=True)
+        where, args = query_where(query, prefix=True)
         ended = ",".join(f"'{s.value}'" for s in TERMINATED_STATES)
         sql = "SELECT id FROM executions" + where + (" AND" if where else " WHERE") + f" state IN ({ended})"
         with self.transaction() as conn:
@@ -486,7 +334,7 @@ class Store:
 
     def purge_logs(self, query: ExecutionQuery, levels: list[str] | None) -> int:
         """Delete the log lines of the matching executions' flows, written between its dates, at these levels."""
-        where, args = _where(query, prefix=True, dates=False)
+        where, args = query_where(query, prefix=True, dates=False)
         sql = "DELETE FROM logs WHERE execution_id IN (SELECT id FROM executions" + where + ")"
         if query.start is not None:
             sql, args = sql + " AND timestamp>=?", [*args, iso(query.start)]
@@ -532,7 +380,7 @@ class Store:
         sql = "SELECT seq, task_run_id, task_id, attempt, level, timestamp, message FROM logs"
         sql += " WHERE execution_id=? AND seq>? AND level_rank>=?" + (" AND task_id=?" if task_id else "")
         args: list[Any] = [execution.id, after, level_rank(min_level)] + ([task_id] if task_id else [])
-        return [(r[0], _log_entry(execution, r[1:])) for r in self.conn.execute(sql + " ORDER BY seq", args)]
+        return [(r[0], log_entry(execution, r[1:])) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
     # ---- delays (timers) ---------------------------------------------------------------------
 
@@ -635,168 +483,3 @@ class Store:
             (execution_id,) if execution_id else (),
         )
         return [Delay(r[0], r[1], r[2], parse_iso(r[3]) or utcnow()) for r in rows]
-
-
-@dataclass
-class TriggerState:
-    """Where a schedule stands: the next date to fire, for the trigger definition `signature`."""
-
-    namespace: str
-    flow_id: str
-    trigger_id: str
-    signature: str
-    next_date: datetime
-
-
-@dataclass
-class MultipleConditionWindow:
-    """Kestra's `MultipleConditionWindow`: which conditions of a MultipleCondition were met in [start, end]."""
-
-    namespace: str
-    flow_id: str
-    condition_id: str
-    start: datetime
-    end: datetime
-    results: dict[str, bool]
-
-    def is_valid(self, now: datetime) -> bool:
-        return self.start < now < self.end
-
-
-def _where(query: ExecutionQuery, prefix: bool, dates: bool = True) -> tuple[str, list[Any]]:
-    """The SQL condition of a query; `prefix`: its `namespace` also matches child namespaces."""
-    where: list[str] = []
-    args: list[Any] = []
-    if query.namespace:
-        where.append("(namespace=? OR namespace LIKE ?)" if prefix else "namespace=?")
-        args += [query.namespace, query.namespace + ".%"] if prefix else [query.namespace]
-    if query.flow_id:
-        where.append("flow_id=?")
-        args.append(query.flow_id)
-    if query.flows:
-        where.append("(" + " OR ".join("(namespace=? AND flow_id=?)" for _ in query.flows) + ")")
-        args += [part for flow in query.flows for part in flow]
-    if query.namespaces:
-        where.append(f"namespace IN ({','.join('?' * len(query.namespaces))})")
-        args += query.namespaces
-    if query.states:
-        where.append(f"state IN ({','.join('?' * len(query.states))})")
-        args += query.states
-    if dates and query.start is not None:
-        where.append("start_date>=?")
-        args.append(iso(query.start))
-    if dates and query.end is not None:
-        where.append("start_date<=?")
-        args.append(iso(query.end))
-    return (" WHERE " + " AND ".join(where) if where else ""), args
-
-
-def _search_filter(namespace: str | None, flow_id: str | None, states: list[str] | None) -> tuple[str, list[Any]]:
-    where, args = [], []
-    if namespace:
-        where.append("(namespace=? OR namespace LIKE ?)")
-        args += [namespace, namespace + ".%"]
-    if flow_id:
-        where.append("flow_id=?")
-        args.append(flow_id)
-    if states:
-        where.append(f"state IN ({','.join('?' * len(states))})")
-        args += states
-    return (" WHERE " + " AND ".join(where) if where else ""), args
-
-
-def _log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
-    task_run_id, task_id, attempt, level, timestamp, message = row
-    return LogEntry(
-        execution_id=execution.id,
-        namespace=execution.namespace,
-        flow_id=execution.flow_id,
-        task_run_id=task_run_id,
-        task_id=task_id,
-        attempt_number=attempt,
-        level=level,
-        timestamp=parse_iso(timestamp) or utcnow(),
-        message=message,
-    )
-
-
-def _state_data(state: StateInfo) -> dict[str, Any]:
-    """Full-precision dates, so a loaded state reports the same duration as the one saved."""
-    return {
-        "current": state.current.value,
-        "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories],
-    }
-
-
-def _execution_data(e: Execution) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "namespace": e.namespace,
-        "flowId": e.flow_id,
-        "flowRevision": e.flow_revision,
-        "inputs": e.inputs,
-        "labels": [[k, v] for k, v in e.labels],
-        "state": _state_data(e.state),
-        "outputs": e.outputs,
-        "trigger": e.trigger,
-        "parentId": e.parent_id,
-        "originalId": e.original_id,
-        "attemptNumber": e.attempt_number,
-        "parentTaskRunId": e.parent_task_run_id,
-        "scheduleDate": iso(e.scheduled_at),
-        "secrets": e.secrets,
-        "variables": e.variables,
-        "ending": e.ending.value if e.ending else None,
-    }
-
-
-def _execution_from(d: dict[str, Any]) -> Execution:
-    return Execution(
-        id=d["id"],
-        namespace=d["namespace"],
-        flow_id=d["flowId"],
-        flow_revision=d["flowRevision"],
-        inputs=d.get("inputs") or {},
-        labels=[(k, v) for k, v in d.get("labels", [])],
-        state=StateInfo.from_api(d["state"]),
-        outputs=d.get("outputs"),
-        trigger=d.get("trigger"),
-        parent_id=d.get("parentId"),
-        original_id=d.get("originalId"),
-        attempt_number=d.get("attemptNumber", 1),
-        parent_task_run_id=d.get("parentTaskRunId"),
-        scheduled_at=parse_iso(d.get("scheduleDate")),
-        secrets=d.get("secrets") or {},
-        variables=d.get("variables"),
-        ending=State(d["ending"]) if d.get("ending") else None,
-    )
-
-
-def _task_run_data(r: TaskRun) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "executionId": r.execution_id,
-        "taskId": r.task_id,
-        "parentTaskRunId": r.parent_task_run_id,
-        "value": r.value,
-        "iteration": r.iteration,
-        "state": _state_data(r.state),
-        "attempts": [_state_data(a.state) for a in r.attempts],
-        "outputs": r.outputs,
-        "data": r.data,
-    }
-
-
-def _task_run_from(d: dict[str, Any]) -> TaskRun:
-    return TaskRun(
-        id=d["id"],
-        execution_id=d["executionId"],
-        task_id=d["taskId"],
-        parent_task_run_id=d["parentTaskRunId"],
-        value=d.get("value"),
-        iteration=d.get("iteration"),
-        state=StateInfo.from_api(d["state"]),
-        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])],
-        outputs=d.get("outputs"),
-        data=d.get("data") or {},
-    )

@@ -1,0 +1,104 @@
+"""Rows to model objects and back: executions and task runs are stored as JSON documents in Kestra's shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kestractl.model import Attempt, Execution, LogEntry, State, StateInfo, TaskRun, iso, parse_iso, utcnow
+
+
+def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
+    task_run_id, task_id, attempt, level, timestamp, message = row
+    return LogEntry(
+        execution_id=execution.id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        task_run_id=task_run_id,
+        task_id=task_id,
+        attempt_number=attempt,
+        level=level,
+        timestamp=parse_iso(timestamp) or utcnow(),
+        message=message,
+    )
+
+
+def state_data(state: StateInfo) -> dict[str, Any]:
+    """Full-precision dates, so a loaded state reports the same duration as the one saved."""
+    return {
+        "current": state.current.value,
+        "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories],
+    }
+
+
+def execution_data(e: Execution) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "namespace": e.namespace,
+        "flowId": e.flow_id,
+        "flowRevision": e.flow_revision,
+        "inputs": e.inputs,
+        "labels": [[k, v] for k, v in e.labels],
+        "state": state_data(e.state),
+        "outputs": e.outputs,
+        "trigger": e.trigger,
+        "parentId": e.parent_id,
+        "originalId": e.original_id,
+        "attemptNumber": e.attempt_number,
+        "parentTaskRunId": e.parent_task_run_id,
+        "scheduleDate": iso(e.scheduled_at),
+        "secrets": e.secrets,
+        "variables": e.variables,
+        "ending": e.ending.value if e.ending else None,
+    }
+
+
+def execution_from(d: dict[str, Any]) -> Execution:
+    return Execution(
+        id=d["id"],
+        namespace=d["namespace"],
+        flow_id=d["flowId"],
+        flow_revision=d["flowRevision"],
+        inputs=d.get("inputs") or {},
+        labels=[(k, v) for k, v in d.get("labels", [])],
+        state=StateInfo.from_api(d["state"]),
+        outputs=d.get("outputs"),
+        trigger=d.get("trigger"),
+        parent_id=d.get("parentId"),
+        original_id=d.get("originalId"),
+        attempt_number=d.get("attemptNumber", 1),
+        parent_task_run_id=d.get("parentTaskRunId"),
+        scheduled_at=parse_iso(d.get("scheduleDate")),
+        secrets=d.get("secrets") or {},
+        variables=d.get("variables"),
+        ending=State(d["ending"]) if d.get("ending") else None,
+    )
+
+
+def task_run_data(r: TaskRun) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "executionId": r.execution_id,
+        "taskId": r.task_id,
+        "parentTaskRunId": r.parent_task_run_id,
+        "value": r.value,
+        "iteration": r.iteration,
+        "state": state_data(r.state),
+        "attempts": [state_data(a.state) for a in r.attempts],
+        "outputs": r.outputs,
+        "data": r.data,
+    }
+
+
+def task_run_from(d: dict[str, Any]) -> TaskRun:
+    return TaskRun(
+        id=d["id"],
+        execution_id=d["executionId"],
+        task_id=d["taskId"],
+        parent_task_run_id=d["parentTaskRunId"],
+        value=d.get("value"),
+        iteration=d.get("iteration"),
+        state=StateInfo.from_api(d["state"]),
+        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])],
+        outputs=d.get("outputs"),
+        data=d.get("data") or {},
+    )

@@ -1,0 +1,151 @@
+"""The SQLite schema: migrations applied by `PRAGMA user_version` (never a wipe) and the one place a
+connection is configured."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from kestractl.errors import StoreError
+
+# How long a writer waits for the file (or for this process's other writers) before giving up.
+BUSY_SECONDS = 30
+# Ids bound in one `IN (…)` query, well under SQLite's limit on parameters.
+MAX_PARAMETERS = 500
+
+MIGRATIONS: list[str] = [
+    # 1: flows by revision, executions, task runs, logs, timers.
+    """
+    CREATE TABLE flows (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        PRIMARY KEY (namespace, id, revision)
+    );
+    CREATE TABLE executions (
+        id TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        flow_revision INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        parent_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date);
+    CREATE INDEX executions_state ON executions (state);
+    CREATE TABLE task_runs (
+        id TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX task_runs_execution ON task_runs (execution_id, seq);
+    CREATE TABLE logs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        task_run_id TEXT,
+        task_id TEXT,
+        attempt INTEGER,
+        level TEXT NOT NULL,
+        level_rank INTEGER NOT NULL,
+        timestamp TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_execution ON logs (execution_id, seq);
+    CREATE TABLE delays (
+        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        task_run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        due TEXT NOT NULL,
+        PRIMARY KEY (execution_id, task_run_id, kind)
+    );
+    CREATE INDEX delays_due ON delays (due);
+    """,
+    # 2: schedule trigger state, so a fire date is used once across restarts.
+    """
+    CREATE TABLE triggers (
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        trigger_id TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        next_date TEXT,
+        PRIMARY KEY (namespace, flow_id, trigger_id)
+    );
+    """,
+    # 3: MultipleCondition windows (Kestra's `multipleconditions`): what each condition saw in its time window.
+    """
+    CREATE TABLE multiple_conditions (
+        namespace TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        condition_id TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        end_date TEXT NOT NULL,
+        results TEXT NOT NULL,
+        PRIMARY KEY (namespace, flow_id, condition_id)
+    );
+    """,
+    # 4: a trigger turned off at run time (Toggle task) stays off across restarts and revisions.
+    """
+    ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    """,
+]
+
+
+def store_error(path: Path, exc: Exception) -> StoreError:
+    """One line naming the file, the reason, and what the user can do about it."""
+    reason = str(exc)
+    if "not a database" in reason or "malformed" in reason:
+        advice = "the file is damaged or not kestractl's: move it aside (or use --home elsewhere) and deploy again"
+    elif "readonly" in reason or "read-only" in reason or "unable to open" in reason or isinstance(exc, OSError):
+        advice = "the folder must be writable: fix its permissions or use --home / KESTRACTL_HOME elsewhere"
+    elif "full" in reason or "disk I/O" in reason:
+        advice = "the disk may be full or failing: free space, check the disk and retry"
+    else:
+        advice = "retry; if it persists, check the file and the disk"
+    return StoreError(f"{path}: {reason} ({advice})")
+
+
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Undo what is left: SQLite has already rolled back by itself after a full disk or an I/O error."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
+    """The one place a connection is configured: WAL, busy timeout, foreign keys, and whether its commits
+    checkpoint the WAL themselves (see `Store`)."""
+    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this file has not seen yet; returns the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
