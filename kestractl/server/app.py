@@ -14,11 +14,13 @@ from kestractl.config import Home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
-from kestractl.server.http import make_server
+from kestractl.server.http import Router, make_server
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import Storage
 from kestractl.store import Store
+from kestractl.ui import app as ui
+from kestractl.ui.context import UiContext
 
 # How often the server copies the WAL into the database (a passive checkpoint, off the commit path).
 CHECKPOINT_SECONDS = 1.0
@@ -52,18 +54,23 @@ class StandaloneServer:
         )
         self.scheduler = Scheduler(self.runner, on_started=self._started)
         storage = self.runner.storage
+        self.flow_directory = FlowDirectory(options.flow_path, self.store, say) if options.flow_path else None
         self.folders: list[FolderWatcher] = [
-            *([FlowDirectory(options.flow_path, self.store, say)] if options.flow_path else []),
+            *([self.flow_directory] if self.flow_directory else []),
             *([NamespaceFilesDirectory(options.namespace_files, storage, say)] if options.namespace_files else []),
         ]
         self.stop_event = threading.Event()
-        self._http = make_server(
-            Api(self.runner, f"http://{options.host}:{options.port}").routes(),
-            options.host,
-            options.port,
-            basic_auth=options.basic_auth,
-        )
+        self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
         self._last_tick = 0.0
+
+    def _routes(self) -> Router:
+        """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
+        router = Api(self.runner, f"http://{self.options.host}:{self.options.port}").routes()
+        ui.add_routes(router, UiContext(self.runner, self._flow_file))
+        return router
+
+    def _flow_file(self, namespace: str, flow_id: str) -> Path | None:
+        return self.flow_directory.source_of(namespace, flow_id) if self.flow_directory else None
 
     @property
     def port(self) -> int:

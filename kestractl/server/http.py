@@ -35,6 +35,8 @@ _DRAIN_SECONDS, _DRAIN_BYTES = 2.0, 16 * 1024 * 1024
 
 # Paths reachable without basic auth: a webhook's key is its secret, as in Kestra.
 PUBLIC_PREFIXES = ("/api/v1/executions/webhook/", "/api/v1/main/executions/webhook/")
+# Methods that read: a page on another site may make a browser send them, they change nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class BadRequest(KestraError):
@@ -53,6 +55,10 @@ class MethodNotAllowed(KestraError):
     def __init__(self, message: str, allowed: list[str]) -> None:
         super().__init__(message)
         self.headers = {"Allow": ", ".join(allowed)}
+
+
+class CrossOrigin(KestraError):
+    http_status = 403
 
 
 class Unauthorized(KestraError):
@@ -279,6 +285,19 @@ class Router:
         return route.handler, bound
 
 
+def _cross_origin(headers: Message) -> bool:
+    """A browser's request made by a page of another origin (the UI's requests are same-origin; curl and
+    Kestra's client send neither header). Sec-Fetch-Site says it outright; older browsers send `Origin`, whose
+    host and port must be the ones the request was sent to."""
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = headers.get("Origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc.lower() != (headers.get("Host") or "").lower()
+
+
 def _answers_head(route: _Route) -> bool:
     """HEAD is answered by a route that only reads (GET alone): a webhook, which also takes GET, never runs for it."""
     return route.methods == frozenset({"GET"})
@@ -394,6 +413,8 @@ class _Handler(BaseHTTPRequestHandler):
         public = any(self.path.startswith(prefix) for prefix in PUBLIC_PREFIXES)
         if expected is not None and not public and not hmac.compare_digest(self._given_credentials(), expected):
             raise Unauthorized("Unauthorized: valid credentials are required")
+        if not public and self.command not in SAFE_METHODS and _cross_origin(self.headers):
+            raise CrossOrigin("Forbidden: a state-changing request from another origin")
         length = self._content_length()
         if length is not None and length > self.app.max_body:
             raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of {self.app.max_body} bytes")

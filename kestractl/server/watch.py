@@ -92,6 +92,10 @@ class FlowDirectory(FolderWatcher):
         super().__init__(root, say)
         self.store = store
 
+    def source_of(self, namespace: str, flow_id: str) -> Path | None:
+        """The file that defines this flow, if this folder's: the UI shows such a flow read-only."""
+        return next((path for path, seen in self._files.items() if (namespace, flow_id) in seen.flows), None)
+
     def _scan(self) -> list[Path]:
         if not self.root.is_dir():
             return []

@@ -1,0 +1,77 @@
+"""The frame every page shares: where `/` leads, assets from the package, the security headers, the HTML
+error page, and the refusal of state-changing requests from another origin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.ui.conftest import Ui, needs_chromium, screenshot
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+FLOW = f"""
+id: hello
+namespace: dev.ui
+description: "{EVIL}"
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+
+
+def test_the_root_and_ui_lead_to_the_dashboard(ui: Ui) -> None:
+    import http.client
+
+    for path in ("/", "/ui", "/ui/"):
+        connection = http.client.HTTPConnection("127.0.0.1", ui.server.port, timeout=5)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Location")) == (302, "/ui/dashboards"), path
+        connection.close()
+
+
+def test_assets_come_from_the_package_and_nothing_else(ui: Ui) -> None:
+    status, body = ui.call("GET", "/ui/static/app.js")
+    assert status == 200 and "export async function api" in body
+    assert ui.call("GET", "/ui/static/..%2Fapp.py")[0] == 404
+    assert ui.call("GET", "/ui/static/nothing.js")[0] == 404
+
+
+def test_a_page_carries_a_policy_that_forbids_inline_script(ui: Ui) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(ui.url("/ui/flows"), timeout=5) as response:
+        policy = response.headers["Content-Security-Policy"]
+        assert response.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_a_cross_origin_state_change_is_refused_and_changes_nothing(ui: Ui) -> None:
+    ui.deploy(FLOW)
+    status, body = ui.call("DELETE", "/api/v1/flows/dev.ui/hello", headers={"Origin": "http://evil.example"})
+    assert status == 403 and "another origin" in body["message"]
+    status, body = ui.call("DELETE", "/api/v1/flows/dev.ui/hello", headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+    assert ui.call("GET", "/api/v1/flows/dev.ui/hello")[0] == 200
+    same = {"Origin": ui.base, "Sec-Fetch-Site": "same-origin"}
+    assert ui.call("DELETE", "/api/v1/flows/dev.ui/hello", headers=same)[0] == 204
+
+
+def test_a_filter_matching_nothing_says_so(ui: Ui) -> None:
+    status, body = ui.call("GET", "/ui/flows?namespace=" + "x" * 3)
+    assert status == 200 and "No flow matches" in body
+
+
+@needs_chromium
+def test_the_flows_list_shows_a_hostile_flow_as_text(ui: Ui, page: Page) -> None:
+    ui.deploy(FLOW)
+    page.goto(ui.url("/ui/flows"))
+    page.get_by_role("link", name="hello").wait_for()
+    page.get_by_label("Search").fill("hell")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/ui/flows?q=hell*")
+    assert page.get_by_role("link", name="hello").is_visible()
+    screenshot(page, "flows")
