@@ -71,7 +71,8 @@ class Editor {
     const source = this.text.value;
     try {
       const results = await api("POST", "/api/v1/flows/validate", source, YAML);
-      if (source === this.text.value) this.show(results.flatMap((r) => r.problems || []));
+      const problems = results.flatMap((r) => r.problems || []).sort((a, b) => (a.line || 0) - (b.line || 0));
+      if (source === this.text.value) this.show(problems);
     } catch (error) {
       this.status.textContent = `Validation unavailable: ${error.message}`;
     }
