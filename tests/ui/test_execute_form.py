@@ -60,7 +60,8 @@ def test_validate_answers_each_input_in_kestras_shape(ui: Ui) -> None:
     assert status == 200 and (body["id"], body["namespace"]) == ("form", "dev.ui")
     by_id = {item["input"]["id"]: item for item in body["inputs"]}
     assert set(by_id["count"]) == {"input", "value", "enabled", "isDefault", "errors"}
-    assert by_id["count"]["errors"] == [{"message": "Invalid input for `count`, it must be less than `10`, but received `99`"}]
+    message = "Invalid input for `count`, it must be less than `10`, but received `99`"
+    assert by_id["count"]["errors"] == [{"message": message}]
     assert by_id["shade"]["enabled"] and by_id["shade"]["input"]["values"] == ["navy", "sky"]
     assert by_id["flag"] == {**by_id["flag"], "value": False, "isDefault": True, "errors": []}
     assert by_id["token"]["value"] == "******"  # a secret is never echoed
