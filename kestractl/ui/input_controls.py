@@ -10,6 +10,7 @@ from typing import Any
 
 from kestractl.inputs import java_str
 from kestractl.model import Input
+from kestractl.parser import to_plain
 
 # Input type → (partial under templates/inputs/, the <input type> it uses when it is one).
 WIDGETS: dict[str, tuple[str, str]] = {
@@ -93,7 +94,7 @@ def _text(kind: str, value: Any) -> str:
     if kind == "YAML" and not isinstance(value, str):
         import yaml
 
-        return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=False))
+        return str(yaml.safe_dump(to_plain(value), sort_keys=False, default_flow_style=False, allow_unicode=True))
     return java_str(value)
 
 

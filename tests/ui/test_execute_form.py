@@ -125,3 +125,70 @@ def test_a_refused_execution_puts_kestras_message_on_its_field(ui: Ui, page: Pag
     assert "Invalid input for `count`, it must be less than `10`, but received `12`" in error.inner_text()
     assert page.url.endswith("/execute") and page.locator("#notice.bad").is_visible()
     assert page.locator("[data-input-id=when] .input-error", has_text="missing required input").is_visible()
+
+
+MORE = """
+id: more
+namespace: dev.ui
+inputs:
+  - id: tags
+    type: MULTISELECT
+    values: [a, b, c]
+    allowCustomValue: true
+  - id: items
+    type: ARRAY
+    itemType: INT
+    defaults: [1, 2]
+  - id: day
+    type: DATE
+  - id: at
+    type: TIME
+  - id: wait
+    type: DURATION
+  - id: optional
+    type: BOOLEAN
+    required: false
+  - id: mail
+    type: EMAIL
+  - id: config
+    type: YAML
+    defaults:
+      key: value
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+
+
+def test_each_input_type_gets_its_control(ui: Ui) -> None:
+    ui.deploy(MORE)
+    status, html = ui.call("GET", "/ui/flows/edit/dev.ui/more/execute")
+    assert status == 200
+    for expected in ('type="date"', 'type="time"', 'placeholder="PT1H"', 'type="email"', "multiple", "(not set)"):
+        assert expected in html, expected
+    assert ">1\n2</textarea>" in html and "key: value" in html  # ARRAY one per line, YAML as YAML
+
+
+@needs_chromium
+def test_lists_dates_and_an_unset_boolean_reach_the_execution(ui: Ui, page: Page) -> None:
+    ui.deploy(MORE)
+    page.goto(ui.url("/ui/flows/edit/dev.ui/more/execute"))
+    page.locator("[data-input-id=tags] select").select_option(["a", "c"])
+    page.get_by_label("Other values").fill("z")
+    page.locator("[data-input-id=items] textarea").fill("3\n4\n")
+    page.locator("[data-input-id=day] input").fill("2024-02-29")
+    page.locator("[data-input-id=at] input").fill("13:45")
+    page.locator("[data-input-id=wait] input").fill("PT90M")
+    page.locator("[data-input-id=mail] input").fill("me@example.com")
+    page.get_by_role("button", name="Execute", exact=True).click()
+    page.wait_for_url("**/ui/executions/dev.ui/more/*")
+    inputs = ui.call("GET", f"/api/v1/executions/{page.url.rsplit('/', 1)[-1]}")[1]["inputs"]
+    assert (inputs["tags"], inputs["items"], inputs["day"], inputs["at"]) == (
+        ["a", "c", "z"],
+        [3, 4],
+        "2024-02-29",
+        "13:45:00",
+    )
+    assert (inputs["wait"], inputs["mail"], inputs["config"]) == ("PT1H30M", "me@example.com", {"key": "value"})
+    assert inputs["optional"] is None  # left unset, not false
