@@ -17,7 +17,8 @@ from kestractl.deploy import load_flow_texts
 from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
-from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
+from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
+from kestractl.server import api_inputs
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
 from kestractl.server.http import BadRequest, Request, Response, Router
@@ -60,6 +61,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        api_inputs.add_routes(router, self.runner)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -234,15 +236,13 @@ class Api:
         return Response(body={"results": [_flow_json(r, False) for r in chosen], "total": len(rows)})
 
     def validate_flows(self, request: Request) -> Response:
-        results = []
-        for index, doc in enumerate(split_documents(request.text())):
-            entry: dict[str, Any] = {"index": index}
-            try:
-                flow = parse_flow(doc, f"document {index}")
-                entry.update(flow=flow.id, namespace=flow.namespace)
-            except ValidationError as exc:
-                entry["constraints"] = "\n".join(exc.problems)
-            results.append(entry)
+        """Kestra's answer per document; `problems` (ours, added) gives each problem's line in the whole body,
+        which the editor marks, while `constraints` stays Kestra's text."""
+        text, results, cursor = request.text(), [], 0
+        for index, doc in enumerate(split_documents(text)):
+            start = max(text.find(doc, cursor), 0)
+            cursor = start + len(doc)
+            results.append(_validation(index, doc, text.count("\n", 0, start)))
         return Response(body=results)
 
     def update_namespace(self, request: Request) -> Response:
@@ -263,6 +263,21 @@ class Api:
                     if row.namespace == namespace and row.id not in kept:
                         self.store.delete_flow(row.namespace, row.id)
         return Response(body=[_flow_json(r, False) for r in rows])
+
+
+def _validation(index: int, doc: str, first_line: int) -> dict[str, Any]:
+    name = f"document {index}"
+    entry: dict[str, Any] = {"index": index, "outdated": False, "deprecationPaths": [], "warnings": [], "infos": []}
+    try:
+        flow = parse_flow(doc, name)
+        entry.update(flow=flow.id, namespace=flow.namespace)
+    except ValidationError as exc:
+        entry["constraints"] = "\n".join(exc.problems)
+        located_problems = (located(problem, name) for problem in exc.problems)
+        entry["problems"] = [
+            {"line": line + first_line if line else None, "message": message} for line, message in located_problems
+        ]
+    return entry
 
 
 def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
