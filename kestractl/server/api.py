@@ -20,6 +20,7 @@ from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
+from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -60,6 +61,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        NamespacesApi(self.runner).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
