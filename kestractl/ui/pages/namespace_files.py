@@ -44,7 +44,9 @@ class Selected:
 
     @property
     def lines(self) -> list[str]:
-        return (self.text or "").split("\n")
+        """The text's lines; a final newline ends the last line rather than starting an empty one."""
+        text = self.text or ""
+        return text.removesuffix("\n").split("\n") if text else []
 
 
 def files_tab(ui: UiContext, namespace: str, request: Request) -> dict[str, Any]:
