@@ -3,6 +3,7 @@ the browser and checked through the API, hostile values shown as text, and `/api
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,8 +29,12 @@ def upload(ui: Ui, namespace: str, path: str, data: bytes) -> None:
     """A file through the namespace-files API, as curl -F would post it."""
     boundary = "kestractl-test-boundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="fileContent"; filename="{Path(path).name}"\r\n\r\n'
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="fileContent"; filename="{Path(path).name}"\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     request = urllib.request.Request(
         ui.url(f"/api/v1/namespaces/{namespace}/files?path={path}"),
         body,
@@ -62,6 +67,19 @@ def test_a_cross_origin_kv_write_is_refused(ui: Ui) -> None:
     assert ui.call("GET", "/api/v1/namespaces/dev/kv/k")[0] == 404
 
 
+def test_the_overview_counts_flows_executions_keys_and_files(ui: Ui) -> None:
+    ui.deploy(FLOW)
+    status, execution = ui.call("POST", "/api/v1/executions/company.team/hello?wait=true")
+    assert status == 200 and execution["state"]["current"] == "SUCCESS"
+    assert ui.call("PUT", "/api/v1/namespaces/company.team/kv/k", "1", JSON)[0] == 200
+    upload(ui, "company.team", "bin/blob.dat", b"\x00\x01binary")
+    status, html = ui.call("GET", "/ui/namespaces/edit/company.team")
+    counts = re.findall(r'<p class="count"><a href="[^"]*">(\d+)</a>', html)
+    assert status == 200 and counts == ["1", "1", "1", "1"] and "state-SUCCESS" in html
+    status, html = ui.call("GET", "/ui/namespaces/edit/company.team/files?path=bin/blob.dat")
+    assert status == 200 and "binary or too large" in html and 'download="blob.dat"' in html
+
+
 def test_bad_namespace_and_tab_answer_with_an_error_page(ui: Ui) -> None:
     assert ui.call("GET", "/ui/namespaces/edit/dev/nothing")[0] == 404
     status, body = ui.call("GET", "/ui/namespaces/edit/dev/files?path=../up")
@@ -87,6 +105,8 @@ def test_the_list_shows_namespaces_from_a_flow_and_from_a_kv_entry(ui: Ui, page:
 
 @needs_chromium
 def test_kv_entries_are_added_edited_and_deleted_and_a_hostile_value_stays_text(ui: Ui, page: Page) -> None:
+    from playwright.sync_api import expect
+
     assert ui.call("PUT", "/api/v1/namespaces/dev/kv/evil", '"' + EVIL.replace('"', '\\"') + '"', JSON)[0] == 200
     page.goto(ui.url("/ui/namespaces/edit/dev/kv"))
     assert page.get_by_role("cell", name=EVIL).is_visible()
@@ -106,7 +126,7 @@ def test_kv_entries_are_added_edited_and_deleted_and_a_hostile_value_stays_text(
     screenshot(page, "namespace-kv")
 
     page.get_by_role("button", name="Edit limit").click()
-    assert dialog.get_by_label("Value").input_value() == "42"
+    expect(dialog.get_by_label("Value")).to_have_value("42")
     dialog.get_by_label("Type").select_option("JSON")
     dialog.get_by_label("Value").fill('{"rows": [1, 2]}')
     dialog.get_by_role("button", name="Save").click()

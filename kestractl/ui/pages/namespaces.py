@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kestractl import namespaces
 from kestractl.errors import NotFoundError, ValidationError
 from kestractl.kv import KVStore, KVType
+from kestractl.model import iso, utcnow
 from kestractl.namespace_files import NAMESPACE_PATH, NamespaceFiles
 from kestractl.server.http import Request, Response, Router
 from kestractl.tasks.kv import plain
@@ -22,6 +23,7 @@ from kestractl.ui.render import html_errors, page
 LIST_PAGE = 100
 KV_PAGE = 50
 PREVIEW_CHARS = 120
+OVERVIEW_WINDOW = timedelta(days=30)
 Tab = Callable[[UiContext, str, Request], dict[str, Any]]
 
 
@@ -51,9 +53,12 @@ def namespace_page(ui: UiContext, request: Request) -> Response:
 
 
 def overview_tab(ui: UiContext, namespace: str, request: Request) -> dict[str, Any]:
-    """The namespace at a glance: each count one query or one folder listing."""
-    states = ui.runner.store.execution_states(namespace)
+    """The namespace at a glance: each count one query or one folder listing; executions of the last 30 days
+    (Kestra's default window)."""
+    since = utcnow() - OVERVIEW_WINDOW
+    states = ui.runner.store.execution_states(namespace, since)
     return {
+        "since_iso": iso(since),
         "flows": ui.runner.store.flow_counts().get(namespace, 0),
         "states": states,
         "executions": sum(states.values()),
