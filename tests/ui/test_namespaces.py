@@ -127,12 +127,14 @@ def test_kv_entries_are_added_edited_and_deleted_and_a_hostile_value_stays_text(
 
     page.get_by_role("button", name="Edit limit").click()
     expect(dialog.get_by_label("Value")).to_have_value("42")
+    assert re.fullmatch(r"PT3[56]\d\dS", dialog.get_by_label("TTL").input_value())  # what is left of PT1H
     dialog.get_by_label("Type").select_option("JSON")
     dialog.get_by_label("Value").fill('{"rows": [1, 2]}')
     dialog.get_by_role("button", name="Save").click()
     page.get_by_role("cell", name='{"rows": [1, 2]}').wait_for()
     edited = ui.call("GET", "/api/v1/namespaces/dev/kv/limit")[1]
     assert (edited["type"], edited["value"]) == ("JSON", {"rows": [1, 2]})
+    assert "expirationDate" in next(e for e in ui.call("GET", "/api/v1/namespaces/dev/kv")[1] if e["key"] == "limit")
 
     page.get_by_role("button", name="Delete limit").click()
     page.locator("#confirm").get_by_role("button", name="Delete").click()

@@ -97,6 +97,9 @@ function setupKv(root) {
       form.value.value = kvText(found.type, found.value);
       const button = root.querySelector(`button[data-action=edit][data-key="${CSS.escape(key)}"]`);
       form.description.value = button ? button.dataset.description : "";
+      // What is left of its TTL, so that saving an edit keeps the key expiring when it would have.
+      const left = Math.floor((Date.parse(button?.dataset.expires || "") - Date.now()) / 1000);
+      if (left > 0) form.ttl.value = `PT${left}S`;
     }
     hint();
     dialog.showModal();
