@@ -11,7 +11,7 @@ from typing import Any
 
 from kestractl import namespaces
 from kestractl.errors import NotFoundError, ValidationError
-from kestractl.kv import KVStore, KVType
+from kestractl.kv import KVEntry, KVStore, KVType
 from kestractl.model import iso, utcnow
 from kestractl.namespace_files import NAMESPACE_PATH, NamespaceFiles
 from kestractl.server.http import Request, Response, Router
@@ -88,23 +88,23 @@ def kv_tab(ui: UiContext, namespace: str, request: Request) -> dict[str, Any]:
     store = KVStore(ui.runner.storage, namespace)
     entries = store.list()
     number, pages = _page_of(request, len(entries), KV_PAGE)
-    rows = []
-    for entry in entries[(number - 1) * KV_PAGE : number * KV_PAGE]:
-        found = store.get(entry.key)
-        value = found.value if found else None
-        text = _text(value)
-        rows.append(
-            KvRow(
-                entry.key,
-                KVType.of(value).value,
-                text[:PREVIEW_CHARS],
-                len(text) > PREVIEW_CHARS,
-                entry.description,
-                entry.update_date,
-                entry.expiration_date,
-            )
-        )
+    rows = [_kv_row(store, entry) for entry in entries[(number - 1) * KV_PAGE : number * KV_PAGE]]
     return {"rows": rows, "total": len(entries), "number": number, "pages": pages, "types": [t.value for t in KVType]}
+
+
+def _kv_row(store: KVStore, entry: KVEntry) -> KvRow:
+    found = store.get(entry.key)
+    value = found.value if found else None
+    text = _text(value)
+    return KvRow(
+        entry.key,
+        KVType.of(value).value,
+        text[:PREVIEW_CHARS],
+        len(text) > PREVIEW_CHARS,
+        entry.description,
+        entry.update_date,
+        entry.expiration_date,
+    )
 
 
 def _text(value: Any) -> str:
