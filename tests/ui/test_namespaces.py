@@ -162,9 +162,19 @@ def test_files_are_uploaded_viewed_edited_created_and_deleted(ui: Ui, page: Page
     assert ui.call("GET", "/api/v1/namespaces/dev/files?path=scripts/job.py")[1] == "print('edited')\n"
     screenshot(page, "namespace-files")
 
+    new = page.locator("#new-dialog")
+    page.get_by_role("button", name="New file").click()
+    new.get_by_label("Path").fill("scripts/job.py")
+    new.get_by_role("button", name="Create").click()
+    new.get_by_text("/scripts/job.py already exists").wait_for()
+    new.get_by_label("Path").fill("notes.md")
+    new.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/files?path=notes.md")
+    assert ui.call("GET", "/api/v1/namespaces/dev/files?path=notes.md")[1] == ""
+
     page.get_by_role("button", name="New folder").click()
-    page.locator("#new-dialog").get_by_label("Path").fill("scripts/sql")
-    page.locator("#new-dialog").get_by_role("button", name="Create").click()
+    new.get_by_label("Path").fill("scripts/sql")
+    new.get_by_role("button", name="Create").click()
     page.wait_for_url("**/files?path=scripts%2Fsql")
     assert ui.call("GET", "/api/v1/namespaces/dev/files/stats?path=scripts/sql")[1]["type"] == "Directory"
 

@@ -146,14 +146,25 @@ function setupKv(root) {
 
 function setupFiles(root) {
   const { namespace, path, folder, kind } = root.dataset;
-  const api_base = `/api/v1/namespaces/${enc(namespace)}/files`;
+  const apiBase = `/api/v1/namespaces/${enc(namespace)}/files`;
   const page = (target) => `${location.pathname}${target ? "?path=" + enc(target) : ""}`;
   const join = (dir, name) => (dir ? `${dir}/${name}` : name);
 
   const upload = async (target, blob, name) => {
     const body = new FormData();
     body.append("fileContent", blob, name);
-    await api("POST", `${api_base}?path=${enc(target)}`, body);
+    await api("POST", `${apiBase}?path=${enc(target)}`, body);
+  };
+
+  /** Whether a file or folder is there already (a new file must not overwrite one). */
+  const exists = async (target) => {
+    try {
+      await api("GET", `${apiBase}/stats?path=${enc(target)}`);
+      return true;
+    } catch (failure) {
+      if (failure.status === 404) return false;
+      throw failure;
+    }
   };
 
   const dialog = document.getElementById("new-dialog");
@@ -175,8 +186,9 @@ function setupFiles(root) {
     const target = form.path.value.trim().replace(/^\/+|\/+$/g, "");
     if (!target) return showError(error, "Give the path of the new " + creating);
     try {
+      if (creating === "file" && await exists(target)) return showError(error, `/${target} already exists`);
       if (creating === "file") await upload(target, new Blob([""]), target.split("/").pop());
-      else await api("POST", `${api_base}/directory?path=${enc(target)}`);
+      else await api("POST", `${apiBase}/directory?path=${enc(target)}`);
       location.assign(page(target));
     } catch (failure) {
       showError(error, failure.message);
@@ -221,7 +233,7 @@ function setupFiles(root) {
       else if (action === "edit") editing(true);
       else if (action === "cancel-edit") editing(false);
       else if (action === "delete" && await confirmed(`Delete the ${kind} /${path}?`)) {
-        await api("DELETE", `${api_base}?path=${enc(path)}`);
+        await api("DELETE", `${apiBase}?path=${enc(path)}`);
         location.assign(page(""));  // emptied parent folders are gone too
       }
     } catch (failure) {
