@@ -73,7 +73,8 @@ def in_storage(storage: Storage) -> dict[str, set[str]]:
 
 def _walk(folder: Path, parts: list[str], found: dict[str, set[str]]) -> None:
     try:
-        entries = [e for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+        with os.scandir(folder) as listing:
+            entries = [e for e in listing if e.is_dir(follow_symlinks=False)]
     except OSError:
         return
     for entry in entries:
@@ -87,6 +88,7 @@ def _walk(folder: Path, parts: list[str], found: dict[str, set[str]]) -> None:
 
 def _holds(folder: str, suffix: str) -> bool:
     try:
-        return any(e.name.endswith(suffix) for e in os.scandir(folder))
+        with os.scandir(folder) as listing:
+            return any(e.name.endswith(suffix) for e in listing)
     except OSError:
         return False

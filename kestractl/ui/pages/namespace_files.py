@@ -83,10 +83,8 @@ def _text(target: Path) -> str | None:
 
 def _nodes(folder: Path, prefix: str, current: str, budget: list[int]) -> list[Node]:
     """Folders first, then files, by name; links are not followed; at most `budget` nodes in all."""
-    entries = sorted(
-        (e for e in os.scandir(folder) if not e.is_symlink()),
-        key=lambda e: (not e.is_dir(), e.name.lower()),
-    )
+    with os.scandir(folder) as listing:
+        entries = sorted((e for e in listing if not e.is_symlink()), key=lambda e: (not e.is_dir(), e.name.lower()))
     nodes = []
     for entry in entries:
         if budget[0] <= 0:
