@@ -29,6 +29,7 @@ LAYERS = {
     "storage": 1,
     "kv": 1,
     "namespace_files": 1,
+    "namespaces": 2,  # every namespace known: asks the store and walks internal storage
     "tasks": 2,
     "plugin": 2,
     "triggers": 2,

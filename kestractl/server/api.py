@@ -21,6 +21,7 @@ from kestractl.parser import load_yaml, located, parse_flow, split_documents, to
 from kestractl.server import api_inputs
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
+from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -62,6 +63,7 @@ class Api:
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
         api_inputs.add_routes(router, self.runner)
+        NamespacesApi(self.runner).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
