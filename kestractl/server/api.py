@@ -18,6 +18,7 @@ from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
+from kestractl.server import api_graph
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
 from kestractl.server.http import BadRequest, Request, Response, Router
@@ -60,6 +61,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        api_graph.add_routes(router, self.runner)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
