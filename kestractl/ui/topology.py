@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from kestractl.graph import Branch, GraphCluster, GraphNode, edges, short_type
 
 BOX_W, BOX_H, SUB_H = 190, 44, 60
-GAP, PAD, LABEL_H, DOT = 26, 12, 18, 8
+GAP, PAD, LABEL_H, DOT = 26, 12, 22, 8
 MAX_CHARS = 26
 
 
@@ -128,11 +128,12 @@ class _Stack(_Part):
 class _Labelled(_Part):
     def __init__(self, text: str | None, body: _Part) -> None:
         self.text, self.body = text, body
-        self.w, self.h = max(body.w, len(text or "") * 7.0), body.h + (LABEL_H if text else 0)
+        # The label sits right of the line coming down into the column, under the bar that line hangs from.
+        self.w, self.h = max(body.w, 2 * (len(_clip(text or "")) * 6.5 + 8)), body.h + (LABEL_H if text else 0)
 
     def place(self, x: float, y: float, drawing: Drawing) -> None:
         if self.text:
-            drawing.texts.append(Text(x + self.w / 2, y + 12, _clip(self.text)))
+            drawing.texts.append(Text(x + self.w / 2 + 5, y + LABEL_H - 3, _clip(self.text)))
             y += LABEL_H
         self.body.place(x + (self.w - self.body.w) / 2, y, drawing)
 
