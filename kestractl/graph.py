@@ -168,8 +168,9 @@ def _label(relation_type: str, value: str | None) -> str | None:
 def _item(task: Task, path: str, relation_type: str) -> GraphNode | GraphCluster:
     if task.is_flowable:
         return _cluster(task, path, relation_type)
-    kind = "SubflowGraphTask" if task.is_executable else "GraphTask"
-    return GraphNode(path, kind, task, relation_type, subflow=_target(task))
+    if task.is_executable:
+        return GraphNode(path, "SubflowGraphTask", task, relation_type, subflow=_target(task))
+    return GraphNode(path, "GraphTask", task, relation_type)
 
 
 def _target(task: Task) -> tuple[str, str] | None:
@@ -215,8 +216,8 @@ def _mark_error(item: GraphNode | GraphCluster) -> None:
 
 
 def short_type(type_name: str) -> str:
-    """`io.kestra.plugin.core.flow.Parallel` → `Parallel`; a ForEachItem part keeps its `$` suffix."""
-    return type_name.rsplit(".", 1)[-1]
+    """`io.kestra.plugin.core.flow.Parallel` → `Parallel`; `…ForEachItem$ForEachItemSplit` → `ForEachItemSplit`."""
+    return type_name.rsplit(".", 1)[-1].rsplit("$", 1)[-1]
 
 
 def walk(cluster: GraphCluster) -> list[GraphNode]:

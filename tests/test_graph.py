@@ -134,3 +134,24 @@ def test_the_layout_places_every_task_inside_the_drawing() -> None:
     assert boxes["p1"].y == boxes["p2"].y and boxes["p1"].x != boxes["p2"].x  # side by side
     assert boxes["then1"].y < boxes["then2"].y  # a chain, one under the other
     assert len(drawing.frames) == 5 and {t.text for t in drawing.texts} >= {"then", "else", "A", "defaults", "errors"}
+
+
+def test_a_for_each_item_links_its_subflow_from_its_executable_part_only() -> None:
+    source = """
+id: items
+namespace: dev.graph
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    namespace: dev.graph
+    flowId: child
+finally:
+  - {id: cleanup, type: io.kestra.plugin.core.log.Log, message: bye}
+"""
+    graph = to_api(flow_graph(parse_flow(source, "flow")))
+    kinds = {n["uid"]: n["type"].removeprefix(TYPES) for n in graph["nodes"]}
+    assert kinds["root.each.each_items"] == "SubflowGraphTask" and kinds["root.each.each_split"] == "GraphTask"
+    assert _edge(graph, "root._root", "root.cleanup")["relationType"] == "FINALLY"
+    boxes = {b.title: b for b in layout(flow_graph(parse_flow(source, "flow"))).boxes if not b.dot}
+    assert boxes["each_items"].node.subflow == ("dev.graph", "child") and boxes["each_split"].node.subflow is None

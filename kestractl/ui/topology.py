@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kestractl.graph import Branch, GraphCluster, GraphNode, edges, short_type
+from kestractl.graph import ERROR, FINALLY, Branch, GraphCluster, GraphNode, edges, short_type
 
 BOX_W, BOX_H, SUB_H = 190, 44, 60
 GAP, PAD, LABEL_H, DOT = 26, 12, 22, 8
@@ -48,7 +48,7 @@ class Box:
     @property
     def kind(self) -> str:
         task, trigger = self.node.task, self.node.trigger or {}
-        return short_type(task.type if task is not None else str(trigger.get("type", "")))
+        return _clip(short_type(task.type if task is not None else str(trigger.get("type", ""))))
 
 
 @dataclass
@@ -180,15 +180,18 @@ def layout(graph: GraphCluster, states: dict[str, str] | None = None) -> Drawing
             box.state = states.get(box.node.task.id)
     for edge in edges(graph):
         source, target = at[edge.source.uid], at[edge.target.uid]
-        drawing.paths.append((_elbow(source, target), (edge.relation_type or "plain").lower()))
+        drawing.paths.append((_elbow(source, target, edge.relation_type), (edge.relation_type or "plain").lower()))
     return drawing
 
 
-def _elbow(source: Box, target: Box) -> str:
-    """Down from the source, across just above the target, down into it; straight when they line up."""
+def _elbow(source: Box, target: Box, relation: str | None) -> str:
+    """Down from the source, across just above the target, down into it; straight when they line up. From a
+    cluster's start to a side branch (errors, finally) across first, so the line passes by the task's box."""
     x1, y1, x2, y2 = source.cx, source.y + source.h, target.cx, target.y
     if abs(x1 - x2) < 0.5:
         return f"M{x1:g} {y1:g}V{y2:g}"
+    if source.node.kind == "GraphClusterRoot" and relation in (ERROR, FINALLY):
+        return f"M{source.x + source.w:g} {source.y + source.h / 2:g}H{x2:g}V{y2:g}"
     mid = y2 - GAP / 2 if y2 - y1 > GAP else (y1 + y2) / 2
     return f"M{x1:g} {y1:g}V{mid:g}H{x2:g}V{y2:g}"
 

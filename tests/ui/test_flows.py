@@ -117,6 +117,8 @@ def test_the_list_shows_each_flows_recent_history(ui: Ui) -> None:
     wait_for(lambda: len(executions_of(ui.server, "small")) == 3)
     status, html = ui.call("GET", "/ui/flows?namespace=dev")
     assert status == 200 and html.count('class="mark state-SUCCESS"') == 3 and "never run" in html
+    status, html = ui.call("GET", "/ui/flows/edit/dev.graph/small/executions")
+    assert status == 200 and html.count('href="/ui/executions/dev.graph/small/') == 3
     status, html = ui.call("GET", "/ui/flows?label=team:data")
     assert ">small</a>" in html and ">hostile</a>" not in html
     status, html = ui.call("GET", "/ui/flows?q=HOST")
