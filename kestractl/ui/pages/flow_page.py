@@ -14,8 +14,9 @@ from markupsafe import Markup
 
 from kestractl.errors import NotFoundError
 from kestractl.graph import flow_graph, short_type
-from kestractl.model import Flow, State, parse_iso, worst_state
+from kestractl.model import Flow, State, parse_iso, utcnow, worst_state
 from kestractl.server.http import Request, Response, Router
+from kestractl.triggers import schedule
 from kestractl.ui.context import UiContext
 from kestractl.ui.render import fragment, html_errors, page
 from kestractl.ui.topology import layout
@@ -61,22 +62,22 @@ def _page(template: str, ui: UiContext, request: Request, flow: Flow, tab: str, 
 
 
 def overview(ui: UiContext, request: Request, flow: Flow) -> Response:
-    store = ui.runner.store
-    disabled = store.disabled_triggers()
-    triggers = []
-    for trigger in flow.triggers:
-        trigger_id = str(trigger.get("id", ""))
-        state = store.trigger_state(flow.namespace, flow.id, trigger_id)
-        off = bool(trigger.get("disabled")) or (flow.namespace, flow.id, trigger_id) in disabled
-        next_date = (
-            state.next_date if state and not off and short_type(str(trigger.get("type"))) == "Schedule" else None
-        )
-        triggers.append(
-            {"id": trigger_id, "type": short_type(str(trigger.get("type", ""))), "next": next_date, "off": off}
-        )
     # markdown-it with raw HTML off: the description's own tags come out as escaped text.
     description = Markup(markdown().render(flow.description)) if flow.description else ""
+    triggers = [_trigger_row(ui, flow, trigger) for trigger in flow.triggers]
     return _page("flows/overview.html", ui, request, flow, "overview", description=description, triggers=triggers)
+
+
+def _trigger_row(ui: UiContext, flow: Flow, trigger: dict[str, Any]) -> dict[str, Any]:
+    """A trigger's id, short type, whether it is off, and a schedule's next fire: the scheduler's stored date,
+    or the cron's next one when the scheduler has not seen the trigger yet."""
+    store, trigger_id, kind = ui.runner.store, str(trigger.get("id", "")), short_type(str(trigger.get("type", "")))
+    off = bool(trigger.get("disabled")) or (flow.namespace, flow.id, trigger_id) in store.disabled_triggers()
+    next_date = None
+    if kind == "Schedule" and not off:
+        state = store.trigger_state(flow.namespace, flow.id, trigger_id)
+        next_date = state.next_date if state else schedule.first_next(trigger, utcnow())
+    return {"id": trigger_id, "type": kind, "next": next_date, "off": off}
 
 
 def topology(ui: UiContext, request: Request, flow: Flow) -> Response:
