@@ -37,6 +37,7 @@ LAYERS = {
     "deploy": 3,
     "engine": 4,
     "server": 5,
+    "ui": 5,  # pages served by the server, on the same footing as its API
     "cli": 6,
 }
 
