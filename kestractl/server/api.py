@@ -18,8 +18,8 @@ from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
-from kestractl.server import api_graph
 from kestractl.server.api_files import NamespaceFilesApi
+from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
@@ -38,6 +38,7 @@ class Api:
 
     def routes(self) -> Router:
         router = Router()
+        add_graph_routes(router, self.runner)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
@@ -61,7 +62,6 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
-        api_graph.add_routes(router, self.runner)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
