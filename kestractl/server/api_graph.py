@@ -22,9 +22,10 @@ def add_routes(router: Router, runner: Runner) -> None:
 
 def flow_graph_of(runner: Runner, request: Request) -> Response:
     """`?revision=` picks one; the latest otherwise."""
+    from kestractl.server.api import _int  # api.py imports this module: import when first called
+
     ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    revision = (request.params.get("revision") or [""])[-1]
-    flow = runner.flows.get(ns, flow_id, int(revision) if revision.isdigit() else None)
+    flow = runner.flows.get(ns, flow_id, _int(request, "revision"))
     return Response(body=to_api(flow_graph(flow)))
 
 

@@ -80,6 +80,7 @@ def test_the_graph_api_answers_kestras_flow_graph(ui: Ui) -> None:
     assert status == 200 and {n["uid"] for n in posted["nodes"]} == uids
     assert ui.call("POST", "/api/v1/flows/graph", "id: x\nnamespace: y\n")[0] == 422
     assert ui.call("GET", "/api/v1/flows/dev.graph/nothing/graph")[0] == 404
+    assert ui.call("GET", "/api/v1/flows/dev.graph/big/graph?revision=x")[0] == 400
 
 
 def test_an_execution_graph_and_its_coloured_topology(ui: Ui) -> None:
@@ -175,3 +176,13 @@ def test_the_topology_and_revisions_tabs(ui: Ui, page: Page) -> None:
     page.wait_for_url("**/revisions?left=1&right=2")
     assert page.locator(".diff .add").inner_text() == "+    message: hello"
     screenshot(page, "flow-revisions")
+
+
+def test_the_list_pages_many_flows_and_keeps_its_filters(ui: Ui) -> None:
+    for n in range(27):
+        ui.deploy(SMALL.replace("id: small", f"id: flow{n:02d}"))
+    status, html = ui.call("GET", "/ui/flows?namespace=dev.graph")
+    assert status == 200 and "27 flows" in html and ">flow24</a>" in html and ">flow25</a>" not in html
+    assert 'href="/ui/flows?namespace=dev.graph&amp;page=2"' in html
+    status, html = ui.call("GET", "/ui/flows?namespace=dev.graph&page=2")
+    assert ">flow25</a>" in html and ">flow26</a>" in html and "Page 2 of 2" in html
