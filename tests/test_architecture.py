@@ -35,6 +35,7 @@ LAYERS = {
     "triggers": 2,
     "plugins": 3,  # plugin families, above the plugin API they are built on (see the test below)
     "parser": 3,
+    "graph": 3,  # a flow's topology (Kestra's GraphUtils), for the API and the UI
     "deploy": 3,
     "engine": 4,
     "server": 5,

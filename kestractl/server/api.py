@@ -20,6 +20,7 @@ from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
 from kestractl.server import api_inputs
 from kestractl.server.api_files import NamespaceFilesApi
+from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.http import BadRequest, Request, Response, Router
@@ -39,6 +40,7 @@ class Api:
 
     def routes(self) -> Router:
         router = Router()
+        add_graph_routes(router, self.runner)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
