@@ -18,6 +18,7 @@ from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
+from kestractl.server.api_executions import ExecutionsApi
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
 from kestractl.server.http import BadRequest, Request, Response, Router
@@ -44,7 +45,6 @@ class Api:
         add("GET", "/api/v1/executions/{executionId}", self.get_execution)
         add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
         add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
-        add("POST", "/api/v1/executions/{executionId}/resume", self.resume)
         add("GET", "/api/v1/executions/{executionId}/file", self.file)
         add(["GET", "POST", "PUT"], "/api/v1/executions/webhook/{namespace}/{flowId}/{key}", self.webhook)
         add("GET", "/api/v1/logs/{executionId}", self.logs)
@@ -60,6 +60,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        ExecutionsApi(self.runner, self._execution_json).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -100,12 +101,6 @@ class Api:
         execution_id = request.path_params["executionId"]
         self.store.load_execution(execution_id)
         self.runner.submit_restart(execution_id).result(timeout=60)
-        return self._json(self.store.load_execution(execution_id))
-
-    def resume(self, request: Request) -> Response:
-        execution_id = request.path_params["executionId"]
-        self.store.load_execution(execution_id)
-        self.runner.submit_resume(execution_id).result(timeout=60)
         return self._json(self.store.load_execution(execution_id))
 
     def file(self, request: Request) -> Response:

@@ -34,12 +34,13 @@ from kestractl.store.codec import (
     task_run_data,
     task_run_from,
 )
+from kestractl.store.execution_view import ExecutionViewStore
 from kestractl.store.filters import query_where, search_filter
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
 
 
-class Store:
+class Store(ExecutionViewStore):
     """Repositories over one SQLite file; one connection per thread."""
 
     def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
