@@ -169,9 +169,10 @@ class Api:
         execution_id = request.path_params["executionId"]
         execution = self.store.load_execution(execution_id)
         minimum = _param(request, "minLevel") or "TRACE"
+        after = _int(request, "after") or 0  # ours: the position a page already read up to (the UI's log view)
 
         def events() -> Iterator[bytes]:
-            sent = 0
+            sent = after
             while True:
                 ended = self.store.execution_state(execution_id).is_terminated()
                 new = self.store.logs_after(execution, sent, minimum)

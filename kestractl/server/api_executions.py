@@ -70,21 +70,10 @@ class ExecutionsApi:
         if execution.state.current != State.PAUSED:
             raise ConflictError(f"execution {execution.id} is {execution.state.current.value}, not PAUSED")
         fields, files = request.form()
-        declared = self._on_resume(execution)
+        declared = on_resume_inputs(self.runner, execution)
         inputs = self._resume_inputs(execution, declared, {k: v[-1] for k, v in fields.items()}, files)
         self.runner.submit_resume(execution.id, inputs or None).result(timeout=60)
         return Response(body=self.execution_json(self.store.load_execution(execution.id)))
-
-    def _on_resume(self, execution: Execution) -> list[Input]:
-        """The `onResume` inputs declared by the execution's paused tasks."""
-        flow = self.runner.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
-        tasks = flow.tasks_by_id
-        declared: list[Input] = []
-        for run in execution.task_runs:
-            task = tasks.get(run.task_id)
-            if run.state.current == State.PAUSED and task is not None:
-                declared += [i for raw in task.spec.get("onResume") or [] if (i := parse_input(raw)[0])]
-        return declared
 
     def _resume_inputs(
         self, execution: Execution, declared: list[Input], fields: dict[str, str], files: list[UploadedFile]
@@ -142,6 +131,17 @@ class ExecutionsApi:
             return Response(body={"extension": extension, "type": "LIST", "content": records, "truncated": truncated})
         content = "\n".join(lines[:rows])
         return Response(body={"extension": extension, "type": "TEXT", "content": content, "truncated": truncated})
+
+
+def on_resume_inputs(runner: Runner, execution: Execution) -> list[Input]:
+    """The `onResume` inputs declared by the execution's paused tasks (the resume form shows the same)."""
+    tasks = runner.flows.get(execution.namespace, execution.flow_id, execution.flow_revision).tasks_by_id
+    declared: list[Input] = []
+    for run in execution.task_runs:
+        task = tasks.get(run.task_id)
+        if run.state.current == State.PAUSED and task is not None:
+            declared += [i for raw in task.spec.get("onResume") or [] if (i := parse_input(raw)[0])]
+    return declared
 
 
 def _labels_body(body: Any) -> list[tuple[str, str]]:

@@ -11,22 +11,25 @@ from typing import Any
 from kestractl.model import State, level_rank
 from kestractl.store.schema import MAX_PARAMETERS, chunks
 
-
 # (seq, ISO timestamp, level, task id, attempt, message): a log line as the log view shows it.
 LogLine = tuple[int, str, str, str | None, int | None, str]
 
 
 @dataclass(frozen=True)
 class LogFilter:
-    """The log view's filters: a minimum level, one task, and a case-insensitive text."""
+    """The log view's filters: a minimum level, one task, a case-insensitive text."""
 
     min_level: str = "TRACE"
     task_id: str | None = None
     text: str | None = None
+    # The last position the view reads up to: what was stored later comes from the live stream.
+    until: int | None = None
 
     def where(self, execution_id: str) -> tuple[str, list[Any]]:
         sql = " WHERE execution_id=? AND level_rank>=?"
         args: list[Any] = [execution_id, level_rank(self.min_level)]
+        if self.until is not None:
+            sql, args = sql + " AND seq<=?", [*args, self.until]
         if self.task_id:
             sql, args = sql + " AND task_id=?", [*args, self.task_id]
         if self.text:
