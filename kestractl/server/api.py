@@ -169,15 +169,17 @@ class Api:
         execution_id = request.path_params["executionId"]
         execution = self.store.load_execution(execution_id)
         minimum = _param(request, "minLevel") or "TRACE"
-        after = _int(request, "after") or 0  # ours: the position a page already read up to (the UI's log view)
+        # Ours: where a reader already is (the UI's log view; a reconnecting EventSource sends the last event's id).
+        resumed = str(request.headers.get("Last-Event-ID") or "")
+        after = int(resumed) if resumed.isdigit() else _int(request, "after") or 0
 
         def events() -> Iterator[bytes]:
             sent = after
             while True:
                 ended = self.store.execution_state(execution_id).is_terminated()
                 new = self.store.logs_after(execution, sent, minimum)
-                for _, entry in new:
-                    yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
+                for seq, entry in new:
+                    yield f"id: {seq}\nevent: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
                 sent = new[-1][0] if new else sent
                 if ended:
                     return
