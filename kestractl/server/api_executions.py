@@ -50,7 +50,7 @@ class ExecutionsApi:
         seen: tuple[Any, ...] = ()
         quiet_since = time.monotonic()
         while True:
-            mark = self.store.execution_fingerprint(execution_id)
+            began, mark = time.monotonic(), self.store.execution_fingerprint(execution_id)
             if mark != seen:
                 seen, quiet_since = mark, time.monotonic()
                 data = json.dumps(self.execution_json(self.store.load_execution(execution_id)), default=str)
@@ -61,7 +61,8 @@ class ExecutionsApi:
             elif time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()
                 yield b": waiting\n\n"  # a closed page is noticed here, not never
-            time.sleep(FOLLOW_SECONDS)
+            # A huge execution takes long to send: a follower then waits as long, and never holds a core.
+            time.sleep(max(FOLLOW_SECONDS, time.monotonic() - began))
 
     def resume(self, request: Request) -> Response:
         """A PAUSED execution goes on; multipart fields and files are the paused task's `onResume` inputs,

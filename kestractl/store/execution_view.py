@@ -50,7 +50,9 @@ class ExecutionHead:
 class ExecutionViewStore:
     """Mixed into `Store`: reads only."""
 
-    conn: sqlite3.Connection
+    @property
+    def conn(self) -> sqlite3.Connection:
+        raise NotImplementedError  # `Store`'s connection of this thread
 
     def log_window(self, execution_id: str, where: LogFilter, offset: int, limit: int) -> list[LogLine]:
         """Lines `offset`..`offset+limit` of the filtered log, oldest first, as stored (nothing parsed)."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 NS = "dev.ui"
+ONE_LOG = "tasks:\n  - id: ok\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
 
 
 def flow(flow_id: str, body: str) -> str:
@@ -42,12 +43,15 @@ def page_of(ui: Ui, execution: dict[str, Any], tab: str = "") -> str:
 
 
 def header_state(page: Page, state: str) -> None:
-    page.locator(f'#exec-state .state-{state}').wait_for()
+    page.locator(f"#exec-state .state-{state}").wait_for()
 
 
 @needs_chromium
 def test_log_lines_arrive_before_the_execution_ends(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("live", """tasks:
+    ui.deploy(
+        flow(
+            "live",
+            """tasks:
   - id: before
     type: io.kestra.plugin.core.log.Log
     message: first line
@@ -57,7 +61,9 @@ def test_log_lines_arrive_before_the_execution_ends(ui: Ui, page: Page) -> None:
   - id: after
     type: io.kestra.plugin.core.log.Log
     message: second line
-"""))
+""",
+        )
+    )
     execution = run(ui, "live")
     page.goto(page_of(ui, execution, "logs"))
     page.locator(".log-line", has_text="first line").wait_for()
@@ -70,11 +76,16 @@ def test_log_lines_arrive_before_the_execution_ends(ui: Ui, page: Page) -> None:
 
 @needs_chromium
 def test_restart_a_failed_execution_from_its_page(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("fails", """tasks:
+    ui.deploy(
+        flow(
+            "fails",
+            """tasks:
   - id: boom
     type: io.kestra.plugin.core.execution.Fail
     errorMessage: broken
-"""))
+""",
+        )
+    )
     execution = run(ui, "fails", wait=True)
     assert execution["state"]["current"] == "FAILED"
     page.goto(page_of(ui, execution))
@@ -93,7 +104,10 @@ def _histories(ui: Ui, execution_id: str, wanted: str) -> list[str] | None:
 
 @needs_chromium
 def test_resume_a_paused_execution_with_an_on_resume_input(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("approve", """tasks:
+    ui.deploy(
+        flow(
+            "approve",
+            """tasks:
   - id: wait
     type: io.kestra.plugin.core.flow.Pause
     onResume:
@@ -106,7 +120,9 @@ def test_resume_a_paused_execution_with_an_on_resume_input(ui: Ui, page: Page) -
   - id: said
     type: io.kestra.plugin.core.debug.Return
     format: "{{ outputs.wait.onResume.reason }} x{{ outputs.wait.onResume.count }}"
-"""))
+""",
+        )
+    )
     execution = run(ui, "approve")
     reached(ui, execution["id"], "PAUSED")
     page.goto(page_of(ui, execution))
@@ -120,13 +136,18 @@ def test_resume_a_paused_execution_with_an_on_resume_input(ui: Ui, page: Page) -
 
 
 def test_resume_checks_the_on_resume_inputs(ui: Ui) -> None:
-    ui.deploy(flow("strict", """tasks:
+    ui.deploy(
+        flow(
+            "strict",
+            """tasks:
   - id: wait
     type: io.kestra.plugin.core.flow.Pause
     onResume:
       - id: count
         type: INT
-"""))
+""",
+        )
+    )
     execution = run(ui, "strict")
     reached(ui, execution["id"], "PAUSED")
     status, body = ui.call("POST", f"/api/v1/executions/{execution['id']}/resume")
@@ -136,11 +157,16 @@ def test_resume_checks_the_on_resume_inputs(ui: Ui) -> None:
 
 @needs_chromium
 def test_kill_a_running_execution(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("long", """tasks:
+    ui.deploy(
+        flow(
+            "long",
+            """tasks:
   - id: nap
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT60S
-"""))
+""",
+        )
+    )
     execution = run(ui, "long")
     reached(ui, execution["id"], "RUNNING")
     page.goto(page_of(ui, execution, "gantt"))
@@ -152,7 +178,7 @@ def test_kill_a_running_execution(ui: Ui, page: Page) -> None:
 
 @needs_chromium
 def test_change_labels(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("labelled", "labels:\n  team: data\ntasks:\n  - id: ok\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"))
+    ui.deploy(flow("labelled", "labels:\n  team: data\n" + ONE_LOG))
     execution = run(ui, "labelled", wait=True)
     page.goto(page_of(ui, execution))
     page.get_by_role("button", name="Edit labels").click()
@@ -166,7 +192,7 @@ def test_change_labels(ui: Ui, page: Page) -> None:
 
 
 def test_labels_api_keeps_system_labels_and_refuses_foreign_ones(ui: Ui) -> None:
-    ui.deploy(flow("plain", "tasks:\n  - id: ok\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"))
+    ui.deploy(flow("plain", ONE_LOG))
     execution = run(ui, "plain", wait=True)
     path = f"/api/v1/executions/{execution['id']}/labels"
     status, body = ui.call("POST", path, [{"key": "a", "value": "1"}])
@@ -178,7 +204,10 @@ def test_labels_api_keeps_system_labels_and_refuses_foreign_ones(ui: Ui) -> None
 
 @needs_chromium
 def test_outputs_download_and_csv_preview(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("report", """tasks:
+    ui.deploy(
+        flow(
+            "report",
+            """tasks:
   - id: each
     type: io.kestra.plugin.core.flow.ForEach
     values: ["eu", "us", "asia"]
@@ -194,7 +223,9 @@ outputs:
   - id: table
     type: STRING
     value: "{{ outputs.csv.uri }}"
-"""))
+""",
+        )
+    )
     execution = run(ui, "report", wait=True)
     page.goto(page_of(ui, execution, "outputs"))
     link = page.locator("a.file").first
@@ -213,16 +244,22 @@ outputs:
 
 
 def test_file_preview_answers_in_kestras_shape(ui: Ui) -> None:
-    ui.deploy(flow("ion", """tasks:
+    ui.deploy(
+        flow(
+            "ion",
+            """tasks:
   - id: rows
     type: io.kestra.plugin.core.storage.Write
     extension: .ion
     content: "{a:1,b:\\"x\\"}\\n{a:2,b:\\"y\\"}\\n"
-"""))
+""",
+        )
+    )
     execution = run(ui, "ion", wait=True)
     uri = next(r for r in execution["taskRunList"] if r["taskId"] == "rows")["outputs"]["uri"]
     status, body = ui.call("GET", f"/api/v1/executions/{execution['id']}/file/preview?path={uri}&maxRows=1")
-    assert status == 200 and body == {"extension": "ion", "type": "LIST", "content": [{"a": 1, "b": "x"}], "truncated": True}
+    assert status == 200
+    assert body == {"extension": "ion", "type": "LIST", "content": [{"a": 1, "b": "x"}], "truncated": True}
     outside = "kestra:///other/file.txt"
     assert ui.call("GET", f"/api/v1/executions/{execution['id']}/file/preview?path={outside}")[0] >= 400
 
@@ -255,7 +292,10 @@ def test_a_log_of_200000_lines_stays_windowed_and_scrolls_to_the_end(ui: Ui, pag
 
 @needs_chromium
 def test_a_hostile_execution_is_shown_as_text(ui: Ui, page: Page) -> None:
-    ui.deploy(flow("hostile", f"""labels:
+    ui.deploy(
+        flow(
+            "hostile",
+            f"""labels:
   evil: "{EVIL}"
 inputs:
   - id: text
@@ -273,7 +313,9 @@ outputs:
   - id: evil
     type: STRING
     value: "{{{{ inputs.text }}}}"
-"""))
+""",
+        )
+    )
     execution = run(ui, "hostile", wait=True)
     page.goto(page_of(ui, execution))
     page.locator("#exec-labels .label", has_text=EVIL).wait_for()
