@@ -4,6 +4,7 @@ stays windowed, and a hostile flow shown as text. API shapes of the endpoints it
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -325,3 +326,13 @@ outputs:
     page.goto(page_of(ui, execution, "outputs"))
     assert page.locator(".value", has_text=EVIL).count() >= 2
     assert page.locator("img").count() == 0
+
+
+def test_follow_sends_the_execution_then_ends(ui: Ui) -> None:
+    ui.deploy(flow("short", ONE_LOG))
+    execution = run(ui, "short", wait=True)
+    status, body = ui.call("GET", f"/api/v1/executions/{execution['id']}/follow")
+    events = [block.split("\n") for block in body.strip().split("\n\n")]
+    assert status == 200 and [e[0] for e in events] == ["id: progress", "id: end"]
+    assert json.loads(events[-1][1].removeprefix("data: "))["state"]["current"] == "SUCCESS"
+    assert ui.call("GET", "/api/v1/executions/nope/follow")[0] == 404
