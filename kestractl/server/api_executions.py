@@ -13,7 +13,7 @@ from typing import Any
 
 from kestractl import ion
 from kestractl.engine.runner import Runner
-from kestractl.errors import ConflictError, ValidationError
+from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.inputs import parse_input, resolve_inputs
 from kestractl.model import Execution, Input, State
 from kestractl.server.http import BadRequest, Request, Response, Router, UploadedFile
@@ -23,6 +23,7 @@ FOLLOW_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5.0
 # Kestra's `kestra.server.preview.initial-rows` and `max-rows`.
 PREVIEW_ROWS, PREVIEW_MAX_ROWS = 100, 5000
+LINE_LIMIT = 1_000_000
 SYSTEM_PREFIX = "system."
 
 ExecutionJson = Callable[[Execution], dict[str, Any]]
@@ -123,15 +124,24 @@ class ExecutionsApi:
         except LookupError:
             raise BadRequest(f"Unable to preview using encoding '{encoding}'") from None
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        text = self.runner.storage.read_under(prefix, uri).decode(encoding, "replace")
-        extension = uri.rsplit("/", 1)[-1].rpartition(".")[2].lower() if "." in uri.rsplit("/", 1)[-1] else ""
-        lines = text.splitlines()
-        truncated = len(lines) > rows
+        lines = _first_lines(self.runner.storage.path_under(prefix, uri), encoding, rows + 1)
+        name = uri.rsplit("/", 1)[-1]
+        extension = name.rpartition(".")[2].lower() if "." in name else ""
+        truncated, lines = len(lines) > rows, lines[:rows]
         if extension == "ion":
-            records = [json.loads(json.dumps(v, default=str)) for v in ion.iter_lines(lines[:rows])]
+            records = [json.loads(json.dumps(v, default=str)) for v in ion.iter_lines(lines)]
             return Response(body={"extension": extension, "type": "LIST", "content": records, "truncated": truncated})
-        content = "\n".join(lines[:rows])
+        content = "\n".join(lines)
         return Response(body={"extension": extension, "type": "TEXT", "content": content, "truncated": truncated})
+
+
+def _first_lines(path: Path, encoding: str, count: int) -> list[str]:
+    """The first `count` lines of a file (a longer line comes in pieces of LINE_LIMIT): never the whole file."""
+    if not path.is_file():
+        raise NotFoundError(f"file not found in internal storage: {path.name}")
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        lines = (fh.readline(LINE_LIMIT) for _ in range(count))
+        return [line.rstrip("\r\n") for line in lines if line]
 
 
 def on_resume_inputs(runner: Runner, execution: Execution) -> list[Input]:
