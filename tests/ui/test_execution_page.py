@@ -336,3 +336,16 @@ def test_follow_sends_the_execution_then_ends(ui: Ui) -> None:
     assert status == 200 and [e[0] for e in events] == ["id: progress", "id: end"]
     assert json.loads(events[-1][1].removeprefix("data: "))["state"]["current"] == "SUCCESS"
     assert ui.call("GET", "/api/v1/executions/nope/follow")[0] == 404
+
+
+def test_bad_addresses_answer_with_an_error_page_or_json(ui: Ui) -> None:
+    ui.deploy(flow("plain", ONE_LOG))
+    execution = run(ui, "plain", wait=True)
+    status, body = ui.call("GET", f"/ui/executions/{NS}/plain/nope")
+    assert status == 404 and "execution not found" in body and "Traceback" not in body
+    assert ui.call("GET", page_of(ui, execution, "nope").removeprefix(ui.base))[0] == 404
+    window = f"/ui/fragments/execution-logs/{execution['id']}"
+    status, body = ui.call("GET", window + "?minLevel=LOUD")
+    assert status == 400 and "minLevel" in body["message"]
+    status, body = ui.call("GET", window + "?limit=1")
+    assert status == 200 and body["total"] == 1 and body["lines"][0][2:4] == ["INFO", "ok"]

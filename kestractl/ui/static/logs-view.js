@@ -65,15 +65,22 @@ class LogView {
   }
 
   follow() {
-    const query = new URLSearchParams({ after: this.until || 0 });
+    const query = new URLSearchParams({ after: this.seen || this.until || 0 });
     if (this.filters.minLevel) query.set("minLevel", this.filters.minLevel);
     this.source = new EventSource(`${this.el.dataset.follow}?${query}`);
-    this.source.addEventListener("log", (event) => this.arrived(JSON.parse(event.data)));
-    this.source.onerror = () => { if (this.ended) this.source.close(); };
+    this.source.addEventListener("log", (event) => {
+      this.seen = Number(event.lastEventId) || this.seen; // the line's position: a later stream starts after it
+      this.arrived(JSON.parse(event.data));
+    });
+    this.source.onerror = () => { // the stream ends with the execution; otherwise the browser reconnects
+      if (this.ended) { this.source.close(); this.source = null; }
+    };
   }
 
+  /** A restart or a resume from this page: its new lines stream in too. */
   executionChanged(state) {
     this.ended = TERMINATED.has(state);
+    if (!this.ended && !this.source && this.until !== null) this.follow();
   }
 
   /** A line from the live stream: kept when it passes the task and text filters (the level is the server's). */
