@@ -28,6 +28,7 @@ SCENARIOS = {
     "fanout": "benchmarks.fanout",
     "watch": "benchmarks.watch",
     "serdes": "benchmarks.serdes",
+    "ui_execution": "benchmarks.ui_execution",
     "idle": "benchmarks.idle",
 }
 

@@ -214,8 +214,9 @@ class Runner:
         self._inbox.put(work)
         return future
 
-    def submit_resume(self, execution_id: str) -> Future[Any]:
-        return self.call(lambda: self._resume(execution_id))
+    def submit_resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> Future[Any]:
+        """`inputs`: the paused task's `onResume` inputs, already validated."""
+        return self.call(lambda: self._resume(execution_id, inputs))
 
     def submit_restart(self, execution_id: str) -> Future[Any]:
         return self.call(lambda: self._restart(execution_id))

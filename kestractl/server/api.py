@@ -19,6 +19,7 @@ from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
 from kestractl.server import api_inputs
+from kestractl.server.api_executions import ExecutionsApi
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
@@ -48,7 +49,6 @@ class Api:
         add("GET", "/api/v1/executions/{executionId}", self.get_execution)
         add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
         add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
-        add("POST", "/api/v1/executions/{executionId}/resume", self.resume)
         add("GET", "/api/v1/executions/{executionId}/file", self.file)
         add(["GET", "POST", "PUT"], "/api/v1/executions/webhook/{namespace}/{flowId}/{key}", self.webhook)
         add("GET", "/api/v1/logs/{executionId}", self.logs)
@@ -66,6 +66,7 @@ class Api:
         NamespaceFilesApi(self.runner).add_routes(router)
         api_inputs.add_routes(router, self.runner)
         NamespacesApi(self.runner).add_routes(router)
+        ExecutionsApi(self.runner, self._execution_json).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -106,12 +107,6 @@ class Api:
         execution_id = request.path_params["executionId"]
         self.store.load_execution(execution_id)
         self.runner.submit_restart(execution_id).result(timeout=60)
-        return self._json(self.store.load_execution(execution_id))
-
-    def resume(self, request: Request) -> Response:
-        execution_id = request.path_params["executionId"]
-        self.store.load_execution(execution_id)
-        self.runner.submit_resume(execution_id).result(timeout=60)
         return self._json(self.store.load_execution(execution_id))
 
     def file(self, request: Request) -> Response:
@@ -180,14 +175,17 @@ class Api:
         execution_id = request.path_params["executionId"]
         execution = self.store.load_execution(execution_id)
         minimum = _param(request, "minLevel") or "TRACE"
+        # Ours: where a reader already is (the UI's log view; a reconnecting EventSource sends the last event's id).
+        resumed = str(request.headers.get("Last-Event-ID") or "")
+        after = int(resumed) if resumed.isdigit() else _int(request, "after") or 0
 
         def events() -> Iterator[bytes]:
-            sent = 0
+            sent = after
             while True:
                 ended = self.store.execution_state(execution_id).is_terminated()
                 new = self.store.logs_after(execution, sent, minimum)
-                for _, entry in new:
-                    yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
+                for seq, entry in new:
+                    yield f"id: {seq}\nevent: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
                 sent = new[-1][0] if new else sent
                 if ended:
                     return

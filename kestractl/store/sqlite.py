@@ -34,6 +34,7 @@ from kestractl.store.codec import (
     task_run_data,
     task_run_from,
 )
+from kestractl.store.execution_view import ExecutionViewStore
 from kestractl.store.filters import query_where, search_filter
 from kestractl.store.flow_pages import FlowPageQueries
 from kestractl.store.namespaces import NamespaceQueries
@@ -41,7 +42,7 @@ from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, Tri
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
 
 
-class Store(FlowPageQueries, NamespaceQueries):
+class Store(ExecutionViewStore, FlowPageQueries, NamespaceQueries):
     """Repositories over one SQLite file; one connection per thread."""
 
     def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
