@@ -93,6 +93,31 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the UI's searches (issue 14). An execution's end date, duration (seconds) and labels become columns (filled here from each
+    # row's JSON), so date windows, durations and label filters are read from the row, not its document. The
+    # indexes are those EXPLAIN QUERY PLAN picks for the lists, the dashboard and the logs search (store/search.py):
+    # start date leading (the default windows; with state and duration, the daily statistics read no row), state
+    # then start date (state filters; it replaces the index on state alone), the flow index with the id (a
+    # namespace's ids without reading its rows), and log lines by time with their level and execution (counted
+    # without reading the lines).
+    """
+    ALTER TABLE executions ADD COLUMN end_date TEXT;
+    ALTER TABLE executions ADD COLUMN duration REAL;
+    ALTER TABLE executions ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+    UPDATE executions SET
+        end_date = CASE WHEN state IN ('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLED', 'RETRIED', 'SKIPPED',
+            'PAUSED') THEN strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(data, '$.state.histories[#-1].date')) END,
+        labels = COALESCE((SELECT char(30) || group_concat(json_extract(l.value, '$[0]') || ':'
+            || replace(json_extract(l.value, '$[1]'), char(30), ' '), char(30)) || char(30)
+            FROM json_each(executions.data, '$.labels') AS l), '');
+    UPDATE executions SET duration = (julianday(end_date) - julianday(start_date)) * 86400.0;
+    DROP INDEX executions_flow;
+    CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date, id);
+    DROP INDEX executions_state;
+    CREATE INDEX executions_state ON executions (state, start_date);
+    CREATE INDEX executions_start ON executions (start_date, state, duration);
+    CREATE INDEX logs_timestamp ON logs (timestamp, level_rank, execution_id);
+    """,
 ]
 
 

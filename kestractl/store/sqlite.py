@@ -37,9 +37,10 @@ from kestractl.store.codec import (
 from kestractl.store.filters import query_where, search_filter
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
+from kestractl.store.search import SearchQueries, duration_column, label_column
 
 
-class Store:
+class Store(SearchQueries):
     """Repositories over one SQLite file; one connection per thread."""
 
     def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
@@ -212,8 +213,9 @@ class Store:
     def save_executions(self, executions: Iterable[Execution]) -> None:
         """Write execution rows in one statement: a ForEachItem's children are created a window at a time."""
         self.conn.executemany(
-            "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, parent_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state=excluded.state,"
+            "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, end_date, duration,"
+            " labels, parent_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " state=excluded.state, end_date=excluded.end_date, duration=excluded.duration, labels=excluded.labels,"
             " flow_revision=excluded.flow_revision, data=excluded.data",
             [
                 (
@@ -223,6 +225,9 @@ class Store:
                     e.flow_revision,
                     e.state.current.value,
                     iso(e.state.start_date),
+                    iso(e.state.end_date),
+                    duration_column(e),
+                    label_column(e.labels),
                     e.parent_id,
                     json.dumps(execution_data(e)),
                 )
