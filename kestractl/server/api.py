@@ -20,6 +20,7 @@ from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_kv import KvApi
+from kestractl.server.api_search import SearchApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -40,7 +41,6 @@ class Api:
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
-        add("GET", "/api/v1/executions/search", self.search_executions)
         add("GET", "/api/v1/executions/{executionId}", self.get_execution)
         add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
         add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
@@ -60,6 +60,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        SearchApi(self.store, self._execution_json).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -84,13 +85,6 @@ class Api:
 
     def get_execution(self, request: Request) -> Response:
         return self._json(self.store.load_execution(request.path_params["executionId"]))
-
-    def search_executions(self, request: Request) -> Response:
-        page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        where = (_param(request, "namespace"), _param(request, "flowId"), request.params.get("state"))
-        ids = self.store.find_execution_ids(*where, limit=size, offset=(page - 1) * size)
-        results = [self._execution_json(self.store.load_execution(i)) for i in ids]
-        return Response(body={"results": results, "total": self.store.count_executions(*where)})
 
     def kill(self, request: Request) -> Response:
         execution = self.runner.kill(request.path_params["executionId"])

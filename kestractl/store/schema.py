@@ -93,8 +93,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
-    # 5: the UI's searches (issue 14). An execution's end date, duration (seconds) and labels become columns (filled here from each
-    # row's JSON), so date windows, durations and label filters are read from the row, not its document. The
+    # 5: the UI's searches (issue 14). An execution's end date, duration (seconds) and labels become columns
+    # (filled here from each row's JSON), so durations and label filters are read from the row, not its JSON. The
     # indexes are those EXPLAIN QUERY PLAN picks for the lists, the dashboard and the logs search (store/search.py):
     # start date leading (the default windows; with state and duration, the daily statistics read no row), state
     # then start date (state filters; it replaces the index on state alone), the flow index with the id (a

@@ -238,15 +238,17 @@ class SearchQueries:
 
     # ---- triggers --------------------------------------------------------------------------------
 
-    def next_fires(self, limit: int) -> list[NextFire]:
-        """The schedules' next dates, soonest first: enabled triggers of flows that still exist."""
-        sql = (
-            "SELECT namespace, flow_id, trigger_id, next_date FROM triggers t WHERE disabled=0 AND signature<>''"
-            " AND next_date IS NOT NULL AND EXISTS (SELECT 1 FROM flows f WHERE f.namespace=t.namespace"
-            " AND f.id=t.flow_id AND f.deleted=0) ORDER BY next_date LIMIT ?"
+    def next_fires(self, limit: int, offset: int = 0) -> tuple[list[NextFire], int]:
+        """The schedules' next dates, soonest first, and how many there are: enabled triggers of flows that
+        still exist."""
+        where = (
+            " FROM triggers t WHERE disabled=0 AND signature<>'' AND next_date IS NOT NULL AND EXISTS"
+            " (SELECT 1 FROM flows f WHERE f.namespace=t.namespace AND f.id=t.flow_id AND f.deleted=0)"
         )
-        rows = self.conn.execute(sql, (limit,))
-        return [NextFire(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows]
+        sql = "SELECT namespace, flow_id, trigger_id, next_date" + where + " ORDER BY next_date LIMIT ? OFFSET ?"
+        rows = self.conn.execute(sql, (limit, offset)).fetchall()
+        total = int(self.conn.execute("SELECT COUNT(*)" + where).fetchone()[0])
+        return [NextFire(r[0], r[1], r[2], datetime.fromisoformat(r[3])) for r in rows], total
 
 
 def _days(start: datetime, end: datetime, offset: timedelta) -> dict[str, DailyStatistics]:
