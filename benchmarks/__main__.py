@@ -28,6 +28,7 @@ SCENARIOS = {
     "fanout": "benchmarks.fanout",
     "watch": "benchmarks.watch",
     "serdes": "benchmarks.serdes",
+    "ui": "benchmarks.ui",
     "idle": "benchmarks.idle",
 }
 
