@@ -110,7 +110,7 @@ MIGRATIONS: list[str] = [
         labels = COALESCE((SELECT char(30) || group_concat(json_extract(l.value, '$[0]') || ':'
             || replace(json_extract(l.value, '$[1]'), char(30), ' '), char(30)) || char(30)
             FROM json_each(executions.data, '$.labels') AS l), '');
-    UPDATE executions SET duration = (julianday(end_date) - julianday(start_date)) * 86400.0;
+    UPDATE executions SET duration = round((julianday(end_date) - julianday(start_date)) * 86400.0, 3);
     DROP INDEX executions_flow;
     CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date, id);
     DROP INDEX executions_state;
