@@ -19,7 +19,12 @@ NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 def _execution(
-    ident: str, namespace: str, state: State, start: datetime, seconds: float = 10, labels: list[tuple[str, str]] = []
+    ident: str,
+    namespace: str,
+    state: State,
+    start: datetime,
+    seconds: float = 10,
+    labels: tuple[tuple[str, str], ...] = (),
 ) -> Execution:
     info = StateInfo.new(State.CREATED, start)
     info.moved(State.RUNNING, start)
@@ -34,10 +39,10 @@ def store(tmp_path: Path) -> Store:
     with store.transaction():
         store.save_executions(
             [
-                _execution("a1", "company", State.SUCCESS, NOW - timedelta(hours=1), 4, [("env", "prod")]),
-                _execution("a2", "company.team", State.FAILED, NOW - timedelta(hours=2), 8, [("env", "dev")]),
+                _execution("a1", "company", State.SUCCESS, NOW - timedelta(hours=1), 4, (("env", "prod"),)),
+                _execution("a2", "company.team", State.FAILED, NOW - timedelta(hours=2), 8, (("env", "dev"),)),
                 _execution("a3", "company-other", State.SUCCESS, NOW - timedelta(hours=3), 1),
-                _execution("a4", "company.team", State.RUNNING, NOW - timedelta(days=2), labels=[("x", "100%_y")]),
+                _execution("a4", "company.team", State.RUNNING, NOW - timedelta(days=2), labels=(("x", "100%_y"),)),
                 _execution("a5", "other", State.FAILED, NOW - timedelta(days=40)),
             ]
         )
@@ -67,7 +72,8 @@ def test_states_window_labels_and_text_filter_in_sql(store: Store) -> None:
 def test_pages_are_newest_first_and_sorts_follow_kestra_names(store: Store) -> None:
     assert _ids(store, ExecutionSearch(), 2, 0) == ["a1", "a2"]
     assert _ids(store, ExecutionSearch(), 2, 4) == ["a5"]
-    assert store.search_execution_ids(ExecutionSearch(), 5, 0, "state.duration", desc=False)[:4] == ["a4", "a3", "a1", "a2"]
+    by_duration = store.search_execution_ids(ExecutionSearch(), 5, 0, "state.duration", desc=False)
+    assert by_duration[:4] == ["a4", "a3", "a1", "a2"]  # a running one has no duration yet: first
 
 
 def test_a_labels_change_is_written_to_its_column(store: Store) -> None:
@@ -151,7 +157,7 @@ def test_migration_5_fills_end_date_duration_and_labels_of_existing_rows(tmp_pat
     for script in MIGRATIONS[:4]:
         conn.executescript(script)
     conn.execute("PRAGMA user_version=4")
-    old = _execution("old", "company", State.SUCCESS, NOW, 2.5, [("env", "prod"), ("team", "a")])
+    old = _execution("old", "company", State.SUCCESS, NOW, 2.5, (("env", "prod"), ("team", "a")))
     row = ("old", "company", "flow", 1, "SUCCESS", "2026-03-10T12:00:00.000Z", None, json.dumps(execution_data(old)))
     conn.execute("INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
     conn.commit()
@@ -164,7 +170,7 @@ def test_migration_5_fills_end_date_duration_and_labels_of_existing_rows(tmp_pat
 
 def test_writes_fill_the_columns_the_migration_fills(tmp_path: Path) -> None:
     store = Store(tmp_path / "kestra.db")
-    store.save_execution(_execution("new", "company", State.SUCCESS, NOW, 2.5, [("env", "prod"), ("team", "a")]))
+    store.save_execution(_execution("new", "company", State.SUCCESS, NOW, 2.5, (("env", "prod"), ("team", "a"))))
     columns = store.conn.execute("SELECT end_date, duration, labels FROM executions").fetchone()
     assert columns == ("2026-03-10T12:00:02.500Z", pytest.approx(2.5), "\x1eenv:prod\x1eteam:a\x1e")
     assert utcnow() > NOW
