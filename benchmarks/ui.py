@@ -96,6 +96,8 @@ PAGES = [
     ("dashboard", "/ui/dashboards", ("POST", "/api/v1/stats/executions/daily", b"{}")),
     ("logs search page, 100 newest lines of the last 24 h", "/ui/logs",
      ("GET", "/api/v1/logs/search?size=100&timeRange=PT24H", b"")),
+    ("logs search page, WARN and above of one namespace, last 24 h", "/ui/logs?minLevel=WARN&namespace=company.team3",
+     ("GET", "/api/v1/logs/search?size=100&timeRange=PT24H&minLevel=WARN&namespace=company.team3", b"")),
 ]  # fmt: skip
 UI_RSS_MB = 15.0
 

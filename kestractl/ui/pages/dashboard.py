@@ -22,7 +22,7 @@ STACK = [
     *(State.PAUSED, State.QUEUED, State.CREATED, State.RESTARTED, State.RETRYING, State.RUNNING, State.KILLING),
 ]
 # The chart's viewBox: bars in [LEFT, WIDTH] × [TOP, TOP + PLOT], day labels below.
-WIDTH, LEFT, TOP, PLOT, HEIGHT = 720.0, 36.0, 8.0, 170.0, 200.0
+WIDTH, LEFT, TOP, PLOT, HEIGHT = 1000.0, 36.0, 8.0, 170.0, 200.0
 
 
 @dataclass(frozen=True)
