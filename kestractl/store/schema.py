@@ -96,10 +96,10 @@ MIGRATIONS: list[str] = [
     # 5: the UI's searches (issue 14). An execution's end date, duration (seconds) and labels become columns
     # (filled here from each row's JSON), so durations and label filters are read from the row, not its JSON. The
     # indexes are those EXPLAIN QUERY PLAN picks for the lists, the dashboard and the logs search (store/search.py):
-    # start date leading (the default windows; with state and duration, the daily statistics read no row), state
-    # then start date (state filters; it replaces the index on state alone), the flow index with the id (a
-    # namespace's ids without reading its rows), and log lines by time with their level and execution (counted
-    # without reading the lines).
+    # state, start date and duration (state filters, and the daily statistics read no row; it replaces the index on
+    # state alone, so a state change updates as many indexes as before), start date (the default windows; written
+    # once), the flow index with the id (a namespace's ids without reading its rows), and log lines by time with
+    # their level and execution (counted without reading the lines).
     """
     ALTER TABLE executions ADD COLUMN end_date TEXT;
     ALTER TABLE executions ADD COLUMN duration REAL;
@@ -114,8 +114,8 @@ MIGRATIONS: list[str] = [
     DROP INDEX executions_flow;
     CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date, id);
     DROP INDEX executions_state;
-    CREATE INDEX executions_state ON executions (state, start_date);
-    CREATE INDEX executions_start ON executions (start_date, state, duration);
+    CREATE INDEX executions_state ON executions (state, start_date, duration);
+    CREATE INDEX executions_start ON executions (start_date);
     CREATE INDEX logs_timestamp ON logs (timestamp, level_rank, execution_id);
     """,
 ]
