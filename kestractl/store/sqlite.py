@@ -34,10 +34,10 @@ from kestractl.store.codec import (
     task_run_data,
     task_run_from,
 )
-from kestractl.store.filters import query_where, search_filter
+from kestractl.store.filters import query_where
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
-from kestractl.store.search import SearchQueries, duration_column, label_column
+from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
 
 
 class Store(SearchQueries):
@@ -290,16 +290,13 @@ class Store(SearchQueries):
         offset: int = 0,
     ) -> list[str]:
         """Newest first; `namespace` takes its child namespaces too (Kestra's search)."""
-        where, args = search_filter(namespace, flow_id, states)
-        sql = f"SELECT id FROM executions{where} ORDER BY start_date DESC LIMIT ? OFFSET ?"
-        return [r[0] for r in self.conn.execute(sql, [*args, limit, offset])]
+        return self.search_execution_ids(ExecutionSearch(namespace, flow_id, tuple(states or ())), limit, offset)
 
     def count_executions(
         self, namespace: str | None = None, flow_id: str | None = None, states: list[str] | None = None
     ) -> int:
         """How many executions `find_execution_ids` would page through, counted by SQLite."""
-        where, args = search_filter(namespace, flow_id, states)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM executions{where}", args).fetchone()[0])
+        return self.count_searched_executions(ExecutionSearch(namespace, flow_id, tuple(states or ())))
 
     def flow_execution_ids(
         self, namespace: str, flow_id: str, states: list[str], oldest_first: bool = False
