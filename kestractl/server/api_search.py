@@ -18,6 +18,7 @@ from kestractl.store.search import SORTS, DailyStatistics, ExecutionSearch, LogS
 Params = dict[str, list[str]]
 MAX_SIZE = 1_000
 STATS_DAYS = 30
+MAX_STATS_DAYS = 3_660  # one entry per day is answered
 
 
 def param(params: Params, name: str) -> str | None:
@@ -121,6 +122,20 @@ def daily_json(day: DailyStatistics) -> dict[str, Any]:
     }
 
 
+def stats_request(body: Any) -> tuple[ExecutionSearch, datetime, datetime]:
+    """Kestra's `StatisticRequest` body → (filters, start, end)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    end = parse_date(body.get("endDate"), "endDate") or utcnow()
+    start = parse_date(body.get("startDate"), "startDate") or end - timedelta(days=STATS_DAYS)
+    if end - start > timedelta(days=MAX_STATS_DAYS):
+        raise BadRequest(f"from `startDate` to `endDate` is at most {MAX_STATS_DAYS} days")
+    states = body.get("state") or []
+    params = {name: [str(body.get(name) or "")] for name in ("namespace", "flowId")}
+    search = execution_search({**params, "state": [str(s) for s in (states if isinstance(states, list) else [states])]})
+    return search, start, end
+
+
 class SearchApi:
     def __init__(self, store: Store, execution_json: Callable[[Execution], dict[str, Any]]) -> None:
         self.store = store
@@ -143,14 +158,7 @@ class SearchApi:
     def daily_statistics(self, request: Request) -> Response:
         """Body `{namespace, flowId, startDate, endDate, state}`; the last 30 days by default. Days are those of
         `startDate`'s offset (UTC without one)."""
-        body = request.json() if request.body.strip() else {}
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        end = parse_date(body.get("endDate"), "endDate") or utcnow()
-        start = parse_date(body.get("startDate"), "startDate") or end - timedelta(days=STATS_DAYS)
-        states = body.get("state") or []
-        params = {"namespace": [body.get("namespace") or ""], "flowId": [body.get("flowId") or ""]}
-        search = execution_search({**params, "state": states if isinstance(states, list) else [str(states)]})
+        search, start, end = stats_request(request.json() if request.body.strip() else {})
         days = self.store.daily_statistics(search, start, end, start.utcoffset() or timedelta(0))
         return Response(body=[daily_json(d) for d in days])
 

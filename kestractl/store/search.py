@@ -64,40 +64,37 @@ class ExecutionSearch:
     q: str | None = None
     ids: tuple[str, ...] = ()
 
-    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+    def where(self) -> tuple[str, list[Any]]:
         """The SQL condition (` WHERE …` or '') and its arguments."""
-        parts, args = _namespace_where(self.namespace, alias)
-        for column, value in ((f"{alias}flow_id", self.flow_id),):
-            if value:
-                parts.append(f"{column}=?")
-                args.append(value)
-        for column, values in ((f"{alias}state", self.states), (f"{alias}id", self.ids)):
+        parts, args = _namespace_where(self.namespace)
+        for condition, values in self._conditions():
             if values:
-                parts.append(f"{column} IN ({','.join('?' * len(values))})")
+                parts.append(condition)
                 args += values
-        if self.start is not None:
-            parts.append(f"{alias}start_date>=?")
-            args.append(_iso(self.start))
-        if self.end is not None:
-            parts.append(f"{alias}start_date<=?")
-            args.append(_iso(self.end))
-        for key, value in self.labels:
-            parts.append(f"instr({alias}labels, ?)>0")
-            args.append(label_column([(key, value)]))
         if self.q:
             columns = ("id", "flow_id", "namespace", "labels")
-            parts.append("(" + " OR ".join(f"{alias}{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+            parts.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
             args += [_like(self.q)] * len(columns)
         return (" WHERE " + " AND ".join(parts) if parts else ""), args
 
+    def _conditions(self) -> list[tuple[str, list[Any]]]:
+        """(condition, its arguments) of each filter; one without arguments is not set."""
+        return [
+            ("flow_id=?", [self.flow_id] if self.flow_id else []),
+            (f"state IN ({','.join('?' * len(self.states))})", list(self.states)),
+            (f"id IN ({','.join('?' * len(self.ids))})", list(self.ids)),
+            ("start_date>=?", [_iso(self.start)] if self.start else []),
+            ("start_date<=?", [_iso(self.end)] if self.end else []),
+            *(("instr(labels, ?)>0", [label_column([label])]) for label in self.labels),
+        ]
 
-def _namespace_where(namespace: str | None, alias: str) -> tuple[list[str], list[Any]]:
+
+def _namespace_where(namespace: str | None) -> tuple[list[str], list[Any]]:
     """`namespace` or a child of it, as a range the index can seek (`ns.` < `ns/` in byte order), then the exact
     test for the few names inside the range that only start like it (`ns-x`)."""
     if not namespace:
         return [], []
-    column = f"{alias}namespace"
-    condition = f"{column}>=? AND {column}<? AND ({column}=? OR substr({column}, ?, 1)='.')"
+    condition = "namespace>=? AND namespace<? AND (namespace=? OR substr(namespace, ?, 1)='.')"
     return [condition], [namespace, namespace + "/", namespace, len(namespace) + 1]
 
 

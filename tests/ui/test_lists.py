@@ -100,6 +100,7 @@ def test_daily_statistics_come_in_kestra_shape(ui: Ui) -> None:
     body = {"namespace": "dev.b", "startDate": utcnow().isoformat(), "endDate": utcnow().isoformat()}
     assert ui.call("POST", "/api/v1/stats/executions/daily", body)[1][0]["executionCounts"]["SUCCESS"] == 0
     assert ui.call("POST", "/api/v1/stats/executions/daily", {"startDate": "soon"})[0] == 400
+    assert ui.call("POST", "/api/v1/stats/executions/daily", {"startDate": "1900-01-01T00:00:00Z"})[0] == 400
 
 
 def test_logs_and_triggers_search_come_in_kestra_shape(ui: Ui) -> None:
