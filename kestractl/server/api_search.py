@@ -49,7 +49,7 @@ def page_param(params: Params, default_size: int) -> tuple[int, int]:
         text = param(params, name)
         if text is not None and not text.isdigit():
             raise BadRequest(f"`{name}` must be a positive integer, got `{text}`")
-        numbers.append(max(1, int(text)) if text is not None else default)
+        numbers.append(max(1, int(text[:9])) if text is not None else default)  # 9 digits: an offset SQLite takes
     return numbers[0], min(numbers[1], MAX_SIZE)
 
 
@@ -131,7 +131,7 @@ def stats_request(body: Any) -> tuple[ExecutionSearch, datetime, datetime]:
     if end - start > timedelta(days=MAX_STATS_DAYS):
         raise BadRequest(f"from `startDate` to `endDate` is at most {MAX_STATS_DAYS} days")
     states = body.get("state") or []
-    params = {name: [str(body.get(name) or "")] for name in ("namespace", "flowId")}
+    params = {name: [str(body.get(name) or "")] for name in ("namespace", "flowId", "q")}
     search = execution_search({**params, "state": [str(s) for s in (states if isinstance(states, list) else [states])]})
     return search, start, end
 

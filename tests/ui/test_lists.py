@@ -9,8 +9,8 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from kestractl.model import Execution, State, StateInfo, new_id, utcnow
 from tests.conftest import wait_for
@@ -82,6 +82,7 @@ def test_the_executions_search_api_filters_pages_and_sorts_in_kestra_shape(ui: U
     assert ui.call("GET", "/api/v1/executions/search?q=dev.b")[1]["results"][0]["id"] == old[0]
     oldest = ui.call("GET", "/api/v1/executions/search?sort=state.startDate:asc&size=1")[1]["results"]
     assert oldest[0]["id"] == old[0]
+    assert ui.call("GET", "/api/v1/executions/search?page=" + "9" * 30)[1] == {"results": [], "total": 15 + 1}
     for bad in ("state=NOPE", "sort=nope:desc", "startDate=yesterday", "labels=nocolon", "size=x"):
         status, body = ui.call("GET", f"/api/v1/executions/search?{bad}")
         assert status == 400 and body["message"], bad
