@@ -60,7 +60,7 @@ class Api:
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
-        SearchApi(self.store, self._execution_json).add_routes(router)
+        SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from typing import Any
 
 from kestractl.durations import parse_duration
 from kestractl.errors import KestraError
-from kestractl.model import LOG_LEVELS, Execution, State, iso, iso_duration, utcnow
+from kestractl.model import LOG_LEVELS, Execution, Flow, State, iso, iso_duration, utcnow
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.store import Store
-from kestractl.store.search import SORTS, DailyStatistics, ExecutionSearch, LogSearch
+from kestractl.store.search import SORTS, DailyStatistics, ExecutionSearch, LogSearch, NextFire
 
 Params = dict[str, list[str]]
 MAX_SIZE = 1_000
@@ -137,9 +137,15 @@ def stats_request(body: Any) -> tuple[ExecutionSearch, datetime, datetime]:
 
 
 class SearchApi:
-    def __init__(self, store: Store, execution_json: Callable[[Execution], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        execution_json: Callable[[Execution], dict[str, Any]],
+        flow: Callable[[str, str], Flow],
+    ) -> None:
         self.store = store
         self.execution_json = execution_json
+        self.flow = flow
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", "/api/v1/executions/search", self.search_executions)
@@ -171,12 +177,18 @@ class SearchApi:
         )
 
     def search_triggers(self, request: Request) -> Response:
-        """`{results: [{triggerContext}], total}`: where each schedule stands (its next date), soonest first."""
+        """`{results: [{abstractTrigger, triggerContext}], total}`: each schedule's definition and where it stands
+        (its next date), soonest first."""
         page, size = page_param(request.params, 10)
         fires, total = self.store.next_fires(size, (page - 1) * size)
-        contexts = [
-            {"namespace": f.namespace, "flowId": f.flow_id, "triggerId": f.trigger_id,
-             "nextExecutionDate": iso(f.next_date), "disabled": False}
-            for f in fires
-        ]  # fmt: skip
-        return Response(body={"results": [{"triggerContext": c} for c in contexts], "total": total})
+        return Response(body={"results": [self._trigger_json(f) for f in fires], "total": total})
+
+    def _trigger_json(self, fire: NextFire) -> dict[str, Any]:
+        try:
+            triggers = self.flow(fire.namespace, fire.flow_id).triggers
+        except KestraError:  # a flow that no longer parses: its state is still worth showing
+            triggers = []
+        context = {"namespace": fire.namespace, "flowId": fire.flow_id, "triggerId": fire.trigger_id,
+                   "nextExecutionDate": iso(fire.next_date), "disabled": False}  # fmt: skip
+        definition = next((t for t in triggers if t.get("id") == fire.trigger_id), None)
+        return {"abstractTrigger": definition, "triggerContext": context}

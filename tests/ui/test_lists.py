@@ -116,6 +116,7 @@ def test_logs_and_triggers_search_come_in_kestra_shape(ui: Ui) -> None:
     found = wait_for(lambda: ui.call("GET", "/api/v1/triggers/search")[1]["results"])
     assert found[0]["triggerContext"]["triggerId"] == "every-night"
     assert found[0]["triggerContext"]["nextExecutionDate"].endswith("T03:00:00.000Z")
+    assert found[0]["abstractTrigger"]["cron"] == "0 3 * * *"
 
 
 def test_a_bad_filter_answers_with_an_error_page(ui: Ui) -> None:
