@@ -29,6 +29,7 @@ SCENARIOS = {
     "watch": "benchmarks.watch",
     "serdes": "benchmarks.serdes",
     "ui_execution": "benchmarks.ui_execution",
+    "ui": "benchmarks.ui",
     "idle": "benchmarks.idle",
 }
 

@@ -24,6 +24,7 @@ from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
+from kestractl.server.api_search import SearchApi
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -45,7 +46,6 @@ class Api:
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
-        add("GET", "/api/v1/executions/search", self.search_executions)
         add("GET", "/api/v1/executions/{executionId}", self.get_execution)
         add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
         add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
@@ -67,6 +67,7 @@ class Api:
         api_inputs.add_routes(router, self.runner)
         NamespacesApi(self.runner).add_routes(router)
         ExecutionsApi(self.runner, self._execution_json).add_routes(router)
+        SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -91,13 +92,6 @@ class Api:
 
     def get_execution(self, request: Request) -> Response:
         return self._json(self.store.load_execution(request.path_params["executionId"]))
-
-    def search_executions(self, request: Request) -> Response:
-        page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        where = (_param(request, "namespace"), _param(request, "flowId"), request.params.get("state"))
-        ids = self.store.find_execution_ids(*where, limit=size, offset=(page - 1) * size)
-        results = [self._execution_json(self.store.load_execution(i)) for i in ids]
-        return Response(body={"results": results, "total": self.store.count_executions(*where)})
 
     def kill(self, request: Request) -> Response:
         execution = self.runner.kill(request.path_params["executionId"])

@@ -8,8 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from kestractl.model import State, level_rank
-from kestractl.store.schema import MAX_PARAMETERS, chunks
+from kestractl.model import level_rank
 
 # (seq, ISO timestamp, level, task id, attempt, message): a log line as the log view shows it.
 LogLine = tuple[int, str, str, str | None, int | None, str]
@@ -37,16 +36,6 @@ class LogFilter:
         return sql, args
 
 
-@dataclass(frozen=True)
-class ExecutionHead:
-    """Enough of an execution to link to it: its page's URL needs the namespace and the flow."""
-
-    id: str
-    namespace: str
-    flow_id: str
-    state: State
-
-
 class ExecutionViewStore:
     """Mixed into `Store`: reads only."""
 
@@ -69,23 +58,14 @@ class ExecutionViewStore:
         row = self.conn.execute("SELECT MAX(seq) FROM logs WHERE execution_id=?", (execution_id,)).fetchone()
         return int(row[0] or 0)
 
-    def execution_heads(self, ids: list[str]) -> list[ExecutionHead]:
-        """The executions among `ids` that exist, in that order, without their task runs."""
-        found: dict[str, ExecutionHead] = {}
-        for chunk in chunks(ids, MAX_PARAMETERS):
-            sql = f"SELECT id, namespace, flow_id, state FROM executions WHERE id IN ({','.join('?' * len(chunk))})"
-            for row in self.conn.execute(sql, chunk):
-                found[row[0]] = ExecutionHead(row[0], row[1], row[2], State(row[3]))
-        return [found[i] for i in ids if i in found]
-
-    def child_heads(self, parent_id: str, limit: int) -> tuple[list[ExecutionHead], int]:
+    def child_ids(self, parent_id: str, limit: int) -> tuple[list[str], int]:
         """The first `limit` executions started by `parent_id` (oldest first) and how many there are."""
-        sql = "SELECT id, namespace, flow_id, state FROM executions WHERE parent_id=? ORDER BY start_date LIMIT ?"
-        heads = [ExecutionHead(r[0], r[1], r[2], State(r[3])) for r in self.conn.execute(sql, (parent_id, limit))]
-        if len(heads) < limit:
-            return heads, len(heads)
+        sql = "SELECT id FROM executions WHERE parent_id=? ORDER BY start_date LIMIT ?"
+        ids = [r[0] for r in self.conn.execute(sql, (parent_id, limit))]
+        if len(ids) < limit:
+            return ids, len(ids)
         count = self.conn.execute("SELECT COUNT(*) FROM executions WHERE parent_id=?", (parent_id,)).fetchone()[0]
-        return heads, int(count)
+        return ids, int(count)
 
     def execution_fingerprint(self, execution_id: str) -> tuple[Any, ...]:
         """Changes whenever the execution or one of its task runs is written (a state change grows its history)."""

@@ -50,7 +50,8 @@ def _header(ui: UiContext, execution: Execution) -> dict[str, Any]:
     """Everything the header shows about the execution's neighbours: parent, children, original, resume form."""
     store = ui.runner.store
     parents = store.execution_heads([execution.parent_id]) if execution.parent_id else []
-    children, child_count = store.child_heads(execution.id, CHILDREN_SHOWN)
+    child_ids, child_count = store.child_ids(execution.id, CHILDREN_SHOWN)
+    children = store.execution_heads(child_ids)
     return {
         "parent": parents[0] if parents else None,
         "children": children,
