@@ -26,6 +26,7 @@ from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.api_search import SearchApi
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
 from kestractl.triggers import webhook
@@ -75,7 +76,7 @@ class Api:
     def create_execution(self, request: Request) -> Response:
         """The seed's `curl -X POST …/executions/trigger/dev/hello-world -F greeting="hey there"`."""
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-        flow = self.runner.flows.get(ns, flow_id, _int(request, "revision"))
+        flow = self.runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
         fields, files = request.form()
         inputs: dict[str, Any] = _remote_inputs(flow, {k: v[-1] for k, v in fields.items()})
         with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
@@ -84,9 +85,9 @@ class Api:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(upload.data)
                 inputs[upload.field] = str(path)
-            execution = self.runner.create_execution(flow, inputs, _label_params(request))
+            execution = self.runner.create_execution(flow, inputs, labels_param(request.params))
         self.runner.submit(execution.id)
-        if _flag(request, "wait"):
+        if flag(request.params, "wait"):
             return self._json(self._wait(execution.id))
         return self._json(execution)
 
@@ -105,7 +106,7 @@ class Api:
 
     def file(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
-        uri = _param(request, "path") or ""
+        uri = param(request.params, "path") or ""
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
         data = self.runner.storage.read_under(prefix, uri)
         name = uri.rsplit("/", 1)[-1]
@@ -153,14 +154,15 @@ class Api:
 
     def logs(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
-        entries = self.store.logs(execution, _param(request, "minLevel") or "TRACE", _param(request, "taskId"))
+        minimum, task_id = param(request.params, "minLevel") or "TRACE", param(request.params, "taskId")
+        entries = self.store.logs(execution, minimum, task_id)
         return Response(body=[e.to_api() for e in entries])
 
     def download_logs(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
         lines = [
             f"{e.to_api()['timestamp']} {e.level} {e.task_id or ''} {e.message}".replace("  ", " ")
-            for e in self.store.logs(execution, _param(request, "minLevel") or "TRACE")
+            for e in self.store.logs(execution, param(request.params, "minLevel") or "TRACE")
         ]
         return Response(body="\n".join(lines) + ("\n" if lines else ""), content_type="text/plain")
 
@@ -168,10 +170,10 @@ class Api:
         """Server-sent events: every log line as it is stored, until the execution ends."""
         execution_id = request.path_params["executionId"]
         execution = self.store.load_execution(execution_id)
-        minimum = _param(request, "minLevel") or "TRACE"
+        minimum = param(request.params, "minLevel") or "TRACE"
         # Ours: where a reader already is (the UI's log view; a reconnecting EventSource sends the last event's id).
         resumed = str(request.headers.get("Last-Event-ID") or "")
-        after = int(resumed) if resumed.isdigit() else _int(request, "after") or 0
+        after = int(resumed) if resumed.isdigit() else int_param(request.params, "after", 0)
 
         def events() -> Iterator[bytes]:
             sent = after
@@ -207,8 +209,8 @@ class Api:
 
     def get_flow(self, request: Request) -> Response:
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-        row = self.store.flow_revision(ns, flow_id, _int(request, "revision"))
-        return Response(body=_flow_json(row, _flag(request, "source")))
+        row = self.store.flow_revision(ns, flow_id, int_param(request.params, "revision"))
+        return Response(body=_flow_json(row, flag(request.params, "source")))
 
     def delete_flow(self, request: Request) -> Response:
         self.store.delete_flow(request.path_params["namespace"], request.path_params["flowId"])
@@ -220,8 +222,8 @@ class Api:
         return Response(body=[_flow_json(r, False) for r in rows])
 
     def search_flows(self, request: Request) -> Response:
-        page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        namespace, query = _param(request, "namespace"), (_param(request, "q") or "").lower()
+        page, size = page_param(request.params, 10)
+        namespace, query = param(request.params, "namespace"), (param(request.params, "q") or "").lower()
         rows = [
             r
             for r in self.store.latest_sources()
@@ -285,35 +287,6 @@ def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
     if with_source:
         data["source"] = row.source
     return data
-
-
-def _param(request: Request, name: str) -> str | None:
-    values = request.params.get(name)
-    return values[-1] if values else None
-
-
-def _int(request: Request, name: str) -> int | None:
-    value = _param(request, name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"`{name}` must be an integer, got `{value}`") from None
-
-
-def _flag(request: Request, name: str) -> bool:
-    return (_param(request, name) or "false").lower() == "true"
-
-
-def _label_params(request: Request) -> list[tuple[str, str]]:
-    labels = []
-    for item in request.params.get("labels", []):
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise BadRequest(f"labels must be key:value, got `{item}`")
-        labels.append((key, value))
-    return labels
 
 
 def _remote_inputs(flow: Flow, inputs: dict[str, Any]) -> dict[str, Any]:

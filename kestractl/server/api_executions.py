@@ -17,6 +17,7 @@ from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.inputs import parse_input, resolve_inputs
 from kestractl.model import Execution, Input, State
 from kestractl.server.http import BadRequest, Request, Response, Router, UploadedFile
+from kestractl.server.params import int_param, param
 from kestractl.storage import execution_prefix
 
 FOLLOW_SECONDS = 0.25
@@ -116,9 +117,9 @@ class ExecutionsApi:
         """Kestra's FileRender: `{extension, type, content, truncated}`; ION files as a LIST of records, any
         other file as the TEXT of its first lines."""
         execution = self.store.load_execution(request.path_params["executionId"])
-        uri = _param(request, "path") or ""
-        rows = min(_int_param(request, "maxRows") or PREVIEW_ROWS, PREVIEW_MAX_ROWS)
-        encoding = _param(request, "encoding") or "UTF-8"
+        uri = param(request.params, "path") or ""
+        rows = min(int_param(request.params, "maxRows", PREVIEW_ROWS, minimum=1), PREVIEW_MAX_ROWS)
+        encoding = param(request.params, "encoding") or "UTF-8"
         try:
             codecs.lookup(encoding)
         except LookupError:
@@ -162,18 +163,3 @@ def _labels_body(body: Any) -> list[tuple[str, str]]:
     if any(not key for key, _ in labels):
         raise ValidationError("labels: a label's key must not be empty")
     return labels
-
-
-def _param(request: Request, name: str) -> str | None:
-    values = request.params.get(name)
-    return values[-1] if values else None
-
-
-def _int_param(request: Request, name: str) -> int | None:
-    value = _param(request, name)
-    if not value:
-        return None
-    try:
-        return max(1, int(value))
-    except ValueError:
-        raise BadRequest(f"`{name}` must be an integer, got `{value}`") from None

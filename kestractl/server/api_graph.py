@@ -9,6 +9,7 @@ from kestractl.engine.runner import Runner
 from kestractl.graph import flow_graph, to_api
 from kestractl.parser import parse_flow
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import int_param
 
 FLOW = "/api/v1/flows/{namespace}/{flowId}"
 
@@ -22,10 +23,9 @@ def add_routes(router: Router, runner: Runner) -> None:
 
 def flow_graph_of(runner: Runner, request: Request) -> Response:
     """`?revision=` picks one; the latest otherwise."""
-    from kestractl.server.api import _int  # api.py imports this module: import when first called
 
     ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    flow = runner.flows.get(ns, flow_id, _int(request, "revision"))
+    flow = runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
     return Response(body=to_api(flow_graph(flow)))
 
 

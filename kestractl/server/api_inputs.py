@@ -11,7 +11,8 @@ from kestractl.engine.runner import Runner, input_renderer
 from kestractl.errors import ConflictError
 from kestractl.inputs import InputCheck, check_inputs
 from kestractl.model import Flow, new_id
-from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import int_param
 from kestractl.storage import execution_prefix
 
 SECRET_MASK = "******"
@@ -23,10 +24,7 @@ def add_routes(router: Router, runner: Runner) -> None:
 
 def validate(runner: Runner, request: Request) -> Response:
     ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    revision = (request.params.get("revision") or [""])[-1]
-    if revision and not revision.isdigit():
-        raise BadRequest(f"`revision` must be an integer, got `{revision}`")
-    flow = runner.flows.get(ns, flow_id, int(revision) if revision else None)
+    flow = runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
     if flow.disabled:
         raise ConflictError(f"flow {ns}.{flow_id} is disabled")
     checks = check_inputs(flow.inputs, _provided(flow, request), render=input_renderer(flow))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from kestractl import namespaces
 from kestractl.engine.runner import Runner
-from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import page_param, param
 
 BASE = "/api/v1/namespaces"
 
@@ -24,24 +25,12 @@ class NamespacesApi:
 
     def search(self, request: Request) -> Response:
         """`q` (contained, case ignored), `page` (from 1), `size` (10), `sort=id:desc`: `{results, total}`."""
-        page, size = _positive(request, "page", 1), _positive(request, "size", 10)
-        found = namespaces.search(namespaces.known(self.store, self.storage), _param(request, "q"))
-        ids = sorted((n.id for n in found), reverse=_param(request, "sort").endswith(":desc"))
+        page, size = page_param(request.params, 10)
+        found = namespaces.search(namespaces.known(self.store, self.storage), param(request.params, "q") or "")
+        ids = sorted((n.id for n in found), reverse=(param(request.params, "sort") or "").endswith(":desc"))
         window = ids[(page - 1) * size : page * size]
         return Response(body={"results": [namespaces.Namespace(i).to_api() for i in window], "total": len(ids)})
 
     def get(self, request: Request) -> Response:
         """Any id answers, as in Kestra's open-source edition (a namespace exists once something uses it)."""
         return Response(body=namespaces.Namespace(request.path_params["id"]).to_api())
-
-
-def _param(request: Request, name: str) -> str:
-    values = request.params.get(name)
-    return values[-1] if values else ""
-
-
-def _positive(request: Request, name: str, default: int) -> int:
-    text = _param(request, name) or str(default)
-    if not text.isdigit() or int(text) < 1:
-        raise BadRequest(f"Invalid value for `{name}`: must be a number of at least 1, got '{text}'")
-    return int(text)

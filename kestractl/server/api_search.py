@@ -5,52 +5,19 @@ the store's SQL. The UI's lists read their filters from the query string with th
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kestractl.durations import parse_duration
 from kestractl.errors import KestraError
 from kestractl.model import LOG_LEVELS, Execution, Flow, State, iso, iso_duration, utcnow
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import Params, date_param, labels_param, page_param, param, parse_date
 from kestractl.store import Store
 from kestractl.store.search import SORTS, DailyStatistics, ExecutionSearch, LogSearch, NextFire
 
-Params = dict[str, list[str]]
-MAX_SIZE = 1_000
 STATS_DAYS = 30
 MAX_STATS_DAYS = 3_660  # one entry per day is answered
-
-
-def param(params: Params, name: str) -> str | None:
-    """The last value of a query parameter, None when absent or blank."""
-    values = [v for v in params.get(name, []) if v.strip()]
-    return values[-1].strip() if values else None
-
-
-def date_param(params: Params, name: str) -> datetime | None:
-    """Kestra's `yyyy-MM-dd'T'HH:mm[:ss][.SSS][XXX]`; a date without an offset is UTC."""
-    return parse_date(param(params, name), name)
-
-
-def parse_date(text: Any, name: str) -> datetime | None:
-    if text is None or text == "":
-        return None
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"`{name}` must be a date like 2026-01-31T12:00:00Z, got `{text}`") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def page_param(params: Params, default_size: int) -> tuple[int, int]:
-    """(page from 1, size up to `MAX_SIZE`)."""
-    numbers = []
-    for name, default in (("page", 1), ("size", default_size)):
-        text = param(params, name)
-        if text is not None and not text.isdigit():
-            raise BadRequest(f"`{name}` must be a positive integer, got `{text}`")
-        numbers.append(max(1, int(text[:9])) if text is not None else default)  # 9 digits: an offset SQLite takes
-    return numbers[0], min(numbers[1], MAX_SIZE)
 
 
 def time_window(params: Params, default: timedelta | None) -> tuple[datetime | None, datetime | None]:
@@ -81,16 +48,9 @@ def execution_search(params: Params, default_window: timedelta | None = None) ->
         states=states,
         start=start,
         end=end,
-        labels=tuple(label_param(v) for v in params.get("labels", []) if v.strip()),
+        labels=tuple(labels_param(params)),
         q=param(params, "q"),
     )
-
-
-def label_param(text: str) -> tuple[str, str]:
-    key, sep, value = text.strip().partition(":")
-    if not sep or not key:
-        raise BadRequest(f"labels must be key:value, got `{text}`")
-    return key, value
 
 
 def log_search(params: Params, default_window: timedelta | None = None) -> LogSearch:

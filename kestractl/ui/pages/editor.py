@@ -5,6 +5,7 @@ loaded from the watched `-f` folder is shown read-only: its file is its source o
 from __future__ import annotations
 
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import param
 from kestractl.ui.context import UiContext
 from kestractl.ui.render import html_errors, page
 
@@ -27,7 +28,7 @@ def add_routes(router: Router, ui: UiContext) -> None:
 
 def new_flow(request: Request) -> Response:
     """A starter flow in the namespace the user came from (`?namespace=`), else Kestra's `company.team`."""
-    namespace = (request.params.get("namespace") or [""])[-1].strip() or "company.team"
+    namespace = param(request.params, "namespace") or "company.team"
     return page("flows/new.html", request, source=STARTER.format(namespace=namespace), revision=None, file=None)
 
 

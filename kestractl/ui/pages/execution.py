@@ -10,6 +10,7 @@ from kestractl.errors import KestraError, NotFoundError
 from kestractl.model import LOG_LEVELS, Execution, State, iso
 from kestractl.server.api_executions import on_resume_inputs
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import int_param, param
 from kestractl.store.execution_view import LogFilter
 from kestractl.ui.context import UiContext
 from kestractl.ui.pages.execution_view import Timeline, as_json, paged, run_rows
@@ -71,13 +72,8 @@ def _resume_inputs(ui: UiContext, execution: Execution) -> list[Any]:
         return []
 
 
-def _page_number(request: Request) -> int:
-    value = (request.params.get("page") or ["1"])[-1]
-    return int(value) if value.isdigit() else 1
-
-
 def _runs(ui: UiContext, execution: Execution, request: Request) -> dict[str, Any]:
-    rows = paged(run_rows(execution), _page_number(request))
+    rows = paged(run_rows(execution), int_param(request.params, "page", 1, minimum=1))
     return {"rows": rows, "timeline": Timeline.of(execution)}
 
 
@@ -88,7 +84,7 @@ def _logs(ui: UiContext, execution: Execution, request: Request) -> dict[str, An
 
 def _outputs(ui: UiContext, execution: Execution, request: Request) -> dict[str, Any]:
     runs = [row for row in run_rows(execution) if row.run.outputs]
-    return {"rows": paged(runs, _page_number(request))}
+    return {"rows": paged(runs, int_param(request.params, "page", 1, minimum=1))}
 
 
 def _nothing(ui: UiContext, execution: Execution, request: Request) -> dict[str, Any]:
@@ -112,15 +108,11 @@ def gantt_fragment(ui: UiContext, request: Request) -> Response:
 
 
 def _log_filter(request: Request) -> LogFilter:
-    def one(name: str) -> str | None:
-        value = (request.params.get(name) or [""])[-1].strip()
-        return value or None
-
-    level = (one("minLevel") or "TRACE").upper()
+    level = (param(request.params, "minLevel") or "TRACE").upper()
     if level not in LOG_LEVELS:
         raise BadRequest(f"minLevel must be one of {', '.join(LOG_LEVELS)}, got `{level}`")
-    until = one("until")
-    return LogFilter(level, one("taskId"), one("q"), int(until) if until and until.isdigit() else None)
+    until = int_param(request.params, "until")
+    return LogFilter(level, param(request.params, "taskId"), param(request.params, "q"), until)
 
 
 def log_window(ui: UiContext, request: Request) -> Response:
@@ -133,16 +125,7 @@ def log_window(ui: UiContext, request: Request) -> Response:
     first = where.until is None
     if first:
         where = LogFilter(where.min_level, where.task_id, where.text, store.last_log_seq(execution_id))
-    offset, limit = _int(request, "offset", 0), min(_int(request, "limit", 200), LOG_WINDOW_MAX)
+    offset, limit = int_param(request.params, "offset", 0), min(int_param(request.params, "limit", 200), LOG_WINDOW_MAX)
     lines = store.log_window(execution_id, where, offset, limit)
     total = store.log_count(execution_id, where) if first else None
     return Response(body={"until": where.until, "offset": offset, "total": total, "lines": lines})
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    value = (request.params.get(name) or [""])[-1]
-    if not value:
-        return default
-    if not value.isdigit():
-        raise BadRequest(f"`{name}` must be a non-negative integer, got `{value}`")
-    return int(value)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from kestractl.server.api_search import Params, execution_search, page_param, param
+from kestractl.server.api_search import execution_search
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import Params, page_param, param
 from kestractl.ui.context import UiContext
 from kestractl.ui.render import fragment, html_errors, page
 

@@ -16,6 +16,7 @@ from kestractl.errors import NotFoundError
 from kestractl.graph import flow_graph, short_type
 from kestractl.model import Flow, State, parse_iso, utcnow, worst_state
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import int_param
 from kestractl.triggers import schedule
 from kestractl.ui.context import UiContext
 from kestractl.ui.render import fragment, html_errors, page
@@ -98,8 +99,7 @@ def revisions(ui: UiContext, request: Request, flow: Flow) -> Response:
 
 
 def executions(ui: UiContext, request: Request, flow: Flow) -> Response:
-    text = (request.params.get("page") or [""])[-1]
-    number = max(int(text), 1) if text.isdigit() else 1
+    number = int_param(request.params, "page", 1, minimum=1)
     found, total = ui.runner.store.flow_executions(
         flow.namespace, flow.id, EXECUTIONS_PAGE, (number - 1) * EXECUTIONS_PAGE
     )
@@ -130,8 +130,8 @@ def _summary(states: list[str]) -> str:
 
 
 def _chosen(request: Request, name: str, numbers: list[int], default: int) -> int:
-    text = (request.params.get(name) or [""])[-1]
-    return int(text) if text.isdigit() and int(text) in numbers else default
+    chosen = int_param(request.params, name, default)
+    return chosen if chosen in numbers else default
 
 
 def _diff(ui: UiContext, flow: Flow, left: int, right: int) -> list[tuple[str, str]]:

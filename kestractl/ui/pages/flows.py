@@ -10,6 +10,7 @@ from datetime import datetime
 from kestractl.errors import KestraError
 from kestractl.model import parse_iso
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import int_param, param
 from kestractl.store import FlowRow
 from kestractl.ui.context import UiContext
 from kestractl.ui.pages import flow_page
@@ -37,18 +38,9 @@ def add_routes(router: Router, ui: UiContext) -> None:
     flow_page.add_routes(router, ui)
 
 
-def _param(request: Request, name: str) -> str:
-    return (request.params.get(name) or [""])[-1].strip()
-
-
-def _page_number(request: Request) -> int:
-    text = _param(request, "page")
-    return max(int(text), 1) if text.isdigit() else 1
-
-
 def flows_list(ui: UiContext, request: Request) -> Response:
-    q, namespace, label = _param(request, "q"), _param(request, "namespace"), _param(request, "label")
-    number = _page_number(request)
+    q, namespace, label = (param(request.params, name) or "" for name in ("q", "namespace", "label"))
+    number = int_param(request.params, "page", 1, minimum=1)
     items, total = _matching(ui, q, namespace, _label(label), number)
     recent = ui.runner.store.recent_executions([(i.row.namespace, i.row.id) for i in items], HISTORY)
     for item in items:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kestractl.model import LOG_LEVELS
-from kestractl.server.api_search import log_search, page_param
+from kestractl.server.api_search import log_search
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import page_param
 from kestractl.ui.context import UiContext
 from kestractl.ui.pages.executions_list import RANGES, range_choice, windowed
 from kestractl.ui.render import html_errors, page

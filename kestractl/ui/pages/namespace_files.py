@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kestractl.errors import NotFoundError
 from kestractl.namespace_files import NamespaceFiles, normalize
+from kestractl.server.params import param
 
 if TYPE_CHECKING:
     from kestractl.server.http import Request
@@ -51,7 +52,7 @@ class Selected:
 
 def files_tab(ui: UiContext, namespace: str, request: Request) -> dict[str, Any]:
     files = NamespaceFiles(ui.runner.storage, namespace)
-    path = normalize((request.params.get("path") or [""])[-1])
+    path = normalize(param(request.params, "path") or "")
     selected = _selected(files, path) if path else None
     budget = [MAX_NODES]
     root = files.root

@@ -15,6 +15,7 @@ from kestractl.kv import KVEntry, KVStore, KVType
 from kestractl.model import iso, utcnow
 from kestractl.namespace_files import NAMESPACE_PATH, NamespaceFiles
 from kestractl.server.http import Request, Response, Router
+from kestractl.server.params import int_param, param
 from kestractl.tasks.kv import plain
 from kestractl.ui.context import UiContext
 from kestractl.ui.pages.namespace_files import files_tab
@@ -35,7 +36,7 @@ def add_routes(router: Router, ui: UiContext) -> None:
 
 
 def namespaces_list(ui: UiContext, request: Request) -> Response:
-    q = _param(request, "q")
+    q = param(request.params, "q") or ""
     found = namespaces.search(namespaces.known(ui.runner.store, ui.runner.storage), q)
     number, pages = _page_of(request, len(found), LIST_PAGE)
     shown = found[(number - 1) * LIST_PAGE : number * LIST_PAGE]
@@ -116,13 +117,7 @@ def _text(value: Any) -> str:
 TABS: dict[str, Tab] = {"overview": overview_tab, "flows": flows_tab, "kv": kv_tab, "files": files_tab}
 
 
-def _param(request: Request, name: str) -> str:
-    return (request.params.get(name) or [""])[-1].strip()
-
-
 def _page_of(request: Request, total: int, size: int) -> tuple[int, int]:
     """The page asked for (from 1, kept within the pages there are) and how many pages there are."""
     pages = max(1, -(-total // size))
-    text = _param(request, "page")
-    number = int(text) if text.isdigit() else 1
-    return min(max(number, 1), pages), pages
+    return min(int_param(request.params, "page", 1, minimum=1), pages), pages
