@@ -61,6 +61,7 @@ class Api:
         add("GET", "/api/v1/flows/{namespace}", self.namespace_flows)
         add("POST", "/api/v1/flows/{namespace}", self.update_namespace)
         add("GET", "/api/v1/flows/{namespace}/{flowId}", self.get_flow)
+        add("GET", "/api/v1/flows/{namespace}/{flowId}/revisions", self.revisions)
         add("PUT", "/api/v1/flows/{namespace}/{flowId}", self.update_flow)
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
@@ -220,6 +221,11 @@ class Api:
         namespace = request.path_params["namespace"]
         rows = [r for r in self.store.latest_sources() if r.namespace == namespace]
         return Response(body=[_flow_json(r, False) for r in rows])
+
+    def revisions(self, request: Request) -> Response:
+        """Every revision with its source, oldest first (Kestra's `List<FlowWithSource>`)."""
+        rows = self.store.revisions(request.path_params["namespace"], request.path_params["flowId"])
+        return Response(body=[_flow_json(row, True) for row in rows])
 
     def search_flows(self, request: Request) -> Response:
         page, size = page_param(request.params, 10)

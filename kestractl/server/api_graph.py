@@ -1,5 +1,5 @@
-"""Kestra's topology and revision endpoints (`FlowController`, `ExecutionController`): a flow's graph by id or
-from unsaved YAML (the editor's), an execution's graph with its task runs, and a flow's revisions."""
+"""Kestra's topology endpoints (`FlowController`, `ExecutionController`): a flow's graph by id or
+from unsaved YAML (the editor's) and an execution's graph with its task runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ FLOW = "/api/v1/flows/{namespace}/{flowId}"
 def add_routes(router: Router, runner: Runner) -> None:
     router.add("GET", FLOW + "/graph", lambda request: flow_graph_of(runner, request))
     router.add("POST", "/api/v1/flows/graph", source_graph)
-    router.add("GET", FLOW + "/revisions", lambda request: revisions(runner, request))
     router.add("GET", "/api/v1/executions/{executionId}/graph", lambda request: execution_graph(runner, request))
 
 
@@ -32,14 +31,6 @@ def flow_graph_of(runner: Runner, request: Request) -> Response:
 def source_graph(request: Request) -> Response:
     """The graph of a flow's YAML as sent (not saved): a flow that does not parse answers 422 with why."""
     return Response(body=to_api(flow_graph(parse_flow(request.text(), "flow"))))
-
-
-def revisions(runner: Runner, request: Request) -> Response:
-    """Every revision with its source, oldest first (Kestra's `List<FlowWithSource>`)."""
-    from kestractl.server.api import _flow_json  # api.py imports this module: import when first called
-
-    rows = runner.store.revisions(request.path_params["namespace"], request.path_params["flowId"])
-    return Response(body=[_flow_json(row, True) for row in rows])
 
 
 def execution_graph(runner: Runner, request: Request) -> Response:
