@@ -41,6 +41,12 @@ export async function api(method, path, body = undefined, headers = {}) {
   return data;
 }
 
+/** A server-rendered piece of a page (escaped by the server's templates), or null when the answer is an error. */
+export async function fetchHtml(url) {
+  const response = await fetch(url, { headers: { Accept: "text/html" } });
+  return response.ok ? response.text() : null;
+}
+
 export function debounce(fn, ms) {
   let timer;
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
@@ -50,9 +56,9 @@ export function debounce(fn, ms) {
 export function fragments(root = document) {
   for (const el of root.querySelectorAll("[data-fragment]")) {
     const load = async () => {
-      const response = await fetch(el.dataset.fragment, { headers: { Accept: "text/html" } });
-      if (response.ok) {
-        el.innerHTML = await response.text();
+      const html = await fetchHtml(el.dataset.fragment);
+      if (html !== null) {
+        el.innerHTML = html;
         localTimes(el);
         el.dispatchEvent(new CustomEvent("fragment:loaded", { bubbles: true }));
       }

@@ -1,7 +1,7 @@
 // The execution page's live parts: the header follows /api/v1/executions/{id}/follow (state, duration, labels,
 // which actions apply), the tab's task runs refresh as they change, and the buttons call /api/v1. Everything
 // from the execution is written as text (textContent), never as HTML.
-import { api, notice, localTimes } from "/ui/static/app.js";
+import { api, fetchHtml, notice, localTimes } from "/ui/static/app.js";
 
 const TERMINATED = new Set(["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED", "SKIPPED"]);
 const RESTARTABLE = new Set(["FAILED", "KILLED", "WARNING", "CANCELLED"]);
@@ -114,9 +114,9 @@ class ExecutionPage {
     this.refreshing = setTimeout(async () => {
       this.refreshing = null;
       for (const el of document.querySelectorAll("[data-live-fragment]")) {
-        const response = await fetch(el.dataset.liveFragment, { headers: { Accept: "text/html" } });
-        if (response.ok) {
-          el.innerHTML = await response.text(); // server-rendered with autoescape
+        const html = await fetchHtml(el.dataset.liveFragment);
+        if (html !== null) {
+          el.innerHTML = html; // server-rendered with autoescape
           localTimes(el);
         }
       }

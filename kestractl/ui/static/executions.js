@@ -1,6 +1,6 @@
 // Tables of executions (the list, the dashboard): rows of executions still going are refreshed every 2 s (only those rows, from
 // /ui/fragments/executions), until every row shown has ended. Filters are a plain GET form: nothing to do here.
-import { localTimes } from "/ui/static/app.js";
+import { fetchHtml, localTimes } from "/ui/static/app.js";
 
 const EVERY_MS = 2000;
 
@@ -11,10 +11,10 @@ function liveIds(body) {
 async function refresh(body) {
   const ids = liveIds(body);
   if (!ids.length) return false;
-  const response = await fetch(`/ui/fragments/executions?ids=${encodeURIComponent(ids.join(","))}`);
-  if (!response.ok) return true;
+  const html = await fetchHtml(`/ui/fragments/executions?ids=${encodeURIComponent(ids.join(","))}`);
+  if (html === null) return true;
   const parsed = document.createElement("template");
-  parsed.innerHTML = await response.text();
+  parsed.innerHTML = html;
   for (const row of parsed.content.querySelectorAll("tr[data-id]")) {
     const old = body.querySelector(`tr[data-id="${CSS.escape(row.dataset.id)}"]`);
     if (old) {
