@@ -1,0 +1,72 @@
+"""What one ForEachItem child costs the engine, counted as work (calls, rows, encodings), not timed: 10,000 children
+pay each of these 10,000 times, and the count holds on a busy machine."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import kestractl.model
+import kestractl.tasks.flowable as flowable
+from kestractl.engine.executor import Executor
+from kestractl.model import Execution, State, StateInfo, new_id
+from kestractl.parser import parse_flow
+
+ITEM = """id: item
+namespace: bench.fanout
+inputs:
+  - id: items
+    type: STRING
+tasks:
+  - id: value
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(inputs.items) | trim }}"
+"""
+
+
+def test_a_one_task_child_looks_its_lists_up_seven_times_in_its_two_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting the task, then ending the execution once it succeeded: a flow without `errors` never looks up the
+    runs of its (empty) errors list, and a list with no new child is not sliced again."""
+    looked: list[str] = []
+    list_runs = flowable.RunIndex.list_runs
+    monkeypatch.setattr(flowable.RunIndex, "list_runs", lambda self, *a: looked.append("list") or list_runs(self, *a))
+    execution = Execution(id="e", namespace="bench.fanout", flow_id="item", flow_revision=1)
+    executor = Executor(parse_flow(ITEM, "item"), lambda task, run: pytest.fail("no context needed"))
+    run = executor.step(execution, None).dispatch[0]
+    run.attempts[-1].state.moved(State.SUCCESS)
+    run.state.moved(State.SUCCESS)
+    executor.step(execution, [run])
+    assert execution.state.current == State.SUCCESS
+    assert len(looked) == 7
+
+
+def _one_digit_at_a_time(n: int) -> str:
+    digits = []
+    while n:
+        n, r = divmod(n, 62)
+        digits.append(kestractl.model._BASE62[r])
+    return "".join(reversed(digits)) or "0"
+
+
+@pytest.mark.parametrize("raw", [bytes(16), b"\xff" * 16, bytes(range(16)), os.urandom(16), b"\x00" * 15 + b"\x01"])
+def test_an_id_is_its_uuid_in_base_62_two_digits_per_division(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half the divisions of one digit at a time (two ids per child), and the same id."""
+    monkeypatch.setattr(kestractl.model.os, "urandom", lambda size: raw)
+    expected = int.from_bytes(raw) & ~kestractl.model._UUID_FIXED | kestractl.model._UUID_V4
+    assert new_id() == _one_digit_at_a_time(expected)
+
+
+ERRORS = "errors:\n  - id: e1\n    type: io.kestra.plugin.core.log.Log\n    message: x\ntasks:"
+
+
+def test_a_child_state_is_unchanged_by_the_lookups_it_no_longer_makes() -> None:
+    """The same decisions as before: a failing task still switches a list to its errors."""
+    flow = parse_flow(ITEM.replace("tasks:", ERRORS), "item")
+    execution = Execution(id="e", namespace="bench.fanout", flow_id="item", flow_revision=1, state=StateInfo.new())
+    executor = Executor(flow, lambda task, run: pytest.fail("no context needed"))
+    run = executor.step(execution, None).dispatch[0]
+    run.attempts[-1].state.moved(State.FAILED)
+    run.state.moved(State.FAILED)
+    step = executor.step(execution, [run])
+    assert [r.task_id for r in step.dispatch] == ["e1"]
