@@ -41,7 +41,20 @@ def iso(dt: datetime | None) -> str | None:
     """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    if dt.tzinfo is None:  # local time: what it means depends on the zone of the moment
+        return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    text = _ISO.get(dt)
+    if text is None:
+        if len(_ISO) >= _ISO_KEPT:
+            _ISO.clear()
+        text = _ISO[dt] = dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    return text
+
+
+# The text of an instant is asked for again and again (a run's start date at each save and in each context, a
+# child's dates in its row and its logs): kept by instant, as equal aware datetimes are the same instant.
+_ISO: dict[datetime, str] = {}
+_ISO_KEPT = 4096
 
 
 def parse_iso(text: str | None) -> datetime | None:

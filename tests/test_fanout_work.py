@@ -4,14 +4,17 @@ pay each of these 10,000 times, and the count holds on a busy machine."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
 
 import pytest
 
 import kestractl.model
 import kestractl.tasks.flowable as flowable
 from kestractl.engine.executor import Executor
-from kestractl.model import Execution, State, StateInfo, new_id
+from kestractl.model import Execution, State, StateInfo, iso, new_id
 from kestractl.parser import parse_flow
+from kestractl.store.codec import _history_entry, state_data
 
 ITEM = """id: item
 namespace: bench.fanout
@@ -70,3 +73,52 @@ def test_a_child_state_is_unchanged_by_the_lookups_it_no_longer_makes() -> None:
     run.state.moved(State.FAILED)
     step = executor.step(execution, [run])
     assert [r.task_id for r in step.dispatch] == ["e1"]
+
+
+class CountedDate(datetime):
+    """A date that counts how often it is formatted."""
+
+    formatted: ClassVar[int] = 0
+
+    def isoformat(self, *args: Any, **kwargs: Any) -> str:
+        CountedDate.formatted += 1
+        return super().isoformat(*args, **kwargs)
+
+
+def test_a_state_saved_again_formats_none_of_its_dates_again() -> None:
+    """A child's execution row is written three times and its task run twice, each with the whole history: a date
+    is formatted once, whichever object holds it (a row read back holds equal dates, not the same ones)."""
+    created, running = (CountedDate(2026, 12, 2, 3, 4, second, 123456, tzinfo=UTC) for second in (5, 6))
+    state = StateInfo.new(State.CREATED, created)
+    CountedDate.formatted = 0
+    first = state_data(state)
+    state.moved(State.RUNNING, running)
+    second = state_data(state)
+    again = state_data(StateInfo.from_api(second))
+    assert (
+        second
+        == again
+        == {
+            "current": "RUNNING",
+            "histories": [
+                {"state": "CREATED", "date": "2026-12-02T03:04:05.123456+00:00"},
+                {"state": "RUNNING", "date": "2026-12-02T03:04:06.123456+00:00"},
+            ],
+        }
+    )
+    assert first["histories"] == second["histories"][:1]
+    assert CountedDate.formatted == 2
+    assert [iso(created), iso(created), iso(created.replace(tzinfo=None).replace(tzinfo=UTC))] == [
+        "2026-12-02T03:04:05.123Z"
+    ] * 3
+    assert CountedDate.formatted == 3
+
+
+def test_a_date_in_another_zone_is_formatted_in_its_own() -> None:
+    """The same instant written with another offset keeps its offset in a history, and is the same instant in
+    Kestra's `Z` text."""
+    utc = datetime(2026, 12, 2, 3, 4, 5, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert _history_entry(State.RUNNING, utc)["date"] == "2026-12-02T03:04:05+00:00"
+    assert _history_entry(State.RUNNING, paris)["date"] == "2026-12-02T04:04:05+01:00"
+    assert iso(paris) == iso(utc) == "2026-12-02T03:04:05.000Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from kestractl.model import Attempt, Execution, LogEntry, State, StateInfo, TaskRun, iso, parse_iso, utcnow
@@ -24,10 +25,26 @@ def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
 
 def state_data(state: StateInfo) -> dict[str, Any]:
     """Full-precision dates, so a loaded state reports the same duration as the one saved."""
-    return {
-        "current": state.current.value,
-        "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories],
-    }
+    return {"current": state.current.value, "histories": [_history_entry(s, d) for s, d in state.histories]}
+
+
+# A history entry is written again at every later save of its run or execution (a child's CREATED three times,
+# as read back from its row too), and `isoformat` is most of what a state costs to write: the entries of UTC dates
+# (every date the engine makes or reads back) are kept by value. Callers only serialise them.
+_ENTRIES: dict[tuple[State, datetime], dict[str, str]] = {}
+_ENTRIES_KEPT = 4096
+
+
+def _history_entry(state: State, date: datetime) -> dict[str, str]:
+    utc = date.tzinfo is UTC  # another zone may name the same instant, and prints it otherwise
+    entry = _ENTRIES.get((state, date)) if utc else None
+    if entry is None:
+        entry = {"state": state.value, "date": date.isoformat()}
+        if utc:
+            if len(_ENTRIES) >= _ENTRIES_KEPT:
+                _ENTRIES.clear()
+            _ENTRIES[(state, date)] = entry
+    return entry
 
 
 def execution_data(e: Execution) -> dict[str, Any]:
