@@ -28,6 +28,8 @@ SCENARIOS = {
     "fanout": "benchmarks.fanout",
     "watch": "benchmarks.watch",
     "serdes": "benchmarks.serdes",
+    "ui_execution": "benchmarks.ui_execution",
+    "ui": "benchmarks.ui",
     "idle": "benchmarks.idle",
 }
 

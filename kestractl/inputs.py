@@ -683,6 +683,7 @@ class _Resolved:
     enabled: bool
     value: Any = None
     problem: str | None = None
+    props: Mapping[str, Any] | None = None  # with SELECT/MULTISELECT `values` rendered from `expression`
 
 
 class _Resolver:
@@ -735,15 +736,15 @@ class _Resolver:
             props = self._rendered_props(inp, scope)
             if raw is None:
                 if inp.required:
-                    return _Resolved(True, None, _problem(inp.id, "missing required input", None))
-                return _Resolved(True)
+                    return _Resolved(True, None, _problem(inp.id, "missing required input", None), props)
+                return _Resolved(True, props=props)
             ctx = _ctx_for(inp, self.store_file, props)
             kind = _kind(inp.type)
             typed = kind.parse(raw, ctx)
             validator = _VALIDATORS.get(inp.type)
             if validator is not None:
                 validator(typed, ctx)
-            return _Resolved(True, kind.dump(typed))
+            return _Resolved(True, kind.dump(typed), props=props)
         except _Invalid as exc:
             return _Resolved(True, None, _problem(inp.id, str(exc), raw))
 
@@ -780,6 +781,33 @@ def resolve_inputs(
     if problems:
         raise InputError("; ".join(problems), problems)
     return _nest({key: r.value for key, r in results.items() if r.enabled})
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """One input as a form about to be submitted sees it (Kestra's `InputAndValue`)."""
+
+    input: Input
+    props: Mapping[str, Any]  # the declaration's props, SELECT/MULTISELECT `values` rendered from `expression`
+    value: Any
+    enabled: bool
+    is_default: bool
+    problem: str | None
+
+
+def check_inputs(
+    declared: list[Input], provided: Mapping[str, Any], *, render: Render | None = None
+) -> list[InputCheck]:
+    """Every input resolved as `resolve_inputs` would, without raising and without storing files: what the
+    execute form shows before submitting (which inputs `dependsOn` enables, their choices, their problems)."""
+    resolver = _Resolver(declared, provided, None, render)
+    checks = []
+    for inp in declared:
+        result = resolver.resolve(inp)
+        is_default = provided.get(inp.id) is None and inp.defaults is not None
+        props = inp.props if result.props is None else result.props
+        checks.append(InputCheck(inp, props, result.value, result.enabled, is_default, result.problem))
+    return checks
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:

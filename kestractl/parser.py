@@ -615,3 +615,12 @@ def split_documents(text: str) -> list[str]:
         p for p in parts if p.strip() and not all(ln.strip().startswith("#") or not ln.strip() for ln in p.splitlines())
     ]
     return docs or [text]
+
+
+def located(problem: str, filename: str) -> tuple[int | None, str]:
+    """A problem's line and the rest of its text (`{filename}:12: tasks[0].message: required` → 12 and
+    `tasks[0].message: required`): what lets the editor mark the line, as `flow validate` prints `file:line`."""
+    match = re.match(rf"{re.escape(filename)}(?::(\d+))?: (.*)", problem, re.DOTALL)
+    if match is None:
+        return None, problem
+    return (int(match.group(1)) if match.group(1) else None), match.group(2)

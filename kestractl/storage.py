@@ -109,10 +109,14 @@ class Storage:
 
     def read_under(self, prefix: str, uri: str) -> bytes:
         """The file behind `uri`, only if it resolves inside the storage path `prefix` (`..` and links refused)."""
+        return self.read_bytes(uri, self.path_under(prefix, uri))
+
+    def path_under(self, prefix: str, uri: str) -> Path:
+        """`read_under`'s check alone, for a reader that wants only the start of a file (a preview)."""
         path = self.local_path(uri)
         if not path.is_relative_to(self.folder(prefix)):
             raise StorageError(f"'{uri}' does not belong to {prefix}")
-        return self.read_bytes(uri, path)
+        return path
 
     def files_under(self, prefix: str) -> list[tuple[str, int]]:
         """Every file below a storage path, as (URI, size in bytes), sorted."""

@@ -31,7 +31,8 @@ def test_migrating_again_keeps_the_data(tmp_path: Path) -> None:
 
 def test_a_failing_migration_rolls_back_and_leaves_the_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Store(tmp_path / "k.db").close()
-    monkeypatch.setattr("kestractl.store.schema.MIGRATIONS", [*MIGRATIONS, "CREATE TABLE t (x); SELECT nope FROM nowhere"])
+    failing = [*MIGRATIONS, "CREATE TABLE t (x); SELECT nope FROM nowhere"]
+    monkeypatch.setattr("kestractl.store.schema.MIGRATIONS", failing)
     conn = connect(tmp_path / "k.db")
     with pytest.raises(sqlite3.OperationalError):
         migrate(conn)

@@ -132,7 +132,7 @@ class Runner:
 
         try:
             execution.inputs = (
-                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file, render=_input_renderer(flow))
+                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file, render=input_renderer(flow))
                 if validate_inputs
                 else dict(inputs or {})
             )
@@ -214,8 +214,9 @@ class Runner:
         self._inbox.put(work)
         return future
 
-    def submit_resume(self, execution_id: str) -> Future[Any]:
-        return self.call(lambda: self._resume(execution_id))
+    def submit_resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> Future[Any]:
+        """`inputs`: the paused task's `onResume` inputs, already validated."""
+        return self.call(lambda: self._resume(execution_id, inputs))
 
     def submit_restart(self, execution_id: str) -> Future[Any]:
         return self.call(lambda: self._restart(execution_id))
@@ -751,7 +752,7 @@ class Runner:
         return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
 
 
-def _input_renderer(flow: Flow) -> Callable[[str, dict[str, Any]], Any]:
+def input_renderer(flow: Flow) -> Callable[[str, dict[str, Any]], Any]:
     """What renders `dependsOn.condition`, SELECT `expression` and dynamic `defaults`: the flow and the inputs
     resolved so far (there is no execution yet, as in Kestra: `{{ execution.id }}` is an error there)."""
     names = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}

@@ -17,10 +17,16 @@ from kestractl.deploy import load_flow_texts
 from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
-from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
+from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
+from kestractl.server import api_inputs
+from kestractl.server.api_executions import ExecutionsApi
 from kestractl.server.api_files import NamespaceFilesApi
+from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
+from kestractl.server.api_namespaces import NamespacesApi
+from kestractl.server.api_search import SearchApi
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
 from kestractl.triggers import webhook
@@ -37,14 +43,13 @@ class Api:
 
     def routes(self) -> Router:
         router = Router()
+        add_graph_routes(router, self.runner)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
-        add("GET", "/api/v1/executions/search", self.search_executions)
         add("GET", "/api/v1/executions/{executionId}", self.get_execution)
         add("DELETE", "/api/v1/executions/{executionId}/kill", self.kill)
         add("POST", "/api/v1/executions/{executionId}/restart", self.restart)
-        add("POST", "/api/v1/executions/{executionId}/resume", self.resume)
         add("GET", "/api/v1/executions/{executionId}/file", self.file)
         add(["GET", "POST", "PUT"], "/api/v1/executions/webhook/{namespace}/{flowId}/{key}", self.webhook)
         add("GET", "/api/v1/logs/{executionId}", self.logs)
@@ -56,10 +61,15 @@ class Api:
         add("GET", "/api/v1/flows/{namespace}", self.namespace_flows)
         add("POST", "/api/v1/flows/{namespace}", self.update_namespace)
         add("GET", "/api/v1/flows/{namespace}/{flowId}", self.get_flow)
+        add("GET", "/api/v1/flows/{namespace}/{flowId}/revisions", self.revisions)
         add("PUT", "/api/v1/flows/{namespace}/{flowId}", self.update_flow)
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
         KvApi(self.runner.storage).add_routes(router)
         NamespaceFilesApi(self.runner).add_routes(router)
+        api_inputs.add_routes(router, self.runner)
+        NamespacesApi(self.runner).add_routes(router)
+        ExecutionsApi(self.runner, self._execution_json).add_routes(router)
+        SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -67,7 +77,7 @@ class Api:
     def create_execution(self, request: Request) -> Response:
         """The seed's `curl -X POST …/executions/trigger/dev/hello-world -F greeting="hey there"`."""
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-        flow = self.runner.flows.get(ns, flow_id, _int(request, "revision"))
+        flow = self.runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
         fields, files = request.form()
         inputs: dict[str, Any] = _remote_inputs(flow, {k: v[-1] for k, v in fields.items()})
         with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
@@ -76,21 +86,14 @@ class Api:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(upload.data)
                 inputs[upload.field] = str(path)
-            execution = self.runner.create_execution(flow, inputs, _label_params(request))
+            execution = self.runner.create_execution(flow, inputs, labels_param(request.params))
         self.runner.submit(execution.id)
-        if _flag(request, "wait"):
+        if flag(request.params, "wait"):
             return self._json(self._wait(execution.id))
         return self._json(execution)
 
     def get_execution(self, request: Request) -> Response:
         return self._json(self.store.load_execution(request.path_params["executionId"]))
-
-    def search_executions(self, request: Request) -> Response:
-        page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        where = (_param(request, "namespace"), _param(request, "flowId"), request.params.get("state"))
-        ids = self.store.find_execution_ids(*where, limit=size, offset=(page - 1) * size)
-        results = [self._execution_json(self.store.load_execution(i)) for i in ids]
-        return Response(body={"results": results, "total": self.store.count_executions(*where)})
 
     def kill(self, request: Request) -> Response:
         execution = self.runner.kill(request.path_params["executionId"])
@@ -102,15 +105,9 @@ class Api:
         self.runner.submit_restart(execution_id).result(timeout=60)
         return self._json(self.store.load_execution(execution_id))
 
-    def resume(self, request: Request) -> Response:
-        execution_id = request.path_params["executionId"]
-        self.store.load_execution(execution_id)
-        self.runner.submit_resume(execution_id).result(timeout=60)
-        return self._json(self.store.load_execution(execution_id))
-
     def file(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
-        uri = _param(request, "path") or ""
+        uri = param(request.params, "path") or ""
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
         data = self.runner.storage.read_under(prefix, uri)
         name = uri.rsplit("/", 1)[-1]
@@ -158,14 +155,15 @@ class Api:
 
     def logs(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
-        entries = self.store.logs(execution, _param(request, "minLevel") or "TRACE", _param(request, "taskId"))
+        minimum, task_id = param(request.params, "minLevel") or "TRACE", param(request.params, "taskId")
+        entries = self.store.logs(execution, minimum, task_id)
         return Response(body=[e.to_api() for e in entries])
 
     def download_logs(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
         lines = [
             f"{e.to_api()['timestamp']} {e.level} {e.task_id or ''} {e.message}".replace("  ", " ")
-            for e in self.store.logs(execution, _param(request, "minLevel") or "TRACE")
+            for e in self.store.logs(execution, param(request.params, "minLevel") or "TRACE")
         ]
         return Response(body="\n".join(lines) + ("\n" if lines else ""), content_type="text/plain")
 
@@ -173,15 +171,18 @@ class Api:
         """Server-sent events: every log line as it is stored, until the execution ends."""
         execution_id = request.path_params["executionId"]
         execution = self.store.load_execution(execution_id)
-        minimum = _param(request, "minLevel") or "TRACE"
+        minimum = param(request.params, "minLevel") or "TRACE"
+        # Ours: where a reader already is (the UI's log view; a reconnecting EventSource sends the last event's id).
+        resumed = str(request.headers.get("Last-Event-ID") or "")
+        after = int(resumed) if resumed.isdigit() else int_param(request.params, "after", 0)
 
         def events() -> Iterator[bytes]:
-            sent = 0
+            sent = after
             while True:
                 ended = self.store.execution_state(execution_id).is_terminated()
                 new = self.store.logs_after(execution, sent, minimum)
-                for _, entry in new:
-                    yield f"event: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
+                for seq, entry in new:
+                    yield f"id: {seq}\nevent: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
                 sent = new[-1][0] if new else sent
                 if ended:
                     return
@@ -209,8 +210,8 @@ class Api:
 
     def get_flow(self, request: Request) -> Response:
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-        row = self.store.flow_revision(ns, flow_id, _int(request, "revision"))
-        return Response(body=_flow_json(row, _flag(request, "source")))
+        row = self.store.flow_revision(ns, flow_id, int_param(request.params, "revision"))
+        return Response(body=_flow_json(row, flag(request.params, "source")))
 
     def delete_flow(self, request: Request) -> Response:
         self.store.delete_flow(request.path_params["namespace"], request.path_params["flowId"])
@@ -221,9 +222,14 @@ class Api:
         rows = [r for r in self.store.latest_sources() if r.namespace == namespace]
         return Response(body=[_flow_json(r, False) for r in rows])
 
+    def revisions(self, request: Request) -> Response:
+        """Every revision with its source, oldest first (Kestra's `List<FlowWithSource>`)."""
+        rows = self.store.revisions(request.path_params["namespace"], request.path_params["flowId"])
+        return Response(body=[_flow_json(row, True) for row in rows])
+
     def search_flows(self, request: Request) -> Response:
-        page, size = _int(request, "page") or 1, _int(request, "size") or 10
-        namespace, query = _param(request, "namespace"), (_param(request, "q") or "").lower()
+        page, size = page_param(request.params, 10)
+        namespace, query = param(request.params, "namespace"), (param(request.params, "q") or "").lower()
         rows = [
             r
             for r in self.store.latest_sources()
@@ -234,15 +240,13 @@ class Api:
         return Response(body={"results": [_flow_json(r, False) for r in chosen], "total": len(rows)})
 
     def validate_flows(self, request: Request) -> Response:
-        results = []
-        for index, doc in enumerate(split_documents(request.text())):
-            entry: dict[str, Any] = {"index": index}
-            try:
-                flow = parse_flow(doc, f"document {index}")
-                entry.update(flow=flow.id, namespace=flow.namespace)
-            except ValidationError as exc:
-                entry["constraints"] = "\n".join(exc.problems)
-            results.append(entry)
+        """Kestra's answer per document; `problems` (ours, added) gives each problem's line in the whole body,
+        which the editor marks, while `constraints` stays Kestra's text."""
+        text, results, cursor = request.text(), [], 0
+        for index, doc in enumerate(split_documents(text)):
+            start = max(text.find(doc, cursor), 0)
+            cursor = start + len(doc)
+            results.append(_validation(index, doc, text.count("\n", 0, start)))
         return Response(body=results)
 
     def update_namespace(self, request: Request) -> Response:
@@ -265,6 +269,21 @@ class Api:
         return Response(body=[_flow_json(r, False) for r in rows])
 
 
+def _validation(index: int, doc: str, first_line: int) -> dict[str, Any]:
+    name = f"document {index}"
+    entry: dict[str, Any] = {"index": index, "outdated": False, "deprecationPaths": [], "warnings": [], "infos": []}
+    try:
+        flow = parse_flow(doc, name)
+        entry.update(flow=flow.id, namespace=flow.namespace)
+    except ValidationError as exc:
+        entry["constraints"] = "\n".join(exc.problems)
+        located_problems = (located(problem, name) for problem in exc.problems)
+        entry["problems"] = [
+            {"line": line + first_line if line else None, "message": message} for line, message in located_problems
+        ]
+    return entry
+
+
 def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
     """Kestra's flow JSON: the YAML as data, labels as a list, revision assigned by the store."""
     data = to_plain(load_yaml(row.source, f"{row.namespace}.{row.id}")) or {}
@@ -274,35 +293,6 @@ def _flow_json(row: FlowRow, with_source: bool) -> dict[str, Any]:
     if with_source:
         data["source"] = row.source
     return data
-
-
-def _param(request: Request, name: str) -> str | None:
-    values = request.params.get(name)
-    return values[-1] if values else None
-
-
-def _int(request: Request, name: str) -> int | None:
-    value = _param(request, name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"`{name}` must be an integer, got `{value}`") from None
-
-
-def _flag(request: Request, name: str) -> bool:
-    return (_param(request, name) or "false").lower() == "true"
-
-
-def _label_params(request: Request) -> list[tuple[str, str]]:
-    labels = []
-    for item in request.params.get("labels", []):
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise BadRequest(f"labels must be key:value, got `{item}`")
-        labels.append((key, value))
-    return labels
 
 
 def _remote_inputs(flow: Flow, inputs: dict[str, Any]) -> dict[str, Any]:

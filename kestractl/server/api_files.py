@@ -13,6 +13,7 @@ from kestractl.errors import NotFoundError
 from kestractl.namespace_files import FLOWS_FOLDER, NamespaceFiles
 from kestractl.parser import parse_flow
 from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.params import param, required
 
 BASE = "/api/v1/namespaces/{namespace}/files"
 NAMESPACE_LINE = re.compile(r"(?m)^namespace: .*$")
@@ -38,17 +39,17 @@ class NamespaceFilesApi:
         return NamespaceFiles(self.storage, request.path_params["namespace"])
 
     def file(self, request: Request) -> Response:
-        data = self._files(request).get(_required(request, "path"))
+        data = self._files(request).get(required(request.params, "path"))
         return Response(body=data, content_type="application/octet-stream", headers={"Cache-Control": "no-cache"})
 
     def stats(self, request: Request) -> Response:
-        return Response(body=self._files(request).stats(_param(request, "path")))
+        return Response(body=self._files(request).stats(param(request.params, "path") or ""))
 
     def directory(self, request: Request) -> Response:
-        return Response(body=self._files(request).directory(_param(request, "path")))
+        return Response(body=self._files(request).directory(param(request.params, "path") or ""))
 
     def create_directory(self, request: Request) -> Response:
-        self._files(request).create_directory(_required(request, "path"))
+        self._files(request).create_directory(required(request.params, "path"))
         return Response()
 
     def upload(self, request: Request) -> Response:
@@ -58,7 +59,7 @@ class NamespaceFilesApi:
         if upload is None:
             raise BadRequest("Expected a multipart file part named `fileContent`")
         if not upload.filename.lower().endswith(".zip"):
-            files.put(_required(request, "path"), upload.data)
+            files.put(required(request.params, "path"), upload.data)
             return Response()
         for name, source in files.import_zip(upload.data).items():
             self._import_flow(files.namespace, name, source)
@@ -71,17 +72,17 @@ class NamespaceFilesApi:
         self.store.save_flow(flow.namespace, flow.id, flow.source)
 
     def move(self, request: Request) -> Response:
-        self._files(request).move(_required(request, "from"), _required(request, "to"))
+        self._files(request).move(required(request.params, "from"), required(request.params, "to"))
         return Response()
 
     def delete(self, request: Request) -> Response:
-        path = _required(request, "path")
+        path = required(request.params, "path")
         if not self._files(request).delete(path):
             raise NotFoundError(f"'{path}' not found in namespace '{request.path_params['namespace']}'")
         return Response()
 
     def search(self, request: Request) -> Response:
-        return Response(body=self._files(request).search(_param(request, "q")))
+        return Response(body=self._files(request).search(param(request.params, "q") or ""))
 
     def export(self, request: Request) -> Response:
         files = self._files(request)
@@ -96,15 +97,3 @@ class NamespaceFilesApi:
             content_type="application/octet-stream",
             headers={"Content-Disposition": disposition},
         )
-
-
-def _param(request: Request, name: str) -> str:
-    values = request.params.get(name)
-    return values[-1] if values else ""
-
-
-def _required(request: Request, name: str) -> str:
-    value = _param(request, name)
-    if not value:
-        raise BadRequest(f"Required query parameter `{name}` is missing")
-    return value

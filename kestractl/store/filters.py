@@ -33,17 +33,3 @@ def query_where(query: ExecutionQuery, prefix: bool, dates: bool = True) -> tupl
         where.append("start_date<=?")
         args.append(iso(query.end))
     return (" WHERE " + " AND ".join(where) if where else ""), args
-
-
-def search_filter(namespace: str | None, flow_id: str | None, states: list[str] | None) -> tuple[str, list[Any]]:
-    where, args = [], []
-    if namespace:
-        where.append("(namespace=? OR namespace LIKE ?)")
-        args += [namespace, namespace + ".%"]
-    if flow_id:
-        where.append("flow_id=?")
-        args.append(flow_id)
-    if states:
-        where.append(f"state IN ({','.join('?' * len(states))})")
-        args += states
-    return (" WHERE " + " AND ".join(where) if where else ""), args

@@ -93,6 +93,33 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE triggers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the UI's searches (issue 14). An execution's end date, duration (seconds) and labels become columns
+    # (filled here from each row's JSON), so durations and label filters are read from the row, not its JSON. The
+    # indexes are those EXPLAIN QUERY PLAN picks for the lists, the dashboard and the logs search (store/search.py):
+    # state, start date and duration (state filters, and the daily statistics read no row; it replaces the index on
+    # state alone, so a state change updates as many indexes as before), start date (the default windows; written
+    # once), the flow index with the id (a namespace's ids without reading its rows), log lines by time with
+    # their level and execution (counted without reading the lines), and executions by parent (an execution page's
+    # children, and a kill's cascade, without reading every execution).
+    """
+    ALTER TABLE executions ADD COLUMN end_date TEXT;
+    ALTER TABLE executions ADD COLUMN duration REAL;
+    ALTER TABLE executions ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+    UPDATE executions SET
+        end_date = CASE WHEN state IN ('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLED', 'RETRIED', 'SKIPPED',
+            'PAUSED') THEN strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(data, '$.state.histories[#-1].date')) END,
+        labels = COALESCE((SELECT char(30) || group_concat(json_extract(l.value, '$[0]') || ':'
+            || replace(json_extract(l.value, '$[1]'), char(30), ' '), char(30)) || char(30)
+            FROM json_each(executions.data, '$.labels') AS l), '');
+    UPDATE executions SET duration = round((julianday(end_date) - julianday(start_date)) * 86400.0, 3);
+    DROP INDEX executions_flow;
+    CREATE INDEX executions_flow ON executions (namespace, flow_id, start_date, id);
+    DROP INDEX executions_state;
+    CREATE INDEX executions_state ON executions (state, start_date, duration);
+    CREATE INDEX executions_start ON executions (start_date);
+    CREATE INDEX logs_timestamp ON logs (timestamp, level_rank, execution_id);
+    CREATE INDEX executions_parent ON executions (parent_id);
+    """,
 ]
 
 

@@ -34,12 +34,16 @@ from kestractl.store.codec import (
     task_run_data,
     task_run_from,
 )
-from kestractl.store.filters import query_where, search_filter
+from kestractl.store.execution_view import ExecutionViewStore
+from kestractl.store.filters import query_where
+from kestractl.store.flow_pages import FlowPageQueries
+from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
+from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
 
 
-class Store:
+class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries):
     """Repositories over one SQLite file; one connection per thread."""
 
     def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
@@ -212,8 +216,9 @@ class Store:
     def save_executions(self, executions: Iterable[Execution]) -> None:
         """Write execution rows in one statement: a ForEachItem's children are created a window at a time."""
         self.conn.executemany(
-            "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, parent_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state=excluded.state,"
+            "INSERT INTO executions (id, namespace, flow_id, flow_revision, state, start_date, end_date, duration,"
+            " labels, parent_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " state=excluded.state, end_date=excluded.end_date, duration=excluded.duration, labels=excluded.labels,"
             " flow_revision=excluded.flow_revision, data=excluded.data",
             [
                 (
@@ -223,6 +228,9 @@ class Store:
                     e.flow_revision,
                     e.state.current.value,
                     iso(e.state.start_date),
+                    iso(e.state.end_date),
+                    duration_column(e),
+                    label_column(e.labels),
                     e.parent_id,
                     json.dumps(execution_data(e)),
                 )
@@ -285,16 +293,13 @@ class Store:
         offset: int = 0,
     ) -> list[str]:
         """Newest first; `namespace` takes its child namespaces too (Kestra's search)."""
-        where, args = search_filter(namespace, flow_id, states)
-        sql = f"SELECT id FROM executions{where} ORDER BY start_date DESC LIMIT ? OFFSET ?"
-        return [r[0] for r in self.conn.execute(sql, [*args, limit, offset])]
+        return self.search_execution_ids(ExecutionSearch(namespace, flow_id, tuple(states or ())), limit, offset)
 
     def count_executions(
         self, namespace: str | None = None, flow_id: str | None = None, states: list[str] | None = None
     ) -> int:
         """How many executions `find_execution_ids` would page through, counted by SQLite."""
-        where, args = search_filter(namespace, flow_id, states)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM executions{where}", args).fetchone()[0])
+        return self.count_searched_executions(ExecutionSearch(namespace, flow_id, tuple(states or ())))
 
     def flow_execution_ids(
         self, namespace: str, flow_id: str, states: list[str], oldest_first: bool = False

@@ -3,7 +3,10 @@ error page, and the refusal of state-changing requests from another origin."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 from tests.ui.conftest import Ui, needs_chromium, screenshot
 
@@ -75,3 +78,31 @@ def test_the_flows_list_shows_a_hostile_flow_as_text(ui: Ui, page: Page) -> None
     page.wait_for_url("**/ui/flows?q=hell*")
     assert page.get_by_role("link", name="hello").is_visible()
     screenshot(page, "flows")
+
+
+def test_basic_auth_covers_the_pages_and_their_assets(tmp_path: Path) -> None:
+    import base64
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from kestractl.config import Home
+    from kestractl.server.app import ServerOptions, StandaloneServer
+
+    options = ServerOptions(port=0, basic_auth=("admin", "s3cret"), grace_seconds=1)
+    server = StandaloneServer(Home(tmp_path / "home").ensure(), options, say=lambda level, message: None)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        for path in ("/ui/flows", "/ui/static/app.css"):
+            url = f"http://127.0.0.1:{server.port}{path}"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=5)
+            assert refused.value.code == 401
+            token = base64.b64encode(b"admin:s3cret").decode()
+            request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+    finally:
+        server.stop_event.set()
+        thread.join(10)
