@@ -6,6 +6,7 @@ prints look like the ones Kestra would give.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -17,8 +18,10 @@ from kestractl.errors import StorageError
 SCHEME = "kestra://"
 
 
+@functools.lru_cache(maxsize=1024)
 def slugify(text: str) -> str:
-    """Kestra's slug for storage paths: lower case, runs of other characters become `-`."""
+    """Kestra's slug for storage paths: lower case, runs of other characters become `-`. Cached: a few flow and
+    task ids make every path (a child's `read()` checks its file against three execution folders)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
