@@ -37,6 +37,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class RecentTexts:
+    """The texts of recently written values (dates), in two generations: a text asked for again joins the new one,
+    and a full new one becomes the old one (the old one dropped). The dates of the executions being driven stay
+    (1,000 children at once, five dates each) while older ones go. Texts are pure functions of their keys: a lost
+    race between threads only costs a formatting."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._new: dict[Any, str] = {}
+        self._old: dict[Any, str] = {}
+
+    def get(self, key: Any) -> str | None:
+        text = self._new.get(key)
+        if text is None:
+            text = self._old.get(key)
+            if text is not None:
+                self.put(key, text)
+        return text
+
+    def put(self, key: Any, text: str) -> str:
+        if len(self._new) >= self.size:
+            self._old, self._new = self._new, {}
+        self._new[key] = text
+        return text
+
+
+# Kestra's text of an instant, asked for again and again (a child's dates in each save of its row, its start date
+# in its contexts): kept by instant, as equal aware datetimes are the same instant.
+_ISO = RecentTexts(8192)
+
+
 def iso(dt: datetime | None) -> str | None:
     """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
     if dt is None:
@@ -45,16 +76,8 @@ def iso(dt: datetime | None) -> str | None:
         return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
     text = _ISO.get(dt)
     if text is None:
-        if len(_ISO) >= _ISO_KEPT:
-            _ISO.clear()
-        text = _ISO[dt] = dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        text = _ISO.put(dt, dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z")
     return text
-
-
-# The text of an instant is asked for again and again (a run's start date at each save and in each context, a
-# child's dates in its row and its logs): kept by instant, as equal aware datetimes are the same instant.
-_ISO: dict[datetime, str] = {}
-_ISO_KEPT = 4096
 
 
 def parse_iso(text: str | None) -> datetime | None:

@@ -14,7 +14,7 @@ import pytest
 import kestractl.model
 import kestractl.tasks.flowable as flowable
 from kestractl.engine.executor import Executor
-from kestractl.model import Execution, State, StateInfo, iso, new_id
+from kestractl.model import Execution, RecentTexts, State, StateInfo, iso, new_id
 from kestractl.parser import parse_flow
 from kestractl.store.codec import _history_entry, state_data
 from tests.conftest import Cli, runs
@@ -168,3 +168,15 @@ def test_execute_lets_the_garbage_collector_look_at_its_children_rarely(cli: Cli
     assert code == 0 and runs(execution, "each_items")[0]["outputs"]["iterations"]["SUCCESS"] == 300
     assert len(collections) <= 10, collections
     assert gc.get_threshold() == before
+
+
+def test_recent_texts_keep_what_is_asked_for_again_and_drop_the_rest() -> None:
+    """1,000 children are driven at once, each writing its dates again a little later: a date in use stays while
+    the cache turns over, so a child's dates are formatted once, not once per save."""
+    texts = RecentTexts(2)
+    texts.put("a", "A")
+    texts.put("b", "B")
+    texts.put("c", "C")  # the new generation was full: a and b are the old one now
+    assert texts.get("a") == "A"  # asked for again: back in the new one, beside c
+    texts.put("d", "D")  # full again: c and a are the old one, b is gone
+    assert (texts.get("b"), texts.get("a"), texts.get("c"), texts.get("d")) == (None, "A", "C", "D")

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kestractl.model import Attempt, Execution, LogEntry, State, StateInfo, TaskRun, iso, parse_iso, utcnow
+from kestractl.model import (
+    Attempt,
+    Execution,
+    LogEntry,
+    RecentTexts,
+    State,
+    StateInfo,
+    TaskRun,
+    iso,
+    parse_iso,
+    utcnow,
+)
 
 
 def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
@@ -29,22 +40,16 @@ def state_data(state: StateInfo) -> dict[str, Any]:
 
 
 # A history entry is written again at every later save of its run or execution (a child's CREATED three times,
-# as read back from its row too), and `isoformat` is most of what a state costs to write: the entries of UTC dates
-# (every date the engine makes or reads back) are kept by value. Callers only serialise them.
-_ENTRIES: dict[tuple[State, datetime], dict[str, str]] = {}
-_ENTRIES_KEPT = 4096
+# as read back from its row too), and `isoformat` is most of what a state costs to write: the texts of UTC dates
+# (every date the engine makes or reads back) are kept by value.
+_DATES = RecentTexts(8192)
 
 
 def _history_entry(state: State, date: datetime) -> dict[str, str]:
-    utc = date.tzinfo is UTC  # another zone may name the same instant, and prints it otherwise
-    entry = _ENTRIES.get((state, date)) if utc else None
-    if entry is None:
-        entry = {"state": state.value, "date": date.isoformat()}
-        if utc:
-            if len(_ENTRIES) >= _ENTRIES_KEPT:
-                _ENTRIES.clear()
-            _ENTRIES[(state, date)] = entry
-    return entry
+    if date.tzinfo is not UTC:  # another zone may name the same instant, and prints it otherwise
+        return {"state": state.value, "date": date.isoformat()}
+    text = _DATES.get(date) or _DATES.put(date, date.isoformat())
+    return {"state": state.value, "date": text}
 
 
 def execution_data(e: Execution) -> dict[str, Any]:
