@@ -14,9 +14,11 @@ import pytest
 import kestractl.model
 import kestractl.tasks.flowable as flowable
 from kestractl.engine.executor import Executor
-from kestractl.model import Execution, RecentTexts, State, StateInfo, iso, new_id
+from kestractl.model import Execution, RecentTexts, State, StateInfo, TaskRun, iso, new_id
 from kestractl.parser import parse_flow
+from kestractl.store import Store
 from kestractl.store.codec import _history_entry, state_data
+from kestractl.store.sqlite import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
 from tests.conftest import Cli, runs
 
 ITEM = """id: item
@@ -180,3 +182,29 @@ def test_recent_texts_keep_what_is_asked_for_again_and_drop_the_rest() -> None:
     assert texts.get("a") == "A"  # asked for again: back in the new one, beside c
     texts.put("d", "D")  # full again: c and a are the old one, b is gone
     assert (texts.get("b"), texts.get("a"), texts.get("c"), texts.get("d")) == (None, "A", "C", "D")
+
+
+SAVES = (_SAVE_TASK_RUNS, _RENUMBER_TASK_RUNS)
+
+
+def test_a_task_run_written_again_keeps_its_position_and_index_entry(tmp_path: Path) -> None:
+    """A child's run is written twice (RUNNING, then its end): the second write changes its data only, so SQLite's
+    plan for it deletes no index entry; a restart, which renumbers the runs, still moves them."""
+    store = Store(tmp_path / "k.db")
+    execution = Execution(id="e", namespace="bench.fanout", flow_id="item", flow_revision=1, state=StateInfo.new())
+    first, second = (TaskRun(id=i, execution_id="e", task_id=i, state=StateInfo.new()) for i in ("r1", "r2"))
+    plans = {sql: [row[1] for row in store.conn.execute("EXPLAIN " + sql, ("r", "e", 0, "{}"))] for sql in SAVES}
+    assert [plan.count("IdxDelete") for plan in plans.values()] == [0, 1]
+    with store.transaction():
+        store.save_execution(execution)
+        store.save_task_runs("e", [(0, first), (1, second)])
+    first.state.moved(State.RUNNING)
+    with store.transaction():
+        store.save_task_runs("e", [(5, first)])  # a position that differs is not written: the run keeps its own
+    assert [(r.id, r.state.current) for r in store.load_execution("e").task_runs] == [
+        ("r1", State.RUNNING),
+        ("r2", State.CREATED),
+    ]
+    with store.transaction():
+        store.save_task_runs("e", [(0, second), (1, first)], renumbered=True)
+    assert [r.id for r in store.load_execution("e").task_runs] == ["r2", "r1"]
