@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kestractl.model import Execution, Flow, State, TaskRun
+from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.store import Store
 from kestractl.tasks.base import Task
 
@@ -57,15 +57,27 @@ def kill_offline(store: Store, execution_id: str) -> None:
         if not store.execution_state(child_id).is_terminated():
             kill_offline(store, child_id)
     execution = store.load_execution(execution_id)
-    if execution.state.current.is_terminated():
-        return
+    if not execution.state.current.is_terminated():
+        _end_offline(store, execution, State.KILLED)
+
+
+def fail_flowless(store: Store, execution: Execution, reason: str) -> None:
+    """An execution whose flow (revision) is gone cannot be driven: it ends FAILED, saying why, instead of
+    stopping the server that found it."""
+    message = f"{reason}: the execution cannot go on without its flow"
+    store.append_logs([LogEntry(execution.id, execution.namespace, execution.flow_id, "ERROR", message)])
+    _end_offline(store, execution, State.FAILED)
+
+
+def _end_offline(store: Store, execution: Execution, state: State) -> None:
     for run in execution.task_runs:
         if not run.state.current.is_terminated():
-            run.state.moved(State.KILLED)
+            run.state.moved(state)
             for attempt in run.attempts:
                 if not attempt.state.current.is_terminated():
-                    attempt.state.moved(State.KILLED)
-    execution.state.moved(State.KILLED)
+                    attempt.state.moved(state)
+    execution.state.moved(state)
+    execution_id = execution.id
     with store.transaction():
         for delay in store.delays(execution_id):
             store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)

@@ -24,7 +24,7 @@ from typing import Any
 
 from kestractl.engine.active import Active
 from kestractl.engine.contexts import MASK, Contexts, LogBuffer
-from kestractl.engine.control import RESUMABLE, kill_offline, prepare_restart, recover_interrupted
+from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.flows import FlowRepository
 from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
@@ -32,7 +32,7 @@ from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.variables import snapshot
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import ConflictError, InputError, KestraError
+from kestractl.errors import ConflictError, InputError, KestraError, NotFoundError
 from kestractl.expressions import render_typed
 from kestractl.inputs import resolve_inputs
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
@@ -225,7 +225,7 @@ class Runner:
         """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
         started = [s.value for s in RESUMABLE if s != State.CREATED]
         for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):
-            self._activate(execution_id, recover=True)
+            self._drive(execution_id, recover=True)
         created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
         self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
         self._activate_waiting()
@@ -701,7 +701,14 @@ class Runner:
         if room > 0:
             ids = [self._waiting.popleft()[0] for _ in range(room)]
             for execution in self.store.load_executions(ids):
-                self._activate(execution.id, fresh=execution)
+                self._drive(execution.id, fresh=execution)
+
+    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
+        """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
+        try:
+            self._activate(execution_id, recover, fresh)
+        except NotFoundError as exc:
+            fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
 
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW

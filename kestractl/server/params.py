@@ -10,8 +10,6 @@ from typing import Any, overload
 from kestractl.server.http import BadRequest
 
 Params = Mapping[str, list[str]]
-# A page size the API answers at most, whatever is asked.
-MAX_SIZE = 1_000
 
 
 def param(params: Params, name: str) -> str | None:
@@ -46,9 +44,8 @@ def flag(params: Params, name: str) -> bool:
 
 
 def page_param(params: Params, default_size: int) -> tuple[int, int]:
-    """(page from 1, size up to `MAX_SIZE`): Kestra's `page` and `size`."""
-    page = int_param(params, "page", 1, minimum=1)
-    return page, min(int_param(params, "size", default_size, minimum=1), MAX_SIZE)
+    """(page from 1, size from 1): Kestra's `page` and `size`, with no upper bound on the size, as Kestra's."""
+    return int_param(params, "page", 1, minimum=1), int_param(params, "size", default_size, minimum=1)
 
 
 def labels_param(params: Params, name: str = "labels") -> list[tuple[str, str]]:

@@ -112,3 +112,38 @@ def test_an_accepted_request_survives_an_immediate_kill(tmp_path: Path) -> None:
     server.stop(signal.SIGKILL)
     done = server.start_and_wait(created["id"], "SUCCESS")
     assert done["id"] == created["id"]
+
+
+def test_an_execution_whose_flow_is_gone_fails_and_the_server_starts(tmp_path: Path) -> None:
+    """A store holding an execution whose flow rows are missing (copied from elsewhere, or damaged): the
+    server says so on that execution and goes on serving, instead of exiting at start."""
+    import sqlite3
+
+    from kestractl.config import Home
+    from kestractl.engine.runner import Runner
+    from kestractl.model import State
+    from kestractl.parser import parse_flow
+    from kestractl.storage import Storage
+    from kestractl.store import Store
+
+    home = Home(tmp_path / "home").ensure()
+    store = Store(home.db_path)
+    store.save_flow("tests.reliability", "slow", FLOW)
+    runner = Runner(store, Storage(home.storage_root))
+    started = runner.create_execution(parse_flow(FLOW, "slow.yaml"), {}, [])
+    waiting = runner.create_execution(parse_flow(FLOW, "slow.yaml"), {}, [])
+    store.set_execution_state(started.id, State.RUNNING)
+    runner.close()
+    with sqlite3.connect(home.db_path) as conn:
+        conn.execute("DELETE FROM flows")
+    server = Server(tmp_path)
+    (server.flows / "slow.yaml").unlink()
+    server.start()
+    try:
+        for execution_id in (started.id, waiting.id):
+            server.wait_state(execution_id, "FAILED")
+            logs = server.call("GET", f"/api/v1/logs/{execution_id}")
+            assert any("flow not found" in line["message"] for line in logs), logs
+        assert server.process is not None and server.process.poll() is None
+    finally:
+        assert server.stop(signal.SIGTERM) == 0

@@ -11,7 +11,7 @@ import pytest
 from tests.ui.conftest import Ui, needs_chromium, screenshot
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 FLOW = f"""
@@ -106,3 +106,63 @@ def test_basic_auth_covers_the_pages_and_their_assets(tmp_path: Path) -> None:
     finally:
         server.stop_event.set()
         thread.join(10)
+
+
+def test_a_cross_origin_kill_is_refused_and_the_execution_runs_on(ui: Ui) -> None:
+    ui.deploy(SLEEPER)
+    status, execution = ui.call("POST", "/api/v1/executions/dev.ui/sleeper", "")
+    assert status == 200, execution
+    kill = f"/api/v1/executions/{execution['id']}/kill"
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        status, body = ui.call("DELETE", kill, headers=headers)
+        assert status == 403, (headers, body)
+    state = ui.call("GET", f"/api/v1/executions/{execution['id']}")[1]["state"]["current"]
+    assert state in ("CREATED", "RUNNING")
+    assert ui.call("DELETE", kill)[0] in (202, 204)
+
+
+MAIN_PAGES = ["/ui/dashboards", "/ui/flows", "/ui/executions", "/ui/logs", "/ui/namespaces", "/ui/flows/new"]
+
+
+@needs_chromium
+def test_every_form_control_of_the_main_pages_has_a_label(ui: Ui, page: Page) -> None:
+    ui.deploy(FLOW)
+    for path in [*MAIN_PAGES, "/ui/flows/edit/dev.ui/hello/execute", "/ui/namespaces/edit/dev.ui/kv"]:
+        page.goto(ui.url(path))
+        unlabelled = page.evaluate(UNLABELLED)
+        assert unlabelled == [], (path, unlabelled)
+
+
+# Controls a screen reader could not name: no <label>, no aria-label(ledby), no title.
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(el => el.offsetParent !== null)
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !el.getAttribute('aria-labelledby') && !el.title && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+@needs_chromium
+def test_a_narrow_window_scrolls_only_downwards_and_dark_mode_is_dark(browser: Browser, ui: Ui) -> None:
+    ui.deploy(FLOW)
+    context = browser.new_context(viewport={"width": 380, "height": 800}, color_scheme="dark")
+    narrow = context.new_page()
+    try:
+        for path in MAIN_PAGES:
+            narrow.goto(ui.url(path))
+            overflow = narrow.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, (path, overflow)
+        background = narrow.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
+        screenshot(narrow, "narrow-dark-editor")
+    finally:
+        context.close()
+
+
+SLEEPER = """
+id: sleeper
+namespace: dev.ui
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+"""
