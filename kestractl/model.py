@@ -19,25 +19,65 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _UUID_FIXED, _UUID_V4 = (0xF000 << 64) | (0xC000 << 48), (0x4000 << 64) | (0x8000 << 48)
 
 
+# Every two-digit base-62 number, so that an id takes half as many divisions.
+_BASE62_PAIRS = [a + b for a in _BASE62 for b in _BASE62]
+
+
 def new_id() -> str:
     """A Kestra-style FriendlyId: a random (version 4) UUID in base 62 (about 22 characters)."""
     n = int.from_bytes(os.urandom(16)) & ~_UUID_FIXED | _UUID_V4
     out = []
     while n:
-        n, r = divmod(n, 62)
-        out.append(_BASE62[r])
-    return "".join(reversed(out)) or "0"
+        n, r = divmod(n, 3844)
+        out.append(_BASE62_PAIRS[r])
+    return "".join(reversed(out)).lstrip("0") or "0"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class RecentTexts:
+    """The texts of recently written values (dates), in two generations: a text asked for again joins the new one,
+    and a full new one becomes the old one (the old one dropped). The dates of the executions being driven stay
+    (1,000 children at once, five dates each) while older ones go. Texts are pure functions of their keys: a lost
+    race between threads only costs a formatting."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._new: dict[Any, str] = {}
+        self._old: dict[Any, str] = {}
+
+    def get(self, key: Any) -> str | None:
+        text = self._new.get(key)
+        if text is None:
+            text = self._old.get(key)
+            if text is not None:
+                self.put(key, text)
+        return text
+
+    def put(self, key: Any, text: str) -> str:
+        if len(self._new) >= self.size:
+            self._old, self._new = self._new, {}
+        self._new[key] = text
+        return text
+
+
+# Kestra's text of an instant, asked for again and again (a child's dates in each save of its row, its start date
+# in its contexts): kept by instant, as equal aware datetimes are the same instant.
+_ISO = RecentTexts(8192)
+
+
 def iso(dt: datetime | None) -> str | None:
     """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    if dt.tzinfo is None:  # local time: what it means depends on the zone of the moment
+        return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    text = _ISO.get(dt)
+    if text is None:
+        text = _ISO.put(dt, dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z")
+    return text
 
 
 def parse_iso(text: str | None) -> datetime | None:

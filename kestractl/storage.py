@@ -6,6 +6,7 @@ prints look like the ones Kestra would give.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -17,8 +18,10 @@ from kestractl.errors import StorageError
 SCHEME = "kestra://"
 
 
+@functools.lru_cache(maxsize=1024)
 def slugify(text: str) -> str:
-    """Kestra's slug for storage paths: lower case, runs of other characters become `-`."""
+    """Kestra's slug for storage paths: lower case, runs of other characters become `-`. Cached: a few flow and
+    task ids make every path (a child's `read()` checks its file against three execution folders)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
@@ -48,18 +51,31 @@ class Storage:
 
     def _plain(self, relative: str) -> Path | None:
         """The path as it is when every part exists and none is `.`, `..` or a link, so that resolving it would
-        give it back; None otherwise. One `lstat` per part below the root: a child execution's read of its item
-        costs a third of what `resolve` (a walk from `/`) does."""
+        give it back; None otherwise. The kernel walks the path once (`_real_path`); where it cannot say, one
+        `lstat` per part below the root. A child execution reading its item costs a third of `resolve` (a walk
+        from `/`)."""
         parts = relative.split("/")
         if "" in parts or "." in parts or ".." in parts:
             return None
+        path = f"{self._real_root}{os.sep}{os.sep.join(parts)}"
+        try:
+            real = _real_path(path)
+        except OSError:  # missing (or unreadable): `resolve` says what it is
+            return None
+        if real is None:
+            return self._plain_parts(parts)
+        # A link anywhere on the way leads elsewhere: the path the kernel reached differs from the one asked.
+        return Path(path) if real == path else None
+
+    def _plain_parts(self, parts: list[str]) -> Path | None:
+        """`_plain` where the kernel cannot say which path it reached: one `lstat` per part below the root."""
         current = str(self._real_root)
         for part in parts:
             current = f"{current}{os.sep}{part}"
             try:
                 if stat.S_ISLNK(os.lstat(current).st_mode):
                     return None
-            except OSError:  # missing (or unreadable): `resolve` says what it is
+            except OSError:
                 return None
         return Path(current)
 
@@ -121,3 +137,19 @@ class Storage:
             return self.local_path(uri).is_file()
         except StorageError:
             return False
+
+
+def _real_path(path: str) -> str | None:
+    """The path the kernel reaches for `path` (links followed), from one walk of it: the file opened without
+    reading rights (`O_PATH`), then asked its name in `/proc/self/fd`. None where that cannot be asked (not
+    Linux, no `/proc`); OSError when the path cannot be opened (missing, refused, a loop of links)."""
+    flag = getattr(os, "O_PATH", None)
+    if flag is None:
+        return None
+    fd = os.open(path, flag | os.O_CLOEXEC)
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -82,3 +82,22 @@ def test_a_paths_template_compiles_nothing() -> None:
     compiled = expressions._compile(template)
     assert render(template, VARIABLES) == "compiled once t2 91c2"
     assert isinstance(compiled, PathsTemplate) and "_jinja" not in vars(compiled)
+
+
+def test_a_jinja_render_copies_no_chained_globals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every render copies the template's globals into its context: a plain map, not Jinja's `ChainMap` to the
+    environment's, read key by key (half of what a short template like `read(x) | trim` cost)."""
+    import collections
+
+    reads = [0]
+    getitem = collections.ChainMap.__getitem__
+
+    def counted(self: collections.ChainMap[str, Any], key: str) -> Any:
+        reads[0] += 1
+        return getitem(self, key)
+
+    template = "{{ words | upper }} {{ range(1, 2) | length }} {{ now() }}"
+    assert render(template, VARIABLES) == "A STRING 2 called"  # the globals are still there (`range`)
+    monkeypatch.setattr(collections.ChainMap, "__getitem__", counted)
+    assert render(template, VARIABLES) == "A STRING 2 called"
+    assert reads[0] == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import kestractl.storage as storage_module
 from kestractl.errors import StorageError
 from kestractl.storage import Storage, execution_prefix, slugify
 
@@ -77,8 +78,9 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
         storage.read_under(execution_prefix("ns", "f", "e1"), "kestra:///ns/f/executions/e1/link.txt")
 
 
-def test_a_plain_path_costs_one_lstat_per_part_below_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A child reading its item: no walk from `/` (`resolve`); a link or a missing part still goes through it."""
+def test_a_plain_path_costs_one_walk_by_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child reading its item: no walk from `/` (`resolve`) nor an `lstat` per part, but one open of the path
+    that asks the kernel where it led; a link or a missing part still goes through `resolve`."""
     storage = Storage(tmp_path / "storage")
     uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
     expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
@@ -86,6 +88,23 @@ def test_a_plain_path_costs_one_lstat_per_part_below_the_root(tmp_path: Path, mo
     monkeypatch.setattr(os, "lstat", lambda path, *a, **k: seen.append(str(path)) or lstat(path, *a, **k))
     monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
     assert storage.local_path(uri) == expected
-    assert len(seen) == 5
+    assert seen == []
     monkeypatch.setattr(Path, "resolve", resolve)
     assert storage.local_path("kestra:///ns/f/missing/b.txt").name == "b.txt"
+    (expected.parent / "link").symlink_to(expected.parent)
+    assert storage.local_path("kestra:///ns/f/executions/e1/link/a.txt") == expected
+
+
+def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `/proc` (or off Linux) the parts below the root are looked at one by one, still without `resolve`."""
+    storage = Storage(tmp_path / "storage")
+    uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
+    expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
+    lstat = os.lstat
+    monkeypatch.setattr(storage_module, "_real_path", lambda path: None)
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **k: seen.append(str(path)) or lstat(path, *a, **k))
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
+    assert storage.local_path(uri) == expected
+    assert len(seen) == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 # How often `execute` copies the WAL into the database (see `_checkpoints`).
 CHECKPOINT_SECONDS = 0.25
+# Allocations between two looks of the cyclic garbage collector at young objects while `execute` runs (see
+# `_fewer_collections`).
+COLLECT_EVERY = 10_000
 
 HELP = (
     "Run a flow now and stream its logs; exit 0 on SUCCESS/WARNING/PAUSED, 1 on FAILED/KILLED, 2 when refused.\n\n"
@@ -85,13 +89,27 @@ def execute(
     except KestraError as exc:
         raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
     try:
-        with _checkpoints(store):
+        with _checkpoints(store), _fewer_collections():
             ended = runner.run(execution.id)
     finally:
         runner.close()
         if progress is not None:
             progress.close()
     finish(ended, as_json)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector looks at every young object every COLLECT_EVERY allocations, instead of 700:
+    with 700 it went over the executions the runner drives (a window of 1,000 ForEachItem children) again and again,
+    15% of the run. The engine's objects are freed by reference counting (an execution and its runner hold no cycle),
+    so garbage waits no longer for it; the previous setting is restored after the run."""
+    before = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @contextmanager

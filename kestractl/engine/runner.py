@@ -666,7 +666,7 @@ class Runner:
         active.full = True
         with self.store.transaction():
             self.store.delete_task_runs(removed)
-            self.store.save_task_runs(execution.id, enumerate(execution.task_runs))
+            self.store.save_task_runs(execution.id, enumerate(execution.task_runs), renumbered=True)
             self.store.save_execution(execution)
             active.row_changed()
         self._advance(active)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from kestractl.model import Attempt, Execution, LogEntry, State, StateInfo, TaskRun, iso, parse_iso, utcnow
+from kestractl.model import (
+    Attempt,
+    Execution,
+    LogEntry,
+    RecentTexts,
+    State,
+    StateInfo,
+    TaskRun,
+    iso,
+    parse_iso,
+    utcnow,
+)
 
 
 def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
@@ -24,10 +36,20 @@ def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
 
 def state_data(state: StateInfo) -> dict[str, Any]:
     """Full-precision dates, so a loaded state reports the same duration as the one saved."""
-    return {
-        "current": state.current.value,
-        "histories": [{"state": s.value, "date": d.isoformat()} for s, d in state.histories],
-    }
+    return {"current": state.current.value, "histories": [_history_entry(s, d) for s, d in state.histories]}
+
+
+# A history entry is written again at every later save of its run or execution (a child's CREATED three times,
+# as read back from its row too), and `isoformat` is most of what a state costs to write: the texts of UTC dates
+# (every date the engine makes or reads back) are kept by value.
+_DATES = RecentTexts(8192)
+
+
+def _history_entry(state: State, date: datetime) -> dict[str, str]:
+    if date.tzinfo is not UTC:  # another zone may name the same instant, and prints it otherwise
+        return {"state": state.value, "date": date.isoformat()}
+    text = _DATES.get(date) or _DATES.put(date, date.isoformat())
+    return {"state": state.value, "date": text}
 
 
 def execution_data(e: Execution) -> dict[str, Any]:

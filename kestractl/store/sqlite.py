@@ -42,6 +42,13 @@ from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, Tri
 from kestractl.store.schema import BUSY_SECONDS, MAX_PARAMETERS, chunks, connect, migrate, rollback, store_error
 from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
 
+# A task run keeps the position it was first written with, unless its execution's runs were renumbered (restart).
+_SAVE_TASK_RUNS = (
+    "INSERT INTO task_runs (id, execution_id, seq, data) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET data=excluded.data"
+)
+_RENUMBER_TASK_RUNS = _SAVE_TASK_RUNS + ", seq=excluded.seq"
+
 
 class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries):
     """Repositories over one SQLite file; one connection per thread."""
@@ -238,11 +245,12 @@ class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries
             ],
         )
 
-    def save_task_runs(self, execution_id: str, runs: Iterable[tuple[int, TaskRun]]) -> None:
-        """Upsert task runs given with their position in the execution's list."""
+    def save_task_runs(self, execution_id: str, runs: Iterable[tuple[int, TaskRun]], renumbered: bool = False) -> None:
+        """Upsert task runs given with their position in the execution's list. A run keeps the position it was first
+        written with (setting it again rewrote its index entry at every state change, a third of the update), unless
+        `renumbered`: the positions changed (a restart removed runs)."""
         self.conn.executemany(
-            "INSERT INTO task_runs (id, execution_id, seq, data) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET data=excluded.data, seq=excluded.seq",
+            _RENUMBER_TASK_RUNS if renumbered else _SAVE_TASK_RUNS,
             [(run.id, execution_id, seq, json.dumps(task_run_data(run))) for seq, run in runs],
         )
 

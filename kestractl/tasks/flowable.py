@@ -90,7 +90,7 @@ class ListRuns:
 
     def update(self, children: list[TaskRun]) -> None:
         """Take the children added since the last call, then settle the runs that ended."""
-        for child in children[self._seen :]:
+        for child in children[self._seen :] if len(children) > self._seen else ():
             at = self.positions.get((child.task_id, child.value))
             if at is None:
                 continue
@@ -224,7 +224,7 @@ class FlowableView:
 
 def current_tasks(view: FlowableView, tasks: list[ResolvedTask], errors: list[ResolvedTask]) -> list[ResolvedTask]:
     """The main tasks, or the `errors` tasks once a main task failed (or errors already started)."""
-    if view.runs_for(errors) or view.list_runs(tasks).any_failed():
+    if (errors and view.runs_for(errors)) or view.list_runs(tasks).any_failed():
         return errors
     return tasks
 
