@@ -174,3 +174,20 @@ def test_writes_fill_the_columns_the_migration_fills(tmp_path: Path) -> None:
     columns = store.conn.execute("SELECT end_date, duration, labels FROM executions").fetchone()
     assert columns == ("2026-03-10T12:00:02.500Z", pytest.approx(2.5), "\x1eenv:prod\x1eteam:a\x1e")
     assert utcnow() > NOW
+
+
+def test_every_namespace_filter_takes_children_and_treats_underscore_as_a_letter(tmp_path: Path) -> None:
+    """The flows list, the flows page, the CLI's queries and the search read one condition: `my_team` takes
+    `my_team.a`, not `myXteam.a` (a `LIKE 'my_team.%'` would)."""
+    from kestractl.model import ExecutionQuery
+
+    store = Store(tmp_path / "k.db")
+    for namespace in ("my_team", "my_team.a", "myXteam.a"):
+        store.save_flow(namespace, "f", f"id: f\nnamespace: {namespace}\ntasks: []\n")
+        store.save_execution(_execution(namespace, namespace, State.SUCCESS, NOW))
+    wanted = ["my_team", "my_team.a"]
+    assert [r.namespace for r in store.list_flows("my_team")] == wanted
+    assert [r.namespace for r in store.search_flow_rows(namespace="my_team")[0]] == wanted
+    found, _ = store.purge_executions(ExecutionQuery(namespace="my_team"), executions=False, logs=False)
+    assert sorted(e.namespace for e in found) == wanted
+    assert sorted(store.search_execution_ids(ExecutionSearch(namespace="my_team"), 10)) == wanted

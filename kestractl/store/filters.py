@@ -7,13 +7,22 @@ from typing import Any
 from kestractl.model import ExecutionQuery, iso
 
 
+def namespace_and_children(namespace: str, column: str = "namespace") -> tuple[str, list[Any]]:
+    """`namespace` or a child of it (Kestra's namespace filter), as a range the index can seek (`ns.` < `ns/` in
+    byte order), then the exact test for the few names inside the range that only start like it (`ns-x`). A
+    `LIKE 'ns.%'` would let a `_` in the name match any character."""
+    condition = f"{column}>=? AND {column}<? AND ({column}=? OR substr({column}, ?, 1)='.')"
+    return condition, [namespace, namespace + "/", namespace, len(namespace) + 1]
+
+
 def query_where(query: ExecutionQuery, prefix: bool, dates: bool = True) -> tuple[str, list[Any]]:
     """The SQL condition of a query; `prefix`: its `namespace` also matches child namespaces."""
     where: list[str] = []
     args: list[Any] = []
     if query.namespace:
-        where.append("(namespace=? OR namespace LIKE ?)" if prefix else "namespace=?")
-        args += [query.namespace, query.namespace + ".%"] if prefix else [query.namespace]
+        condition, values = namespace_and_children(query.namespace) if prefix else ("namespace=?", [query.namespace])
+        where.append(condition)
+        args += values
     if query.flow_id:
         where.append("flow_id=?")
         args.append(query.flow_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 from kestractl.model import Execution
 from kestractl.store.codec import execution_from
+from kestractl.store.filters import namespace_and_children
 from kestractl.store.records import FlowRow
 
 # The latest revision of every flow that is not deleted (the flows table keeps every revision).
@@ -23,8 +24,9 @@ def _flow_where(q: str, namespace: str, words: list[str]) -> tuple[str, list[Any
     where: list[str] = ["instr(lower(f.namespace || '.' || f.id), ?) > 0"]
     args: list[Any] = [q.lower()]
     if namespace:
-        where.append("(f.namespace=? OR substr(f.namespace, 1, ?)=?)")
-        args += [namespace, len(namespace) + 1, namespace + "."]
+        condition, values = namespace_and_children(namespace, "f.namespace")
+        where.append(condition)
+        args += values
     for word in words:
         where.append("instr(f.source, ?) > 0")
         args.append(word)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kestractl.model import Execution, LogEntry, State, iso, level_rank, parse_iso, utcnow
 from kestractl.store.codec import execution_from
+from kestractl.store.filters import namespace_and_children
 from kestractl.store.schema import MAX_PARAMETERS
 
 # Labels as one column, `␞key:value␞key:value␞`: a `key:value` filter is a substring test on one row, and a
@@ -66,7 +67,8 @@ class ExecutionSearch:
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL condition (` WHERE …` or '') and its arguments."""
-        parts, args = _namespace_where(self.namespace)
+        condition, args = namespace_and_children(self.namespace) if self.namespace else ("", [])
+        parts = [condition] if condition else []
         for condition, values in self._conditions():
             if values:
                 parts.append(condition)
@@ -87,15 +89,6 @@ class ExecutionSearch:
             ("start_date<=?", [_iso(self.end)] if self.end else []),
             *(("instr(labels, ?)>0", [label_column([label])]) for label in self.labels),
         ]
-
-
-def _namespace_where(namespace: str | None) -> tuple[list[str], list[Any]]:
-    """`namespace` or a child of it, as a range the index can seek (`ns.` < `ns/` in byte order), then the exact
-    test for the few names inside the range that only start like it (`ns-x`)."""
-    if not namespace:
-        return [], []
-    condition = "namespace>=? AND namespace<? AND (namespace=? OR substr(namespace, ?, 1)='.')"
-    return [condition], [namespace, namespace + "/", namespace, len(namespace) + 1]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from kestractl.store.codec import (
     task_run_from,
 )
 from kestractl.store.execution_view import ExecutionViewStore
-from kestractl.store.filters import query_where
+from kestractl.store.filters import namespace_and_children, query_where
 from kestractl.store.flow_pages import FlowPageQueries
 from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
@@ -180,12 +180,12 @@ class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries
             return top + 1, True
 
     def list_flows(self, namespace: str | None = None) -> list[FlowRow]:
+        condition, args = namespace_and_children(namespace) if namespace else ("1", [])
         sql = (
-            "SELECT namespace, id, MAX(revision), '', MAX(created) FROM flows WHERE deleted=0"
-            + (" AND (namespace=? OR namespace LIKE ?)" if namespace else "")
+            "SELECT namespace, id, MAX(revision), '', MAX(created) FROM flows WHERE deleted=0 AND "
+            + condition
             + " GROUP BY namespace, id ORDER BY namespace, id"
         )
-        args = (namespace, namespace + ".%") if namespace else ()
         return [FlowRow(*row) for row in self.conn.execute(sql, args)]
 
     def latest_sources(self) -> list[FlowRow]:
