@@ -4,11 +4,11 @@ cheap fingerprint that tells a follower whether anything changed."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from kestractl.model import level_rank
+from kestractl.store.part import StorePart
 
 # (seq, ISO timestamp, level, task id, attempt, message): a log line as the log view shows it.
 LogLine = tuple[int, str, str, str | None, int | None, str]
@@ -36,12 +36,8 @@ class LogFilter:
         return sql, args
 
 
-class ExecutionViewStore:
-    """Mixed into `Store`: reads only."""
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        raise NotImplementedError  # `Store`'s connection of this thread
+class ExecutionViewStore(StorePart):
+    """A part of `Store`: it only reads."""
 
     def log_window(self, execution_id: str, where: LogFilter, offset: int, limit: int) -> list[LogLine]:
         """Lines `offset`..`offset+limit` of the filtered log, oldest first, as stored (nothing parsed)."""

@@ -4,12 +4,12 @@ executions in one statement, a flow's executions and revisions, and an execution
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from kestractl.model import Execution
 from kestractl.store.codec import execution_from
 from kestractl.store.filters import namespace_and_children
+from kestractl.store.part import StorePart
 from kestractl.store.records import FlowRow
 
 # The latest revision of every flow that is not deleted (the flows table keeps every revision).
@@ -33,12 +33,8 @@ def _flow_where(q: str, namespace: str, words: list[str]) -> tuple[str, list[Any
     return " WHERE " + " AND ".join(where), args
 
 
-class FlowPageQueries:
-    """Mixed into `Store`, which gives the connection."""
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        raise NotImplementedError
+class FlowPageQueries(StorePart):
+    """A part of `Store`: it only reads."""
 
     def search_flow_rows(
         self, q: str = "", namespace: str = "", words: list[str] | None = None, limit: int = -1, offset: int = 0

@@ -3,20 +3,14 @@ use, and per namespace how many flows and executions (by state) it has. Counted 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from kestractl.model import iso
+from kestractl.store.part import StorePart
 
 
-class NamespaceQueries:
-    """A mixin of `Store`: it only reads."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def conn(self) -> sqlite3.Connection: ...
+class NamespaceQueries(StorePart):
+    """A part of `Store`: it only reads."""
 
     def flow_counts(self) -> dict[str, int]:
         """Namespace → number of (not deleted) flows in it, its children not included."""

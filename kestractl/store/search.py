@@ -5,14 +5,14 @@ SQLite with the indexes of migration 5, never by loading every row into Python."
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kestractl.model import Execution, LogEntry, State, iso, level_rank, parse_iso, utcnow
 from kestractl.store.codec import execution_from
 from kestractl.store.filters import namespace_and_children
+from kestractl.store.part import StorePart
 from kestractl.store.schema import MAX_PARAMETERS
 
 # Labels as one column, `␞key:value␞key:value␞`: a `key:value` filter is a substring test on one row, and a
@@ -154,13 +154,8 @@ class NextFire:
     next_date: datetime
 
 
-class SearchQueries:
-    """A mixin of `Store`: it only reads."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def conn(self) -> sqlite3.Connection: ...
+class SearchQueries(StorePart):
+    """A part of `Store`: it only reads."""
 
     # ---- executions ----------------------------------------------------------------------------
 
