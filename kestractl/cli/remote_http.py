@@ -1,0 +1,143 @@
+"""The HTTP side of `--server`: one client for Kestra's `/api/v1/main` (our server serves the same paths, Kestra
+≥0.18 requires the tenant), its answers turned into the errors local mode raises, and server-sent events read.
+
+Anything that goes wrong on the way (refused, unknown host, timeout, a bad URL, 401, 5xx) is one `KestraError`
+line naming the server, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from kestractl.errors import ConflictError, KestraError, NotFoundError, ValidationError
+
+# Seconds a request may take to connect or to answer; a stream of events waits as long as the execution runs.
+TIMEOUT_SECONDS = 30.0
+STATUS_ERRORS: dict[int, type[KestraError]] = {404: NotFoundError, 409: ConflictError}
+
+
+class Unreachable(KestraError):
+    """The server could not be asked, or answered as no API would (auth, 5xx): no answer about the request."""
+
+
+@dataclass
+class Event:
+    """One server-sent event: its `id:`, `event:` and `data:` fields."""
+
+    id: str | None
+    event: str | None
+    data: str
+
+
+class ApiClient:
+    def __init__(self, server: str, user: str | None) -> None:
+        self.server = server.rstrip("/")
+        if not self.server.startswith(("http://", "https://")):
+            raise Unreachable(f"--server {server}: expected an http:// or https:// URL")
+        self._auth = _basic_auth(user)
+        self._client = self.new_client()
+
+    def new_client(self) -> httpx.Client:
+        """A client of its own for a thread that follows a stream while another one asks."""
+        return httpx.Client(base_url=f"{self.server}/api/v1/main", auth=self._auth, timeout=TIMEOUT_SECONDS)
+
+    def send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """The answer to a request; any failure raises the error local mode would (or `Unreachable`)."""
+        try:
+            response = self._client.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from None
+        self.check(response)
+        return response
+
+    def json(self, method: str, path: str, **options: Any) -> Any:
+        response = self.send(method, path, **options)
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise Unreachable(f"{self.server} answered {method} {path} with something else than JSON") from None
+
+    def events(self, path: str, client: httpx.Client | None = None) -> Iterator[Event]:
+        """The server-sent events of a stream, until the server ends it (or the caller stops reading)."""
+        timeout = httpx.Timeout(TIMEOUT_SECONDS, read=None)
+        try:
+            with (client or self._client).stream("GET", path, timeout=timeout) as response:
+                self.check(response, read=True)
+                yield from _parse_events(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from None
+
+    def check(self, response: httpx.Response, read: bool = False) -> None:
+        """Raise the error an answer of 4xx or 5xx means, with the server's own message."""
+        if response.is_success:
+            return
+        if read:
+            response.read()
+        status, message = response.status_code, _message(response)
+        if status == 401:
+            raise Unreachable(f"{self.server} refused the credentials (401): give --user user:password")
+        if status in (400, 422):
+            raise ValidationError(message, _problems(response) or None)
+        if status in STATUS_ERRORS:
+            raise STATUS_ERRORS[status](message)
+        raise Unreachable(f"{self.server} answered {status}: {message}")
+
+    def unreachable(self, exc: httpx.HTTPError) -> Unreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            return Unreachable(f"cannot reach {self.server}: no answer within {TIMEOUT_SECONDS:g} s")
+        reason = str(exc) or type(exc).__name__
+        return Unreachable(f"cannot reach {self.server}: {reason.rpartition('] ')[2]}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _basic_auth(user: str | None) -> tuple[str, str] | None:
+    if not user:
+        return None
+    name, sep, password = user.partition(":")
+    if not sep or not name:
+        raise Unreachable("--user: expected user:password")
+    return name, password
+
+
+def _message(response: httpx.Response) -> str:
+    """Kestra's and our error JSON carry `message`; anything else is summed up by its status."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str):
+        return message
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _problems(response: httpx.Response) -> list[str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [str(e) for e in errors] if isinstance(errors, list) else []
+
+
+def _parse_events(lines: Iterator[str]) -> Iterator[Event]:
+    """The text/event-stream format: fields up to a blank line make one event; `:` lines are comments."""
+    fields: dict[str, list[str]] = {}
+    for line in lines:
+        if not line:
+            if "data" in fields:
+                yield Event(_last(fields, "id"), _last(fields, "event"), "\n".join(fields["data"]))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value.removeprefix(" "))
+
+
+def _last(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    return values[-1] if values else None
