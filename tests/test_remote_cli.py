@@ -281,3 +281,24 @@ def test_network_errors_are_one_line(tmp_path: Path) -> None:
         [EXE, "flow", "list"], env=dict(os.environ, KESTRACTL_SERVER="ftp://x"), capture_output=True, text=True
     )
     assert (by_env.returncode, by_env.stderr) == (1, "Error: --server ftp://x: expected an http:// or https:// URL\n")
+
+
+def test_each_mode_imports_only_its_own_side(tmp_path: Path) -> None:
+    """Local mode never imports the HTTP client; remote mode never imports the engine."""
+    code = (
+        "import sys; from kestractl.cli.app import main\n"
+        "try: main(sys.argv[1:])\n"
+        "except SystemExit: pass\n"
+        "print(*sorted(m for m in sys.modules if m.startswith(('httpx', 'kestractl.cli.remote', 'kestractl.engine'))))"
+    )
+    env = dict(os.environ, KESTRACTL_HOME=str(tmp_path))
+
+    def imported(*args: str) -> set[str]:
+        out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
+        return {name.split(".")[0] if name.startswith("httpx") else name for name in out.stdout.split()}
+
+    local = imported("execute", "dev", "missing")
+    assert "kestractl.engine.runner" in local and not local & {"httpx", "kestractl.cli.remote"}
+    remote = imported("--server", "http://127.0.0.1:9", "flow", "list")
+    assert "httpx" in remote and "kestractl.cli.remote" in remote
+    assert not {m for m in remote if m.startswith("kestractl.engine")}
