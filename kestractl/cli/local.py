@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from kestractl.kv import KVStore
     from kestractl.model import Execution, LogEntry
     from kestractl.namespace_files import NamespaceFiles
-    from kestractl.storage import Storage
     from kestractl.store import FlowRow, Store
 
 # How often `execute` copies the WAL into the database (see `_checkpoints`).
@@ -68,10 +67,11 @@ class LocalBackend:
     # ---- executions ---------------------------------------------------------------------------
 
     def execute(self, request: ExecuteRequest, watch: Watch) -> Execution:
+        from kestractl.engine.runner import Runner  # before the home opens (see `kestractl.cli.main`)
         from kestractl.errors import KestraError, ValidationError
 
         store, storage = self.state.open(background_checkpoints=True)  # see `_checkpoints`
-        runner = self._runner(watch, store, storage)
+        runner = Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
         try:
             try:
                 flow = runner.flows.get(request.namespace, request.flow_id, request.revision)
@@ -83,11 +83,10 @@ class LocalBackend:
         finally:
             runner.close()
 
-    def _runner(self, watch: Watch, store: Store | None = None, storage: Storage | None = None) -> Runner:
+    def _runner(self, watch: Watch) -> Runner:
         from kestractl.engine.runner import Runner
 
-        if store is None or storage is None:
-            store, storage = self.state.open()
+        store, storage = self.state.open()
         return Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
 
     def executions(self, namespace: str | None, flow_id: str | None, states: list[str], limit: int) -> list[Execution]:
