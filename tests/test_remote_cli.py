@@ -126,6 +126,8 @@ def test_flows_print_what_local_mode_prints(remote: Remote, tmp_path: Path) -> N
         local, there = _local(tmp_path, *command), remote(*command)
         assert (there.returncode, there.stdout, there.stderr) == (local.returncode, local.stdout, local.stderr), command
     assert remote("flow", "validate", str(bad)).returncode == 2
+    kestra_0x = Remote(f"{remote.url}/api/v1", tmp_path)  # an API path given in the URL is used as it is
+    assert kestra_0x("flow", "list").stdout == _local(tmp_path, "flow", "list").stdout
     assert not (tmp_path / "cli-home").exists()  # nothing was stored on this side
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from kestractl.cli.remote_http import ApiClient
+from kestractl.cli.remote_http import ApiClient, form
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, LogEntry, State, iso_duration
 from kestractl.store.records import FlowRow
@@ -112,7 +112,7 @@ class RemoteBackend:
         try:
             parts = self._input_parts(request)
             params = {"labels": [f"{k}:{v}" for k, v in request.labels], "revision": request.revision}
-            created = self.api.json("POST", path, params={k: v for k, v in params.items() if v}, files=parts)
+            created = self.api.json("POST", path, params={k: v for k, v in params.items() if v}, **form(parts))
         except (NotFoundError, ConflictError, ValidationError) as exc:
             raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
         return self._follow(Execution.from_api(created), watch, seen=0, since=1)
@@ -156,7 +156,7 @@ class RemoteBackend:
         if before.state.current != State.PAUSED:
             raise ConflictError(f"execution {execution_id} is {before.state.current.value}, not PAUSED")
         seen = len(self.logs(execution_id, "TRACE", None))
-        self.api.send("POST", f"/executions/{execution_id}/resume")
+        self.api.send("POST", f"/executions/{execution_id}/resume", **form([]))
         return self._follow(before, watch, seen, len(before.state.histories))
 
     def kill(self, execution_id: str, watch: Watch) -> Execution:

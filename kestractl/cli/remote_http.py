@@ -1,5 +1,6 @@
-"""The HTTP side of `--server`: one client for Kestra's `/api/v1/main` (our server serves the same paths, Kestra
-≥0.18 requires the tenant), its answers turned into the errors local mode raises, and server-sent events read.
+"""The HTTP side of `--server`: one client for Kestra's API, its answers turned into the errors local mode raises,
+and server-sent events read. The API is at `/api/v1/main` (tenant `main`, which Kestra 1.x requires and our server
+serves too) unless the URL names its own API path (`http://host:8080/api/v1` for Kestra 0.x, another tenant).
 
 Anything that goes wrong on the way (refused, unknown host, timeout, a bad URL, 401, 5xx) is one `KestraError`
 line naming the server, never a traceback."""
@@ -42,7 +43,8 @@ class ApiClient:
 
     def new_client(self) -> httpx.Client:
         """A client of its own for a thread that follows a stream while another one asks."""
-        return httpx.Client(base_url=f"{self.server}/api/v1/main", auth=self._auth, timeout=TIMEOUT_SECONDS)
+        api = self.server if "/api/" in self.server else f"{self.server}/api/v1/main"
+        return httpx.Client(base_url=api, auth=self._auth, timeout=TIMEOUT_SECONDS)
 
     def send(self, method: str, path: str, **options: Any) -> httpx.Response:
         """The answer to a request; any failure raises the error local mode would (or `Unreachable`)."""
@@ -93,6 +95,14 @@ class ApiClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def form(parts: list[tuple[str, tuple[str | None, Any]]]) -> dict[str, Any]:
+    """Request options for a multipart form of these fields and files; an empty form is still multipart, which
+    Kestra's executions and resume endpoints require."""
+    if parts:
+        return {"files": parts}
+    return {"content": b"--kestractl--\r\n", "headers": {"Content-Type": "multipart/form-data; boundary=kestractl"}}
 
 
 def _basic_auth(user: str | None) -> tuple[str, str] | None:
