@@ -126,6 +126,9 @@ def test_flows_print_what_local_mode_prints(remote: Remote, tmp_path: Path) -> N
         local, there = _local(tmp_path, *command), remote(*command)
         assert (there.returncode, there.stdout, there.stderr) == (local.returncode, local.stdout, local.stderr), command
     assert remote("flow", "validate", str(bad)).returncode == 2
+    assert remote.ok("flow", "export", str(tmp_path / "there")).stdout == f"1 flow(s) exported to {tmp_path}/there\n"
+    assert _local(tmp_path, "flow", "export", str(tmp_path / "here")).returncode == 0
+    assert (tmp_path / "there/tests/hello.yaml").read_text() == (tmp_path / "here/tests/hello.yaml").read_text()
     kestra_0x = Remote(f"{remote.url}/api/v1", tmp_path)  # an API path given in the URL is used as it is
     assert kestra_0x("flow", "list").stdout == _local(tmp_path, "flow", "list").stdout
     assert not (tmp_path / "cli-home").exists()  # nothing was stored on this side
@@ -149,6 +152,7 @@ def test_execute_with_inputs_and_a_file_follows_logs_and_exits_with_the_final_st
     execution = json.loads(sent.stdout)
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["inputs"]["data"].startswith("kestra:///tests/file-input/executions/")
+    assert remote.ok("executions", "file", execution["id"], execution["inputs"]["data"]).stdout == "forty-two"
 
     local_hello = _local(tmp_path, "flow", "deploy", str(FLOWS / "hello.yaml"))
     assert local_hello.returncode == 0
@@ -279,6 +283,9 @@ def test_network_errors_are_one_line(tmp_path: Path) -> None:
             result = Remote(url, tmp_path)(*command)
             assert result.returncode == 1, command
             assert result.stderr == f"Error: cannot reach {url}: Connection refused\n", result.stderr
+    unknown = Remote("http://no-such-host.invalid", tmp_path)("executions", "list")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("Error: cannot reach http://no-such-host.invalid: ")
+    assert unknown.stderr.count("\n") == 1 and "Traceback" not in unknown.stderr
     by_env = subprocess.run(
         [EXE, "flow", "list"], env=dict(os.environ, KESTRACTL_SERVER="ftp://x"), capture_output=True, text=True
     )
