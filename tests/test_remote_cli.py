@@ -290,6 +290,10 @@ def test_network_errors_are_one_line(tmp_path: Path) -> None:
         [EXE, "flow", "list"], env=dict(os.environ, KESTRACTL_SERVER="ftp://x"), capture_output=True, text=True
     )
     assert (by_env.returncode, by_env.stderr) == (1, "Error: --server ftp://x: expected an http:// or https:// URL\n")
+    bad_port = Remote("http://host:abc", tmp_path)("flow", "list")
+    assert (bad_port.returncode, bad_port.stderr) == (1, "Error: --server http://host:abc: Invalid port: 'abc'\n")
+    bad_user = Remote("http://127.0.0.1:9", tmp_path, "nocolon")("flow", "list")
+    assert (bad_user.returncode, bad_user.stderr) == (1, "Error: --user: expected user:password\n")
 
 
 def test_each_mode_imports_only_its_own_side(tmp_path: Path) -> None:

@@ -36,7 +36,11 @@ class Event:
 class ApiClient:
     def __init__(self, server: str, user: str | None) -> None:
         self.server = server.rstrip("/")
-        if not self.server.startswith(("http://", "https://")):
+        try:
+            url = httpx.URL(self.server)
+        except httpx.InvalidURL as exc:
+            raise Unreachable(f"--server {server}: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
             raise Unreachable(f"--server {server}: expected an http:// or https:// URL")
         self._auth = _basic_auth(user)
         self._client = self.new_client()
@@ -50,7 +54,7 @@ class ApiClient:
         """The answer to a request; any failure raises the error local mode would (or `Unreachable`)."""
         try:
             response = self._client.request(method, path, **options)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self.unreachable(exc) from None
         self.check(response)
         return response
@@ -69,7 +73,7 @@ class ApiClient:
             with (client or self._client).stream("GET", path, timeout=timeout) as response:
                 self.check(response, read=True)
                 yield from _parse_events(response.iter_lines())
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self.unreachable(exc) from None
 
     def check(self, response: httpx.Response, read: bool = False) -> None:
@@ -87,7 +91,7 @@ class ApiClient:
             raise STATUS_ERRORS[status](message)
         raise Unreachable(f"{self.server} answered {status}: {message}")
 
-    def unreachable(self, exc: httpx.HTTPError) -> Unreachable:
+    def unreachable(self, exc: httpx.HTTPError | httpx.InvalidURL) -> Unreachable:
         if isinstance(exc, httpx.TimeoutException):
             return Unreachable(f"cannot reach {self.server}: no answer within {TIMEOUT_SECONDS:g} s")
         reason = str(exc) or type(exc).__name__
