@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 # then is asked for (Kestra's stream never ends by itself).
 LOG_DRAIN_SECONDS = 2.0
 PAGE_SIZE = 100
+# How long `executions kill` waits for the killed execution to end, as the local runner does, and how often it looks.
+KILL_WAIT_SECONDS, KILL_POLL_SECONDS = 5.0, 0.1
 
 
 class RemoteBackend:
@@ -160,11 +163,14 @@ class RemoteBackend:
         return self._follow(before, watch, seen, len(before.state.histories))
 
     def kill(self, execution_id: str, watch: Watch) -> Execution:
-        """Kestra answers 202 with or without the execution; without it, the execution is asked for."""
-        answer = self.api.json("DELETE", f"/executions/{execution_id}/kill")
-        return (
-            Execution.from_api(answer) if isinstance(answer, dict) and "id" in answer else self.execution(execution_id)
-        )
+        """As a local kill: the execution once it ended, or as it is after KILL_WAIT_SECONDS (still KILLING)."""
+        self.api.send("DELETE", f"/executions/{execution_id}/kill")
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while not (execution := self.execution(execution_id)).state.current.is_terminated():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(KILL_POLL_SECONDS)
+        return execution
 
     def execution_files(self, execution_id: str) -> list[tuple[str, int]]:
         raise ValidationError(
