@@ -187,8 +187,8 @@ class RemoteBackend:
         logs = _LogFollower(self.api, execution.id, watch, seen)
         logs.start()
         try:
-            for event in self.api.events(f"/executions/{execution.id}/follow"):
-                execution = Execution.from_api(json.loads(event.data))
+            for data in self.api.events(f"/executions/{execution.id}/follow"):
+                execution = Execution.from_api(json.loads(data))
                 if watch.on_change is not None:
                     watch.on_change(execution, execution.task_runs)
                 current = execution.state.current
@@ -269,12 +269,12 @@ class _LogFollower:
 
     def _run(self) -> None:
         try:
-            for event in self.api.events(f"/logs/{self.execution_id}/follow", self.client):
+            for data in self.api.events(f"/logs/{self.execution_id}/follow", self.client):
                 with self.lock:
                     if self.stopped:
                         return
                     if self.count >= self.skip:
-                        self.watch.on_log(LogEntry.from_api(json.loads(event.data)))
+                        self.watch.on_log(LogEntry.from_api(json.loads(data)))
                     self.count += 1
         except Exception:  # noqa: BLE001 - a broken stream loses no line: `finish`'s caller asks for the rest
             return

@@ -8,7 +8,6 @@ line naming the server, never a traceback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,15 +21,6 @@ STATUS_ERRORS: dict[int, type[KestraError]] = {404: NotFoundError, 409: Conflict
 
 class Unreachable(KestraError):
     """The server could not be asked, or answered as no API would (auth, 5xx): no answer about the request."""
-
-
-@dataclass
-class Event:
-    """One server-sent event: its `id:`, `event:` and `data:` fields."""
-
-    id: str | None
-    event: str | None
-    data: str
 
 
 class ApiClient:
@@ -66,8 +56,8 @@ class ApiClient:
         except ValueError:
             raise Unreachable(f"{self.server} answered {method} {path} with something else than JSON") from None
 
-    def events(self, path: str, client: httpx.Client | None = None) -> Iterator[Event]:
-        """The server-sent events of a stream, until the server ends it (or the caller stops reading)."""
+    def events(self, path: str, client: httpx.Client | None = None) -> Iterator[str]:
+        """The data of each server-sent event of a stream, until the server ends it (or the caller stops reading)."""
         timeout = httpx.Timeout(TIMEOUT_SECONDS, read=None)
         try:
             with (client or self._client).stream("GET", path, timeout=timeout) as response:
@@ -96,9 +86,6 @@ class ApiClient:
             return Unreachable(f"cannot reach {self.server}: no answer within {TIMEOUT_SECONDS:g} s")
         reason = str(exc) or type(exc).__name__
         return Unreachable(f"cannot reach {self.server}: {reason.rpartition('] ')[2]}")
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def form(parts: list[tuple[str, tuple[str | None, Any]]]) -> dict[str, Any]:
@@ -139,19 +126,14 @@ def _problems(response: httpx.Response) -> list[str]:
     return [str(e) for e in errors] if isinstance(errors, list) else []
 
 
-def _parse_events(lines: Iterator[str]) -> Iterator[Event]:
-    """The text/event-stream format: fields up to a blank line make one event; `:` lines are comments."""
-    fields: dict[str, list[str]] = {}
+def _parse_events(lines: Iterator[str]) -> Iterator[str]:
+    """The text/event-stream format: `data:` lines up to a blank line make one event; `id:`, `event:` and `:`
+    (comment) lines say nothing the callers need."""
+    data: list[str] = []
     for line in lines:
         if not line:
-            if "data" in fields:
-                yield Event(_last(fields, "id"), _last(fields, "event"), "\n".join(fields["data"]))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields.setdefault(name, []).append(value.removeprefix(" "))
-
-
-def _last(fields: dict[str, list[str]], name: str) -> str | None:
-    values = fields.get(name)
-    return values[-1] if values else None
+            if data:
+                yield "\n".join(data)
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
