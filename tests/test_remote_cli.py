@@ -283,6 +283,20 @@ def test_network_errors_are_one_line(tmp_path: Path) -> None:
             result = Remote(url, tmp_path)(*command)
             assert result.returncode == 1, command
             assert result.stderr == f"Error: cannot reach {url}: Connection refused\n", result.stderr
+    with subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as web:  # a web server, but no API
+        assert web.stdout is not None
+        port = web.stdout.readline().split(" port ")[1].split()[0]
+        elsewhere = Remote(f"http://127.0.0.1:{port}", tmp_path)("flow", "list")
+        web.terminate()
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr == (
+        f"Error: http://127.0.0.1:{port} answered 404 to /api/v1/main/flows/search: no Kestra API there?\n"
+    )
     unknown = Remote("http://no-such-host.invalid", tmp_path)("executions", "list")
     assert unknown.returncode == 1 and unknown.stderr.startswith("Error: cannot reach http://no-such-host.invalid: ")
     assert unknown.stderr.count("\n") == 1 and "Traceback" not in unknown.stderr

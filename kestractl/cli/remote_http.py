@@ -75,6 +75,8 @@ class ApiClient:
         status, message = response.status_code, _message(response)
         if status == 401:
             raise Unreachable(f"{self.server} refused the credentials (401): give --user user:password")
+        if message is None:  # not an error of Kestra's API: the URL points elsewhere, or a proxy answered
+            raise Unreachable(f"{self.server} answered {status} to {response.request.url.path}: no Kestra API there?")
         if status in (400, 422):
             raise ValidationError(message, _problems(response) or None)
         if status in STATUS_ERRORS:
@@ -105,16 +107,14 @@ def _basic_auth(user: str | None) -> tuple[str, str] | None:
     return name, password
 
 
-def _message(response: httpx.Response) -> str:
-    """Kestra's and our error JSON carry `message`; anything else is summed up by its status."""
+def _message(response: httpx.Response) -> str | None:
+    """The `message` of Kestra's (and our) error JSON; None for any other answer."""
     try:
         body = response.json()
     except ValueError:
-        body = None
+        return None
     message = body.get("message") if isinstance(body, dict) else None
-    if isinstance(message, str):
-        return message
-    return response.reason_phrase or f"HTTP {response.status_code}"
+    return message if isinstance(message, str) else None
 
 
 def _problems(response: httpx.Response) -> list[str]:
