@@ -76,19 +76,22 @@ class Remote:
 
 
 def _serve(tmp: Path, *options: str) -> Iterator[str]:
+    """`kestractl server standalone` on a free port; its output goes to a file, so a chatty server never blocks."""
     env = dict(os.environ, KESTRACTL_HOME=str(tmp / "server-home"), NO_COLOR="1")
-    process = subprocess.Popen(
-        [EXE, "server", "standalone", "--port", "0", "--grace", "2", *options],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = next((line.split("listening on ")[1].strip() for line in process.stdout if "listening on " in line), "")
+    log = tmp / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [EXE, "server", "standalone", "--port", "0", "--grace", "2", *options],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        assert url, "the server did not start"
-        yield url
+        deadline = time.monotonic() + 30
+        while "listening on " not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        yield log.read_text().split("listening on ")[1].split()[0]
     finally:
         process.terminate()
         process.wait(timeout=30)
