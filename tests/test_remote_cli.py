@@ -156,6 +156,9 @@ def test_execute_with_inputs_and_a_file_follows_logs_and_exits_with_the_final_st
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["inputs"]["data"].startswith("kestra:///tests/file-input/executions/")
     assert remote.ok("executions", "file", execution["id"], execution["inputs"]["data"]).stdout == "forty-two"
+    uri = execution["inputs"]["data"]  # a kestra:/// URI is passed on: the server decides (another execution's file)
+    reused = remote("execute", "tests", "file-input", "-i", f"data={uri}", "-i", "who=ann")
+    assert reused.returncode == 1 and "as it didn't belong to the current execution" in reused.stdout
 
     local_hello = _local(tmp_path, "flow", "deploy", str(FLOWS / "hello.yaml"))
     assert local_hello.returncode == 0
@@ -194,6 +197,7 @@ def test_executions_list_show_logs_and_restart_a_failed_one(remote: Remote, tmp_
     logs = remote.ok("executions", "logs", execution["id"]).stdout
     assert " INFO  first before\n" in logs
     assert remote.ok("executions", "logs", execution["id"], "--level", "ERROR").stdout.count(" ERROR ") >= 1
+    assert remote.ok("executions", "logs", execution["id"], "--task", "first").stdout.endswith(" INFO  first before\n")
 
     remote.ok("kv", "set", "tests", "go", "yes")
     restarted = remote("executions", "restart", execution["id"])

@@ -126,7 +126,7 @@ class RemoteBackend:
         files = {i["id"] for i in flow.get("inputs") or [] if i.get("type") == "FILE"}
         parts: list[tuple[str, tuple[str | None, Any]]] = []
         for key, value in request.inputs.items():
-            if key not in files:
+            if key not in files or value.startswith("kestra://"):  # a file already in the server's storage
                 parts.append((key, (None, value)))
                 continue
             local = Path(value)
