@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kestractl.kv import KVStore
     from kestractl.model import Execution, LogEntry
     from kestractl.namespace_files import NamespaceFiles
+    from kestractl.storage import Storage
     from kestractl.store import FlowRow, Store
 
 # How often `execute` copies the WAL into the database (see `_checkpoints`).
@@ -33,9 +34,16 @@ COLLECT_EVERY = 10_000
 class LocalBackend:
     def __init__(self, state: CliState) -> None:
         self.state = state
+        self._opened: tuple[Store, Storage] | None = None
+
+    def _open(self) -> tuple[Store, Storage]:
+        """The home's store and storage, opened once however many calls a command makes (a folder's uploads)."""
+        if self._opened is None:
+            self._opened = self.state.open()
+        return self._opened
 
     def _store(self) -> Store:
-        return self.state.open()[0]
+        return self._open()[0]
 
     # ---- flows --------------------------------------------------------------------------------
 
@@ -86,7 +94,7 @@ class LocalBackend:
     def _runner(self, watch: Watch) -> Runner:
         from kestractl.engine.runner import Runner
 
-        store, storage = self.state.open()
+        store, storage = self._open()
         return Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
 
     def executions(self, namespace: str | None, flow_id: str | None, states: list[str], limit: int) -> list[Execution]:
@@ -124,14 +132,14 @@ class LocalBackend:
     def execution_files(self, execution_id: str) -> list[tuple[str, int]]:
         from kestractl.storage import execution_prefix
 
-        store, storage = self.state.open()
+        store, storage = self._open()
         execution = store.load_execution(execution_id)
         return list(storage.files_under(execution_prefix(execution.namespace, execution.flow_id, execution.id)))
 
     def execution_file(self, execution_id: str, uri: str) -> bytes:
         from kestractl.storage import execution_prefix
 
-        store, storage = self.state.open()
+        store, storage = self._open()
         execution = store.load_execution(execution_id)
         return storage.read_under(execution_prefix(execution.namespace, execution.flow_id, execution.id), uri)
 
@@ -159,7 +167,7 @@ class LocalBackend:
     def _files(self, namespace: str) -> NamespaceFiles:
         from kestractl.namespace_files import NamespaceFiles
 
-        return NamespaceFiles(self.state.open()[1], namespace)
+        return NamespaceFiles(self._open()[1], namespace)
 
     def file_put(self, namespace: str, path: str, source: Path) -> None:
         self._files(namespace).put(path, source)
