@@ -79,7 +79,7 @@ class Backend(Protocol):
         """Resume a paused execution and follow it to its end."""
 
     def kill(self, execution_id: str, watch: Watch) -> Execution:
-        """Kill a running or paused execution (and its subflows); returns without waiting for its end."""
+        """Kill a running or paused execution (and its subflows); returns once it ended, or after a few seconds."""
 
     def execution_files(self, execution_id: str) -> list[tuple[str, int]]: ...
 
