@@ -28,6 +28,9 @@ COMMANDS = {
     "execute": "execute",
 }
 
+# The global options that take a value (see `command_of`).
+GLOBAL_OPTIONS = ("--home", "--server", "--user")
+
 
 def _version(value: bool) -> None:
     if value:
@@ -47,9 +50,16 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Send the command to this Kestra API instead of the local store.", envvar="KESTRACTL_SERVER"),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="The server's basic auth as user:password.", envvar="KESTRACTL_USER")
+    ] = None,
 ) -> None:
     """Global options."""
-    state.home_option = home
+    state.home_option, state.server, state.user = home, server, user
 
 
 def build(only: str | None = None) -> typer.Typer:
@@ -76,9 +86,9 @@ def command_of(args: list[str]) -> str | None:
     """The command named after the global options, if it is one of ours and no other option comes first."""
     rest = iter(args)
     for arg in rest:
-        if arg == "--home":
+        if arg in GLOBAL_OPTIONS:
             next(rest, None)
-        elif not arg.startswith("--home="):
+        elif not arg.startswith(tuple(f"{option}=" for option in GLOBAL_OPTIONS)):
             return arg if arg in COMMANDS else None
     return None
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from kestractl.cli.backend import Backend
     from kestractl.config import Home
     from kestractl.storage import Storage
     from kestractl.store import Store
@@ -21,15 +22,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     home_option: str | None = None
+    server: str | None = None  # `--server URL`: commands go to that server's API instead of the local store
+    user: str | None = None  # `--user user:password` for its basic auth
 
     def home(self) -> Home:
         """The home folder, created if needed; the command's imports are done, so collection resumes (see
         `kestractl.cli.main`)."""
         from kestractl.config import resolve_home
 
-        if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
-            gc.freeze()
-            gc.enable()
+        _imports_done()
         return resolve_home(self.home_option).ensure()
 
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
@@ -38,6 +39,23 @@ class CliState:
 
         home = self.home()
         return Store(home.db_path, background_checkpoints), Storage(home.storage_root)
+
+    def backend(self) -> Backend:
+        """Where the command's flows and executions live: the server given with `--server`, or this machine."""
+        if self.server:
+            from kestractl.cli.remote import RemoteBackend
+
+            _imports_done()
+            return RemoteBackend(self.server, self.user)
+        from kestractl.cli.local import LocalBackend
+
+        return LocalBackend(self)
+
+
+def _imports_done() -> None:
+    if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
+        gc.freeze()
+        gc.enable()
 
 
 state = CliState()
