@@ -14,7 +14,7 @@ from kestractl.model import Execution, State
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import Storage
-from kestractl.store import Store
+from kestractl.store import Store, open_store
 from kestractl.triggers.conditions import (
     CONDITIONS,
     PROPERTIES,
@@ -45,7 +45,7 @@ def test_public_holiday_knows_bastille_day_and_regional_holidays() -> None:
 
 
 def store_with(tmp_path: Path, *sources: str) -> tuple[Store, Runner]:
-    store = Store(tmp_path / "k.db")
+    store = open_store(tmp_path / "k.db")
     for source in sources:
         flow = parse_flow(source)
         store.save_flow(flow.namespace, flow.id, source)

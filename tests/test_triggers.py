@@ -12,7 +12,8 @@ from kestractl.model import Execution, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import Storage
-from kestractl.store import MIGRATIONS, Store, connect, migrate
+from kestractl.store.schema import MIGRATIONS, connect, migrate
+from kestractl.store.sqlite import SqliteStore
 from kestractl.triggers import schedule
 from kestractl.triggers.conditions import ConditionContext, all_met
 from kestractl.triggers.flow import matches
@@ -28,8 +29,8 @@ def flow_with(trigger_yaml: str, flow_id: str = "sched") -> str:
     )
 
 
-def scheduler(tmp_path: Path, source: str) -> tuple[Scheduler, Store]:
-    store = Store(tmp_path / "k.db")
+def scheduler(tmp_path: Path, source: str) -> tuple[Scheduler, SqliteStore]:
+    store = SqliteStore(tmp_path / "k.db")
     store.save_flow("tests", "sched", source)
     return Scheduler(Runner(store, Storage(tmp_path / "s"))), store
 
@@ -170,6 +171,6 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path: Path) -> None
     conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
     conn.execute("INSERT INTO flows (namespace, id, revision, source, created) VALUES ('a', 'b', 1, 'x', 'now')")
     assert migrate(conn) == len(MIGRATIONS)
-    store = Store(tmp_path / "old.db")
+    store = SqliteStore(tmp_path / "old.db")
     assert store.flow_revision("a", "b").source == "x"
     assert store.trigger_state("a", "b", "t") is None

@@ -27,6 +27,8 @@ COMMANDS = {
     "plugins": "plugins",
     "execute": "execute",
 }
+# The global options that take a value (the word after them is not a command).
+VALUED_OPTIONS = ("--home", "--database")
 
 
 def _version(value: bool) -> None:
@@ -44,12 +46,21 @@ def main_options(
             envvar="KESTRACTL_HOME",
         ),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="postgresql://user:pass@host:5432/db or sqlite:///path (default: the SQLite file in the home).",
+            envvar="KESTRACTL_DATABASE_URL",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Global options."""
     state.home_option = home
+    state.database_option = database
 
 
 def build(only: str | None = None) -> typer.Typer:
@@ -76,9 +87,9 @@ def command_of(args: list[str]) -> str | None:
     """The command named after the global options, if it is one of ours and no other option comes first."""
     rest = iter(args)
     for arg in rest:
-        if arg == "--home":
+        if arg in VALUED_OPTIONS:
             next(rest, None)
-        elif not arg.startswith("--home="):
+        elif not arg.startswith(tuple(f"{option}=" for option in VALUED_OPTIONS)):
             return arg if arg in COMMANDS else None
     return None
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kestractl.config import Home
     from kestractl.storage import Storage
     from kestractl.store import Store
@@ -21,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     home_option: str | None = None
+    database_option: str | None = None
 
     def home(self) -> Home:
         """The home folder, created if needed; the command's imports are done, so collection resumes (see
@@ -32,12 +35,16 @@ class CliState:
             gc.enable()
         return resolve_home(self.home_option).ensure()
 
+    def database(self) -> str | Path:
+        """`--database` (or `KESTRACTL_DATABASE_URL`), else the SQLite file in the home."""
+        return self.database_option or self.home().db_path
+
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
         from kestractl.storage import Storage
-        from kestractl.store import Store
+        from kestractl.store import open_store
 
         home = self.home()
-        return Store(home.db_path, background_checkpoints), Storage(home.storage_root)
+        return open_store(self.database(), background_checkpoints), Storage(home.storage_root)
 
 
 state = CliState()

@@ -18,7 +18,7 @@ from kestractl.server.http import Router, make_server
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import Storage
-from kestractl.store import Store
+from kestractl.store import open_store
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
 
@@ -40,6 +40,7 @@ class ServerOptions:
     tick_seconds: float = 0.25
     watch_seconds: float = 0.1
     namespace_files: Path | None = None
+    database: str | None = None  # a database URL; None: the home's SQLite file
 
 
 class StandaloneServer:
@@ -48,7 +49,7 @@ class StandaloneServer:
     ) -> None:
         self.options = options
         self.say = say
-        self.store = Store(home.db_path, background_checkpoints=True)
+        self.store = open_store(options.database or home.db_path, background_checkpoints=True)
         self.runner = Runner(
             self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
         )
