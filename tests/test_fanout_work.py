@@ -18,7 +18,7 @@ from kestractl.model import Execution, RecentTexts, State, StateInfo, TaskRun, i
 from kestractl.parser import parse_flow
 from kestractl.store import open_store
 from kestractl.store.codec import _history_entry, state_data
-from kestractl.store.sqlite import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
+from kestractl.store.repository import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
 from tests.conftest import Cli, runs
 
 ITEM = """id: item

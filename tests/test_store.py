@@ -9,8 +9,10 @@ import pytest
 
 from kestractl.errors import NotFoundError
 from kestractl.model import Execution, LogEntry, State, StateInfo, TaskRun
+from kestractl.store import open_store
 from kestractl.store.schema import MIGRATIONS, connect, migrate
 from kestractl.store.sqlite import SqliteStore
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
 
 
 def test_a_new_file_gets_every_migration_and_wal(tmp_path: Path) -> None:
@@ -41,8 +43,8 @@ def test_a_failing_migration_rolls_back_and_leaves_the_version(tmp_path: Path, m
     assert conn.execute("SELECT name FROM sqlite_master WHERE name='t'").fetchone() is None
 
 
-def test_revisions_only_grow_when_the_source_changes(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "k.db")
+def test_revisions_only_grow_when_the_source_changes(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     assert store.save_flow("ns", "f", "a") == (1, True)
     assert store.save_flow("ns", "f", "a") == (1, False)
     assert store.save_flow("ns", "f", "b") == (2, True)
@@ -54,8 +56,8 @@ def test_revisions_only_grow_when_the_source_changes(tmp_path: Path) -> None:
     assert store.save_flow("ns", "f", "a") == (3, True)
 
 
-def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "k.db")
+def test_a_transaction_is_all_or_nothing(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.save_flow("ns", "one", "x")
@@ -63,8 +65,8 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     assert store.list_flows() == []
 
 
-def test_execution_task_runs_and_logs_round_trip(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "k.db")
+def test_execution_task_runs_and_logs_round_trip(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     execution = Execution("e1", "ns", "f", 1, inputs={"a": 1}, labels=[("k", "v")])
     run = TaskRun("r1", "e1", "t", value="v1", outputs={"value": "x"}, data={"values": ["a"]})
     run.state.moved(State.SUCCESS)
@@ -114,8 +116,8 @@ def test_search_pages_and_counts_in_sql(tmp_path: Path) -> None:
     assert all("LIMIT" in s or "COUNT(*)" in s for s in statements if s.startswith("SELECT"))
 
 
-def test_logs_after_gives_only_what_is_new(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "k.db")
+def test_logs_after_gives_only_what_is_new(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     execution = Execution("e1", "ns", "f", 1)
     lines = [LogEntry("e1", "ns", "f", level, f"m{n}") for n, level in enumerate(["INFO", "DEBUG", "ERROR"])]
     with store.transaction():

@@ -13,8 +13,8 @@ import pytest
 from kestractl.model import Execution, LogEntry, State, StateInfo, utcnow
 from kestractl.store import Store, TriggerState, open_store
 from kestractl.store.codec import execution_data
-from kestractl.store.schema import MIGRATIONS
 from kestractl.store.dialect import SQLITE
+from kestractl.store.schema import MIGRATIONS
 from kestractl.store.search import ExecutionSearch, LogSearch
 from kestractl.store.sqlite import SqliteStore
 from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)

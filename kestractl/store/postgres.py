@@ -31,6 +31,7 @@ _ADVICE = [
     ("must be owner", "grant the user the rights on the database and its schema, or use its owner"),
     ("refused", "is the server running and listening there?"),
     ("timeout", "is the server running and reachable from here?"),
+    ("resolve host", "fix the host in the URL"),
     ("could not translate host name", "fix the host in the URL"),
     ("invalid", "the URL must look like postgresql://user:password@host:5432/database"),
 ]
