@@ -149,3 +149,15 @@ def test_conformance_cases_pass_on_postgresql(database: str) -> None:
     )
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
     assert last == "conformance: 13/13 cases pass", done.stdout + done.stderr
+
+
+def test_psycopg_is_imported_only_for_a_postgresql_url(tmp_path: Path) -> None:
+    """The SQLite default pays nothing for PostgreSQL: `flow list` on a home does not import psycopg."""
+    code = (
+        "import sys; from kestractl.cli.app import main\n"
+        "try: main(['--home', sys.argv[1], 'flow', 'list'])\n"
+        "except SystemExit as exit: assert not exit.code, exit.code\n"
+        "assert 'psycopg' not in sys.modules and 'kestractl.store.postgres' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "home")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

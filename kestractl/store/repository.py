@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from kestractl.errors import KestraError, NotFoundError, StoreError
@@ -21,7 +20,6 @@ from kestractl.model import (
     TaskRun,
     iso,
     level_rank,
-    parse_iso,
     utcnow,
 )
 from kestractl.store.codec import (
@@ -36,8 +34,9 @@ from kestractl.store.filters import namespace_and_children, query_where
 from kestractl.store.flow_pages import FlowPageQueries
 from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.part import BUSY_SECONDS, MAX_PARAMETERS, Connection, chunks
-from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
+from kestractl.store.records import FlowRow
 from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
+from kestractl.store.timers import TimerQueries
 
 # A task run keeps the position it was first written with, unless its execution's runs were renumbered (restart).
 _SAVE_TASK_RUNS = (
@@ -47,7 +46,7 @@ _SAVE_TASK_RUNS = (
 _RENUMBER_TASK_RUNS = _SAVE_TASK_RUNS + ", seq=excluded.seq"
 
 
-class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries):
+class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries):
     """The repositories over one database, one connection per thread. A subclass opens the connections, says
     which errors are its driver's and how to name them in one line."""
 
@@ -88,7 +87,7 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
                 self._local.depth -= 1
             return
         if not self._writer.acquire(timeout=BUSY_SECONDS):
-            raise self.error(TimeoutError("database is locked"))
+            raise self.error(RuntimeError("database is locked"))
         try:
             yield from self._outer_transaction(conn)
         finally:
@@ -381,81 +380,6 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
         args: list[Any] = [execution.id, after, level_rank(min_level)] + ([task_id] if task_id else [])
         return [(r[0], log_entry(execution, r[1:])) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
-    # ---- delays (timers) ---------------------------------------------------------------------
-
-    def set_delay(self, delay: Delay) -> None:
-        self.conn.execute(
-            "INSERT INTO delays (execution_id, task_run_id, kind, due) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (execution_id, task_run_id, kind) DO UPDATE SET due=excluded.due",
-            (delay.execution_id, delay.task_run_id, delay.kind, iso(delay.due)),
-        )
-
-    def remove_delay(self, execution_id: str, task_run_id: str, kind: str) -> bool:
-        """True when this call removed it: whoever removes a due timer is the one who acts on it."""
-        cursor = self.conn.execute(
-            "DELETE FROM delays WHERE execution_id=? AND task_run_id=? AND kind=?",
-            (execution_id, task_run_id, kind),
-        )
-        return cursor.rowcount > 0
-
-    # ---- schedule triggers --------------------------------------------------------------------
-
-    def trigger_state(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
-        row = self.conn.execute(
-            "SELECT signature, next_date FROM triggers WHERE namespace=? AND flow_id=? AND trigger_id=?",
-            (namespace, flow_id, trigger_id),
-        ).fetchone()
-        if row is None:
-            return None
-        return TriggerState(namespace, flow_id, trigger_id, row[0], datetime.fromisoformat(row[1]))
-
-    def save_trigger_state(self, state: TriggerState) -> None:
-        """Where the schedule stands; whether it is disabled is kept as it was."""
-        self.conn.execute(
-            "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET signature=excluded.signature,"
-            " next_date=excluded.next_date",
-            (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
-        )
-
-    # ---- MultipleCondition windows --------------------------------------------------------------
-
-    def condition_window(self, namespace: str, flow_id: str, condition_id: str) -> MultipleConditionWindow | None:
-        row = self.conn.execute(
-            "SELECT start_date, end_date, results FROM multiple_conditions"
-            " WHERE namespace=? AND flow_id=? AND condition_id=?",
-            (namespace, flow_id, condition_id),
-        ).fetchone()
-        if row is None:
-            return None
-        start, end = datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])
-        return MultipleConditionWindow(namespace, flow_id, condition_id, start, end, json.loads(row[2]))
-
-    def save_condition_window(self, window: MultipleConditionWindow) -> None:
-        self.conn.execute(
-            "INSERT INTO multiple_conditions (namespace, flow_id, condition_id, start_date, end_date, results)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, flow_id, condition_id) DO UPDATE SET"
-            " start_date=excluded.start_date, end_date=excluded.end_date, results=excluded.results",
-            (
-                window.namespace,
-                window.flow_id,
-                window.condition_id,
-                window.start.isoformat(),
-                window.end.isoformat(),
-                json.dumps(window.results),
-            ),
-        )
-
-    def delete_condition_window(self, window: MultipleConditionWindow) -> None:
-        self.conn.execute(
-            "DELETE FROM multiple_conditions WHERE namespace=? AND flow_id=? AND condition_id=?",
-            (window.namespace, window.flow_id, window.condition_id),
-        )
-
-    def delete_expired_condition_windows(self, now: datetime) -> None:
-        """Windows whose end has passed (ISO texts in UTC compare as dates)."""
-        self.conn.execute("DELETE FROM multiple_conditions WHERE end_date < ?", (now.astimezone(UTC).isoformat(),))
-
     def set_trigger_disabled(self, namespace: str, flow_id: str, trigger_id: str, disabled: bool) -> None:
         """Turn a trigger off or on. Turning it on forgets where its schedule stood (the signature no longer
         matches), so it starts again from now instead of firing every date it missed meanwhile."""
@@ -468,23 +392,11 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
                 (namespace, flow_id, trigger_id, utcnow().isoformat(), int(disabled)),
             )
 
-    def disabled_triggers(self) -> set[tuple[str, str, str]]:
-        rows = self.conn.execute("SELECT namespace, flow_id, trigger_id FROM triggers WHERE disabled=1")
-        return {(r[0], r[1], r[2]) for r in rows}
-
     def flows_version(self) -> tuple[int, int, int]:
         """Changes whenever a flow is deployed or deleted: lets caches of parsed flows stay cheap."""
         row = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(revision), 0), COALESCE(SUM(deleted), 0) FROM flows")
         count, top, deleted = row.fetchone()
         return int(count), int(top), int(deleted)
-
-    def delays(self, execution_id: str | None = None) -> list[Delay]:
-        sql = "SELECT execution_id, task_run_id, kind, due FROM delays"
-        rows = self.conn.execute(
-            sql + (" WHERE execution_id=?" if execution_id else "") + " ORDER BY due",
-            (execution_id,) if execution_id else (),
-        )
-        return [Delay(r[0], r[1], r[2], parse_iso(r[3]) or utcnow()) for r in rows]
 
 
 def _rollback(conn: Connection) -> None:
