@@ -56,7 +56,7 @@ def test_missed_dates_are_recovered_by_policy(tmp_path: Path) -> None:
     for policy, expected in (("ALL", 3), ("LAST", 1), ("NONE", 0)):
         home = tmp_path / policy
         home.mkdir()
-        sched, _ = scheduler(home, flow_with(HOURLY + f"    recoverMissedSchedules: {policy}\n"))
+        sched, _ = scheduler(home, str(home / "k.db"), flow_with(HOURLY + f"    recoverMissedSchedules: {policy}\n"))
         sched.tick(T0)
         assert len(sched.tick(T0 + timedelta(hours=3, minutes=30))) == expected, policy
 
