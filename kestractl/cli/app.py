@@ -27,9 +27,8 @@ COMMANDS = {
     "plugins": "plugins",
     "execute": "execute",
 }
-
-# The global options that take a value (see `command_of`).
-GLOBAL_OPTIONS = ("--home", "--server", "--user")
+# The global options that take a value (the word after them is not a command; see `command_of`).
+GLOBAL_OPTIONS = ("--home", "--database", "--server", "--user")
 
 
 def _version(value: bool) -> None:
@@ -47,6 +46,14 @@ def main_options(
             envvar="KESTRACTL_HOME",
         ),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="postgresql://user:pass@host:5432/db or sqlite:///path (default: the SQLite file in the home).",
+            envvar="KESTRACTL_DATABASE_URL",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -59,7 +66,7 @@ def main_options(
     ] = None,
 ) -> None:
     """Global options."""
-    state.home_option, state.server, state.user = home, server, user
+    state.home_option, state.database_option, state.server, state.user = home, database, server, user
 
 
 def build(only: str | None = None) -> typer.Typer:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kestractl.cli.backend import Backend
     from kestractl.config import Home
     from kestractl.storage import Storage
@@ -22,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     home_option: str | None = None
+    database_option: str | None = None  # `--database URL`: a PostgreSQL (or SQLite) store instead of the home's
     server: str | None = None  # `--server URL`: commands go to that server's API instead of the local store
     user: str | None = None  # `--user user:password` for its basic auth
 
@@ -33,12 +36,16 @@ class CliState:
         _imports_done()
         return resolve_home(self.home_option).ensure()
 
+    def database(self) -> str | Path:
+        """`--database` (or `KESTRACTL_DATABASE_URL`), else the SQLite file in the home."""
+        return self.database_option or self.home().db_path
+
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
         from kestractl.storage import Storage
-        from kestractl.store import Store
+        from kestractl.store import open_store
 
         home = self.home()
-        return Store(home.db_path, background_checkpoints), Storage(home.storage_root)
+        return open_store(self.database(), background_checkpoints), Storage(home.storage_root)
 
     def backend(self) -> Backend:
         """Where the command's flows and executions live: the server given with `--server`, or this machine."""
