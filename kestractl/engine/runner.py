@@ -292,7 +292,10 @@ class Runner:
             self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
-        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision."""
+        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision.
+        Logs are stored in batches while the loop is busy (see `LogBuffer.flush_due`), and all before it waits."""
+        if not self._inbox.pending():  # the loop may wait: what was logged is stored first
+            self.logs.flush()
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
@@ -364,12 +367,16 @@ class Runner:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
             self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
-            if active.row_changed() or step.execution_changed:
+            row_written = active.row_changed() or step.execution_changed
+            if row_written:
                 self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
                 heapq.heappush(self._timers, (due, execution.id, run_id, kind))
-            self.logs.flush()
+            if row_written:  # a new execution state (ended, paused …) is stored with every line logged before it
+                self.logs.flush()
+            else:
+                self.logs.flush_due()
         if self.on_change is not None and step.changed:
             self.on_change(execution, list(step.changed.values()))
 
