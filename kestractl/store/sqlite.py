@@ -31,6 +31,7 @@ from kestractl.store.codec import (
     execution_data,
     execution_from,
     log_entry,
+    row_text,
     task_run_data,
     task_run_from,
 )
@@ -239,7 +240,7 @@ class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries
                     duration_column(e),
                     label_column(e.labels),
                     e.parent_id,
-                    json.dumps(execution_data(e)),
+                    row_text(execution_data(e)),
                 )
                 for e in executions
             ],
@@ -251,7 +252,7 @@ class Store(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries
         `renumbered`: the positions changed (a restart removed runs)."""
         self.conn.executemany(
             _RENUMBER_TASK_RUNS if renumbered else _SAVE_TASK_RUNS,
-            [(run.id, execution_id, seq, json.dumps(task_run_data(run))) for seq, run in runs],
+            [(run.id, execution_id, seq, row_text(task_run_data(run))) for seq, run in runs],
         )
 
     def delete_task_runs(self, ids: list[str]) -> None:
