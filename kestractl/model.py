@@ -62,7 +62,7 @@ class RecentTexts(dict[Any, str]):
 
 
 def _utc_text(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    return (dt if dt.tzinfo is UTC else dt.astimezone(UTC)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # Kestra's text of an instant, asked for again and again (a child's dates in each save of its row, its start date

@@ -510,6 +510,8 @@ class Runner:
         active.ended_by_task = True
 
     def _fire_timers(self) -> None:
+        if not self._timers:  # the loop's every iteration: no clock read for nothing
+            return
         now = utcnow()
         while self._timers and self._timers[0][0] <= now:
             _, execution_id, run_id, kind = heapq.heappop(self._timers)
