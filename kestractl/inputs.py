@@ -828,7 +828,7 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def input_defaults(declared: list[Input], inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Execution inputs plus declared defaults where missing (Flow-trigger/webhook runs skip resolution)."""
-    result = copy.deepcopy(dict(inputs or {}))
+    result = copy.deepcopy(dict(inputs)) if inputs else {}
     for inp in declared:
         if inp.defaults is None or inp.id in result:
             continue

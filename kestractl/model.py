@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -37,35 +37,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class RecentTexts:
+class RecentTexts(dict[Any, str]):
     """The texts of recently written values (dates), in two generations: a text asked for again joins the new one,
     and a full new one becomes the old one (the old one dropped). The dates of the executions being driven stay
-    (1,000 children at once, five dates each) while older ones go. Texts are pure functions of their keys: a lost
-    race between threads only costs a formatting."""
+    (1,000 children at once, five dates each) while older ones go. `texts[key]` is one dict lookup when the text is
+    in the new generation; `text_of` makes it otherwise. Texts are pure functions of their keys: a lost race between
+    threads only costs a formatting."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, text_of: Callable[[Any], str]) -> None:
+        super().__init__()
         self.size = size
-        self._new: dict[Any, str] = {}
+        self._text_of = text_of
         self._old: dict[Any, str] = {}
 
-    def get(self, key: Any) -> str | None:
-        text = self._new.get(key)
+    def __missing__(self, key: Any) -> str:
+        text = self._old.get(key)
         if text is None:
-            text = self._old.get(key)
-            if text is not None:
-                self.put(key, text)
+            text = self._text_of(key)
+        if len(self) >= self.size:
+            self._old = dict(self)
+            self.clear()
+        self[key] = text
         return text
 
-    def put(self, key: Any, text: str) -> str:
-        if len(self._new) >= self.size:
-            self._old, self._new = self._new, {}
-        self._new[key] = text
-        return text
+
+def _utc_text(dt: datetime) -> str:
+    return (dt if dt.tzinfo is UTC else dt.astimezone(UTC)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # Kestra's text of an instant, asked for again and again (a child's dates in each save of its row, its start date
 # in its contexts): kept by instant, as equal aware datetimes are the same instant.
-_ISO = RecentTexts(8192)
+_ISO = RecentTexts(8192, _utc_text)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -73,11 +75,8 @@ def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     if dt.tzinfo is None:  # local time: what it means depends on the zone of the moment
-        return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-    text = _ISO.get(dt)
-    if text is None:
-        text = _ISO.put(dt, dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z")
-    return text
+        return _utc_text(dt)
+    return _ISO[dt]
 
 
 def parse_iso(text: str | None) -> datetime | None:

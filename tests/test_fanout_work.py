@@ -17,7 +17,7 @@ from kestractl.engine.executor import Executor
 from kestractl.model import Execution, RecentTexts, State, StateInfo, TaskRun, iso, new_id
 from kestractl.parser import parse_flow
 from kestractl.store import open_store
-from kestractl.store.codec import _history_entry, state_data
+from kestractl.store.codec import _date_text, state_data
 from kestractl.store.repository import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
 from tests.conftest import Cli, runs
 
@@ -124,8 +124,8 @@ def test_a_date_in_another_zone_is_formatted_in_its_own() -> None:
     Kestra's `Z` text."""
     utc = datetime(2026, 12, 2, 3, 4, 5, tzinfo=UTC)
     paris = utc.astimezone(timezone(timedelta(hours=1)))
-    assert _history_entry(State.RUNNING, utc)["date"] == "2026-12-02T03:04:05+00:00"
-    assert _history_entry(State.RUNNING, paris)["date"] == "2026-12-02T04:04:05+01:00"
+    assert _date_text(utc) == "2026-12-02T03:04:05+00:00"
+    assert _date_text(paris) == "2026-12-02T04:04:05+01:00"
     assert iso(paris) == iso(utc) == "2026-12-02T03:04:05.000Z"
 
 
@@ -175,13 +175,13 @@ def test_execute_lets_the_garbage_collector_look_at_its_children_rarely(cli: Cli
 def test_recent_texts_keep_what_is_asked_for_again_and_drop_the_rest() -> None:
     """1,000 children are driven at once, each writing its dates again a little later: a date in use stays while
     the cache turns over, so a child's dates are formatted once, not once per save."""
-    texts = RecentTexts(2)
-    texts.put("a", "A")
-    texts.put("b", "B")
-    texts.put("c", "C")  # the new generation was full: a and b are the old one now
-    assert texts.get("a") == "A"  # asked for again: back in the new one, beside c
-    texts.put("d", "D")  # full again: c and a are the old one, b is gone
-    assert (texts.get("b"), texts.get("a"), texts.get("c"), texts.get("d")) == (None, "A", "C", "D")
+    made: list[str] = []
+    texts = RecentTexts(2, lambda key: made.append(key) or key.upper())
+    assert (texts["a"], texts["b"], texts["c"]) == ("A", "B", "C")  # the new generation was full at c: a, b old
+    assert texts["a"] == "A"  # asked for again: back in the new one, beside c
+    texts["d"]  # full again: c and a are the old one, b is gone
+    assert (texts["a"], texts["c"], texts["b"]) == ("A", "C", "B")
+    assert made == ["a", "b", "c", "d", "b"]  # only b was made twice
 
 
 SAVES = (_SAVE_TASK_RUNS, _RENUMBER_TASK_RUNS)

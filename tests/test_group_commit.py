@@ -69,3 +69,25 @@ def test_a_writer_of_the_same_process_begins_only_once_the_other_commits(tmp_pat
     for thread in threads:
         thread.join(10)
     assert events == ["first BEGIN IMMEDIATE", "first COMMIT", "second BEGIN IMMEDIATE", "second COMMIT"]
+
+
+def test_log_lines_are_stored_in_batches_and_all_of_them_with_the_end(tmp_path: Path) -> None:
+    """A line per decision added four pages to every commit: lines wait for a batch while the loop is busy, and an
+    ended execution is stored with every line logged before its end."""
+    log = '  - id: l{i}\n    type: io.kestra.plugin.core.log.Log\n    message: "line {i}"\n'
+    tasks = "".join(log.format(i=i) for i in range(200))
+    store = open_store(tmp_path / "k.db")
+    store.save_flow("load", "logs", f"id: logs\nnamespace: load\ntasks:\n{tasks}")
+    runner = Runner(store, Storage(tmp_path / "storage"))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    execution = runner.run(runner.create_execution(runner.flows.get("load", "logs")).id)
+    runner.close()
+    assert execution.state.current == State.SUCCESS
+    assert [e.message for e in store.logs(execution)] == [f"line {i}" for i in range(200)]
+    with_lines, pending = 0, False  # commits that stored log lines
+    for sql in statements:
+        pending |= sql.startswith("INSERT INTO logs")
+        if sql == "COMMIT":
+            with_lines, pending = with_lines + pending, False
+    assert 1 <= with_lines < 50, with_lines  # a commit per decision: 200

@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,15 @@ from kestractl.tasks.base import ExecutionServices, RunContext, Task
 MASK = "******"
 NSFILE_SCHEME = "nsfile://"
 URI_LIKE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+# Log lines are stored in batches while the loop is busy: at most this old, or this many, before they are written
+# (a batch of lines adds a few pages to its commit; a line per decision added four, half of what a task run wrote).
+LOG_BATCH_SECONDS = 0.05
+LOG_BATCH_LINES = 1_000
 
 
 class LogBuffer:
-    """Logs from any thread: secrets masked, shown at once through `on_log`, stored in batches."""
+    """Logs from any thread: secrets masked, shown at once through `on_log`, stored in batches (`flush` when
+    they must be there, `flush_due` when the loop writes anyway)."""
 
     def __init__(self, store: Store, on_log: Callable[[LogEntry], None] | None = None) -> None:
         self.store = store
@@ -38,6 +44,7 @@ class LogBuffer:
         self._pending: list[LogEntry] = []
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._oldest = 0.0  # when the first pending line came
 
     def hide(self, value: Any) -> None:
         """Never show this value in a log line again."""
@@ -52,6 +59,8 @@ class LogBuffer:
             for secret in self._secrets:
                 if secret in entry.message:
                     entry.message = entry.message.replace(secret, MASK)
+            if not self._pending:
+                self._oldest = time.monotonic()
             self._pending.append(entry)
         if self.on_log is not None:
             self.on_log(entry)
@@ -62,6 +71,12 @@ class LogBuffer:
         if pending:
             with self.store.transaction():
                 self.store.append_logs(pending)
+
+    def flush_due(self) -> None:
+        """Store the pending lines if they waited LOG_BATCH_SECONDS or are LOG_BATCH_LINES."""
+        pending = self._pending
+        if pending and (len(pending) >= LOG_BATCH_LINES or time.monotonic() - self._oldest >= LOG_BATCH_SECONDS):
+            self.flush()
 
 
 class Contexts:

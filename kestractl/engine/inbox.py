@@ -29,7 +29,7 @@ class Work:
 
 class Inbox:
     def __init__(self) -> None:
-        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._held: Callable[[], None] | None = None
 
     def put(self, work: Callable[[], None]) -> None:

@@ -82,7 +82,8 @@ class Runner:
         self._active: dict[str, Active] = {}
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
-        self._inflight: dict[str, threading.Event] = {}
+        # Runs handed out, with what stops them; None: an inline run's, made when it is asked to stop (see `_stop`).
+        self._inflight: dict[str, threading.Event | None] = {}
         self._timers: list[tuple[datetime, str, str, str]] = []
         self._dirty: dict[str, None] = {}
         self._stopping = False
@@ -241,8 +242,8 @@ class Runner:
         deadline = time.monotonic() + grace_seconds
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
-        for stop in self._inflight.values():
-            stop.set()
+        for run_id in list(self._inflight):
+            self._stop(run_id).set()
         deadline = time.monotonic() + 5
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
@@ -292,7 +293,10 @@ class Runner:
             self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
-        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision."""
+        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision.
+        Logs are stored in batches while the loop is busy (see `LogBuffer.flush_due`), and all before it waits."""
+        if not self._inbox.pending():  # the loop may wait: what was logged is stored first
+            self.logs.flush()
         timeout = POLL_SECONDS
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
@@ -364,12 +368,16 @@ class Runner:
                 active.positions[run.id] = len(active.positions)
         with self.store.transaction():
             self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
-            if active.row_changed() or step.execution_changed:
+            row_written = active.row_changed() or step.execution_changed
+            if row_written:
                 self.store.save_execution(execution)
             for run_id, kind, due in step.timers:
                 self.store.set_delay(Delay(execution.id, run_id, kind, due))
                 heapq.heappush(self._timers, (due, execution.id, run_id, kind))
-            self.logs.flush()
+            if row_written:  # a new execution state (ended, paused …) is stored with every line logged before it
+                self.logs.flush()
+            else:
+                self.logs.flush_due()
         if self.on_change is not None and step.changed:
             self.on_change(execution, list(step.changed.values()))
 
@@ -378,8 +386,8 @@ class Runner:
         assert isinstance(task, RunnableTask)
         execution_id = active.execution.id
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
-            self._inflight[run.id] = stop = threading.Event()
-            self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id, stop)))
+            self._inflight[run.id] = None
+            self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
             return
         ctx = self._context(active, task, run)
         ctx.variables = snapshot(ctx.variables)
@@ -391,7 +399,15 @@ class Runner:
 
         self._pool.submit(work)
 
-    def _run_inline(self, execution_id: str, run_id: str, stop: threading.Event) -> None:
+    def _stop(self, run_id: str) -> threading.Event:
+        """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)
+        for each of them cost as much as a task's log line, and almost none is ever stopped."""
+        stop = self._inflight[run_id]
+        if stop is None:
+            stop = self._inflight[run_id] = threading.Event()
+        return stop
+
+    def _run_inline(self, execution_id: str, run_id: str) -> None:
         """Its context is made only now: 10,000 children queued at once must not hold 10,000 contexts."""
         active = self._active.get(execution_id)
         if active is None:  # forgotten meanwhile (another process took it over)
@@ -401,7 +417,9 @@ class Runner:
         task = active.executor.tasks[run.task_id]
         assert isinstance(task, RunnableTask)
         ctx = self._context(active, task, run)
-        ctx.stop = stop
+        stop = self._inflight.get(run_id)
+        if stop is not None:  # asked to stop while queued
+            ctx.stop = stop
         self._apply_result(execution_id, run_id, run_attempt(task, ctx))
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
@@ -503,6 +521,8 @@ class Runner:
         active.ended_by_task = True
 
     def _fire_timers(self) -> None:
+        if not self._timers:  # the loop's every iteration: no clock read for nothing
+            return
         now = utcnow()
         while self._timers and self._timers[0][0] <= now:
             _, execution_id, run_id, kind = heapq.heappop(self._timers)
@@ -551,9 +571,8 @@ class Runner:
         execution = active.execution
         execution.state.moved(State.KILLING)
         for run in execution.task_runs:
-            stop = self._inflight.get(run.id)
-            if stop is not None:
-                stop.set()
+            if run.id in self._inflight:
+                self._stop(run.id).set()
         for child in list(self._active.values()) if cascade else []:
             if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
                 self._kill_active(child)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from operator import methodcaller
 from typing import Any
 
 from kestractl.model import (
@@ -17,6 +19,10 @@ from kestractl.model import (
     parse_iso,
     utcnow,
 )
+
+# The JSON text of a row: rows are trees of plain values, so the encoder's check for circular references (a dict of
+# the ids of every map and list, per row) is left out.
+row_text = json.JSONEncoder(check_circular=False).encode
 
 
 def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
@@ -35,21 +41,20 @@ def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
 
 
 def state_data(state: StateInfo) -> dict[str, Any]:
-    """Full-precision dates, so a loaded state reports the same duration as the one saved."""
-    return {"current": state.current.value, "histories": [_history_entry(s, d) for s, d in state.histories]}
+    """Full-precision dates, so a loaded state reports the same duration as the one saved. States are written as
+    they are: a `State` is a str, which JSON writes as its value (`.value` is a Python-level property)."""
+    return {"current": state.current, "histories": [{"state": s, "date": _date_text(d)} for s, d in state.histories]}
 
 
 # A history entry is written again at every later save of its run or execution (a child's CREATED three times,
 # as read back from its row too), and `isoformat` is most of what a state costs to write: the texts of UTC dates
 # (every date the engine makes or reads back) are kept by value.
-_DATES = RecentTexts(8192)
+_DATES = RecentTexts(8192, methodcaller("isoformat"))
 
 
-def _history_entry(state: State, date: datetime) -> dict[str, str]:
-    if date.tzinfo is not UTC:  # another zone may name the same instant, and prints it otherwise
-        return {"state": state.value, "date": date.isoformat()}
-    text = _DATES.get(date) or _DATES.put(date, date.isoformat())
-    return {"state": state.value, "date": text}
+def _date_text(date: datetime) -> str:
+    # Another zone may name the same instant, and prints it otherwise.
+    return _DATES[date] if date.tzinfo is UTC else date.isoformat()
 
 
 def execution_data(e: Execution) -> dict[str, Any]:

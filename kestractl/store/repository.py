@@ -26,6 +26,7 @@ from kestractl.store.codec import (
     execution_data,
     execution_from,
     log_entry,
+    row_text,
     task_run_data,
     task_run_from,
 )
@@ -224,7 +225,7 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
                     duration_column(e),
                     label_column(e.labels),
                     e.parent_id,
-                    json.dumps(execution_data(e)),
+                    row_text(execution_data(e)),
                 )
                 for e in executions
             ],
@@ -236,7 +237,7 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
         `renumbered`: the positions changed (a restart removed runs)."""
         self.conn.executemany(
             _RENUMBER_TASK_RUNS if renumbered else _SAVE_TASK_RUNS,
-            [(run.id, execution_id, seq, json.dumps(task_run_data(run))) for seq, run in runs],
+            [(run.id, execution_id, seq, row_text(task_run_data(run))) for seq, run in runs],
         )
 
     def delete_task_runs(self, ids: list[str]) -> None:
