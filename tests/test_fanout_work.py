@@ -208,3 +208,24 @@ def test_a_task_run_written_again_keeps_its_position_and_index_entry(tmp_path: P
     with store.transaction():
         store.save_task_runs("e", [(0, second), (1, first)], renumbered=True)
     assert [r.id for r in store.load_execution("e").task_runs] == ["r2", "r1"]
+
+
+def test_a_start_reads_the_static_settings_of_foreachitem_once_not_once_per_child(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inheritLabels` is the same for every batch and `wait` matters only once every child ended: 200 children
+    read them once each, where each child read both (a static property is converted at every read)."""
+    import kestractl.tasks.foreachitem as foreachitem
+
+    for name, text in (("item.yaml", ITEM), ("each.yaml", PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    items = tmp_path / "items.txt"
+    items.write_text("".join(f"line {i}\n" for i in range(200)))
+    read: list[str] = []
+    static = foreachitem.static
+    monkeypatch.setattr(foreachitem, "static", lambda task, name: read.append(name) or static(task, name))
+    code, execution = cli.execute("bench.fanout", "each", "--input", f"file={items}")
+    assert code == 0 and runs(execution, "each_items")[0]["outputs"]["iterations"]["SUCCESS"] == 200
+    assert read.count("inheritLabels") == 1
+    assert read.count("wait") == 2  # when the children started, and when the last one ended
