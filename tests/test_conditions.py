@@ -13,7 +13,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import Store
 from kestractl.triggers.conditions import (
     CONDITIONS,
@@ -49,7 +49,7 @@ def store_with(tmp_path: Path, *sources: str) -> tuple[Store, Runner]:
     for source in sources:
         flow = parse_flow(source)
         store.save_flow(flow.namespace, flow.id, source)
-    return store, Runner(store, Storage(tmp_path / "s"))
+    return store, Runner(store, LocalStorage(tmp_path / "s"))
 
 
 def run(runner: Runner, flow_id: str, namespace: str = "tests.cond") -> Execution:

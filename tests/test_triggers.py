@@ -11,7 +11,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import MIGRATIONS, Store, connect, migrate
 from kestractl.triggers import schedule
 from kestractl.triggers.conditions import ConditionContext, all_met
@@ -31,7 +31,7 @@ def flow_with(trigger_yaml: str, flow_id: str = "sched") -> str:
 def scheduler(tmp_path: Path, source: str) -> tuple[Scheduler, Store]:
     store = Store(tmp_path / "k.db")
     store.save_flow("tests", "sched", source)
-    return Scheduler(Runner(store, Storage(tmp_path / "s"))), store
+    return Scheduler(Runner(store, LocalStorage(tmp_path / "s"))), store
 
 
 HOURLY = "  - id: hourly\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '0 * * * *'\n"
@@ -43,7 +43,7 @@ def test_a_schedule_fires_each_date_once_even_across_restarts(tmp_path: Path) ->
     fired = first.tick(T0 + timedelta(hours=1, seconds=1))
     assert [e.trigger["variables"]["date"] for e in fired] == ["2024-05-06T11:00:00+00:00"]
     assert first.tick(T0 + timedelta(hours=1, seconds=2)) == []
-    restarted = Scheduler(Runner(store, Storage(tmp_path / "s")))
+    restarted = Scheduler(Runner(store, LocalStorage(tmp_path / "s")))
     assert restarted.tick(T0 + timedelta(hours=1, seconds=3)) == []
     again = restarted.tick(T0 + timedelta(hours=2, seconds=1))
     assert len(again) == 1 and again[0].trigger["variables"]["previous"] == "2024-05-06T11:00:00+00:00"

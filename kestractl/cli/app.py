@@ -44,12 +44,21 @@ def main_options(
             envvar="KESTRACTL_HOME",
         ),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Internal storage: file:///folder or s3://bucket/prefix (default: the home's storage folder).",
+            envvar="KESTRACTL_STORAGE_URL",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Global options."""
     state.home_option = home
+    state.storage_option = storage
 
 
 def build(only: str | None = None) -> typer.Typer:
@@ -72,13 +81,16 @@ def build(only: str | None = None) -> typer.Typer:
     return app
 
 
+VALUED_OPTIONS = ("--home", "--storage")  # the global options that take a value
+
+
 def command_of(args: list[str]) -> str | None:
     """The command named after the global options, if it is one of ours and no other option comes first."""
     rest = iter(args)
     for arg in rest:
-        if arg == "--home":
+        if arg in VALUED_OPTIONS:
             next(rest, None)
-        elif not arg.startswith("--home="):
+        elif not arg.startswith(tuple(f"{option}=" for option in VALUED_OPTIONS)):
             return arg if arg in COMMANDS else None
     return None
 

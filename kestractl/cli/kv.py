@@ -22,9 +22,9 @@ TYPES = "STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION or JSON"
 
 def _store(namespace: str) -> KVStore:
     from kestractl.kv import KVStore
-    from kestractl.storage import Storage
+    from kestractl.storage import open_storage
 
-    return KVStore(Storage(state.home().storage_root), namespace)
+    return KVStore(open_storage(state.home()), namespace)
 
 
 def parse_value(text: str, kv_type: str | None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -21,6 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     home_option: str | None = None
+    storage_option: str | None = None
 
     def home(self) -> Home:
         """The home folder, created if needed; the command's imports are done, so collection resumes (see
@@ -30,14 +31,14 @@ class CliState:
         if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
             gc.freeze()
             gc.enable()
-        return resolve_home(self.home_option).ensure()
+        return replace(resolve_home(self.home_option), storage_url=self.storage_option).ensure()
 
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
-        from kestractl.storage import Storage
+        from kestractl.storage import open_storage
         from kestractl.store import Store
 
         home = self.home()
-        return Store(home.db_path, background_checkpoints), Storage(home.storage_root)
+        return Store(home.db_path, background_checkpoints), open_storage(home)
 
 
 state = CliState()

@@ -17,7 +17,7 @@ from kestractl.server.api import Api
 from kestractl.server.http import Router, make_server
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
-from kestractl.storage import Storage
+from kestractl.storage import open_storage
 from kestractl.store import Store
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
@@ -50,7 +50,7 @@ class StandaloneServer:
         self.say = say
         self.store = Store(home.db_path, background_checkpoints=True)
         self.runner = Runner(
-            self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
+            self.store, open_storage(home), on_log=on_log, workers=options.workers, on_end=self._ended
         )
         self.scheduler = Scheduler(self.runner, on_started=self._started)
         storage = self.runner.storage
