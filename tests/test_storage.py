@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import kestractl.storage as storage_module
+import kestractl.storage.local as storage_module
 from kestractl.errors import StorageError
 from kestractl.storage import LocalStorage, execution_prefix, slugify
 
