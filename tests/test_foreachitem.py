@@ -307,8 +307,8 @@ def test_a_child_reads_its_item_without_building_paths_for_the_allowed_folders(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
     )
     folders: list[str] = []
-    folder = Storage.folder
-    monkeypatch.setattr(Storage, "folder", lambda self, prefix: folders.append(prefix) or folder(self, prefix))
+    folder = LocalStorage.folder
+    monkeypatch.setattr(LocalStorage, "folder", lambda self, prefix: folders.append(prefix) or folder(self, prefix))
     assert runner.run(parent.id).state.current == State.SUCCESS
     children = [store.load_execution(i) for i in store.find_execution_ids(flow_id="window-child")]
     assert sorted(c.task_runs[0].outputs["value"] for c in children) == sorted(f"line {i}" for i in range(1, 13))
