@@ -49,9 +49,7 @@ class StandaloneServer:
         self.options = options
         self.say = say
         self.store = Store(home.db_path, background_checkpoints=True)
-        self.runner = Runner(
-            self.store, open_storage(home), on_log=on_log, workers=options.workers, on_end=self._ended
-        )
+        self.runner = Runner(self.store, open_storage(home), on_log=on_log, workers=options.workers, on_end=self._ended)
         self.scheduler = Scheduler(self.runner, on_started=self._started)
         storage = self.runner.storage
         self.flow_directory = FlowDirectory(options.flow_path, self.store, say) if options.flow_path else None

@@ -55,3 +55,4 @@ class Storage(Protocol):
     def size(self, uri: str) -> int | None: ...  # None when missing
     def delete(self, uri: str) -> bool: ...
     def delete_under(self, prefix: str) -> int: ...  # the number of files deleted
+    def make_folder(self, prefix: str) -> None: ...  # an empty folder (a `name/` marker object in a bucket)

@@ -139,7 +139,7 @@ class LocalStorage:
     def entries(self, prefix: str) -> list[Entry]:
         try:
             with os.scandir(self.local_path(SCHEME + "/" + prefix.strip("/"))) as listing:
-                return sorted((_entry(e) for e in listing), key=lambda e: e.name)
+                return sorted((_entry(e) for e in listing if not e.is_symlink()), key=lambda e: e.name)
         except (NotADirectoryError, FileNotFoundError):
             return []
 
@@ -165,6 +165,9 @@ class LocalStorage:
         count = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
         shutil.rmtree(folder, ignore_errors=True)
         return count
+
+    def make_folder(self, prefix: str) -> None:
+        self.local_path(SCHEME + "/" + prefix.strip("/")).mkdir(parents=True, exist_ok=True)
 
 
 def _entry(found: os.DirEntry[str]) -> Entry:

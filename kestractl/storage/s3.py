@@ -182,6 +182,10 @@ class S3Storage(LocalStorage):
         shutil.rmtree(self.local_path(SCHEME + "/" + prefix.strip("/")), ignore_errors=True)
         return len(keys)
 
+    def make_folder(self, prefix: str) -> None:
+        with self._errors():
+            self.client.put_object(Bucket=self.bucket, Key=self._key_prefix(prefix), Body=b"")
+
 
 def _object_entry(item: dict[str, Any], start: str) -> Entry:
     name = item["Key"][len(start) :]

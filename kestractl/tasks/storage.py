@@ -63,7 +63,7 @@ def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
     uri = str(ctx.render(value))
     if not uri.startswith("kestra://"):
         raise TaskError(f"'{uri}' is not an internal storage URI (kestra:///…)")
-    path = ctx.storage.local_path(uri)
+    path = ctx.storage.local_copy(uri)
     if not path.is_file():
         raise TaskError(f"file not found in internal storage: {uri}")
     return uri, path
@@ -224,10 +224,8 @@ class Delete(RunnableTask):
         namespace = "/" + ctx.execution.namespace.replace(".", "/")
         if not path.is_relative_to(ctx.storage.folder(namespace)):
             raise TaskError(f"'{uri}' does not belong to the namespace {ctx.execution.namespace}")
-        deleted = path.is_file()
-        if deleted:
-            path.unlink()
-        elif ctx.prop("errorOnMissing"):
+        deleted = ctx.storage.delete(uri)
+        if not deleted and ctx.prop("errorOnMissing"):
             raise TaskError(f"Unable to find file '{uri}'")
         return {"uri": uri, "deleted": deleted}
 
@@ -403,10 +401,8 @@ class PurgeCurrentExecutionFiles(RunnableTask):
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         execution = ctx.execution
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        uris = []
-        for uri, _ in ctx.storage.files_under(prefix):
-            ctx.storage.local_path(uri).unlink()
-            uris.append(uri)
+        uris = [uri for uri, _ in ctx.storage.files_under(prefix)]
+        ctx.storage.delete_under(prefix)
         ctx.info(f"{len(uris)} file(s) deleted")
         return {"uris": uris}
 
