@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import runs, state
-from services.s3 import S3Server, _free_port, s3, s3_server, s3_url  # noqa: F401
 
 from kestractl.errors import StorageError
 from kestractl.namespace_files import NamespaceFiles
 from kestractl.storage.s3 import S3Storage
+from tests.services.s3 import S3Server, free_port, s3, s3_server, s3_url  # noqa: F401  (the fixtures)
 
 CHILD = """
 id: s3-child
@@ -84,21 +84,25 @@ outputs:
 """
 
 
-def kestractl(home: Path, storage: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kestractl(
+    home: Path, storage: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """One kestractl process of its own (its own S3 client and local copies), on the shared home and bucket."""
     command = [sys.executable, "-m", "kestractl", "--home", str(home), "--storage", storage, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, env=env or dict(os.environ))
 
 
-def objects(s3: S3Server, url: str) -> dict[str, bytes]:
+def objects(server: S3Server, url: str) -> dict[str, bytes]:
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    client = s3.client()
+    client = server.client()
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])]
     return {k[len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
 
 def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
-    tmp_path: Path, s3: S3Server, s3_url: str
+    tmp_path: Path,
+    s3: S3Server,  # noqa: F811
+    s3_url: str,  # noqa: F811
 ) -> None:
     home, flows, scripts = tmp_path / "home", tmp_path / "flows", tmp_path / "scripts"
     flows.mkdir()
@@ -133,7 +137,7 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     assert kestractl(home, s3_url, "kv", "get", "tests.s3", "lines").stdout == "a\nb\nc\nd\ne\n"
 
 
-def test_the_protocol_on_a_bucket(s3_url: str, tmp_path: Path) -> None:
+def test_the_protocol_on_a_bucket(s3_url: str, tmp_path: Path) -> None:  # noqa: F811
     storage = S3Storage(s3_url)
     uri = storage.put("/ns/f/executions/e1/a.txt", b"hello")
     big = tmp_path / "big.bin"
@@ -151,7 +155,7 @@ def test_the_protocol_on_a_bucket(s3_url: str, tmp_path: Path) -> None:
     assert storage.delete_under("/ns/f/executions/e1") == 2 and storage.files_under("/ns") == []
 
 
-def test_namespace_folders_on_a_bucket(s3_url: str) -> None:
+def test_namespace_folders_on_a_bucket(s3_url: str) -> None:  # noqa: F811
     files = NamespaceFiles(S3Storage(s3_url), "company.team")
     files.create_directory("empty")
     files.put("a/b.sql", b"select 1")
@@ -161,11 +165,11 @@ def test_namespace_folders_on_a_bucket(s3_url: str) -> None:
     assert files.delete("c/b.sql") and [d["fileName"] for d in files.directory()] == ["empty"]
 
 
-def test_a_missing_bucket_or_an_unreachable_endpoint_is_one_line(s3: S3Server, tmp_path: Path) -> None:
+def test_a_missing_bucket_or_an_unreachable_endpoint_is_one_line(s3: S3Server, tmp_path: Path) -> None:  # noqa: F811
     missing = kestractl(tmp_path, "s3://no-such-bucket/x", "flow", "list")
     assert missing.returncode == 1 and "no-such-bucket" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"}
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     unreachable = kestractl(tmp_path, "s3://bucket/x", "flow", "list", env=env)
     assert unreachable.returncode == 1 and "Could not connect" in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1

@@ -49,7 +49,7 @@ class S3Server:
         return name
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -76,7 +76,7 @@ def s3_server() -> Iterator[S3Server]:
         if os.environ.get("CI") == "true":
             pytest.fail("moto[server] is not installed: it is in the `test` extra")
         pytest.skip("needs moto[server]")
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
