@@ -116,11 +116,15 @@ class LocalStorage:
 
     def read_under(self, prefix: str, uri: str) -> bytes:
         """The file behind `uri`, only if it resolves inside the storage path `prefix` (`..` and links refused)."""
-        return self.read_bytes(uri, self.path_under(prefix, uri))
+        return self.read_bytes(uri, self._checked_under(prefix, uri))
 
     def path_under(self, prefix: str, uri: str) -> Path:
-        """`read_under`'s check alone, for a reader that wants only the start of a file (a preview)."""
-        path = self.local_copy(uri)
+        """`read_under`'s check, then the file's local copy, for a reader that wants only its start (a preview)."""
+        self._checked_under(prefix, uri)
+        return self.local_copy(uri)
+
+    def _checked_under(self, prefix: str, uri: str) -> Path:
+        path = self.local_path(uri)
         if not path.is_relative_to(self.folder(prefix)):
             raise StorageError(f"'{uri}' does not belong to {prefix}")
         return path
