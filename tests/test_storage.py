@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 import kestractl.storage.local as storage_module
 from kestractl.errors import StorageError
@@ -108,3 +109,13 @@ def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
     monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
     assert storage.local_path(uri) == expected
     assert len(seen) == 5
+
+
+def test_a_file_url_puts_internal_storage_in_that_folder(cli: Cli, tmp_path: Path) -> None:
+    """`--storage file:///…` (a shared folder): KV values and namespace files land there, not in the home."""
+    shared = tmp_path / "shared"
+    assert cli("--storage", f"file://{shared}", "kv", "set", "dev", "k", "v").exit_code == 0
+    assert (shared / "dev" / "_kv" / "k.ion").is_file() and not (cli.home / "storage" / "dev").exists()
+    assert cli("--storage", f"file://{shared}", "kv", "get", "dev", "k").stdout == "v\n"
+    relative = cli("--storage", "file://relative/folder", "kv", "get", "dev", "k")
+    assert relative.exit_code == 1 and "absolute folder" in relative.stderr

@@ -99,10 +99,13 @@ class S3Storage(LocalStorage):
             self.client.upload_file(str(path), self.bucket, self.key(self.local_path(uri)))
 
     def publish(self, prefix: str) -> None:
+        """Upload what was written under the folder, then drop the local files: a long-lived worker's disk holds
+        only what its running tasks use (a later reader downloads again)."""
         folder = self.local_path(SCHEME + "/" + prefix.strip("/"))
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file() and not path.name.endswith(".part"):
                 self.upload(path, SCHEME + "/" + path.relative_to(self._real_root).as_posix())
+        shutil.rmtree(folder, ignore_errors=True)
 
     def put(self, path: str, source: Path | bytes) -> str:
         uri = SCHEME + "/" + path.lstrip("/")
@@ -175,12 +178,13 @@ class S3Storage(LocalStorage):
 
     def delete_under(self, prefix: str) -> int:
         keys = [item["Key"] for page in self._objects(self._key_prefix(prefix)) for item in page.get("Contents", [])]
+        files = sum(1 for key in keys if not key.endswith("/"))  # folder markers are not files
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects request
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             with self._errors():
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         shutil.rmtree(self.local_path(SCHEME + "/" + prefix.strip("/")), ignore_errors=True)
-        return len(keys)
+        return files
 
     def make_folder(self, prefix: str) -> None:
         with self._errors():
