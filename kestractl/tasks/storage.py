@@ -58,11 +58,17 @@ def _whole(spec: dict[str, Any], key: str) -> list[str]:
     return []
 
 
-def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
-    """The rendered `kestra://` URI and its local file; a missing file is one clear line."""
+def stored_uri(ctx: RunContext, value: Any) -> str:
+    """The rendered `kestra://` URI; anything else is one clear line."""
     uri = str(ctx.render(value))
     if not uri.startswith("kestra://"):
         raise TaskError(f"'{uri}' is not an internal storage URI (kestra:///…)")
+    return uri
+
+
+def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
+    """The rendered `kestra://` URI and its local copy; a missing file is one clear line."""
+    uri = stored_uri(ctx, value)
     path = ctx.storage.local_copy(uri)
     if not path.is_file():
         raise TaskError(f"file not found in internal storage: {uri}")
@@ -203,7 +209,11 @@ class Size(RunnableTask):
     outputs = {"size": "The file's size in bytes."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        return {"size": source_file(ctx, self.spec["uri"])[1].stat().st_size}
+        uri = stored_uri(ctx, self.spec["uri"])
+        size = ctx.storage.size(uri)  # asked of the storage: a bucket's object is not downloaded for it
+        if size is None:
+            raise TaskError(f"file not found in internal storage: {uri}")
+        return {"size": size}
 
 
 @register
