@@ -7,14 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import runs, state
+from conftest import runs, state, wait_for
 
-from kestractl.errors import StorageError
+from kestractl.config import Home
+from kestractl.errors import KestraError, StorageError
 from kestractl.namespace_files import NamespaceFiles
+from kestractl.server.app import ServerOptions, StandaloneServer
 from kestractl.storage.s3 import S3Storage
 from tests.services.s3 import S3Server, free_port, s3, s3_server, s3_url  # noqa: F401  (the fixtures)
 
@@ -175,3 +179,59 @@ def test_a_missing_bucket_or_an_unreachable_endpoint_is_one_line(s3: S3Server, t
     assert len(unreachable.stderr.strip().splitlines()) == 1
     wrong = kestractl(tmp_path, "ftp://host/x", "flow", "list")
     assert wrong.returncode == 1 and "not a storage URL" in wrong.stderr
+
+
+def test_the_server_api_uploads_downloads_and_previews_through_the_bucket(
+    tmp_path: Path,
+    s3: S3Server,  # noqa: F811
+    s3_url: str,  # noqa: F811
+) -> None:
+    """A FILE input posted to the API goes to the bucket; the file download, preview and namespace file come back."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "files.yaml").write_text(
+        "id: files\nnamespace: tests.s3\ninputs:\n  - id: upload\n    type: FILE\ntasks:\n"
+        "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: '{{ read(inputs.upload) }}'\n"
+    )
+    options = ServerOptions(flow_path=flows, port=0, grace_seconds=2, tick_seconds=0.05, watch_seconds=0.1)
+    server = StandaloneServer(Home(tmp_path / "home", s3_url).ensure(), options, say=lambda level, message: None)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.port}/api/v1"
+
+    def call(path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
+        request = urllib.request.Request(base + path, data=body, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data: bytes = response.read()
+            return data
+
+    try:
+        wait_for(lambda: _deployed(server), 10)
+        body = (
+            b'--xyz\r\nContent-Disposition: form-data; name="upload"; filename="a.txt"\r\n\r\n'
+            b"line one\nline two\n\r\n--xyz--\r\n"
+        )
+        created = json.loads(
+            call("/executions/tests.s3/files?wait=true", body, {"Content-Type": "multipart/form-data; boundary=xyz"})
+        )
+        assert created["state"]["current"] == "SUCCESS", created
+        assert created["taskRunList"][0]["outputs"]["value"] == "line one\nline two\n"
+        uri = created["inputs"]["upload"]
+        assert any(key.endswith("/inputs/upload/a.txt") for key in objects(s3, s3_url))
+        assert call(f"/executions/{created['id']}/file?path={uri}") == b"line one\nline two\n"
+        preview = json.loads(call(f"/executions/{created['id']}/file/preview?path={uri}&maxRows=1"))
+        assert preview["content"] == "line one" and preview["truncated"] is True
+        NamespaceFiles(S3Storage(s3_url), "tests.s3").put("queries/q.sql", b"select 1")
+        assert call("/namespaces/tests.s3/files?path=/queries/q.sql") == b"select 1"
+    finally:
+        server.stop_event.set()
+        thread.join(15)
+
+
+def _deployed(server: StandaloneServer) -> bool:
+    """Whether the watched folder's flow is deployed yet."""
+    try:
+        server.runner.flows.get("tests.s3", "files")
+        return True
+    except KestraError:
+        return False
