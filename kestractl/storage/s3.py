@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class S3Storage(LocalStorage):
         """The object downloaded (streamed to a temporary name, then renamed); a missing object leaves no file."""
         path = self.local_path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        partial = path.with_name(f".{path.name}.{threading.get_ident()}.part")  # workers may fetch it at once
         try:
             with self._errors():
                 self.client.download_file(self.bucket, self.key(path), str(partial))
