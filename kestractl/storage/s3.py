@@ -41,6 +41,10 @@ class S3Storage(LocalStorage):
         atexit.register(shutil.rmtree, cache, True)
         super().__init__(Path(cache))
         self.client = _client(url)
+        from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+
+        # Parts of 8 MB, four at a time: a big file moves in at most ~32 MB of buffers, whatever its size.
+        self.transfer = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4)
         with self._errors():
             self.client.head_bucket(Bucket=bucket)
 
@@ -81,7 +85,7 @@ class S3Storage(LocalStorage):
         partial = path.with_name(f".{path.name}.{threading.get_ident()}.part")  # workers may fetch it at once
         try:
             with self._errors():
-                self.client.download_file(self.bucket, self.key(path), str(partial))
+                self.client.download_file(self.bucket, self.key(path), str(partial), Config=self.transfer)
             os.replace(partial, path)
         except _Missing:
             path.unlink(missing_ok=True)
@@ -97,7 +101,7 @@ class S3Storage(LocalStorage):
 
     def upload(self, path: Path, uri: str) -> None:
         with self._errors():
-            self.client.upload_file(str(path), self.bucket, self.key(self.local_path(uri)))
+            self.client.upload_file(str(path), self.bucket, self.key(self.local_path(uri)), Config=self.transfer)
 
     def publish(self, prefix: str) -> None:
         """Upload what was written under the folder, then drop the local files: a long-lived worker's disk holds
@@ -115,7 +119,7 @@ class S3Storage(LocalStorage):
             if isinstance(source, bytes):
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=source)
             else:
-                self.client.upload_file(str(source), self.bucket, key)
+                self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
         return uri
 
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
