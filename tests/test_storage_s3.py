@@ -78,6 +78,10 @@ tasks:
     type: io.kestra.plugin.core.storage.Write
     content: "{{ kv('greeting') }} / {{ read('scripts/header.txt') | trim }} / {{ kv('lines') | length }}"
     extension: .txt
+  - id: share
+    type: io.kestra.plugin.core.namespace.UploadFiles
+    filesMap:
+      shared/from-run.txt: "{{ outputs.write.uri }}"
 outputs:
   - id: written
     type: STRING
@@ -85,6 +89,16 @@ outputs:
   - id: shelled
     type: STRING
     value: "{{ outputs.shell.outputFiles['out.txt'] }}"
+"""
+
+
+READER = """
+id: s3-reader
+namespace: tests.s3
+tasks:
+  - id: read
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read('shared/from-run.txt') }}"
 """
 
 
@@ -112,6 +126,7 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     flows.mkdir()
     (flows / "child.yaml").write_text(CHILD)
     (flows / "parent.yaml").write_text(PARENT)
+    (flows / "reader.yaml").write_text(READER)
     (scripts / "scripts").mkdir(parents=True)
     (scripts / "scripts" / "header.txt").write_text("header\n")
     items = tmp_path / "items.txt"
@@ -139,6 +154,10 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     shelled = kestractl(home, s3_url, "executions", "file", execution["id"], execution["outputs"]["shelled"])
     assert shelled.stdout == "header\na\nb\nc\nd\ne\n"
     assert kestractl(home, s3_url, "kv", "get", "tests.s3", "lines").stdout == "a\nb\nc\nd\ne\n"
+    # Process 4: a task reads the namespace file a task of process 2 wrote.
+    reader = kestractl(home, s3_url, "execute", "tests.s3", "s3-reader", "--json")
+    assert reader.returncode == 0, reader.stderr
+    assert runs(json.loads(reader.stdout), "read")[0]["outputs"]["value"] == "hello / header / 9"
 
 
 def test_the_protocol_on_a_bucket(s3_url: str, tmp_path: Path) -> None:  # noqa: F811
