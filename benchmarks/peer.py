@@ -78,9 +78,9 @@ def engine(home: Path, flows: dict[str, str]) -> Iterator[Callable[[str], None]]
     """An in-process engine on `home` with `flows` saved; yields `execute(flow_id)` (one run to SUCCESS)."""
     from kestractl.engine.runner import Runner
     from kestractl.storage import LocalStorage
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
-    store = Store(home / "kestractl.db")
+    store = open_store(home / "kestractl.db")
     for flow_id, source in flows.items():
         store.save_flow("bench", flow_id, source)
     runner = Runner(store, LocalStorage(home / "storage"))

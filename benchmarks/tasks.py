@@ -41,9 +41,9 @@ def engine_per_task(home: Path, flow_id: str, source: str, count: int, repeat: i
     """Median seconds per task of whole in-process executions (create, run to SUCCESS)."""
     from kestractl.engine.runner import Runner
     from kestractl.storage import LocalStorage
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
-    store = Store(home / "kestractl.db")
+    store = open_store(home / "kestractl.db")
     store.save_flow("bench", flow_id, source)
     runner = Runner(store, LocalStorage(home / "storage"))
     flow = runner.flows.get("bench", flow_id)
@@ -60,7 +60,7 @@ def engine_per_task(home: Path, flow_id: str, source: str, count: int, repeat: i
 
 def raw_per_task(path: Path, count: int, repeat: int) -> float:
     """Median seconds per task of the floor: 3 commits and one cached render, nothing else."""
-    from kestractl.store import connect
+    from kestractl.store.schema import connect
 
     conn = connect(path)
     conn.execute("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, state TEXT, message TEXT)")

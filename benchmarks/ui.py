@@ -37,7 +37,7 @@ from kestractl.model import Execution, LogEntry, State, StateInfo, new_id, utcno
 from kestractl.server.api import Api
 from kestractl.server.http import Request, Router
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import Store, open_store
 from kestractl.ui import app as ui_app
 from kestractl.ui.context import UiContext
 
@@ -78,7 +78,7 @@ def _lines(execution: Execution, count: int, rng: random.Random) -> Iterator[Log
 
 def build_store(path: Path, executions: int, lines: int, now: datetime) -> Store:
     """A store of `executions` executions with `lines` log lines in all, written in batches of one transaction."""
-    store, rng = Store(path), random.Random(14)
+    store, rng = open_store(path), random.Random(14)
     _execution.total = executions  # type: ignore[attr-defined]
     per = max(1, lines // executions)
     for first in range(0, executions, BATCH):

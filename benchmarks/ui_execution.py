@@ -19,7 +19,7 @@ from benchmarks import server as scenario4
 from benchmarks.harness import Figure, median, scratch
 from kestractl.config import Home
 from kestractl.model import Attempt, Execution, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
-from kestractl.store import Store
+from kestractl.store import open_store
 
 NS, FLOW = "bench.ui", "big"
 TARGET_MS = 1000.0
@@ -35,7 +35,7 @@ def build(home: Home, runs: int, lines: int) -> str:
     for info in (execution.state, parent.state):
         info.moved(State.RUNNING, start)
         info.moved(State.SUCCESS, end)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     with store.transaction():
         store.save_execution(execution)
         store.save_task_runs(execution.id, enumerate(execution.task_runs))

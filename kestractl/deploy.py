@@ -35,8 +35,8 @@ def collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_flows(files: list[Path]) -> list[tuple[Flow, str]]:
-    """Parse every flow of every file; raises one ValidationError listing every problem."""
+def read_documents(files: list[Path]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every YAML document of every file as (file, text), and a problem for each file that cannot be read."""
     docs: list[tuple[str, str]] = []
     problems: list[str] = []
     for file in files:
@@ -46,6 +46,12 @@ def load_flows(files: list[Path]) -> list[tuple[Flow, str]]:
             problems.append(f"{file}: cannot read: {exc}")
             continue
         docs += [(str(file), doc) for doc in split_documents(text)]
+    return docs, problems
+
+
+def load_flows(files: list[Path]) -> list[tuple[Flow, str]]:
+    """Parse every flow of every file; raises one ValidationError listing every problem."""
+    docs, problems = read_documents(files)
     try:
         flows = load_flow_texts(docs)
     except ValidationError as exc:

@@ -503,13 +503,19 @@ def loads_lines(text: str) -> list[Any]:
     return [value for value in _Reader(text).values() if value != "$ion_1_0"]
 
 
-# One field of a flat record as most files hold them (text, null, a boolean or an integer), read by one regex.
-# Escapes in text are left to the full reader's `quoted`.
+# The pieces of a flat record as most files hold them: text (escapes left to the full reader's `quoted`), null,
+# a boolean or an integer, under a bare or quoted key.
+_BARE_KEY = r"[A-Za-z_$][A-Za-z0-9_$]*"
+_FLAT_STRING = r'"([^"\\\n]*(?:\\[^\n][^"\\\n]*)*)"'  # unrolled: runs of plain characters match in one step
+_FLAT_INTEGER = r"(-?[1-9][0-9]{0,17}|0)"
 _FLAT_FIELD = re.compile(
-    r"(?:([A-Za-z_$][A-Za-z0-9_$]*)|'([^'\\\n]*)'):"
-    r'(?:"((?:[^"\\\n]|\\[^\n])*)"|(null|true|false)|(-?[1-9][0-9]{0,17}|0))([,}])'
+    rf"(?:({_BARE_KEY})|'([^'\\\n]*)'):(?:{_FLAT_STRING}|(null|true|false)|{_FLAT_INTEGER})([,}}])"
 )
 _FLAT_WORDS: dict[str, Any] = {"null": None, "true": True, "false": False}
+
+
+def _flat_text(text: str) -> str:
+    return text if "\\" not in text else _Reader(f'"{text}"').quoted('"')
 
 
 def _flat_record(line: str) -> dict[str, Any] | None:
@@ -525,22 +531,57 @@ def _flat_record(line: str) -> dict[str, Any] | None:
             return {} if line[1:end].strip() == "}" and not record else None
         key, quoted_key, text, word, number, closing = match.groups()
         record[key if key is not None else quoted_key] = (
-            (text if "\\" not in text else _Reader(f'"{text}"').quoted('"'))
-            if text is not None
-            else _FLAT_WORDS[word]
-            if word is not None
-            else int(number)
+            _flat_text(text) if text is not None else _FLAT_WORDS[word] if word is not None else int(number)
         )
         pos = match.end()
         if closing == "}":
             return record if line[pos:end].strip() == "" else None
 
 
+class _Shape:
+    """The keys and kinds of one flat record as one regex for a whole line. Rows of a file share their shape, so
+    a row is then read by a single match (in C) instead of one match per field; a row of another shape falls
+    back to `_flat_record` and becomes the shape expected next."""
+
+    _KINDS: dict[type, tuple[str, Callable[[str], Any]]] = {
+        str: (_FLAT_STRING, _flat_text),
+        bool: ("(true|false)", _FLAT_WORDS.__getitem__),
+        type(None): ("(null)", _FLAT_WORDS.__getitem__),
+        int: (_FLAT_INTEGER, int),
+    }
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        kinds = [self._KINDS[type(value)] for value in record.values()]
+        fields = [f"{_key_pattern(key)}:{kind[0]}" for key, kind in zip(record, kinds, strict=True)]
+        self.pattern = re.compile(r"\{" + ",".join(fields) + r"\}\s*")
+        self.keys = tuple(record)
+        self.readers = tuple(kind[1] for kind in kinds)
+        self.texts_only = all(type(value) is str for value in record.values())
+
+    def read(self, line: str) -> dict[str, Any] | None:
+        match = self.pattern.fullmatch(line)
+        if match is None:
+            return None
+        if self.texts_only and "\\" not in line:
+            return dict(zip(self.keys, match.groups(), strict=True))
+        return {key: read(text) for key, read, text in zip(self.keys, self.readers, match.groups(), strict=True)}
+
+
+def _key_pattern(key: str) -> str:
+    """A key as `_FLAT_FIELD` accepts it: always quoted, bare too when it is a bare word."""
+    quoted = f"'{re.escape(key)}'"
+    return f"(?:{re.escape(key)}|{quoted})" if re.fullmatch(_BARE_KEY, key) else quoted
+
+
 def iter_lines(fh: Iterable[str]) -> Iterator[Any]:
     """Values of a Kestra ION file read line by line, so a file of millions of rows never sits in memory."""
+    shape: _Shape | None = None
     for line in fh:
         if line.startswith("{"):
-            record = _flat_record(line)
+            record = shape.read(line) if shape is not None else None
+            if record is None:
+                record = _flat_record(line)
+                shape = _Shape(record) if record else shape
             if record is not None:
                 yield record
                 continue

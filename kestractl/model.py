@@ -270,6 +270,10 @@ class Attempt:
     def to_api(self) -> dict[str, Any]:
         return {"state": self.state.to_api()}
 
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Attempt:
+        return cls(StateInfo.from_api(data["state"]))
+
 
 @dataclass
 class TaskRun:
@@ -299,6 +303,21 @@ class TaskRun:
             "outputs": self.outputs,
             "state": self.state.to_api(),
         }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> TaskRun:
+        """A task run as a server sent it (the CLI against a remote server)."""
+        return cls(
+            data["id"],
+            data["executionId"],
+            data["taskId"],
+            data.get("parentTaskRunId"),
+            data.get("value"),
+            data.get("iteration"),
+            StateInfo.from_api(data["state"]),
+            [Attempt.from_api(a) for a in data.get("attempts") or []],
+            data.get("outputs"),
+        )
 
 
 @dataclass
@@ -398,6 +417,27 @@ class Execution:
             data["variables"] = self.variables
         return data
 
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Execution:
+        """An execution as a server sent it, so remote commands print what local ones print."""
+        return cls(
+            data["id"],
+            data["namespace"],
+            data["flowId"],
+            data.get("flowRevision") or 1,
+            inputs=data.get("inputs") or {},
+            labels=[(str(label["key"]), str(label.get("value"))) for label in data.get("labels") or []],
+            state=StateInfo.from_api(data["state"]),
+            task_runs=[TaskRun.from_api(run) for run in data.get("taskRunList") or []],
+            outputs=data.get("outputs"),
+            trigger=data.get("trigger"),
+            parent_id=data.get("parentId"),
+            original_id=data.get("originalId"),
+            attempt_number=(data.get("metadata") or {}).get("attemptNumber") or 1,
+            scheduled_at=parse_iso(data.get("scheduleDate")),
+            variables=data.get("variables"),
+        )
+
 
 LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -453,6 +493,21 @@ class LogEntry:
             "level": self.level,
             "message": self.message,
         }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> LogEntry:
+        return cls(
+            data["executionId"],
+            data["namespace"],
+            data["flowId"],
+            data["level"],
+            data.get("message") or "",
+            parse_iso(data.get("timestamp")) or utcnow(),
+            data.get("taskId"),
+            data.get("taskRunId"),
+            data.get("attemptNumber"),
+            data.get("triggerId"),
+        )
 
 
 @dataclass

@@ -25,12 +25,13 @@ FLOWS = Path(__file__).parent / "flows"
 class Cli:
     """Runs `kestractl --home <tmp> ...` in-process and keeps stdout and stderr apart."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, database: str | None = None) -> None:
         self.home = home
         self.runner = CliRunner()
+        self.options = ["--home", str(home), *(["--database", database] if database else [])]
 
     def __call__(self, *args: str) -> Any:
-        return self.runner.invoke(app, ["--home", str(self.home), *args], catch_exceptions=False)
+        return self.runner.invoke(app, [*self.options, *args], catch_exceptions=False)
 
     def deploy(self, *names: str) -> None:
         result = self("flow", "deploy", *[str(FLOWS / n) for n in names])

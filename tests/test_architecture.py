@@ -123,7 +123,15 @@ def test_a_command_builds_and_imports_only_its_own_cli_module(tmp_path: Path) ->
         "print(*sorted(m for m in sys.modules if m.startswith('kestractl.cli.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["kestractl.cli.app", "kestractl.cli.execute", "kestractl.cli.output", "kestractl.cli.state"]
+    # `backend` and `local`: the interface every command is written against, and its local implementation.
+    assert out == [
+        "kestractl.cli.app",
+        "kestractl.cli.backend",
+        "kestractl.cli.execute",
+        "kestractl.cli.local",
+        "kestractl.cli.output",
+        "kestractl.cli.state",
+    ]
 
 
 def test_start_up_pauses_the_collector_until_the_command_has_imported_what_it_runs(tmp_path: Path) -> None:

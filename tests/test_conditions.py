@@ -14,7 +14,7 @@ from kestractl.model import Execution, State
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import Store, open_store
 from kestractl.triggers.conditions import (
     CONDITIONS,
     PROPERTIES,
@@ -25,6 +25,7 @@ from kestractl.triggers.conditions import (
     properties_of,
 )
 from kestractl.triggers.flow import window_bounds
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
 
 CONDITION = "io.kestra.plugin.core.condition."
 
@@ -44,8 +45,8 @@ def test_public_holiday_knows_bastille_day_and_regional_holidays() -> None:
     assert not on("2024-07-14", {**holiday, "country": "XX"})  # an unknown country is a condition not met
 
 
-def store_with(tmp_path: Path, *sources: str) -> tuple[Store, Runner]:
-    store = Store(tmp_path / "k.db")
+def store_with(tmp_path: Path, database: str, *sources: str) -> tuple[Store, Runner]:
+    store = open_store(database)
     for source in sources:
         flow = parse_flow(source)
         store.save_flow(flow.namespace, flow.id, source)
@@ -57,7 +58,7 @@ def run(runner: Runner, flow_id: str, namespace: str = "tests.cond") -> Executio
     return runner.run(execution.id)
 
 
-def test_a_schedule_skips_the_days_that_are_not_public_holidays(tmp_path: Path) -> None:
+def test_a_schedule_skips_the_days_that_are_not_public_holidays(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     source = """id: holidays
 namespace: tests.cond
 tasks:
@@ -73,7 +74,7 @@ triggers:
       - type: io.kestra.plugin.core.condition.PublicHoliday
         country: FR
 """
-    store, runner = store_with(tmp_path, source)
+    store, runner = store_with(tmp_path, store_url, source)
     scheduler = Scheduler(runner)
     scheduler.tick(datetime(2024, 7, 10, 12, tzinfo=UTC))
     started = scheduler.tick(datetime(2024, 7, 20, 12, tzinfo=UTC))
@@ -114,15 +115,16 @@ triggers:
 """
 
 
-def test_has_retry_attempt_fires_only_for_an_execution_whose_task_was_retried(tmp_path: Path) -> None:
-    store, runner = store_with(tmp_path, FLAKY, STEADY, retry_listener("in: [FAILED]"))
+def test_has_retry_attempt_fires_only_for_an_execution_whose_task_was_retried(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+    store, runner = store_with(tmp_path, store_url, FLAKY, STEADY, retry_listener("in: [FAILED]"))
     scheduler = Scheduler(runner)
     flaky, steady = run(runner, "flaky"), run(runner, "steady")
     assert len(flaky.task_runs[0].attempts) == 2 and len(steady.task_runs[0].attempts) == 1
     assert [e.flow_id for e in scheduler.on_execution_end(flaky)] == ["on_retry"]
     assert scheduler.on_execution_end(steady) == []
     for states in ("in: [SUCCESS]", "in: [FAILED]\n        notIn: [FAILED]", "notIn: [SUCCESS]"):
-        _, other = store_with(tmp_path / states.replace(" ", "").replace("\n", ""), FLAKY, retry_listener(states))
+        folder = tmp_path / states.replace(" ", "").replace("\n", "")
+        _, other = store_with(folder, str(folder / "k.db"), FLAKY, retry_listener(states))
         assert Scheduler(other).on_execution_end(run(other, "flaky")) == [], states
 
 
@@ -165,9 +167,9 @@ triggers:
 """
 
 
-def test_multiple_condition_waits_for_every_upstream_flow_in_its_window(tmp_path: Path) -> None:
+def test_multiple_condition_waits_for_every_upstream_flow_in_its_window(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     sources = (UPSTREAM.format(id="flow-a"), UPSTREAM.format(id="flow-b"), LISTENER)
-    store, runner = store_with(tmp_path, *sources)
+    store, runner = store_with(tmp_path, store_url, *sources)
 
     def ended(flow_id: str, fail: bool = False) -> list[Execution]:
         execution = runner.create_execution(runner.flows.get("tests.cond", flow_id), {"fail": fail})
@@ -185,9 +187,9 @@ def test_multiple_condition_waits_for_every_upstream_flow_in_its_window(tmp_path
     assert [e.flow_id for e in ended("flow-a")] == ["listener"]
 
 
-def test_multiple_condition_windows_expire(tmp_path: Path) -> None:
+def test_multiple_condition_windows_expire(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     sources = (UPSTREAM.format(id="flow-a"), UPSTREAM.format(id="flow-b"), LISTENER)
-    store, runner = store_with(tmp_path, *sources)
+    store, runner = store_with(tmp_path, store_url, *sources)
     scheduler = Scheduler(runner)
     scheduler.on_execution_end(run(runner, "flow-a"))
     window = store.condition_window("tests.cond", "listener", "multiple")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from conftest import Cli, runs, state
+
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, store_url: str) -> Cli:  # noqa: F811
+    """The engine on both stores: a SQLite file, then a PostgreSQL database."""
+    return Cli(tmp_path / "home", store_url)
 
 
 def test_nested_foreach_outputs_nest_by_value_and_current_each_output(cli: Cli) -> None:

@@ -15,7 +15,7 @@ from kestractl.engine.runner import Runner
 from kestractl.ion import loads_lines
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import LocalStorage, execution_prefix
-from kestractl.store import Store
+from kestractl.store import open_store
 from tests.conftest import Cli, runs, state
 
 CONFORMANCE = Path("/work/shared/conformance/kestra-validation/valids")
@@ -571,7 +571,7 @@ TOGGLER = flow(
 def test_a_trigger_disabled_by_toggle_does_not_fire_until_enabled_again(cli: Cli, tmp_path: Path) -> None:
     deploy(cli, tmp_path, TOGGLED, TOGGLER)
     home = resolve_home(cli.home)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     scheduler = Scheduler(Runner(store, LocalStorage(home.storage_root)))
     now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     assert scheduler.tick(now) == []  # first sight: the next minute is due next
@@ -633,7 +633,7 @@ def test_a_flow_trigger_disabled_by_toggle_starts_nothing(cli: Cli, tmp_path: Pa
     off = TOGGLER.replace("flowId: scheduled", "flowId: listener").replace("every_minute", "after_toggler")
     deploy(cli, tmp_path, LISTENER, off)
     home = resolve_home(cli.home)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     scheduler = Scheduler(Runner(store, LocalStorage(home.storage_root)))
     disabled = cli.execute("qa", "toggler", "--input", "enabled=false")[1]
     assert scheduler.on_execution_end(store.load_execution(disabled["id"])) == []

@@ -16,7 +16,7 @@ from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.model import Execution, new_id
 from kestractl.parser import parse_flow
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import open_store
 
 KESTRA_FUNCTIONS = [
     "now", "range", "fromJson", "env", "secret", "kv", "read", "fileURI", "render", "renderOnce", "encrypt",
@@ -50,7 +50,7 @@ DOCS = Path(__file__).parent.parent / "docs" / "expressions.md"
 
 def runtime_functions(tmp_path: Path) -> set[str]:
     """The functions a task's variables carry, from a real `Contexts` over a real store and storage."""
-    store = Store(tmp_path / "k.db")
+    store = open_store(tmp_path / "k.db")
     try:
         contexts = Contexts(store, LocalStorage(tmp_path / "storage"), LogBuffer(store))
         flow = parse_flow(

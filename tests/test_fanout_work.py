@@ -16,9 +16,9 @@ import kestractl.tasks.flowable as flowable
 from kestractl.engine.executor import Executor
 from kestractl.model import Execution, RecentTexts, State, StateInfo, TaskRun, iso, new_id
 from kestractl.parser import parse_flow
-from kestractl.store import Store
+from kestractl.store import open_store
 from kestractl.store.codec import _history_entry, state_data
-from kestractl.store.sqlite import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
+from kestractl.store.repository import _RENUMBER_TASK_RUNS, _SAVE_TASK_RUNS
 from tests.conftest import Cli, runs
 
 ITEM = """id: item
@@ -190,7 +190,7 @@ SAVES = (_SAVE_TASK_RUNS, _RENUMBER_TASK_RUNS)
 def test_a_task_run_written_again_keeps_its_position_and_index_entry(tmp_path: Path) -> None:
     """A child's run is written twice (RUNNING, then its end): the second write changes its data only, so SQLite's
     plan for it deletes no index entry; a restart, which renumbers the runs, still moves them."""
-    store = Store(tmp_path / "k.db")
+    store = open_store(tmp_path / "k.db")
     execution = Execution(id="e", namespace="bench.fanout", flow_id="item", flow_revision=1, state=StateInfo.new())
     first, second = (TaskRun(id=i, execution_id="e", task_id=i, state=StateInfo.new()) for i in ("r1", "r2"))
     plans = {sql: [row[1] for row in store.conn.execute("EXPLAIN " + sql, ("r", "e", 0, "{}"))] for sql in SAVES}

@@ -15,7 +15,7 @@ from kestractl.errors import ExpressionError
 from kestractl.expressions import render, render_typed
 from kestractl.model import Execution, State, TaskRun
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import open_store
 
 RETURN = "  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
 RETURN += '    format: "{{{{ outputs.t{p}.value | length }}}} {{{{ task.id }}}}"\n'
@@ -43,7 +43,7 @@ def chain_flow(count: int) -> str:
 
 
 def reads_per_task(home: Path, count: int, monkeypatch: pytest.MonkeyPatch) -> float:
-    store = Store(home / "kestractl.db")
+    store = open_store(home / "kestractl.db")
     store.save_flow("flat", "chain", chain_flow(count))
     runner = Runner(store, LocalStorage(home / "storage"))
     monkeypatch.setattr(kestractl.tasks.flowable, "TaskRun", CountedRun)

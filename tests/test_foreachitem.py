@@ -17,7 +17,7 @@ from kestractl.config import resolve_home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State, TaskRun
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import open_store
 from kestractl.tasks.splitter import parse_size, split
 
 
@@ -190,7 +190,7 @@ def test_children_beyond_the_window_wait_as_rows_and_all_run(
                 running.add(execution.id)
             peak[0] = max(peak[0], len(running))
 
-    runner = Runner(Store(home.db_path), LocalStorage(home.storage_root), on_change=seen)
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root), on_change=seen)
     flow = runner.flows.get("tests.window", "window-parent")
     parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
     assert runner.run(parent.id).state.current == State.SUCCESS
@@ -208,7 +208,7 @@ def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 4)
     home = resolve_home(cli.home)
-    runner = Runner(Store(home.db_path), LocalStorage(home.storage_root))
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 9))}
     )
@@ -218,7 +218,7 @@ def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
     deadline = time.monotonic() + 10
     while sum(state(c) == "RUNNING" for c in listed()) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    Runner(Store(home.db_path), LocalStorage(home.storage_root)).kill(parent.id)
+    Runner(open_store(home.db_path), LocalStorage(home.storage_root)).kill(parent.id)
     driving.join(15)
     assert not driving.is_alive()
     children = listed()
@@ -234,7 +234,7 @@ def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
         (tmp_path / name).write_text(text)
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     runner = Runner(store, LocalStorage(home.storage_root))
     flow = runner.flows.get("tests.window", "window-parent")
     parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
@@ -265,7 +265,7 @@ def test_children_are_written_and_read_a_window_at_a_time(cli: Cli, tmp_path: Pa
         (tmp_path / name).write_text(text)
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     runner = Runner(store, LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
@@ -301,7 +301,7 @@ def test_a_child_reads_its_item_without_building_paths_for_the_allowed_folders(
         (tmp_path / name).write_text(text)
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     runner = Runner(store, LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}

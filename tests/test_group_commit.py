@@ -10,7 +10,7 @@ from pathlib import Path
 from kestractl.engine.runner import Runner
 from kestractl.model import State
 from kestractl.storage import LocalStorage
-from kestractl.store import Store
+from kestractl.store import open_store
 
 FLOW = """id: two
 namespace: load
@@ -26,7 +26,7 @@ tasks:
 
 
 def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+    store = open_store(tmp_path / "k.db")
     store.save_flow("load", "two", FLOW)
     runner = Runner(store, LocalStorage(tmp_path / "storage"))
     flow = runner.flows.get("load", "two")
@@ -43,7 +43,7 @@ def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> No
 
 
 def test_a_writer_of_the_same_process_begins_only_once_the_other_commits(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+    store = open_store(tmp_path / "k.db")
     events: list[str] = []
     inside, trying, release = threading.Event(), threading.Event(), threading.Event()
 

@@ -239,6 +239,28 @@ def test_the_line_reader_reads_each_line_as_the_full_reader_does(line: str) -> N
     assert list(ion.iter_lines(io.StringIO(line + "\n"))) == ion.loads_lines(line)
 
 
+def test_rows_that_change_shape_read_as_the_full_reader_reads_them() -> None:
+    """After a flat row, the next rows are first tried against that row's shape (one regex per line): a row with
+    other keys, kinds, key spellings or escapes must still read exactly as the full reader reads it."""
+    text = "\n".join(
+        [
+            '{a:"1",b:2,c:null}',
+            '{a:"2",b:3,c:null}',
+            '{a:null,b:3,c:"x"}',
+            "{'a':\"3\",b:4,c:null}",
+            '{a:"x\\"y",b:-5,c:null}',
+            '{a:"4",b:5}',
+            '{a:"5",b:6,c:null,d:true}',
+            "{a:1.5e0,b:6,c:null}",
+            *LINES,
+            '{a:"6",b:7,c:null}',
+            '{a:"7",b:"8"}',
+            '{a:"x\\"y",b:"\\u00e9"}',
+        ]
+    )
+    assert list(ion.iter_lines(io.StringIO(text + "\n"))) == ion.loads_lines(text)
+
+
 @pytest.mark.parametrize("value", ROUND_TRIPS)
 def test_the_to_ion_filter_is_the_one_ion_writer(value: Any) -> None:
     from kestractl.expressions import render

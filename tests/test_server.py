@@ -326,10 +326,10 @@ def test_webhook_inputs_query_parameter(running: Running) -> None:
 def test_executions_left_waiting_are_picked_up_at_start(tmp_path: Path) -> None:
     from kestractl.engine.runner import Runner
     from kestractl.storage import LocalStorage
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
     home = Home(tmp_path / "home").ensure()
-    store = Store(home.db_path)
+    store = open_store(home.db_path)
     store.save_flow("dev", "hello-world", SEED.read_text())
     runner = Runner(store, LocalStorage(home.storage_root))
     waiting = runner.create_execution(runner.flows.get("dev", "hello-world"), {"greeting": "later"})
@@ -391,9 +391,9 @@ def test_the_watcher_reports_a_refused_deploy_and_deploys_the_file_at_the_next_p
 ) -> None:
     from kestractl.errors import StoreError
     from kestractl.server.watch import FlowDirectory
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
-    store = Store(tmp_path / "kestractl.db")
+    store = open_store(tmp_path / "kestractl.db")
     flows = tmp_path / "flows"
     flows.mkdir()
     said: list[tuple[str, str]] = []

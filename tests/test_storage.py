@@ -42,10 +42,10 @@ def test_paths_that_escape_or_are_not_internal_are_refused(tmp_path: Path, uri: 
 def test_read_is_limited_to_the_execution_and_its_parent(tmp_path: Path) -> None:
     from kestractl.engine.contexts import Contexts, LogBuffer
     from kestractl.model import Execution
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
     storage = LocalStorage(tmp_path / "storage")
-    contexts = Contexts(Store(tmp_path / "k.db"), storage, LogBuffer(Store(tmp_path / "k.db")))
+    contexts = Contexts(open_store(tmp_path / "k.db"), storage, LogBuffer(open_store(tmp_path / "k.db")))
     own = storage.put(execution_prefix("ns", "f", "e1") + "/inputs/x/a.txt", b"mine")
     parent = storage.put(execution_prefix("ns", "p", "e0") + "/tasks/t/r/b.txt", b"parents")
     other = storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others")
@@ -61,14 +61,14 @@ def test_read_is_limited_to_the_execution_and_its_parent(tmp_path: Path) -> None
 def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_path: Path) -> None:
     from kestractl.engine.contexts import Contexts, LogBuffer
     from kestractl.model import Execution
-    from kestractl.store import Store
+    from kestractl.store import open_store
 
     storage = LocalStorage(tmp_path / "storage")
     storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others")
     sneaky = "kestra://" + execution_prefix("ns", "f", "e1") + "/../e9/inputs/x/c.txt"
     with pytest.raises(StorageError):
         storage.read_under(execution_prefix("ns", "f", "e1"), sneaky)
-    contexts = Contexts(Store(tmp_path / "k.db"), storage, LogBuffer(Store(tmp_path / "k.db")))
+    contexts = Contexts(open_store(tmp_path / "k.db"), storage, LogBuffer(open_store(tmp_path / "k.db")))
     with pytest.raises(StorageError, match="didn't belong"):
         contexts._read(Execution("e1", "ns", "f", 1), sneaky)
     (tmp_path / "storage" / "ns" / "f" / "executions" / "e1").mkdir(parents=True)

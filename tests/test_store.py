@@ -9,11 +9,14 @@ import pytest
 
 from kestractl.errors import NotFoundError
 from kestractl.model import Execution, LogEntry, State, StateInfo, TaskRun
-from kestractl.store import MIGRATIONS, Store, connect, migrate
+from kestractl.store import open_store
+from kestractl.store.schema import MIGRATIONS, connect, migrate
+from kestractl.store.sqlite import SqliteStore
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
 
 
 def test_a_new_file_gets_every_migration_and_wal(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+    store = SqliteStore(tmp_path / "k.db")
     conn = store.conn
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -21,7 +24,7 @@ def test_a_new_file_gets_every_migration_and_wal(tmp_path: Path) -> None:
 
 
 def test_migrating_again_keeps_the_data(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+    store = SqliteStore(tmp_path / "k.db")
     store.save_flow("ns", "f", "id: f")
     store.close()
     conn = connect(tmp_path / "k.db")
@@ -30,7 +33,7 @@ def test_migrating_again_keeps_the_data(tmp_path: Path) -> None:
 
 
 def test_a_failing_migration_rolls_back_and_leaves_the_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    Store(tmp_path / "k.db").close()
+    SqliteStore(tmp_path / "k.db").close()
     failing = [*MIGRATIONS, "CREATE TABLE t (x); SELECT nope FROM nowhere"]
     monkeypatch.setattr("kestractl.store.schema.MIGRATIONS", failing)
     conn = connect(tmp_path / "k.db")
@@ -40,8 +43,8 @@ def test_a_failing_migration_rolls_back_and_leaves_the_version(tmp_path: Path, m
     assert conn.execute("SELECT name FROM sqlite_master WHERE name='t'").fetchone() is None
 
 
-def test_revisions_only_grow_when_the_source_changes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+def test_revisions_only_grow_when_the_source_changes(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     assert store.save_flow("ns", "f", "a") == (1, True)
     assert store.save_flow("ns", "f", "a") == (1, False)
     assert store.save_flow("ns", "f", "b") == (2, True)
@@ -53,8 +56,8 @@ def test_revisions_only_grow_when_the_source_changes(tmp_path: Path) -> None:
     assert store.save_flow("ns", "f", "a") == (3, True)
 
 
-def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+def test_a_transaction_is_all_or_nothing(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.save_flow("ns", "one", "x")
@@ -62,8 +65,8 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     assert store.list_flows() == []
 
 
-def test_execution_task_runs_and_logs_round_trip(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+def test_execution_task_runs_and_logs_round_trip(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     execution = Execution("e1", "ns", "f", 1, inputs={"a": 1}, labels=[("k", "v")])
     run = TaskRun("r1", "e1", "t", value="v1", outputs={"value": "x"}, data={"values": ["a"]})
     run.state.moved(State.SUCCESS)
@@ -84,7 +87,7 @@ def test_execution_task_runs_and_logs_round_trip(tmp_path: Path) -> None:
 
 def test_background_checkpoints_leave_commits_alone_and_copy_the_wal_when_asked(tmp_path: Path) -> None:
     """A server's commits must not stop to checkpoint (a 1 s stall every 4 MB); its own thread does it."""
-    store = Store(tmp_path / "k.db", background_checkpoints=True)
+    store = SqliteStore(tmp_path / "k.db", background_checkpoints=True)
     source = "id: f\nnamespace: n\ntasks: []\n# " + "x" * 4000 + "\n"
     for i in range(1500):  # about 6 MB of WAL, past SQLite's automatic checkpoint (1,000 pages)
         store.save_flow("n", f"f{i}", source)
@@ -92,13 +95,13 @@ def test_background_checkpoints_leave_commits_alone_and_copy_the_wal_when_asked(
     frames, copied = store.checkpoint()
     assert frames > 1000 and copied == frames
     store.close()
-    plain = Store(tmp_path / "plain.db")
+    plain = SqliteStore(tmp_path / "plain.db")
     assert plain.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # the CLI keeps SQLite's own
 
 
 def test_search_pages_and_counts_in_sql(tmp_path: Path) -> None:
     """A page reads its rows only; the total is SQLite's count (the API used to read every id to page them)."""
-    store = Store(tmp_path / "k.db")
+    store = SqliteStore(tmp_path / "k.db")
     with store.transaction():
         for n in range(30):
             execution = Execution(f"e{n:02d}", "team.a" if n % 3 else "team", "f", 1)
@@ -113,8 +116,8 @@ def test_search_pages_and_counts_in_sql(tmp_path: Path) -> None:
     assert all("LIMIT" in s or "COUNT(*)" in s for s in statements if s.startswith("SELECT"))
 
 
-def test_logs_after_gives_only_what_is_new(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.db")
+def test_logs_after_gives_only_what_is_new(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     execution = Execution("e1", "ns", "f", 1)
     lines = [LogEntry("e1", "ns", "f", level, f"m{n}") for n, level in enumerate(["INFO", "DEBUG", "ERROR"])]
     with store.transaction():

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from kestractl.model import Execution, LogEntry, State, StateInfo, utcnow
-from kestractl.store import MIGRATIONS, Store, TriggerState
+from kestractl.store import Store, TriggerState, open_store
 from kestractl.store.codec import execution_data
+from kestractl.store.dialect import SQLITE
+from kestractl.store.schema import MIGRATIONS
 from kestractl.store.search import ExecutionSearch, LogSearch
+from kestractl.store.sqlite import SqliteStore
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -34,8 +38,8 @@ def _execution(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "kestra.db")
+def store(store_url: str) -> Store:  # noqa: F811
+    store = open_store(store_url)
     with store.transaction():
         store.save_executions(
             [
@@ -144,8 +148,9 @@ PLANS = [
 
 
 @pytest.mark.parametrize(("sql", "search"), PLANS)
-def test_the_searches_use_an_index(store: Store, sql: str, search: ExecutionSearch | LogSearch) -> None:
-    where, args = search.where()
+def test_the_searches_use_an_index(tmp_path: Path, sql: str, search: ExecutionSearch | LogSearch) -> None:
+    store = SqliteStore(tmp_path / "k.db")
+    where, args = search.where(SQLITE)
     plan = " / ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql.format(where=where), args))
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     assert "SCAN" not in plan, plan
@@ -162,26 +167,26 @@ def test_migration_5_fills_end_date_duration_and_labels_of_existing_rows(tmp_pat
     conn.execute("INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
     conn.commit()
     conn.close()
-    store = Store(path)
+    store = open_store(path)
     columns = store.conn.execute("SELECT end_date, duration, labels FROM executions").fetchone()
     assert columns == ("2026-03-10T12:00:02.500Z", pytest.approx(2.5), "\x1eenv:prod\x1eteam:a\x1e")
     assert _ids(store, ExecutionSearch(labels=(("team", "a"),))) == ["old"]
 
 
-def test_writes_fill_the_columns_the_migration_fills(tmp_path: Path) -> None:
-    store = Store(tmp_path / "kestra.db")
+def test_writes_fill_the_columns_the_migration_fills(store_url: str) -> None:  # noqa: F811
+    store = open_store(store_url)
     store.save_execution(_execution("new", "company", State.SUCCESS, NOW, 2.5, (("env", "prod"), ("team", "a"))))
     columns = store.conn.execute("SELECT end_date, duration, labels FROM executions").fetchone()
     assert columns == ("2026-03-10T12:00:02.500Z", pytest.approx(2.5), "\x1eenv:prod\x1eteam:a\x1e")
     assert utcnow() > NOW
 
 
-def test_every_namespace_filter_takes_children_and_treats_underscore_as_a_letter(tmp_path: Path) -> None:
+def test_every_namespace_filter_takes_children_and_treats_underscore_as_a_letter(store_url: str) -> None:  # noqa: F811
     """The flows list, the flows page, the CLI's queries and the search read one condition: `my_team` takes
     `my_team.a`, not `myXteam.a` (a `LIKE 'my_team.%'` would)."""
     from kestractl.model import ExecutionQuery
 
-    store = Store(tmp_path / "k.db")
+    store = open_store(store_url)
     for namespace in ("my_team", "my_team.a", "myXteam.a"):
         store.save_flow(namespace, "f", f"id: f\nnamespace: {namespace}\ntasks: []\n")
         store.save_execution(_execution(namespace, namespace, State.SUCCESS, NOW))

@@ -12,11 +12,14 @@ from kestractl.model import Execution, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import LocalStorage
-from kestractl.store import MIGRATIONS, Store, connect, migrate
+from kestractl.store import Store, open_store
+from kestractl.store.schema import MIGRATIONS, connect, migrate
+from kestractl.store.sqlite import SqliteStore
 from kestractl.triggers import schedule
 from kestractl.triggers.conditions import ConditionContext, all_met
 from kestractl.triggers.flow import matches
 from kestractl.triggers.webhook import find_trigger, trigger_variables
+from tests.services.stores import postgres, store_url  # noqa: F401  (fixtures)
 
 T0 = datetime(2024, 5, 6, 10, 0, 0, tzinfo=UTC)  # a Monday
 
@@ -28,8 +31,8 @@ def flow_with(trigger_yaml: str, flow_id: str = "sched") -> str:
     )
 
 
-def scheduler(tmp_path: Path, source: str) -> tuple[Scheduler, Store]:
-    store = Store(tmp_path / "k.db")
+def scheduler(tmp_path: Path, database: str, source: str) -> tuple[Scheduler, Store]:
+    store = open_store(database)
     store.save_flow("tests", "sched", source)
     return Scheduler(Runner(store, LocalStorage(tmp_path / "s"))), store
 
@@ -37,8 +40,8 @@ def scheduler(tmp_path: Path, source: str) -> tuple[Scheduler, Store]:
 HOURLY = "  - id: hourly\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '0 * * * *'\n"
 
 
-def test_a_schedule_fires_each_date_once_even_across_restarts(tmp_path: Path) -> None:
-    first, store = scheduler(tmp_path, flow_with(HOURLY))
+def test_a_schedule_fires_each_date_once_even_across_restarts(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+    first, store = scheduler(tmp_path, store_url, flow_with(HOURLY))
     assert first.tick(T0) == []  # first sight: the next date is 11:00
     fired = first.tick(T0 + timedelta(hours=1, seconds=1))
     assert [e.trigger["variables"]["date"] for e in fired] == ["2024-05-06T11:00:00+00:00"]
@@ -53,19 +56,19 @@ def test_missed_dates_are_recovered_by_policy(tmp_path: Path) -> None:
     for policy, expected in (("ALL", 3), ("LAST", 1), ("NONE", 0)):
         home = tmp_path / policy
         home.mkdir()
-        sched, _ = scheduler(home, flow_with(HOURLY + f"    recoverMissedSchedules: {policy}\n"))
+        sched, _ = scheduler(home, str(home / "k.db"), flow_with(HOURLY + f"    recoverMissedSchedules: {policy}\n"))
         sched.tick(T0)
         assert len(sched.tick(T0 + timedelta(hours=3, minutes=30))) == expected, policy
 
 
-def test_backfill_starts_in_the_past_and_stops_at_its_end(tmp_path: Path) -> None:
+def test_backfill_starts_in_the_past_and_stops_at_its_end(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     trigger = HOURLY + "    backfill:\n      start: '2024-05-06T07:00:00Z'\n      end: '2024-05-06T08:30:00Z'\n"
-    sched, _ = scheduler(tmp_path, flow_with(trigger))
+    sched, _ = scheduler(tmp_path, store_url, flow_with(trigger))
     fired = sched.tick(T0)
     assert [e.trigger["variables"]["date"][11:16] for e in fired] == ["07:00", "08:00"]
 
 
-def test_seconds_cron_timezone_and_conditions(tmp_path: Path) -> None:
+def test_seconds_cron_timezone_and_conditions(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     spec = {"cron": "*/2 * * * * *", "withSeconds": True}
     assert schedule.next_after(spec, T0) == T0 + timedelta(seconds=2)
     paris = {"cron": "30 2 * * *", "timezone": "Europe/Paris"}
@@ -74,13 +77,13 @@ def test_seconds_cron_timezone_and_conditions(tmp_path: Path) -> None:
     monday_only = HOURLY + (
         "    conditions:\n      - type: io.kestra.plugin.core.condition.DayWeekCondition\n        dayOfWeek: TUESDAY\n"
     )
-    sched, _ = scheduler(tmp_path, flow_with(monday_only))
+    sched, _ = scheduler(tmp_path, store_url, flow_with(monday_only))
     sched.tick(T0)
     assert sched.tick(T0 + timedelta(hours=1, seconds=1)) == []
 
 
-def test_a_changed_cron_restarts_from_now(tmp_path: Path) -> None:
-    sched, store = scheduler(tmp_path, flow_with(HOURLY))
+def test_a_changed_cron_restarts_from_now(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+    sched, store = scheduler(tmp_path, store_url, flow_with(HOURLY))
     sched.tick(T0)
     store.save_flow("tests", "sched", flow_with(HOURLY.replace("0 * * * *", "*/10 * * * *")))
     sched.tick(T0 + timedelta(minutes=1))
@@ -88,9 +91,9 @@ def test_a_changed_cron_restarts_from_now(tmp_path: Path) -> None:
     assert [e.trigger["variables"]["date"][11:16] for e in fired] == ["10:10"]
 
 
-def test_a_long_outage_is_recovered_over_several_ticks_each_date_once(tmp_path: Path) -> None:
+def test_a_long_outage_is_recovered_over_several_ticks_each_date_once(tmp_path: Path, store_url: str) -> None:  # noqa: F811
     minutely = "  - id: minutely\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '* * * * *'\n"
-    sched, _ = scheduler(tmp_path, flow_with(minutely))
+    sched, _ = scheduler(tmp_path, store_url, flow_with(minutely))
     sched.tick(T0)
     back = T0 + timedelta(minutes=2500, seconds=30)
     batches = [sched.tick(back) for _ in range(4)]
@@ -170,6 +173,6 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path: Path) -> None
     conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
     conn.execute("INSERT INTO flows (namespace, id, revision, source, created) VALUES ('a', 'b', 1, 'x', 'now')")
     assert migrate(conn) == len(MIGRATIONS)
-    store = Store(tmp_path / "old.db")
+    store = SqliteStore(tmp_path / "old.db")
     assert store.flow_revision("a", "b").source == "x"
     assert store.trigger_state("a", "b", "t") is None

@@ -27,6 +27,8 @@ COMMANDS = {
     "plugins": "plugins",
     "execute": "execute",
 }
+# The global options that take a value (the word after them is not a command; see `command_of`).
+GLOBAL_OPTIONS = ("--home", "--database", "--storage", "--server", "--user")
 
 
 def _version(value: bool) -> None:
@@ -44,6 +46,14 @@ def main_options(
             envvar="KESTRACTL_HOME",
         ),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="postgresql://user:pass@host:5432/db or sqlite:///path (default: the SQLite file in the home).",
+            envvar="KESTRACTL_DATABASE_URL",
+        ),
+    ] = None,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -55,9 +65,16 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Send the command to this Kestra API instead of the local store.", envvar="KESTRACTL_SERVER"),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="The server's basic auth as user:password.", envvar="KESTRACTL_USER")
+    ] = None,
 ) -> None:
     """Global options."""
-    state.home_option = home
+    state.home_option, state.database_option, state.server, state.user = home, database, server, user
     state.storage_option = storage
 
 
@@ -81,16 +98,13 @@ def build(only: str | None = None) -> typer.Typer:
     return app
 
 
-VALUED_OPTIONS = ("--home", "--storage")  # the global options that take a value
-
-
 def command_of(args: list[str]) -> str | None:
     """The command named after the global options, if it is one of ours and no other option comes first."""
     rest = iter(args)
     for arg in rest:
-        if arg in VALUED_OPTIONS:
+        if arg in GLOBAL_OPTIONS:
             next(rest, None)
-        elif not arg.startswith(tuple(f"{option}=" for option in VALUED_OPTIONS)):
+        elif not arg.startswith(tuple(f"{option}=" for option in GLOBAL_OPTIONS)):
             return arg if arg in COMMANDS else None
     return None
 

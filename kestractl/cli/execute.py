@@ -1,28 +1,15 @@
-"""`kestractl execute NS ID`: create an execution and run it to its end in this process."""
+"""`kestractl execute NS ID`: create an execution and run it to its end, in this process or on `--server`."""
 
 from __future__ import annotations
 
-import gc
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from kestractl.cli.output import BatchProgress, echo, error, execution_summary, fancy, log_line, print_json
+from kestractl.cli.output import BatchProgress, echo, execution_summary, fancy, log_line, print_json
 from kestractl.cli.state import handles_errors, state
 from kestractl.model import Execution, State
-
-if TYPE_CHECKING:
-    from kestractl.store import Store
-
-# How often `execute` copies the WAL into the database (see `_checkpoints`).
-CHECKPOINT_SECONDS = 0.25
-# Allocations between two looks of the cyclic garbage collector at young objects while `execute` runs (see
-# `_fewer_collections`).
-COLLECT_EVERY = 10_000
 
 HELP = (
     "Run a flow now and stream its logs; exit 0 on SUCCESS/WARNING/PAUSED, 1 on FAILED/KILLED, 2 when refused.\n\n"
@@ -71,58 +58,15 @@ def execute(
         typer.Option("--json", help="Print the finished execution as JSON on stdout; logs go to stderr."),
     ] = False,
 ) -> None:
-    from kestractl.engine.runner import Runner
-    from kestractl.errors import KestraError, ValidationError
+    from kestractl.cli.backend import ExecuteRequest, Watch
 
-    store, storage = state.open(background_checkpoints=True)  # see `_checkpoints`
+    request = ExecuteRequest(namespace, flow_id, dict(pairs(inputs, "--input")), pairs(labels, "--label"), revision)
     progress = BatchProgress() if fancy(sys.stderr) else None
     colour = fancy(sys.stderr if as_json else sys.stdout)
-    runner = Runner(
-        store,
-        storage,
-        on_log=lambda entry: log_line(entry, stderr=as_json, colour=colour),
-        on_change=progress.update if progress else None,
-    )
+    watch = Watch(lambda entry: log_line(entry, stderr=as_json, colour=colour), progress.update if progress else None)
     try:
-        flow = runner.flows.get(namespace, flow_id, revision)
-        execution = runner.create_execution(flow, dict(pairs(inputs, "--input")), pairs(labels, "--label"))
-    except KestraError as exc:
-        raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
-    try:
-        with _checkpoints(store), _fewer_collections():
-            ended = runner.run(execution.id)
+        ended = state.backend().execute(request, watch)
     finally:
-        runner.close()
         if progress is not None:
             progress.close()
     finish(ended, as_json)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """The cyclic garbage collector looks at every young object every COLLECT_EVERY allocations, instead of 700:
-    with 700 it went over the executions the runner drives (a window of 1,000 ForEachItem children) again and again,
-    15% of the run. The engine's objects are freed by reference counting (an execution and its runner hold no cycle),
-    so garbage waits no longer for it; the previous setting is restored after the run."""
-    before = gc.get_threshold()
-    gc.set_threshold(COLLECT_EVERY, *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-@contextmanager
-def _checkpoints(store: Store) -> Iterator[None]:
-    """The WAL is copied into the database on a thread of its own while the execution runs, as in the server:
-    a commit that checkpointed itself (every 4 MB of WAL) cost a long flow 10-25% of its time."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=store.checkpoint_every, args=(CHECKPOINT_SECONDS, stop, lambda exc: error(exc.message)), daemon=True
-    )
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

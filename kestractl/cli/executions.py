@@ -14,7 +14,7 @@ from kestractl.cli.state import handles_errors, state
 from kestractl.model import LOG_LEVELS, State
 
 if TYPE_CHECKING:
-    from kestractl.engine.runner import Runner
+    from kestractl.cli.backend import Watch
 
 app = typer.Typer(
     help="Inspect and control executions.  Example: kestractl executions list --flow hello-world",
@@ -39,8 +39,7 @@ def list_executions(
     unknown = [s for s in states if s not in State.__members__]
     if unknown:
         raise typer.BadParameter(f"unknown state {', '.join(unknown)}; one of {', '.join(State.__members__)}")
-    store, _ = state.open()
-    found = [store.load_execution(i) for i in store.find_execution_ids(namespace, flow, states, limit)]
+    found = state.backend().executions(namespace, flow, states, limit)
     if as_json:
         print_json([e.to_api() for e in found])
         return
@@ -62,8 +61,7 @@ def list_executions(
 @handles_errors
 def show(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     """Show an execution as a tree of task runs.  Example: kestractl executions show 4wjtkzwVGBM9yKnjm3yv8r"""
-    store, _ = state.open()
-    execution = store.load_execution(execution_id)
+    execution = state.backend().execution(execution_id)
     if as_json:
         print_json(execution.to_api())
     else:
@@ -80,50 +78,36 @@ def logs(
     """Print an execution's logs.  Example: kestractl executions logs 4wjtkzwVGBM9yKnjm3yv8r --level WARN"""
     if level.upper().replace("WARNING", "WARN") not in LOG_LEVELS:
         raise typer.BadParameter(f"unknown level {level}; one of {', '.join(LOG_LEVELS)}", param_hint="--level")
-    store, _ = state.open()
-    execution = store.load_execution(execution_id)
-    for entry in store.logs(execution, level.upper(), task):
+    for entry in state.backend().logs(execution_id, level.upper(), task):
         log_line(entry)
 
 
-def _runner(as_json: bool) -> Runner:
-    from kestractl.engine.runner import Runner
+def _watch(as_json: bool) -> Watch:
+    """Log lines as they come, on stderr when stdout is for JSON."""
+    from kestractl.cli.backend import Watch
 
-    store, storage = state.open()
-    return Runner(store, storage, on_log=lambda entry: log_line(entry, stderr=as_json))
+    return Watch(lambda entry: log_line(entry, stderr=as_json))
 
 
 @app.command()
 @handles_errors
 def restart(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     """Restart a failed execution: failed task runs get a new attempt.  Example: kestractl executions restart ID"""
-    runner = _runner(as_json)
-    try:
-        finish(runner.restart(execution_id), as_json)
-    finally:
-        runner.close()
+    finish(state.backend().restart(execution_id, _watch(as_json)), as_json)
 
 
 @app.command()
 @handles_errors
 def resume(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     """Resume a PAUSED execution and run it on.  Example: kestractl executions resume ID"""
-    runner = _runner(as_json)
-    try:
-        finish(runner.resume(execution_id), as_json)
-    finally:
-        runner.close()
+    finish(state.backend().resume(execution_id, _watch(as_json)), as_json)
 
 
 @app.command()
 @handles_errors
 def kill(execution_id: ExecutionId, as_json: AsJson = False) -> None:
     """Kill a running or paused execution (and its subflows).  Example: kestractl executions kill ID"""
-    runner = _runner(as_json)
-    try:
-        execution = runner.kill(execution_id)
-    finally:
-        runner.close()
+    execution = state.backend().kill(execution_id, _watch(as_json))
     if as_json:
         print_json(execution.to_api())
     else:
@@ -134,11 +118,7 @@ def kill(execution_id: ExecutionId, as_json: AsJson = False) -> None:
 @handles_errors
 def files(execution_id: ExecutionId) -> None:
     """List an execution's files in internal storage.  Example: kestractl executions files ID"""
-    from kestractl.storage import execution_prefix
-
-    store, storage = state.open()
-    execution = store.load_execution(execution_id)
-    found = storage.files_under(execution_prefix(execution.namespace, execution.flow_id, execution.id))
+    found = state.backend().execution_files(execution_id)
     table(["URI", "BYTES"], [[uri, str(size)] for uri, size in found])
 
 
@@ -150,11 +130,7 @@ def file(
     to: Annotated[Path | None, typer.Option("--to", help="Write it to this path instead of stdout.")] = None,
 ) -> None:
     """Print (or save) one of an execution's files.  Example: kestractl executions file ID kestra:///…/out.csv"""
-    from kestractl.storage import execution_prefix
-
-    store, storage = state.open()
-    execution = store.load_execution(execution_id)
-    data = storage.read_under(execution_prefix(execution.namespace, execution.flow_id, execution.id), uri)
+    data = state.backend().execution_file(execution_id, uri)
     if to is not None:
         to.write_bytes(data)
         echo(f"{len(data)} bytes written to {to}")

@@ -21,10 +21,7 @@ FlowId = Annotated[str, typer.Argument(help="The flow's id, e.g. hello-world.")]
 @handles_errors
 def deploy(paths: Paths) -> None:
     """Validate and store flows; all or nothing.  Example: kestractl flow deploy flows/"""
-    from kestractl.deploy import deploy as deploy_flows
-
-    store, _ = state.open()
-    for result in deploy_flows(store, paths):
+    for result in state.backend().deploy(paths):
         note = (
             "(updated)" if result.changed and result.revision > 1 else "(created)" if result.changed else "(unchanged)"
         )
@@ -35,10 +32,8 @@ def deploy(paths: Paths) -> None:
 @handles_errors
 def validate(paths: Paths) -> None:
     """Check flows without storing anything.  Example: kestractl flow validate flows/hello.yaml"""
-    from kestractl.deploy import collect_files, load_flows
-
-    for flow, path in load_flows(collect_files(paths)):
-        echo(f"{flow.namespace}.{flow.id}  valid  ({path})")
+    for namespace, flow_id, path in state.backend().validate(paths):
+        echo(f"{namespace}.{flow_id}  valid  ({path})")
 
 
 @app.command("list")
@@ -48,8 +43,7 @@ def list_flows(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List deployed flows.  Example: kestractl flow list --namespace dev"""
-    store, _ = state.open()
-    rows = store.list_flows(namespace)
+    rows = state.backend().flows(namespace)
     if as_json:
         print_json([{"namespace": r.namespace, "id": r.id, "revision": r.revision} for r in rows])
         return
@@ -64,8 +58,7 @@ def show(
     revision: Annotated[int | None, typer.Option(help="A given revision (default: the latest).")] = None,
 ) -> None:
     """Print a flow's YAML source as deployed.  Example: kestractl flow show dev hello-world"""
-    store, _ = state.open()
-    source = store.flow_revision(namespace, flow_id, revision).source
+    source = state.backend().flow(namespace, flow_id, revision).source
     echo(source.rstrip("\n"))
 
 
@@ -73,16 +66,15 @@ def show(
 @handles_errors
 def revisions(namespace: Namespace, flow_id: FlowId) -> None:
     """List a flow's revisions.  Example: kestractl flow revisions dev hello-world"""
-    store, _ = state.open()
-    table(["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in store.revisions(namespace, flow_id)])
+    rows = state.backend().revisions(namespace, flow_id)
+    table(["REVISION", "DEPLOYED"], [[str(r.revision), r.created] for r in rows])
 
 
 @app.command()
 @handles_errors
 def delete(namespace: Namespace, flow_id: FlowId) -> None:
     """Delete a flow (its executions are kept).  Example: kestractl flow delete dev hello-world"""
-    store, _ = state.open()
-    store.delete_flow(namespace, flow_id)
+    state.backend().delete_flow(namespace, flow_id)
     echo(f"{namespace}.{flow_id}  deleted")
 
 
@@ -92,9 +84,8 @@ def export(
     directory: Annotated[Path, typer.Argument(help="Folder to write <namespace>/<id>.yaml into.")],
 ) -> None:
     """Write every flow's latest source to DIR/<namespace>/<id>.yaml.  Example: kestractl flow export backup/"""
-    store, _ = state.open()
     count = 0
-    for row in store.latest_sources():
+    for row in state.backend().sources():
         target = directory / row.namespace / f"{row.id}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(row.source, encoding="utf-8")

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from kestractl.cli.output import echo, print_json, table
 from kestractl.cli.state import handles_errors, state
 
-if TYPE_CHECKING:
-    from kestractl.kv import KVStore
-
 app = typer.Typer(help="Read and write the KV store.  Example: kestractl kv set dev my_key 42", no_args_is_help=True)
 
 Namespace = Annotated[str, typer.Argument(help="The namespace, e.g. dev.")]
 Key = Annotated[str, typer.Argument(help="The key, e.g. my_key.")]
 TYPES = "STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION or JSON"
-
-
-def _store(namespace: str) -> KVStore:
-    from kestractl.kv import KVStore
-    from kestractl.storage import open_storage
-
-    return KVStore(open_storage(state.home()), namespace)
 
 
 def parse_value(text: str, kv_type: str | None) -> Any:
@@ -63,7 +53,7 @@ def set_value(
         expires = parse_duration(ttl) if ttl else None
     except ValueError as error:
         raise ValidationError(f"--ttl: {error}") from None
-    _store(namespace).put(key, parse_value(text, kv_type), ttl=expires)
+    state.backend().kv_put(namespace, key, parse_value(text, kv_type), expires)
     echo(f"{namespace} {key}  set")
 
 
@@ -74,10 +64,10 @@ def get_value(namespace: Namespace, key: Key) -> None:
     from kestractl.errors import NotFoundError
     from kestractl.expressions_text import to_json, to_text
 
-    found = _store(namespace).get(key)
+    found = state.backend().kv_get(namespace, key)
     if found is None:
         raise NotFoundError(f"No value found for key '{key}' in namespace '{namespace}'")
-    value = found.value
+    (value,) = found
     echo(to_json(value) if isinstance(value, dict | list) else to_text(value))
 
 
@@ -88,7 +78,7 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="Print Kestra's JSON list of entries.")] = False,
 ) -> None:
     """List a namespace's keys (expired ones are gone).  Example: kestractl kv list dev"""
-    entries = [e.to_api() for e in _store(namespace).list()]
+    entries = state.backend().kv_list(namespace)
     if as_json:
         print_json(entries)
         return
@@ -102,6 +92,6 @@ def delete_key(namespace: Namespace, key: Key) -> None:
     """Delete a key.  Example: kestractl kv delete dev orders"""
     from kestractl.errors import NotFoundError
 
-    if not _store(namespace).delete(key):
+    if not state.backend().kv_delete(namespace, key):
         raise NotFoundError(f"No value found for key '{key}' in namespace '{namespace}'")
     echo(f"{namespace} {key}  deleted")

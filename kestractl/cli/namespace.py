@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from kestractl.cli.output import echo
 from kestractl.cli.state import handles_errors, state
-
-if TYPE_CHECKING:
-    from kestractl.namespace_files import NamespaceFiles
 
 app = typer.Typer(
     help="Namespaces: their files.  Example: kestractl namespace files update dev scripts/", no_args_is_help=True
@@ -28,13 +25,6 @@ Namespace = Annotated[str, typer.Argument(help="The namespace, e.g. company.team
 FilePath = Annotated[str, typer.Argument(help="A file's path in the namespace, e.g. scripts/main.py.")]
 
 
-def _files(namespace: str) -> NamespaceFiles:
-    from kestractl.namespace_files import NamespaceFiles
-
-    _, storage = state.open()
-    return NamespaceFiles(storage, namespace)
-
-
 @files_app.command()
 @handles_errors
 def update(
@@ -48,12 +38,12 @@ def update(
 
     if not from_dir.is_dir():
         raise typer.BadParameter(f"{from_dir} is not a directory", param_hint="FROM_DIR")
-    files = _files(namespace)
+    backend = state.backend()
     if delete:
-        files.delete(to_path)
+        backend.file_delete(namespace, to_path)
     for name, path in local_files(from_dir):
         destination = "/" + "/".join(p for p in (to_path.strip("/"), name) if p)
-        files.put(destination, path)
+        backend.file_put(namespace, destination, path)
         echo(f"Successfully uploaded {path} to {destination}")
 
 
@@ -61,7 +51,7 @@ def update(
 @handles_errors
 def list_files(namespace: Namespace) -> None:
     """Print every file of a namespace, one path a line.  Example: kestractl namespace files list dev"""
-    for path in _files(namespace).paths():
+    for path in state.backend().file_paths(namespace):
         echo(f"/{path}")
 
 
@@ -69,7 +59,7 @@ def list_files(namespace: Namespace) -> None:
 @handles_errors
 def get(namespace: Namespace, path: FilePath) -> None:
     """Write a namespace file's bytes to stdout.  Example: kestractl namespace files get dev queries/a.sql"""
-    data = _files(namespace).get(path)
+    data = state.backend().file_get(namespace, path)
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
@@ -80,6 +70,6 @@ def delete(namespace: Namespace, path: FilePath) -> None:
     """Delete a file or folder (and folders left empty).  Example: kestractl namespace files delete dev a.sql"""
     from kestractl.errors import NotFoundError
 
-    if not _files(namespace).delete(path):
+    if not state.backend().file_delete(namespace, path):
         raise NotFoundError(f"'{path}' not found in namespace '{namespace}'")
     echo(f"/{path.strip('/')}  deleted from {namespace}")

@@ -53,7 +53,17 @@ def standalone(
         if folder is not None and not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a directory", param_hint=hint)
     auth = _basic_auth(basic_auth)
-    options = ServerOptions(flow_path, host, port, workers, watch, auth, grace, namespace_files=namespace_files)
+    options = ServerOptions(
+        flow_path,
+        host,
+        port,
+        workers,
+        watch,
+        auth,
+        grace,
+        namespace_files=namespace_files,
+        database=state.database_option,
+    )
     server = StandaloneServer(state.home(), options, say=_say, on_log=log_line)
 
     def stop(signum: int, frame: object) -> None:

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kestractl.cli.backend import Backend
     from kestractl.config import Home
     from kestractl.storage import Storage
     from kestractl.store import Store
@@ -21,24 +24,46 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     home_option: str | None = None
-    storage_option: str | None = None
+    database_option: str | None = None  # `--database URL`: a PostgreSQL (or SQLite) store instead of the home's
+    storage_option: str | None = None  # `--storage URL`: internal storage elsewhere than the home's folder
+    server: str | None = None  # `--server URL`: commands go to that server's API instead of the local store
+    user: str | None = None  # `--user user:password` for its basic auth
 
     def home(self) -> Home:
         """The home folder, created if needed; the command's imports are done, so collection resumes (see
         `kestractl.cli.main`)."""
         from kestractl.config import resolve_home
 
-        if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
-            gc.freeze()
-            gc.enable()
+        _imports_done()
         return replace(resolve_home(self.home_option), storage_url=self.storage_option).ensure()
+
+    def database(self) -> str | Path:
+        """`--database` (or `KESTRACTL_DATABASE_URL`), else the SQLite file in the home."""
+        return self.database_option or self.home().db_path
 
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
         from kestractl.storage import open_storage
-        from kestractl.store import Store
+        from kestractl.store import open_store
 
         home = self.home()
-        return Store(home.db_path, background_checkpoints), open_storage(home)
+        return open_store(self.database(), background_checkpoints), open_storage(home)
+
+    def backend(self) -> Backend:
+        """Where the command's flows and executions live: the server given with `--server`, or this machine."""
+        if self.server:
+            from kestractl.cli.remote import RemoteBackend
+
+            _imports_done()
+            return RemoteBackend(self.server, self.user)
+        from kestractl.cli.local import LocalBackend
+
+        return LocalBackend(self)
+
+
+def _imports_done() -> None:
+    if not gc.isenabled():  # paused by `main`: what start-up made lives on, so is never scanned again
+        gc.freeze()
+        gc.enable()
 
 
 state = CliState()

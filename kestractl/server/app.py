@@ -12,13 +12,14 @@ from pathlib import Path
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
+from kestractl.errors import StoreError
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import Router, make_server
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import open_storage
-from kestractl.store import Store
+from kestractl.store import open_store
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
 
@@ -40,6 +41,7 @@ class ServerOptions:
     tick_seconds: float = 0.25
     watch_seconds: float = 0.1
     namespace_files: Path | None = None
+    database: str | None = None  # a database URL; None: the home's SQLite file
 
 
 class StandaloneServer:
@@ -48,7 +50,7 @@ class StandaloneServer:
     ) -> None:
         self.options = options
         self.say = say
-        self.store = Store(home.db_path, background_checkpoints=True)
+        self.store = open_store(options.database or home.db_path, background_checkpoints=True)
         self.runner = Runner(self.store, open_storage(home), on_log=on_log, workers=options.workers, on_end=self._ended)
         self.scheduler = Scheduler(self.runner, on_started=self._started)
         storage = self.runner.storage
@@ -60,6 +62,7 @@ class StandaloneServer:
         self.stop_event = threading.Event()
         self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
         self._last_tick = 0.0
+        self._store_down = ""  # the last database error the scheduler met, said once
 
     def _routes(self) -> Router:
         """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
@@ -112,7 +115,14 @@ class StandaloneServer:
         now = time.monotonic()
         if now - self._last_tick >= self.options.tick_seconds:
             self._last_tick = now
-            self.scheduler.tick()
+            try:
+                self.scheduler.tick()
+            except StoreError as exc:  # the database is away for a while: said once, tried again next tick
+                if exc.message != self._store_down:
+                    self.say("ERROR", exc.message)
+                self._store_down = exc.message
+            else:
+                self._store_down = ""
 
     def _started(self, execution: Execution, why: str) -> None:
         self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  started by {why}")

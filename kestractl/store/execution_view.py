@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kestractl.model import level_rank
+from kestractl.store.dialect import Dialect
 from kestractl.store.part import StorePart
 
 # (seq, ISO timestamp, level, task id, attempt, message): a log line as the log view shows it.
@@ -24,7 +25,7 @@ class LogFilter:
     # The last position the view reads up to: what was stored later comes from the live stream.
     until: int | None = None
 
-    def where(self, execution_id: str) -> tuple[str, list[Any]]:
+    def where(self, execution_id: str, dialect: Dialect) -> tuple[str, list[Any]]:
         sql = " WHERE execution_id=? AND level_rank>=?"
         args: list[Any] = [execution_id, level_rank(self.min_level)]
         if self.until is not None:
@@ -32,7 +33,7 @@ class LogFilter:
         if self.task_id:
             sql, args = sql + " AND task_id=?", [*args, self.task_id]
         if self.text:
-            sql, args = sql + " AND instr(lower(message), lower(?))>0", [*args, self.text]
+            sql, args = sql + " AND " + dialect.contains("lower(message)", "lower(?)"), [*args, self.text]
         return sql, args
 
 
@@ -41,12 +42,12 @@ class ExecutionViewStore(StorePart):
 
     def log_window(self, execution_id: str, where: LogFilter, offset: int, limit: int) -> list[LogLine]:
         """Lines `offset`..`offset+limit` of the filtered log, oldest first, as stored (nothing parsed)."""
-        clause, args = where.where(execution_id)
+        clause, args = where.where(execution_id, self.dialect)
         sql = "SELECT seq, timestamp, level, task_id, attempt, message FROM logs" + clause
         return list(self.conn.execute(sql + " ORDER BY seq LIMIT ? OFFSET ?", [*args, limit, offset]))
 
     def log_count(self, execution_id: str, where: LogFilter) -> int:
-        clause, args = where.where(execution_id)
+        clause, args = where.where(execution_id, self.dialect)
         return int(self.conn.execute("SELECT COUNT(*) FROM logs" + clause, args).fetchone()[0])
 
     def last_log_seq(self, execution_id: str) -> int:
@@ -67,6 +68,6 @@ class ExecutionViewStore(StorePart):
         """Changes whenever the execution or one of its task runs is written (a state change grows its history)."""
         row = self.conn.execute("SELECT state, length(data) FROM executions WHERE id=?", (execution_id,)).fetchone()
         runs = self.conn.execute(
-            "SELECT COUNT(*), TOTAL(length(data)) FROM task_runs WHERE execution_id=?", (execution_id,)
+            "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM task_runs WHERE execution_id=?", (execution_id,)
         ).fetchone()
         return (*(row or ()), *runs)

@@ -8,6 +8,7 @@ from typing import Any
 
 from kestractl.model import Execution
 from kestractl.store.codec import execution_from
+from kestractl.store.dialect import Dialect
 from kestractl.store.filters import namespace_and_children
 from kestractl.store.part import StorePart
 from kestractl.store.records import FlowRow
@@ -19,16 +20,16 @@ LATEST = (
 )
 
 
-def _flow_where(q: str, namespace: str, words: list[str]) -> tuple[str, list[Any]]:
+def _flow_where(dialect: Dialect, q: str, namespace: str, words: list[str]) -> tuple[str, list[Any]]:
     """`q` in the flow's `namespace.id` (any case); `namespace` and its children; `words` all in the source."""
-    where: list[str] = ["instr(lower(f.namespace || '.' || f.id), ?) > 0"]
+    where: list[str] = [dialect.contains("lower(f.namespace || '.' || f.id)", "?")]
     args: list[Any] = [q.lower()]
     if namespace:
         condition, values = namespace_and_children(namespace, "f.namespace")
         where.append(condition)
         args += values
     for word in words:
-        where.append("instr(f.source, ?) > 0")
+        where.append(dialect.contains("f.source", "?"))
         args.append(word)
     return " WHERE " + " AND ".join(where), args
 
@@ -41,10 +42,11 @@ class FlowPageQueries(StorePart):
     ) -> tuple[list[FlowRow], int]:
         """The latest revision of the matching flows, by namespace and id, a page of them and how many match.
         `words` must all appear in the source (a label filter's key and value, checked exactly by the caller)."""
-        where, args = _flow_where(q, namespace, words or [])
+        where, args = _flow_where(self.dialect, q, namespace, words or [])
         total = int(self.conn.execute("SELECT COUNT(*)" + LATEST + where, args).fetchone()[0])
         sql = "SELECT f.namespace, f.id, f.revision, f.source, f.created" + LATEST + where
-        rows = self.conn.execute(sql + " ORDER BY f.namespace, f.id LIMIT ? OFFSET ?", [*args, limit, offset])
+        page = [self.dialect.no_limit if limit < 0 else limit, offset]
+        rows = self.conn.execute(sql + " ORDER BY f.namespace, f.id LIMIT ? OFFSET ?", [*args, *page])
         return [FlowRow(*row) for row in rows], total
 
     def flow_namespaces(self) -> list[str]:
@@ -61,7 +63,7 @@ class FlowPageQueries(StorePart):
             return found
         part = (
             "SELECT * FROM (SELECT namespace, flow_id, id, state, start_date FROM executions"
-            " WHERE namespace=? AND flow_id=? ORDER BY start_date DESC LIMIT ?)"
+            " WHERE namespace=? AND flow_id=? ORDER BY start_date DESC LIMIT ?) AS recent"
         )
         sql = " UNION ALL ".join([part] * len(flows))
         args = [value for ns, flow_id in flows for value in (ns, flow_id, per_flow)]
@@ -90,8 +92,8 @@ class FlowPageQueries(StorePart):
     def task_states(self, execution_id: str) -> dict[str, list[str]]:
         """The states an execution's task runs are in, by task id (an Each's many runs add up to a few rows)."""
         rows = self.conn.execute(
-            "SELECT json_extract(data, '$.taskId'), json_extract(data, '$.state.current') FROM task_runs"
-            " WHERE execution_id=? GROUP BY 1, 2",
+            f"SELECT {self.dialect.json_text('data', 'taskId')}, {self.dialect.json_text('data', 'state', 'current')}"
+            " FROM task_runs WHERE execution_id=? GROUP BY 1, 2",
             (execution_id,),
         )
         found: dict[str, list[str]] = {}

@@ -4,15 +4,10 @@ connection is configured."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from kestractl.errors import StoreError
-
-# How long a writer waits for the file (or for this process's other writers) before giving up.
-BUSY_SECONDS = 30
-# Ids bound in one `IN (…)` query, well under SQLite's limit on parameters.
-MAX_PARAMETERS = 500
+from kestractl.store.part import BUSY_SECONDS
 
 MIGRATIONS: list[str] = [
     # 1: flows by revision, executions, task runs, logs, timers.
@@ -135,17 +130,6 @@ def store_error(path: Path, exc: Exception) -> StoreError:
     else:
         advice = "retry; if it persists, check the file and the disk"
     return StoreError(f"{path}: {reason} ({advice})")
-
-
-def chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def rollback(conn: sqlite3.Connection) -> None:
-    """Undo what is left: SQLite has already rolled back by itself after a full disk or an I/O error."""
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
 
 
 def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:

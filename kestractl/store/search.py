@@ -11,9 +11,9 @@ from typing import Any
 
 from kestractl.model import Execution, LogEntry, State, iso, level_rank, parse_iso, utcnow
 from kestractl.store.codec import execution_from
+from kestractl.store.dialect import Dialect
 from kestractl.store.filters import namespace_and_children
-from kestractl.store.part import StorePart
-from kestractl.store.schema import MAX_PARAMETERS
+from kestractl.store.part import MAX_PARAMETERS, StorePart
 
 # Labels as one column, `␞key:value␞key:value␞`: a `key:value` filter is a substring test on one row, and a
 # write stays one statement (no labels table to keep in step on every state change).
@@ -65,21 +65,21 @@ class ExecutionSearch:
     q: str | None = None
     ids: tuple[str, ...] = ()
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
         """The SQL condition (` WHERE …` or '') and its arguments."""
         condition, args = namespace_and_children(self.namespace) if self.namespace else ("", [])
         parts = [condition] if condition else []
-        for condition, values in self._conditions():
+        for condition, values in self._conditions(dialect):
             if values:
                 parts.append(condition)
                 args += values
         if self.q:
             columns = ("id", "flow_id", "namespace", "labels")
-            parts.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+            parts.append("(" + " OR ".join(f"{c} {dialect.like} ? ESCAPE '\\'" for c in columns) + ")")
             args += [_like(self.q)] * len(columns)
         return (" WHERE " + " AND ".join(parts) if parts else ""), args
 
-    def _conditions(self) -> list[tuple[str, list[Any]]]:
+    def _conditions(self, dialect: Dialect) -> list[tuple[str, list[Any]]]:
         """(condition, its arguments) of each filter; one without arguments is not set."""
         return [
             ("flow_id=?", [self.flow_id] if self.flow_id else []),
@@ -87,7 +87,7 @@ class ExecutionSearch:
             (f"id IN ({','.join('?' * len(self.ids))})", list(self.ids)),
             ("start_date>=?", [_iso(self.start)] if self.start else []),
             ("start_date<=?", [_iso(self.end)] if self.end else []),
-            *(("instr(labels, ?)>0", [label_column([label])]) for label in self.labels),
+            *((dialect.contains("labels", "?"), [label_column([label])]) for label in self.labels),
         ]
 
 
@@ -103,7 +103,7 @@ class LogSearch:
     end: datetime | None = None
     q: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
         parts = ["l.level_rank>=?"]
         args: list[Any] = [level_rank(self.min_level)]
         if self.start is not None:
@@ -113,13 +113,13 @@ class LogSearch:
             parts.append("l.timestamp<=?")
             args.append(_iso(self.end))
         if self.q:
-            parts.append("l.message LIKE ? ESCAPE '\\'")
+            parts.append(f"l.message {dialect.like} ? ESCAPE '\\'")
             args.append(_like(self.q))
         if self.namespace or self.flow_id:
-            inner, inner_args = ExecutionSearch(self.namespace, self.flow_id).where()
-            # `+`: not through the index on execution ids (one seek per id of a namespace, all time long): the
-            # time window's index is walked and each line's execution looked up in the set of matching ids.
-            parts.append(f"+l.execution_id IN (SELECT id FROM executions{inner})")
+            inner, inner_args = ExecutionSearch(self.namespace, self.flow_id).where(dialect)
+            # `+` (SQLite's hint): not through the index on execution ids (one seek per id of a namespace, all time
+            # long): the time window's index is walked and each line's execution looked up in the set of matching ids.
+            parts.append(f"{dialect.unindexed}l.execution_id IN (SELECT id FROM executions{inner})")
             args += inner_args
         return " WHERE " + " AND ".join(parts), args
 
@@ -163,13 +163,13 @@ class SearchQueries(StorePart):
         self, search: ExecutionSearch, limit: int, offset: int = 0, sort: str = "state.startDate", desc: bool = True
     ) -> list[str]:
         """One page of ids, newest first by default (`sort` is one of `SORTS`)."""
-        where, args = search.where()
-        order = f"{SORTS[sort]} {'DESC' if desc else 'ASC'}" + (", id" if sort != "id" else "")
+        where, args = search.where(self.dialect)
+        order = self.dialect.order(SORTS[sort], desc) + (", id" if sort != "id" else "")
         sql = f"SELECT id FROM executions{where} ORDER BY {order} LIMIT ? OFFSET ?"
         return [r[0] for r in self.conn.execute(sql, [*args, limit, offset])]
 
     def count_searched_executions(self, search: ExecutionSearch) -> int:
-        where, args = search.where()
+        where, args = search.where(self.dialect)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM executions{where}", args).fetchone()[0])
 
     def execution_heads(self, ids: list[str]) -> list[Execution]:
@@ -191,9 +191,9 @@ class SearchQueries(StorePart):
         # Every state named: the index on (state, start date, duration) is sought once per state and covers the query.
         states = search.states or tuple(s.value for s in State)
         bounded = ExecutionSearch(**{**search.__dict__, "states": states, "start": start, "end": end})
-        where, args = bounded.where()
+        where, args = bounded.where(self.dialect)
         minutes = int(offset.total_seconds() // 60)
-        day = "substr(start_date, 1, 10)" if not minutes else f"date(start_date, '{minutes:+d} minutes')"
+        day = "substr(start_date, 1, 10)" if not minutes else self.dialect.shifted_day("start_date", minutes)
         sql = (
             f"SELECT {day} AS day, state, COUNT(*), MIN(duration), MAX(duration), SUM(duration), COUNT(duration)"
             f" FROM executions{where} GROUP BY day, state"
@@ -210,7 +210,7 @@ class SearchQueries(StorePart):
 
     def search_logs(self, search: LogSearch, limit: int, offset: int = 0) -> list[LogEntry]:
         """One page of log lines across executions, newest first, with their executions' namespace and flow."""
-        where, args = search.where()
+        where, args = search.where(self.dialect)
         sql = (
             "SELECT l.execution_id, e.namespace, e.flow_id, l.task_run_id, l.task_id, l.attempt, l.level,"
             " l.timestamp, l.message FROM (SELECT seq FROM logs l"
@@ -220,7 +220,7 @@ class SearchQueries(StorePart):
         return [_log_entry(row) for row in self.conn.execute(sql, [*args, limit, offset])]
 
     def count_searched_logs(self, search: LogSearch) -> int:
-        where, args = search.where()
+        where, args = search.where(self.dialect)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM logs l{where}", args).fetchone()[0])
 
     # ---- triggers --------------------------------------------------------------------------------

@@ -1,0 +1,212 @@
+"""The backend of a command without `--server`: this machine's store, storage and runner, as every command used
+them before there was a remote mode. Each method imports what it uses, so a command imports what it did."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kestractl.cli.output import error
+
+if TYPE_CHECKING:
+    from kestractl.cli.backend import ExecuteRequest, Watch
+    from kestractl.cli.state import CliState
+    from kestractl.deploy import Deployed
+    from kestractl.engine.runner import Runner
+    from kestractl.kv import KVStore
+    from kestractl.model import Execution, LogEntry
+    from kestractl.namespace_files import NamespaceFiles
+    from kestractl.storage import Storage
+    from kestractl.store import FlowRow, Store
+
+# How often `execute` copies the WAL into the database (see `_checkpoints`).
+CHECKPOINT_SECONDS = 0.25
+# Allocations between two looks of the cyclic garbage collector at young objects while `execute` runs (see
+# `_fewer_collections`).
+COLLECT_EVERY = 10_000
+
+
+class LocalBackend:
+    def __init__(self, state: CliState) -> None:
+        self.state = state
+        self._opened: tuple[Store, Storage] | None = None
+
+    def _open(self) -> tuple[Store, Storage]:
+        """The home's store and storage, opened once however many calls a command makes (a folder's uploads)."""
+        if self._opened is None:
+            self._opened = self.state.open()
+        return self._opened
+
+    def _store(self) -> Store:
+        return self._open()[0]
+
+    # ---- flows --------------------------------------------------------------------------------
+
+    def deploy(self, paths: list[Path]) -> list[Deployed]:
+        from kestractl.deploy import deploy
+
+        return deploy(self._store(), paths)
+
+    def validate(self, paths: list[Path]) -> list[tuple[str, str, str]]:
+        from kestractl.deploy import collect_files, load_flows
+
+        return [(flow.namespace, flow.id, path) for flow, path in load_flows(collect_files(paths))]
+
+    def flows(self, namespace: str | None) -> list[FlowRow]:
+        return self._store().list_flows(namespace)
+
+    def flow(self, namespace: str, flow_id: str, revision: int | None) -> FlowRow:
+        return self._store().flow_revision(namespace, flow_id, revision)
+
+    def sources(self) -> list[FlowRow]:
+        return self._store().latest_sources()
+
+    def revisions(self, namespace: str, flow_id: str) -> list[FlowRow]:
+        return self._store().revisions(namespace, flow_id)
+
+    def delete_flow(self, namespace: str, flow_id: str) -> None:
+        self._store().delete_flow(namespace, flow_id)
+
+    # ---- executions ---------------------------------------------------------------------------
+
+    def execute(self, request: ExecuteRequest, watch: Watch) -> Execution:
+        from kestractl.engine.runner import Runner  # before the home opens (see `kestractl.cli.main`)
+        from kestractl.errors import KestraError, ValidationError
+
+        store, storage = self.state.open(background_checkpoints=True)  # see `_checkpoints`
+        runner = Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
+        try:
+            try:
+                flow = runner.flows.get(request.namespace, request.flow_id, request.revision)
+                execution = runner.create_execution(flow, request.inputs, request.labels)
+            except KestraError as exc:
+                raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
+            with _checkpoints(store), _fewer_collections():
+                return runner.run(execution.id)
+        finally:
+            runner.close()
+
+    def _runner(self, watch: Watch) -> Runner:
+        from kestractl.engine.runner import Runner
+
+        store, storage = self._open()
+        return Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
+
+    def executions(self, namespace: str | None, flow_id: str | None, states: list[str], limit: int) -> list[Execution]:
+        store = self._store()
+        return [store.load_execution(i) for i in store.find_execution_ids(namespace, flow_id, states, limit)]
+
+    def execution(self, execution_id: str) -> Execution:
+        return self._store().load_execution(execution_id)
+
+    def logs(self, execution_id: str, level: str, task_id: str | None) -> list[LogEntry]:
+        store = self._store()
+        return list(store.logs(store.load_execution(execution_id), level, task_id))
+
+    def restart(self, execution_id: str, watch: Watch) -> Execution:
+        runner = self._runner(watch)
+        try:
+            return runner.restart(execution_id)
+        finally:
+            runner.close()
+
+    def resume(self, execution_id: str, watch: Watch) -> Execution:
+        runner = self._runner(watch)
+        try:
+            return runner.resume(execution_id)
+        finally:
+            runner.close()
+
+    def kill(self, execution_id: str, watch: Watch) -> Execution:
+        runner = self._runner(watch)
+        try:
+            return runner.kill(execution_id)
+        finally:
+            runner.close()
+
+    def execution_files(self, execution_id: str) -> list[tuple[str, int]]:
+        from kestractl.storage import execution_prefix
+
+        store, storage = self._open()
+        execution = store.load_execution(execution_id)
+        return list(storage.files_under(execution_prefix(execution.namespace, execution.flow_id, execution.id)))
+
+    def execution_file(self, execution_id: str, uri: str) -> bytes:
+        from kestractl.storage import execution_prefix
+
+        store, storage = self._open()
+        execution = store.load_execution(execution_id)
+        return storage.read_under(execution_prefix(execution.namespace, execution.flow_id, execution.id), uri)
+
+    # ---- KV store and namespace files ---------------------------------------------------------
+
+    def _kv(self, namespace: str) -> KVStore:
+        from kestractl.kv import KVStore
+        from kestractl.storage import open_storage
+
+        return KVStore(open_storage(self.state.home()), namespace)
+
+    def kv_put(self, namespace: str, key: str, value: Any, ttl: timedelta | None) -> None:
+        self._kv(namespace).put(key, value, ttl=ttl)
+
+    def kv_get(self, namespace: str, key: str) -> tuple[Any] | None:
+        found = self._kv(namespace).get(key)
+        return None if found is None else (found.value,)
+
+    def kv_list(self, namespace: str) -> list[dict[str, Any]]:
+        return [entry.to_api() for entry in self._kv(namespace).list()]
+
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        return self._kv(namespace).delete(key)
+
+    def _files(self, namespace: str) -> NamespaceFiles:
+        from kestractl.namespace_files import NamespaceFiles
+
+        return NamespaceFiles(self._open()[1], namespace)
+
+    def file_put(self, namespace: str, path: str, source: Path) -> None:
+        self._files(namespace).put(path, source)
+
+    def file_paths(self, namespace: str) -> list[str]:
+        return self._files(namespace).paths()
+
+    def file_get(self, namespace: str, path: str) -> bytes:
+        return self._files(namespace).get(path)
+
+    def file_delete(self, namespace: str, path: str) -> bool:
+        return self._files(namespace).delete(path)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector looks at every young object every COLLECT_EVERY allocations, instead of 700:
+    with 700 it went over the executions the runner drives (a window of 1,000 ForEachItem children) again and again,
+    15% of the run. The engine's objects are freed by reference counting (an execution and its runner hold no cycle),
+    so garbage waits no longer for it; the previous setting is restored after the run."""
+    before = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+@contextmanager
+def _checkpoints(store: Store) -> Iterator[None]:
+    """The WAL is copied into the database on a thread of its own while the execution runs, as in the server:
+    a commit that checkpointed itself (every 4 MB of WAL) cost a long flow 10-25% of its time."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=store.checkpoint_every, args=(CHECKPOINT_SECONDS, stop, lambda exc: error(exc.message)), daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
