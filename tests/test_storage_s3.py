@@ -1,5 +1,6 @@
 """`--storage s3://…`: internal storage in a bucket of a real S3-compatible server (moto's, on 127.0.0.1), shared
-by separate kestractl processes; the protocol's operations on it; a wrong bucket or endpoint in one line."""
+by separate kestractl processes (on one SQLite home, or on PostgreSQL with a home each, as separate machines);
+the server's file API on it; the protocol's operations on it; a wrong bucket or endpoint in one line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from kestractl.namespace_files import NamespaceFiles
 from kestractl.server.app import ServerOptions, StandaloneServer
 from kestractl.storage.s3 import S3Storage
 from tests.services.s3 import S3Server, free_port, s3, s3_server, s3_url  # noqa: F401  (the fixtures)
+from tests.services.stores import fresh_database, postgres  # noqa: F401  (the session fixture)
 
 CHILD = """
 id: s3-child
@@ -117,12 +120,23 @@ def objects(server: S3Server, url: str) -> dict[str, bytes]:
     return {k[len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: every process shares one home and its SQLite file. A URL: a fresh PostgreSQL database, and each
+    process has a home of its own, as processes on separate machines would."""
+    if request.param == "sqlite":
+        yield None
+        return
+    yield from fresh_database(request.getfixturevalue("postgres"))
+
+
 def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     tmp_path: Path,
     s3: S3Server,  # noqa: F811
     s3_url: str,  # noqa: F811
+    database: str | None,
 ) -> None:
-    home, flows, scripts = tmp_path / "home", tmp_path / "flows", tmp_path / "scripts"
+    flows, scripts = tmp_path / "flows", tmp_path / "scripts"
     flows.mkdir()
     (flows / "child.yaml").write_text(CHILD)
     (flows / "parent.yaml").write_text(PARENT)
@@ -131,11 +145,16 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     (scripts / "scripts" / "header.txt").write_text("header\n")
     items = tmp_path / "items.txt"
     items.write_text("a\nb\nc\nd\ne\n")
+
+    def process(number: int, *args: str) -> subprocess.CompletedProcess[str]:
+        home = tmp_path / ("home" if database is None else f"home{number}")
+        return kestractl(home, s3_url, *(("--database", database) if database else ()), *args)
+
     # Process 1 deploys and writes a namespace file and a KV value; process 2 runs the flow, whose tasks read them.
     for args in (("flow", "deploy", str(flows)), ("namespace", "files", "update", "tests.s3", str(scripts), "/")):
-        assert kestractl(home, s3_url, *args).returncode == 0
-    assert kestractl(home, s3_url, "kv", "set", "tests.s3", "greeting", "hello").returncode == 0
-    done = kestractl(home, s3_url, "execute", "tests.s3", "s3-parent", "--input", f"file={items}", "--json")
+        assert process(1, *args).returncode == 0
+    assert process(1, "kv", "set", "tests.s3", "greeting", "hello").returncode == 0
+    done = process(2, "execute", "tests.s3", "s3-parent", "--input", f"file={items}", "--json")
     assert done.returncode == 0, done.stderr
     execution: dict[str, Any] = json.loads(done.stdout)
     assert state(execution) == "SUCCESS"
@@ -148,14 +167,14 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     assert any(k.startswith(prefix + "inputs/file/") for k in stored)
     assert stored["tests/s3/_files/scripts/header.txt"] == b"header\n"
     assert any(k.startswith("tests/s3/_kv/greeting") for k in stored)
-    assert [p for p in (home / "storage").rglob("*") if p.is_file()] == []
-    written = kestractl(home, s3_url, "executions", "file", execution["id"], execution["outputs"]["written"])
+    assert [p for p in tmp_path.glob("home*/storage/**/*") if p.is_file()] == []
+    written = process(3, "executions", "file", execution["id"], execution["outputs"]["written"])
     assert written.stdout == "hello / header / 9"
-    shelled = kestractl(home, s3_url, "executions", "file", execution["id"], execution["outputs"]["shelled"])
+    shelled = process(3, "executions", "file", execution["id"], execution["outputs"]["shelled"])
     assert shelled.stdout == "header\na\nb\nc\nd\ne\n"
-    assert kestractl(home, s3_url, "kv", "get", "tests.s3", "lines").stdout == "a\nb\nc\nd\ne\n"
+    assert process(3, "kv", "get", "tests.s3", "lines").stdout == "a\nb\nc\nd\ne\n"
     # Process 4: a task reads the namespace file a task of process 2 wrote.
-    reader = kestractl(home, s3_url, "execute", "tests.s3", "s3-reader", "--json")
+    reader = process(4, "execute", "tests.s3", "s3-reader", "--json")
     assert reader.returncode == 0, reader.stderr
     assert runs(json.loads(reader.stdout), "read")[0]["outputs"]["value"] == "hello / header / 9"
 
