@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kestractl.engine.runner import Runner
 from kestractl.model import State
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 FLOW = """id: two
@@ -28,7 +28,7 @@ tasks:
 def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> None:
     store = open_store(tmp_path / "k.db")
     store.save_flow("load", "two", FLOW)
-    runner = Runner(store, Storage(tmp_path / "storage"))
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
     flow = runner.flows.get("load", "two")
     created = [runner.create_execution(flow) for _ in range(40)]
     for execution in created[1:]:

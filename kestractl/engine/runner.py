@@ -11,7 +11,6 @@ import copy
 import functools
 import heapq
 import logging
-import shutil
 import threading
 import time
 import weakref
@@ -138,10 +137,10 @@ class Runner:
                 else dict(inputs or {})
             )
         except KestraError:
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
+            self.storage.delete_under(prefix)
             raise
         except OSError as exc:  # a FILE input that cannot be copied (name too long, unreadable …)
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
+            self.storage.delete_under(prefix)
             raise InputError(f"Invalid input: the file cannot be stored ({exc.strerror or exc})") from None
         for declared in flow.inputs:
             if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:
