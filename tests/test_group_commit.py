@@ -78,7 +78,7 @@ def test_log_lines_are_stored_in_batches_and_all_of_them_with_the_end(tmp_path: 
     tasks = "".join(log.format(i=i) for i in range(200))
     store = open_store(tmp_path / "k.db")
     store.save_flow("load", "logs", f"id: logs\nnamespace: load\ntasks:\n{tasks}")
-    runner = Runner(store, Storage(tmp_path / "storage"))
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
     execution = runner.run(runner.create_execution(runner.flows.get("load", "logs")).id)
