@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -72,6 +73,26 @@ def standalone(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.serve()
+
+
+@app.command()
+@handles_errors
+def scheduler() -> None:
+    """Kestra's scheduler component alone: schedules become CREATED executions that executors run elsewhere.
+    Several may share one database.  Example: kestractl --database postgresql://… server scheduler"""
+    from kestractl.server.scheduler_component import SchedulerComponent
+
+    component = SchedulerComponent(state.home(), state.database_option, say=_say)
+    _stop_on_signals(component.stop_event)
+    component.serve()
+
+
+def _stop_on_signals(event: threading.Event) -> None:
+    def stop(signum: int, frame: object) -> None:
+        event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _say(level: str, message: str) -> None:

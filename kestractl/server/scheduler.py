@@ -53,8 +53,13 @@ class FlowIndex:
 
 
 class Scheduler:
-    def __init__(self, runner: Runner, on_started: Callable[[Execution, str], None] | None = None) -> None:
+    def __init__(
+        self, runner: Runner, on_started: Callable[[Execution, str], None] | None = None, executes: bool = True
+    ) -> None:
+        """`executes`: hand the executions to this process's runner; False (`server scheduler`): leave them
+        CREATED in the store for an executor elsewhere."""
         self.runner = runner
+        self.executes = executes
         self.index = FlowIndex(runner)
         self.on_started = on_started
         self._next: dict[tuple[str, str, str], TriggerState] = {}
@@ -73,9 +78,11 @@ class Scheduler:
             if item.key in disabled:  # turned off by a Toggle task: where it stood is read again once back on
                 self._next.pop(item.key, None)
                 continue
-            state = self._state(item, now)
-            if state.next_date <= now:
-                started += self._fire(item, state, now)
+            state = self._next.get(item.key) or self.runner.store.trigger_state(*item.key)
+            if state is None or state.signature != item.signature or state.next_date <= now:
+                started += self._fire(item, now)
+            else:
+                self._next[item.key] = state
         return started + self.polls.tick(self.index.flows, now)  # refreshed just above
 
     def _enabled_schedules(self) -> list[EnabledTrigger]:
@@ -92,29 +99,37 @@ class Scheduler:
             ]
         return self._schedules
 
-    def _fire(self, item: EnabledTrigger, state: TriggerState, now: datetime) -> list[Execution]:
-        fires, following = schedule.due(item.trigger, state.next_date, now)
+    def _fire(self, item: EnabledTrigger, now: datetime) -> list[Execution]:
+        """Fire the dates due at `now` from the trigger's row as stored, claimed in the transaction that creates
+        the executions and stores the next date: with any number of schedulers, a date fires once (or, after a
+        crash, not at all and then once). The in-memory date only says when to look; the row decides."""
         started = []
         store = self.runner.store
         with store.transaction():
-            for fire in fires:
-                execution = self._start_scheduled(item.flow, item.trigger, fire)
-                if execution is not None:
-                    started.append(execution)
-            state.next_date = following
-            store.save_trigger_state(state)
+            state = self._claim(item, now)
+            if state is None:  # another scheduler is firing it right now: its next date is read next tick
+                self._next.pop(item.key, None)
+                return []
+            if state.next_date <= now:
+                fires, state.next_date = schedule.due(item.trigger, state.next_date, now)
+                started = [e for e in (self._start_scheduled(item.flow, item.trigger, f) for f in fires) if e]
+                store.save_trigger_state(state)
+        self._next[item.key] = state
         for execution in started:
             self._started(execution, f"schedule {item.trigger['id']}")
         return started
 
-    def _state(self, item: EnabledTrigger, now: datetime) -> TriggerState:
-        """The stored next date, unless the trigger's definition changed since it was stored."""
-        state = self._next.get(item.key) or self.runner.store.trigger_state(*item.key)
-        if state is None or state.signature != item.signature:
+    def _claim(self, item: EnabledTrigger, now: datetime) -> TriggerState | None:
+        """The trigger's row, held by this transaction (written first when the trigger is new), started afresh
+        when the trigger's definition changed since it was stored; None when another scheduler holds it."""
+        store = self.runner.store
+        state = store.claim_trigger(*item.key)
+        if state is None and store.trigger_state(*item.key) is None:
+            store.add_trigger_state(TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now)))
+            state = store.claim_trigger(*item.key)
+        if state is not None and state.signature != item.signature:
             state = TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now))
-            with self.runner.store.transaction():
-                self.runner.store.save_trigger_state(state)
-        self._next[item.key] = state
+            store.save_trigger_state(state)
         return state
 
     def _start_scheduled(self, flow: Flow, trigger: dict[str, Any], fire: schedule.Fire) -> Execution | None:
@@ -204,7 +219,8 @@ class Scheduler:
             return None
 
     def _started(self, execution: Execution, why: str) -> None:
-        self.runner.submit(execution.id)
+        if self.executes:
+            self.runner.submit(execution.id)
         if self.on_started is not None:
             self.on_started(execution, why)
 

@@ -19,6 +19,9 @@ class Dialect:
     like: str
     # The LIMIT that lets every row through.
     no_limit: int | None
+    # Ends a SELECT that claims rows for the transaction: PostgreSQL locks them and passes over those another
+    # transaction holds; SQLite's BEGIN IMMEDIATE already holds the whole file, so nothing is added.
+    claim: str = ""
 
     def json_text(self, column: str, *path: str) -> str:
         """A text value inside a JSON column, by its keys."""
@@ -44,4 +47,12 @@ class Dialect:
 
 
 SQLITE = Dialect(name="sqlite", begin="BEGIN IMMEDIATE", unindexed="+", position="instr", like="LIKE", no_limit=-1)
-POSTGRES = Dialect(name="postgresql", begin="BEGIN", unindexed="", position="strpos", like="ILIKE", no_limit=None)
+POSTGRES = Dialect(
+    name="postgresql",
+    begin="BEGIN",
+    unindexed="",
+    position="strpos",
+    like="ILIKE",
+    no_limit=None,
+    claim=" FOR UPDATE SKIP LOCKED",
+)

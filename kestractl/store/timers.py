@@ -34,8 +34,24 @@ class TimerQueries(StorePart):
     # ---- schedule triggers --------------------------------------------------------------------
 
     def trigger_state(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
+        return self._trigger_row(namespace, flow_id, trigger_id, "")
+
+    def claim_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
+        """Inside a transaction: the trigger's row as committed, held by this transaction until it ends, so a fire
+        date is fired by one scheduler only; None when another scheduler holds it now (or there is no row)."""
+        return self._trigger_row(namespace, flow_id, trigger_id, self.dialect.claim)
+
+    def add_trigger_state(self, state: TriggerState) -> None:
+        """The first row of a trigger, unless another scheduler has just written one (then it stands)."""
+        self.conn.execute(
+            "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (namespace, flow_id, trigger_id) DO NOTHING",
+            (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
+        )
+
+    def _trigger_row(self, namespace: str, flow_id: str, trigger_id: str, claim: str) -> TriggerState | None:
         row = self.conn.execute(
-            "SELECT signature, next_date FROM triggers WHERE namespace=? AND flow_id=? AND trigger_id=?",
+            "SELECT signature, next_date FROM triggers WHERE namespace=? AND flow_id=? AND trigger_id=?" + claim,
             (namespace, flow_id, trigger_id),
         ).fetchone()
         if row is None:
