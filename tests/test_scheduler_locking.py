@@ -138,7 +138,7 @@ def test_two_scheduler_processes_fire_each_second_once(tmp_path: Path, database:
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     dates = _fire_dates(database)
     created = [log.read_text().count("created by") for log in logs]
-    assert sum(created) == len(dates), created
+    assert sum(created) == len(dates) and min(created) > 0, created  # both schedulers fired some dates
     _assert_each_second_once(dates)
 
 
