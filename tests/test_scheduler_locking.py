@@ -15,11 +15,13 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kestractl.engine.runner import Runner
-from kestractl.model import parse_iso
+from kestractl.model import Execution, State, parse_iso
+from kestractl.plugin import PollContext, PollingTrigger, register
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import LocalStorage
 from kestractl.store import Store, TriggerState, open_store
@@ -64,7 +66,7 @@ def test_a_claimed_trigger_waits_for_its_holder_and_then_shows_the_new_date(stor
     seen: list[TriggerState | None] = []
     racer = threading.Thread(target=lambda: seen.append(_claim(second)))
     with first.transaction():
-        held = first.claim_trigger(*KEY)
+        held = first.claim_trigger(*KEY, _unexpected)
         assert held is not None and held.next_date == T0
         racer.start()
         racer.join(1.0)
@@ -81,7 +83,11 @@ def test_a_claimed_trigger_waits_for_its_holder_and_then_shows_the_new_date(stor
 
 def _claim(store: Store) -> TriggerState | None:
     with store.transaction():
-        return store.claim_trigger(*KEY)
+        return store.claim_trigger(*KEY, _unexpected)
+
+
+def _unexpected() -> TriggerState:
+    raise AssertionError("the row exists: nothing new is written")
 
 
 def test_two_schedulers_fire_a_date_once_whatever_their_caches_say(tmp_path: Path, store_url: str) -> None:  # noqa: F811
@@ -109,6 +115,58 @@ def test_a_changed_schedule_is_started_afresh_once(tmp_path: Path, store_url: st
     assert len(backfilled) == 3  # 07:30, 08:30, 09:30
     assert second.tick(T0 + timedelta(minutes=2)) == []
     assert store.count_executions() == 3
+
+
+class Always(PollingTrigger):
+    """A polling trigger whose condition always holds: each poll starts an execution."""
+
+    type_name = "io.kestra.plugin.test.AlwaysThere"
+    outputs = {"seen": "Always true."}
+
+    def poll(self, ctx: PollContext) -> dict[str, Any] | None:
+        return {"seen": True}
+
+
+register(Always)
+POLLED = """id: sched
+namespace: tests
+tasks:
+  - id: d
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.seen }}"
+triggers:
+  - id: poll
+    type: io.kestra.plugin.test.AlwaysThere
+    interval: PT1H
+"""
+
+
+def test_polling_triggers_poll_once_per_interval_and_wait_for_their_execution(
+    tmp_path: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    """The poll date is claimed like a schedule's: the scheduler whose cache still says due does not poll again.
+    With the executions run elsewhere, the trigger waits for its execution's end as the store shows it."""
+    first, second = (_scheduler(tmp_path, store_url) for _ in range(2))
+    store = first.runner.store
+    store.save_flow("tests", "sched", POLLED)
+    [polled] = _polled(first, T0)
+    assert _polled(second, T0) == []  # the row says T0 + 1 h
+    later = T0 + timedelta(hours=1, seconds=1)
+    assert _polled(first, later) == []  # its execution has not ended
+    store.set_execution_state(polled.id, State.SUCCESS)
+    assert len(_polled(first, later)) == 1
+    assert _polled(second, later + timedelta(seconds=1)) == []  # remembered T0 + 1 h; the row says T0 + 2 h
+    assert store.count_executions() == 2
+
+
+def _polled(scheduler: Scheduler, now: datetime) -> list[Execution]:
+    """The executions the polls of one tick at `now` started (they run on threads of their own)."""
+    started = scheduler.tick(now)
+    deadline = time.monotonic() + 5
+    while scheduler.polls._inflight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return started + scheduler.tick(now)
 
 
 def _scheduler(tmp_path: Path, database: str) -> Scheduler:

@@ -44,9 +44,16 @@ class EnabledTrigger:
 
 class Polls:
     def __init__(
-        self, runner: Runner, started: Callable[[Execution, str], None], signature: Callable[[dict[str, Any]], str]
+        self,
+        runner: Runner,
+        started: Callable[[Execution, str], None],
+        signature: Callable[[dict[str, Any]], str],
+        ends_from_store: bool = False,
     ) -> None:
+        """`ends_from_store`: the executions run in other processes (`server scheduler`), so whether the one a
+        trigger started has ended is read from the store rather than told by `on_execution_end`."""
         self.runner = runner
+        self.ends_from_store = ends_from_store
         self._started = started
         self._signature = signature
         self._states: dict[tuple[str, str, str], TriggerState] = {}
@@ -60,11 +67,9 @@ class Polls:
         """Start the executions of the polls that ended since the last tick, then the polls now due."""
         started = self._collect()
         for item in self._enabled(flows).values():
-            if item.key in self._inflight or item.key in self._running:
+            if item.key in self._inflight or self._still_running(item.key):
                 continue
-            state = self._state(item, now)
-            if state.next_date <= now:
-                self._save(state, now + _polling(item).interval())
+            if self._state(item, now).next_date <= now and self._reserve(item, now):
                 self._inflight.add(item.key)
                 threading.Thread(target=self._poll, args=(item,), name="polling-trigger", daemon=True).start()
         return started
@@ -101,6 +106,34 @@ class Polls:
             state = TriggerState(*item.key, item.signature, now)
         self._states[item.key] = state
         return state
+
+    def _still_running(self, key: tuple[str, str, str]) -> bool:
+        execution_id = self._running.get(key)
+        if execution_id is None or not self.ends_from_store:
+            return execution_id is not None
+        found = self.runner.store.load_executions([execution_id])
+        if found and not found[0].state.current.is_terminated():
+            return True
+        if found:
+            self.on_execution_end(found[0])
+        else:  # purged meanwhile
+            del self._running[key]
+        return False
+
+    def _reserve(self, item: EnabledTrigger, now: datetime) -> bool:
+        """Claim the trigger's row and store its next poll date, so one scheduler polls per interval however many
+        run; False when another one holds the row or has already polled for this date."""
+        store = self.runner.store
+        with store.transaction():
+            stored = store.claim_trigger(*item.key, lambda: self._states[item.key])
+            if stored is None:
+                return False
+            if stored.signature == item.signature and stored.next_date > now:
+                self._states[item.key] = stored
+                return False
+            self._states[item.key].next_date = now + _polling(item).interval()
+            store.save_trigger_state(self._states[item.key])
+        return True
 
     def _save(self, state: TriggerState, next_date: datetime) -> None:
         state.next_date = next_date

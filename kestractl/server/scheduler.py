@@ -65,7 +65,7 @@ class Scheduler:
         self._next: dict[tuple[str, str, str], TriggerState] = {}
         self._indexed: list[Flow] | None = None
         self._schedules: list[EnabledTrigger] = []
-        self.polls = Polls(runner, self._started, _signature)
+        self.polls = Polls(runner, self._started, _signature, ends_from_store=not executes)
 
     # ---- schedules ----------------------------------------------------------------------------
 
@@ -123,14 +123,14 @@ class Scheduler:
         """The trigger's row, held by this transaction (written first when the trigger is new), started afresh
         when the trigger's definition changed since it was stored; None when another scheduler holds it."""
         store = self.runner.store
-        state = store.claim_trigger(*item.key)
-        if state is None and store.trigger_state(*item.key) is None:
-            store.add_trigger_state(TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now)))
-            state = store.claim_trigger(*item.key)
+        state = store.claim_trigger(*item.key, lambda: self._first(item, now))
         if state is not None and state.signature != item.signature:
-            state = TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now))
+            state = self._first(item, now)
             store.save_trigger_state(state)
         return state
+
+    def _first(self, item: EnabledTrigger, now: datetime) -> TriggerState:
+        return TriggerState(*item.key, item.signature, schedule.first_next(item.trigger, now))
 
     def _start_scheduled(self, flow: Flow, trigger: dict[str, Any], fire: schedule.Fire) -> Execution | None:
         variables = {"trigger": fire.variables(), "flow": {"id": flow.id, "namespace": flow.namespace}}

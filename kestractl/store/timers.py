@@ -4,6 +4,7 @@ MultipleCondition windows. Rows written by the engine and the scheduler, read ba
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kestractl.model import iso, parse_iso, utcnow
@@ -36,18 +37,22 @@ class TimerQueries(StorePart):
     def trigger_state(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
         return self._trigger_row(namespace, flow_id, trigger_id, "")
 
-    def claim_trigger(self, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
+    def claim_trigger(
+        self, namespace: str, flow_id: str, trigger_id: str, new: Callable[[], TriggerState]
+    ) -> TriggerState | None:
         """Inside a transaction: the trigger's row as committed, held by this transaction until it ends, so a fire
-        date is fired by one scheduler only; None when another scheduler holds it now (or there is no row)."""
-        return self._trigger_row(namespace, flow_id, trigger_id, self.dialect.claim)
-
-    def add_trigger_state(self, state: TriggerState) -> None:
-        """The first row of a trigger, unless another scheduler has just written one (then it stands)."""
-        self.conn.execute(
-            "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (namespace, flow_id, trigger_id) DO NOTHING",
-            (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
-        )
+        date is fired by one scheduler only; None when another scheduler holds it now. A trigger without a row
+        gets `new()` first, unless another scheduler has just written one (then that one stands)."""
+        state = self._trigger_row(namespace, flow_id, trigger_id, self.dialect.claim)
+        if state is None and self.trigger_state(namespace, flow_id, trigger_id) is None:
+            first = new()
+            self.conn.execute(
+                "INSERT INTO triggers (namespace, flow_id, trigger_id, signature, next_date) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (namespace, flow_id, trigger_id) DO NOTHING",
+                (namespace, flow_id, trigger_id, first.signature, first.next_date.isoformat()),
+            )
+            state = self._trigger_row(namespace, flow_id, trigger_id, self.dialect.claim)
+        return state
 
     def _trigger_row(self, namespace: str, flow_id: str, trigger_id: str, claim: str) -> TriggerState | None:
         row = self.conn.execute(
