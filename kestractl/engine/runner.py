@@ -11,20 +11,19 @@ import copy
 import functools
 import heapq
 import logging
-import shutil
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from kestractl.engine.active import Active
-from kestractl.engine.contexts import MASK, Contexts, LogBuffer
+from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart, recover_interrupted
+from kestractl.engine.creation import ExecutionCreator, merge_labels
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.flows import FlowRepository
 from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
@@ -32,24 +31,19 @@ from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.variables import snapshot
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import ConflictError, InputError, KestraError, NotFoundError
-from kestractl.expressions import render_typed
-from kestractl.inputs import resolve_inputs
-from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
-from kestractl.storage import Storage, execution_prefix
+from kestractl.errors import ConflictError, KestraError, NotFoundError
+from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, utcnow
+from kestractl.storage import Storage
 from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
-# Subflow children built before their rows are written (one statement), so that 100,000 are never all in memory.
-CREATE_CHUNK = 500
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 RETRY = "RETRY"
 log = logging.getLogger("kestractl.engine")
-FlowOf = Callable[..., Flow]
 
 
 def _alive(ref: weakref.ref[Active]) -> Active:
@@ -74,6 +68,7 @@ class Runner:
         self.on_change = on_change
         self.storage = storage
         self.flows = FlowRepository(store)
+        self.creator = ExecutionCreator(store, storage)
         self.on_end = on_end
         self.logs = LogBuffer(store, on_log)
         self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
@@ -101,60 +96,7 @@ class Runner:
         validate_inputs: bool = True,
     ) -> Execution:
         """A new CREATED execution with typed inputs (files copied into storage), persisted."""
-        execution = self._new_execution(flow, inputs, labels, trigger, parent, validate_inputs)
-        with self.store.transaction():
-            self.store.save_execution(execution)
-        return execution
-
-    def _new_execution(
-        self,
-        flow: Flow,
-        inputs: Mapping[str, Any] | None,
-        labels: list[tuple[str, str]] | None,
-        trigger: dict[str, Any] | None,
-        parent: tuple[Execution, TaskRun] | None,
-        validate_inputs: bool,
-    ) -> Execution:
-        """`create_execution`'s execution, not yet written."""
-        if flow.disabled:
-            raise ConflictError(f"flow {flow.namespace}.{flow.id} is disabled")
-        execution = Execution(
-            id=new_id(),
-            namespace=flow.namespace,
-            flow_id=flow.id,
-            flow_revision=flow.revision,
-            state=StateInfo.new(State.CREATED),
-            trigger=trigger,
-        )
-        prefix = execution_prefix(flow.namespace, flow.id, execution.id)
-
-        def store_file(input_id: str, path: Path) -> str:
-            return self.storage.put(f"{prefix}/inputs/{input_id}/{path.name}", path)
-
-        try:
-            execution.inputs = (
-                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file, render=input_renderer(flow))
-                if validate_inputs
-                else dict(inputs or {})
-            )
-        except KestraError:
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
-            raise
-        except OSError as exc:  # a FILE input that cannot be copied (name too long, unreadable …)
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
-            raise InputError(f"Invalid input: the file cannot be stored ({exc.strerror or exc})") from None
-        for declared in flow.inputs:
-            if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:
-                execution.secrets[declared.id] = execution.inputs[declared.id]
-                execution.inputs[declared.id] = MASK
-        correlation = execution.id
-        if parent is not None:
-            parent_execution, parent_run = parent
-            execution.parent_id = parent_execution.id
-            execution.parent_task_run_id = parent_run.id
-            correlation = parent_execution.labels_map().get("system.correlationId", parent_execution.id)
-        execution.labels = _merge_labels([*flow.labels, *(labels or []), ("system.correlationId", correlation)])
-        return execution
+        return self.creator.create_execution(flow, inputs, labels, trigger, parent, validate_inputs)
 
     # ---- driving (CLI: synchronous) ---------------------------------------------------------
 
@@ -499,7 +441,7 @@ class Runner:
         if variables is not None:
             execution.variables = variables
         if update.labels:
-            execution.labels = _merge_labels([*execution.labels, *update.labels])
+            execution.labels = merge_labels([*execution.labels, *update.labels])
         active.row_dirty = True
         return True
 
@@ -700,7 +642,9 @@ class Runner:
         try:
             flow_of = functools.cache(self.flows.get)  # "the latest" read once per start, not once per child
             with self.store.transaction():  # all children or none; only their ids are kept
-                child_ids = self._create_children(active, task, run, task.subflow_requests(ctx), flow_of)
+                child_ids = self.creator.create_children(
+                    active.execution, task, run, task.subflow_requests(ctx), flow_of
+                )
             state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
@@ -740,33 +684,6 @@ class Runner:
             for child_id in killed:
                 kill_offline(self.store, child_id)
 
-    def _create_children(
-        self, active: Active, task: Task, run: TaskRun, requests: Iterable[dict[str, Any]], flow_of: FlowOf
-    ) -> list[str]:
-        """The children's rows written CREATE_CHUNK at a time, in one statement each; only their ids are kept."""
-        ids: list[str] = []
-        chunk: list[Execution] = []
-        for request in requests:
-            chunk.append(self._new_child(active, task, run, request, flow_of))
-            if len(chunk) == CREATE_CHUNK:
-                self.store.save_executions(chunk)
-                ids.extend(e.id for e in chunk)
-                chunk = []
-        self.store.save_executions(chunk)
-        return [*ids, *(e.id for e in chunk)]
-
-    def _new_child(
-        self, active: Active, task: Task, run: TaskRun, request: dict[str, Any], flow_of: FlowOf
-    ) -> Execution:
-        flow = flow_of(request["namespace"], request["flowId"], request.get("revision"))
-        parent = active.execution
-        labels = list(request.get("labels") or [])
-        if request.get("inheritLabels"):
-            labels = [*[(k, v) for k, v in parent.labels if k != "system.correlationId"], *labels]
-        variables = {**parent.reference(), **(request.get("triggerVariables") or {})}
-        trigger = {"id": task.id, "type": task.type, "variables": variables}
-        return self._new_execution(flow, request.get("inputs") or {}, labels, trigger, (parent, run), True)
-
     def _end_run(self, active: Active, run: TaskRun, state: State) -> None:
         run.attempts[-1].state.moved(state)
         run.state.moved(state)
@@ -776,13 +693,6 @@ class Runner:
 
     def _context(self, active: Active, task: Task | None, run: TaskRun | None) -> RunContext:
         return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
-
-
-def input_renderer(flow: Flow) -> Callable[[str, dict[str, Any]], Any]:
-    """What renders `dependsOn.condition`, SELECT `expression` and dynamic `defaults`: the flow and the inputs
-    resolved so far (there is no execution yet, as in Kestra: `{{ execution.id }}` is an error there)."""
-    names = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}
-    return lambda expression, inputs: render_typed(expression, {"flow": names, "inputs": inputs})
 
 
 def _final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:
@@ -795,11 +705,3 @@ def _final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:
     if state == State.WARNING and task.allow_warning:
         state = State.SUCCESS
     return state
-
-
-def _merge_labels(labels: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Later labels override earlier ones with the same key; order of first appearance kept."""
-    merged: dict[str, str] = {}
-    for key, value in labels:
-        merged[key] = value
-    return list(merged.items())
