@@ -16,7 +16,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +24,12 @@ from kestractl.engine.active import Active
 from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart, recover_interrupted
 from kestractl.engine.creation import ExecutionCreator, merge_labels
+from kestractl.engine.dispatch import LocalWorkers, Workers
 from kestractl.engine.executor import Executor, Step
 from kestractl.engine.flows import FlowRepository
 from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
-from kestractl.engine.variables import snapshot
 from kestractl.engine.worker import AttemptResult, run_attempt
 from kestractl.errors import ConflictError, KestraError, NotFoundError
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, utcnow
@@ -72,8 +72,8 @@ class Runner:
         self.on_end = on_end
         self.logs = LogBuffer(store, on_log)
         self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
         self._inbox = Inbox()
+        self._workers: Workers = LocalWorkers(self._inbox, self._apply_result, workers)
         self._active: dict[str, Active] = {}
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
@@ -132,7 +132,7 @@ class Runner:
         return self.store.load_execution(execution_id)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._workers.close()
 
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
@@ -331,15 +331,8 @@ class Runner:
             self._inflight[run.id] = None
             self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
             return
-        ctx = self._context(active, task, run)
-        ctx.variables = snapshot(ctx.variables)
-        self._inflight[run.id] = ctx.stop
-
-        def work() -> None:
-            result = run_attempt(task, ctx)
-            self._inbox.put(Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
-
-        self._pool.submit(work)
+        context = functools.partial(self._context, active, task, run)
+        self._inflight[run.id] = self._workers.send(execution_id, run.id, task, context)
 
     def _stop(self, run_id: str) -> threading.Event:
         """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)
