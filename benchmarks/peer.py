@@ -77,13 +77,13 @@ def indented(text: str, spaces: int) -> str:
 def engine(home: Path, flows: dict[str, str]) -> Iterator[Callable[[str], None]]:
     """An in-process engine on `home` with `flows` saved; yields `execute(flow_id)` (one run to SUCCESS)."""
     from kestractl.engine.runner import Runner
-    from kestractl.storage import Storage
+    from kestractl.storage import LocalStorage
     from kestractl.store import open_store
 
     store = open_store(home / "kestractl.db")
     for flow_id, source in flows.items():
         store.save_flow("bench", flow_id, source)
-    runner = Runner(store, Storage(home / "storage"))
+    runner = Runner(store, LocalStorage(home / "storage"))
 
     def execute(flow_id: str) -> None:
         finished = runner.run(runner.create_execution(runner.flows.get("bench", flow_id)).id)

@@ -21,7 +21,7 @@ from benchmarks.harness import Figure, at_most, kestractl, median, samples_of, s
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 SCENARIO = "scheduler"
@@ -66,7 +66,7 @@ def run(quick: bool) -> list[Figure]:
 def _scheduler_on(home: Path) -> Scheduler:
     """The server's scheduler over `home`, without the server around it."""
     where = Home(home)
-    return Scheduler(Runner(open_store(where.db_path), Storage(where.storage_root), workers=1))
+    return Scheduler(Runner(open_store(where.db_path), LocalStorage(where.storage_root), workers=1))
 
 
 def _tick_figure(root: Path, flows: int, ticks: int) -> Figure:

@@ -40,12 +40,12 @@ def flow_of(flow_id: str, task: str, count: int) -> str:
 def engine_per_task(home: Path, flow_id: str, source: str, count: int, repeat: int) -> float:
     """Median seconds per task of whole in-process executions (create, run to SUCCESS)."""
     from kestractl.engine.runner import Runner
-    from kestractl.storage import Storage
+    from kestractl.storage import LocalStorage
     from kestractl.store import open_store
 
     store = open_store(home / "kestractl.db")
     store.save_flow("bench", flow_id, source)
-    runner = Runner(store, Storage(home / "storage"))
+    runner = Runner(store, LocalStorage(home / "storage"))
     flow = runner.flows.get("bench", flow_id)
 
     def execute() -> None:

@@ -36,7 +36,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, LogEntry, State, StateInfo, new_id, utcnow
 from kestractl.server.api import Api
 from kestractl.server.http import Request, Router
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import Store, open_store
 from kestractl.ui import app as ui_app
 from kestractl.ui.context import UiContext
@@ -125,7 +125,7 @@ def run(quick: bool) -> list[Figure]:
 
 def _router(store: Store, home: Home) -> Router:
     """The standalone server's routes (the API and the UI) on this store, without a socket."""
-    runner = Runner(store, Storage(home.storage_root), workers=1)
+    runner = Runner(store, LocalStorage(home.storage_root), workers=1)
     router = Api(runner).routes()
     ui_app.add_routes(router, UiContext(runner))
     return router

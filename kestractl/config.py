@@ -17,6 +17,7 @@ STORAGE_DIR = "storage"
 @dataclass(frozen=True)
 class Home:
     root: Path
+    storage_url: str | None = None  # `--storage`: internal storage elsewhere than `storage_root` (kestractl.storage)
 
     @property
     def db_path(self) -> Path:

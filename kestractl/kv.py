@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from kestractl import ion
@@ -183,20 +182,20 @@ class KVStore:
         entry = self.entry(key)
         if entry is None:
             return None
-        path = self._file(key, _SUFFIX)
-        if not path.is_file():
+        text = self._read(key, _SUFFIX)
+        if text is None:
             return None
-        value = ion.loads(path.read_text("utf-8"))
+        value = ion.loads(text)
         if isinstance(value, str) and _DURATION_RE.match(value):
             value = parse_duration(value)
         return KVValue(value)
 
     def entry(self, key: str) -> KVEntry | None:
         """The key's entry; an expired one is deleted and not found."""
-        path = self._file(check_key(key), _METADATA)
-        if not path.is_file():
+        text = self._read(check_key(key), _METADATA)
+        if text is None:
             return None
-        entry = _entry(key, path)
+        entry = _entry(key, text)
         if entry.expired(utcnow()):
             self.delete(key)
             return None
@@ -205,29 +204,29 @@ class KVStore:
     def delete(self, key: str) -> bool:
         existed = False
         for suffix in (_SUFFIX, _METADATA):
-            path = self._file(check_key(key), suffix)
-            existed |= path.is_file()
-            path.unlink(missing_ok=True)
+            existed |= self.storage.delete(SCHEME + self._path(check_key(key), suffix))
         return existed
 
     def list(self, include_expired: bool = False) -> list[KVEntry]:
         """Entries sorted by key; expired ones hidden unless asked for (PurgeKV)."""
-        folder = self.storage.local_path(SCHEME + self.prefix)
-        if not folder.is_dir():
-            return []
         now = utcnow()
-        entries = [_entry(p.name[: -len(_METADATA)], p) for p in sorted(folder.glob("*" + _METADATA))]
+        names = [e.name for e in self.storage.entries(self.prefix) if not e.is_dir and e.name.endswith(_METADATA)]
+        keys = [name[: -len(_METADATA)] for name in names]
+        entries = [_entry(key, text) for key in keys if (text := self._read(key, _METADATA)) is not None]
         return [e for e in entries if include_expired or not e.expired(now)]
 
     def _path(self, key: str, suffix: str) -> str:
         return f"{self.prefix}/{key}{suffix}"
 
-    def _file(self, key: str, suffix: str) -> Path:
-        return self.storage.local_path(SCHEME + self._path(key, suffix))
+    def _read(self, key: str, suffix: str) -> str | None:
+        """The stored text, None when missing (two readers, one writer: whichever was last wins, as in Kestra)."""
+        uri = SCHEME + self._path(key, suffix)
+        path = self.storage.local_copy(uri)
+        return path.read_text("utf-8") if path.is_file() else None
 
 
-def _entry(key: str, path: Path) -> KVEntry:
-    metadata = ion.loads(path.read_text("utf-8")) or {}
+def _entry(key: str, text: str) -> KVEntry:
+    metadata = ion.loads(text) or {}
     return KVEntry(
         key=key,
         creation_date=metadata["creationDate"],
@@ -241,13 +240,6 @@ def parents(namespace: str) -> list[str]:
     """A namespace then each parent: `a.b.c`, `a.b`, `a` (the order Kestra's `kv()` looks in)."""
     parts = namespace.split(".")
     return [".".join(parts[:size]) for size in range(len(parts), 0, -1)]
-
-
-def namespaces(storage: Storage) -> list[str]:
-    """Every namespace that holds KV entries, sorted."""
-    root = storage.local_path(SCHEME + "/")
-    found = {p.parent.parent.relative_to(root).as_posix().replace("/", ".") for p in root.rglob("_kv/*" + _METADATA)}
-    return sorted(found)
 
 
 def lookup(

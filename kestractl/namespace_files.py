@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from kestractl.errors import NotFoundError, ValidationError
-from kestractl.storage import SCHEME, Storage
+from kestractl.storage import SCHEME, Entry, Storage
 
 FLOWS_FOLDER = "_flows"
 MAX_COMPONENT = 255
@@ -141,38 +140,42 @@ class NamespaceFiles:
         self.namespace = namespace
 
     def uri(self, path: str) -> str:
-        return SCHEME + files_prefix(self.namespace) + "/" + normalize(path)
+        return SCHEME + self.storage_path(path)
+
+    def storage_path(self, path: str) -> str:
+        return files_prefix(self.namespace) + "/" + normalize(path)
 
     def local(self, path: str) -> Path:
-        """The file or folder behind a namespace path (checked to stay inside internal storage)."""
-        return self.storage.local_path(self.uri(path))
+        """A file's local copy (checked to stay inside internal storage; missing when the file is)."""
+        return self.storage.local_copy(self.uri(path))
 
-    @property
-    def root(self) -> Path:
-        return self.storage.folder(files_prefix(self.namespace))
+    def is_folder(self, path: str) -> bool:
+        """The root, or a folder (one that holds files, or an empty one made by `create_directory`)."""
+        parent, _, name = normalize(path).rpartition("/")
+        return not name or any(e.is_dir and e.name == name for e in self.entries(parent))
+
+    def entries(self, path: str = "") -> list[Entry]:
+        return self.storage.entries(self.storage_path(path))
 
     def put(self, path: str, source: Path | bytes) -> str:
         if not normalize(path):
             raise ValidationError("A namespace file needs a path")
-        if self.local(path).is_dir():
+        if self.is_folder(path):
             raise ValidationError(f"'/{normalize(path)}' is a folder in namespace '{self.namespace}'")
-        return self.storage.put(self.uri(path).removeprefix(SCHEME), source)
+        return self.storage.put(self.storage_path(path), source)
 
     def get(self, path: str) -> bytes:
-        target = self.local(path)
-        if not target.is_file():
+        if not self.exists(path):
             raise NotFoundError(f"File '/{normalize(path)}' not found in namespace '{self.namespace}'")
-        return target.read_bytes()
+        return self.storage.read_bytes(self.uri(path))
 
     def exists(self, path: str) -> bool:
-        return self.local(path).is_file()
+        return self.storage.exists(self.uri(path))
 
     def paths(self) -> list[str]:
         """Every file, recursively, as relative paths, sorted."""
-        root = self.root
-        if not root.is_dir():
-            return []
-        return [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+        start = len(self.uri(""))
+        return [uri[start:] for uri, _ in self.storage.files_under(files_prefix(self.namespace))]
 
     def find(self, matches: Callable[[str], bool]) -> list[str]:
         """The files whose `/`-led path (`/a/b.py`, what Kestra's patterns see) matches."""
@@ -180,57 +183,58 @@ class NamespaceFiles:
 
     def stats(self, path: str = "") -> dict[str, Any]:
         """Kestra's FileAttributes; the root is created on first look, as Kestra does."""
-        target = self.local(path)
         if not normalize(path):
-            target.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
+            self.storage.make_folder(files_prefix(self.namespace))
+            return _attributes(Entry("_files", True))
+        parent, _, name = normalize(path).rpartition("/")
+        found = next((e for e in self.entries(parent) if e.name == name), None)
+        if found is None:
             raise NotFoundError(f"'/{normalize(path)}' not found in namespace '{self.namespace}'")
-        return _attributes(target)
+        return _attributes(found)
 
     def directory(self, path: str = "") -> list[dict[str, Any]]:
         """The attributes of a folder's direct children; an unknown root is an empty list."""
-        target = self.local(path)
-        if not normalize(path) and not target.exists():
-            return []
-        if not target.is_dir():
+        if normalize(path) and not self.is_folder(path):
             raise NotFoundError(f"Folder '/{normalize(path)}' not found in namespace '{self.namespace}'")
-        return [_attributes(child) for child in sorted(target.iterdir())]
+        return [_attributes(entry) for entry in self.entries(path)]
 
     def create_directory(self, path: str) -> None:
-        target = self.local(path)
-        if target.is_file():
+        if self.exists(path):
             raise ValidationError(f"'/{normalize(path)}' is a file in namespace '{self.namespace}'")
-        target.mkdir(parents=True, exist_ok=True)
+        self.storage.make_folder(self.storage_path(path))
 
     def move(self, source: str, target: str) -> None:
-        origin, destination = self.local(source), self.local(target)
+        """A file, or a folder's files, copied to the new path, then deleted from the old one."""
         if not normalize(source) or not normalize(target):
             raise ValidationError("The namespace root cannot be moved, nor anything moved onto it")
-        if not origin.exists():
+        if not self.exists(source) and not self.is_folder(source):
             raise NotFoundError(f"'/{normalize(source)}' not found in namespace '{self.namespace}'")
-        if destination.exists():
+        if self.exists(target) or self.is_folder(target):
             raise ValidationError(f"'/{normalize(target)}' already exists in namespace '{self.namespace}'")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(origin, destination)
+        if self.exists(source):
+            self.put(target, self.local(source))
+        else:
+            self.storage.make_folder(self.storage_path(target))
+            origin = normalize(source)
+            for name in [p for p in self.paths() if p.startswith(origin + "/")]:
+                self.put(normalize(target) + name[len(origin) :], self.local(name))
+        self.delete(source)
 
     def delete(self, path: str, prune: bool = True) -> bool:
         """Delete a file or a folder, then (`prune`) the folders it leaves empty, as Kestra's API; False if absent."""
-        target = self.local(path)
-        if not normalize(path) and target.is_dir():
-            shutil.rmtree(target)
-            return True
-        if not target.exists():
-            return False
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-        if prune:
-            self._prune(target.parent)
-        return True
+        name = normalize(path)
+        deleted = bool(name) and self.storage.delete(self.uri(path))
+        if not deleted and self.is_folder(path):
+            self.storage.delete_under(self.storage_path(path))
+            deleted = True
+        if deleted and prune and name:
+            self._prune(name.rpartition("/")[0])
+        return deleted
 
-    def _prune(self, folder: Path) -> None:
-        root = self.root
-        while folder != root and folder.is_relative_to(root) and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-            folder = folder.parent
+    def _prune(self, folder: str) -> None:
+        while folder and not self.entries(folder):
+            self.storage.delete_under(self.storage_path(folder))
+            folder = folder.rpartition("/")[0]
 
     def search(self, query: str) -> list[str]:
         return [f"/{p}" for p in self.paths() if query in f"/{p}"]
@@ -275,13 +279,13 @@ def _is_flow_entry(name: str) -> bool:
     return True
 
 
-def _attributes(path: Path) -> dict[str, Any]:
-    stat = path.stat()
+def _attributes(entry: Entry) -> dict[str, Any]:
+    """Kestra's FileAttributes (storages keep no creation time: the last change stands for it)."""
     return {
-        "fileName": path.name,
-        "lastModifiedTime": stat.st_mtime_ns // 1_000_000,
-        "creationTime": int(getattr(stat, "st_birthtime", stat.st_ctime) * 1000),
-        "type": "Directory" if path.is_dir() else "File",
-        "size": 0 if path.is_dir() else stat.st_size,
+        "fileName": entry.name,
+        "lastModifiedTime": entry.modified_ms,
+        "creationTime": entry.modified_ms,
+        "type": "Directory" if entry.is_dir else "File",
+        "size": entry.size,
         "metadata": {},
     }

@@ -4,12 +4,10 @@ enters an execution's folder), and every parent of those (`company` for `company
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kestractl.namespace_files import NAMESPACE_PATH
-from kestractl.storage import SCHEME, Storage
+from kestractl.storage import Storage
 from kestractl.store import Store
 
 # Where a namespace was seen; a parent only implied by a child has none.
@@ -67,28 +65,22 @@ def search(namespaces: list[Namespace], q: str) -> list[Namespace]:
 def in_storage(storage: Storage) -> dict[str, set[str]]:
     """Namespace → {"kv", "files"}: those with at least one KV entry or namespace file (or folder)."""
     found: dict[str, set[str]] = {}
-    _walk(storage.local_path(SCHEME + "/"), [], found)
+    _walk(storage, [], found)
     return found
 
 
-def _walk(folder: Path, parts: list[str], found: dict[str, set[str]]) -> None:
-    try:
-        with os.scandir(folder) as listing:
-            entries = [e for e in listing if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return
-    for entry in entries:
-        if parts and entry.name == "_kv" and _holds(entry.path, ".ion.metadata"):
+def _walk(storage: Storage, parts: list[str], found: dict[str, set[str]]) -> None:
+    for entry in storage.entries("/" + "/".join(parts)):
+        if not entry.is_dir:
+            continue
+        folder = [*parts, entry.name]
+        if parts and entry.name == "_kv" and _holds(storage, folder, ".ion.metadata"):
             found.setdefault(".".join(parts), set()).add(KV)
-        elif parts and entry.name == "_files" and _holds(entry.path, ""):
+        elif parts and entry.name == "_files" and _holds(storage, folder, ""):
             found.setdefault(".".join(parts), set()).add(FILES)
         elif entry.name not in _SKIPPED and NAMESPACE_PATH.fullmatch(entry.name):
-            _walk(Path(entry.path), [*parts, entry.name], found)
+            _walk(storage, folder, found)
 
 
-def _holds(folder: str, suffix: str) -> bool:
-    try:
-        with os.scandir(folder) as listing:
-            return any(e.name.endswith(suffix) for e in listing)
-    except OSError:
-        return False
+def _holds(storage: Storage, folder: list[str], suffix: str) -> bool:
+    return any(e.name.endswith(suffix) for e in storage.entries("/" + "/".join(folder)))

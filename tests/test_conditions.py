@@ -13,7 +13,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import Store, open_store
 from kestractl.triggers.conditions import (
     CONDITIONS,
@@ -50,7 +50,7 @@ def store_with(tmp_path: Path, database: str, *sources: str) -> tuple[Store, Run
     for source in sources:
         flow = parse_flow(source)
         store.save_flow(flow.namespace, flow.id, source)
-    return store, Runner(store, Storage(tmp_path / "s"))
+    return store, Runner(store, LocalStorage(tmp_path / "s"))
 
 
 def run(runner: Runner, flow_id: str, namespace: str = "tests.cond") -> Execution:

@@ -17,7 +17,7 @@ from kestractl.engine.worker import run_attempt
 from kestractl.errors import TaskError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.tasks import registry
 from kestractl.tasks.base import Killed, RunContext
 from kestractl.tasks.duckdb import CORE_REPOSITORY, Queries, Query, _probe, one_line
@@ -48,7 +48,7 @@ def context(task: Query, tmp_path: Path, logs: list[LogEntry] | None = None) -> 
         task_run=TaskRun("r", "e", task.id),
         variables={"task": {"id": task.id}, "inputs": {"rows": 3}},
         renderer=render_value,
-        storage=Storage(tmp_path / "storage"),
+        storage=LocalStorage(tmp_path / "storage"),
         log_sink=(logs if logs is not None else []).append,
     )
 
@@ -169,7 +169,7 @@ def test_input_files_are_read_through_working_dir(tmp_path: Path) -> None:
 
 
 def test_input_files_from_internal_storage_are_found_by_relative_path(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     uri = storage.put("/dev/f/executions/e/inputs/file/orders.csv", ORDERS.encode())
     spec = {"sql": "SELECT max(quantity) AS q FROM read_csv_auto('data/orders.csv')", "fetchOne": True}
     outputs, _ = run({**spec, "inputFiles": json.dumps({"data/orders.csv": uri})}, tmp_path)

@@ -13,7 +13,7 @@ from kestractl.engine.creation import ExecutionCreator
 from kestractl.engine.flows import FlowRepository
 from kestractl.engine.runner import Runner
 from kestractl.model import State
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 
@@ -29,7 +29,7 @@ def test_creation_and_dispatch_import_without_the_loop() -> None:
 def test_an_execution_created_without_a_loop_is_a_row_that_a_runner_drives_later(cli: Cli) -> None:
     cli.deploy("hello.yaml")
     home = resolve_home(cli.home)
-    store, storage = open_store(home.db_path), Storage(home.storage_root)
+    store, storage = open_store(home.db_path), LocalStorage(home.storage_root)
     creator = ExecutionCreator(store, storage)
     flow = FlowRepository(store).get("tests", "hello")
     created = creator.create_execution(flow, {"greeting": "hi"}, labels=[("team", "a"), ("team", "b")])

@@ -14,7 +14,7 @@ from kestractl.config import resolve_home
 from kestractl.engine.runner import Runner
 from kestractl.ion import loads_lines
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage, execution_prefix
+from kestractl.storage import LocalStorage, execution_prefix
 from kestractl.store import open_store
 from tests.conftest import Cli, runs, state
 
@@ -355,7 +355,7 @@ def test_purge_executions_and_logs_remove_rows_logs_and_files(cli: Cli, tmp_path
     )
     deploy(cli, tmp_path, noisy, purger)
     ids = [cli.execute("qa", "noisy")[1]["id"] for _ in range(2)]
-    storage = Storage(resolve_home(cli.home).storage_root)
+    storage = LocalStorage(resolve_home(cli.home).storage_root)
     assert all(storage.folder(execution_prefix("qa", "noisy", i)).is_dir() for i in ids)
     code, execution = cli.execute("qa", "purger")
     assert code == 0, execution
@@ -572,7 +572,7 @@ def test_a_trigger_disabled_by_toggle_does_not_fire_until_enabled_again(cli: Cli
     deploy(cli, tmp_path, TOGGLED, TOGGLER)
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
-    scheduler = Scheduler(Runner(store, Storage(home.storage_root)))
+    scheduler = Scheduler(Runner(store, LocalStorage(home.storage_root)))
     now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     assert scheduler.tick(now) == []  # first sight: the next minute is due next
     assert cli.execute("qa", "toggler", "--input", "enabled=false")[0] == 0
@@ -634,7 +634,7 @@ def test_a_flow_trigger_disabled_by_toggle_starts_nothing(cli: Cli, tmp_path: Pa
     deploy(cli, tmp_path, LISTENER, off)
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
-    scheduler = Scheduler(Runner(store, Storage(home.storage_root)))
+    scheduler = Scheduler(Runner(store, LocalStorage(home.storage_root)))
     disabled = cli.execute("qa", "toggler", "--input", "enabled=false")[1]
     assert scheduler.on_execution_end(store.load_execution(disabled["id"])) == []
     enabled = cli.execute("qa", "toggler", "--input", "enabled=true")[1]

@@ -15,7 +15,7 @@ from kestractl import expressions_env
 from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.model import Execution, new_id
 from kestractl.parser import parse_flow
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 KESTRA_FUNCTIONS = [
@@ -52,7 +52,7 @@ def runtime_functions(tmp_path: Path) -> set[str]:
     """The functions a task's variables carry, from a real `Contexts` over a real store and storage."""
     store = open_store(tmp_path / "k.db")
     try:
-        contexts = Contexts(store, Storage(tmp_path / "storage"), LogBuffer(store))
+        contexts = Contexts(store, LocalStorage(tmp_path / "storage"), LogBuffer(store))
         flow = parse_flow(
             "id: f\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: x"
         )

@@ -14,7 +14,7 @@ from kestractl.engine.variables import ByTask, task_outputs
 from kestractl.errors import ExpressionError
 from kestractl.expressions import render, render_typed
 from kestractl.model import Execution, State, TaskRun
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 RETURN = "  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
@@ -45,7 +45,7 @@ def chain_flow(count: int) -> str:
 def reads_per_task(home: Path, count: int, monkeypatch: pytest.MonkeyPatch) -> float:
     store = open_store(home / "kestractl.db")
     store.save_flow("flat", "chain", chain_flow(count))
-    runner = Runner(store, Storage(home / "storage"))
+    runner = Runner(store, LocalStorage(home / "storage"))
     monkeypatch.setattr(kestractl.tasks.flowable, "TaskRun", CountedRun)
     CountedRun.reads = 0
     execution = runner.run(runner.create_execution(runner.flows.get("flat", "chain")).id)

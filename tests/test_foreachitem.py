@@ -16,7 +16,7 @@ import kestractl.engine.runner as runner_module
 from kestractl.config import resolve_home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State, TaskRun
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 from kestractl.tasks.splitter import parse_size, split
 
@@ -190,7 +190,7 @@ def test_children_beyond_the_window_wait_as_rows_and_all_run(
                 running.add(execution.id)
             peak[0] = max(peak[0], len(running))
 
-    runner = Runner(open_store(home.db_path), Storage(home.storage_root), on_change=seen)
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root), on_change=seen)
     flow = runner.flows.get("tests.window", "window-parent")
     parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
     assert runner.run(parent.id).state.current == State.SUCCESS
@@ -208,7 +208,7 @@ def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 4)
     home = resolve_home(cli.home)
-    runner = Runner(open_store(home.db_path), Storage(home.storage_root))
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 9))}
     )
@@ -218,7 +218,7 @@ def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
     deadline = time.monotonic() + 10
     while sum(state(c) == "RUNNING" for c in listed()) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    Runner(open_store(home.db_path), Storage(home.storage_root)).kill(parent.id)
+    Runner(open_store(home.db_path), LocalStorage(home.storage_root)).kill(parent.id)
     driving.join(15)
     assert not driving.is_alive()
     children = listed()
@@ -235,7 +235,7 @@ def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
-    runner = Runner(store, Storage(home.storage_root))
+    runner = Runner(store, LocalStorage(home.storage_root))
     flow = runner.flows.get("tests.window", "window-parent")
     parent = runner.create_execution(flow, {"file": str(_lines(tmp_path, 12))})
     lookups: list[str] = []
@@ -266,7 +266,7 @@ def test_children_are_written_and_read_a_window_at_a_time(cli: Cli, tmp_path: Pa
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
-    runner = Runner(store, Storage(home.storage_root))
+    runner = Runner(store, LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
     )
@@ -302,13 +302,13 @@ def test_a_child_reads_its_item_without_building_paths_for_the_allowed_folders(
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
-    runner = Runner(store, Storage(home.storage_root))
+    runner = Runner(store, LocalStorage(home.storage_root))
     parent = runner.create_execution(
         runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 12))}
     )
     folders: list[str] = []
-    folder = Storage.folder
-    monkeypatch.setattr(Storage, "folder", lambda self, prefix: folders.append(prefix) or folder(self, prefix))
+    folder = LocalStorage.folder
+    monkeypatch.setattr(LocalStorage, "folder", lambda self, prefix: folders.append(prefix) or folder(self, prefix))
     assert runner.run(parent.id).state.current == State.SUCCESS
     children = [store.load_execution(i) for i in store.find_execution_ids(flow_id="window-child")]
     assert sorted(c.task_runs[0].outputs["value"] for c in children) == sorted(f"line {i}" for i in range(1, 13))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kestractl.engine.runner import Runner
 from kestractl.model import State
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
 FLOW = """id: two
@@ -28,7 +28,7 @@ tasks:
 def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> None:
     store = open_store(tmp_path / "k.db")
     store.save_flow("load", "two", FLOW)
-    runner = Runner(store, Storage(tmp_path / "storage"))
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
     flow = runner.flows.get("load", "two")
     created = [runner.create_execution(flow) for _ in range(40)]
     for execution in created[1:]:
@@ -78,7 +78,7 @@ def test_log_lines_are_stored_in_batches_and_all_of_them_with_the_end(tmp_path: 
     tasks = "".join(log.format(i=i) for i in range(200))
     store = open_store(tmp_path / "k.db")
     store.save_flow("load", "logs", f"id: logs\nnamespace: load\ntasks:\n{tasks}")
-    runner = Runner(store, Storage(tmp_path / "storage"))
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
     execution = runner.run(runner.create_execution(runner.flows.get("load", "logs")).id)

@@ -14,7 +14,7 @@ from conftest import Cli, runs, state
 from test_server import Running, running  # noqa: F401 - the fixture of a real `server standalone`
 
 from kestractl.kv import KVStore
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 
 
 def deploy(cli: Cli, tmp_path: Path, name: str, source: str) -> None:
@@ -50,7 +50,7 @@ def logs(cli: Cli, execution: dict[str, Any]) -> str:
 
 
 def store(cli: Cli, namespace: str) -> KVStore:
-    return KVStore(Storage(cli.home / "storage"), namespace)
+    return KVStore(LocalStorage(cli.home / "storage"), namespace)
 
 
 SET_IN_COMPANY = """

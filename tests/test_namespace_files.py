@@ -22,7 +22,7 @@ from kestractl.config import Home
 from kestractl.errors import ValidationError
 from kestractl.namespace_files import IgnoreRules, NamespaceFiles, include_exclude, path_matcher
 from kestractl.server.app import ServerOptions, StandaloneServer
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -104,11 +104,11 @@ def test_kestraignore_follows_gitignore() -> None:
 @pytest.mark.parametrize("path", ["../escape.txt", "a/../../b", "_flows/x.yml", "x" * 256, "a\x00b"])
 def test_unsafe_or_reserved_paths_are_refused(tmp_path: Path, path: str) -> None:
     with pytest.raises(ValidationError):
-        NamespaceFiles(Storage(tmp_path), "dev").put(path, b"x")
+        NamespaceFiles(LocalStorage(tmp_path), "dev").put(path, b"x")
 
 
 def test_files_live_under_the_namespace_prefix_and_delete_prunes_empty_folders(tmp_path: Path) -> None:
-    files = NamespaceFiles(Storage(tmp_path), "company.team")
+    files = NamespaceFiles(LocalStorage(tmp_path), "company.team")
     assert files.put("/a/b/c.txt", b"c") == "kestra:///company/team/_files/a/b/c.txt"
     assert (tmp_path / "company" / "team" / "_files" / "a" / "b" / "c.txt").read_bytes() == b"c"
     files.put("a/d.txt", b"d")
@@ -116,7 +116,7 @@ def test_files_live_under_the_namespace_prefix_and_delete_prunes_empty_folders(t
     assert not (tmp_path / "company/team/_files/a/b").exists() and files.paths() == ["a/d.txt"]
     for namespace in ("../etc", "a/b", "a..b", ""):
         with pytest.raises(ValidationError, match="Invalid namespace"):
-            NamespaceFiles(Storage(tmp_path), namespace)
+            NamespaceFiles(LocalStorage(tmp_path), namespace)
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------

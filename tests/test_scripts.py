@@ -14,7 +14,7 @@ from conftest import needs_tool
 
 from kestractl.errors import TaskError
 from kestractl.model import Execution, Flow, LogEntry, TaskRun
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.tasks import registry
 from kestractl.tasks.base import Killed, RunContext, Task
 from kestractl.tasks.scripts import (
@@ -60,7 +60,7 @@ class Run:
         spec = {"id": "script", "taskRunner": PROCESS, **spec}
         self.task: Task = TYPES[spec["type"]](spec)
         self.logs: list[LogEntry] = []
-        self.storage = Storage(tmp_path / "storage")
+        self.storage = LocalStorage(tmp_path / "storage")
         self.ctx = RunContext(
             flow=Flow(id="flow", namespace="company.team", tasks=[]),
             execution=Execution(id="exec1", namespace="company.team", flow_id="flow", flow_revision=1),
@@ -167,7 +167,7 @@ def test_without_fail_fast_the_last_command_decides(tmp_path: Path) -> None:
 
 
 def test_input_files_and_output_files_round_trip_through_storage(tmp_path: Path) -> None:
-    uri = Storage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.csv", b"a,b\n")
+    uri = LocalStorage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.csv", b"a,b\n")
     run = shell(
         tmp_path,
         ["cat data.csv conf/note.txt > out.txt", "mkdir -p sub && echo x > sub/deep.txt"],
@@ -181,7 +181,7 @@ def test_input_files_and_output_files_round_trip_through_storage(tmp_path: Path)
 
 
 def test_internal_storage_uris_in_commands_become_local_files(tmp_path: Path) -> None:
-    uri = Storage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.txt", b"stored\n")
+    uri = LocalStorage(tmp_path / "storage").put("/company/team/flow/executions/exec1/in.txt", b"stored\n")
     run = shell(tmp_path, [f"cat {uri}"])
     run()
     assert run.lines("INFO") == ["stored"]

@@ -325,13 +325,13 @@ def test_webhook_inputs_query_parameter(running: Running) -> None:
 
 def test_executions_left_waiting_are_picked_up_at_start(tmp_path: Path) -> None:
     from kestractl.engine.runner import Runner
-    from kestractl.storage import Storage
+    from kestractl.storage import LocalStorage
     from kestractl.store import open_store
 
     home = Home(tmp_path / "home").ensure()
     store = open_store(home.db_path)
     store.save_flow("dev", "hello-world", SEED.read_text())
-    runner = Runner(store, Storage(home.storage_root))
+    runner = Runner(store, LocalStorage(home.storage_root))
     waiting = runner.create_execution(runner.flows.get("dev", "hello-world"), {"greeting": "later"})
     runner.close()
     server = StandaloneServer(home, ServerOptions(port=0, tick_seconds=0.05), say=lambda lvl, msg: None)

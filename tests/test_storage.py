@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
-import kestractl.storage as storage_module
+import kestractl.storage.local as storage_module
 from kestractl.errors import StorageError
-from kestractl.storage import Storage, execution_prefix, slugify
+from kestractl.storage import LocalStorage, execution_prefix, slugify
 
 
 def test_uris_round_trip_and_list(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     uri = storage.put(execution_prefix("io.kestra", "my_flow", "e1") + "/tasks/a/r/out.txt", b"data")
     assert uri == "kestra:///io/kestra/my-flow/executions/e1/tasks/a/r/out.txt"
     assert storage.read_bytes(uri) == b"data"
@@ -32,7 +33,7 @@ def test_uris_round_trip_and_list(tmp_path: Path) -> None:
     ],
 )
 def test_paths_that_escape_or_are_not_internal_are_refused(tmp_path: Path, uri: str) -> None:
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     (tmp_path / "outside.txt").write_text("secret")
     with pytest.raises(StorageError):
         storage.read_bytes(uri)
@@ -43,7 +44,7 @@ def test_read_is_limited_to_the_execution_and_its_parent(tmp_path: Path) -> None
     from kestractl.model import Execution
     from kestractl.store import open_store
 
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     contexts = Contexts(open_store(tmp_path / "k.db"), storage, LogBuffer(open_store(tmp_path / "k.db")))
     own = storage.put(execution_prefix("ns", "f", "e1") + "/inputs/x/a.txt", b"mine")
     parent = storage.put(execution_prefix("ns", "p", "e0") + "/tasks/t/r/b.txt", b"parents")
@@ -62,7 +63,7 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
     from kestractl.model import Execution
     from kestractl.store import open_store
 
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others")
     sneaky = "kestra://" + execution_prefix("ns", "f", "e1") + "/../e9/inputs/x/c.txt"
     with pytest.raises(StorageError):
@@ -81,7 +82,7 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
 def test_a_plain_path_costs_one_walk_by_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A child reading its item: no walk from `/` (`resolve`) nor an `lstat` per part, but one open of the path
     that asks the kernel where it led; a link or a missing part still goes through `resolve`."""
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
     expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
     lstat, resolve = os.lstat, Path.resolve
@@ -99,7 +100,7 @@ def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without `/proc` (or off Linux) the parts below the root are looked at one by one, still without `resolve`."""
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
     uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
     expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
     lstat = os.lstat
@@ -108,3 +109,13 @@ def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
     monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
     assert storage.local_path(uri) == expected
     assert len(seen) == 5
+
+
+def test_a_file_url_puts_internal_storage_in_that_folder(cli: Cli, tmp_path: Path) -> None:
+    """`--storage file:///…` (a shared folder): KV values and namespace files land there, not in the home."""
+    shared = tmp_path / "shared"
+    assert cli("--storage", f"file://{shared}", "kv", "set", "dev", "k", "v").exit_code == 0
+    assert (shared / "dev" / "_kv" / "k.ion").is_file() and not (cli.home / "storage" / "dev").exists()
+    assert cli("--storage", f"file://{shared}", "kv", "get", "dev", "k").stdout == "v\n"
+    relative = cli("--storage", "file://relative/folder", "kv", "get", "dev", "k")
+    assert relative.exit_code == 1 and "absolute folder" in relative.stderr

@@ -15,7 +15,7 @@ from kestractl.engine.worker import run_attempt
 from kestractl.errors import TaskError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.tasks import registry
 from kestractl.tasks.base import Killed, RunContext, Task
 
@@ -36,7 +36,7 @@ def context(task: Task, tmp_path: Path, logs: list[LogEntry], variables: dict[st
         task_run=run,
         variables={"task": {"id": task.id}, **(variables or {})},
         renderer=render_value,
-        storage=Storage(tmp_path / "storage"),
+        storage=LocalStorage(tmp_path / "storage"),
         log_sink=logs.append,
     )
 

@@ -11,7 +11,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State, StateInfo
 from kestractl.parser import parse_flow
 from kestractl.server.scheduler import Scheduler
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from kestractl.store import Store, open_store
 from kestractl.store.schema import MIGRATIONS, connect, migrate
 from kestractl.store.sqlite import SqliteStore
@@ -34,7 +34,7 @@ def flow_with(trigger_yaml: str, flow_id: str = "sched") -> str:
 def scheduler(tmp_path: Path, database: str, source: str) -> tuple[Scheduler, Store]:
     store = open_store(database)
     store.save_flow("tests", "sched", source)
-    return Scheduler(Runner(store, Storage(tmp_path / "s"))), store
+    return Scheduler(Runner(store, LocalStorage(tmp_path / "s"))), store
 
 
 HOURLY = "  - id: hourly\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '0 * * * *'\n"
@@ -46,7 +46,7 @@ def test_a_schedule_fires_each_date_once_even_across_restarts(tmp_path: Path, st
     fired = first.tick(T0 + timedelta(hours=1, seconds=1))
     assert [e.trigger["variables"]["date"] for e in fired] == ["2024-05-06T11:00:00+00:00"]
     assert first.tick(T0 + timedelta(hours=1, seconds=2)) == []
-    restarted = Scheduler(Runner(store, Storage(tmp_path / "s")))
+    restarted = Scheduler(Runner(store, LocalStorage(tmp_path / "s")))
     assert restarted.tick(T0 + timedelta(hours=1, seconds=3)) == []
     again = restarted.tick(T0 + timedelta(hours=2, seconds=1))
     assert len(again) == 1 and again[0].trigger["variables"]["previous"] == "2024-05-06T11:00:00+00:00"

@@ -28,7 +28,7 @@ COMMANDS = {
     "execute": "execute",
 }
 # The global options that take a value (the word after them is not a command; see `command_of`).
-GLOBAL_OPTIONS = ("--home", "--database", "--server", "--user")
+GLOBAL_OPTIONS = ("--home", "--database", "--storage", "--server", "--user")
 
 
 def _version(value: bool) -> None:
@@ -54,6 +54,14 @@ def main_options(
             envvar="KESTRACTL_DATABASE_URL",
         ),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Internal storage: file:///folder or s3://bucket/prefix (default: the home's storage folder).",
+            envvar="KESTRACTL_STORAGE_URL",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -67,6 +75,7 @@ def main_options(
 ) -> None:
     """Global options."""
     state.home_option, state.database_option, state.server, state.user = home, database, server, user
+    state.storage_option = storage
 
 
 def build(only: str | None = None) -> typer.Typer:

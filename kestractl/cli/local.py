@@ -148,9 +148,9 @@ class LocalBackend:
 
     def _kv(self, namespace: str) -> KVStore:
         from kestractl.kv import KVStore
-        from kestractl.storage import Storage
+        from kestractl.storage import open_storage
 
-        return KVStore(Storage(self.state.home().storage_root), namespace)
+        return KVStore(open_storage(self.state.home()), namespace)
 
     def kv_put(self, namespace: str, key: str, value: Any, ttl: timedelta | None) -> None:
         self._kv(namespace).put(key, value, ttl=ttl)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CliState:
     home_option: str | None = None
     database_option: str | None = None  # `--database URL`: a PostgreSQL (or SQLite) store instead of the home's
+    storage_option: str | None = None  # `--storage URL`: internal storage elsewhere than the home's folder
     server: str | None = None  # `--server URL`: commands go to that server's API instead of the local store
     user: str | None = None  # `--user user:password` for its basic auth
 
@@ -34,18 +35,18 @@ class CliState:
         from kestractl.config import resolve_home
 
         _imports_done()
-        return resolve_home(self.home_option).ensure()
+        return replace(resolve_home(self.home_option), storage_url=self.storage_option).ensure()
 
     def database(self) -> str | Path:
         """`--database` (or `KESTRACTL_DATABASE_URL`), else the SQLite file in the home."""
         return self.database_option or self.home().db_path
 
     def open(self, background_checkpoints: bool = False) -> tuple[Store, Storage]:
-        from kestractl.storage import Storage
+        from kestractl.storage import open_storage
         from kestractl.store import open_store
 
         home = self.home()
-        return open_store(self.database(), background_checkpoints), Storage(home.storage_root)
+        return open_store(self.database(), background_checkpoints), open_storage(home)
 
     def backend(self) -> Backend:
         """Where the command's flows and executions live: the server given with `--server`, or this machine."""

@@ -135,7 +135,7 @@ class Contexts:
         return {
             "read": lambda path, namespace=None: self._read(execution, path, namespace),
             "fileURI": lambda path, namespace=None: self._file(execution, path, namespace)[0],
-            "fileExists": lambda path, namespace=None: self._file(execution, path, namespace)[1].is_file(),
+            "fileExists": lambda path, namespace=None: self.storage.exists(self._file(execution, path, namespace)[0]),
             "isFileEmpty": lambda path, namespace=None: self._size(execution, path, namespace) == 0,
             "errorLogs": error_logs,
             "currentEachOutput": current_each_output,
@@ -157,10 +157,11 @@ class Contexts:
         return self.storage.read_bytes(uri, target).decode("utf-8")
 
     def _size(self, execution: Execution, path: Any, namespace: Any) -> int:
-        uri, target = self._file(execution, path, namespace)
-        if not target.is_file():
+        uri, _ = self._file(execution, path, namespace)
+        size = self.storage.size(uri)
+        if size is None:
             raise StorageError(f"File not found: {uri}")
-        return target.stat().st_size
+        return size
 
     def _file(self, execution: Execution, path: Any, namespace: Any) -> tuple[str, Path]:
         """Kestra's `AbstractFileFunction`: the URI and file a file function may reach. A `kestra://` URI must

@@ -6,7 +6,6 @@ drives the rows afterwards.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,10 +78,10 @@ class ExecutionCreator:
                 else dict(inputs or {})
             )
         except KestraError:
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
+            self.storage.delete_under(prefix)
             raise
         except OSError as exc:  # a FILE input that cannot be copied (name too long, unreadable …)
-            shutil.rmtree(self.storage.local_path("kestra://" + prefix), ignore_errors=True)
+            self.storage.delete_under(prefix)
             raise InputError(f"Invalid input: the file cannot be stored ({exc.strerror or exc})") from None
         for declared in flow.inputs:
             if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:

@@ -3,7 +3,6 @@ and internal storage, so the tasks themselves never touch either."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 from kestractl.deploy import deploy_texts
@@ -53,10 +52,7 @@ class StoreServices:
         }
 
     def _purge_files(self, execution: Execution) -> int:
-        folder = self.storage.folder(execution_prefix(execution.namespace, execution.flow_id, execution.id))
-        count = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
-        shutil.rmtree(folder, ignore_errors=True)
-        return count
+        return self.storage.delete_under(execution_prefix(execution.namespace, execution.flow_id, execution.id))
 
     def fetch_logs(self, execution: Execution, min_level: str, task_ids: list[str] | None) -> list[LogEntry]:
         self.logs.flush()

@@ -58,6 +58,7 @@ def run_attempt(task: RunnableTask, ctx: RunContext) -> AttemptResult:
         outputs = task.run(ctx)
         if deadline.passed:
             raise Killed()
+        ctx.publish_files()
         state = State.WARNING if ctx.warning else State.SUCCESS
         return AttemptResult(state, outputs, ctx.metrics, ctx.update if ctx.update else None)
     except Killed:

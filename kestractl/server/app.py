@@ -18,7 +18,7 @@ from kestractl.server.api import Api
 from kestractl.server.http import Router, make_server
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
-from kestractl.storage import Storage
+from kestractl.storage import open_storage
 from kestractl.store import open_store
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
@@ -51,9 +51,7 @@ class StandaloneServer:
         self.options = options
         self.say = say
         self.store = open_store(options.database or home.db_path, background_checkpoints=True)
-        self.runner = Runner(
-            self.store, Storage(home.storage_root), on_log=on_log, workers=options.workers, on_end=self._ended
-        )
+        self.runner = Runner(self.store, open_storage(home), on_log=on_log, workers=options.workers, on_end=self._ended)
         self.scheduler = Scheduler(self.runner, on_started=self._started)
         storage = self.runner.storage
         self.flow_directory = FlowDirectory(options.flow_path, self.store, say) if options.flow_path else None

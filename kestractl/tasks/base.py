@@ -382,6 +382,11 @@ class RunContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, uri
 
+    def publish_files(self) -> None:
+        """Store what the task wrote with `output_file` (for a storage other processes read: a bucket)."""
+        if self.task_run is not None:
+            self.storage.publish(self._run_path(""))
+
     def _run_path(self, name: str) -> str:
         if self.task_run is None:
             raise TaskError("files can only be stored from a running task")

@@ -103,7 +103,7 @@ class _Split(_Hidden, RunnableTask):
         items = str(ctx.render(spec["items"]))
         if not items.startswith("kestra://"):
             raise TaskError(f"Unable to split the items from {items}, this is not an internal storage URI!")
-        source = ctx.storage.local_path(items)
+        source = ctx.storage.local_copy(items)
         if not source.is_file():
             raise TaskError(f"Unable to split the items from {items}: file not found")
         batch = ctx.render(spec.get("batch") or {})
@@ -186,8 +186,9 @@ class _Items(_Hidden, ExecutableTask):
         from kestractl.ion import dumps
 
         iteration = int(((child.trigger or {}).get("variables") or {}).get("iteration", 0))
-        path, _ = ctx.output_file(f"outputs/{iteration:08d}.ion")
+        path, uri = ctx.output_file(f"outputs/{iteration:08d}.ion")
         path.write_text(dumps(child.outputs) + "\n")
+        ctx.storage.upload(path, uri)  # written by the executor, not a worker's task run: stored now
         outputs["subflowOutputsBaseUri"] = "kestra://" + ctx._run_path("outputs")
 
 
@@ -196,7 +197,7 @@ class _Merge(_Hidden, RunnableTask):
         base = self.own_outputs(ctx, "items").get("subflowOutputsBaseUri")
         merged, uri = ctx.output_file("outputs.ion")
         with merged.open("wb") as out:
-            folder = ctx.storage.local_path(base) if base else None
+            folder = ctx.storage.local_folder(base) if base else None
             for part in sorted(folder.glob("*.ion")) if folder and folder.is_dir() else []:
                 out.write(part.read_bytes())
         return {"subflowOutputs": uri}

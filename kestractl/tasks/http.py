@@ -337,7 +337,7 @@ def _add_form(out: Outgoing, form: Mapping[str, Any], content_type: str, storage
 
 def _stored(storage: Storage, uri: str) -> Path:
     try:
-        path = storage.local_path(uri)
+        path = storage.local_copy(uri)
     except KestraError as exc:
         raise TaskError(exc.message) from None
     if not path.is_file():

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 from kestractl.errors import TaskError
 from kestractl.expressions import render_typed
 from kestractl.expressions_text import to_json, to_text
-from kestractl.kv import KVStore, KVType, convert, namespaces
+from kestractl.kv import KVStore, KVType, convert
 from kestractl.model import deep_merge, utcnow
+from kestractl.namespaces import KV, in_storage
 from kestractl.tasks.base import RunContext, RunnableTask
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
@@ -245,7 +246,7 @@ class PurgeKV(KVTask):
         pattern = ctx.prop("namespacePattern") or ""
         if wanted and pattern:
             raise TaskError(_BOTH)
-        existing = namespaces(ctx.storage)
+        existing = sorted(name for name, kinds in in_storage(ctx.storage).items() if KV in kinds)
         if pattern:
             return [n for n in existing if fnmatchcase(n, pattern)]
         if not wanted:

@@ -98,7 +98,7 @@ class UploadFiles(_NamespaceTask):
                 raise TaskError(f"File {name} already exists and conflict is set to ERROR")
             ctx.log("DEBUG", f"File {name} already exists and conflict is set to {conflict}, skipping")
             return
-        target.put(name, ctx.storage.read_bytes(source) if isinstance(source, str) else source)
+        target.put(name, ctx.storage.local_copy(source) if isinstance(source, str) else source)
         ctx.log("DEBUG", f"File {name} uploaded to namespace {target.namespace}")
 
 

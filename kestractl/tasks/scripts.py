@@ -365,8 +365,11 @@ def localize_uris(ctx: RunContext, wd: Path, text: str) -> str:
 
     def fetch(match: re.Match[str]) -> str:
         fd, name = tempfile.mkstemp(dir=wd)
-        with os.fdopen(fd, "wb") as out:
-            out.write(ctx.storage.read_bytes(match.group(1)))
+        os.close(fd)
+        source = ctx.storage.local_copy(match.group(1))
+        if not source.is_file():
+            raise TaskError(f"file not found in internal storage: {match.group(1)}")
+        shutil.copyfile(source, name)  # streamed: a big input never sits in memory
         return name
 
     return INTERNAL_URI.sub(fetch, text)

@@ -58,12 +58,18 @@ def _whole(spec: dict[str, Any], key: str) -> list[str]:
     return []
 
 
-def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
-    """The rendered `kestra://` URI and its local file; a missing file is one clear line."""
+def stored_uri(ctx: RunContext, value: Any) -> str:
+    """The rendered `kestra://` URI; anything else is one clear line."""
     uri = str(ctx.render(value))
     if not uri.startswith("kestra://"):
         raise TaskError(f"'{uri}' is not an internal storage URI (kestra:///…)")
-    path = ctx.storage.local_path(uri)
+    return uri
+
+
+def source_file(ctx: RunContext, value: Any) -> tuple[str, Path]:
+    """The rendered `kestra://` URI and its local copy; a missing file is one clear line."""
+    uri = stored_uri(ctx, value)
+    path = ctx.storage.local_copy(uri)
     if not path.is_file():
         raise TaskError(f"file not found in internal storage: {uri}")
     return uri, path
@@ -203,7 +209,11 @@ class Size(RunnableTask):
     outputs = {"size": "The file's size in bytes."}
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
-        return {"size": source_file(ctx, self.spec["uri"])[1].stat().st_size}
+        uri = stored_uri(ctx, self.spec["uri"])
+        size = ctx.storage.size(uri)  # asked of the storage: a bucket's object is not downloaded for it
+        if size is None:
+            raise TaskError(f"file not found in internal storage: {uri}")
+        return {"size": size}
 
 
 @register
@@ -224,10 +234,8 @@ class Delete(RunnableTask):
         namespace = "/" + ctx.execution.namespace.replace(".", "/")
         if not path.is_relative_to(ctx.storage.folder(namespace)):
             raise TaskError(f"'{uri}' does not belong to the namespace {ctx.execution.namespace}")
-        deleted = path.is_file()
-        if deleted:
-            path.unlink()
-        elif ctx.prop("errorOnMissing"):
+        deleted = ctx.storage.delete(uri)
+        if not deleted and ctx.prop("errorOnMissing"):
             raise TaskError(f"Unable to find file '{uri}'")
         return {"uri": uri, "deleted": deleted}
 
@@ -403,10 +411,8 @@ class PurgeCurrentExecutionFiles(RunnableTask):
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         execution = ctx.execution
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        uris = []
-        for uri, _ in ctx.storage.files_under(prefix):
-            ctx.storage.local_path(uri).unlink()
-            uris.append(uri)
+        uris = [uri for uri, _ in ctx.storage.files_under(prefix)]
+        ctx.storage.delete_under(prefix)
         ctx.info(f"{len(uris)} file(s) deleted")
         return {"uris": uris}
 

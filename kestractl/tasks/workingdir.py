@@ -141,7 +141,7 @@ def write_input_files(ctx: RunContext, wd: Path, files: Any, variables: dict[str
         target.parent.mkdir(parents=True, exist_ok=True)
         value = "" if content is None else text_value(ctx.render(content, variables))
         if value.startswith("kestra://"):
-            source = ctx.storage.local_path(value)
+            source = ctx.storage.local_copy(value)
             if not source.is_file():
                 raise TaskError(f"file not found in internal storage: {value}")
             shutil.copyfile(source, target)

@@ -19,7 +19,7 @@ import pytest
 
 from kestractl import ion
 from kestractl.server.app import StandaloneServer
-from kestractl.storage import Storage
+from kestractl.storage import LocalStorage
 from tests.conftest import Cli, executions_of, runs, state, wait_for
 from tests.services.mysql import MySql, mysql  # noqa: F401  (the session fixture)
 from tests.services.postgres import Postgres, postgres  # noqa: F401  (the session fixture)
@@ -63,7 +63,7 @@ def error_lines(cli: Cli, execution: dict[str, Any]) -> list[str]:
 
 
 def stored_rows(cli: Cli, uri: str) -> list[Any]:
-    return ion.loads_lines(Storage(cli.home / "storage").local_path(uri).read_text())
+    return ion.loads_lines(LocalStorage(cli.home / "storage").local_path(uri).read_text())
 
 
 TYPED = (
@@ -173,7 +173,7 @@ def test_copy_out_and_in_round_trip_a_csv(cli: Cli, tmp_path: Path, database: Po
     assert state(execution) == "SUCCESS", error_lines(cli, execution)
     copied = outputs(execution, "out")
     assert copied["rowCount"] == 3 and outputs(execution, "in") == {"rowCount": 3}
-    csv = Storage(cli.home / "storage").local_path(copied["uri"]).read_text()
+    csv = LocalStorage(cli.home / "storage").local_path(copied["uri"]).read_text()
     assert csv == 'id,name\n1,"a,b"\n2,\n3,"say ""hi"""\n'
     with psycopg.connect(database.url) as con:
         rows = con.execute("SELECT * FROM target ORDER BY id").fetchall()

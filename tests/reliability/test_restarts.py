@@ -123,13 +123,13 @@ def test_an_execution_whose_flow_is_gone_fails_and_the_server_starts(tmp_path: P
     from kestractl.engine.runner import Runner
     from kestractl.model import State
     from kestractl.parser import parse_flow
-    from kestractl.storage import Storage
+    from kestractl.storage import LocalStorage
     from kestractl.store import open_store
 
     home = Home(tmp_path / "home").ensure()
     store = open_store(home.db_path)
     store.save_flow("tests.reliability", "slow", FLOW)
-    runner = Runner(store, Storage(home.storage_root))
+    runner = Runner(store, LocalStorage(home.storage_root))
     started = runner.create_execution(parse_flow(FLOW, "slow.yaml"), {}, [])
     waiting = runner.create_execution(parse_flow(FLOW, "slow.yaml"), {}, [])
     store.set_execution_state(started.id, State.RUNNING)

@@ -268,7 +268,7 @@ class JdbcQueries(JdbcQuery):
 def stored_file(ctx: RunContext, uri: str, name: str) -> Path:
     """The internal-storage file behind `uri` (property `name`), read where it lies: never held in memory."""
     try:
-        path = ctx.storage.local_path(uri)
+        path = ctx.storage.local_copy(uri)
     except KestraError as err:
         raise TaskError(f"{name}: {err}") from None
     if not path.is_file():

@@ -38,7 +38,7 @@ class PollQuery:
         flow = self.ctx.variables["flow"]
         uri = f"kestra:///{flow['namespace'].replace('.', '/')}/{flow['id']}/triggers/{self.trigger.spec['id']}"
         uri += f"/{uuid4().hex}-{name}"
-        path = self.ctx.storage.local_path(uri)
+        path = self.ctx.storage.local_copy(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, uri
 

@@ -69,7 +69,7 @@ class SerdesTask(RunnableTask):
 
 def stored_file(ctx: RunContext, uri: Any) -> Path:
     """The local file behind a `kestra://` URI, or a one-line failure naming it."""
-    path = ctx.storage.local_path(str(uri))
+    path = ctx.storage.local_copy(str(uri))
     if not path.is_file():
         raise TaskError(f"from: file not found in internal storage: {uri}")
     return path

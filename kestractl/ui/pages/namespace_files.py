@@ -3,7 +3,6 @@ chosen file shown as text with line numbers, or offered for download when it is 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,16 +54,15 @@ def files_tab(ui: UiContext, namespace: str, request: Request) -> dict[str, Any]
     path = normalize(param(request.params, "path") or "")
     selected = _selected(files, path) if path else None
     budget = [MAX_NODES]
-    root = files.root
-    tree = _nodes(root, "", path, budget) if root.is_dir() else []
+    tree = _nodes(files, "", path, budget)
     folder = path if selected is None or selected.folder else path.rpartition("/")[0]
     return {"tree": tree, "cut": budget[0] <= 0, "selected": selected, "folder": folder}
 
 
 def _selected(files: NamespaceFiles, path: str) -> Selected:
-    target = files.local(path)
-    if target.is_dir():
+    if files.is_folder(path):
         return Selected(path, folder=True)
+    target = files.local(path)
     if not target.is_file():
         raise NotFoundError(f"'/{path}' not found in namespace '{files.namespace}'")
     size = target.stat().st_size
@@ -82,19 +80,18 @@ def _text(target: Path) -> str | None:
         return None
 
 
-def _nodes(folder: Path, prefix: str, current: str, budget: list[int]) -> list[Node]:
+def _nodes(files: NamespaceFiles, prefix: str, current: str, budget: list[int]) -> list[Node]:
     """Folders first, then files, by name; links are not followed; at most `budget` nodes in all."""
-    with os.scandir(folder) as listing:
-        entries = sorted((e for e in listing if not e.is_symlink()), key=lambda e: (not e.is_dir(), e.name.lower()))
+    entries = sorted(files.entries(prefix), key=lambda e: (not e.is_dir, e.name.lower()))
     nodes = []
     for entry in entries:
         if budget[0] <= 0:
             break
         budget[0] -= 1
         path = prefix + entry.name
-        node = Node(entry.name, path, entry.is_dir())
+        node = Node(entry.name, path, entry.is_dir)
         if node.folder:
             node.open = current == path or current.startswith(path + "/")
-            node.children = _nodes(Path(entry.path), path + "/", current, budget)
+            node.children = _nodes(files, path + "/", current, budget)
         nodes.append(node)
     return nodes

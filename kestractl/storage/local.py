@@ -1,4 +1,4 @@
-"""Internal storage: `kestra:///…` URIs mapped to files under one root folder beside the database.
+"""Internal storage in a folder (by default beside the database): `kestra:///…` URIs mapped to files under it.
 
 Paths follow Kestra's layout (`/<namespace as path>/<flow>/executions/<id>/…`) so URIs a flow
 prints look like the ones Kestra would give.
@@ -6,30 +6,18 @@ prints look like the ones Kestra would give.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
 import stat
 from pathlib import Path
 
 from kestractl.errors import StorageError
-
-SCHEME = "kestra://"
-
-
-@functools.lru_cache(maxsize=1024)
-def slugify(text: str) -> str:
-    """Kestra's slug for storage paths: lower case, runs of other characters become `-`. Cached: a few flow and
-    task ids make every path (a child's `read()` checks its file against three execution folders)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+from kestractl.storage.base import SCHEME, Entry
 
 
-def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> str:
-    return f"/{namespace.replace('.', '/')}/{slugify(flow_id)}/executions/{execution_id}"
+class LocalStorage:
+    """The `Storage` whose files are the local copies: reads and writes happen in place, nothing to upload."""
 
-
-class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
@@ -110,12 +98,32 @@ class Storage:
             )
         return path.read_bytes()
 
+    def local_copy(self, uri: str) -> Path:
+        return self.local_path(uri)
+
+    def local_folder(self, uri: str) -> Path:
+        return self.local_path(uri)
+
+    def upload(self, path: Path, uri: str) -> None:
+        """Written in place already, unless `path` is another file."""
+        target = self.local_path(uri)
+        if path != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+    def publish(self, prefix: str) -> None:
+        """Nothing to do: files written under the folder are the stored ones."""
+
     def read_under(self, prefix: str, uri: str) -> bytes:
         """The file behind `uri`, only if it resolves inside the storage path `prefix` (`..` and links refused)."""
-        return self.read_bytes(uri, self.path_under(prefix, uri))
+        return self.read_bytes(uri, self._checked_under(prefix, uri))
 
     def path_under(self, prefix: str, uri: str) -> Path:
-        """`read_under`'s check alone, for a reader that wants only the start of a file (a preview)."""
+        """`read_under`'s check, then the file's local copy, for a reader that wants only its start (a preview)."""
+        self._checked_under(prefix, uri)
+        return self.local_copy(uri)
+
+    def _checked_under(self, prefix: str, uri: str) -> Path:
         path = self.local_path(uri)
         if not path.is_relative_to(self.folder(prefix)):
             raise StorageError(f"'{uri}' does not belong to {prefix}")
@@ -132,11 +140,44 @@ class Storage:
             if path.is_file()
         ]
 
+    def entries(self, prefix: str) -> list[Entry]:
+        try:
+            with os.scandir(self.local_path(SCHEME + "/" + prefix.strip("/"))) as listing:
+                return sorted((_entry(e) for e in listing if not e.is_symlink()), key=lambda e: e.name)
+        except (NotADirectoryError, FileNotFoundError):
+            return []
+
     def exists(self, uri: str) -> bool:
         try:
             return self.local_path(uri).is_file()
         except StorageError:
             return False
+
+    def size(self, uri: str) -> int | None:
+        path = self.local_path(uri)
+        return path.stat().st_size if path.is_file() else None
+
+    def delete(self, uri: str) -> bool:
+        path = self.local_path(uri)
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True
+
+    def delete_under(self, prefix: str) -> int:
+        folder = self.local_path(SCHEME + "/" + prefix.strip("/"))
+        count = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+    def make_folder(self, prefix: str) -> None:
+        self.local_path(SCHEME + "/" + prefix.strip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def _entry(found: os.DirEntry[str]) -> Entry:
+    is_dir = found.is_dir()
+    info = found.stat()
+    return Entry(found.name, is_dir, 0 if is_dir else info.st_size, info.st_mtime_ns // 1_000_000)
 
 
 def _real_path(path: str) -> str | None:
