@@ -60,10 +60,10 @@ class ServiceLiveness:
         interval = min(COORDINATOR_SECONDS, self.config.timeout / 3)
         next_pass = time.monotonic() + self.config.timeout
         while not stop.wait(self.config.heartbeat_interval):
-            self._guarded(self.heartbeat)
+            self.guarded(self.heartbeat)
             if self.coordinate and time.monotonic() >= next_pass:
                 next_pass = time.monotonic() + interval
-                self._guarded(self.mark_dead_services)
+                self.guarded(self.mark_dead_services)
         self.store.close()
 
     def heartbeat(self) -> None:
@@ -88,9 +88,9 @@ class ServiceLiveness:
     def leave(self, state: ServiceState) -> None:
         """TERMINATING when the server starts stopping, TERMINATED_GRACEFULLY once it has (best effort: a
         database away at that moment is said, and the coordinators judge the rows by their heartbeat)."""
-        self._guarded(lambda: self.store.set_services_state(self.ids, state, utcnow()))
+        self.guarded(lambda: self.store.set_services_state(self.ids, state, utcnow()))
 
-    def _guarded(self, action: Callable[[], object]) -> None:
+    def guarded(self, action: Callable[[], object]) -> None:
         """Run `action`; any failure (the database away, locked, restarting) is said once and tried again later."""
         try:
             action()

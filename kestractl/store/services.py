@@ -138,12 +138,11 @@ class ServiceQueries(StorePart):
         judged this process dead meanwhile)."""
         marks = ", ".join("?" * len(ids))
         running = tuple(state.value for state in RUNNING_STATES)
-        with self.transaction():
-            cursor = self.conn.execute(
-                f"UPDATE service_instances SET updated_at=?, seq_id=seq_id+1 WHERE id IN ({marks}) AND state IN (?, ?)",
-                (iso(now), *ids, *running),
-            )
-            return cursor.rowcount
+        cursor = self.conn.execute(  # one statement: its own transaction
+            f"UPDATE service_instances SET updated_at=?, seq_id=seq_id+1 WHERE id IN ({marks}) AND state IN (?, ?)",
+            (iso(now), *ids, *running),
+        )
+        return cursor.rowcount
 
     def set_services_state(self, ids: list[str], state: ServiceState, now: datetime) -> None:
         marks = ", ".join("?" * len(ids))
