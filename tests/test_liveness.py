@@ -20,7 +20,7 @@ import pytest
 from kestractl.model import utcnow
 from kestractl.server.liveness import STANDALONE_SERVICES, ServiceLiveness
 from kestractl.store import Store, open_store
-from kestractl.store.services import ServerConfig, ServiceState, ServiceType
+from kestractl.store.service_records import ServerConfig, ServiceState, ServiceType
 from tests.services.postgres import Postgres
 from tests.services.stores import fresh_database, postgres, store_url  # noqa: F401  (fixtures)
 

@@ -21,7 +21,7 @@ from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import open_storage
 from kestractl.store import open_store
-from kestractl.store.services import ServerConfig, ServiceState
+from kestractl.store.service_records import ServerConfig, ServiceState
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from kestractl import __version__
 from kestractl.model import utcnow
 from kestractl.store import Store
-from kestractl.store.services import (
+from kestractl.store.service_records import (
     RUNNING_STATES,
     UNCLEAN_STATES,
     ServerConfig,

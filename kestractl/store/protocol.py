@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kestractl.errors import KestraError
 from kestractl.model import Execution, ExecutionQuery, LogEntry, State, TaskRun
@@ -16,7 +16,9 @@ from kestractl.store.execution_view import LogFilter, LogLine
 from kestractl.store.part import Connection
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.search import DailyStatistics, ExecutionSearch, LogSearch, NextFire
-from kestractl.store.services import ServiceInstance, ServiceState
+
+if TYPE_CHECKING:
+    from kestractl.store.service_records import ServiceInstance, ServiceState
 
 
 class Store(Protocol):
