@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -141,9 +142,10 @@ def _by_pid(store: Store, pid: int) -> set[ServiceState]:
     return {i.state for i in store.service_instances(include_ended=True) if i.pid == pid}
 
 
-def _listed(url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _listed(url: str, tmp: Path, *args: str, server: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, KESTRACTL_HOME=str(tmp / "cli"), NO_COLOR="1")
-    command = [EXE, "--database", url, "server", "list", *args]
+    where = ["--server", server] if server else ["--database", url]
+    command = [EXE, *where, "server", "list", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -165,6 +167,9 @@ def test_two_servers_on_postgresql_one_killed_one_stopped(tmp_path: Path, databa
         _survives_dropped_connections(store, database, first.pid)
         said = (tmp_path / "a.log").read_text()
         assert said.count("ERROR liveness:") == 1 and "INFO  liveness: the database answers again" in said, said
+        url = (tmp_path / "a.log").read_text().split("listening on ")[1].split()[0]
+        remote = _listed(database, tmp_path, "--json", server=url)  # `--server`: the same list, through the API
+        assert remote.returncode == 0 and _still(json.loads(remote.stdout)) == _still(listed), remote.stderr
         second.send_signal(signal.SIGKILL)
         _wait(lambda: _by_pid(store, second.pid) == {ServiceState.DISCONNECTED}, "the killed one DISCONNECTED")
         assert "was RUNNING: now DISCONNECTED" in (tmp_path / "a.log").read_text()
@@ -181,6 +186,11 @@ def test_two_servers_on_postgresql_one_killed_one_stopped(tmp_path: Path, databa
             process.kill()
             process.wait()
         store.close()
+
+
+def _still(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instances without what each heartbeat changes."""
+    return [{k: v for k, v in i.items() if k not in ("updatedAt", "seqId")} for i in instances]
 
 
 def _survives_dropped_connections(store: Store, url: str, pid: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,29 +98,19 @@ def list_services(
 ) -> None:
     """The service instances of the servers sharing the database, oldest first.  Example: kestractl server list"""
     from kestractl.cli.output import print_json, table
-    from kestractl.model import iso
-    from kestractl.store import open_store
 
-    store = open_store(state.database())
-    instances = store.service_instances(include_ended)
+    instances = state.backend().services(include_ended)
     if as_json:
-        print_json([instance.to_api() for instance in instances])
+        print_json(instances)
         return
     columns = ["ID", "TYPE", "STATE", "HOST", "PID", "SERVER", "STARTED", "HEARTBEAT"]
-    rows = [
-        [
-            i.id,
-            i.type.value,
-            i.state.value,
-            i.hostname,
-            str(i.pid),
-            i.server_id[:8],
-            iso(i.created_at) or "",
-            iso(i.updated_at) or "",
-        ]
-        for i in instances
-    ]
-    table(columns, rows)
+    table(columns, [_service_row(instance) for instance in instances])
+
+
+def _service_row(instance: dict[str, Any]) -> list[str]:
+    server = instance["server"]
+    head = [instance["id"], instance["type"], instance["state"], server["hostname"], str(server["props"]["pid"])]
+    return [*head, server["id"][:8], instance["createdAt"], instance["updatedAt"]]
 
 
 def _say(level: str, message: str) -> None:
