@@ -64,13 +64,14 @@ def test_coordinator_disconnects_then_ends_dead_services(store: Store) -> None:
     dead, alive = _registered(store), _registered(store)
     later = utcnow() + timedelta(seconds=CONFIG.timeout + 0.5)
     store.heartbeat_services(alive.ids, later)
-    assert {i.id for i in store.transition_dead_services(later)} == set(dead.ids)
+    assert store.transition_dead_services(later, dead.server_id) == []  # a coordinator never judges its own server
+    assert {i.id for i in store.transition_dead_services(later, alive.server_id)} == set(dead.ids)
     assert _states(store, dead) == {ServiceState.DISCONNECTED} and _states(store, alive) == {ServiceState.RUNNING}
     # A second coordinator judging the rows it read before the first one moved them moves nothing.
-    assert store.transition_dead_services(later) == []
+    assert store.transition_dead_services(later, alive.server_id) == []
     end = later + timedelta(seconds=CONFIG.termination_grace_period + 0.5)
     store.heartbeat_services(alive.ids, end)
-    gone = store.transition_dead_services(end)
+    gone = store.transition_dead_services(end, alive.server_id)
     assert {i.id for i in gone} == set(dead.ids) and {i.state for i in gone} == {ServiceState.DISCONNECTED}
     assert _states(store, dead) == {ServiceState.NOT_RUNNING}
     assert {i.id for i in store.service_instances()} == set(alive.ids)

@@ -40,6 +40,7 @@ class ServiceLiveness:
     def __init__(self, store: Store, config: ServerConfig, say: Say, coordinate: bool = True) -> None:
         self.store, self.config, self.say, self.coordinate = store, config, say, coordinate
         now, server_id, hostname = utcnow(), str(uuid.uuid4()), socket.gethostname()
+        self.server_id = server_id
         self.instances = [
             ServiceInstance(
                 *(str(uuid.uuid4()), kind, ServiceState.RUNNING, server_id, "STANDALONE", __version__, hostname),
@@ -76,13 +77,10 @@ class ServiceLiveness:
         """One coordinator pass (see `Store.transition_dead_services`), each move logged. Returns the ids of the
         WORKER instances that ended uncleanly and whose termination grace period is over: those whose task runs
         are to be re-emitted (Kestra's default AFTER_TERMINATION_GRACE_PERIOD strategy)."""
-        moved = self.store.transition_dead_services(utcnow())
-        for instance in moved:
-            self.say(
-                "WARN",
-                f"service {instance.type.value} {instance.id} on {instance.hostname} "
-                f"(pid {instance.pid}) was {instance.state.value}: now {_next(instance).value}",
-            )
+        moved = self.store.transition_dead_services(utcnow(), self.server_id)
+        for i in moved:
+            where = f"[id={i.id}, type={i.type.value}, hostname={i.hostname}, pid={i.pid}]"
+            self.say("WARN", f"service {where} was {i.state.value}: now {_next(i).value}")
         return [i.id for i in moved if i.type is ServiceType.WORKER and i.state in UNCLEAN_STATES]
 
     def leave(self, state: ServiceState) -> None:

@@ -62,14 +62,15 @@ class ServiceQueries(StorePart):
         row = self.conn.execute(f"SELECT {COLUMNS} FROM service_instances WHERE id=?", (service_id,)).fetchone()
         return instance_from(row) if row else None
 
-    def transition_dead_services(self, now: datetime) -> list[ServiceInstance]:
-        """The coordinator's pass: running instances whose heartbeat is older than their timeout → DISCONNECTED;
-        leaving ones past their termination grace period → NOT_RUNNING. Each move is conditional on the row's
-        `seq_id` (Kestra's guard against concurrent updates), so of several coordinators one makes it. Returns
-        the instances this call moved, as they were before."""
+    def transition_dead_services(self, now: datetime, coordinator_server: str) -> list[ServiceInstance]:
+        """The coordinator's pass over the other servers' instances (as Kestra's, it never judges its own server):
+        running instances whose heartbeat is older than their timeout → DISCONNECTED; leaving ones past their
+        termination grace period → NOT_RUNNING. Each move is conditional on the row's `seq_id` (Kestra's guard
+        against concurrent updates), so of several coordinators one makes it. Returns the instances this call
+        moved, as they were before."""
         from kestractl.store.service_records import LEAVING_STATES, ServiceState
 
-        instances = self.service_instances()
+        instances = [i for i in self.service_instances() if i.server_id != coordinator_server]
         moves = [(i, ServiceState.DISCONNECTED) for i in instances if i.heartbeat_expired(now)]
         gone = [i for i in instances if i.state in LEAVING_STATES and i.grace_elapsed(now)]
         moves += [(instance, ServiceState.NOT_RUNNING) for instance in gone]
