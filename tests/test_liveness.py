@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from kestractl.config import Home
 from kestractl.model import utcnow
 from kestractl.server.liveness import STANDALONE_SERVICES, ServiceLiveness
 from kestractl.store import Store, open_store
@@ -207,3 +208,11 @@ def _survives_dropped_connections(store: Store, url: str, pid: int) -> None:
     before = max(i.updated_at for i in store.service_instances() if i.pid == pid)
     _wait(lambda: max(i.updated_at for i in store.service_instances() if i.pid == pid) > before, "heartbeats")
     assert _by_pid(store, pid) == {ServiceState.RUNNING}
+
+
+def test_a_heartbeat_interval_not_under_the_timeout_is_refused(tmp_path: Path) -> None:
+    env = dict(os.environ, KESTRACTL_HOME=str(tmp_path), NO_COLOR="1", KESTRACTL_LIVENESS_TIMEOUT="2")
+    args = [EXE, "server", "standalone", "--port", "0", "--heartbeat-interval", "5"]
+    refused = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--heartbeat-interval" in refused.stderr and "Traceback" not in refused.stderr
+    assert open_store(Home(tmp_path).db_path).service_instances() == []
