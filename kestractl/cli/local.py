@@ -178,6 +178,9 @@ class LocalBackend:
     def file_delete(self, namespace: str, path: str) -> bool:
         return self._files(namespace).delete(path)
 
+    def services(self, include_ended: bool) -> list[dict[str, Any]]:
+        return [instance.to_api() for instance in self._store().service_instances(include_ended)]
+
 
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
