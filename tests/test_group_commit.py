@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from kestractl.engine.runner import Runner
-from kestractl.model import State
+from kestractl.model import LogEntry, State
 from kestractl.storage import LocalStorage
 from kestractl.store import open_store
 
@@ -91,3 +91,31 @@ def test_log_lines_are_stored_in_batches_and_all_of_them_with_the_end(tmp_path: 
         if sql == "COMMIT":
             with_lines, pending = with_lines + pending, False
     assert 1 <= with_lines < 50, with_lines  # a commit per decision: 200
+
+
+def test_a_flush_returns_only_once_lines_another_thread_took_are_committed(tmp_path: Path) -> None:
+    """The loop takes pending log lines into its transaction; a task reading its execution's logs on a worker
+    thread (Fetch, errorLogs()) must find them committed, not taken by the loop and not stored yet."""
+    store = open_store(tmp_path / "k.db")
+    store.save_flow("load", "two", FLOW)
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
+    execution = runner.create_execution(runner.flows.get("load", "two"))
+    logs = runner.logs
+    logs(LogEntry(execution.id, "load", "two", "INFO", "taken by the loop"))
+    taken, release = threading.Event(), threading.Event()
+
+    def loop() -> None:
+        with store.transaction():
+            logs.flush()
+            taken.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    taken.wait(5)
+    threading.Timer(0.2, release.set).start()
+    logs.flush(settled=True)
+    found = [entry.message for entry in store.logs(execution)]
+    thread.join()
+    runner.close()
+    assert found == ["taken by the loop"]

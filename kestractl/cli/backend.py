@@ -103,3 +103,6 @@ class Backend(Protocol):
     def file_get(self, namespace: str, path: str) -> bytes: ...
 
     def file_delete(self, namespace: str, path: str) -> bool: ...
+
+    def services(self, include_ended: bool) -> list[dict[str, Any]]:
+        """Kestra's JSON of the service instances sharing the database (with `include_ended`, NOT_RUNNING too)."""

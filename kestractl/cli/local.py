@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -110,23 +110,19 @@ class LocalBackend:
         return list(store.logs(store.load_execution(execution_id), level, task_id))
 
     def restart(self, execution_id: str, watch: Watch) -> Execution:
-        runner = self._runner(watch)
-        try:
-            return runner.restart(execution_id)
-        finally:
-            runner.close()
+        return self._drive(watch, lambda runner: runner.restart(execution_id))
 
     def resume(self, execution_id: str, watch: Watch) -> Execution:
-        runner = self._runner(watch)
-        try:
-            return runner.resume(execution_id)
-        finally:
-            runner.close()
+        return self._drive(watch, lambda runner: runner.resume(execution_id))
 
     def kill(self, execution_id: str, watch: Watch) -> Execution:
+        return self._drive(watch, lambda runner: runner.kill(execution_id))
+
+    def _drive(self, watch: Watch, action: Callable[[Runner], Execution]) -> Execution:
+        """`action` on a runner of this home, closed afterwards whatever happens."""
         runner = self._runner(watch)
         try:
-            return runner.kill(execution_id)
+            return action(runner)
         finally:
             runner.close()
 
@@ -181,6 +177,9 @@ class LocalBackend:
 
     def file_delete(self, namespace: str, path: str) -> bool:
         return self._files(namespace).delete(path)
+
+    def services(self, include_ended: bool) -> list[dict[str, Any]]:
+        return [instance.to_api() for instance in self._store().service_instances(include_ended)]
 
 
 @contextmanager

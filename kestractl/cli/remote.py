@@ -248,6 +248,10 @@ class RemoteBackend:
             return False
         return True
 
+    def services(self, include_ended: bool) -> list[dict[str, Any]]:
+        params = {"includeEnded": str(include_ended).lower()}
+        return list(self.api.json("GET", "/cluster/services", params=params)["results"])
+
 
 YAML = {"Content-Type": "application/x-yaml"}
 

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,6 +46,16 @@ def standalone(
         Path | None,
         typer.Option(help="Keep DIR's folders in sync as namespace files (folder name = namespace)."),
     ] = None,
+    heartbeat_interval: Annotated[
+        float, typer.Option(help="Seconds between liveness heartbeats.", envvar="KESTRACTL_LIVENESS_HEARTBEAT_INTERVAL")
+    ] = 3.0,
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds without a heartbeat after which a server's services are DISCONNECTED.",
+            envvar="KESTRACTL_LIVENESS_TIMEOUT",
+        ),
+    ] = 45.0,
 ) -> None:
     """Serve flows: schedules, flow triggers, webhooks and /api/v1.  Example: kestractl server standalone -f flows/"""
     from kestractl.server.app import ServerOptions, StandaloneServer
@@ -54,6 +64,10 @@ def standalone(
         if folder is not None and not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a directory", param_hint=hint)
     auth = _basic_auth(basic_auth)
+    if not 0 < heartbeat_interval < heartbeat_timeout:
+        raise typer.BadParameter(
+            "must be more than 0 and less than --heartbeat-timeout", param_hint="--heartbeat-interval"
+        )
     options = ServerOptions(
         flow_path,
         host,
@@ -64,6 +78,8 @@ def standalone(
         grace,
         namespace_files=namespace_files,
         database=state.database_option,
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_timeout=heartbeat_timeout,
     )
     server = StandaloneServer(state.home(), options, say=_say, on_log=log_line)
 
@@ -93,6 +109,29 @@ def _stop_on_signals(event: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+@app.command("list")
+@handles_errors
+def list_services(
+    include_ended: Annotated[bool, typer.Option("--all", help="Also the services that stopped (NOT_RUNNING).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print Kestra's ServiceInstance JSON list.")] = False,
+) -> None:
+    """The service instances of the servers sharing the database, oldest first.  Example: kestractl server list"""
+    from kestractl.cli.output import print_json, table
+
+    instances = state.backend().services(include_ended)
+    if as_json:
+        print_json(instances)
+        return
+    columns = ["ID", "TYPE", "STATE", "HOST", "PID", "SERVER", "STARTED", "HEARTBEAT"]
+    table(columns, [_service_row(instance) for instance in instances])
+
+
+def _service_row(instance: dict[str, Any]) -> list[str]:
+    server = instance["server"]
+    head = [instance["id"], instance["type"], instance["state"], server["hostname"], str(server["props"]["pid"])]
+    return [*head, server["id"][:8], instance["createdAt"], instance["updatedAt"]]
 
 
 def _say(level: str, message: str) -> None:

@@ -65,11 +65,16 @@ class LogBuffer:
         if self.on_log is not None:
             self.on_log(entry)
 
-    def flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        if pending:
-            with self.store.transaction():
+    def flush(self, settled: bool = False) -> None:
+        """Store every pending line. `settled`, before a task reads its execution's logs: also wait for the lines
+        another thread (the loop) took into a transaction it has not committed yet. Lines are taken inside the
+        store's transaction, whose writer lock waits for that thread's."""
+        if not (settled or self._pending):
+            return
+        with self.store.transaction():
+            with self._lock:
+                pending, self._pending = self._pending, []
+            if pending:
                 self.store.append_logs(pending)
 
     def flush_due(self) -> None:
@@ -129,7 +134,7 @@ class Contexts:
             return outputs
 
         def error_logs() -> list[dict[str, Any]]:
-            self.logs.flush()
+            self.logs.flush(settled=True)
             return [e.to_api() for e in self.store.logs(execution, "ERROR") if e.level == "ERROR"]
 
         return {

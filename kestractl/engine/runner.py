@@ -1,63 +1,40 @@
-"""Drives executions to their end: executor steps, worker threads, timers, kills and subflows.
+"""The runner: the executor loop's public face, and what spans executions.
 
-One loop serves the CLI's synchronous `execute` and the server: it owns the in-memory executions
-it activated, persists every decision in one transaction, and runs runnable task runs on a thread
-pool. Workers and other threads only put work into its inbox; only the loop writes state.
+One runner serves the CLI's synchronous `execute` and the server. Its loop (`loop.Loop`) decides, persists and
+acts; here are the entry points (run, resume, restart, kill; submit and serve for the server) and what links
+executions to each other: a flow's concurrency limit, an execution's end (its parent told, a queued one
+started), resume and restart, and subflow children with the window of executions driven at once.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import heapq
-import logging
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from kestractl.engine.active import Active
-from kestractl.engine.contexts import MASK, Contexts, LogBuffer
-from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart, recover_interrupted
-from kestractl.engine.executor import Executor, Step
-from kestractl.engine.flows import FlowRepository
-from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
-from kestractl.engine.retry import next_delay
-from kestractl.engine.services import StoreServices
-from kestractl.engine.variables import snapshot
-from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import ConflictError, InputError, KestraError, NotFoundError
-from kestractl.expressions import render_typed
-from kestractl.inputs import resolve_inputs
-from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, new_id, utcnow
-from kestractl.storage import Storage, execution_prefix
-from kestractl.store import Delay, Store
-from kestractl.tasks.base import ExecutableTask, ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
+from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
+from kestractl.engine.creation import ExecutionCreator
+from kestractl.engine.inbox import Work
+from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
+from kestractl.errors import ConflictError, KestraError, NotFoundError
+from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
+from kestractl.storage import Storage
+from kestractl.store import Store
+from kestractl.tasks.base import ExecutableTask, FlowableTask
 
-POLL_SECONDS = 0.2
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
-# Subflow children built before their rows are written (one statement), so that 100,000 are never all in memory.
-CREATE_CHUNK = 500
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
-RETRY = "RETRY"
-log = logging.getLogger("kestractl.engine")
-FlowOf = Callable[..., Flow]
 
 
-def _alive(ref: weakref.ref[Active]) -> Active:
-    active = ref()
-    assert active is not None, "a context was asked for after its execution was dropped"
-    return active
-
-
-class Runner:
+class Runner(Loop):
     """One loop that owns its active executions; other threads talk to it through the inbox."""
 
     def __init__(
@@ -69,24 +46,10 @@ class Runner:
         on_end: Callable[[Execution], None] | None = None,
         on_change: Callable[[Execution, list[TaskRun]], None] | None = None,
     ) -> None:
-        self.store = store
-        self.on_change = on_change
-        self.storage = storage
-        self.flows = FlowRepository(store)
-        self.on_end = on_end
-        self.logs = LogBuffer(store, on_log)
-        self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
-        self._inbox = Inbox()
-        self._active: dict[str, Active] = {}
+        super().__init__(store, storage, on_log, workers, on_end, on_change)
+        self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
-        # Runs handed out, with what stops them; None: an inline run's, made when it is asked to stop (see `_stop`).
-        self._inflight: dict[str, threading.Event | None] = {}
-        self._timers: list[tuple[datetime, str, str, str]] = []
-        self._dirty: dict[str, None] = {}
-        self._stopping = False
-        self._last_kill_poll = 0.0
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -100,60 +63,7 @@ class Runner:
         validate_inputs: bool = True,
     ) -> Execution:
         """A new CREATED execution with typed inputs (files copied into storage), persisted."""
-        execution = self._new_execution(flow, inputs, labels, trigger, parent, validate_inputs)
-        with self.store.transaction():
-            self.store.save_execution(execution)
-        return execution
-
-    def _new_execution(
-        self,
-        flow: Flow,
-        inputs: Mapping[str, Any] | None,
-        labels: list[tuple[str, str]] | None,
-        trigger: dict[str, Any] | None,
-        parent: tuple[Execution, TaskRun] | None,
-        validate_inputs: bool,
-    ) -> Execution:
-        """`create_execution`'s execution, not yet written."""
-        if flow.disabled:
-            raise ConflictError(f"flow {flow.namespace}.{flow.id} is disabled")
-        execution = Execution(
-            id=new_id(),
-            namespace=flow.namespace,
-            flow_id=flow.id,
-            flow_revision=flow.revision,
-            state=StateInfo.new(State.CREATED),
-            trigger=trigger,
-        )
-        prefix = execution_prefix(flow.namespace, flow.id, execution.id)
-
-        def store_file(input_id: str, path: Path) -> str:
-            return self.storage.put(f"{prefix}/inputs/{input_id}/{path.name}", path)
-
-        try:
-            execution.inputs = (
-                resolve_inputs(flow.inputs, inputs or {}, store_file=store_file, render=input_renderer(flow))
-                if validate_inputs
-                else dict(inputs or {})
-            )
-        except KestraError:
-            self.storage.delete_under(prefix)
-            raise
-        except OSError as exc:  # a FILE input that cannot be copied (name too long, unreadable …)
-            self.storage.delete_under(prefix)
-            raise InputError(f"Invalid input: the file cannot be stored ({exc.strerror or exc})") from None
-        for declared in flow.inputs:
-            if declared.type == "SECRET" and execution.inputs.get(declared.id) is not None:
-                execution.secrets[declared.id] = execution.inputs[declared.id]
-                execution.inputs[declared.id] = MASK
-        correlation = execution.id
-        if parent is not None:
-            parent_execution, parent_run = parent
-            execution.parent_id = parent_execution.id
-            execution.parent_task_run_id = parent_run.id
-            correlation = parent_execution.labels_map().get("system.correlationId", parent_execution.id)
-        execution.labels = _merge_labels([*flow.labels, *(labels or []), ("system.correlationId", correlation)])
-        return execution
+        return self.creator.create_execution(flow, inputs, labels, trigger, parent, validate_inputs)
 
     # ---- driving (CLI: synchronous) ---------------------------------------------------------
 
@@ -189,7 +99,7 @@ class Runner:
         return self.store.load_execution(execution_id)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._workers.close()
 
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
@@ -247,339 +157,6 @@ class Runner:
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
         self.logs.flush()
-
-    # ---- the loop -----------------------------------------------------------------------------
-
-    def _activate(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> Active:
-        """Drive an execution from here on; `fresh` is the execution as stored, just created or read with others
-        (no need to read it)."""
-        if execution_id in self._active:
-            return self._active[execution_id]
-        execution = fresh or self.store.load_execution(execution_id)
-        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
-        # The executor reaches its Active through a weak reference: a cycle would keep every ended execution
-        # (runs, index, outputs) in memory until the cyclic collector ran, 60 MB for 10,000 children.
-        executor = Executor(flow, lambda task, run: self._context(_alive(this), task, run))
-        active = Active(execution, flow, executor, self._dirty)
-        this = weakref.ref(active)
-        if fresh is not None:
-            active.row_changed()  # as stored
-        active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
-        self._active[execution_id] = active
-        # A CREATED execution (a waiting subflow child) was never stepped: it has no timers to read.
-        for delay in [] if execution.state.current == State.CREATED else self.store.delays(execution_id):
-            heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
-        if recover:
-            recover_interrupted(execution, active.executor.tasks)
-        active.mark()
-        return active
-
-    def _loop(self) -> None:
-        while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
-            self._iterate(idle_wait=False)
-        self.logs.flush()
-
-    def _iterate(self, idle_wait: bool = True) -> None:
-        """Step what changed, then wait for a result, a timer or new work (not when there is none)."""
-        self._activate_waiting()
-        while self._dirty:
-            self._advance_group()
-        if idle_wait or self._inflight or self._timers or self._inbox.pending():
-            self._wait_for_work()
-        self._fire_timers()
-        if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
-            self._poll_kills()
-            self._last_kill_poll = time.monotonic()
-
-    def _wait_for_work(self) -> None:
-        """Run the inbox's next group (see `Inbox.take`): at most one result per execution till its decision.
-        Logs are stored in batches while the loop is busy (see `LogBuffer.flush_due`), and all before it waits."""
-        if not self._inbox.pending():  # the loop may wait: what was logged is stored first
-            self.logs.flush()
-        timeout = POLL_SECONDS
-        if self._timers:
-            timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
-        for work in self._inbox.take(timeout, self._dirty):
-            try:
-                work()
-            except Exception:  # one broken execution must not stop the loop that serves the others
-                log.exception("unexpected error in the executor loop")
-
-    def _advance_group(self) -> None:
-        """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,
-        then act on them (dispatch, subflows, ends), so nothing acts on a decision before it is committed."""
-        decided: list[tuple[Active, Step, bool]] = []
-        while self._dirty and len(decided) < GROUP_COMMIT:
-            execution_id = next(iter(self._dirty))
-            del self._dirty[execution_id]
-            active = self._active.get(execution_id)
-            decision = self._decide(active) if active is not None else None
-            if decision is not None:
-                decided.append(decision)
-        with self.store.transaction():
-            for active, step, _ in decided:
-                self._persist(active, step)
-        for active, step, ended_before in decided:
-            self._act(active, step, ended_before)
-
-    def _advance(self, active: Active) -> None:
-        """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
-        decision = self._decide(active)
-        if decision is not None:
-            self._persist(active, decision[1])
-            self._act(*decision)
-
-    def _decide(self, active: Active) -> tuple[Active, Step, bool] | None:
-        """The executor's step over what changed (None: not admitted yet), and whether it had already ended."""
-        execution = active.execution
-        ended_before = execution.state.current.is_terminated() and not active.ended_by_task
-        if not self._admitted(active):
-            return None
-        touched, active.touched = active.touched, []
-        try:
-            step = active.executor.step(execution, None if active.full else touched)
-        except Exception:  # an engine bug fails this execution, not the loop serving the others
-            log.exception("executor step failed for execution %s", execution.id)
-            step = Step()
-            execution.state.moved(State.FAILED)
-        active.full = False
-        for run in touched:
-            step.touch(run)
-        return active, step, ended_before
-
-    def _act(self, active: Active, step: Step, ended_before: bool) -> None:
-        """What a persisted step asks for: dispatch runs, start subflows, finish the execution."""
-        execution = active.execution
-        for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
-            self._dispatch(active, run)
-        for run in step.subflows:
-            self._start_subflow(active, run)
-        if execution.state.current.is_terminated():
-            if ended_before:  # nothing new: an ended execution was looked at again
-                self._active.pop(execution.id, None)
-            else:
-                self._finish(active)
-
-    def _persist(self, active: Active, step: Step) -> None:
-        execution = active.execution
-        for run in step.changed.values():
-            if run.id not in active.positions:
-                active.positions[run.id] = len(active.positions)
-        with self.store.transaction():
-            self.store.save_task_runs(execution.id, ((active.positions[r.id], r) for r in step.changed.values()))
-            row_written = active.row_changed() or step.execution_changed
-            if row_written:
-                self.store.save_execution(execution)
-            for run_id, kind, due in step.timers:
-                self.store.set_delay(Delay(execution.id, run_id, kind, due))
-                heapq.heappush(self._timers, (due, execution.id, run_id, kind))
-            if row_written:  # a new execution state (ended, paused …) is stored with every line logged before it
-                self.logs.flush()
-            else:
-                self.logs.flush_due()
-        if self.on_change is not None and step.changed:
-            self.on_change(execution, list(step.changed.values()))
-
-    def _dispatch(self, active: Active, run: TaskRun) -> None:
-        task = active.executor.tasks[run.task_id]
-        assert isinstance(task, RunnableTask)
-        execution_id = active.execution.id
-        if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
-            self._inflight[run.id] = None
-            self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
-            return
-        ctx = self._context(active, task, run)
-        ctx.variables = snapshot(ctx.variables)
-        self._inflight[run.id] = ctx.stop
-
-        def work() -> None:
-            result = run_attempt(task, ctx)
-            self._inbox.put(Work(execution_id, lambda: self._apply_result(execution_id, run.id, result)))
-
-        self._pool.submit(work)
-
-    def _stop(self, run_id: str) -> threading.Event:
-        """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)
-        for each of them cost as much as a task's log line, and almost none is ever stopped."""
-        stop = self._inflight[run_id]
-        if stop is None:
-            stop = self._inflight[run_id] = threading.Event()
-        return stop
-
-    def _run_inline(self, execution_id: str, run_id: str) -> None:
-        """Its context is made only now: 10,000 children queued at once must not hold 10,000 contexts."""
-        active = self._active.get(execution_id)
-        if active is None:  # forgotten meanwhile (another process took it over)
-            self._inflight.pop(run_id, None)
-            return
-        run = active.execution.run(run_id)
-        task = active.executor.tasks[run.task_id]
-        assert isinstance(task, RunnableTask)
-        ctx = self._context(active, task, run)
-        stop = self._inflight.get(run_id)
-        if stop is not None:  # asked to stop while queued
-            ctx.stop = stop
-        self._apply_result(execution_id, run_id, run_attempt(task, ctx))
-
-    def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
-        self._inflight.pop(run_id, None)
-        active = self._active.get(execution_id)
-        if active is None:
-            self._late_result(execution_id, run_id, result)
-            return
-        run = active.execution.run(run_id)
-        task = active.executor.tasks[run.task_id]
-        now = utcnow()
-        state, update = self._outcome(active, task, run, result)
-        run.attempts[-1].state.moved(state, now)
-        if self._stopping and result.state == State.KILLED:  # stopped by shutdown: run it again later
-            run.state.moved(State.RESTARTED, now)
-            with self.store.transaction():
-                self.store.save_task_runs(execution_id, [(active.positions[run.id], run)])
-                self.logs.flush()
-            return
-        if result.outputs is not None:
-            run.outputs = result.outputs
-        delay = None
-        if state == State.FAILED and update is None and active.execution.state.current != State.KILLING:
-            first = run.attempts[0].state.start_date or now
-            delay = next_delay(task.retry or active.flow.retry, len(run.attempts), first, now)
-        if delay is not None:
-            run.state.moved(State.RETRYING, now)
-            with self.store.transaction():
-                self.store.set_delay(Delay(execution_id, run.id, RETRY, now + delay))
-            heapq.heappush(self._timers, (now + delay, execution_id, run.id, RETRY))
-        else:
-            run.state.moved(_final_state(task, run, state, active.flow), now)
-            if update is not None:
-                self._end_by_update(active, run, update)
-        active.touch(run)
-
-    def _late_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
-        """A branch that was still running when an Exit ended its execution: its result is recorded (Kestra does
-        not stop it). Only when the stored execution has ended: otherwise another process drives it."""
-        execution = self.store.load_execution(execution_id)
-        seq, run = next((i, r) for i, r in enumerate(execution.task_runs) if r.id == run_id)
-        if not execution.state.current.is_terminated() or run.state.current.is_terminated():
-            return
-        run.attempts[-1].state.moved(result.state)
-        run.state.moved(result.state)
-        run.outputs = result.outputs if result.outputs is not None else run.outputs
-        with self.store.transaction():
-            self.store.save_task_runs(execution_id, [(seq, run)])
-            self.logs.flush()
-
-    def _outcome(
-        self, active: Active, task: Task, run: TaskRun, result: AttemptResult
-    ) -> tuple[State, ExecutionUpdate | None]:
-        """The attempt's state once what it asked of the execution is applied (or refused: FAILED)."""
-        update = result.update
-        if update is None:
-            return result.state, None
-        if not self._take_update(active, task, run, update):
-            return State.FAILED, None
-        return update.end_state or result.state, update
-
-    def _take_update(self, active: Active, task: Task, run: TaskRun, update: ExecutionUpdate) -> bool:
-        """Apply what the task asked of its execution (Kestra runs these tasks in the executor); a refusal
-        (an existing variable, a target that is not paused …) fails the task run and changes nothing."""
-        execution = active.execution
-        try:
-            variables = None
-            if update.variables:
-                variables = copy.deepcopy(active.flow.variables if execution.variables is None else execution.variables)
-                for edit in update.variables:
-                    edit(variables)
-            if update.resume is not None:
-                self._resume(*update.resume)
-        except KestraError as exc:
-            self._context(active, task, run).error(exc.message)
-            return False
-        if variables is not None:
-            execution.variables = variables
-        if update.labels:
-            execution.labels = _merge_labels([*execution.labels, *update.labels])
-        active.row_dirty = True
-        return True
-
-    def _end_by_update(self, active: Active, run: TaskRun, update: ExecutionUpdate) -> None:
-        """Kill: the execution is killed as a user would. Exit: the run's parents and the execution end in its
-        state at once; branches still running are not stopped (Kestra's Exit)."""
-        if update.kill is not None:
-            self._kill_active(active, cascade=update.kill)
-            return
-        if update.end_state is None:
-            return
-        by_id = active.execution.runs_by_id()
-        parent = by_id.get(run.parent_task_run_id or "")
-        while parent is not None:
-            parent.state.moved(update.end_state)
-            active.touch(parent)
-            parent = by_id.get(parent.parent_task_run_id or "")
-        active.execution.state.moved(update.end_state)
-        active.ended_by_task = True
-
-    def _fire_timers(self) -> None:
-        if not self._timers:  # the loop's every iteration: no clock read for nothing
-            return
-        now = utcnow()
-        while self._timers and self._timers[0][0] <= now:
-            _, execution_id, run_id, kind = heapq.heappop(self._timers)
-            active = self._active.get(execution_id)
-            if active is None:
-                continue
-            with self.store.transaction():
-                claimed = self.store.remove_delay(execution_id, run_id, kind)
-            if not claimed:  # another process resumed or killed it: our copy is stale
-                self._forget(execution_id)
-                continue
-            self._on_timer(active, active.execution.run(run_id), kind, now)
-
-    def _on_timer(self, active: Active, run: TaskRun, kind: str, now: datetime) -> None:
-        """Retries are the engine's own timers; any other kind belongs to the task that asked for it."""
-        execution = active.execution
-        if kind == RETRY:
-            if run.state.current == State.RETRYING:
-                run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
-                run.state.moved(State.RUNNING, now)
-                active.touch(run)
-                self._dispatch(active, run)
-            return
-        task = active.executor.tasks[run.task_id]
-        if run.state.current not in (State.PAUSED, State.RUNNING) or not isinstance(task, FlowableTask):
-            return
-        run.state.moved(task.on_timer(run, kind), now)
-        if execution.state.current == State.PAUSED:
-            execution.state.moved(State.RUNNING, now)
-        active.touch(run)
-
-    def _forget(self, execution_id: str) -> None:
-        """Stop driving an execution that another process changed under us."""
-        self._active.pop(execution_id, None)
-        self._timers = [t for t in self._timers if t[1] != execution_id]
-        heapq.heapify(self._timers)
-
-    def _poll_kills(self) -> None:
-        for execution_id in self.store.find_execution_ids(states=[State.KILLING.value], limit=1_000_000):
-            active = self._active.get(execution_id)
-            if active is not None and active.execution.state.current != State.KILLING:
-                self._kill_active(active)
-
-    def _kill_active(self, active: Active, cascade: bool = True) -> None:
-        """Stop what runs and end the rest KILLED; `cascade`: the subflow executions it started too."""
-        execution = active.execution
-        execution.state.moved(State.KILLING)
-        for run in execution.task_runs:
-            if run.id in self._inflight:
-                self._stop(run.id).set()
-        for child in list(self._active.values()) if cascade else []:
-            if child.execution.parent_id == execution.id and not child.execution.state.current.is_terminated():
-                self._kill_active(child)
-        if cascade:
-            self._kill_waiting(execution.id)
-        self._timers = [t for t in self._timers if t[1] != execution.id]
-        heapq.heapify(self._timers)
-        active.mark()
 
     def _admitted(self, active: Active) -> bool:
         """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
@@ -644,7 +221,7 @@ class Runner:
         if state is None:
             parent.touch(run)
         else:
-            self._end_run(parent, run, _final_state(task, run, state, parent.flow))
+            self._end_run(parent, run, final_state(task, run, state, parent.flow))
 
     # ---- resume and restart (inside the loop) -------------------------------------------------
 
@@ -699,11 +276,13 @@ class Runner:
         try:
             flow_of = functools.cache(self.flows.get)  # "the latest" read once per start, not once per child
             with self.store.transaction():  # all children or none; only their ids are kept
-                child_ids = self._create_children(active, task, run, task.subflow_requests(ctx), flow_of)
+                child_ids = self.creator.create_children(
+                    active.execution, task, run, task.subflow_requests(ctx), flow_of
+                )
             state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
-            self._end_run(active, run, _final_state(task, run, State.FAILED, active.flow))
+            self._end_run(active, run, final_state(task, run, State.FAILED, active.flow))
             return
         if state is not None:
             self._end_run(active, run, state)
@@ -738,67 +317,3 @@ class Runner:
             self._waiting = deque((c, p) for c, p in self._waiting if p != parent_id)
             for child_id in killed:
                 kill_offline(self.store, child_id)
-
-    def _create_children(
-        self, active: Active, task: Task, run: TaskRun, requests: Iterable[dict[str, Any]], flow_of: FlowOf
-    ) -> list[str]:
-        """The children's rows written CREATE_CHUNK at a time, in one statement each; only their ids are kept."""
-        ids: list[str] = []
-        chunk: list[Execution] = []
-        for request in requests:
-            chunk.append(self._new_child(active, task, run, request, flow_of))
-            if len(chunk) == CREATE_CHUNK:
-                self.store.save_executions(chunk)
-                ids.extend(e.id for e in chunk)
-                chunk = []
-        self.store.save_executions(chunk)
-        return [*ids, *(e.id for e in chunk)]
-
-    def _new_child(
-        self, active: Active, task: Task, run: TaskRun, request: dict[str, Any], flow_of: FlowOf
-    ) -> Execution:
-        flow = flow_of(request["namespace"], request["flowId"], request.get("revision"))
-        parent = active.execution
-        labels = list(request.get("labels") or [])
-        if request.get("inheritLabels"):
-            labels = [*[(k, v) for k, v in parent.labels if k != "system.correlationId"], *labels]
-        variables = {**parent.reference(), **(request.get("triggerVariables") or {})}
-        trigger = {"id": task.id, "type": task.type, "variables": variables}
-        return self._new_execution(flow, request.get("inputs") or {}, labels, trigger, (parent, run), True)
-
-    def _end_run(self, active: Active, run: TaskRun, state: State) -> None:
-        run.attempts[-1].state.moved(state)
-        run.state.moved(state)
-        active.touch(run)
-
-    # ---- run contexts -------------------------------------------------------------------------
-
-    def _context(self, active: Active, task: Task | None, run: TaskRun | None) -> RunContext:
-        return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
-
-
-def input_renderer(flow: Flow) -> Callable[[str, dict[str, Any]], Any]:
-    """What renders `dependsOn.condition`, SELECT `expression` and dynamic `defaults`: the flow and the inputs
-    resolved so far (there is no execution yet, as in Kestra: `{{ execution.id }}` is an error there)."""
-    names = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}
-    return lambda expression, inputs: render_typed(expression, {"flow": names, "inputs": inputs})
-
-
-def _final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:
-    """A task's own allowFailure / warningOnRetry / allowWarning applied to its last attempt."""
-    if state == State.FAILED and task.allow_failure:
-        state = State.WARNING
-    retry = task.retry or flow.retry or {}
-    if state == State.SUCCESS and len(run.attempts) > 1 and retry.get("warningOnRetry"):
-        state = State.WARNING
-    if state == State.WARNING and task.allow_warning:
-        state = State.SUCCESS
-    return state
-
-
-def _merge_labels(labels: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Later labels override earlier ones with the same key; order of first appearance kept."""
-    merged: dict[str, str] = {}
-    for key, value in labels:
-        merged[key] = value
-    return list(merged.items())

@@ -41,7 +41,7 @@ class StoreServices:
 
     def purge_executions(self, query: ExecutionQuery, executions: bool, logs: bool, storage: bool) -> dict[str, int]:
         """Kestra's `ExecutionService.purge` over ended executions: rows, logs and internal-storage files."""
-        self.logs.flush()
+        self.logs.flush(settled=True)
         found, log_count = self.store.purge_executions(query, executions, logs)
         files = sum(self._purge_files(e) for e in found) if storage else 0
         return {
@@ -55,13 +55,13 @@ class StoreServices:
         return self.storage.delete_under(execution_prefix(execution.namespace, execution.flow_id, execution.id))
 
     def fetch_logs(self, execution: Execution, min_level: str, task_ids: list[str] | None) -> list[LogEntry]:
-        self.logs.flush()
+        self.logs.flush(settled=True)
         if task_ids is None:
             return self.store.logs(execution, min_level)
         return [entry for task_id in task_ids for entry in self.store.logs(execution, min_level, task_id)]
 
     def purge_logs(self, query: ExecutionQuery, levels: list[str] | None) -> int:
-        self.logs.flush()
+        self.logs.flush(settled=True)
         return self.store.purge_logs(query, levels)
 
     def toggle_trigger(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:

@@ -19,6 +19,7 @@ from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
 from kestractl.server import api_inputs
+from kestractl.server.api_cluster import ClusterApi
 from kestractl.server.api_executions import ExecutionsApi
 from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
@@ -70,6 +71,7 @@ class Api:
         NamespacesApi(self.runner).add_routes(router)
         ExecutionsApi(self.runner, self._execution_json).add_routes(router)
         SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
+        ClusterApi(self.store).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------

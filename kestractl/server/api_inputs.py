@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kestractl.engine.runner import Runner, input_renderer
+from kestractl.engine.creation import input_renderer
+from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError
 from kestractl.inputs import InputCheck, check_inputs
 from kestractl.model import Flow, new_id

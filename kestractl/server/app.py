@@ -16,10 +16,12 @@ from kestractl.errors import StoreError
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import Router, make_server
+from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import open_storage
 from kestractl.store import open_store
+from kestractl.store.service_records import ServerConfig, ServiceState
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
 
@@ -42,6 +44,8 @@ class ServerOptions:
     watch_seconds: float = 0.1
     namespace_files: Path | None = None
     database: str | None = None  # a database URL; None: the home's SQLite file
+    heartbeat_interval: float = 3.0  # Kestra's `liveness.heartbeatInterval`
+    heartbeat_timeout: float = 45.0  # Kestra's `liveness.timeout`: a component silent this long is DISCONNECTED
 
 
 class StandaloneServer:
@@ -60,6 +64,8 @@ class StandaloneServer:
             *([NamespaceFilesDirectory(options.namespace_files, storage, say)] if options.namespace_files else []),
         ]
         self.stop_event = threading.Event()
+        config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
+        self.liveness = ServiceLiveness(self.store, config, say)
         self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
         self._last_tick = 0.0
         self._store_down = ""  # the last database error the scheduler met, said once
@@ -82,7 +88,9 @@ class StandaloneServer:
         threads = [
             threading.Thread(target=self._http.serve_forever, name="http", daemon=True),
             threading.Thread(target=self._checkpoints, name="checkpoints", daemon=True),
+            threading.Thread(target=self.liveness.run, args=(self.stop_event,), name="liveness", daemon=True),
         ]
+        self.liveness.register()
         for folder in self.folders:
             folder.poll()
             if self.options.watch:  # its own thread: an edit goes live without waiting for the loop's tick
@@ -103,7 +111,9 @@ class StandaloneServer:
             for thread in threads[1:]:
                 thread.join()
             self.say("INFO", "stopping: waiting for running tasks")
+            self.liveness.leave(ServiceState.TERMINATING)
             self.runner.drain(self.options.grace_seconds)
+            self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.runner.close()
             self.say("INFO", "stopped")
 

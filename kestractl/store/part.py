@@ -4,6 +4,7 @@ of the calling thread and the dialect of its database, so each query is written 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -52,3 +53,5 @@ class StorePart:
 
         @property
         def conn(self) -> Connection: ...
+
+        def transaction(self) -> AbstractContextManager[Connection]: ...

@@ -88,6 +88,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, flow_id, condition_id)
     );
     """,
+    # 2: the liveness registry (SQLite's migration 6).
+    """
+    CREATE TABLE service_instances (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        server_id TEXT NOT NULL,
+        server_type TEXT NOT NULL,
+        version TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        created_at TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT COLLATE "C" NOT NULL,
+        config TEXT NOT NULL,
+        seq_id INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX service_instances_state ON service_instances (state);
+    """,
 ]
 
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kestractl.errors import KestraError
 from kestractl.model import Execution, ExecutionQuery, LogEntry, State, TaskRun
@@ -16,6 +16,9 @@ from kestractl.store.execution_view import LogFilter, LogLine
 from kestractl.store.part import Connection
 from kestractl.store.records import Delay, FlowRow, MultipleConditionWindow, TriggerState
 from kestractl.store.search import DailyStatistics, ExecutionSearch, LogSearch, NextFire
+
+if TYPE_CHECKING:
+    from kestractl.store.service_records import ServiceInstance, ServiceState
 
 
 class Store(Protocol):
@@ -178,3 +181,17 @@ class Store(Protocol):
     def execution_namespaces(self) -> list[str]: ...
 
     def execution_states(self, namespace: str, since: datetime) -> dict[str, int]: ...
+
+    # ---- liveness: the service instances of every server process sharing the database
+
+    def register_services(self, instances: list[ServiceInstance]) -> None: ...
+
+    def heartbeat_services(self, ids: list[str], now: datetime) -> int: ...
+
+    def set_services_state(self, ids: list[str], state: ServiceState, now: datetime) -> None: ...
+
+    def service_instances(self, include_ended: bool = False) -> list[ServiceInstance]: ...
+
+    def service_instance(self, service_id: str) -> ServiceInstance | None: ...
+
+    def transition_dead_services(self, now: datetime, coordinator_server: str) -> list[ServiceInstance]: ...

@@ -37,6 +37,7 @@ from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.part import BUSY_SECONDS, MAX_PARAMETERS, Connection, chunks
 from kestractl.store.records import FlowRow
 from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
+from kestractl.store.services import ServiceQueries
 from kestractl.store.timers import TimerQueries
 
 # A task run keeps the position it was first written with, unless its execution's runs were renumbered (restart).
@@ -47,7 +48,7 @@ _SAVE_TASK_RUNS = (
 _RENUMBER_TASK_RUNS = _SAVE_TASK_RUNS + ", seq=excluded.seq"
 
 
-class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries):
+class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries, ServiceQueries):
     """The repositories over one database, one connection per thread. A subclass opens the connections, says
     which errors are its driver's and how to name them in one line."""
 

@@ -115,6 +115,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX logs_timestamp ON logs (timestamp, level_rank, execution_id);
     CREATE INDEX executions_parent ON executions (parent_id);
     """,
+    # 6: the liveness registry (Kestra's `service_instance`): each server component, its state and heartbeat.
+    """
+    CREATE TABLE service_instances (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        server_id TEXT NOT NULL,
+        server_type TEXT NOT NULL,
+        version TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        config TEXT NOT NULL,
+        seq_id INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX service_instances_state ON service_instances (state);
+    """,
 ]
 
 

@@ -1,0 +1,54 @@
+"""Where a runnable task run goes once the executor decided it: the seam between executor and workers.
+
+Today `LocalWorkers`: a thread pool in this process, each result handed back through the loop's inbox. A
+worker fleet on a shared database replaces it (the run becomes a row that a worker process claims), the loop
+unchanged. Inline runs (tasks that change their execution) never come here: the executor runs them itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from kestractl.engine.inbox import Inbox, Work
+from kestractl.engine.variables import snapshot
+from kestractl.engine.worker import AttemptResult, run_attempt
+from kestractl.tasks.base import RunContext, RunnableTask
+
+# What the loop does with a result, inside the loop: (execution id, task run id, result).
+OnResult = Callable[[str, str, AttemptResult], None]
+# The run's context, made only where the attempt runs in this process (a worker process builds its own).
+ContextOf = Callable[[], RunContext]
+
+
+class Workers(Protocol):
+    def send(self, execution_id: str, run_id: str, task: RunnableTask, context: ContextOf) -> threading.Event:
+        """Have the run's attempt run somewhere; its result comes back to the loop. Returns what stops it."""
+
+    def close(self) -> None: ...
+
+
+class LocalWorkers:
+    """Worker threads of this process; results go into the loop's inbox as work about their execution."""
+
+    def __init__(self, inbox: Inbox, on_result: OnResult, threads: int) -> None:
+        self._inbox = inbox
+        self._on_result = on_result
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="worker")
+
+    def send(self, execution_id: str, run_id: str, task: RunnableTask, context: ContextOf) -> threading.Event:
+        """`context` is made here, in the loop's thread; the worker reads a snapshot of its variables."""
+        ctx = context()
+        ctx.variables = snapshot(ctx.variables)
+
+        def work() -> None:
+            result = run_attempt(task, ctx)
+            self._inbox.put(Work(execution_id, lambda: self._on_result(execution_id, run_id, result)))
+
+        self._pool.submit(work)
+        return ctx.stop
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
