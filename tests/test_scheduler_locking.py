@@ -5,6 +5,7 @@ On both stores (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE SKIP LOCKED), an
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -189,6 +190,9 @@ def test_two_scheduler_processes_fire_each_second_once(tmp_path: Path, database:
     schedulers = [_start(base, log) for log in logs]
     try:
         time.sleep(SECONDS)
+        listed = subprocess.run([*base, "server", "list", "--json"], capture_output=True, timeout=60, check=True)
+        services = [(s["type"], s["state"], s["server"]["type"]) for s in json.loads(listed.stdout)]
+        assert services == [("SCHEDULER", "RUNNING", "SCHEDULER")] * 2  # both heartbeat, as Kestra's components
     finally:
         for process in schedulers:
             process.send_signal(signal.SIGTERM)

@@ -37,16 +37,25 @@ Say = Callable[[str, str], None]
 class ServiceLiveness:
     """This process's service instances and, with `coordinate`, the coordinator of every process's."""
 
-    def __init__(self, store: Store, config: ServerConfig, say: Say, coordinate: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: ServerConfig,
+        say: Say,
+        coordinate: bool = True,
+        services: tuple[ServiceType, ...] = STANDALONE_SERVICES,
+    ) -> None:
+        """`services`: the components this process runs (one alone: a server of that type, as Kestra names it)."""
         self.store, self.config, self.say, self.coordinate = store, config, say, coordinate
         now, server_id, hostname = utcnow(), str(uuid.uuid4()), socket.gethostname()
         self.server_id = server_id
+        server_type = services[0].value if len(services) == 1 else "STANDALONE"
         self.instances = [
             ServiceInstance(
-                *(str(uuid.uuid4()), kind, ServiceState.RUNNING, server_id, "STANDALONE", __version__, hostname),
+                *(str(uuid.uuid4()), kind, ServiceState.RUNNING, server_id, server_type, __version__, hostname),
                 *(os.getpid(), now, now, config),
             )
-            for kind in STANDALONE_SERVICES
+            for kind in services
         ]
         self.ids = [instance.id for instance in self.instances]
         self._trouble = ""  # the last database problem said, so a lasting one is said once

@@ -11,9 +11,11 @@ from kestractl.config import Home
 from kestractl.engine.runner import Runner
 from kestractl.errors import StoreError
 from kestractl.model import Execution
+from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
 from kestractl.storage import open_storage
 from kestractl.store import open_store
+from kestractl.store.service_records import ServerConfig, ServiceState, ServiceType
 
 Say = Callable[[str, str], None]
 
@@ -28,14 +30,22 @@ class SchedulerComponent:
         self.runner = Runner(self.store, open_storage(home), workers=1)
         self.scheduler = Scheduler(self.runner, on_started=self._created, executes=False)
         self.stop_event = threading.Event()
+        self.liveness = ServiceLiveness(
+            self.store, ServerConfig(), say, coordinate=False, services=(ServiceType.SCHEDULER,)
+        )
         self._store_down = ""  # the last database error met, said once
 
     def serve(self) -> None:
         """Tick until `stop_event` is set (the caller wires signals to it)."""
+        self.liveness.register()
+        heartbeats = threading.Thread(target=self.liveness.run, args=(self.stop_event,), name="liveness", daemon=True)
+        heartbeats.start()
         self.say("INFO", "scheduler started: executions are left CREATED for the executors")
         while not self.stop_event.is_set():
             self._tick()
             self.stop_event.wait(self.tick_seconds)
+        heartbeats.join()
+        self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
         self.runner.close()
         self.store.close()
         self.say("INFO", "stopped")
