@@ -82,12 +82,7 @@ def standalone(
         heartbeat_timeout=heartbeat_timeout,
     )
     server = StandaloneServer(state.home(), options, say=_say, on_log=log_line)
-
-    def stop(signum: int, frame: object) -> None:
-        server.stop_event.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    _stop_on_signals(server.stop_event)
     server.serve()
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
-from kestractl.errors import StoreError
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.http import Router, make_server
@@ -68,7 +67,6 @@ class StandaloneServer:
         self.liveness = ServiceLiveness(self.store, config, say)
         self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
         self._last_tick = 0.0
-        self._store_down = ""  # the last database error the scheduler met, said once
 
     def _routes(self) -> Router:
         """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
@@ -125,14 +123,7 @@ class StandaloneServer:
         now = time.monotonic()
         if now - self._last_tick >= self.options.tick_seconds:
             self._last_tick = now
-            try:
-                self.scheduler.tick()
-            except StoreError as exc:  # the database is away for a while: said once, tried again next tick
-                if exc.message != self._store_down:
-                    self.say("ERROR", exc.message)
-                self._store_down = exc.message
-            else:
-                self._store_down = ""
+            self.scheduler.tick_or_say(self.say)
 
     def _started(self, execution: Execution, why: str) -> None:
         self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  started by {why}")

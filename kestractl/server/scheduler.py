@@ -17,7 +17,7 @@ from typing import Any
 
 from kestractl.engine.runner import Runner
 from kestractl.engine.variables import build_variables
-from kestractl.errors import KestraError
+from kestractl.errors import KestraError, StoreError
 from kestractl.expressions import render_value
 from kestractl.model import Execution, Flow, label_pairs, label_text, utcnow
 from kestractl.server.polling import EnabledTrigger, Polls
@@ -66,6 +66,19 @@ class Scheduler:
         self._indexed: list[Flow] | None = None
         self._schedules: list[EnabledTrigger] = []
         self.polls = Polls(runner, self._started, _signature, ends_from_store=not executes)
+        self._store_down = ""  # the last database error a tick met, said once
+
+    def tick_or_say(self, say: Callable[[str, str], None]) -> None:
+        """A server's tick: a database error (the database is away for a while) is said once, and the next tick
+        tries again."""
+        try:
+            self.tick()
+        except StoreError as exc:
+            if exc.message != self._store_down:
+                say("ERROR", exc.message)
+            self._store_down = exc.message
+        else:
+            self._store_down = ""
 
     # ---- schedules ----------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
-from kestractl.errors import StoreError
 from kestractl.model import Execution
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
@@ -33,7 +32,6 @@ class SchedulerComponent:
         self.liveness = ServiceLiveness(
             self.store, ServerConfig(), say, coordinate=False, services=(ServiceType.SCHEDULER,)
         )
-        self._store_down = ""  # the last database error met, said once
 
     def serve(self) -> None:
         """Tick until `stop_event` is set (the caller wires signals to it)."""
@@ -42,23 +40,13 @@ class SchedulerComponent:
         heartbeats.start()
         self.say("INFO", "scheduler started: executions are left CREATED for the executors")
         while not self.stop_event.is_set():
-            self._tick()
+            self.scheduler.tick_or_say(self.say)
             self.stop_event.wait(self.tick_seconds)
         heartbeats.join()
         self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
         self.runner.close()
         self.store.close()
         self.say("INFO", "stopped")
-
-    def _tick(self) -> None:
-        try:
-            self.scheduler.tick()
-        except StoreError as exc:  # the database is away for a while: said once, tried again next tick
-            if exc.message != self._store_down:
-                self.say("ERROR", exc.message)
-            self._store_down = exc.message
-        else:
-            self._store_down = ""
 
     def _created(self, execution: Execution, why: str) -> None:
         self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  created by {why}")
