@@ -10,7 +10,6 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from kestractl.deploy import load_flow_texts
@@ -26,7 +25,7 @@ from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.api_search import SearchApi
-from kestractl.server.http import BadRequest, Request, Response, Router
+from kestractl.server.http import BadRequest, Request, Response, Router, save_uploads
 from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
 from kestractl.store import FlowRow
@@ -83,11 +82,7 @@ class Api:
         fields, files = request.form()
         inputs: dict[str, Any] = _remote_inputs(flow, {k: v[-1] for k, v in fields.items()})
         with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
-            for upload in files:
-                path = Path(tmp) / upload.field / (Path(upload.filename).name or "upload")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(upload.data)
-                inputs[upload.field] = str(path)
+            inputs.update(save_uploads(files, tmp))
             execution = self.runner.create_execution(flow, inputs, labels_param(request.params))
         self.runner.submit(execution.id)
         if flag(request.params, "wait"):

@@ -16,7 +16,7 @@ from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError, NotFoundError, ValidationError
 from kestractl.inputs import parse_input, resolve_inputs
 from kestractl.model import Execution, Input, State
-from kestractl.server.http import BadRequest, Request, Response, Router, UploadedFile
+from kestractl.server.http import BadRequest, Request, Response, Router, UploadedFile, save_uploads
 from kestractl.server.params import int_param, param
 from kestractl.storage import execution_prefix
 
@@ -90,11 +90,7 @@ class ExecutionsApi:
 
         provided: dict[str, Any] = dict(fields)
         with tempfile.TemporaryDirectory(prefix="kestractl-resume-") as tmp:
-            for upload in files:
-                path = Path(tmp) / upload.field / (Path(upload.filename).name or "upload")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(upload.data)
-                provided[upload.field] = str(path)
+            provided.update(save_uploads(files, tmp))
             return resolve_inputs(declared, provided, store_file=store_file)
 
     def set_labels(self, request: Request) -> Response:

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from email.message import Message
 from email.parser import HeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -71,6 +71,18 @@ class UploadedFile:
     field: str
     filename: str
     data: bytes
+
+
+def save_uploads(files: list[UploadedFile], folder: str) -> dict[str, str]:
+    """Each uploaded file written under `folder` (its own sub-folder per field, the client's base name kept), as
+    a path per field: what input resolution reads a FILE from."""
+    paths: dict[str, str] = {}
+    for upload in files:
+        path = Path(folder) / upload.field / (Path(upload.filename).name or "upload")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(upload.data)
+        paths[upload.field] = str(path)
+    return paths
 
 
 def _content_type(value: str | None) -> tuple[str, Message]:

@@ -26,11 +26,17 @@ row_text = json.JSONEncoder(check_circular=False).encode
 
 
 def log_entry(execution: Execution, row: tuple[Any, ...]) -> LogEntry:
-    task_run_id, task_id, attempt, level, timestamp, message = row
+    """A log row of one execution: (task run, task, attempt, level, timestamp, message)."""
+    return log_row((execution.id, execution.namespace, execution.flow_id, *row))
+
+
+def log_row(row: tuple[Any, ...]) -> LogEntry:
+    """A log row with its execution, namespace and flow first (a search across executions)."""
+    execution_id, namespace, flow_id, task_run_id, task_id, attempt, level, timestamp, message = row
     return LogEntry(
-        execution_id=execution.id,
-        namespace=execution.namespace,
-        flow_id=execution.flow_id,
+        execution_id=execution_id,
+        namespace=namespace or "",
+        flow_id=flow_id or "",
         task_run_id=task_run_id,
         task_id=task_id,
         attempt_number=attempt,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from kestractl.model import Execution, LogEntry, State, iso, level_rank, parse_iso, utcnow
-from kestractl.store.codec import execution_from
+from kestractl.model import Execution, LogEntry, State, iso, level_rank
+from kestractl.store.codec import execution_from, log_row
 from kestractl.store.dialect import Dialect
 from kestractl.store.filters import namespace_and_children
 from kestractl.store.part import MAX_PARAMETERS, StorePart
@@ -217,7 +217,7 @@ class SearchQueries(StorePart):
             f"{where} ORDER BY l.timestamp DESC LIMIT ? OFFSET ?) page JOIN logs l ON l.seq=page.seq"
             " LEFT JOIN executions e ON e.id=l.execution_id ORDER BY l.timestamp DESC, l.seq DESC"
         )
-        return [_log_entry(row) for row in self.conn.execute(sql, [*args, limit, offset])]
+        return [log_row(row) for row in self.conn.execute(sql, [*args, limit, offset])]
 
     def count_searched_logs(self, search: LogSearch) -> int:
         where, args = search.where(self.dialect)
@@ -247,18 +247,3 @@ def _days(start: datetime, end: datetime, offset: timedelta) -> dict[str, DailyS
         out[first.isoformat()] = DailyStatistics(datetime(first.year, first.month, first.day, tzinfo=zone))
         first += timedelta(days=1)
     return out
-
-
-def _log_entry(row: tuple[Any, ...]) -> LogEntry:
-    execution_id, namespace, flow_id, task_run_id, task_id, attempt, level, timestamp, message = row
-    return LogEntry(
-        execution_id=execution_id,
-        namespace=namespace or "",
-        flow_id=flow_id or "",
-        task_run_id=task_run_id,
-        task_id=task_id,
-        attempt_number=attempt,
-        level=level,
-        timestamp=parse_iso(timestamp) or utcnow(),
-        message=message,
-    )
