@@ -265,13 +265,15 @@ class Flow:
 @dataclass
 class Attempt:
     state: StateInfo = field(default_factory=StateInfo.new)
+    # The WORKER service instance that ran it (Kestra's `workerId`); None: run in the executor's process.
+    worker_id: str | None = None
 
     def to_api(self) -> dict[str, Any]:
-        return {"state": self.state.to_api()}
+        return {"state": self.state.to_api()} | ({"workerId": self.worker_id} if self.worker_id else {})
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Attempt:
-        return cls(StateInfo.from_api(data["state"]))
+        return cls(StateInfo.from_api(data["state"]), data.get("workerId"))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Protocol
 from kestractl.engine.inbox import Inbox, Work
 from kestractl.engine.variables import snapshot
 from kestractl.engine.worker import AttemptResult, run_attempt
+from kestractl.model import TaskRun
 from kestractl.tasks.base import RunContext, RunnableTask
 
 # What the loop does with a result, inside the loop: (execution id, task run id, result).
@@ -24,7 +25,10 @@ ContextOf = Callable[[], RunContext]
 
 
 class Workers(Protocol):
-    def send(self, execution_id: str, run_id: str, task: RunnableTask, context: ContextOf) -> threading.Event:
+    # Whether runs are handed over inside the transaction that stores the decision (rows), or after it (threads).
+    in_transaction: bool
+
+    def send(self, run: TaskRun, task: RunnableTask, context: ContextOf) -> threading.Event:
         """Have the run's attempt run somewhere; its result comes back to the loop. Returns what stops it."""
 
     def close(self) -> None: ...
@@ -33,13 +37,16 @@ class Workers(Protocol):
 class LocalWorkers:
     """Worker threads of this process; results go into the loop's inbox as work about their execution."""
 
+    in_transaction = False
+
     def __init__(self, inbox: Inbox, on_result: OnResult, threads: int) -> None:
         self._inbox = inbox
         self._on_result = on_result
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="worker")
 
-    def send(self, execution_id: str, run_id: str, task: RunnableTask, context: ContextOf) -> threading.Event:
+    def send(self, run: TaskRun, task: RunnableTask, context: ContextOf) -> threading.Event:
         """`context` is made here, in the loop's thread; the worker reads a snapshot of its variables."""
+        execution_id, run_id = run.execution_id, run.id
         ctx = context()
         ctx.variables = snapshot(ctx.variables)
 

@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,7 @@ class Loop(ABC):
         self.contexts = Contexts(store, storage, self.logs, StoreServices(store, storage, self.logs, self.flows.get))
         self._inbox = Inbox()
         self._workers: Workers = LocalWorkers(self._inbox, self._apply_result, workers)
+        self._local_workers = self._workers
         self._active: dict[str, Active] = {}
         # Runs handed out, with what stops them; None: an inline run's, made when it is asked to stop (see `_stop`).
         self._inflight: dict[str, threading.Event | None] = {}
@@ -78,6 +79,10 @@ class Loop(ABC):
         self._last_kill_poll = 0.0
 
     # ---- what the runner adds: concurrency, ends, resume, subflows and the window of active executions --------
+
+    @abstractmethod
+    def _claim(self, execution_id: str) -> None:
+        """Make the execution this runner's to drive, or raise (another executor drives it)."""
 
     @abstractmethod
     def _admitted(self, active: Active) -> bool:
@@ -109,11 +114,14 @@ class Loop(ABC):
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def _activate(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> Active:
+    def _activate(
+        self, execution_id: str, recover: bool = False, fresh: Execution | None = None, keep: Collection[str] = ()
+    ) -> Active:
         """Drive an execution from here on; `fresh` is the execution as stored, just created or read with others
-        (no need to read it)."""
+        (no need to read it); `keep`, with `recover`: runs still running elsewhere (worker processes)."""
         if execution_id in self._active:
             return self._active[execution_id]
+        self._claim(execution_id)
         execution = fresh or self.store.load_execution(execution_id)
         flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
         # The executor reaches its Active through a weak reference: a cycle would keep every ended execution
@@ -129,7 +137,7 @@ class Loop(ABC):
         for delay in [] if execution.state.current == State.CREATED else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
-            recover_interrupted(execution, active.executor.tasks)
+            recover_interrupted(execution, active.executor.tasks, keep)
         active.mark()
         return active
 
@@ -175,18 +183,31 @@ class Loop(ABC):
             decision = self._decide(active) if active is not None else None
             if decision is not None:
                 decided.append(decision)
-        with self.store.transaction():
-            for active, step, _ in decided:
-                self._persist(active, step)
-        for active, step, ended_before in decided:
-            self._act(active, step, ended_before)
+        self._commit(decided)
 
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
         decision = self._decide(active)
         if decision is not None:
-            self._persist(active, decision[1])
-            self._act(*decision)
+            self._commit([decision])
+
+    def _commit(self, decided: list[tuple[Active, Step, bool]]) -> None:
+        """Persist the decisions in one transaction, then act on them."""
+        with self.store.transaction():
+            for active, step, _ in decided:
+                self._persist(active, step)
+            self._hand_over(decided, committed=False)
+        self._hand_over(decided, committed=True)
+        for active, step, ended_before in decided:
+            self._act(active, step, ended_before)
+
+    def _hand_over(self, decided: list[tuple[Active, Step, bool]], committed: bool) -> None:
+        """Dispatch the runs decided: a worker queue's jobs inside the decision's transaction (the decision and its
+        jobs are stored together), this process's threads once it is committed."""
+        for active, step, _ in [] if self._stopping else decided:  # left RUNNING: recovered at the next start
+            for run in step.dispatch:
+                if self._workers_for(active, run).in_transaction != committed:
+                    self._dispatch(active, run)
 
     def _decide(self, active: Active) -> tuple[Active, Step, bool] | None:
         """The executor's step over what changed (None: not admitted yet), and whether it had already ended."""
@@ -207,10 +228,8 @@ class Loop(ABC):
         return active, step, ended_before
 
     def _act(self, active: Active, step: Step, ended_before: bool) -> None:
-        """What a persisted step asks for: dispatch runs, start subflows, finish the execution."""
+        """What a persisted step asks for besides its dispatched runs: start subflows, finish the execution."""
         execution = active.execution
-        for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
-            self._dispatch(active, run)
         for run in step.subflows:
             self._start_subflow(active, run)
         if execution.state.current.is_terminated():
@@ -248,7 +267,26 @@ class Loop(ABC):
             self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
             return
         context = functools.partial(self._context, active, task, run)
-        self._inflight[run.id] = self._workers.send(execution_id, run.id, task, context)
+        self._inflight[run.id] = self._workers_for(active, run).send(run, task, context)
+
+    def _workers_for(self, active: Active, run: TaskRun) -> Workers:
+        """This process's threads for a run inside a WorkingDirectory (its tasks share a folder here, as Kestra runs
+        a WorkingDirectory on one worker), else the workers in use."""
+        if self._local_workers is self._workers or not self._in_working_directory(active, run):
+            return self._workers
+        return self._local_workers
+
+    @staticmethod
+    def _in_working_directory(active: Active, run: TaskRun) -> bool:
+        tasks = active.executor.tasks
+        if not any(task.shares_working_directory for task in tasks.values()):
+            return False
+        by_id, node = active.execution.runs_by_id(), run
+        while node.parent_task_run_id is not None:
+            node = by_id[node.parent_task_run_id]
+            if tasks[node.task_id].shares_working_directory:
+                return True
+        return False
 
     def _stop(self, run_id: str) -> threading.Event:
         """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)
@@ -274,15 +312,22 @@ class Loop(ABC):
         self._apply_result(execution_id, run_id, run_attempt(task, ctx))
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
+        if result.attempt is not None and run_id not in self._inflight:
+            return  # a worker process's result for a run this loop does not wait for (see `_take_over`)
         self._inflight.pop(run_id, None)
         active = self._active.get(execution_id)
         if active is None:
             self._late_result(execution_id, run_id, result)
             return
         run = active.execution.run(run_id)
+        if result.resubmitted:
+            self._resubmit(active, run, result)
+            return
         task = active.executor.tasks[run.task_id]
         now = utcnow()
         state, update = self._outcome(active, task, run, result)
+        if result.attempt is not None:  # as the worker ran it
+            run.attempts[-1] = result.attempt
         run.attempts[-1].state.moved(state, now)
         if self._stopping and result.state == State.KILLED:  # stopped by shutdown: run it again later
             run.state.moved(State.RESTARTED, now)
@@ -305,6 +350,17 @@ class Loop(ABC):
             run.state.moved(final_state(task, run, state, active.flow), now)
             if update is not None:
                 self._end_by_update(active, run, update)
+        active.touch(run)
+
+    def _resubmit(self, active: Active, run: TaskRun, result: AttemptResult) -> None:
+        """Kestra's re-emission: the worker holding the run stopped heartbeating; its attempt ends KILLED and the
+        run starts again (a new attempt, on any live worker: at-least-once)."""
+        lost = result.attempt
+        assert lost is not None
+        run.attempts[-1] = lost
+        message = f"Re-emitting WorkerTask {run.task_id}: its worker {lost.worker_id} stopped heartbeating"
+        self._context(active, active.executor.tasks[run.task_id], run).log("WARN", message)
+        run.state.moved(State.RESTARTED)
         active.touch(run)
 
     def _late_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:

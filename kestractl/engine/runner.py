@@ -13,9 +13,9 @@ import heapq
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kestractl.engine.active import Active
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
@@ -28,10 +28,19 @@ from kestractl.storage import Storage
 from kestractl.store import Store
 from kestractl.tasks.base import ExecutableTask, FlowableTask
 
+if TYPE_CHECKING:
+    from kestractl.engine.queue_workers import QueueWorkers
+
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
+# How often an owning runner looks for executions to claim: at once while it finds some, then slower (seconds).
+CLAIM_SECONDS = (0.025, 0.5)
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
+
+
+class NotOwned(ConflictError):
+    """The execution is driven by another executor (see `Runner.own`)."""
 
 
 class Runner(Loop):
@@ -50,6 +59,21 @@ class Runner(Loop):
         self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
+        # The EXECUTOR service instance whose executions this runner drives (None: any, as the CLI and a server
+        # on its own SQLite file do), the worker queue it hands runs to, and when it next claims executions.
+        self.owner: str | None = None
+        self._queue: QueueWorkers | None = None
+        self._claim_wait, self._next_claim = CLAIM_SECONDS[0], 0.0
+
+    def own(self, owner: str, worker_queue: bool) -> None:
+        """Drive only the executions `owner` claims, beside other executors on the same database; `worker_queue`:
+        runs go to worker processes (`server worker`) instead of this process's threads."""
+        from kestractl.engine.queue_workers import QueueWorkers
+
+        self.owner = owner
+        if worker_queue:
+            self._queue = QueueWorkers(self.store, self._inbox, self._apply_result, owner)
+            self._workers = self._queue
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -100,6 +124,13 @@ class Runner(Loop):
 
     def close(self) -> None:
         self._workers.close()
+        if self._local_workers is not self._workers:
+            self._local_workers.close()
+
+    def release(self) -> None:
+        """Stopping cleanly: the executions this runner owns are anyone's again (runs in worker processes go on)."""
+        if self.owner is not None:
+            self.store.release_executions(self.owner)
 
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
@@ -109,7 +140,10 @@ class Runner(Loop):
         self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
 
     def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
-        self._activate(execution_id, fresh=fresh)
+        try:
+            self._activate(execution_id, fresh=fresh)
+        except NotOwned:  # another executor claimed it first: it drives it
+            pass
 
     def call(self, action: Callable[[], Any]) -> Future[Any]:
         """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
@@ -132,17 +166,45 @@ class Runner(Loop):
         return self.call(lambda: self._restart(execution_id))
 
     def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
-        """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
+        """Run every execution handed in until `stop` is set; `tick` runs between iterations. An owning runner
+        claims the executions to drive as it goes (see `_claim_executions`), any other takes all at start."""
+        if self.owner is None:
+            self._take_all()
+        while not stop.is_set():
+            self._iterate()
+            self._claim_executions()
+            if tick is not None:
+                tick()
+
+    def _take_all(self) -> None:
         started = [s.value for s in RESUMABLE if s != State.CREATED]
         for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):
             self._drive(execution_id, recover=True)
         created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
         self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
         self._activate_waiting()
-        while not stop.is_set():
-            self._iterate()
-            if tick is not None:
-                tick()
+
+    def _claim_executions(self) -> None:
+        """Claim the executions nobody drives (created by other processes, or left by an executor that stopped
+        heartbeating) while there is room, polling adaptively; those already started are taken over."""
+        if self.owner is None or time.monotonic() < self._next_claim:
+            return
+        room = ACTIVE_WINDOW - len(self._active) - len(self._waiting)
+        ids = self.store.claim_executions(self.owner, room) if room > 0 else []
+        self._claim_wait = CLAIM_SECONDS[0] if ids else min(CLAIM_SECONDS[1], self._claim_wait * 2)
+        self._next_claim = time.monotonic() + self._claim_wait
+        for execution in self.store.load_executions(ids):
+            self._take_over(execution)
+
+    def _take_over(self, execution: Execution) -> None:
+        """Drive a claimed execution; of its runs left running, those with a job or a result in the worker queue
+        are waited for, the others (lost with their process) get a new attempt."""
+        queue = self._queue
+        pending = self.store.pending_task_runs(execution.id) if queue is not None else set()
+        self._drive(execution.id, recover=execution.state.current != State.CREATED, fresh=execution, keep=pending)
+        if queue is not None and execution.id in self._active:
+            for run_id in pending:
+                self._inflight[run_id] = queue.adopt(execution.id, run_id)
 
     def drain(self, grace_seconds: float) -> None:
         """Stop gracefully: start nothing new, let running task runs finish for a while, then stop
@@ -188,7 +250,7 @@ class Runner(Loop):
         """A slot of a flow with a concurrency limit was freed: its oldest queued execution tries again."""
         queued = self.store.flow_execution_ids(execution.namespace, execution.flow_id, [State.QUEUED.value], True)
         if queued:
-            self._activate(queued[0])
+            self._drive(queued[0])
 
     def _finish(self, active: Active) -> None:
         execution = active.execution
@@ -205,7 +267,10 @@ class Runner(Loop):
         if parent is None:
             if self.store.execution_state(execution.parent_id).is_terminated():
                 return
-            parent = self._activate(execution.parent_id)
+            try:
+                parent = self._activate(execution.parent_id)
+            except NotOwned:  # its executor claimed the parent and its children together (see `_start_subflow`)
+                return
         run = parent.execution.run(execution.parent_task_run_id)
         if run.state.current.is_terminated():
             return
@@ -279,6 +344,8 @@ class Runner(Loop):
                 child_ids = self.creator.create_children(
                     active.execution, task, run, task.subflow_requests(ctx), flow_of
                 )
+                if self.owner is not None:  # no other executor may claim them: their ends come back here
+                    self.store.own_executions(self.owner, child_ids)
             state = task.subflows_started(run, child_ids)
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
@@ -300,12 +367,20 @@ class Runner(Loop):
             for execution in self.store.load_executions(ids):
                 self._drive(execution.id, fresh=execution)
 
-    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
+    def _drive(
+        self, execution_id: str, recover: bool = False, fresh: Execution | None = None, keep: Collection[str] = ()
+    ) -> None:
         """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
         try:
-            self._activate(execution_id, recover, fresh)
+            self._activate(execution_id, recover, fresh, keep)
         except NotFoundError as exc:
             fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
+        except NotOwned:  # another executor claimed it first: it drives it
+            pass
+
+    def _claim(self, execution_id: str) -> None:
+        if self.owner is not None and not self.store.own_executions(self.owner, [execution_id]):
+            raise NotOwned(f"execution {execution_id} is driven by another executor")
 
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from kestractl.errors import KestraError
-from kestractl.model import State, iso_duration
+from kestractl.model import Attempt, State, iso_duration
 from kestractl.tasks.base import ExecutionUpdate, Killed, RunContext, RunnableTask
 
 
@@ -22,6 +22,10 @@ class AttemptResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     # What a successful task asked of its execution (labels, vars, exit, kill, resume): the runner applies it.
     update: ExecutionUpdate | None = None
+    # The attempt as a worker process ran it (its worker, its dates), to stand for the executor's; with
+    # `resubmitted`, the worker died holding it and the run gets a new attempt (see `QueueWorkers`).
+    attempt: Attempt | None = None
+    resubmitted: bool = False
 
 
 class _Deadline:

@@ -107,6 +107,12 @@ def execution_from(d: dict[str, Any]) -> Execution:
     )
 
 
+def attempt_data(a: Attempt) -> dict[str, Any]:
+    """The attempt's state, with the worker that ran it when one did."""
+    data = state_data(a.state)
+    return data | {"workerId": a.worker_id} if a.worker_id else data
+
+
 def task_run_data(r: TaskRun) -> dict[str, Any]:
     return {
         "id": r.id,
@@ -116,7 +122,7 @@ def task_run_data(r: TaskRun) -> dict[str, Any]:
         "value": r.value,
         "iteration": r.iteration,
         "state": state_data(r.state),
-        "attempts": [state_data(a.state) for a in r.attempts],
+        "attempts": [attempt_data(a) for a in r.attempts],
         "outputs": r.outputs,
         "data": r.data,
     }
@@ -131,7 +137,7 @@ def task_run_from(d: dict[str, Any]) -> TaskRun:
         value=d.get("value"),
         iteration=d.get("iteration"),
         state=StateInfo.from_api(d["state"]),
-        attempts=[Attempt(StateInfo.from_api(a)) for a in d.get("attempts", [])],
+        attempts=[Attempt(StateInfo.from_api(a), a.get("workerId")) for a in d.get("attempts", [])],
         outputs=d.get("outputs"),
         data=d.get("data") or {},
     )

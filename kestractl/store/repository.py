@@ -35,6 +35,7 @@ from kestractl.store.filters import namespace_and_children, query_where
 from kestractl.store.flow_pages import FlowPageQueries
 from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.part import BUSY_SECONDS, MAX_PARAMETERS, Connection, chunks
+from kestractl.store.queue import QueueQueries
 from kestractl.store.records import FlowRow
 from kestractl.store.search import ExecutionSearch, SearchQueries, duration_column, label_column
 from kestractl.store.services import ServiceQueries
@@ -48,7 +49,9 @@ _SAVE_TASK_RUNS = (
 _RENUMBER_TASK_RUNS = _SAVE_TASK_RUNS + ", seq=excluded.seq"
 
 
-class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries, ServiceQueries):
+class SqlStore(
+    SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries, ServiceQueries, QueueQueries
+):
     """The repositories over one database, one connection per thread. A subclass opens the connections, says
     which errors are its driver's and how to name them in one line."""
 

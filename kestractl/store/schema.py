@@ -133,6 +133,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX service_instances_state ON service_instances (state);
     """,
+    # 7: the queue is the rows (Kestra's WorkerJob messages and `worker_job_running`): a runnable task run an
+    # executor decided waits in worker_jobs until a worker claims it (worker_id, claimed_at); its result waits in
+    # worker_results for the executor that owns the execution (executions.owner, an EXECUTOR service instance).
+    """
+    ALTER TABLE executions ADD COLUMN owner TEXT;
+    CREATE TABLE worker_jobs (
+        task_run_id TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        queued_at TEXT NOT NULL,
+        worker_id TEXT,
+        claimed_at TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX worker_jobs_queue ON worker_jobs (worker_id, queued_at);
+    CREATE INDEX worker_jobs_execution ON worker_jobs (execution_id);
+    CREATE TABLE worker_results (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        task_run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX worker_results_execution ON worker_results (execution_id);
+    """,
 ]
 
 
