@@ -6,12 +6,26 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kestractl.cli.output import echo, log_line
 from kestractl.cli.state import handles_errors, state
+
+if TYPE_CHECKING:
+    from kestractl.store.service_records import ServerConfig
+
+HeartbeatInterval = Annotated[
+    float, typer.Option(help="Seconds between liveness heartbeats.", envvar="KESTRACTL_LIVENESS_HEARTBEAT_INTERVAL")
+]
+HeartbeatTimeout = Annotated[
+    float,
+    typer.Option(
+        help="Seconds without a heartbeat after which a server's services are DISCONNECTED.",
+        envvar="KESTRACTL_LIVENESS_TIMEOUT",
+    ),
+]
 
 app = typer.Typer(
     help="Run kestractl as a server.  Example: kestractl server standalone -f flows/", no_args_is_help=True
@@ -46,16 +60,8 @@ def standalone(
         Path | None,
         typer.Option(help="Keep DIR's folders in sync as namespace files (folder name = namespace)."),
     ] = None,
-    heartbeat_interval: Annotated[
-        float, typer.Option(help="Seconds between liveness heartbeats.", envvar="KESTRACTL_LIVENESS_HEARTBEAT_INTERVAL")
-    ] = 3.0,
-    heartbeat_timeout: Annotated[
-        float,
-        typer.Option(
-            help="Seconds without a heartbeat after which a server's services are DISCONNECTED.",
-            envvar="KESTRACTL_LIVENESS_TIMEOUT",
-        ),
-    ] = 45.0,
+    heartbeat_interval: HeartbeatInterval = 3.0,
+    heartbeat_timeout: HeartbeatTimeout = 45.0,
 ) -> None:
     """Serve flows: schedules, flow triggers, webhooks and /api/v1.  Example: kestractl server standalone -f flows/"""
     from kestractl.server.app import ServerOptions, StandaloneServer
@@ -64,10 +70,7 @@ def standalone(
         if folder is not None and not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a directory", param_hint=hint)
     auth = _basic_auth(basic_auth)
-    if not 0 < heartbeat_interval < heartbeat_timeout:
-        raise typer.BadParameter(
-            "must be more than 0 and less than --heartbeat-timeout", param_hint="--heartbeat-interval"
-        )
+    _liveness(heartbeat_interval, heartbeat_timeout, grace)
     options = ServerOptions(
         flow_path,
         host,
@@ -88,6 +91,44 @@ def standalone(
 
 @app.command()
 @handles_errors
+def executor(
+    heartbeat_interval: HeartbeatInterval = 3.0,
+    heartbeat_timeout: HeartbeatTimeout = 45.0,
+    grace: Annotated[float, typer.Option(help="Seconds a stopped server's services get before they are gone.")] = 30.0,
+) -> None:
+    """Kestra's executor component alone: claims the executions nobody drives and decides them; their tasks run in
+    `server worker` processes. Several may share one database.  Example: kestractl --database postgresql://… server
+    executor"""
+    from kestractl.server.executor_component import ExecutorComponent
+
+    config = _liveness(heartbeat_interval, heartbeat_timeout, grace)
+    component = ExecutorComponent(state.home(), state.database_option, _say, config, on_log=log_line)
+    _stop_on_signals(component.stop_event)
+    component.serve()
+
+
+@app.command()
+@handles_errors
+def worker(
+    threads: Annotated[int, typer.Option("--threads", "-t", min=1, help="Task runs run at once.")] = 8,
+    heartbeat_interval: HeartbeatInterval = 3.0,
+    heartbeat_timeout: HeartbeatTimeout = 45.0,
+    grace: Annotated[
+        float, typer.Option(help="Seconds running tasks get to finish on stop; the rest go back to the queue.")
+    ] = 30.0,
+) -> None:
+    """Kestra's worker component alone: claims the task runs executors queued and runs them. Several may share one
+    database.  Example: kestractl --database postgresql://… server worker --threads 4"""
+    from kestractl.server.worker_component import WorkerComponent
+
+    config = _liveness(heartbeat_interval, heartbeat_timeout, grace)
+    component = WorkerComponent(state.home(), state.database_option, _say, threads, config)
+    _stop_on_signals(component.stop_event)
+    component.serve()
+
+
+@app.command()
+@handles_errors
 def scheduler() -> None:
     """Kestra's scheduler component alone: schedules become CREATED executions that executors run elsewhere.
     Several may share one database.  Example: kestractl --database postgresql://… server scheduler"""
@@ -96,6 +137,17 @@ def scheduler() -> None:
     component = SchedulerComponent(state.home(), state.database_option, say=_say)
     _stop_on_signals(component.stop_event)
     component.serve()
+
+
+def _liveness(interval: float, timeout: float, grace: float) -> ServerConfig:
+    """The liveness options, checked: a heartbeat must come well within its timeout."""
+    from kestractl.store.service_records import ServerConfig
+
+    if not 0 < interval < timeout:
+        raise typer.BadParameter(
+            "must be more than 0 and less than --heartbeat-timeout", param_hint="--heartbeat-interval"
+        )
+    return ServerConfig(interval, timeout, grace)
 
 
 def _stop_on_signals(event: threading.Event) -> None:

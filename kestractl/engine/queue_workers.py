@@ -68,7 +68,6 @@ class QueueWorkers:
         """Stop taking results (those not taken wait in their rows for whoever owns the executions next)."""
         self._closed.set()
         self._thread.join()
-        self.store.close()  # this thread's connection, if `close` runs where jobs were written
 
     def _poll(self) -> None:
         wait = MIN_POLL_SECONDS

@@ -127,6 +127,16 @@ class Runner(Loop):
         if self._local_workers is not self._workers:
             self._local_workers.close()
 
+    def settle(self) -> None:
+        """Stopping an executor whose runs are in worker processes: take no more results, decide on those taken,
+        start nothing new (the runs it would have started are recovered by the next owner)."""
+        if self._queue is not None:
+            self._queue.close()
+        self._stopping = True
+        while self._dirty or self._inbox.pending():
+            self._iterate(idle_wait=False)
+        self.logs.flush()
+
     def release(self) -> None:
         """Stopping cleanly: the executions this runner owns are anyone's again (runs in worker processes go on)."""
         if self.owner is not None:

@@ -19,7 +19,7 @@ from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
 from kestractl.storage import open_storage
-from kestractl.store import open_store
+from kestractl.store import POSTGRES_SCHEMES, open_store
 from kestractl.store.service_records import ServerConfig, ServiceState
 from kestractl.ui import app as ui
 from kestractl.ui.context import UiContext
@@ -65,6 +65,8 @@ class StandaloneServer:
         self.stop_event = threading.Event()
         config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
         self.liveness = ServiceLiveness(self.store, config, say)
+        if str(options.database or "").startswith(POSTGRES_SCHEMES):  # beside other executors: drive what it claims
+            self.runner.own(self.liveness.ids[0], worker_queue=False)
         self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
         self._last_tick = 0.0
 
@@ -111,6 +113,7 @@ class StandaloneServer:
             self.say("INFO", "stopping: waiting for running tasks")
             self.liveness.leave(ServiceState.TERMINATING)
             self.runner.drain(self.options.grace_seconds)
+            self.runner.release()
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.runner.close()
             self.say("INFO", "stopped")

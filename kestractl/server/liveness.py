@@ -73,7 +73,7 @@ class ServiceLiveness:
             self.guarded(self.heartbeat)
             if self.coordinate and time.monotonic() >= next_pass:
                 next_pass = time.monotonic() + interval
-                self.guarded(self.mark_dead_services)
+                self.guarded(self.coordinate_pass)
         self.store.close()
 
     def heartbeat(self) -> None:
@@ -81,6 +81,13 @@ class ServiceLiveness:
         if disowned and not self._disowned:
             self.say("WARN", "liveness: a coordinator judged this server's services dead (heartbeats came too late)")
         self._disowned = disowned
+
+    def coordinate_pass(self) -> None:
+        """Mark dead services, and re-emit the task runs dead workers held (see `Store.reemit_worker_jobs`)."""
+        lost = self.store.reemit_worker_jobs(self.mark_dead_services(), utcnow())
+        for worker_id in sorted({result.worker_id or "" for result in lost}):
+            count = sum(1 for result in lost if result.worker_id == worker_id)
+            self.say("WARN", f"liveness: re-emitting {count} task runs of the dead worker {worker_id}")
 
     def mark_dead_services(self) -> list[str]:
         """One coordinator pass (see `Store.transition_dead_services`), each move logged. Returns the ids of the

@@ -67,7 +67,9 @@ def _result_from(row: Any) -> WorkerResult:
     d = json.loads(row[4])
     state = State(d["state"])
     started, ended = parse_iso(d["started"]), parse_iso(d["ended"])
-    return WorkerResult(row[0], row[1], row[2], row[3], state, d["outputs"], d["metrics"], started, ended, d["resubmitted"])
+    return WorkerResult(
+        row[0], row[1], row[2], row[3], state, d["outputs"], d["metrics"], started, ended, d["resubmitted"]
+    )
 
 
 class QueueQueries(StorePart):
@@ -90,7 +92,9 @@ class QueueQueries(StorePart):
     def cancel_worker_job(self, task_run_id: str) -> bool:
         """Remove a job no worker has claimed yet (its execution was killed); False: a worker has it."""
         with self.transaction():
-            cursor = self.conn.execute("DELETE FROM worker_jobs WHERE task_run_id=? AND worker_id IS NULL", (task_run_id,))
+            cursor = self.conn.execute(
+                "DELETE FROM worker_jobs WHERE task_run_id=? AND worker_id IS NULL", (task_run_id,)
+            )
             return cursor.rowcount > 0
 
     def take_worker_results(self, owner: str, limit: int) -> list[WorkerResult]:
@@ -123,7 +127,9 @@ class QueueQueries(StorePart):
                 f" WHERE worker_id IN ({marks})" + self.dialect.claim,
                 worker_ids,
             ).fetchall()
-            lost = [WorkerResult(r[1], r[0], r[2], r[3], State.KILLED, None, [], parse_iso(r[4]), now, True) for r in rows]
+            lost = [
+                WorkerResult(r[1], r[0], r[2], r[3], State.KILLED, None, [], parse_iso(r[4]), now, True) for r in rows
+            ]
             self._insert_results(lost)
             self.conn.executemany("DELETE FROM worker_jobs WHERE task_run_id=?", [(r[0],) for r in rows])
         return lost

@@ -1,0 +1,132 @@
+"""Kestra's components as separate processes on one PostgreSQL database, the queue as rows: one executor, one
+scheduler and three workers run 2,000 executions while a worker is killed (SIGKILL); two executors never decide
+one execution twice."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from kestractl.model import Execution, State, TaskRun
+from kestractl.store import Store, open_store
+from tests.distributed.cluster import LIVENESS, Cluster, create_executions, wait_for
+from tests.services.postgres import Postgres
+from tests.services.stores import fresh_database, postgres  # noqa: F401  (fixtures)
+
+COUNT = 2000
+FLOW = """
+id: sleepy
+namespace: queue.test
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.id }}"
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands:
+      - sleep 0.1
+"""
+
+
+@pytest.fixture
+def database(postgres: Postgres) -> Iterator[str]:  # noqa: F811
+    yield from fresh_database(postgres)
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[Store]:
+    opened = open_store(database)
+    opened.save_flow("queue.test", "sleepy", FLOW)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, database: str) -> Iterator[Cluster]:
+    started = Cluster(tmp_path, database)
+    yield started
+    started.stop_all()
+
+
+def _ended(store: Store, ids: list[str]) -> int:
+    return sum(1 for i in ids if store.execution_state(i).is_terminated())
+
+
+def _executions(store: Store, ids: list[str]) -> list[Execution]:
+    return [e for start in range(0, len(ids), 500) for e in store.load_executions(ids[start : start + 500])]
+
+
+def _spans(run: TaskRun) -> list[tuple[str | None, datetime, datetime]]:
+    """Each attempt's worker, start and end."""
+    spans = []
+    for attempt in run.attempts:
+        start, end = attempt.state.start_date, attempt.state.histories[-1][1]
+        assert start is not None and attempt.state.current.is_terminated()
+        spans.append((attempt.worker_id, start, end))
+    return spans
+
+
+def test_one_executor_three_workers_one_killed(cluster: Cluster, store: Store) -> None:
+    cluster.start("executor", "executor", *LIVENESS)
+    cluster.start("scheduler", "scheduler")
+    for name in ("w1", "w2", "w3"):
+        cluster.start(name, "worker", "--threads", "8", *LIVENESS)
+    ids = create_executions(store, cluster.home, "queue.test", "sleepy", COUNT)
+    begun = time.monotonic()
+    wait_for(lambda: _ended(store, ids[:200]) >= 100, "the first executions to end", 60)
+    victim = _busiest_worker(store, cluster)
+    cluster.kill(victim)
+    wait_for(lambda: _ended(store, ids) == len(ids), "every execution to end", 240)
+    took = time.monotonic() - begun
+    executions = _executions(store, ids)
+    assert Counter(e.state.current for e in executions) == {State.SUCCESS: COUNT}
+    naps = [r for e in executions for r in e.task_runs if r.task_id == "nap"]
+    assert len(naps) == COUNT and len({r.id for r in naps}) == COUNT
+    resent = _check_attempts(naps, _worker_id(store, cluster, victim))
+    warned = [e for e in executions if any(len(r.attempts) > 1 for r in e.task_runs)]
+    assert len(warned) == resent and "Re-emitting WorkerTask nap" in _warnings(store, warned)
+    print(f"{COUNT} executions, 3 workers (one killed): {COUNT / took:.1f} executions/s")
+
+
+def _check_attempts(runs: list[TaskRun], killed: str) -> int:
+    """Every run ran on a worker; those the killed worker held got a new attempt on another one, which started
+    after the lost one ended (never on two workers at once). Returns how many were re-sent."""
+    spans = [_spans(run) for run in runs]
+    resent = [attempts for attempts in spans if len(attempts) > 1]
+    assert resent, "the killed worker held task runs: they got a new attempt"
+    for attempts in resent:
+        assert attempts[0][0] == killed and attempts[-1][0] not in (None, killed)
+        assert all(earlier[2] <= later[1] for earlier, later in itertools.pairwise(attempts))
+    assert all(len(s) == 1 and s[0][0] is not None for s in spans if len(s) == 1)
+    return len(resent)
+
+
+def _claims(store: Store) -> Counter[str]:
+    """How many task runs each worker (service instance id) holds now."""
+    sql = "SELECT worker_id FROM worker_jobs WHERE worker_id IS NOT NULL"
+    rows = store.conn.execute(sql)  # type: ignore[attr-defined]
+    return Counter(row[0] for row in rows)
+
+
+def _busiest_worker(store: Store, cluster: Cluster) -> str:
+    """The name (w1, w2, w3) of the worker process holding the most task runs now."""
+    wait_for(lambda: bool(_claims(store)), "a worker to hold task runs", 30)
+    pids = {i.id: i.pid for i in store.service_instances()}
+    names = {process.pid: name for name, process in cluster.processes.items()}
+    return names[pids[_claims(store).most_common(1)[0][0]]]
+
+
+def _worker_id(store: Store, cluster: Cluster, name: str) -> str:
+    pid = cluster.processes[name].pid
+    return next(i.id for i in store.service_instances(include_ended=True) if i.pid == pid and i.type.value == "WORKER")
+
+
+def _warnings(store: Store, executions: list[Execution]) -> str:
+    return "\n".join(entry.message for e in executions for entry in store.logs(e, "WARN"))
