@@ -130,3 +130,67 @@ def _worker_id(store: Store, cluster: Cluster, name: str) -> str:
 
 def _warnings(store: Store, executions: list[Execution]) -> str:
     return "\n".join(entry.message for e in executions for entry in store.logs(e, "WARN"))
+
+
+STEPS = """
+id: steps
+namespace: queue.test
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.id }}"
+  - id: label
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      step: labelled
+  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: nap
+        type: io.kestra.plugin.scripts.shell.Commands
+        runner: PROCESS
+        commands:
+          - sleep 0.05
+      - id: echo
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.first.value }}"
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.echo.value }}"
+"""
+
+
+def test_two_executors_never_decide_one_execution_twice(cluster: Cluster, store: Store) -> None:
+    store.save_flow("queue.test", "steps", STEPS)
+    for name in ("a", "b"):
+        cluster.start(name, "executor", *LIVENESS)
+    for name in ("w1", "w2"):
+        cluster.start(name, "worker", "--threads", "8", *LIVENESS)
+    ids = create_executions(store, cluster.home, "queue.test", "steps", 400)
+    wait_for(lambda: _ended(store, ids) >= 100, "the first executions to end", 60)
+    owner_a = _owner_of(store, cluster, "a")
+    cluster.kill("a")  # b takes its executions over once its heartbeat is late
+    wait_for(lambda: _ended(store, ids) == len(ids), "every execution to end", 120)
+    executions = _executions(store, ids)
+    assert Counter(e.state.current for e in executions) == {State.SUCCESS: 400}
+    for execution in executions:
+        assert sorted(r.task_id for r in execution.task_runs) == ["both", "echo", "first", "label", "last", "nap"]
+        assert execution.task_runs[-1].outputs == {"value": execution.id}
+        assert ("step", "labelled") in execution.labels
+        for run in execution.task_runs:
+            assert all(a.state.current.is_terminated() for a in run.attempts) and len(run.attempts) <= 2
+    runs = [r.id for e in executions for r in e.task_runs]
+    assert len(runs) == len(set(runs))
+    owners = Counter(_owners(store, ids))
+    assert set(owners) == {owner_a, _owner_of(store, cluster, "b")}, owners
+
+
+def _owner_of(store: Store, cluster: Cluster, name: str) -> str:
+    pid = cluster.processes[name].pid
+    return next(i.id for i in store.service_instances(include_ended=True) if i.pid == pid)
+
+
+def _owners(store: Store, ids: list[str]) -> list[str]:
+    marks = ",".join("?" * len(ids))
+    rows = store.conn.execute(f"SELECT owner FROM executions WHERE id IN ({marks})", ids)  # type: ignore[attr-defined]
+    return [row[0] for row in rows]
