@@ -5,6 +5,7 @@ one execution twice."""
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 
 from kestractl.model import Execution, State, TaskRun
 from kestractl.store import Store, open_store
-from tests.distributed.cluster import LIVENESS, Cluster, create_executions, wait_for
+from tests.distributed.cluster import EXE, LIVENESS, Cluster, create_executions, wait_for
 from tests.services.postgres import Postgres
 from tests.services.stores import fresh_database, postgres  # noqa: F401  (fixtures)
 
@@ -194,3 +195,45 @@ def _owners(store: Store, ids: list[str]) -> list[str]:
     marks = ",".join("?" * len(ids))
     rows = store.conn.execute(f"SELECT owner FROM executions WHERE id IN ({marks})", ids)  # type: ignore[attr-defined]
     return [row[0] for row in rows]
+
+
+LONG = """
+id: long
+namespace: queue.test
+tasks:
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands:
+      - sleep 60
+"""
+
+
+def test_a_stopped_worker_hands_its_job_back_and_a_kill_reaches_the_next_one(cluster: Cluster, store: Store) -> None:
+    store.save_flow("queue.test", "long", LONG)
+    cluster.start("executor", "executor", *LIVENESS)
+    first = cluster.start("w1", "worker", *LIVENESS[:4], "--grace", "0.5")
+    (execution_id,) = create_executions(store, cluster.home, "queue.test", "long", 1)
+    wait_for(lambda: bool(_claims(store)), "w1 to claim the task run", 30)
+    first.terminate()  # SIGTERM: the attempt outlives the grace period, so its job goes back to the queue
+    assert first.wait(30) == 0
+    assert _claims(store) == Counter() and _job_count(store) == 1
+    assert store.execution_state(execution_id) == State.RUNNING
+    w1 = _worker_id(store, cluster, "w1")
+    assert {i.state.value for i in store.service_instances(include_ended=True) if i.id == w1} == {
+        "TERMINATED_GRACEFULLY"
+    }
+    cluster.start("w2", "worker", *LIVENESS)
+    wait_for(lambda: bool(_claims(store)), "w2 to claim it", 30)
+    killed = subprocess.run(
+        [EXE, "--database", cluster.url, "executions", "kill", execution_id], capture_output=True, text=True, timeout=60
+    )
+    assert killed.returncode == 0, killed.stderr
+    wait_for(lambda: store.execution_state(execution_id) == State.KILLED, "the kill", 30)
+    (run,) = store.load_execution(execution_id).task_runs
+    assert run.state.current == State.KILLED and _job_count(store) == 0
+    assert [(a.worker_id, a.state.current) for a in run.attempts] == [(_worker_id(store, cluster, "w2"), State.KILLED)]
+
+
+def _job_count(store: Store) -> int:
+    return int(store.conn.execute("SELECT COUNT(*) FROM worker_jobs").fetchone()[0])  # type: ignore[attr-defined]
