@@ -85,6 +85,10 @@ class Loop(ABC):
         """Make the execution this runner's to drive, or raise (another executor drives it)."""
 
     @abstractmethod
+    def _fenced(self, decided: list[tuple[Active, Step, bool]]) -> list[tuple[Active, Step, bool]]:
+        """Inside the transaction persisting them: the decisions about executions still this runner's."""
+
+    @abstractmethod
     def _admitted(self, active: Active) -> bool:
         """Whether the execution may be stepped now (its flow's concurrency limit)."""
 
@@ -194,6 +198,7 @@ class Loop(ABC):
     def _commit(self, decided: list[tuple[Active, Step, bool]]) -> None:
         """Persist the decisions in one transaction, then act on them."""
         with self.store.transaction():
+            decided = self._fenced(decided)
             for active, step, _ in decided:
                 self._persist(active, step)
             self._hand_over(decided, committed=False)

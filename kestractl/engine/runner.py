@@ -21,6 +21,7 @@ from kestractl.engine.active import Active
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
 from kestractl.engine.creation import ExecutionCreator
 from kestractl.engine.inbox import Work
+from kestractl.engine.executor import Step
 from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
 from kestractl.errors import ConflictError, KestraError, NotFoundError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
@@ -387,6 +388,18 @@ class Runner(Loop):
             fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
         except NotOwned:  # another executor claimed it first: it drives it
             pass
+
+    def _fenced(self, decided: list[tuple[Active, Step, bool]]) -> list[tuple[Active, Step, bool]]:
+        """An owning runner persists only decisions about executions it still owns (their rows held meanwhile):
+        judged dead while it was only slow, it forgets those another executor took over."""
+        if self.owner is None:
+            return decided
+        owned = set(self.store.still_owned(self.owner, [active.execution.id for active, _, _ in decided]))
+        for active, _, _ in decided:
+            if active.execution.id not in owned:
+                log.warning("execution %s was taken over by another executor: forgotten here", active.execution.id)
+                self._forget(active.execution.id)
+        return [decision for decision in decided if decision[0].execution.id in owned]
 
     def _claim(self, execution_id: str) -> None:
         if self.owner is not None and not self.store.own_executions(self.owner, [execution_id]):

@@ -29,6 +29,8 @@ Say = Callable[[str, str], None]
 OnLog = Callable[[LogEntry], None] | None
 # Kestra's `kestra.jdbc.queues` min and max poll intervals (seconds); kills are looked for this often.
 MIN_POLL_SECONDS, MAX_POLL_SECONDS, KILL_POLL_SECONDS = 0.025, 0.5, 0.2
+# The waits between tries to write a result while the database does not answer (then it is left to re-emission).
+REPORT_RETRY_SECONDS = (0.5, 1, 2, 4, 8, 15, 30, 0)
 # How long stopped attempts get to end before the worker exits anyway.
 STOP_SECONDS = 5.0
 
@@ -93,20 +95,28 @@ class WorkerComponent:
                     stop.set()
 
     def _run(self, job: WorkerJob, stop: threading.Event) -> None:
-        """One attempt, then its result (or, when the worker is handing its jobs back, the job back in the queue)."""
+        """One attempt, then its report."""
         try:
             result = self._attempt(job, stop)
-            with self.store.transaction():
-                self.logs.flush()
-                if self._handing_back:
-                    self.store.release_worker_jobs(self.worker_id, [job.task_run.id])
-                else:
-                    self.store.finish_worker_job(job, result)
+            for wait in REPORT_RETRY_SECONDS:  # the database away for a while: the result is not lost meanwhile
+                if self._guarded(lambda: self._report(job, result)):
+                    break
+                time.sleep(wait)
         except Exception as exc:  # noqa: BLE001 - the job stays claimed: re-emitted if this worker dies
             self.say("ERROR", f"task run {job.task_run.id}: {exc}")
         finally:
             with self._lock:
                 self._running.pop(job.task_run.id, None)
+
+    def _report(self, job: WorkerJob, result: WorkerResult) -> bool:
+        """The attempt's logs, and its result (or, when the worker is handing its jobs back, the job back)."""
+        with self.store.transaction():
+            self.logs.flush()
+            if self._handing_back:
+                self.store.release_worker_jobs(self.worker_id, [job.task_run.id])
+            else:
+                self.store.finish_worker_job(job, result)
+        return True
 
     def _attempt(self, job: WorkerJob, stop: threading.Event) -> WorkerResult:
         """Run the job's attempt with the execution as stored (its run as the executor handed it); a flow or

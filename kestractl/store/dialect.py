@@ -22,6 +22,8 @@ class Dialect:
     # Ends a SELECT that claims rows for the transaction: PostgreSQL locks them and passes over those another
     # transaction holds; SQLite's BEGIN IMMEDIATE already holds the whole file, so nothing is added.
     claim: str = ""
+    # Ends a SELECT whose rows the transaction holds until it ends, waiting for another transaction holding them.
+    lock: str = ""
 
     def json_text(self, column: str, *path: str) -> str:
         """A text value inside a JSON column, by its keys."""
@@ -55,4 +57,5 @@ POSTGRES = Dialect(
     like="ILIKE",
     no_limit=None,
     claim=" FOR UPDATE SKIP LOCKED",
+    lock=" FOR UPDATE",
 )

@@ -218,6 +218,15 @@ class QueueQueries(StorePart):
                 owned += [r[0] for r in self.conn.execute(sql, [*chunk, owner])]
         return owned
 
+    def still_owned(self, owner: str, ids: list[str]) -> list[str]:
+        """Inside the transaction persisting decisions: those of `ids` still `owner`'s, their rows held till it ends
+        (an executor judged dead, its executions taken over, must not write over its successor's decisions)."""
+        owned: list[str] = []
+        for chunk in chunks(sorted(ids), MAX_PARAMETERS):
+            sql = f"SELECT id FROM executions WHERE id IN ({','.join('?' * len(chunk))}) AND owner=? ORDER BY id"
+            owned += [r[0] for r in self.conn.execute(sql + self.dialect.lock, [*chunk, owner])]
+        return owned
+
     def release_executions(self, owner: str) -> None:
         """An executor stopping cleanly: its executions still driven are anyone's again."""
         states = ",".join(f"'{s}'" for s in DRIVEN_STATES)
