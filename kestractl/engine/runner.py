@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from kestractl.engine.active import Active
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
 from kestractl.engine.creation import ExecutionCreator
-from kestractl.engine.inbox import Work
 from kestractl.engine.executor import Step
+from kestractl.engine.inbox import Work
 from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
 from kestractl.errors import ConflictError, KestraError, NotFoundError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
