@@ -15,36 +15,27 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kestractl.engine.active import Active
 from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
 from kestractl.engine.creation import ExecutionCreator
-from kestractl.engine.executor import Step
 from kestractl.engine.inbox import Work
-from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
+from kestractl.engine.loop import POLL_SECONDS, final_state, log
+from kestractl.engine.ownership import NotOwned, OwnedLoop
 from kestractl.errors import ConflictError, KestraError, NotFoundError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
 from kestractl.tasks.base import ExecutableTask, FlowableTask
 
-if TYPE_CHECKING:
-    from kestractl.engine.queue_workers import QueueWorkers
-
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
-# How often an owning runner looks for executions to claim: at once while it finds some, then slower (seconds).
-CLAIM_SECONDS = (0.025, 0.5)
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 
 
-class NotOwned(ConflictError):
-    """The execution is driven by another executor (see `Runner.own`)."""
-
-
-class Runner(Loop):
+class Runner(OwnedLoop):
     """One loop that owns its active executions; other threads talk to it through the inbox."""
 
     def __init__(
@@ -60,21 +51,6 @@ class Runner(Loop):
         self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
-        # The EXECUTOR service instance whose executions this runner drives (None: any, as the CLI and a server
-        # on its own SQLite file do), the worker queue it hands runs to, and when it next claims executions.
-        self.owner: str | None = None
-        self._queue: QueueWorkers | None = None
-        self._claim_wait, self._next_claim = CLAIM_SECONDS[0], 0.0
-
-    def own(self, owner: str, worker_queue: bool) -> None:
-        """Drive only the executions `owner` claims, beside other executors on the same database; `worker_queue`:
-        runs go to worker processes (`server worker`) instead of this process's threads."""
-        from kestractl.engine.queue_workers import QueueWorkers
-
-        self.owner = owner
-        if worker_queue:
-            self._queue = QueueWorkers(self.store, self._inbox, self._apply_result, owner)
-            self._workers = self._queue
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -128,21 +104,6 @@ class Runner(Loop):
         if self._local_workers is not self._workers:
             self._local_workers.close()
 
-    def settle(self) -> None:
-        """Stopping an executor whose runs are in worker processes: take no more results, decide on those taken,
-        start nothing new (the runs it would have started are recovered by the next owner)."""
-        if self._queue is not None:
-            self._queue.close()
-        self._stopping = True
-        while self._dirty or self._inbox.pending():
-            self._iterate(idle_wait=False)
-        self.logs.flush()
-
-    def release(self) -> None:
-        """Stopping cleanly: the executions this runner owns are anyone's again (runs in worker processes go on)."""
-        if self.owner is not None:
-            self.store.release_executions(self.owner)
-
     # ---- driving (server: a loop that never ends until told) ----------------------------------
 
     def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
@@ -194,28 +155,6 @@ class Runner(Loop):
         created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
         self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
         self._activate_waiting()
-
-    def _claim_executions(self) -> None:
-        """Claim the executions nobody drives (created by other processes, or left by an executor that stopped
-        heartbeating) while there is room, polling adaptively; those already started are taken over."""
-        if self.owner is None or time.monotonic() < self._next_claim:
-            return
-        room = ACTIVE_WINDOW - len(self._active) - len(self._waiting)
-        ids = self.store.claim_executions(self.owner, room) if room > 0 else []
-        self._claim_wait = CLAIM_SECONDS[0] if ids else min(CLAIM_SECONDS[1], self._claim_wait * 2)
-        self._next_claim = time.monotonic() + self._claim_wait
-        for execution in self.store.load_executions(ids):
-            self._take_over(execution)
-
-    def _take_over(self, execution: Execution) -> None:
-        """Drive a claimed execution; of its runs left running, those with a job or a result in the worker queue
-        are waited for, the others (lost with their process) get a new attempt."""
-        queue = self._queue
-        pending = self.store.pending_task_runs(execution.id) if queue is not None else set()
-        self._drive(execution.id, recover=execution.state.current != State.CREATED, fresh=execution, keep=pending)
-        if queue is not None and execution.id in self._active:
-            for run_id in pending:
-                self._inflight[run_id] = queue.adopt(execution.id, run_id)
 
     def drain(self, grace_seconds: float) -> None:
         """Stop gracefully: start nothing new, let running task runs finish for a while, then stop
@@ -389,24 +328,11 @@ class Runner(Loop):
         except NotOwned:  # another executor claimed it first: it drives it
             pass
 
-    def _fenced(self, decided: list[tuple[Active, Step, bool]]) -> list[tuple[Active, Step, bool]]:
-        """An owning runner persists only decisions about executions it still owns (their rows held meanwhile):
-        judged dead while it was only slow, it forgets those another executor took over."""
-        if self.owner is None:
-            return decided
-        owned = set(self.store.still_owned(self.owner, [active.execution.id for active, _, _ in decided]))
-        for active, _, _ in decided:
-            if active.execution.id not in owned:
-                log.warning("execution %s was taken over by another executor: forgotten here", active.execution.id)
-                self._forget(active.execution.id)
-        return [decision for decision in decided if decision[0].execution.id in owned]
-
-    def _claim(self, execution_id: str) -> None:
-        if self.owner is not None and not self.store.own_executions(self.owner, [execution_id]):
-            raise NotOwned(f"execution {execution_id} is driven by another executor")
-
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
+
+    def _room_for_claims(self) -> int:
+        return ACTIVE_WINDOW - len(self._active) - len(self._waiting)
 
     def _kill_waiting(self, parent_id: str) -> None:
         """Children of a killed execution that never started end KILLED where they are, in the store."""
