@@ -25,7 +25,8 @@ HELP = (
 def test(
     paths: Annotated[list[Path], typer.Argument(help="Test-suite files or folders (every *.yml / *.yaml below).")],
     flows: Annotated[
-        Path | None, typer.Option("--flows", help="Test the flows of this folder (not deployed) instead of the store's.")
+        Path | None,
+        typer.Option("--flows", help="Test this folder's flows (not deployed), not the store's."),
     ] = None,
     cases: Annotated[list[str] | None, typer.Option("--case", help="Run only this test case id (repeatable).")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write the results as JUnit XML here.")] = None,
@@ -64,9 +65,6 @@ def _folder_project(folder: Path) -> Project:
 
 def _backend_project(backend: Backend) -> Project:
     """The deployed flows and namespace files: this machine's store, or the `--server`'s (only read)."""
-    from kestractl.testing.run import Project
+    from kestractl.testing.run import project_of
 
-    def files(namespace: str) -> dict[str, bytes]:
-        return {path: backend.file_get(namespace, path) for path in backend.file_paths(namespace)}
-
-    return Project([(row.namespace, row.id, row.source) for row in backend.sources()], files)
+    return project_of(backend.sources(), backend.file_paths, backend.file_get)

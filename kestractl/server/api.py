@@ -25,6 +25,7 @@ from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
 from kestractl.server.api_search import SearchApi
+from kestractl.server.api_tests import TestsApi
 from kestractl.server.http import BadRequest, Request, Response, Router, save_uploads
 from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
@@ -71,6 +72,7 @@ class Api:
         ExecutionsApi(self.runner, self._execution_json).add_routes(router)
         SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
         ClusterApi(self.store).add_routes(router)
+        TestsApi(self.runner).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------

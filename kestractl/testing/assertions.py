@@ -116,6 +116,4 @@ def _result(assertion: Assertion, operator: str, expected: Any, actual: Any, que
     error = None
     if not success:
         error = assertion.error_message or message.format(query, to_text(expected), to_text(actual))
-    return AssertionResult(
-        operator, expected, actual, success, assertion.task_id, assertion.description, error
-    )
+    return AssertionResult(operator, expected, actual, success, assertion.task_id, assertion.description, error)

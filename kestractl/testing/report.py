@@ -94,4 +94,5 @@ def junit_xml(runs: list[TestSuiteRunResult]) -> bytes:
         )
         suite.extend(_junit_case(name, case) for case in run.results)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return text

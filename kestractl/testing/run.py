@@ -7,6 +7,7 @@ so a case cannot change it nor another case (Kestra's "each test case will not a
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,11 @@ from kestractl.config import Home
 from kestractl.engine.loop import Mock
 from kestractl.engine.runner import Runner
 from kestractl.engine.worker import AttemptResult
+from kestractl.model import Execution, Flow, LogEntry, TaskRun, iso, utcnow
 from kestractl.namespace_files import NamespaceFiles
 from kestractl.storage.local import LocalStorage
-from kestractl.store import open_store
+from kestractl.store import FlowRow, open_store
 from kestractl.tasks.base import RunnableTask
-from kestractl.model import Execution, Flow, LogEntry, TaskRun, iso, utcnow
 from kestractl.testing.assertions import AssertionResult, AssertionRunError, run_assertion
 from kestractl.testing.suite import TaskFixture, TestSuite, UnitTest
 
@@ -37,6 +38,15 @@ class Project:
 
     flows: list[tuple[str, str, str]]
     files: Callable[[str], dict[str, bytes]] = lambda namespace: {}
+
+
+def project_of(rows: list[FlowRow], paths: Callable[[str], list[str]], read: Callable[[str, str], bytes]) -> Project:
+    """A deployed project: the store's latest flows, and the namespace files `paths`/`read` give (a store's own,
+    or a server's through its API), read once for all the cases."""
+    return Project(
+        [(row.namespace, row.id, row.source) for row in rows],
+        functools.cache(lambda namespace: {path: read(namespace, path) for path in paths(namespace)}),
+    )
 
 
 @dataclass

@@ -5,9 +5,10 @@ A file that does not follow the shape is refused with its first problem as one `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kestractl.errors import ValidationError
 from kestractl.model import State
@@ -35,6 +36,7 @@ SUITE_KEYS = ("id", "namespace", "flowId", "description", "disabled", "testCases
 CASE_KEYS = ("id", "type", "description", "disabled", "fixtures", "assertions")
 FIXTURE_KEYS = ("inputs", "files", "trigger", "tasks")
 TASK_FIXTURE_KEYS = ("id", "state", "outputs", "value", "description")
+T = TypeVar("T")
 ASSERTION_KEYS = ("value", "taskId", "description", "errorMessage", *OPERATORS, *OPERATOR_ALIASES)
 
 
@@ -99,6 +101,10 @@ class TestSuite:
     origin: str = "<test>"
 
 
+# How one item of a list is read: (reader, item, the list, the item's path, its index).
+Build = Callable[["_Reader", Any, Any, str, int], T]
+
+
 class _Reader:
     """Reads one document, raising its first problem with the file and line."""
 
@@ -134,6 +140,11 @@ class _Reader:
             raise self.fail(data, key, f"{path}.{key}".lstrip("."), "expected a non-empty list")
         return value
 
+    def each(self, data: Any, key: str, path: str, build: Build[T], required: bool = False) -> list[T]:
+        """`build(reader, item, list, path, index)` for every item of the list at `key`."""
+        items = self.items(data, key, path, required)
+        return [build(self, item, data[key], f"{path}.{key}[{i}]".lstrip("."), i) for i, item in enumerate(items)]
+
     def flag(self, data: Any, key: str, path: str) -> bool:
         value = data.get(key, False)
         if not isinstance(value, bool):
@@ -151,7 +162,7 @@ def parse_suite(text: str, origin: str = "<test>") -> TestSuite:
     """One test suite from YAML text; a ValidationError names the first problem's file and line."""
     reader = _Reader(origin)
     data = reader.mapping(load_yaml(text, origin), "", SUITE_KEYS)
-    cases = [_case(reader, c, data["testCases"], i) for i, c in enumerate(reader.items(data, "testCases", "", True))]
+    cases = reader.each(data, "testCases", "", _case, required=True)
     ids = [c.id for c in cases]
     for index, case_id in enumerate(ids):
         if case_id in ids[:index]:
@@ -161,13 +172,11 @@ def parse_suite(text: str, origin: str = "<test>") -> TestSuite:
     return TestSuite(suite_id, namespace, flow_id, cases, reader.text(data, "description", "", False), origin)
 
 
-def _case(reader: _Reader, data: Any, parent: Any, index: int) -> UnitTest:
-    path = f"testCases[{index}]"
+def _case(reader: _Reader, data: Any, parent: Any, path: str, index: int) -> UnitTest:
     data = reader.mapping(data, path, CASE_KEYS, parent, index)
     case_type = reader.text(data, "type", path, False) or UNIT_TEST
     if case_type != UNIT_TEST:
         raise reader.fail(data, "type", f"{path}.type", f"unknown type `{case_type}`, expected {UNIT_TEST}")
-    assertions = reader.items(data, "assertions", path)
     case_id = reader.text(data, "id", path)
     assert case_id is not None
     return UnitTest(
@@ -176,7 +185,7 @@ def _case(reader: _Reader, data: Any, parent: Any, index: int) -> UnitTest:
         description=reader.text(data, "description", path, False),
         disabled=reader.flag(data, "disabled", path),
         fixtures=_fixtures(reader, data, path),
-        assertions=[_assertion(reader, a, data["assertions"], f"{path}.assertions[{i}]", i) for i, a in enumerate(assertions)],
+        assertions=reader.each(data, "assertions", path, _assertion),
     )
 
 
@@ -190,7 +199,7 @@ def _fixtures(reader: _Reader, case: Any, path: str) -> Fixtures:
         if not isinstance(content, str):
             raise reader.fail(data["files"], name, f"{path}.files.{name}", "expected the file's content as text")
     trigger = reader.plain_map(data, "trigger", path) or None
-    tasks = [_task_fixture(reader, t, data["tasks"], f"{path}.tasks[{i}]", i) for i, t in enumerate(reader.items(data, "tasks", path))]
+    tasks = reader.each(data, "tasks", path, _task_fixture)
     return Fixtures(reader.plain_map(data, "inputs", path), files, trigger, tasks)
 
 
