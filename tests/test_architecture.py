@@ -39,6 +39,7 @@ LAYERS = {
     "deploy": 3,
     "engine": 4,
     "server": 5,
+    "testing": 5,  # flow unit tests: the engine on a scratch store, for the `test` command and the tests API
     "ui": 5,  # pages served by the server, on the same footing as its API
     "cli": 6,
 }

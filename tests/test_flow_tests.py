@@ -141,13 +141,8 @@ def _check_junit(path: Path) -> None:
     root = ET.parse(path).getroot()
     suite = root.find("testsuite")
     assert suite is not None
-    assert (suite.get("name"), suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
-        "qa.unit.orders_test",
-        "4",
-        "1",
-        "1",
-        "1",
-    )
+    counts = [suite.get(name) for name in ("name", "tests", "failures", "errors", "skipped")]
+    assert counts == ["qa.unit.orders_test", "4", "1", "1", "1"]
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert list(cases["passes"]) == []
     failure = cases["fails"].find("failure")
@@ -265,8 +260,7 @@ testCases:
             "suite.yaml:9: testCases[0].fixtures.tasks[0].state",
         ),
         (
-            "id: s\nnamespace: n\nflowId: f\ntestCases:\n  - id: c\n    assertions:\n      - value: x\n"
-            "        in: 3\n",
+            "id: s\nnamespace: n\nflowId: f\ntestCases:\n  - id: c\n    assertions:\n      - value: x\n        in: 3\n",
             "suite.yaml:8: testCases[0].assertions[0].in: expected a list",
         ),
     ],
@@ -316,7 +310,8 @@ def test_operator_errors() -> None:
 
 
 def _post(url: str, body: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={"Content-Type": "application/x-yaml"})
+    headers = {"Content-Type": "application/x-yaml"}
+    request = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
