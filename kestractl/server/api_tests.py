@@ -8,8 +8,13 @@ the server's deployed flows and namespace files, each case in a scratch store of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kestractl.engine.runner import Runner
 from kestractl.server.http import Request, Response, Router
+
+if TYPE_CHECKING:
+    from kestractl.testing.run import TestSuiteRunResult
 
 BASE = "/api/v1/tests"
 
@@ -18,8 +23,7 @@ class TestsApi:
     __test__ = False  # not a pytest class
 
     def __init__(self, runner: Runner) -> None:
-        self.store = runner.store
-        self.storage = runner.storage
+        self.runner = runner
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", BASE, self.run)
@@ -27,14 +31,19 @@ class TestsApi:
 
     def run(self, request: Request) -> Response:
         """A suite that cannot be read is a 422 naming its line; cases that fail or err are a 200 result."""
-        from kestractl.namespace_files import NamespaceFiles
-        from kestractl.testing.run import project_of, run_suite
-        from kestractl.testing.suite import parse_suite
+        return Response(body=run_posted_suite(self.runner, request.text(), request.params.get("testCases")).to_api())
 
-        suite = parse_suite(request.text(), "body")
-        project = project_of(
-            self.store.latest_sources(),
-            lambda namespace: NamespaceFiles(self.storage, namespace).paths(),
-            lambda namespace, path: NamespaceFiles(self.storage, namespace).get(path),
-        )
-        return Response(body=run_suite(suite, project, request.params.get("testCases")).to_api())
+
+def run_posted_suite(runner: Runner, text: str, case_ids: list[str] | None = None) -> TestSuiteRunResult:
+    """A suite's YAML (the request's body, the UI's form) run against this server's flows and namespace files."""
+    from kestractl.namespace_files import NamespaceFiles
+    from kestractl.testing.run import project_of, run_suite
+    from kestractl.testing.suite import parse_suite
+
+    suite = parse_suite(text, "body")
+    project = project_of(
+        runner.store.latest_sources(),
+        lambda namespace: NamespaceFiles(runner.storage, namespace).paths(),
+        lambda namespace, path: NamespaceFiles(runner.storage, namespace).get(path),
+    )
+    return run_suite(suite, project, case_ids)
