@@ -358,3 +358,65 @@ def test_readme_example(tmp_path: Path) -> None:
     assert (ROOT / "sample_tests" / "orders_report.yaml").read_text() in readme
     suite = ET.parse(tmp_path / "report.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
+
+
+PARENT_FLOW = """
+id: parent
+namespace: qa.unit
+tasks:
+  - id: call_child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: qa.unit
+    flowId: orders
+  - id: branch
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ outputs.call_child.outputs.ok }}"
+    then:
+      - id: done
+        type: io.kestra.plugin.core.debug.Return
+        format: "child said {{ outputs.call_child.outputs.ok }}"
+"""
+
+PARENT_SUITE = """
+id: parent_test
+namespace: qa.unit
+flowId: parent
+testCases:
+  - id: subflow_mocked
+    fixtures:
+      tasks:
+        - id: call_child
+          outputs: {outputs: {ok: true}}
+    assertions:
+      - value: "{{ outputs.done.value }}"
+        equalTo: child said true
+  - id: flowable_fixture
+    fixtures:
+      tasks:
+        - id: branch
+    assertions:
+      - value: "{{ 1 }}"
+        equalTo: 1
+  - id: unknown_fixture
+    fixtures:
+      tasks:
+        - id: nope
+    assertions:
+      - value: "{{ 1 }}"
+        equalTo: 1
+"""
+
+
+def test_subflow_mocked_and_fixtures_that_cannot_apply(cli: Cli, project: dict[str, Path]) -> None:
+    """A mocked Subflow starts no child (the child's shell task would touch the marker); a fixture on a flowable
+    task or on no task of the flow errs its case."""
+    (project["flows"] / "parent.yaml").write_text(PARENT_FLOW)
+    suite = project["tests"] / "parent_test.yaml"
+    suite.write_text(PARENT_SUITE)
+    result = cli("test", str(suite), "--flows", str(project["flows"]), "--json")
+    assert result.exit_code == 1, result.stderr
+    cases = _by_id(json.loads(result.stdout))
+    assert cases["subflow_mocked"]["state"] == "SUCCESS", cases["subflow_mocked"]
+    assert not project["marker"].exists()
+    assert "`branch` is a flowable task" in cases["flowable_fixture"]["errors"][0]["message"]
+    assert "`nope` is not a task of flow qa.unit.parent" in cases["unknown_fixture"]["errors"][0]["message"]

@@ -215,7 +215,8 @@ class Loop(ABC):
         for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
-            self._start_subflow(active, run)
+            if not self._mocked(active, run):
+                self._start_subflow(active, run)
         if execution.state.current.is_terminated():
             if ended_before:  # nothing new: an ended execution was looked at again
                 self._active.pop(execution.id, None)

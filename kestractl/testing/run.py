@@ -22,7 +22,7 @@ from kestractl.model import Execution, Flow, LogEntry, TaskRun, iso, utcnow
 from kestractl.namespace_files import NamespaceFiles
 from kestractl.storage.local import LocalStorage
 from kestractl.store import FlowRow, open_store
-from kestractl.tasks.base import RunnableTask
+from kestractl.tasks.base import ExecutableTask, RunnableTask
 from kestractl.testing.assertions import AssertionResult, AssertionRunError, run_assertion
 from kestractl.testing.suite import TaskFixture, TestSuite, UnitTest
 
@@ -173,13 +173,16 @@ def _execute(runner: Runner, suite: TestSuite, case: UnitTest) -> tuple[Executio
 
 
 def mock_of(flow: Flow, fixtures: list[TaskFixture]) -> Mock:
-    """The engine's `Mock` for a case's task fixtures; a fixture naming no runnable task of the flow is an error."""
+    """The engine's `Mock` for a case's task fixtures (a Subflow's too: no child is started); a fixture naming no
+    task of the flow, or a flowable one (its children are what run), is an error."""
     tasks = flow.tasks_by_id
     for fixture in fixtures:
         if fixture.id not in tasks:
             raise AssertionRunError(f"fixture task `{fixture.id}` is not a task of flow {flow.namespace}.{flow.id}")
-        if not isinstance(tasks[fixture.id], RunnableTask):
-            raise AssertionRunError(f"fixture task `{fixture.id}` is a flowable task: only runnable tasks are mocked")
+        if not isinstance(tasks[fixture.id], RunnableTask | ExecutableTask):
+            raise AssertionRunError(
+                f"fixture task `{fixture.id}` is a flowable task: only runnable and subflow tasks are mocked"
+            )
 
     def mock(execution: Execution, run: TaskRun) -> AttemptResult | None:
         for fixture in fixtures:
