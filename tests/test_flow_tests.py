@@ -319,11 +319,13 @@ def _post(url: str, body: str) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-def test_server_runs_a_suite(standalone: Any, project: dict[str, Path]) -> None:
+def test_server_runs_a_suite(standalone: Any, project: dict[str, Path], cli: Cli) -> None:
     server, _ = standalone
     base = f"http://127.0.0.1:{server.port}"
     status, _ = _post(f"{base}/api/v1/flows", (project["flows"] / "orders.yaml").read_text())
     assert status == 200
+    remote = cli("--server", base, "test", str(project["suite"]), "--case", "passes")  # the server's flows
+    assert remote.exit_code == 0 and "1 passed" in remote.stdout, remote.stdout + remote.stderr
     status, body = _post(f"{base}/api/v1/main/tests/run", SUITE)
     assert status == 200 and body["state"] == "ERROR" and body["testSuiteId"] == "orders_test"
     assert [c["state"] for c in body["results"]] == ["SUCCESS", "FAILED", "ERROR", "SKIPPED"]
@@ -420,3 +422,12 @@ def test_subflow_mocked_and_fixtures_that_cannot_apply(cli: Cli, project: dict[s
     assert not project["marker"].exists()
     assert "`branch` is a flowable task" in cases["flowable_fixture"]["errors"][0]["message"]
     assert "`nope` is not a task of flow qa.unit.parent" in cases["unknown_fixture"]["errors"][0]["message"]
+
+
+def test_flows_folder_that_cannot_be_read(cli: Cli, project: dict[str, Path]) -> None:
+    """--flows validates the folder as `flow validate` does: every problem one line, exit 1, nothing run."""
+    (project["flows"] / "broken.yaml").write_text("id: broken\nnamespace: qa.unit\ntasks:\n  - id: t\n    type: nope\n")
+    result = cli("test", str(project["suite"]), "--flows", str(project["flows"]))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "broken.yaml:5" in result.stderr and "Traceback" not in result.stderr
+    assert not project["marker"].exists()
