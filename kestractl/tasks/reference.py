@@ -26,15 +26,15 @@ def _types() -> list[type[Task]]:
     return [unique[name] for name in sorted(unique)]
 
 
-def _summary(cls: type[Declared]) -> str:
+def summary(cls: type[Declared]) -> str:
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return " ".join(doc.split())
 
 
 def _section(cls: type[Declared]) -> list[str]:
     lines = [f"### `{cls.type_name}`", ""]
-    if _summary(cls):
-        lines += [_summary(cls), ""]
+    if summary(cls):
+        lines += [summary(cls), ""]
     if cls.aliases:
         lines += ["Also: " + ", ".join(f"`{alias}`" for alias in cls.aliases), ""]
     children = cls.child_lists if issubclass(cls, Task) else ()
