@@ -177,3 +177,19 @@ def test_the_vs_code_extensions_other_calls(server: str) -> None:
     )
     assert "io.kestra.plugin.hello" in get("/plugins/icons/groups").json()
     assert "upper" in get("/pebble/filters").json() and "now" in get("/pebble/functions").json()
+
+
+def test_the_extensions_validate_save_and_run_on_the_tenant_paths(server: str) -> None:
+    """flowRunner.ts: validate, PUT the flow (404: POST it), POST an execution, follow it, read its end."""
+    base, yaml_type = f"{server}/main", {**AUTH, "Content-Type": "application/x-yaml"}
+    task = "  - id: hi\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    source = f"id: from-editor\nnamespace: dev\ntasks:\n{task}"
+    checked = httpx.post(f"{base}/flows/validate", content=source + "    mesage: typo\n", headers=yaml_type, timeout=30)
+    assert "mesage" in checked.json()[0]["constraints"]
+    assert httpx.put(f"{base}/flows/dev/from-editor", content=source, headers=yaml_type, timeout=30).status_code == 404
+    assert httpx.post(f"{base}/flows", content=source, headers=yaml_type, timeout=30).json()["revision"] == 1
+    execution = httpx.post(f"{base}/executions/dev/from-editor", files={"x": ("", "")}, headers=AUTH, timeout=30)
+    with httpx.stream("GET", f"{base}/executions/{execution.json()['id']}/follow", headers=AUTH, timeout=30) as events:
+        assert any("SUCCESS" in line for line in events.iter_lines())
+    final = httpx.get(f"{base}/executions/{execution.json()['id']}", headers=AUTH, timeout=30).json()
+    assert final["state"]["current"] == "SUCCESS"
