@@ -19,7 +19,7 @@ from kestractl.parser import CONCURRENCY_BEHAVIORS, FLOW_ID_RE, FLOW_PROPERTIES,
 from kestractl.tasks import registry
 from kestractl.tasks.base import COMMON_PROPERTIES, TASK_ID_RE, Task
 from kestractl.tasks.properties import TEXT_FORMS, Declared, Prop, declared
-from kestractl.tasks.reference import summary
+from kestractl.tasks.reference import default_text, summary
 from kestractl.triggers import conditions, validate
 from kestractl.triggers.conditions import Condition
 from kestractl.triggers.polling import PollingTrigger
@@ -40,8 +40,10 @@ _JSON_TYPES: dict[str, Any] = {
     "duration": "string",
     **{kind: kind for kind in ("integer", "number", "boolean", "object", "array")},
 }
-# Common keys the parser refuses whatever their value (Enterprise Edition only): left out, so refused here too.
-_REFUSED = ("workerGroup",)
+# Common keys of tasks and triggers the parser refuses whatever their value (`workerGroup`, Enterprise Edition
+# only): left out, so refused here too.
+_TASK_KEYS = {name: prop for name, prop in COMMON_PROPERTIES.items() if name != "workerGroup"}
+_TRIGGER_KEYS = {name: prop for name, prop in validate.COMMON.items() if name != "workerGroup"}
 
 
 def flow_schema() -> dict[str, Any]:
@@ -100,8 +102,8 @@ def _described(prop: Prop) -> dict[str, Any]:
     """`description`, and Kestra's `markdownDescription` (what VS Code shows) with the default appended."""
     out: dict[str, Any] = {"description": prop.description} if prop.description else {}
     if prop.default is not None:
-        out["default"] = prop.default
-        shown = f"Default value is : `{json.dumps(prop.default)}`"
+        out["default"] = json.loads(json.dumps(prop.default, default=str))  # a plugin's default may be any value
+        shown = f"Default value is : `{default_text(prop.default)}`"
         out["markdownDescription"] = f"{prop.description}\n\n{shown}" if prop.description else shown
     elif prop.description:
         out["markdownDescription"] = prop.description
@@ -114,7 +116,7 @@ def _matching(pattern: str) -> dict[str, str]:
 
 
 def _properties(props: Mapping[str, Prop]) -> dict[str, Any]:
-    return {name: property_schema(prop) for name, prop in props.items() if name not in _REFUSED}
+    return {name: property_schema(prop) for name, prop in props.items()}
 
 
 def _required(props: Mapping[str, Prop], *more: str) -> list[str]:
@@ -140,7 +142,7 @@ def _deprecated(definition: dict[str, Any], current: str) -> dict[str, Any]:
 
 
 def _flow() -> dict[str, Any]:
-    props = {name: property_schema(prop) for name, prop in FLOW_PROPERTIES.items() if name not in _REFUSED}
+    props = _properties(FLOW_PROPERTIES)
     props |= {name: _list_of(TASK, FLOW_PROPERTIES[name]) for name in ("tasks", "errors", "finally", "afterExecution")}
     props["tasks"]["minItems"] = 1
     props["inputs"] = _list_of(INPUT, FLOW_PROPERTIES["inputs"])
@@ -148,6 +150,7 @@ def _flow() -> dict[str, Any]:
     props["id"] |= _matching(FLOW_ID_RE.pattern)
     props["namespace"] |= _matching(NAMESPACE_RE.pattern)
     props["concurrency"] |= _concurrency()
+    props["pluginDefaults"]["items"] = props["taskDefaults"]["items"] = _plugin_default()
     required = _required(FLOW_PROPERTIES)
     return {"type": "object", "title": "Flow", "properties": props, "required": required, "additionalProperties": False}
 
@@ -157,6 +160,16 @@ def _concurrency() -> dict[str, Any]:
     behavior = {"enum": list(CONCURRENCY_BEHAVIORS), "default": "QUEUE", "description": "What the next one does."}
     properties = {"limit": limit, "behavior": behavior}
     return {"type": "object", "properties": properties, "required": ["limit"], "additionalProperties": False}
+
+
+def _plugin_default() -> dict[str, Any]:
+    """An item of `pluginDefaults`: the properties given to the tasks of a type (or of a type name prefix)."""
+    properties = {
+        "type": {"type": "string", "description": "A task type, or the start of type names (io.kestra.plugin.core)."},
+        "values": {"type": "object", "description": "The properties, merged under each task's own."},
+        "forced": {"type": "boolean", "default": False, "description": "Merged over each task's own instead."},
+    }
+    return {"type": "object", "properties": properties, "required": ["type", "values"]}
 
 
 def _unions() -> dict[str, dict[str, Any]]:
@@ -184,9 +197,9 @@ def _declared(types: Mapping[str, type[D]], build: Callable[[type[D], str], dict
 
 
 def _task(cls: type[Task], name: str) -> dict[str, Any]:
-    props = _properties(COMMON_PROPERTIES) | _properties(cls.all_properties()) | _child_lists(cls)
+    props = _properties(_TASK_KEYS) | _properties(cls.all_properties()) | _child_lists(cls)
     props["id"] |= _matching(TASK_ID_RE.pattern)
-    required = _required({**COMMON_PROPERTIES, **cls.all_properties()}, *cls.required)
+    required = _required({**_TASK_KEYS, **cls.all_properties()}, *cls.required)
     return _definition(name, summary(cls), props, required)
 
 
@@ -212,7 +225,7 @@ def _polling_trigger(cls: type[PollingTrigger], name: str) -> dict[str, Any]:
 
 
 def _trigger(name: str, title: str, own: Mapping[str, Prop]) -> dict[str, Any]:
-    declarations = {**validate.COMMON, **own}
+    declarations = {**_TRIGGER_KEYS, **own}
     props = _properties(declarations)
     for key in ("conditions", "scheduleConditions"):
         props.update({key: _list_of(CONDITION, declarations[key])} if key in props else {})

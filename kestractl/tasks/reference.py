@@ -56,11 +56,11 @@ def _kind(prop: Prop) -> str:
 
 def _described(prop: Prop) -> str:
     extra = [f"One of {', '.join(f'`{v}`' for v in prop.values)}." if prop.values else ""]
-    extra += [f"Default: `{_default(prop.default)}`." if prop.default is not None else ""]
+    extra += [f"Default: `{default_text(prop.default)}`." if prop.default is not None else ""]
     return " ".join([prop.description, *filter(None, extra)])
 
 
-def _default(value: object) -> str:
+def default_text(value: object) -> str:
     """As written in YAML: `true`, `0`, `"\\n"`, `""`; plain text as it is."""
     return value if isinstance(value, str) and value.isprintable() and value else json.dumps(value)
 
