@@ -115,10 +115,12 @@ def test_every_task_type_and_plugin_is_a_definition_whose_type_is_a_const() -> N
     assert legacy["$deprecated"] and "io.kestra.plugin.core.log.Log" in legacy["deprecationMessage"]
 
 
+def _kestractl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kestractl", *args], capture_output=True, text=True, timeout=120)
+
+
 def test_the_cli_prints_the_schema() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "kestractl", "flow", "schema"], capture_output=True, text=True, timeout=120
-    )
+    done = _kestractl("flow", "schema")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(flow_schema()))
 
@@ -152,6 +154,17 @@ def test_the_server_serves_the_same_schema_as_the_cli(server: str) -> None:
     missing = httpx.get(f"{server}/plugins/schemas/dashboard", headers=AUTH, timeout=30)
     assert missing.status_code == 404 and "flow, task and trigger" in missing.json()["message"]
     assert httpx.get(f"{server}/plugins/schemas/flow", timeout=30).status_code == 401
+
+
+def test_the_cli_prints_a_servers_schema_and_names_a_wrong_server(server: str) -> None:
+    """`--server` asks the server for its schema (at the API's root: Kestra keeps `/plugins` out of tenants)."""
+    for url in (server.removesuffix("/api/v1"), f"{server}/main"):
+        done = _kestractl("--server", url, "--user", "admin@kestra.io:kestra", "flow", "schema")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == json.loads(json.dumps(flow_schema()))
+    refused = _kestractl("--server", server, "--user", "admin@kestra.io:wrong", "flow", "schema")
+    assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
+    assert "401" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_the_vs_code_extensions_other_calls(server: str) -> None:

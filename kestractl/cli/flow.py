@@ -96,9 +96,6 @@ def export(
 @app.command()
 @handles_errors
 def schema() -> None:
-    """The JSON Schema of a flow (every task, trigger, condition and input type, plugins included), for editors.
-
-    Example: kestractl flow schema > flow.schema.json"""
-    from kestractl.flow_schema import flow_schema
-
-    print_json(flow_schema())
+    """The JSON Schema of a flow (every task, trigger, condition and input type, plugins included), for editors;
+    with --server, the server's.  Example: kestractl flow schema > flow.schema.json"""
+    print_json(state.backend().flow_schema())
