@@ -78,8 +78,8 @@ def _list_of(name: str, prop: Prop) -> dict[str, Any]:
 
 def property_schema(prop: Prop) -> dict[str, Any]:
     """A declared property: its kind (or enumeration), the text forms the parser coerces, and an expression when
-    it is rendered; with its description and default."""
-    return {**_described(prop), **_kind(prop)}
+    it is rendered (Kestra's `$dynamic`); with its description and default."""
+    return {**_described(prop), **_kind(prop), "$dynamic": prop.dynamic}
 
 
 def _kind(prop: Prop) -> dict[str, Any]:
