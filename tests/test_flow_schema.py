@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import httpx
 import jsonschema
 import pytest
 
-from kestractl.flow_schema import flow_schema
+from kestractl.flow_schema import TASK, flow_schema
 from kestractl.parser import load_yaml, parse_flow, split_documents, to_plain
 from kestractl.tasks import registry
 
@@ -100,9 +101,9 @@ def test_a_missing_required_property_is_an_error(validator: jsonschema.Draft7Val
 
 
 def test_every_task_type_and_plugin_is_a_definition_whose_type_is_a_const() -> None:
-    definitions = flow_schema()["definitions"]
-    union = {member["$ref"].rsplit("/", 1)[-1] for member in definitions["io.kestra.core.models.tasks.Task"]["oneOf"]}
-    assert union == {name for name in registry.all_types(plugins=True) if "$" not in name}
+    schema = flow_schema()
+    definitions = schema["definitions"]
+    assert _members(schema, TASK) == {name for name in registry.all_types(plugins=True) if "$" not in name}
     greet = definitions["io.kestra.plugin.hello.Greet"]  # examples/plugin-hello, installed by entry point
     assert greet["properties"]["type"] == {
         "const": "io.kestra.plugin.hello.Greet",
@@ -119,36 +120,49 @@ def _kestractl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kestractl", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_the_cli_prints_the_schema() -> None:
+def _members(schema: dict[str, Any], union: str) -> set[str]:
+    return {member["$ref"].rsplit("/", 1)[-1] for member in schema["definitions"][union]["oneOf"]}
+
+
+@pytest.fixture(scope="module")
+def printed() -> dict[str, Any]:
+    """`kestractl flow schema`, in a fresh process (this one also has the types test modules register)."""
     done = _kestractl("flow", "schema")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == json.loads(json.dumps(flow_schema()))
+    schema: dict[str, Any] = json.loads(done.stdout)
+    return schema
+
+
+def test_the_cli_prints_the_schema_of_the_types_it_has(printed: dict[str, Any]) -> None:
+    jsonschema.Draft7Validator.check_schema(printed)
+    listed = json.loads(_kestractl("plugins", "list", "--json").stdout)
+    assert _members(printed, TASK) == {row["type"] for row in listed if row["kind"] == "task"}
+    assert "io.kestra.plugin.hello.Greet" in _members(printed, TASK)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`server standalone` with basic auth, on an OS-assigned port: the base URL of its API."""
-    from kestractl.config import Home
-    from kestractl.server.app import ServerOptions, StandaloneServer
-
-    home = Home(tmp_path_factory.mktemp("home")).ensure()
-    options = ServerOptions(port=0, grace_seconds=2, workers=1, basic_auth=("admin@kestra.io", "kestra"))
-    standalone = StandaloneServer(home, options, say=lambda level, message: None)
-    thread = threading.Thread(target=standalone.serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{standalone.port}/api/v1"
-    standalone.stop_event.set()
-    thread.join(15)
+    """`kestractl server standalone --basic-auth …` in its own process, on an OS-assigned port: its API's URL."""
+    home = tmp_path_factory.mktemp("home")
+    command = [sys.executable, "-m", "kestractl", "--home", str(home), "server", "standalone", "--port", "0"]
+    command += ["--no-watch", "--grace", "2", "--basic-auth", "admin@kestra.io:kestra"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    url = next((line.split()[-1] for line in process.stdout if "listening on " in line), "")
+    threading.Thread(target=process.stdout.read, daemon=True).start()  # keeps its log pipe from filling
+    yield f"{url}/api/v1"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
 
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin@kestra.io:kestra").decode()}
 
 
-def test_the_server_serves_the_same_schema_as_the_cli(server: str) -> None:
+def test_the_server_serves_the_same_schema_as_the_cli(server: str, printed: dict[str, Any]) -> None:
     for url in (f"{server}/plugins/schemas/flow", f"{server}/main/plugins/schemas/flow"):
         response = httpx.get(url, headers=AUTH, timeout=30)
         assert response.status_code == 200 and response.headers["cache-control"] == "public, max-age=3600"
-        assert response.json() == json.loads(json.dumps(flow_schema()))
+        assert response.json() == printed
     task = httpx.get(f"{server}/plugins/schemas/task", headers=AUTH, timeout=30).json()
     assert task["$ref"] == "#/definitions/io.kestra.core.models.tasks.Task"
     missing = httpx.get(f"{server}/plugins/schemas/dashboard", headers=AUTH, timeout=30)
@@ -156,12 +170,12 @@ def test_the_server_serves_the_same_schema_as_the_cli(server: str) -> None:
     assert httpx.get(f"{server}/plugins/schemas/flow", timeout=30).status_code == 401
 
 
-def test_the_cli_prints_a_servers_schema_and_names_a_wrong_server(server: str) -> None:
+def test_the_cli_prints_a_servers_schema_and_names_a_wrong_server(server: str, printed: dict[str, Any]) -> None:
     """`--server` asks the server for its schema (at the API's root: Kestra keeps `/plugins` out of tenants)."""
     for url in (server.removesuffix("/api/v1"), f"{server}/main"):
         done = _kestractl("--server", url, "--user", "admin@kestra.io:kestra", "flow", "schema")
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout) == json.loads(json.dumps(flow_schema()))
+        assert json.loads(done.stdout) == printed
     refused = _kestractl("--server", server, "--user", "admin@kestra.io:wrong", "flow", "schema")
     assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
     assert "401" in refused.stderr and "Traceback" not in refused.stderr
