@@ -24,6 +24,7 @@ from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
+from kestractl.server.api_plugins import add_routes as add_plugin_routes
 from kestractl.server.api_search import SearchApi
 from kestractl.server.api_tests import TestsApi
 from kestractl.server.http import BadRequest, Request, Response, Router, save_uploads
@@ -45,6 +46,7 @@ class Api:
     def routes(self) -> Router:
         router = Router()
         add_graph_routes(router, self.runner)
+        add_plugin_routes(router)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
