@@ -3,7 +3,7 @@ it, and recovery of task runs a stopped process left behind."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.store import Store
@@ -36,13 +36,14 @@ def prepare_restart(execution: Execution, flow: Flow) -> list[str]:
     return removed
 
 
-def recover_interrupted(execution: Execution, tasks: Mapping[str, Task]) -> None:
-    """Runnable runs that were running when their process stopped get a new attempt."""
+def recover_interrupted(execution: Execution, tasks: Mapping[str, Task], running: Container[str] = ()) -> None:
+    """Runnable runs that were running when their process stopped get a new attempt; not those of `running`
+    (this process still runs them: the database, not the process, went away)."""
     if execution.state.current.is_terminated() or execution.state.current == State.KILLING:
         return
     for run in execution.task_runs:
         task = tasks.get(run.task_id)
-        if task is None or task.is_flowable or task.is_executable:
+        if task is None or task.is_flowable or task.is_executable or run.id in running:
             continue
         if run.state.current == State.RUNNING or (run.state.current == State.KILLED and run.attempts):
             for attempt in run.attempts:

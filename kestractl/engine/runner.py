@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import logging
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, pre
 from kestractl.engine.creation import ExecutionCreator
 from kestractl.engine.inbox import Work
 from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
-from kestractl.errors import ConflictError, KestraError, NotFoundError
+from kestractl.errors import ConflictError, KestraError, NotFoundError, StoreError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
@@ -32,6 +33,11 @@ from kestractl.tasks.base import ExecutableTask, FlowableTask
 ACTIVE_WINDOW = 1_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
+# The longest wait between two tries to reach a database that went away.
+OUTAGE_BACKOFF_SECONDS = 5.0
+
+# (level, message): how a server says what happens to it.
+Say = Callable[[str, str], None]
 
 
 class Runner(Loop):
@@ -50,6 +56,8 @@ class Runner(Loop):
         self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
+        # How many times the executions were read again from the store (see `_reload`).
+        self._reloads = 0
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -106,10 +114,12 @@ class Runner(Loop):
     def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
         """Thread-safe: have the loop pick up an execution created elsewhere; `fresh`, the one just created
         and handed over (the caller no longer reads it), spares reading it back."""
-        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
+        reloads = self._reloads
+        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh, reloads)))
 
-    def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
-        self._activate(execution_id, fresh=fresh)
+    def _activate_quietly(self, execution_id: str, fresh: Execution | None, reloads: int) -> None:
+        """`fresh` is not used after a reload in between: the store may have it further on (see `_reload`)."""
+        self._activate(execution_id, fresh=fresh if reloads == self._reloads else None)
 
     def call(self, action: Callable[[], Any]) -> Future[Any]:
         """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
@@ -131,18 +141,58 @@ class Runner(Loop):
     def submit_restart(self, execution_id: str) -> Future[Any]:
         return self.call(lambda: self._restart(execution_id))
 
-    def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
-        """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
+    def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None, say: Say | None = None) -> None:
+        """Run every execution handed in until `stop` is set; `tick` runs between iterations. The database going
+        away (a restart) is said once through `say`, and waited for (see `_ride_out`)."""
+        self._load_from_store()
+        while not stop.is_set():
+            try:
+                self._iterate()
+            except StoreError as exc:
+                self._ride_out(exc, stop, say or _log)
+                continue
+            if tick is not None:
+                tick()
+
+    def _load_from_store(self) -> None:
+        """Drive what the store holds: started executions (their interrupted runs get a new attempt), then the
+        CREATED ones, oldest first, as the window allows."""
         started = [s.value for s in RESUMABLE if s != State.CREATED]
         for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):
             self._drive(execution_id, recover=True)
         created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
         self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
         self._activate_waiting()
-        while not stop.is_set():
-            self._iterate()
-            if tick is not None:
-                tick()
+
+    def _ride_out(self, error: StoreError, stop: threading.Event, say: Say) -> None:
+        """The database went away: say it once, then try again, waiting longer each time (up to
+        OUTAGE_BACKOFF_SECONDS), until the executions are read again (or the server stops)."""
+        say("ERROR", f"executor: {error.message}; waiting for the database")
+        delay = 0.1
+        while not stop.wait(delay):
+            try:
+                self._reload()
+            except StoreError:
+                delay = min(delay * 2, OUTAGE_BACKOFF_SECONDS)
+                continue
+            say("INFO", "executor: the database answers again; executions read again from it")
+            return
+
+    def _reload(self) -> None:
+        """Forget every execution held in memory and read them again from the store, so that a decision half-made
+        is made again from what was committed; then apply again what was applied in memory since the last commit
+        (results, fired timers), each once (see `_take_result`). Task runs still in flight here go on."""
+        self._reloads += 1
+        self._active.clear()
+        self._dirty.clear()
+        self._timers.clear()
+        self._waiting.clear()
+        self._load_from_store()
+        for _, again in self._uncommitted:
+            again()
+        for active in list(self._active.values()):
+            if active.execution.state.current == State.KILLING:  # asked before the database went away
+                self._kill_active(active)
 
     def drain(self, grace_seconds: float) -> None:
         """Stop gracefully: start nothing new, let running task runs finish for a while, then stop
@@ -157,6 +207,13 @@ class Runner(Loop):
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
         self.logs.flush()
+
+    def stop_gracefully(self, grace_seconds: float, say: Say) -> None:
+        """`drain`; with the database away, what runs is left RUNNING in the store for the next start to recover."""
+        try:
+            self.drain(grace_seconds)
+        except StoreError as exc:
+            say("ERROR", f"executor: {exc.message}; running task runs are recovered at the next start")
 
     def _admitted(self, active: Active) -> bool:
         """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
@@ -280,6 +337,8 @@ class Runner(Loop):
                     active.execution, task, run, task.subflow_requests(ctx), flow_of
                 )
             state = task.subflows_started(run, child_ids)
+        except StoreError:
+            raise
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
             self._end_run(active, run, final_state(task, run, State.FAILED, active.flow))
@@ -317,3 +376,7 @@ class Runner(Loop):
             self._waiting = deque((c, p) for c, p in self._waiting if p != parent_id)
             for child_id in killed:
                 kill_offline(self.store, child_id)
+
+
+def _log(level: str, message: str) -> None:
+    log.log(logging.getLevelName(level), message)

@@ -101,7 +101,7 @@ class StandaloneServer:
         gc.freeze()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
         try:
-            self.runner.serve(self.stop_event, tick=self._tick)
+            self.runner.serve(self.stop_event, tick=self._tick, say=self.say)
         finally:
             self.stop_event.set()
             self._http.shutdown()
@@ -110,7 +110,7 @@ class StandaloneServer:
                 thread.join()
             self.say("INFO", "stopping: waiting for running tasks")
             self.liveness.leave(ServiceState.TERMINATING)
-            self.runner.drain(self.options.grace_seconds)
+            self.runner.stop_gracefully(self.options.grace_seconds, self.say)
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.runner.close()
             self.say("INFO", "stopped")
