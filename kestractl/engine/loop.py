@@ -22,7 +22,7 @@ from typing import Any
 
 from kestractl.engine.active import Active
 from kestractl.engine.contexts import Contexts, LogBuffer
-from kestractl.engine.control import recover_interrupted
+from kestractl.engine.control import fail_flowless, recover_interrupted
 from kestractl.engine.creation import merge_labels
 from kestractl.engine.dispatch import LocalWorkers, Workers
 from kestractl.engine.executor import Executor, Step
@@ -31,7 +31,7 @@ from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import KestraError, StoreError
+from kestractl.errors import KestraError, NotFoundError, StoreError
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, utcnow
 from kestractl.storage import Storage
 from kestractl.store import Delay, Store
@@ -138,6 +138,13 @@ class Loop(ABC):
         active.mark()
         return active
 
+    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
+        """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
+        try:
+            self._activate(execution_id, recover, fresh)
+        except NotFoundError as exc:
+            fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
+
     def _loop(self) -> None:
         while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
             self._iterate(idle_wait=False)
@@ -154,6 +161,7 @@ class Loop(ABC):
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
             self._poll_kills()
+            self._poll_restarts()
             self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
@@ -450,6 +458,15 @@ class Loop(ABC):
             active = self._active.get(execution_id)
             if active is not None and active.execution.state.current != State.KILLING:
                 self._kill_active(active)
+
+    def _poll_restarts(self) -> None:
+        """Executions another process (a webserver) restarted or resumed on their rows: read again and driven."""
+        for execution_id in self.store.find_execution_ids(states=[State.RESTARTED.value], limit=1_000_000):
+            active = self._active.get(execution_id)
+            if active is not None and active.execution.state.current == State.RESTARTED:
+                continue  # restarted here, being decided
+            self._forget(execution_id)
+            self._drive(execution_id)
 
     def _kill_active(self, active: Active, cascade: bool = True) -> None:
         """Stop what runs and end the rest KILLED; `cascade`: the subflow executions it started too."""

@@ -19,15 +19,15 @@ from concurrent.futures import Future
 from typing import Any
 
 from kestractl.engine.active import Active
-from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
+from kestractl.engine.control import RESUMABLE, kill, kill_offline, restart_rows, resume_runs
 from kestractl.engine.creation import ExecutionCreator
 from kestractl.engine.inbox import Work
 from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
-from kestractl.errors import ConflictError, KestraError, NotFoundError, StoreError
+from kestractl.errors import ConflictError, KestraError, StoreError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
-from kestractl.tasks.base import ExecutableTask, FlowableTask
+from kestractl.tasks.base import ExecutableTask
 
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
@@ -93,18 +93,7 @@ class Runner(Loop):
 
     def kill(self, execution_id: str, wait_seconds: float = 5.0) -> Execution:
         """Ask the process that drives the execution to kill it; finish the job if none answers."""
-        execution = self.store.load_execution(execution_id)
-        if execution.state.current.is_terminated():
-            raise ConflictError(f"execution {execution_id} already ended {execution.state.current.value}")
-        if execution.state.current.is_running():
-            self.store.set_execution_state(execution_id, State.KILLING)
-            deadline = time.monotonic() + wait_seconds
-            while time.monotonic() < deadline:
-                if self.store.execution_state(execution_id).is_terminated():
-                    return self.store.load_execution(execution_id)
-                time.sleep(POLL_SECONDS / 2)
-        kill_offline(self.store, execution_id)
-        return self.store.load_execution(execution_id)
+        return kill(self.store, execution_id, wait_seconds, POLL_SECONDS / 2)
 
     def close(self) -> None:
         self._workers.close()
@@ -290,18 +279,13 @@ class Runner(Loop):
             raise ConflictError(f"execution {execution_id} is {current.value}, not PAUSED")
         active = self._activate(execution_id)
         execution = active.execution
-        paused = [r for r in execution.task_runs if r.state.current == State.PAUSED]
         with self.store.transaction():
             for delay in self.store.delays(execution.id):
                 self.store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
-        for run in paused:
-            task = active.executor.tasks[run.task_id]
-            if isinstance(task, FlowableTask):
-                run.state.moved(task.on_resume(run, inputs))
-                active.touch(run)
-        execution.state.moved(State.RESTARTED)
+        for run in resume_runs(execution, active.executor.tasks, inputs):
+            active.touch(run)
         self._advance(active)
         return execution
 
@@ -309,18 +293,10 @@ class Runner(Loop):
         """Kestra's restart: same id; failed runs and their parents get a new attempt."""
         active = self._activate(execution_id)
         execution = active.execution
-        if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
-            raise ConflictError(
-                f"execution {execution_id} is {execution.state.current.value}; only ended executions restart"
-            )
-        removed = prepare_restart(execution, active.flow)
+        restart_rows(self.store, execution, active.flow)
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         active.full = True
-        with self.store.transaction():
-            self.store.delete_task_runs(removed)
-            self.store.save_task_runs(execution.id, enumerate(execution.task_runs), renumbered=True)
-            self.store.save_execution(execution)
-            active.row_changed()
+        active.row_changed()
         self._advance(active)
         return execution
 
@@ -358,13 +334,6 @@ class Runner(Loop):
             ids = [self._waiting.popleft()[0] for _ in range(room)]
             for execution in self.store.load_executions(ids):
                 self._drive(execution.id, fresh=execution)
-
-    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
-        """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
-        try:
-            self._activate(execution_id, recover, fresh)
-        except NotFoundError as exc:
-            fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
 
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
