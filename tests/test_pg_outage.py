@@ -112,7 +112,9 @@ def _unfinished(url: str) -> list[tuple[str, str]]:
     store = open_store(url)
     try:
         ids = store.find_execution_ids(flow_id="outage", limit=100_000)
-        return [(e.id, e.state.current.value) for e in store.load_executions(ids) if not e.state.current.is_terminated()]
+        return [
+            (e.id, e.state.current.value) for e in store.load_executions(ids) if not e.state.current.is_terminated()
+        ]
     finally:
         store.close()
 
