@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kestractl.engine.runner import Runner
+from kestractl.server.executions import Executions
 from kestractl.server.http import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ BASE = "/api/v1/tests"
 class TestsApi:
     __test__ = False  # not a pytest class
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+    def __init__(self, executions: Executions) -> None:
+        self.executions = executions
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", BASE, self.run)
@@ -31,10 +31,11 @@ class TestsApi:
 
     def run(self, request: Request) -> Response:
         """A suite that cannot be read is a 422 naming its line; cases that fail or err are a 200 result."""
-        return Response(body=run_posted_suite(self.runner, request.text(), request.params.get("testCases")).to_api())
+        result = run_posted_suite(self.executions, request.text(), request.params.get("testCases"))
+        return Response(body=result.to_api())
 
 
-def run_posted_suite(runner: Runner, text: str, case_ids: list[str] | None = None) -> TestSuiteRunResult:
+def run_posted_suite(executions: Executions, text: str, case_ids: list[str] | None = None) -> TestSuiteRunResult:
     """A suite's YAML (the request's body, the UI's form) run against this server's flows and namespace files."""
     from kestractl.namespace_files import NamespaceFiles
     from kestractl.testing.run import project_of, run_suite
@@ -42,8 +43,8 @@ def run_posted_suite(runner: Runner, text: str, case_ids: list[str] | None = Non
 
     suite = parse_suite(text, "body")
     project = project_of(
-        runner.store.latest_sources(),
-        lambda namespace: NamespaceFiles(runner.storage, namespace).paths(),
-        lambda namespace, path: NamespaceFiles(runner.storage, namespace).get(path),
+        executions.store.latest_sources(),
+        lambda namespace: NamespaceFiles(executions.storage, namespace).paths(),
+        lambda namespace, path: NamespaceFiles(executions.storage, namespace).get(path),
     )
     return run_suite(suite, project, case_ids)

@@ -14,6 +14,7 @@ from kestractl.config import Home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
+from kestractl.server.executions import Executions, RunnerExecutions
 from kestractl.server.http import Router, make_server
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
@@ -22,7 +23,7 @@ from kestractl.storage import open_storage
 from kestractl.store import open_store
 from kestractl.store.service_records import ServerConfig, ServiceState
 from kestractl.ui import app as ui
-from kestractl.ui.context import UiContext
+from kestractl.ui.context import FlowFile, UiContext
 
 # How often the server copies the WAL into the database (a passive checkpoint, off the commit path).
 CHECKPOINT_SECONDS = 1.0
@@ -47,6 +48,13 @@ class ServerOptions:
     heartbeat_timeout: float = 45.0  # Kestra's `liveness.timeout`: a component silent this long is DISCONNECTED
 
 
+def routes(executions: Executions, options: ServerOptions, flow_file: FlowFile | None = None) -> Router:
+    """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
+    router = Api(executions, f"http://{options.host}:{options.port}").routes()
+    ui.add_routes(router, UiContext(executions, flow_file or (lambda namespace, flow_id: None)))
+    return router
+
+
 class StandaloneServer:
     def __init__(
         self, home: Home, options: ServerOptions, say: Say, on_log: Callable[[LogEntry], None] | None = None
@@ -69,10 +77,7 @@ class StandaloneServer:
         self._last_tick = 0.0
 
     def _routes(self) -> Router:
-        """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
-        router = Api(self.runner, f"http://{self.options.host}:{self.options.port}").routes()
-        ui.add_routes(router, UiContext(self.runner, self._flow_file))
-        return router
+        return routes(RunnerExecutions(self.runner), self.options, self._flow_file)
 
     def _flow_file(self, namespace: str, flow_id: str) -> Path | None:
         return self.flow_directory.source_of(namespace, flow_id) if self.flow_directory else None
@@ -101,7 +106,7 @@ class StandaloneServer:
         gc.freeze()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
         try:
-            self.runner.serve(self.stop_event, tick=self._tick)
+            self.runner.serve(self.stop_event, tick=self._tick, say=self.say)
         finally:
             self.stop_event.set()
             self._http.shutdown()
@@ -110,7 +115,7 @@ class StandaloneServer:
                 thread.join()
             self.say("INFO", "stopping: waiting for running tasks")
             self.liveness.leave(ServiceState.TERMINATING)
-            self.runner.drain(self.options.grace_seconds)
+            self.runner.stop_gracefully(self.options.grace_seconds, self.say)
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.runner.close()
             self.say("INFO", "stopped")
