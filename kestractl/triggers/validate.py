@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kestractl.errors import unknown_type, unrecognized
+from kestractl.tasks.base import id_problem
 from kestractl.tasks.registry import resolve_trigger
 
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
@@ -33,6 +34,8 @@ def validate_trigger(item: Any) -> list[str]:
     if not isinstance(item, Mapping):
         return ["id: a trigger must be a mapping with id and type"]
     problems = [f"{key}: required" for key in ("id", "type") if not item.get(key)]
+    if item.get("id") and (problem := id_problem(item["id"])):
+        problems.append(f"id: {problem}")
     kind = item.get("type")
     polling = resolve_trigger(str(kind)) if kind and kind not in TRIGGER_TYPES else None
     if kind and kind not in TRIGGER_TYPES and polling is None:
