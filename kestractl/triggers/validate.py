@@ -46,14 +46,21 @@ def validate_trigger(item: Any) -> list[str]:
     problems += polling.validate(dict(item)) if polling else []
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
-    conditions = item.get("conditions") or []
+    return problems + _conditions_problems(item.get("conditions") or [])
+
+
+def _conditions_problems(conditions: Any) -> list[str]:
+    """Each condition's problems under its path; the conditions module loads only for a trigger that has some
+    (`execute dev hello-world` parses the sample's Webhook trigger at every start)."""
     if not isinstance(conditions, list):
-        return [*problems, "conditions: must be a list"]
+        return ["conditions: must be a list"]
+    if not conditions:
+        return []
     from kestractl.triggers.conditions import condition_problems, under
 
-    for index, condition in enumerate(conditions):
-        problems += [under(f"conditions[{index}]", p) for p in condition_problems(condition)]
-    return problems
+    return [
+        under(f"conditions[{i}]", p) for i, condition in enumerate(conditions) for p in condition_problems(condition)
+    ]
 
 
 def _unknown_properties(item: Mapping[str, Any], declared: set[str] | None) -> list[str]:
