@@ -65,12 +65,14 @@ class StandaloneServer:
         self.stop_event = threading.Event()
         config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
         self.liveness = ServiceLiveness(self.store, config, say)
+        self._api = Api(self.runner)
         self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
+        self._api.base_url = f"http://{options.host}:{self.port}"  # the bound port, which `--port 0` chose
         self._last_tick = 0.0
 
     def _routes(self) -> Router:
         """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
-        router = Api(self.runner, f"http://{self.options.host}:{self.options.port}").routes()
+        router = self._api.routes()
         ui.add_routes(router, UiContext(self.runner, self._flow_file))
         return router
 
