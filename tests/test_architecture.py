@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked by reading imports: lower rooms never import higher ones."""
+"""The layering of docs/architecture.md, checked by reading imports: lower rooms never import higher ones."""
 
 from __future__ import annotations
 

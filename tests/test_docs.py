@@ -180,3 +180,27 @@ def test_readme_examples_run_against_sample_flows_and_a_live_server(session: Ses
         session.wait_for(session.done, ENDED)  # a restart in one block must not race the next block's
         result = session.run(block)
         assert result.returncode == 0, f"README.md:{block.line}\n{result.stderr[-3000:]}\n{result.stdout[-2000:]}"
+
+
+# ---------------------------------------------------------------- docs/ and README stand on their own
+
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def test_docs_and_readme_link_nowhere_outside_the_repository() -> None:
+    """Every relative link resolves to a file of this repository, and no page sends readers to the steering
+    folder (`../shared`, `/work/…`), which a clone does not have."""
+    wrong = []
+    for page in PAGES:
+        text = page.read_text()
+        wrong += [f"{page.name}: mentions {p}" for p in ("../shared", "/work/", "DESIGN.md") if p in text]
+        prose = re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))  # code is no link
+        for match in LINK.finditer(prose):
+            target = match["target"].split("#", 1)[0]
+            if not target or re.match(r"[a-z][a-z0-9+.-]*:", target):  # an anchor, or a web address
+                continue
+            resolved = (page.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                wrong.append(f"{page.relative_to(ROOT)}: {target}")
+    assert wrong == []
