@@ -19,36 +19,44 @@ from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, deep_merge, label_pairs, label_text
 from kestractl.tasks import registry, templating
 from kestractl.tasks.base import COMMON_KEYS, Task, dynamic, id_problem
+from kestractl.tasks.properties import Prop
 
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-FLOW_KEYS = frozenset(
-    {
-        "id",
-        "namespace",
-        "revision",
-        "description",
-        "labels",
-        "inputs",
-        "variables",
-        "tasks",
-        "errors",
-        "listeners",
-        "triggers",
-        "pluginDefaults",
-        "taskDefaults",
-        "concurrency",
-        "outputs",
-        "retry",
-        "disabled",
-        "sla",
-        "deleted",
-        "tenantId",
-        "finally",
-        "afterExecution",
-        "workerGroup",
-    }
-)
+
+
+def _key(description: str, kind: str = "any", required: bool = False, default: Any = None) -> Prop:
+    """A key of the flow itself: never rendered."""
+    return Prop(description, kind, required, default, dynamic=False)
+
+
+# A flow's keys (Kestra's `Flow`): any other is refused; the flow schema describes them from here.
+FLOW_PROPERTIES: dict[str, Prop] = {
+    "id": _key("The flow's id, unique in its namespace.", "string", required=True),
+    "namespace": _key("The flow's namespace: dot-separated, lower case (e.g. company.team).", "string", required=True),
+    "revision": _key("Set by the server on each change; ignored when deployed.", "integer"),
+    "description": _key("A description of the flow (Markdown).", "string"),
+    "labels": _key("Labels of the flow's executions: a map, or a list of {key, value}."),
+    "inputs": _key("The values an execution is started with.", "array"),
+    "variables": _key("Values the tasks read as `{{ vars.name }}`.", "object"),
+    "tasks": _key("The tasks run, in order.", "array", required=True),
+    "errors": _key("Tasks run when a task fails.", "array"),
+    "listeners": _key("Deprecated (off in Kestra since 0.12): checked, never run.", "array"),
+    "triggers": _key("What starts the flow besides a user: schedules, flows, webhooks, polls.", "array"),
+    "pluginDefaults": _key("Default property values for the tasks of a type (or a type prefix).", "array"),
+    "taskDefaults": _key("Deprecated name of `pluginDefaults`.", "array"),
+    "concurrency": _key("At most `limit` running executions; the next ones QUEUE, CANCEL or FAIL.", "object"),
+    "outputs": _key("The flow's outputs: {id, type, value} rendered when the execution ends.", "array"),
+    "retry": _key("How a failed execution is retried.", "object"),
+    "disabled": _key("A disabled flow cannot be executed and its triggers do not fire.", "boolean", default=False),
+    "sla": _key("Service-level checks: {id, type (MAX_DURATION, EXECUTION_ASSERTION), ...}.", "array"),
+    "deleted": _key("Set by the server when a flow is deleted.", "boolean"),
+    "tenantId": _key("The tenant (kestractl has one: main).", "string"),
+    "finally": _key("Tasks run when the execution ends, whatever its state.", "array"),
+    "afterExecution": _key("Tasks run after the execution ended, in its final state.", "array"),
+    "workerGroup": _key("Worker groups are an Enterprise Edition feature.", "object"),
+}
+FLOW_KEYS = frozenset(FLOW_PROPERTIES)
 
 
 class LineDict(dict[str, Any]):

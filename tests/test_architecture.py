@@ -24,6 +24,7 @@ LAYERS = {
     "expressions_functions": 1,
     "expressions_jq": 1,
     "inputs": 1,
+    "tasks.properties": 1,  # `Prop`, the declaration of a property: inputs declare theirs with it too
     "rows": 2,
     "store": 1,
     "storage": 1,
@@ -35,10 +36,12 @@ LAYERS = {
     "triggers": 2,
     "plugins": 3,  # plugin families, above the plugin API they are built on (see the test below)
     "parser": 3,
+    "flow_schema": 3,  # the flow's JSON Schema, from the parser's and the types' declarations
     "graph": 3,  # a flow's topology (Kestra's GraphUtils), for the API and the UI
     "deploy": 3,
     "engine": 4,
     "server": 5,
+    "testing": 5,  # flow unit tests: the engine on a scratch store, for the `test` command and the tests API
     "ui": 5,  # pages served by the server, on the same footing as its API
     "cli": 6,
 }

@@ -39,6 +39,8 @@ from kestractl.tasks.base import ExecutionUpdate, FlowableTask, RunContext, Runn
 
 POLL_SECONDS = 0.2
 RETRY = "RETRY"
+# A flow test's fixtures (kestractl.testing): the result a task run ends with instead of running, None: it runs.
+Mock = Callable[[Execution, TaskRun], AttemptResult | None]
 log = logging.getLogger("kestractl.engine")
 
 
@@ -76,6 +78,7 @@ class Loop(ABC):
         self._dirty: dict[str, None] = {}
         self._stopping = False
         self._last_kill_poll = 0.0
+        self.mock: Mock | None = None
 
     # ---- what the runner adds: concurrency, ends, resume, subflows and the window of active executions --------
 
@@ -212,7 +215,8 @@ class Loop(ABC):
         for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
-            self._start_subflow(active, run)
+            if not self._mocked(active, run):
+                self._start_subflow(active, run)
         if execution.state.current.is_terminated():
             if ended_before:  # nothing new: an ended execution was looked at again
                 self._active.pop(execution.id, None)
@@ -243,12 +247,23 @@ class Loop(ABC):
         task = active.executor.tasks[run.task_id]
         assert isinstance(task, RunnableTask)
         execution_id = active.execution.id
+        if self._mocked(active, run):
+            return
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
             self._inflight[run.id] = None
             self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
             return
         context = functools.partial(self._context, active, task, run)
         self._inflight[run.id] = self._workers.send(execution_id, run.id, task, context)
+
+    def _mocked(self, active: Active, run: TaskRun) -> bool:
+        """A flow test's mocked run (see `Mock`) is never run: its fixture's result comes back as a worker's would."""
+        result = self.mock(active.execution, run) if self.mock is not None else None
+        if result is not None:
+            self._inflight[run.id] = None
+            apply = functools.partial(self._apply_result, active.execution.id, run.id, result)
+            self._inbox.put(Work(active.execution.id, apply))
+        return result is not None
 
     def _stop(self, run_id: str) -> threading.Event:
         """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)

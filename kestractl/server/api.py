@@ -24,7 +24,9 @@ from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
+from kestractl.server.api_plugins import add_routes as add_plugin_routes
 from kestractl.server.api_search import SearchApi
+from kestractl.server.api_tests import TestsApi
 from kestractl.server.http import BadRequest, Request, Response, Router, save_uploads
 from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
@@ -44,6 +46,7 @@ class Api:
     def routes(self) -> Router:
         router = Router()
         add_graph_routes(router, self.runner)
+        add_plugin_routes(router)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
@@ -71,6 +74,7 @@ class Api:
         ExecutionsApi(self.runner, self._execution_json).add_routes(router)
         SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
         ClusterApi(self.store).add_routes(router)
+        TestsApi(self.runner).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
