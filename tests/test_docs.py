@@ -113,7 +113,7 @@ class Session:
 
     def fill(self, line: str) -> str:
         """This server's URL for README's; curl that fails on an error status; the execution a call needs."""
-        line = re.sub(r"http://[\w.-]+:8080", self.url, line)
+        line = re.sub(r"https?://[\w.-]+(:\d+)?", self.url, line)  # localhost:8080, build-box, kestra.example.com
         line = re.sub(r"^curl ", "curl -sS --fail-with-body --max-time 60 ", line)
         wanted = self.paused[0] if "/resume" in line else self.paused[1] if "/kill" in line else self.done
         return line.replace("EXECUTION_ID", wanted)
@@ -133,8 +133,8 @@ class Session:
 
 
 def server_command(blocks: list[Block]) -> list[str]:
-    """The first command of the block marked `runnable: … server …`, run as this environment's kestractl."""
-    block = next(b for b in blocks if "server" in b.note)
+    """The first command of the block marked `runnable server`, run as this environment's kestractl."""
+    block = next(b for b in blocks if b.note.startswith("server"))
     words = shlex.split(logical_lines(block.code)[0][1], comments=True)
     assert words[:3] == ["kestractl", "server", "standalone"], words
     return [EXE, *words[1:], "--grace", "2"]
@@ -144,7 +144,8 @@ def server_command(blocks: list[Block]) -> list[str]:
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     folder = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "sample_flows", folder / "flows", ignore=shutil.ignore_patterns("data"))
-    (folder / "sample_flows").symlink_to(ROOT / "sample_flows")
+    for name in ("sample_flows", "sample_tests"):
+        (folder / name).symlink_to(ROOT / name)
     shutil.copy(ROOT / "sample_flows" / "data" / "orders.csv", folder / "orders.csv")
     (folder / "flow.yaml").write_text(MY_FLOW)
     (folder / "all-dev-flows.yaml").write_text(
@@ -161,7 +162,8 @@ def test_readme_marks_its_examples_runnable() -> None:
     marked = "\n".join(b.code for b in blocks)
     for example in ("server standalone", "webhook/dev/hello-world/secretWebhookKey42", "from kestra import Flow"):
         assert example in marked, example
-    assert "KESTRACTL_SERVER" in marked and "each_parent_offline" in marked and "server list" in marked
+    for command in ("KESTRACTL_SERVER", "each_parent_offline", "server list", "kestractl test", "flow schema"):
+        assert command in marked, command
 
 
 def test_readme_examples_run_against_sample_flows_and_a_live_server(session: Session) -> None:
@@ -175,7 +177,7 @@ def test_readme_examples_run_against_sample_flows_and_a_live_server(session: Ses
     for execution_id in session.paused:
         session.wait_for(execution_id, {"PAUSED"})
     for block in runnable_blocks():
-        if "server" in block.note:
+        if block.note.startswith("server"):
             continue  # the session's own server
         session.wait_for(session.done, ENDED)  # a restart in one block must not race the next block's
         result = session.run(block)
