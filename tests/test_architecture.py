@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked by reading imports: lower rooms never import higher ones."""
+"""The layering of docs/architecture.md, checked by reading imports: lower rooms never import higher ones."""
 
 from __future__ import annotations
 
@@ -202,3 +202,22 @@ def test_a_flow_of_plain_paths_runs_without_jinja(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.splitlines()[-2:] == ["exit 0", "jinja2: False"], done.stderr
+
+
+def test_docs_architecture_lists_the_layers_this_test_enforces() -> None:
+    """docs/architecture.md's layer table names each room at the layer LAYERS gives it (`name*` covers a prefix)."""
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    documented: dict[str, int] = {}
+    for number, rooms in re.findall(r"^\| (\d) \| (.+?) \|", page, re.M):
+        for name in re.findall(r"`([\w.*]+)/?`", rooms):
+            documented[name] = int(number)
+
+    def documented_layer(room: str) -> int | None:
+        for name, number in documented.items():
+            if name == room or (name.endswith("*") and room.startswith(name[:-1])):
+                return number
+        return None
+
+    assert {room: documented_layer(room) for room in LAYERS} == LAYERS

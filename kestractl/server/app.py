@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from kestractl.config import Home
@@ -15,7 +16,7 @@ from kestractl.engine.runner import Runner
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
 from kestractl.server.executions import Executions, RunnerExecutions
-from kestractl.server.http import Router, make_server
+from kestractl.server.http import make_server
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
@@ -48,11 +49,17 @@ class ServerOptions:
     heartbeat_timeout: float = 45.0  # Kestra's `liveness.timeout`: a component silent this long is DISCONNECTED
 
 
-def routes(executions: Executions, options: ServerOptions, flow_file: FlowFile | None = None) -> Router:
-    """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
-    router = Api(executions, f"http://{options.host}:{options.port}").routes()
+def http_server(
+    executions: Executions, options: ServerOptions, flow_file: FlowFile | None = None
+) -> ThreadingHTTPServer:
+    """Kestra's `/api/v1` and the UI on one router (the UI's actions call the API, so both are one path), bound;
+    execution links name the bound port, which `--port 0` chose."""
+    api = Api(executions)
+    router = api.routes()
     ui.add_routes(router, UiContext(executions, flow_file or (lambda namespace, flow_id: None)))
-    return router
+    server = make_server(router, options.host, options.port, basic_auth=options.basic_auth)
+    api.base_url = f"http://{options.host}:{server.server_address[1]}"
+    return server
 
 
 class StandaloneServer:
@@ -73,11 +80,8 @@ class StandaloneServer:
         self.stop_event = threading.Event()
         config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
         self.liveness = ServiceLiveness(self.store, config, say)
-        self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
+        self._http = http_server(RunnerExecutions(self.runner), options, self._flow_file)
         self._last_tick = 0.0
-
-    def _routes(self) -> Router:
-        return routes(RunnerExecutions(self.runner), self.options, self._flow_file)
 
     def _flow_file(self, namespace: str, flow_id: str) -> Path | None:
         return self.flow_directory.source_of(namespace, flow_id) if self.flow_directory else None

@@ -9,9 +9,8 @@ import threading
 from collections.abc import Callable
 
 from kestractl.config import Home
-from kestractl.server.app import ServerOptions, routes
+from kestractl.server.app import ServerOptions, http_server
 from kestractl.server.executions import StoredExecutions
-from kestractl.server.http import make_server
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.storage import open_storage
 from kestractl.store import open_store
@@ -28,8 +27,7 @@ class WebServer:
         self.stop_event = threading.Event()
         config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
         self.liveness = ServiceLiveness(self.store, config, say, coordinate=False, services=(ServiceType.WEBSERVER,))
-        router = routes(self.executions, options)
-        self._http = make_server(router, options.host, options.port, basic_auth=options.basic_auth)
+        self._http = http_server(self.executions, options)
 
     @property
     def port(self) -> int:

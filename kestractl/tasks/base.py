@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 
+
+def id_problem(value: object) -> str | None:
+    """Why `value` cannot be a task's or a trigger's id (Kestra holds both to one pattern), or None."""
+    if isinstance(value, str) and TASK_ID_RE.match(value):
+        return None
+    return f"`{value}` does not match {TASK_ID_RE.pattern}"
+
+
 # Properties every task accepts (Kestra's `Task`), so they never reach a task's own validator: the parser checks
 # them itself (`_common_problems`); the flow schema describes them from here.
 COMMON_PROPERTIES: dict[str, Prop] = {

@@ -7,6 +7,7 @@ from typing import Any
 
 from kestractl.errors import unknown_type, unrecognized
 from kestractl.model import LOG_LEVELS
+from kestractl.tasks.base import id_problem
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import resolve_trigger
 
@@ -69,6 +70,8 @@ def validate_trigger(item: Any) -> list[str]:
     if not isinstance(item, Mapping):
         return ["id: a trigger must be a mapping with id and type"]
     problems = [f"{key}: required" for key in ("id", "type") if not item.get(key)]
+    if item.get("id") and (problem := id_problem(item["id"])):
+        problems.append(f"id: {problem}")
     kind = item.get("type")
     polling = resolve_trigger(str(kind)) if kind and kind not in TRIGGER_TYPES else None
     if kind and kind not in TRIGGER_TYPES and polling is None:
@@ -79,14 +82,21 @@ def validate_trigger(item: Any) -> list[str]:
     problems += polling.validate(dict(item)) if polling else []
     if kind in WEBHOOK and not item.get("key"):
         problems.append("key: required for a Webhook trigger")
-    conditions = item.get("conditions") or []
+    return problems + _conditions_problems(item.get("conditions") or [])
+
+
+def _conditions_problems(conditions: Any) -> list[str]:
+    """Each condition's problems under its path; the conditions module loads only for a trigger that has some
+    (`execute dev hello-world` parses the sample's Webhook trigger at every start)."""
     if not isinstance(conditions, list):
-        return [*problems, "conditions: must be a list"]
+        return ["conditions: must be a list"]
+    if not conditions:
+        return []
     from kestractl.triggers.conditions import condition_problems, under
 
-    for index, condition in enumerate(conditions):
-        problems += [under(f"conditions[{index}]", p) for p in condition_problems(condition)]
-    return problems
+    return [
+        under(f"conditions[{i}]", p) for i, condition in enumerate(conditions) for p in condition_problems(condition)
+    ]
 
 
 def _unknown_properties(item: Mapping[str, Any], declared: Collection[str] | None) -> list[str]:
