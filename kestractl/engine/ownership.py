@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from kestractl.engine.active import Active
 from kestractl.engine.executor import Step
-from kestractl.engine.loop import Loop, log
-from kestractl.errors import ConflictError
+from kestractl.engine.loop import Loop, NotOwned, log
 from kestractl.model import Execution, State
 
 if TYPE_CHECKING:
@@ -21,10 +19,8 @@ if TYPE_CHECKING:
 
 # How often an owning loop looks for executions to claim: at once while it finds some, then slower (seconds).
 CLAIM_SECONDS = (0.025, 0.5)
-
-
-class NotOwned(ConflictError):
-    """The execution is driven by another executor (see `OwnedLoop.own`)."""
+# Executions claimed at most per look (Kestra's `poll-size`), so that executors starting together share them.
+CLAIM_BATCH = 100
 
 
 class OwnedLoop(Loop):
@@ -39,12 +35,6 @@ class OwnedLoop(Loop):
     @abstractmethod
     def _room_for_claims(self) -> int:
         """How many more executions the loop may take on."""
-
-    @abstractmethod
-    def _drive(
-        self, execution_id: str, recover: bool = False, fresh: Execution | None = None, keep: Collection[str] = ()
-    ) -> None:
-        """Activate an execution of the store (see `Runner._drive`)."""
 
     def own(self, owner: str, worker_queue: bool) -> None:
         """Drive only the executions `owner` claims, beside other executors on the same database; `worker_queue`:
@@ -76,7 +66,7 @@ class OwnedLoop(Loop):
         heartbeating) while there is room, polling adaptively; those already started are taken over."""
         if self.owner is None or time.monotonic() < self._next_claim:
             return
-        room = self._room_for_claims()
+        room = min(CLAIM_BATCH, self._room_for_claims())
         ids = self.store.claim_executions(self.owner, room) if room > 0 else []
         self._claim_wait = CLAIM_SECONDS[0] if ids else min(CLAIM_SECONDS[1], self._claim_wait * 2)
         self._next_claim = time.monotonic() + self._claim_wait

@@ -42,14 +42,13 @@ class ExecutorComponent:
         heartbeats.start()
         self.say("INFO", f"executor {self.runner.owner} started: runs go to the workers")
         try:
-            self.runner.serve(self.stop_event)
+            self.runner.serve(self.stop_event, say=self.say)
         finally:
             self.stop_event.set()
             heartbeats.join()
             self.liveness.leave(ServiceState.TERMINATING)
-            self.runner.settle()
+            self.runner.stop_gracefully(0, self.say)
             self.runner.close()
-            self.runner.release()
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.store.close()
             self.say("INFO", "stopped")

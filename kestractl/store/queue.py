@@ -227,6 +227,12 @@ class QueueQueries(StorePart):
             owned += [r[0] for r in self.conn.execute(sql + self.dialect.lock, [*chunk, owner])]
         return owned
 
+    def owned_executions(self, owner: str) -> list[str]:
+        """The executions `owner` drives (read again after the database went away), oldest first."""
+        states = ",".join(f"'{s}'" for s in DRIVEN_STATES)
+        sql = f"SELECT id FROM executions WHERE owner=? AND state IN ({states}) ORDER BY start_date"
+        return [r[0] for r in self.conn.execute(sql, (owner,))]
+
     def release_executions(self, owner: str) -> None:
         """An executor stopping cleanly: its executions still driven are anyone's again."""
         states = ",".join(f"'{s}'" for s in DRIVEN_STATES)

@@ -36,6 +36,13 @@ class Cluster:
         self.processes[name] = process
         return process
 
+    def name_of(self, store: Store, service_id: str) -> str:
+        """The name of the process that registered the service instance `service_id`."""
+        pids = {process.pid: name for name, process in self.processes.items()}
+        instance = store.service_instance(service_id)
+        assert instance is not None, service_id
+        return pids[instance.pid]
+
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")
 
