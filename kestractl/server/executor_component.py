@@ -42,7 +42,7 @@ class ExecutorComponent:
         heartbeats.start()
         self.say("INFO", f"executor {self.runner.owner} started: runs go to the workers")
         try:
-            self.runner.serve(self.stop_event, say=self.say)
+            self.runner.serve(self.stop_event, tick=self._tick, say=self.say)
         finally:
             self.stop_event.set()
             heartbeats.join()
@@ -52,6 +52,13 @@ class ExecutorComponent:
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.store.close()
             self.say("INFO", "stopped")
+
+    def _tick(self) -> None:
+        """Judged dead by a coordinator (heartbeats came too late), its executions may be another's already: it
+        stops, as Kestra's components do (what it still owns is handed back)."""
+        if self.liveness.disowned and not self.stop_event.is_set():
+            self.say("WARN", "stopping: a coordinator judged this executor dead")
+            self.stop_event.set()
 
     def _ended(self, execution: Execution) -> None:
         self.say("INFO", f"{execution.namespace}.{execution.flow_id}  {execution.id}  {execution.state.current.value}")

@@ -59,7 +59,7 @@ class ServiceLiveness:
         ]
         self.ids = [instance.id for instance in self.instances]
         self._trouble = ""  # the last database problem said, so a lasting one is said once
-        self._disowned = False  # a coordinator judged this server dead (said once)
+        self.disowned = False  # a coordinator judged this server dead (said once; a component then stops)
 
     def register(self) -> None:
         self.store.register_services(self.instances)
@@ -78,9 +78,9 @@ class ServiceLiveness:
 
     def heartbeat(self) -> None:
         disowned = self.store.heartbeat_services(self.ids, utcnow()) < len(self.ids)
-        if disowned and not self._disowned:
+        if disowned and not self.disowned:
             self.say("WARN", "liveness: a coordinator judged this server's services dead (heartbeats came too late)")
-        self._disowned = disowned
+        self.disowned = disowned
 
     def coordinate_pass(self) -> None:
         """Mark dead services, and re-emit the task runs dead workers held (see `Store.reemit_worker_jobs`)."""

@@ -71,8 +71,16 @@ class WorkerComponent:
                 self._guarded(self._stop_killed)
                 last_kill_poll = time.monotonic()
             self._guarded(self.logs.flush_due)
+            self._stop_if_disowned()
         heartbeats.join()
         self._stop()
+
+    def _stop_if_disowned(self) -> None:
+        """Judged dead by a coordinator (heartbeats came too late), its jobs were re-emitted: it stops, as Kestra's
+        components do, rather than run them a second time."""
+        if self.liveness.disowned and not self.stop_event.is_set():
+            self.say("WARN", "stopping: a coordinator judged this worker dead and re-emitted its task runs")
+            self.stop_event.set()
 
     def _claim(self) -> bool:
         """Claim as many jobs as there are free threads; whether any came."""

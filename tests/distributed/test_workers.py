@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kestractl.model import Execution, State, TaskRun
+from kestractl.model import Execution, State, TaskRun, utcnow
 from kestractl.store import Store, open_store
+from kestractl.store.service_records import ServiceState
 from tests.distributed.cluster import EXE, LIVENESS, Cluster, create_executions, wait_for
 from tests.services.postgres import Postgres
 from tests.services.stores import fresh_database, postgres  # noqa: F401  (fixtures)
@@ -248,3 +249,12 @@ def test_a_stopped_worker_hands_its_job_back_and_a_kill_reaches_the_next_one(clu
 
 def _job_count(store: Store) -> int:
     return int(store.conn.execute("SELECT COUNT(*) FROM worker_jobs").fetchone()[0])  # type: ignore[attr-defined]
+
+
+def test_a_worker_judged_dead_stops(cluster: Cluster, store: Store) -> None:
+    worker = cluster.start("w1", "worker", *LIVENESS)
+    wait_for(lambda: bool(store.service_instances()), "the worker to register", 30)
+    (instance,) = store.service_instances()
+    store.set_services_state([instance.id], ServiceState.DISCONNECTED, utcnow())  # as a coordinator would
+    assert worker.wait(30) == 0
+    assert "a coordinator judged this worker dead" in cluster.log("w1")
