@@ -16,11 +16,12 @@ from typing import Any, BinaryIO, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.model import Execution, State, TaskRun
+from kestractl.storage.packed import PACK, PackWriter, member_name, packable
 from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
 from kestractl.tasks.flow import LEGACY, _ListFlowable, child_final_state, render_labels, static
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.splitter import parse_size, split
+from kestractl.tasks.splitter import batches, parse_size, split
 
 TYPE = "io.kestra.plugin.core.flow.ForEachItem"
 
@@ -108,28 +109,52 @@ class _Split(_Hidden, RunnableTask):
             raise TaskError(f"Unable to split the items from {items}: file not found")
         batch = ctx.render(spec.get("batch") or {})
         extension = Path(source.name).suffix or ".tmp"
-        uris: list[str] = []
         # The batches sit beside the listing: one storage path checked, not one per batch (a third of the split).
         listing, listing_uri = ctx.output_file("splits.txt")
         folder, base = f"{listing.parent}{os.sep}", listing_uri.rsplit("/", 1)[0]
-
-        def opener(index: int) -> BinaryIO:
-            name = f"{index:06d}{extension}"
-            uris.append(f"{base}/{name}")
-            # A str, not a Path per batch (10,000 one-item batches), and a buffer size given: no isatty asked per file.
-            return open(folder + name, "wb", buffering=io.DEFAULT_BUFFER_SIZE)
-
-        split(
-            source,
-            opener,
-            rows=int(batch["rows"]) if batch.get("rows") else None,
-            size=parse_size(batch["bytes"]) if batch.get("bytes") else None,
-            partitions=int(batch["partitions"]) if batch.get("partitions") else None,
-            separator=str(batch.get("separator", "\n")),
-        )
-        listing.write_text("".join(uri + "\n" for uri in uris))
-        ctx.info(f"{len(uris)} batch(es) from {items}")
+        if batch.get("partitions") or not packable(extension):
+            names = _files(source, folder, extension, batch)
+        else:
+            names = _packed(source, folder, extension, batch)
+        listing.write_text("".join(f"{base}/{name}\n" for name in names))
+        ctx.info(f"{len(names)} batch(es) from {items}")
         return {"splits": listing_uri}
+
+
+def _packed(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
+    """The batches one after the other in the folder's pack, served by the storage as files of their own (one
+    file made, not one per batch); their names."""
+    rows, size = int(batch["rows"]) if batch.get("rows") else None, _size(batch)
+    separator = str(batch.get("separator", "\n")).encode()
+    with source.open("rb") as fh, open(folder + PACK, "wb") as out:
+        pack = PackWriter(out, extension)
+        names = [pack.add(data) for data in batches(fh, rows=rows, size=size, separator=separator)]
+        pack.close()
+    return names
+
+
+def _files(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
+    """The batches as files of their own: partitions are written a line to each in turn, not one after the other."""
+    names: list[str] = []
+
+    def opener(index: int) -> BinaryIO:
+        names.append(member_name(index, extension))
+        # A str, not a Path per batch, and a buffer size given: no isatty asked per file.
+        return open(folder + names[-1], "wb", buffering=io.DEFAULT_BUFFER_SIZE)
+
+    split(
+        source,
+        opener,
+        rows=int(batch["rows"]) if batch.get("rows") else None,
+        size=_size(batch),
+        partitions=int(batch["partitions"]) if batch.get("partitions") else None,
+        separator=str(batch.get("separator", "\n")),
+    )
+    return names
+
+
+def _size(batch: dict[str, Any]) -> int | None:
+    return parse_size(batch["bytes"]) if batch.get("bytes") else None
 
 
 class _Items(_Hidden, ExecutableTask):
