@@ -12,7 +12,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ from kestractl.storage.base import SCHEME, Entry
 from kestractl.storage.packed import DELETED, PACK, Read
 
 T = TypeVar("T")
+INDEXES_KEPT = 16  # packs whose index a process keeps (800 KB for 100,000 batches)
 
 
 class LocalStorage:
@@ -30,6 +31,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
+        self._indexes: dict[str, tuple[Hashable, packed.Index | None]] = {}  # by folder, the packs read lately
 
     def local_path(self, uri: str) -> Path:
         """The file behind a `kestra:///` URI; refuses anything that escapes the root (`..`, links)."""
@@ -102,9 +104,11 @@ class LocalStorage:
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
         """The file's bytes; `path` is its `local_path`, when the caller already has it."""
         path = path or self.local_path(uri)
-        if path.is_file():
-            return path.read_bytes()
-        data = self._member_bytes(path)
+        try:
+            with open(path, "rb") as found:
+                return found.read()
+        except (FileNotFoundError, IsADirectoryError):
+            data = self._member_bytes(path)
         if data is None:
             raise StorageError(
                 f"file not found in internal storage: {uri} (expected at {path}; it was moved or deleted: "
@@ -235,27 +239,49 @@ class LocalStorage:
         return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     @contextlib.contextmanager
-    def _pack(self, folder: Path) -> Iterator[Read]:
-        """Reads of the folder's pack (FileNotFoundError when it has none)."""
+    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
+        """Reads of the folder's pack, and what tells this pack from a later one at its name (FileNotFoundError when
+        the folder has none)."""
         fd = os.open(f"{folder}{os.sep}{PACK}", os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         try:
-            size = os.fstat(fd).st_size
-            yield lambda start, length: os.pread(fd, length, start if start >= 0 else max(0, size - length))
+            info = os.fstat(fd)
+            size = info.st_size
+            yield (
+                lambda start, length: os.pread(fd, length, start if start >= 0 else max(0, size - length)),
+                (info.st_ino, size, info.st_mtime_ns),
+            )
         finally:
             os.close(fd)
 
+    def _index(self, folder: str, read: Read, version: Hashable) -> packed.Index | None:
+        """The pack's index, read once per version of the pack: 10,000 children reading their batches read it once."""
+        cached = self._indexes.get(folder)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        index = packed.load(read)
+        if len(self._indexes) >= INDEXES_KEPT:
+            self._indexes.pop(next(iter(self._indexes)), None)
+        self._indexes[folder] = (version, index)
+        return index
+
     def _in_pack(self, path: Path, answer: Callable[[Read, int, int], T]) -> T | None:
         """`answer(read, start, end)` about the live member of the folder's pack that `path` names, else None."""
-        if packed.hidden(path.name):
+        folder, name = os.path.split(path)
+        if packed.hidden(name):
             return None
         try:
-            with self._pack(path.parent) as read:
-                span = packed.locate(read, path.name)
-                if span is None or self._stored_size(path.with_name(DELETED + path.name)) is not None:
+            with self._pack(folder) as (read, version):
+                index = self._index(folder, read, version)
+                span = index.span(name) if index else None
+                if span is None or self._marked(folder, name):
                     return None
                 return answer(read, *span)
         except OSError:  # no pack (or a link in its place)
             return None
+
+    def _marked(self, folder: str, name: str) -> bool:
+        """Whether the member was deleted (a mark beside the pack)."""
+        return os.access(f"{folder}{os.sep}{DELETED}{name}", os.F_OK, follow_symlinks=False)
 
     def _member_bytes(self, path: Path) -> bytes | None:
         return self._in_pack(path, lambda read, start, end: read(start, end - start) if end > start else b"")
@@ -266,8 +292,10 @@ class LocalStorage:
     def _members_listed(self, folder: Path, names: Collection[str]) -> list[tuple[str, int]]:
         """The live members of the folder's pack that no file among `names` (the folder's) replaces or deletes."""
         try:
-            with self._pack(folder) as read:
-                return [(n, size) for n, size in packed.members(read) if n not in names and DELETED + n not in names]
+            with self._pack(str(folder)) as (read, version):
+                index = self._index(str(folder), read, version)
+                members = index.members() if index else iter(())
+                return [(n, size) for n, size in members if n not in names and DELETED + n not in names]
         except OSError:
             return []
 
@@ -295,13 +323,7 @@ def _plain_missing(path: str) -> Path | None:
             return None
     except OSError:  # the folder is missing too: `resolve` says where it would be
         return None
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return Path(path)
-    except OSError:
-        return None
-    return None  # a dangling link has the name
+    return None if os.access(path, os.F_OK, follow_symlinks=False) else Path(path)
 
 
 def _entry(found: os.DirEntry[str]) -> Entry:

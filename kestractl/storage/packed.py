@@ -64,40 +64,37 @@ class PackWriter:
         self.out.write(extension + _TRAILER.pack(count, self.offsets[-1], len(extension), _MAGIC))
 
 
-def _trailer(read: Read) -> tuple[int, int, str] | None:
-    """(count, offsets' position, extension) of the pack, None when the file is not one."""
+class Index:
+    """A pack's offsets, read once (two reads: the trailer, then the offsets), then asked by name."""
+
+    def __init__(self, count: int, extension: str, offsets: bytes) -> None:
+        self.count, self.extension, self.offsets = count, extension, offsets
+
+    def span(self, name: str) -> tuple[int, int] | None:
+        """(start, end) of member `name`, None when the pack holds none so named."""
+        stem = name.removesuffix(self.extension) if self.extension else name
+        if not stem.isdigit() or not 0 < int(stem) <= self.count or member_name(int(stem), self.extension) != name:
+            return None
+        start, end = struct.unpack_from("<QQ", self.offsets, _OFFSET.size * (int(stem) - 1))
+        return (int(start), int(end)) if start <= end else None
+
+    def members(self) -> Iterator[tuple[str, int]]:
+        """Every member's name and size, in order."""
+        offsets = struct.unpack(f"<{self.count + 1}Q", self.offsets)
+        for number in range(1, self.count + 1):
+            yield member_name(number, self.extension), offsets[number] - offsets[number - 1]
+
+
+def load(read: Read) -> Index | None:
+    """The pack's index, None when the file is not a pack (or is cut short)."""
     tail = read(-TAIL, TAIL)
     if len(tail) < _TRAILER.size:
         return None
     count, at, length, magic = _TRAILER.unpack_from(tail, len(tail) - _TRAILER.size)
     if magic != _MAGIC or length > len(tail) - _TRAILER.size:
         return None
-    extension = tail[len(tail) - _TRAILER.size - length : len(tail) - _TRAILER.size]
-    return count, at, extension.decode(errors="replace")
-
-
-def locate(read: Read, name: str) -> tuple[int, int] | None:
-    """(start, end) of member `name`, None when the pack holds none so named (or is no pack)."""
-    found = _trailer(read)
-    if found is None:
+    extension = tail[len(tail) - _TRAILER.size - length : len(tail) - _TRAILER.size].decode(errors="replace")
+    offsets = read(at, (count + 1) * _OFFSET.size)
+    if len(offsets) != (count + 1) * _OFFSET.size or _OFFSET.unpack_from(offsets, count * _OFFSET.size)[0] != at:
         return None
-    count, at, extension = found
-    stem = name.removesuffix(extension) if extension else name
-    if not stem.isdigit() or not 0 < int(stem) <= count or member_name(int(stem), extension) != name:
-        return None
-    span = read(at + _OFFSET.size * (int(stem) - 1), 2 * _OFFSET.size)
-    if len(span) != 2 * _OFFSET.size:
-        return None
-    start, end = struct.unpack("<QQ", span)
-    return (int(start), int(end)) if start <= end <= at else None
-
-
-def members(read: Read) -> Iterator[tuple[str, int]]:
-    """Every member's name and size, in order (nothing when the file is not a pack)."""
-    found = _trailer(read)
-    if found is None:
-        return
-    count, at, extension = found
-    offsets = struct.unpack(f"<{count + 1}Q", read(at, (count + 1) * _OFFSET.size))
-    for number in range(1, count + 1):
-        yield member_name(number, extension), offsets[number] - offsets[number - 1]
+    return Index(count, extension, offsets)

@@ -15,14 +15,14 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kestractl.errors import StorageError
 from kestractl.storage.base import SCHEME, Entry
 from kestractl.storage.local import LocalStorage, partial_path
-from kestractl.storage.packed import PACK, Read
+from kestractl.storage.packed import DELETED, PACK, Read
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
@@ -137,20 +137,25 @@ class S3Storage(LocalStorage):
         return data
 
     @contextlib.contextmanager
-    def _pack(self, folder: Path) -> Iterator[Read]:
-        """Ranged reads of the folder's pack object (FileNotFoundError when it has none)."""
-        key = self.key(folder / PACK)
+    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
+        """Ranged reads of the folder's pack object, and its ETag (FileNotFoundError when the folder has none)."""
+        key = self.key(Path(folder, PACK))
 
         def read(start: int, length: int) -> bytes:
             span = f"bytes={start}-{start + length - 1}" if start >= 0 else f"bytes=-{length}"
-            try:
-                with self._errors():
-                    body: bytes = self.client.get_object(Bucket=self.bucket, Key=key, Range=span)["Body"].read()
-                    return body
-            except _Missing:
-                raise FileNotFoundError(key) from None
+            with self._errors():
+                body: bytes = self.client.get_object(Bucket=self.bucket, Key=key, Range=span)["Body"].read()
+                return body
 
-        yield read
+        try:
+            with self._errors():
+                version = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+        except _Missing:
+            raise FileNotFoundError(key) from None
+        yield read, version
+
+    def _marked(self, folder: str, name: str) -> bool:
+        return self._stored_size(Path(folder, DELETED + name)) is not None
 
     def _objects(self, key_prefix: str, delimiter: str = "") -> Iterator[dict[str, Any]]:
         """The pages of a listing (keys under `key_prefix`; with `delimiter`, its direct children only)."""
