@@ -107,34 +107,35 @@ class _Split(_Hidden, RunnableTask):
         source = ctx.storage.local_copy(items)
         if not source.is_file():
             raise TaskError(f"Unable to split the items from {items}: file not found")
-        batch = ctx.render(spec.get("batch") or {})
         extension = Path(source.name).suffix or ".tmp"
         # The batches sit beside the listing: one storage path checked, not one per batch (a third of the split).
         listing, listing_uri = ctx.output_file("splits.txt")
-        folder, base = f"{listing.parent}{os.sep}", listing_uri.rsplit("/", 1)[0]
-        if batch.get("partitions") or not packable(extension):
-            names = _files(source, folder, extension, batch)
-        else:
-            names = _packed(source, folder, extension, batch)
+        names = _write_batches(source, f"{listing.parent}{os.sep}", extension, ctx.render(spec.get("batch") or {}))
+        base = listing_uri.rsplit("/", 1)[0]
         listing.write_text("".join(f"{base}/{name}\n" for name in names))
         ctx.info(f"{len(names)} batch(es) from {items}")
         return {"splits": listing_uri}
 
 
-def _packed(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
-    """The batches one after the other in the folder's pack, served by the storage as files of their own (one
-    file made, not one per batch); their names."""
-    rows, size = int(batch["rows"]) if batch.get("rows") else None, _size(batch)
-    separator = str(batch.get("separator", "\n")).encode()
+def _write_batches(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
+    """The batches written into `folder`; their names. By rows or bytes they go one after the other into the
+    folder's pack, which the storage serves as files of their own (one file made, not one per batch); partitions
+    are dealt a line to each in turn, so they are files."""
+    rows = int(batch["rows"]) if batch.get("rows") else None
+    size = parse_size(batch["bytes"]) if batch.get("bytes") else None
+    separator = str(batch.get("separator", "\n"))
+    if batch.get("partitions") or not packable(extension):
+        return _files(source, folder, extension, rows, size, int(batch.get("partitions") or 0), separator)
     with source.open("rb") as fh, open(folder + PACK, "wb") as out:
         pack = PackWriter(out, extension)
-        names = [pack.add(data) for data in batches(fh, rows=rows, size=size, separator=separator)]
+        names = [pack.add(data) for data in batches(fh, rows=rows, size=size, separator=separator.encode())]
         pack.close()
     return names
 
 
-def _files(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
-    """The batches as files of their own: partitions are written a line to each in turn, not one after the other."""
+def _files(
+    source: Path, folder: str, extension: str, rows: int | None, size: int | None, partitions: int, separator: str
+) -> list[str]:
     names: list[str] = []
 
     def opener(index: int) -> BinaryIO:
@@ -142,19 +143,8 @@ def _files(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> 
         # A str, not a Path per batch, and a buffer size given: no isatty asked per file.
         return open(folder + names[-1], "wb", buffering=io.DEFAULT_BUFFER_SIZE)
 
-    split(
-        source,
-        opener,
-        rows=int(batch["rows"]) if batch.get("rows") else None,
-        size=_size(batch),
-        partitions=int(batch["partitions"]) if batch.get("partitions") else None,
-        separator=str(batch.get("separator", "\n")),
-    )
+    split(source, opener, rows=rows, size=size, partitions=partitions or None, separator=separator)
     return names
-
-
-def _size(batch: dict[str, Any]) -> int | None:
-    return parse_size(batch["bytes"]) if batch.get("bytes") else None
 
 
 class _Items(_Hidden, ExecutableTask):
