@@ -8,6 +8,7 @@ prints look like the ones Kestra would give. A file that is not there may be a m
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import stat
@@ -105,8 +106,8 @@ class LocalStorage:
         """The file's bytes; `path` is its `local_path`, when the caller already has it."""
         path = path or self.local_path(uri)
         try:
-            with open(path, "rb") as found:
-                return found.read()
+            with io.FileIO(path, "rb") as found:  # unbuffered: read whole, no buffer nor terminal check to make
+                return found.readall()
         except (FileNotFoundError, IsADirectoryError):
             data = self._member_bytes(path)
         if data is None:
