@@ -33,6 +33,7 @@ class LocalStorage:
         self.root = root
         self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
         self._indexes: dict[str, tuple[Hashable, packed.Index | None]] = {}  # by folder, the packs read lately
+        self._indexes_lock = threading.Lock()
 
     def local_path(self, uri: str) -> Path:
         """The file behind a `kestra:///` URI; refuses anything that escapes the root (`..`, links)."""
@@ -260,9 +261,10 @@ class LocalStorage:
         if cached is not None and cached[0] == version:
             return cached[1]
         index = packed.load(read)
-        if len(self._indexes) >= INDEXES_KEPT:
-            self._indexes.pop(next(iter(self._indexes)), None)
-        self._indexes[folder] = (version, index)
+        with self._indexes_lock:  # workers' threads read batches too: the oldest is dropped by one at a time
+            if len(self._indexes) >= INDEXES_KEPT:
+                self._indexes.pop(next(iter(self._indexes)), None)
+            self._indexes[folder] = (version, index)
         return index
 
     def _in_pack(self, path: Path, answer: Callable[[Read, int, int], T]) -> T | None:
