@@ -33,8 +33,9 @@ Read = Callable[[int, int], bytes]
 
 
 def hidden(name: str) -> bool:
-    """The pack and its deletion marks are how a folder's members are stored, not files of their own."""
-    return name == PACK or name.startswith(DELETED)
+    """The pack (and one being written) and its deletion marks are how a folder's members are stored, not files of
+    their own."""
+    return name.startswith(PACK)
 
 
 def member_name(number: int, extension: str) -> str:

@@ -8,6 +8,7 @@ The parent waiting on its children is a row, not a thread: 10,000 batches cost n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -126,10 +127,23 @@ def _write_batches(source: Path, folder: str, extension: str, batch: dict[str, A
     separator = str(batch.get("separator", "\n"))
     if batch.get("partitions") or not packable(extension):
         return _files(source, folder, extension, rows, size, int(batch.get("partitions") or 0), separator)
-    with source.open("rb") as fh, open(folder + PACK, "wb") as out:
-        pack = PackWriter(out, extension)
-        names = [pack.add(data) for data in batches(fh, rows=rows, size=size, separator=separator.encode())]
-        pack.close()
+    with source.open("rb") as fh:
+        return _pack(folder, extension, batches(fh, rows=rows, size=size, separator=separator.encode()))
+
+
+def _pack(folder: str, extension: str, contents: Iterator[bytes]) -> list[str]:
+    """The folder's pack, written under another name then renamed: a split run again (a restart) never shows
+    readers half a pack, and a failed one leaves nothing."""
+    partial = f"{folder}{PACK}.{os.getpid()}.part"
+    try:
+        with open(partial, "wb") as out:
+            pack = PackWriter(out, extension)
+            names = [pack.add(data) for data in contents]
+            pack.close()
+        os.replace(partial, folder + PACK)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
     return names
 
 
