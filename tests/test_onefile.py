@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 import venv
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,8 @@ class OneFile:
         home, cache = str(self.folder / "home"), str(self.folder / "unpacked")
         return {**os.environ, "KESTRACTL_HOME": home, "KESTRACTL_ONEFILE_CACHE": cache, **extra}
 
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        command = [str(self.python), str(self.pyz), *args]
+    def run(self, *args: str, pyz: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.python), str(pyz or self.pyz), *args]
         return subprocess.run(command, cwd=self.folder, env=self.env(**env), capture_output=True, text=True, timeout=60)
 
 
@@ -77,8 +78,20 @@ def test_version_unpacks_once_into_the_cache(onefile: OneFile) -> None:
     assert first.returncode == 0 and first.stdout == "kestractl 0.1.0\n", first.stderr
     (unpacked,) = (onefile.folder / "unpacked").iterdir()
     assert (unpacked / "kestractl" / "cli" / "__init__.py").is_file() and (unpacked / "duckdb").is_dir()
-    again = onefile.run("--version")
+    path = f"{onefile.python.parent}{os.pathsep}{os.environ['PATH']}"  # `#!/usr/bin/env python3` finds this one
+    again = subprocess.run([onefile.pyz, "--version"], env=onefile.env(PATH=path), capture_output=True, text=True)
     assert again.stdout == first.stdout and list((onefile.folder / "unpacked").iterdir()) == [unpacked]
+
+
+def test_a_python_the_file_was_not_built_for_is_refused_in_one_line(onefile: OneFile) -> None:
+    other = onefile.folder / "other.pyz"
+    with zipfile.ZipFile(onefile.pyz) as built, zipfile.ZipFile(other, "w") as copy:
+        for info in built.infolist():  # this Python's payload renamed to another version's
+            name = re.sub(r"payload-cp\d+", "payload-cp399", info.filename)
+            copy.writestr(name, built.read(info))
+    refused = onefile.run("--version", pyz=other, KESTRACTL_ONEFILE_CACHE=str(onefile.folder / "other"))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == f"kestractl: {other} was built for another Python: run it with python3.99\n"
 
 
 def test_deploy_and_execute_the_seed_flow(onefile: OneFile) -> None:
