@@ -67,11 +67,14 @@ def _extract(stream: IO[bytes], scratch: str) -> None:
 def main() -> None:
     folder = cache_folder()
     if not os.path.isdir(folder):
+        archive = os.path.dirname(__file__)
         try:
-            unpack(os.path.dirname(__file__), folder)
+            unpack(archive, folder)
         except OSError as error:
             sys.exit(f"kestractl: cannot unpack into {os.path.dirname(folder)}: {error.strerror or error} "
                      "(set KESTRACTL_ONEFILE_CACHE to a writable folder)")  # fmt: skip
+        except Exception as error:  # zlib's, tarfile's: a damaged copy of the file, said in one line
+            sys.exit(f"kestractl: {archive} is damaged ({error}): download or build it again")
     sys.path.insert(0, folder)  # before the interpreter's own site-packages, which stay for plugins
     from kestractl.cli import main as kestractl
 

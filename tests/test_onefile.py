@@ -94,6 +94,16 @@ def test_a_python_the_file_was_not_built_for_is_refused_in_one_line(onefile: One
     assert refused.stderr == f"kestractl: {other} was built for another Python: run it with python3.99\n"
 
 
+def test_a_damaged_file_is_refused_in_one_line_and_leaves_no_folder(onefile: OneFile) -> None:
+    damaged, cache = onefile.folder / "damaged.pyz", onefile.folder / "damaged"
+    data = bytearray(onefile.pyz.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)  # inside the payload's compressed tar
+    damaged.write_bytes(data)
+    refused = onefile.run("--version", pyz=damaged, KESTRACTL_ONEFILE_CACHE=str(cache))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith(f"kestractl: {damaged} is damaged (") and list(cache.iterdir()) == []
+
+
 def test_deploy_and_execute_the_seed_flow(onefile: OneFile) -> None:
     shutil.copy(ROOT / "sample_flows" / "hello-world.yaml", onefile.folder)
     deployed = onefile.run("flow", "deploy", "hello-world.yaml")
