@@ -60,6 +60,8 @@ def _extract(stream: IO[bytes], scratch: str) -> None:
     with tarfile.open(fileobj=stream, mode="r|gz") as tar:
         tar.extraction_filter = getattr(tarfile, "data_filter", None)  # 3.11.4+: refuses paths outside scratch
         tar.extractall(scratch)
+    while stream.read(1 << 20):  # to the end, where zipfile checks the CRC: tar stops quietly at a damaged header
+        pass
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     compileall.compile_dir(scratch, quiet=2, invalidation_mode=mode)
 

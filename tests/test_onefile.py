@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from kestractl import __version__
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "plugin-hello" / "kestractl_hello.py"
 FLOW = """\
@@ -75,7 +77,7 @@ def onefile(tmp_path_factory: pytest.TempPathFactory) -> OneFile:
 
 def test_version_unpacks_once_into_the_cache(onefile: OneFile) -> None:
     first = onefile.run("--version")
-    assert first.returncode == 0 and first.stdout == "kestractl 0.1.0\n", first.stderr
+    assert first.returncode == 0 and first.stdout == f"kestractl {__version__}\n", first.stderr
     (unpacked,) = (onefile.folder / "unpacked").iterdir()
     assert (unpacked / "kestractl" / "cli" / "__init__.py").is_file() and (unpacked / "duckdb").is_dir()
     path = f"{onefile.python.parent}{os.pathsep}{os.environ['PATH']}"  # `#!/usr/bin/env python3` finds this one
@@ -117,9 +119,9 @@ def test_a_plugin_on_the_pythons_path_and_jq_in_its_child_process(onefile: OneFi
     """A plugin is found through the entry points of the running Python's path (here PYTHONPATH); the jq
     filter runs in a child process that must find the unpacked `jq`."""
     plugins = onefile.folder / "plugins"
-    (plugins / "kestractl_plugin_hello-0.1.0.dist-info").mkdir(parents=True)
-    shutil.copy(PLUGIN, plugins)
     info = plugins / "kestractl_plugin_hello-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    shutil.copy(PLUGIN, plugins)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kestractl-plugin-hello\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[kestractl.plugins]\nhello = kestractl_hello\n")
     (onefile.folder / "outside.yaml").write_text(FLOW)
