@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kestractl.errors import InputError, unrecognized
 from kestractl.javatext import java_double
 from kestractl.model import Input
+from kestractl.tasks.properties import Prop
 
 if TYPE_CHECKING:
     import yaml
@@ -556,32 +557,65 @@ def _id_problems(ident: Any) -> list[str]:
     return [] if re.fullmatch(ID_PATTERN, str(ident)) else [f"id: `{ident}` does not match {ID_PATTERN}"]
 
 
-# Keys every input has besides id, type, required, defaults and description (`name`: the deprecated id).
-_COMMON_PROPS = frozenset({"name", "displayName", "dependsOn", "prefill"})
+# Keys every input has (`name`: the deprecated id); the flow schema describes inputs from these declarations.
+INPUT_PROPERTIES: dict[str, Prop] = {
+    "id": Prop("The input's id: `{{ inputs.id }}` in the flow.", "string", dynamic=False),
+    "type": Prop("The input's type.", "string", required=True, dynamic=False),
+    "required": Prop(
+        "Whether an execution must give a value (or have a default).", "boolean", default=True, dynamic=False
+    ),
+    "defaults": Prop("The value when the execution gives none.", dynamic=False),
+    "description": Prop("What the input is for (Markdown), shown in the UI.", "string", dynamic=False),
+    "name": Prop("Deprecated: the input's id.", "string", dynamic=False),
+    "displayName": Prop("The label the UI shows (at most 64 characters).", "string", dynamic=False),
+    "dependsOn": Prop("Show the input when `condition` holds over the `inputs` it depends on.", "object"),
+    "prefill": Prop("A value the UI shows first that the user may change (the input stays required).", dynamic=False),
+}
+_BOUNDS_OF = {"INT": "integer", "FLOAT": "number", "DURATION": "duration"}
+_VALIDATOR = {"validator": Prop("A regular expression the value must match.", "string", dynamic=False)}
+_VALUES = Prop("The values to choose from.", "array", dynamic=False)
+_CHOICE = {
+    "values": _VALUES,
+    "expression": Prop("An expression that renders the values to choose from.", "string"),
+    "allowCustomValue": Prop("The user may give a value that is not in the list.", "boolean", default=False),
+    "autoSelectFirst": Prop("The UI selects the first value.", "boolean", default=False),
+}
+
+
+def _range(low: str, high: str, kind: str) -> dict[str, Prop]:
+    return {
+        low: Prop(
+            f"The value must not be {'less' if low == 'min' else 'earlier'} than this.", _BOUNDS_OF.get(kind, "string")
+        ),
+        high: Prop(
+            f"The value must not be {'more' if high == 'max' else 'later'} than this.", _BOUNDS_OF.get(kind, "string")
+        ),
+    }
+
+
 # Each type's own keys, as Kestra's Input classes declare them.
-_OWN_PROPS: dict[str, frozenset[str]] = {
-    "STRING": frozenset({"validator"}),
-    "SECRET": frozenset({"validator"}),
-    "INT": frozenset({"min", "max"}),
-    "FLOAT": frozenset({"min", "max"}),
-    "DURATION": frozenset({"min", "max"}),
-    "DATE": frozenset({"after", "before"}),
-    "DATETIME": frozenset({"after", "before"}),
-    "TIME": frozenset({"after", "before"}),
-    "ENUM": frozenset({"values"}),
-    "SELECT": frozenset({"values", "expression", "allowCustomValue", "autoSelectFirst"}),
-    "MULTISELECT": frozenset({"values", "options", "expression", "allowCustomValue", "autoSelectFirst"}),
-    "ARRAY": frozenset({"itemType"}),
-    "FILE": frozenset({"extension", "allowedFileExtensions"}),
+INPUT_TYPE_PROPERTIES: dict[str, dict[str, Prop]] = {
+    "STRING": _VALIDATOR,
+    "SECRET": _VALIDATOR,
+    **{kind: _range("min", "max", kind) for kind in ("INT", "FLOAT", "DURATION")},
+    **{kind: _range("after", "before", kind) for kind in ("DATE", "DATETIME", "TIME")},
+    "ENUM": {"values": _VALUES},
+    "SELECT": _CHOICE,
+    "MULTISELECT": {**_CHOICE, "options": Prop("Deprecated: the values to choose from.", "array", dynamic=False)},
+    "ARRAY": {"itemType": Prop("The type of each item.", values=tuple(sorted(INPUT_TYPES - {"ARRAY"})), dynamic=False)},
+    "FILE": {
+        "extension": Prop("Deprecated: the file name's extension.", "string"),
+        "allowedFileExtensions": Prop("The file name extensions accepted (e.g. .csv).", "array"),
+    },
 }
 
 
 def _unknown_props(inp: Input) -> list[str]:
-    own = _OWN_PROPS.get(inp.type, frozenset())
+    own = INPUT_TYPE_PROPERTIES.get(inp.type, {})
     return [
         f"{key}: {unrecognized(key, f'{inp.type} input')}"
         for key in inp.props
-        if key not in _COMMON_PROPS and key not in own
+        if key not in INPUT_PROPERTIES and key not in own
     ]
 
 

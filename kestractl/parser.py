@@ -18,37 +18,45 @@ from kestractl.inputs import INPUT_TYPES, parse_input
 from kestractl.javatext import utf16_text
 from kestractl.model import Flow, Output, deep_merge, label_pairs, label_text
 from kestractl.tasks import registry, templating
-from kestractl.tasks.base import COMMON_KEYS, TASK_ID_RE, Task, dynamic
+from kestractl.tasks.base import COMMON_KEYS, Task, dynamic, id_problem
+from kestractl.tasks.properties import Prop
 
 FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-FLOW_KEYS = frozenset(
-    {
-        "id",
-        "namespace",
-        "revision",
-        "description",
-        "labels",
-        "inputs",
-        "variables",
-        "tasks",
-        "errors",
-        "listeners",
-        "triggers",
-        "pluginDefaults",
-        "taskDefaults",
-        "concurrency",
-        "outputs",
-        "retry",
-        "disabled",
-        "sla",
-        "deleted",
-        "tenantId",
-        "finally",
-        "afterExecution",
-        "workerGroup",
-    }
-)
+
+
+def _key(description: str, kind: str = "any", required: bool = False, default: Any = None) -> Prop:
+    """A key of the flow itself: never rendered."""
+    return Prop(description, kind, required, default, dynamic=False)
+
+
+# A flow's keys (Kestra's `Flow`): any other is refused; the flow schema describes them from here.
+FLOW_PROPERTIES: dict[str, Prop] = {
+    "id": _key("The flow's id, unique in its namespace.", "string", required=True),
+    "namespace": _key("The flow's namespace: dot-separated, lower case (e.g. company.team).", "string", required=True),
+    "revision": _key("Set by the server on each change; ignored when deployed.", "integer"),
+    "description": _key("A description of the flow (Markdown).", "string"),
+    "labels": _key("Labels of the flow's executions: a map, or a list of {key, value}."),
+    "inputs": _key("The values an execution is started with.", "array"),
+    "variables": _key("Values the tasks read as `{{ vars.name }}`.", "object"),
+    "tasks": _key("The tasks run, in order.", "array", required=True),
+    "errors": _key("Tasks run when a task fails.", "array"),
+    "listeners": _key("Deprecated (off in Kestra since 0.12): checked, never run.", "array"),
+    "triggers": _key("What starts the flow besides a user: schedules, flows, webhooks, polls.", "array"),
+    "pluginDefaults": _key("Default property values for the tasks of a type (or a type prefix).", "array"),
+    "taskDefaults": _key("Deprecated name of `pluginDefaults`.", "array"),
+    "concurrency": _key("At most `limit` running executions; the next ones QUEUE, CANCEL or FAIL.", "object"),
+    "outputs": _key("The flow's outputs: {id, type, value} rendered when the execution ends.", "array"),
+    "retry": _key("How a failed execution is retried.", "object"),
+    "disabled": _key("A disabled flow cannot be executed and its triggers do not fire.", "boolean", default=False),
+    "sla": _key("Service-level checks: {id, type (MAX_DURATION, EXECUTION_ASSERTION), ...}.", "array"),
+    "deleted": _key("Set by the server when a flow is deleted.", "boolean"),
+    "tenantId": _key("The tenant (kestractl has one: main).", "string"),
+    "finally": _key("Tasks run when the execution ends, whatever its state.", "array"),
+    "afterExecution": _key("Tasks run after the execution ended, in its final state.", "array"),
+    "workerGroup": _key("Worker groups are an Enterprise Edition feature.", "object"),
+}
+FLOW_KEYS = frozenset(FLOW_PROPERTIES)
 
 
 class LineDict(dict[str, Any]):
@@ -101,7 +109,19 @@ class _FastLoader(_JavaText, _CSafeLoader):  # type: ignore[valid-type,misc]
     """The same reading on libyaml, ten times faster; used for documents without anchors (see `_parse`)."""
 
 
+def _kind_name(kind: type[yaml.Node]) -> str:
+    return kind.__name__.removesuffix("Node").lower()
+
+
+def _expect_kind(node: yaml.Node, kind: type[yaml.Node]) -> None:
+    """`!!map ''` or `!!seq x`: PyYAML's own constructors refuse a tag on the wrong kind of node; ours must too."""
+    if not isinstance(node, kind):
+        problem = f"expected a {_kind_name(kind)}, but found {_kind_name(type(node))}"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    _expect_kind(node, yaml.MappingNode)
     written = {id(key) for key, _ in node.value}  # keys merged in by `<<:` may be overridden; written ones not
     loader.flatten_mapping(node)
     out = LineDict()
@@ -128,6 +148,7 @@ def _scalar_text(value: Any) -> str:
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    _expect_kind(node, yaml.SequenceNode)
     out = LineList(loader.construct_object(child, deep=True) for child in node.value)
     out.line = node.start_mark.line + 1
     return out
@@ -464,10 +485,10 @@ def _triggers(data: Mapping[str, Any], problems: _Problems) -> list[dict[str, An
                 error.split(":", 1)[1].strip(),
                 _line(raw, index),
             )
-        if isinstance(item, Mapping) and item.get("id") in ids:
-            problems.add(f"triggers[{index}].id", f"duplicate trigger id `{item['id']}`", _line(raw, index))
-        if isinstance(item, Mapping):
-            ids.add(str(item.get("id")))
+        trigger_id = item.get("id") if isinstance(item, Mapping) else None
+        if isinstance(trigger_id, str) and trigger_id in ids:
+            problems.add(f"triggers[{index}].id", f"duplicate trigger id `{trigger_id}`", _line(raw, index))
+        ids.add(str(trigger_id))
     return [dict(t) for t in raw if isinstance(t, Mapping)]
 
 
@@ -542,8 +563,8 @@ def _task(
     if not task_id:
         problems.add(f"{path}.id", "required", line)
         ok = False
-    elif not isinstance(task_id, str) or not TASK_ID_RE.match(task_id):
-        problems.add(f"{path}.id", f"`{task_id}` does not match {TASK_ID_RE.pattern}", _line(item, "id"))
+    elif problem := id_problem(task_id):
+        problems.add(f"{path}.id", problem, _line(item, "id"))
         ok = False
     elif task_id in seen:
         problems.add(f"{path}.id", f"duplicate task id `{task_id}` (first used at {seen[task_id]})", _line(item, "id"))

@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked by reading imports: lower rooms never import higher ones."""
+"""The layering of docs/architecture.md, checked by reading imports: lower rooms never import higher ones."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ LAYERS = {
     "expressions_functions": 1,
     "expressions_jq": 1,
     "inputs": 1,
+    "tasks.properties": 1,  # `Prop`, the declaration of a property: inputs declare theirs with it too
     "rows": 2,
     "store": 1,
     "storage": 1,
@@ -35,10 +36,12 @@ LAYERS = {
     "triggers": 2,
     "plugins": 3,  # plugin families, above the plugin API they are built on (see the test below)
     "parser": 3,
+    "flow_schema": 3,  # the flow's JSON Schema, from the parser's and the types' declarations
     "graph": 3,  # a flow's topology (Kestra's GraphUtils), for the API and the UI
     "deploy": 3,
     "engine": 4,
     "server": 5,
+    "testing": 5,  # flow unit tests: the engine on a scratch store, for the `test` command and the tests API
     "ui": 5,  # pages served by the server, on the same footing as its API
     "cli": 6,
 }
@@ -199,3 +202,22 @@ def test_a_flow_of_plain_paths_runs_without_jinja(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.splitlines()[-2:] == ["exit 0", "jinja2: False"], done.stderr
+
+
+def test_docs_architecture_lists_the_layers_this_test_enforces() -> None:
+    """docs/architecture.md's layer table names each room at the layer LAYERS gives it (`name*` covers a prefix)."""
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    documented: dict[str, int] = {}
+    for number, rooms in re.findall(r"^\| (\d) \| (.+?) \|", page, re.M):
+        for name in re.findall(r"`([\w.*]+)/?`", rooms):
+            documented[name] = int(number)
+
+    def documented_layer(room: str) -> int | None:
+        for name, number in documented.items():
+            if name == room or (name.endswith("*") and room.startswith(name[:-1])):
+                return number
+        return None
+
+    assert {room: documented_layer(room) for room in LAYERS} == LAYERS

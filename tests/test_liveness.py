@@ -168,7 +168,7 @@ def test_two_servers_on_postgresql_one_killed_one_stopped(tmp_path: Path, databa
         }
         _survives_dropped_connections(store, database, first.pid)
         said = (tmp_path / "a.log").read_text()
-        assert said.count("ERROR liveness:") == 1 and "INFO  liveness: the database answers again" in said, said
+        assert "ERROR" not in said, said  # an ended session is replaced at its next statement (store/postgres.py)
         url = (tmp_path / "a.log").read_text().split("listening on ")[1].split()[0]
         remote = _listed(database, tmp_path, "--json", server=url)  # `--server`: the same list, through the API
         assert remote.returncode == 0 and _still(json.loads(remote.stdout)) == _still(listed), remote.stderr
@@ -197,7 +197,7 @@ def _still(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _survives_dropped_connections(store: Store, url: str, pid: int) -> None:
     """PostgreSQL drops the heartbeat's connection (as on a restart; the engine's own recovery from one is not
-    this test's): the server says so once and heartbeats on, on a new connection."""
+    this test's): the server heartbeats on, on a new connection."""
     store.close()  # the heartbeat threads' connections are the others that last read or wrote the registry
     dropped: list[Any] = []
     with psycopg.connect(url, autocommit=True) as conn:

@@ -252,3 +252,16 @@ def test_concurrency_needs_a_limit_of_at_least_one_and_a_known_behavior() -> Non
     ]
     flow = parse_flow(BASE + LOG + "concurrency:\n  limit: 2\n", "f.yaml")
     assert flow.concurrency == {"limit": 2, "behavior": "QUEUE"}
+
+
+@pytest.mark.parametrize("trigger_id", ['"bad id!"', "-dash", "[a]", "{a: 1}"])
+def test_a_trigger_id_is_held_to_kestras_pattern(trigger_id: str) -> None:
+    """AbstractTrigger's id has the task id's pattern; a list or map there is named, not a stray TypeError."""
+    trigger = f"triggers:\n  - id: {trigger_id}\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '@daily'\n"
+    assert problems(BASE + LOG + trigger)[0].startswith("f.yaml:8: triggers[0].id: `")
+
+
+@pytest.mark.parametrize("tagged", ["!!map ''", "!!seq ''", "!!map [a]", "!!seq {a: 1}"])
+def test_a_map_or_list_tag_on_the_wrong_kind_of_node_is_refused(tagged: str) -> None:
+    """PyYAML's own constructors refuse these; the parser's line-keeping ones read `!!map ''` as an empty map."""
+    assert problems(BASE + LOG + f"variables:\n  x: {tagged}\n")[0].startswith("f.yaml:8: expected a ")

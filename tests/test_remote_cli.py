@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FLOWS
+from tests.services.kestractl_server import standalone
 
 EXE = str(Path(sys.executable).parent / "kestractl")
 FAIL_UNTIL_KV = """id: fail-until-kv
@@ -76,25 +77,10 @@ class Remote:
 
 
 def _serve(tmp: Path, *options: str) -> Iterator[str]:
-    """`kestractl server standalone` on a free port; its output goes to a file, so a chatty server never blocks."""
-    env = dict(os.environ, KESTRACTL_HOME=str(tmp / "server-home"), NO_COLOR="1")
-    log = tmp / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [EXE, "server", "standalone", "--port", "0", "--grace", "2", *options],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "listening on " not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield log.read_text().split("listening on ")[1].split()[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    """`kestractl server standalone` on a free port, with a home of its own."""
+    command = [EXE, "server", "standalone", "--grace", "2", *options]
+    with standalone(command, tmp / "server-home", tmp, tmp / "server.log") as url:
+        yield url
 
 
 @pytest.fixture

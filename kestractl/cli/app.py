@@ -26,6 +26,7 @@ COMMANDS = {
     "namespace": "namespace",
     "plugins": "plugins",
     "execute": "execute",
+    "test": "test_cmd",
 }
 # The global options that take a value (the word after them is not a command; see `command_of`).
 GLOBAL_OPTIONS = ("--home", "--database", "--storage", "--server", "--user")
@@ -91,8 +92,8 @@ def build(only: str | None = None) -> typer.Typer:
     app.callback()(main_options)
     for name in [only] if only else COMMANDS:
         module = importlib.import_module(f"kestractl.cli.{COMMANDS[name]}")
-        if name == "execute":
-            app.command(name, help=module.HELP)(module.execute)
+        if name in ("execute", "test"):  # commands of their own, not groups
+            app.command(name, help=module.HELP)(getattr(module, name))
         else:
             app.add_typer(module.app, name=name)
     return app

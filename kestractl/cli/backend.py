@@ -49,6 +49,9 @@ class Backend(Protocol):
     def validate(self, paths: list[Path]) -> list[tuple[str, str, str]]:
         """(namespace, id, file) of every flow of the files; a ValidationError lists every problem."""
 
+    def flow_schema(self) -> dict[str, Any]:
+        """The JSON Schema of a flow with the types this backend has (a server's: its plugins)."""
+
     def flows(self, namespace: str | None) -> list[FlowRow]:
         """The latest revision of each flow (of a namespace and its children), sorted; no source."""
 

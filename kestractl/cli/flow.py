@@ -1,4 +1,4 @@
-"""`kestractl flow …`: deploy, validate, list, show, revisions, delete, export."""
+"""`kestractl flow …`: deploy, validate, list, show, revisions, delete, export, schema."""
 
 from __future__ import annotations
 
@@ -91,3 +91,11 @@ def export(
         target.write_text(row.source, encoding="utf-8")
         count += 1
     echo(f"{count} flow(s) exported to {directory}")
+
+
+@app.command()
+@handles_errors
+def schema() -> None:
+    """The JSON Schema of a flow (every task, trigger, condition and input type, plugins included), for editors;
+    with --server, the server's.  Example: kestractl flow schema > flow.schema.json"""
+    print_json(state.backend().flow_schema())

@@ -58,6 +58,11 @@ class LocalBackend:
 
         return [(flow.namespace, flow.id, path) for flow, path in load_flows(collect_files(paths))]
 
+    def flow_schema(self) -> dict[str, Any]:
+        from kestractl.flow_schema import flow_schema
+
+        return flow_schema()
+
     def flows(self, namespace: str | None) -> list[FlowRow]:
         return self._store().list_flows(namespace)
 

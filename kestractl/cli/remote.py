@@ -40,6 +40,9 @@ class RemoteBackend:
     def validate(self, paths: list[Path]) -> list[tuple[str, str, str]]:
         return [(ns, flow_id, origin) for ns, flow_id, origin, _ in self._validated(paths)]
 
+    def flow_schema(self) -> dict[str, Any]:
+        return dict(self.api.json("GET", self.api.untenanted("/plugins/schemas/flow")))
+
     def _validated(self, paths: list[Path]) -> list[tuple[str, str, str, str]]:
         """(namespace, id, file, source) of every document, checked by the server (it knows its plugins)."""
         from kestractl.deploy import collect_files, read_documents

@@ -40,6 +40,10 @@ class ApiClient:
         api = self.server if "/api/" in self.server else f"{self.server}/api/v1/main"
         return httpx.Client(base_url=api, auth=self._auth, timeout=TIMEOUT_SECONDS)
 
+    def untenanted(self, path: str) -> str:
+        """The URL of an endpoint Kestra keeps out of tenants (`/plugins/…`), whatever API path `--server` names."""
+        return f"{self.server.split('/api/')[0]}/api/v1{path}"
+
     def send(self, method: str, path: str, **options: Any) -> httpx.Response:
         """The answer to a request; any failure raises the error local mode would (or `Unreachable`)."""
         try:

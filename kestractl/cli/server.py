@@ -88,6 +88,26 @@ def standalone(
 
 @app.command()
 @handles_errors
+def webserver(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    basic_auth: Annotated[
+        str | None, typer.Option(help="Require HTTP basic auth user:password (or $KESTRACTL_BASIC_AUTH).")
+    ] = None,
+) -> None:
+    """Kestra's webserver alone: the REST API and the UI; executions are left CREATED for the executors sharing the
+    database.  Example: kestractl --database postgresql://… server webserver --port 8080"""
+    from kestractl.server.app import ServerOptions
+    from kestractl.server.webserver import WebServer
+
+    options = ServerOptions(host=host, port=port, basic_auth=_basic_auth(basic_auth), database=state.database_option)
+    server = WebServer(state.home(), options, say=_say)
+    _stop_on_signals(server.stop_event)
+    server.serve()
+
+
+@app.command()
+@handles_errors
 def scheduler() -> None:
     """Kestra's scheduler component alone: schedules become CREATED executions that executors run elsewhere.
     Several may share one database.  Example: kestractl --database postgresql://… server scheduler"""

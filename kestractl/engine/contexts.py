@@ -75,7 +75,13 @@ class LogBuffer:
             with self._lock:
                 pending, self._pending = self._pending, []
             if pending:
+                self.store.on_rollback(lambda: self._put_back(pending))
                 self.store.append_logs(pending)
+
+    def _put_back(self, lines: list[LogEntry]) -> None:
+        """Lines whose transaction did not commit (the database went away) wait for the next flush, in order."""
+        with self._lock:
+            self._pending[:0] = lines
 
     def flush_due(self) -> None:
         """Store the pending lines if they waited LOG_BATCH_SECONDS or are LOG_BATCH_LINES."""

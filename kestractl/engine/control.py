@@ -3,11 +3,14 @@ it, and recovery of task runs a stopped process left behind."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Container, Mapping
+from typing import Any
 
+from kestractl.errors import ConflictError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.store import Store
-from kestractl.tasks.base import Task
+from kestractl.tasks.base import FlowableTask, Task
 
 # States an execution can be left in by a process that stopped; a server resumes them at start.
 RESUMABLE = (State.CREATED, State.RESTARTED, State.RUNNING, State.PAUSED, State.QUEUED, State.KILLING)
@@ -36,13 +39,70 @@ def prepare_restart(execution: Execution, flow: Flow) -> list[str]:
     return removed
 
 
-def recover_interrupted(execution: Execution, tasks: Mapping[str, Task]) -> None:
-    """Runnable runs that were running when their process stopped get a new attempt."""
+def restart_rows(store: Store, execution: Execution, flow: Flow) -> None:
+    """Restart an ended (or paused) execution on its rows (see `prepare_restart`); whoever drives it goes on."""
+    if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
+        raise ConflictError(
+            f"execution {execution.id} is {execution.state.current.value}; only ended executions restart"
+        )
+    removed = prepare_restart(execution, flow)
+    with store.transaction():
+        store.delete_task_runs(removed)
+        store.save_task_runs(execution.id, enumerate(execution.task_runs), renumbered=True)
+        store.save_execution(execution)
+
+
+def resume_runs(execution: Execution, tasks: Mapping[str, Task], inputs: dict[str, Any] | None) -> list[TaskRun]:
+    """A PAUSED execution goes on: its paused runs take the `onResume` inputs; returns the runs changed."""
+    if execution.state.current != State.PAUSED:
+        raise ConflictError(f"execution {execution.id} is {execution.state.current.value}, not PAUSED")
+    changed = []
+    for run in execution.task_runs:
+        task = tasks.get(run.task_id)
+        if run.state.current == State.PAUSED and isinstance(task, FlowableTask):
+            run.state.moved(task.on_resume(run, inputs))
+            changed.append(run)
+    execution.state.moved(State.RESTARTED)
+    return changed
+
+
+def resume_rows(store: Store, execution: Execution, flow: Flow, inputs: dict[str, Any] | None) -> None:
+    """Resume a PAUSED execution on its rows, its timers claimed (a pause's timeout no longer fires): the
+    executor driving it sees it RESTARTED and reads it again (see `Loop._poll_changes`)."""
+    with store.transaction():
+        for delay in store.delays(execution.id):
+            store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
+        runs = resume_runs(execution, flow.tasks_by_id, inputs)
+        positions = {r.id: i for i, r in enumerate(execution.task_runs)}
+        store.save_task_runs(execution.id, ((positions[r.id], r) for r in runs))
+        store.save_execution(execution)
+
+
+def kill(store: Store, execution_id: str, wait_seconds: float, poll_seconds: float) -> Execution:
+    """Ask the process that drives the execution to kill it (KILLING, which it polls); finish the job on the
+    rows if none answers within `wait_seconds`."""
+    execution = store.load_execution(execution_id)
+    if execution.state.current.is_terminated():
+        raise ConflictError(f"execution {execution_id} already ended {execution.state.current.value}")
+    if execution.state.current.is_running():
+        store.set_execution_state(execution_id, State.KILLING)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if store.execution_state(execution_id).is_terminated():
+                return store.load_execution(execution_id)
+            time.sleep(poll_seconds)
+    kill_offline(store, execution_id)
+    return store.load_execution(execution_id)
+
+
+def recover_interrupted(execution: Execution, tasks: Mapping[str, Task], running: Container[str] = ()) -> None:
+    """Runnable runs that were running when their process stopped get a new attempt; not those of `running`
+    (this process still runs them: the database, not the process, went away)."""
     if execution.state.current.is_terminated() or execution.state.current == State.KILLING:
         return
     for run in execution.task_runs:
         task = tasks.get(run.task_id)
-        if task is None or task.is_flowable or task.is_executable:
+        if task is None or task.is_flowable or task.is_executable or run.id in running:
             continue
         if run.state.current == State.RUNNING or (run.state.current == State.KILLED and run.attempts):
             for attempt in run.attempts:

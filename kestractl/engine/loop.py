@@ -22,7 +22,7 @@ from typing import Any
 
 from kestractl.engine.active import Active
 from kestractl.engine.contexts import Contexts, LogBuffer
-from kestractl.engine.control import recover_interrupted
+from kestractl.engine.control import fail_flowless, recover_interrupted
 from kestractl.engine.creation import merge_labels
 from kestractl.engine.dispatch import LocalWorkers, Workers
 from kestractl.engine.executor import Executor, Step
@@ -31,7 +31,7 @@ from kestractl.engine.inbox import GROUP_COMMIT, Inbox, Work
 from kestractl.engine.retry import next_delay
 from kestractl.engine.services import StoreServices
 from kestractl.engine.worker import AttemptResult, run_attempt
-from kestractl.errors import KestraError
+from kestractl.errors import KestraError, NotFoundError, StoreError
 from kestractl.model import Attempt, Execution, Flow, LogEntry, State, StateInfo, TaskRun, utcnow
 from kestractl.storage import Storage
 from kestractl.store import Delay, Store
@@ -39,6 +39,8 @@ from kestractl.tasks.base import ExecutionUpdate, FlowableTask, RunContext, Runn
 
 POLL_SECONDS = 0.2
 RETRY = "RETRY"
+# A flow test's fixtures (kestractl.testing): the result a task run ends with instead of running, None: it runs.
+Mock = Callable[[Execution, TaskRun], AttemptResult | None]
 log = logging.getLogger("kestractl.engine")
 
 
@@ -76,6 +78,12 @@ class Loop(ABC):
         self._dirty: dict[str, None] = {}
         self._stopping = False
         self._last_kill_poll = 0.0
+        self.mock: Mock | None = None
+        # The attempt each run in flight was handed out for: its result is taken for that attempt only.
+        self._numbers: dict[str, int] = {}
+        # What was applied in memory since the last commit (results, fired timers), by task run: applied again
+        # over the stored executions if the database goes away before it is committed (see `Runner._reload`).
+        self._uncommitted: list[tuple[str, Callable[[], None]]] = []
 
     # ---- what the runner adds: concurrency, ends, resume, subflows and the window of active executions --------
 
@@ -129,9 +137,16 @@ class Loop(ABC):
         for delay in [] if execution.state.current == State.CREATED else self.store.delays(execution_id):
             heapq.heappush(self._timers, (delay.due, delay.execution_id, delay.task_run_id, delay.kind))
         if recover:
-            recover_interrupted(execution, active.executor.tasks)
+            recover_interrupted(execution, active.executor.tasks, self._running_here())
         active.mark()
         return active
+
+    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
+        """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
+        try:
+            self._activate(execution_id, recover, fresh)
+        except NotFoundError as exc:
+            fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
 
     def _loop(self) -> None:
         while self._inflight or self._timers or self._dirty or self._inbox.pending() or self._room_for_waiting():
@@ -143,11 +158,13 @@ class Loop(ABC):
         self._activate_waiting()
         while self._dirty:
             self._advance_group()
+        self._uncommitted.clear()  # every decision is committed: nothing to apply again
         if idle_wait or self._inflight or self._timers or self._inbox.pending():
             self._wait_for_work()
         self._fire_timers()
         if time.monotonic() - self._last_kill_poll >= POLL_SECONDS:
             self._poll_kills()
+            self._poll_restarts()
             self._last_kill_poll = time.monotonic()
 
     def _wait_for_work(self) -> None:
@@ -161,6 +178,8 @@ class Loop(ABC):
         for work in self._inbox.take(timeout, self._dirty):
             try:
                 work()
+            except StoreError:  # the database is away: the runner waits for it, then reloads (see `serve`)
+                raise
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
 
@@ -197,6 +216,8 @@ class Loop(ABC):
         touched, active.touched = active.touched, []
         try:
             step = active.executor.step(execution, None if active.full else touched)
+        except StoreError:
+            raise
         except Exception:  # an engine bug fails this execution, not the loop serving the others
             log.exception("executor step failed for execution %s", execution.id)
             step = Step()
@@ -212,7 +233,8 @@ class Loop(ABC):
         for run in [] if self._stopping else step.dispatch:  # left RUNNING: recovered at the next start
             self._dispatch(active, run)
         for run in step.subflows:
-            self._start_subflow(active, run)
+            if not self._mocked(active, run):
+                self._start_subflow(active, run)
         if execution.state.current.is_terminated():
             if ended_before:  # nothing new: an ended execution was looked at again
                 self._active.pop(execution.id, None)
@@ -243,12 +265,24 @@ class Loop(ABC):
         task = active.executor.tasks[run.task_id]
         assert isinstance(task, RunnableTask)
         execution_id = active.execution.id
+        if self._mocked(active, run):
+            return
+        self._numbers[run.id] = len(run.attempts)
         if task.runs_inline:  # queued like a worker's result, so each is decided on before the next runs
             self._inflight[run.id] = None
             self._inbox.put(Work(execution_id, lambda: self._run_inline(execution_id, run.id)))
             return
         context = functools.partial(self._context, active, task, run)
         self._inflight[run.id] = self._workers.send(execution_id, run.id, task, context)
+
+    def _mocked(self, active: Active, run: TaskRun) -> bool:
+        """A flow test's mocked run (see `Mock`) is never run: its fixture's result comes back as a worker's would."""
+        result = self.mock(active.execution, run) if self.mock is not None else None
+        if result is not None:
+            self._inflight[run.id] = None
+            apply = functools.partial(self._apply_result, active.execution.id, run.id, result)
+            self._inbox.put(Work(active.execution.id, apply))
+        return result is not None
 
     def _stop(self, run_id: str) -> threading.Event:
         """What stops a run in flight. An inline run's is made on first use: an Event (a Condition and its lock)
@@ -274,12 +308,21 @@ class Loop(ABC):
         self._apply_result(execution_id, run_id, run_attempt(task, ctx))
 
     def _apply_result(self, execution_id: str, run_id: str, result: AttemptResult) -> None:
+        """A run's result, for the attempt it was handed out for; kept until the decision it leads to is
+        committed (see `_uncommitted`)."""
         self._inflight.pop(run_id, None)
+        take = functools.partial(self._take_result, execution_id, run_id, self._numbers.pop(run_id, 0), result)
+        self._uncommitted.append((run_id, take))
+        take()
+
+    def _take_result(self, execution_id: str, run_id: str, number: int, result: AttemptResult) -> None:
         active = self._active.get(execution_id)
         if active is None:
             self._late_result(execution_id, run_id, result)
             return
         run = active.execution.run(run_id)
+        if number and (len(run.attempts) != number or run.attempts[-1].state.current.is_terminated()):
+            return  # taken already (committed before the database went away), or of an attempt superseded
         task = active.executor.tasks[run.task_id]
         now = utcnow()
         state, update = self._outcome(active, task, run, result)
@@ -344,6 +387,8 @@ class Loop(ABC):
                     edit(variables)
             if update.resume is not None:
                 self._resume(*update.resume)
+        except StoreError:
+            raise
         except KestraError as exc:
             self._context(active, task, run).error(exc.message)
             return False
@@ -385,9 +430,16 @@ class Loop(ABC):
             if not claimed:  # another process resumed or killed it: our copy is stale
                 self._forget(execution_id)
                 continue
+            # Claimed, so gone from the store: applied again (its attempt not handed out twice) if need be.
+            self._uncommitted.append((run_id, functools.partial(self._refire, execution_id, run_id, kind, now)))
             self._on_timer(active, active.execution.run(run_id), kind, now)
 
-    def _on_timer(self, active: Active, run: TaskRun, kind: str, now: datetime) -> None:
+    def _refire(self, execution_id: str, run_id: str, kind: str, now: datetime) -> None:
+        active = self._active.get(execution_id)
+        if active is not None:
+            self._on_timer(active, active.execution.run(run_id), kind, now, dispatch=False)
+
+    def _on_timer(self, active: Active, run: TaskRun, kind: str, now: datetime, dispatch: bool = True) -> None:
         """Retries are the engine's own timers; any other kind belongs to the task that asked for it."""
         execution = active.execution
         if kind == RETRY:
@@ -395,7 +447,8 @@ class Loop(ABC):
                 run.attempts.append(Attempt(StateInfo.new(State.RUNNING, now)))
                 run.state.moved(State.RUNNING, now)
                 active.touch(run)
-                self._dispatch(active, run)
+                if dispatch:
+                    self._dispatch(active, run)
             return
         task = active.executor.tasks[run.task_id]
         if run.state.current not in (State.PAUSED, State.RUNNING) or not isinstance(task, FlowableTask):
@@ -404,6 +457,10 @@ class Loop(ABC):
         if execution.state.current == State.PAUSED:
             execution.state.moved(State.RUNNING, now)
         active.touch(run)
+
+    def _running_here(self) -> set[str]:
+        """Task runs of this process not to recover: in flight, or with a result not committed yet."""
+        return {*self._inflight, *(run_id for run_id, _ in self._uncommitted)}
 
     def _forget(self, execution_id: str) -> None:
         """Stop driving an execution that another process changed under us."""
@@ -416,6 +473,15 @@ class Loop(ABC):
             active = self._active.get(execution_id)
             if active is not None and active.execution.state.current != State.KILLING:
                 self._kill_active(active)
+
+    def _poll_restarts(self) -> None:
+        """Executions another process (a webserver) restarted or resumed on their rows: read again and driven."""
+        for execution_id in self.store.find_execution_ids(states=[State.RESTARTED.value], limit=1_000_000):
+            active = self._active.get(execution_id)
+            if active is not None and active.execution.state.current == State.RESTARTED:
+                continue  # restarted here, being decided
+            self._forget(execution_id)
+            self._drive(execution_id)
 
     def _kill_active(self, active: Active, cascade: bool = True) -> None:
         """Stop what runs and end the rest KILLED; `cascade`: the subflow executions it started too."""

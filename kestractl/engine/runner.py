@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import logging
 import threading
 import time
 from collections import deque
@@ -18,20 +19,25 @@ from concurrent.futures import Future
 from typing import Any
 
 from kestractl.engine.active import Active
-from kestractl.engine.control import RESUMABLE, fail_flowless, kill_offline, prepare_restart
+from kestractl.engine.control import RESUMABLE, kill, kill_offline, restart_rows, resume_runs
 from kestractl.engine.creation import ExecutionCreator
 from kestractl.engine.inbox import Work
 from kestractl.engine.loop import POLL_SECONDS, Loop, final_state, log
-from kestractl.errors import ConflictError, KestraError, NotFoundError
+from kestractl.errors import ConflictError, KestraError, StoreError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
-from kestractl.tasks.base import ExecutableTask, FlowableTask
+from kestractl.tasks.base import ExecutableTask
 
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
+# The longest wait between two tries to reach a database that went away.
+OUTAGE_BACKOFF_SECONDS = 5.0
+
+# (level, message): how a server says what happens to it.
+Say = Callable[[str, str], None]
 
 
 class Runner(Loop):
@@ -50,6 +56,8 @@ class Runner(Loop):
         self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
+        # How many times the executions were read again from the store (see `_reload`).
+        self._reloads = 0
 
     # ---- creating executions ---------------------------------------------------------------
 
@@ -85,18 +93,7 @@ class Runner(Loop):
 
     def kill(self, execution_id: str, wait_seconds: float = 5.0) -> Execution:
         """Ask the process that drives the execution to kill it; finish the job if none answers."""
-        execution = self.store.load_execution(execution_id)
-        if execution.state.current.is_terminated():
-            raise ConflictError(f"execution {execution_id} already ended {execution.state.current.value}")
-        if execution.state.current.is_running():
-            self.store.set_execution_state(execution_id, State.KILLING)
-            deadline = time.monotonic() + wait_seconds
-            while time.monotonic() < deadline:
-                if self.store.execution_state(execution_id).is_terminated():
-                    return self.store.load_execution(execution_id)
-                time.sleep(POLL_SECONDS / 2)
-        kill_offline(self.store, execution_id)
-        return self.store.load_execution(execution_id)
+        return kill(self.store, execution_id, wait_seconds, POLL_SECONDS / 2)
 
     def close(self) -> None:
         self._workers.close()
@@ -106,10 +103,12 @@ class Runner(Loop):
     def submit(self, execution_id: str, fresh: Execution | None = None) -> None:
         """Thread-safe: have the loop pick up an execution created elsewhere; `fresh`, the one just created
         and handed over (the caller no longer reads it), spares reading it back."""
-        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh)))
+        reloads = self._reloads
+        self._inbox.put(Work(execution_id, lambda: self._activate_quietly(execution_id, fresh, reloads)))
 
-    def _activate_quietly(self, execution_id: str, fresh: Execution | None = None) -> None:
-        self._activate(execution_id, fresh=fresh)
+    def _activate_quietly(self, execution_id: str, fresh: Execution | None, reloads: int) -> None:
+        """`fresh` is not used after a reload in between: the store may have it further on (see `_reload`)."""
+        self._activate(execution_id, fresh=fresh if reloads == self._reloads else None)
 
     def call(self, action: Callable[[], Any]) -> Future[Any]:
         """Thread-safe: run `action` inside the loop (resume, restart …); the future carries its result."""
@@ -131,18 +130,58 @@ class Runner(Loop):
     def submit_restart(self, execution_id: str) -> Future[Any]:
         return self.call(lambda: self._restart(execution_id))
 
-    def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
-        """Run every execution handed in until `stop` is set; `tick` runs between iterations."""
+    def serve(self, stop: threading.Event, tick: Callable[[], None] | None = None, say: Say | None = None) -> None:
+        """Run every execution handed in until `stop` is set; `tick` runs between iterations. The database going
+        away (a restart) is said once through `say`, and waited for (see `_ride_out`)."""
+        self._load_from_store()
+        while not stop.is_set():
+            try:
+                self._iterate()
+            except StoreError as exc:
+                self._ride_out(exc, stop, say or _log)
+                continue
+            if tick is not None:
+                tick()
+
+    def _load_from_store(self) -> None:
+        """Drive what the store holds: started executions (their interrupted runs get a new attempt), then the
+        CREATED ones, oldest first, as the window allows."""
         started = [s.value for s in RESUMABLE if s != State.CREATED]
         for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):
             self._drive(execution_id, recover=True)
         created = self.store.find_execution_ids(states=[State.CREATED.value], limit=10_000_000)
         self._waiting.extend((execution_id, None) for execution_id in reversed(created))  # oldest first
         self._activate_waiting()
-        while not stop.is_set():
-            self._iterate()
-            if tick is not None:
-                tick()
+
+    def _ride_out(self, error: StoreError, stop: threading.Event, say: Say) -> None:
+        """The database went away: say it once, then try again, waiting longer each time (up to
+        OUTAGE_BACKOFF_SECONDS), until the executions are read again (or the server stops)."""
+        say("ERROR", f"executor: {error.message}; waiting for the database")
+        delay = 0.1
+        while not stop.wait(delay):
+            try:
+                self._reload()
+            except StoreError:
+                delay = min(delay * 2, OUTAGE_BACKOFF_SECONDS)
+                continue
+            say("INFO", "executor: the database answers again; executions read again from it")
+            return
+
+    def _reload(self) -> None:
+        """Forget every execution held in memory and read them again from the store, so that a decision half-made
+        is made again from what was committed; then apply again what was applied in memory since the last commit
+        (results, fired timers), each once (see `_take_result`). Task runs still in flight here go on."""
+        self._reloads += 1
+        self._active.clear()
+        self._dirty.clear()
+        self._timers.clear()
+        self._waiting.clear()
+        self._load_from_store()
+        for _, again in self._uncommitted:
+            again()
+        for active in list(self._active.values()):
+            if active.execution.state.current == State.KILLING:  # asked before the database went away
+                self._kill_active(active)
 
     def drain(self, grace_seconds: float) -> None:
         """Stop gracefully: start nothing new, let running task runs finish for a while, then stop
@@ -157,6 +196,13 @@ class Runner(Loop):
         while self._inflight and time.monotonic() < deadline:
             self._iterate()
         self.logs.flush()
+
+    def stop_gracefully(self, grace_seconds: float, say: Say) -> None:
+        """`drain`; with the database away, what runs is left RUNNING in the store for the next start to recover."""
+        try:
+            self.drain(grace_seconds)
+        except StoreError as exc:
+            say("ERROR", f"executor: {exc.message}; running task runs are recovered at the next start")
 
     def _admitted(self, active: Active) -> bool:
         """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
@@ -233,18 +279,13 @@ class Runner(Loop):
             raise ConflictError(f"execution {execution_id} is {current.value}, not PAUSED")
         active = self._activate(execution_id)
         execution = active.execution
-        paused = [r for r in execution.task_runs if r.state.current == State.PAUSED]
         with self.store.transaction():
             for delay in self.store.delays(execution.id):
                 self.store.remove_delay(delay.execution_id, delay.task_run_id, delay.kind)
         self._timers = [t for t in self._timers if t[1] != execution.id]
         heapq.heapify(self._timers)
-        for run in paused:
-            task = active.executor.tasks[run.task_id]
-            if isinstance(task, FlowableTask):
-                run.state.moved(task.on_resume(run, inputs))
-                active.touch(run)
-        execution.state.moved(State.RESTARTED)
+        for run in resume_runs(execution, active.executor.tasks, inputs):
+            active.touch(run)
         self._advance(active)
         return execution
 
@@ -252,18 +293,10 @@ class Runner(Loop):
         """Kestra's restart: same id; failed runs and their parents get a new attempt."""
         active = self._activate(execution_id)
         execution = active.execution
-        if not (execution.state.current.is_terminated() or execution.state.current == State.PAUSED):
-            raise ConflictError(
-                f"execution {execution_id} is {execution.state.current.value}; only ended executions restart"
-            )
-        removed = prepare_restart(execution, active.flow)
+        restart_rows(self.store, execution, active.flow)
         active.positions = {r.id: i for i, r in enumerate(execution.task_runs)}
         active.full = True
-        with self.store.transaction():
-            self.store.delete_task_runs(removed)
-            self.store.save_task_runs(execution.id, enumerate(execution.task_runs), renumbered=True)
-            self.store.save_execution(execution)
-            active.row_changed()
+        active.row_changed()
         self._advance(active)
         return execution
 
@@ -280,6 +313,8 @@ class Runner(Loop):
                     active.execution, task, run, task.subflow_requests(ctx), flow_of
                 )
             state = task.subflows_started(run, child_ids)
+        except StoreError:
+            raise
         except Exception as exc:  # a bad request fails this task run, never the loop
             ctx.error(exc.message if isinstance(exc, KestraError) else f"{type(exc).__name__}: {exc}")
             self._end_run(active, run, final_state(task, run, State.FAILED, active.flow))
@@ -300,13 +335,6 @@ class Runner(Loop):
             for execution in self.store.load_executions(ids):
                 self._drive(execution.id, fresh=execution)
 
-    def _drive(self, execution_id: str, recover: bool = False, fresh: Execution | None = None) -> None:
-        """Activate an execution of the store; one whose flow was deleted meanwhile ends FAILED."""
-        try:
-            self._activate(execution_id, recover, fresh)
-        except NotFoundError as exc:
-            fail_flowless(self.store, fresh or self.store.load_execution(execution_id), exc.message)
-
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
 
@@ -317,3 +345,7 @@ class Runner(Loop):
             self._waiting = deque((c, p) for c, p in self._waiting if p != parent_id)
             for child_id in killed:
                 kill_offline(self.store, child_id)
+
+
+def _log(level: str, message: str) -> None:
+    log.log(logging.getLevelName(level), message)

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kestractl.deploy import load_flow_texts
-from kestractl.engine.runner import Runner
-from kestractl.errors import ConflictError, NotFoundError, ValidationError
+from kestractl.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from kestractl.model import Execution, Flow, label_pairs, label_text
 from kestractl.parser import load_yaml, located, parse_flow, split_documents, to_plain
 from kestractl.server import api_inputs
@@ -24,7 +23,10 @@ from kestractl.server.api_files import NamespaceFilesApi
 from kestractl.server.api_graph import add_routes as add_graph_routes
 from kestractl.server.api_kv import KvApi
 from kestractl.server.api_namespaces import NamespacesApi
+from kestractl.server.api_plugins import add_routes as add_plugin_routes
 from kestractl.server.api_search import SearchApi
+from kestractl.server.api_tests import TestsApi
+from kestractl.server.executions import Executions
 from kestractl.server.http import BadRequest, Request, Response, Router, save_uploads
 from kestractl.server.params import flag, int_param, labels_param, page_param, param
 from kestractl.storage import execution_prefix
@@ -33,17 +35,20 @@ from kestractl.triggers import webhook
 from kestractl.triggers.conditions import ConditionContext, all_met
 
 WAIT_POLL_SECONDS = 0.05
+# How often a request that follows an execution tries the database again while it is away.
+OUTAGE_POLL_SECONDS = 1.0
 
 
 class Api:
-    def __init__(self, runner: Runner, base_url: str = "") -> None:
-        self.runner = runner
-        self.store = runner.store
+    def __init__(self, executions: Executions, base_url: str = "") -> None:
+        self.executions = executions
+        self.store = executions.store
         self.base_url = base_url
 
     def routes(self) -> Router:
         router = Router()
-        add_graph_routes(router, self.runner)
+        add_graph_routes(router, self.executions)
+        add_plugin_routes(router)
         add = router.add
         add("POST", "/api/v1/executions/trigger/{namespace}/{flowId}", self.create_execution)
         add("POST", "/api/v1/executions/{namespace}/{flowId}", self.create_execution)
@@ -64,13 +69,14 @@ class Api:
         add("GET", "/api/v1/flows/{namespace}/{flowId}/revisions", self.revisions)
         add("PUT", "/api/v1/flows/{namespace}/{flowId}", self.update_flow)
         add("DELETE", "/api/v1/flows/{namespace}/{flowId}", self.delete_flow)
-        KvApi(self.runner.storage).add_routes(router)
-        NamespaceFilesApi(self.runner).add_routes(router)
-        api_inputs.add_routes(router, self.runner)
-        NamespacesApi(self.runner).add_routes(router)
-        ExecutionsApi(self.runner, self._execution_json).add_routes(router)
-        SearchApi(self.store, self._execution_json, self.runner.flows.get).add_routes(router)
+        KvApi(self.executions.storage).add_routes(router)
+        NamespaceFilesApi(self.executions).add_routes(router)
+        api_inputs.add_routes(router, self.executions)
+        NamespacesApi(self.executions).add_routes(router)
+        ExecutionsApi(self.executions, self._execution_json).add_routes(router)
+        SearchApi(self.store, self._execution_json, self.executions.flows.get).add_routes(router)
         ClusterApi(self.store).add_routes(router)
+        TestsApi(self.executions).add_routes(router)
         return router
 
     # ---- executions ---------------------------------------------------------------------------
@@ -78,13 +84,13 @@ class Api:
     def create_execution(self, request: Request) -> Response:
         """The seed's `curl -X POST …/executions/trigger/dev/hello-world -F greeting="hey there"`."""
         ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-        flow = self.runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
+        flow = self.executions.flows.get(ns, flow_id, int_param(request.params, "revision"))
         fields, files = request.form()
         inputs: dict[str, Any] = _remote_inputs(flow, {k: v[-1] for k, v in fields.items()})
         with tempfile.TemporaryDirectory(prefix="kestractl-upload-") as tmp:
             inputs.update(save_uploads(files, tmp))
-            execution = self.runner.create_execution(flow, inputs, labels_param(request.params))
-        self.runner.submit(execution.id)
+            execution = self.executions.create_execution(flow, inputs, labels_param(request.params))
+        self.executions.submit(execution.id)
         if flag(request.params, "wait"):
             return self._json(self._wait(execution.id))
         return self._json(execution)
@@ -93,20 +99,20 @@ class Api:
         return self._json(self.store.load_execution(request.path_params["executionId"]))
 
     def kill(self, request: Request) -> Response:
-        execution = self.runner.kill(request.path_params["executionId"])
+        execution = self.executions.kill(request.path_params["executionId"])
         return Response(status=202, body=self._execution_json(execution))
 
     def restart(self, request: Request) -> Response:
         execution_id = request.path_params["executionId"]
         self.store.load_execution(execution_id)
-        self.runner.submit_restart(execution_id).result(timeout=60)
+        self.executions.restart(execution_id)
         return self._json(self.store.load_execution(execution_id))
 
     def file(self, request: Request) -> Response:
         execution = self.store.load_execution(request.path_params["executionId"])
         uri = param(request.params, "path") or ""
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        data = self.runner.storage.read_under(prefix, uri)
+        data = self.executions.storage.read_under(prefix, uri)
         name = uri.rsplit("/", 1)[-1]
         return Response(body=data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -114,7 +120,7 @@ class Api:
         """`…/executions/webhook/{namespace}/{flowId}/{key}`: 200 with the execution, 404, or 204."""
         ns, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
         try:
-            flow = self.runner.flows.get(ns, flow_id)
+            flow = self.executions.flows.get(ns, flow_id)
         except NotFoundError:
             raise NotFoundError(f"Flow not found: {ns}.{flow_id}") from None
         trigger = webhook.find_trigger(flow, key)
@@ -124,21 +130,26 @@ class Api:
         context = {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
         if not all_met(trigger.get("conditions"), ConditionContext(variables=context)):
             return Response(status=204)
-        execution = self.runner.create_execution(
+        execution = self.executions.create_execution(
             flow,
             _remote_inputs(flow, _inputs_param(request)),
             [],
             {"id": trigger["id"], "type": trigger["type"], "variables": variables},
         )
         answer = self._json(execution)  # before the loop takes the execution over and changes it
-        self.runner.submit(execution.id, fresh=execution)
+        self.executions.submit(execution.id, fresh=execution)
         return answer
 
     def _wait(self, execution_id: str) -> Execution:
-        """`?wait=true`: block until the execution ends (a pause is not an end)."""
-        while not self.store.execution_state(execution_id).is_terminated():
+        """`?wait=true`: block until the execution ends (a pause is not an end), the database being away meanwhile
+        included: the execution was accepted, a 503 would have the client send it again."""
+        while True:
+            try:
+                if self.store.execution_state(execution_id).is_terminated():
+                    return self.store.load_execution(execution_id)
+            except StoreError:
+                time.sleep(OUTAGE_POLL_SECONDS)
             time.sleep(WAIT_POLL_SECONDS)
-        return self.store.load_execution(execution_id)
 
     def _execution_json(self, execution: Execution) -> dict[str, Any]:
         data = execution.to_api()
@@ -176,8 +187,12 @@ class Api:
         def events() -> Iterator[bytes]:
             sent = after
             while True:
-                ended = self.store.execution_state(execution_id).is_terminated()
-                new = self.store.logs_after(execution, sent, minimum)
+                try:
+                    ended = self.store.execution_state(execution_id).is_terminated()
+                    new = self.store.logs_after(execution, sent, minimum)
+                except StoreError:  # the database is away for a while: the follower waits with us
+                    time.sleep(OUTAGE_POLL_SECONDS)
+                    continue
                 for seq, entry in new:
                     yield f"id: {seq}\nevent: log\ndata: {json.dumps(entry.to_api())}\n\n".encode()
                 sent = new[-1][0] if new else sent

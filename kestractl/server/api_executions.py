@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from kestractl import ion
-from kestractl.engine.runner import Runner
-from kestractl.errors import ConflictError, NotFoundError, ValidationError
+from kestractl.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from kestractl.inputs import parse_input, resolve_inputs
 from kestractl.model import Execution, Input, State
+from kestractl.server.executions import Executions
 from kestractl.server.http import BadRequest, Request, Response, Router, UploadedFile, save_uploads
 from kestractl.server.params import int_param, param
 from kestractl.storage import execution_prefix
@@ -31,9 +31,9 @@ ExecutionJson = Callable[[Execution], dict[str, Any]]
 
 
 class ExecutionsApi:
-    def __init__(self, runner: Runner, execution_json: ExecutionJson) -> None:
-        self.runner = runner
-        self.store = runner.store
+    def __init__(self, executions: Executions, execution_json: ExecutionJson) -> None:
+        self.executions = executions
+        self.store = executions.store
         self.execution_json = execution_json
 
     def add_routes(self, router: Router) -> None:
@@ -52,7 +52,11 @@ class ExecutionsApi:
         seen: tuple[Any, ...] = ()
         quiet_since = time.monotonic()
         while True:
-            began, mark = time.monotonic(), self.store.execution_fingerprint(execution_id)
+            began = time.monotonic()
+            try:
+                mark = self.store.execution_fingerprint(execution_id)
+            except StoreError:  # the database is away for a while: the follower waits with us
+                mark = seen
             if mark != seen:
                 seen, quiet_since = mark, time.monotonic()
                 data = json.dumps(self.execution_json(self.store.load_execution(execution_id)), default=str)
@@ -73,9 +77,9 @@ class ExecutionsApi:
         if execution.state.current != State.PAUSED:
             raise ConflictError(f"execution {execution.id} is {execution.state.current.value}, not PAUSED")
         fields, files = request.form()
-        declared = on_resume_inputs(self.runner, execution)
+        declared = on_resume_inputs(self.executions, execution)
         inputs = self._resume_inputs(execution, declared, {k: v[-1] for k, v in fields.items()}, files)
-        self.runner.submit_resume(execution.id, inputs or None).result(timeout=60)
+        self.executions.resume(execution.id, inputs or None)
         return Response(body=self.execution_json(self.store.load_execution(execution.id)))
 
     def _resume_inputs(
@@ -86,7 +90,7 @@ class ExecutionsApi:
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
 
         def store_file(input_id: str, path: Path) -> str:
-            return self.runner.storage.put(f"{prefix}/resume/{input_id}/{path.name}", path)
+            return self.executions.storage.put(f"{prefix}/resume/{input_id}/{path.name}", path)
 
         provided: dict[str, Any] = dict(fields)
         with tempfile.TemporaryDirectory(prefix="kestractl-resume-") as tmp:
@@ -121,7 +125,7 @@ class ExecutionsApi:
         except LookupError:
             raise BadRequest(f"Unable to preview using encoding '{encoding}'") from None
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
-        lines = _first_lines(self.runner.storage.path_under(prefix, uri), encoding, rows + 1)
+        lines = _first_lines(self.executions.storage.path_under(prefix, uri), encoding, rows + 1)
         name = uri.rsplit("/", 1)[-1]
         extension = name.rpartition(".")[2].lower() if "." in name else ""
         truncated, lines = len(lines) > rows, lines[:rows]
@@ -141,9 +145,9 @@ def _first_lines(path: Path, encoding: str, count: int) -> list[str]:
         return [line.rstrip("\r\n") for line in lines if line]
 
 
-def on_resume_inputs(runner: Runner, execution: Execution) -> list[Input]:
+def on_resume_inputs(executions: Executions, execution: Execution) -> list[Input]:
     """The `onResume` inputs declared by the execution's paused tasks (the resume form shows the same)."""
-    tasks = runner.flows.get(execution.namespace, execution.flow_id, execution.flow_revision).tasks_by_id
+    tasks = executions.flows.get(execution.namespace, execution.flow_id, execution.flow_revision).tasks_by_id
     declared: list[Input] = []
     for run in execution.task_runs:
         task = tasks.get(run.task_id)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from kestractl.engine.runner import Runner
 from kestractl.errors import NotFoundError
 from kestractl.namespace_files import FLOWS_FOLDER, NamespaceFiles
 from kestractl.parser import parse_flow
+from kestractl.server.executions import Executions
 from kestractl.server.http import BadRequest, Request, Response, Router
 from kestractl.server.params import param, required
 
@@ -20,9 +20,9 @@ NAMESPACE_LINE = re.compile(r"(?m)^namespace: .*$")
 
 
 class NamespaceFilesApi:
-    def __init__(self, runner: Runner) -> None:
-        self.store = runner.store
-        self.storage = runner.storage
+    def __init__(self, executions: Executions) -> None:
+        self.store = executions.store
+        self.storage = executions.storage
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", BASE, self.file)

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from kestractl.engine.runner import Runner
 from kestractl.graph import flow_graph, to_api
 from kestractl.parser import parse_flow
+from kestractl.server.executions import Executions
 from kestractl.server.http import Request, Response, Router
 from kestractl.server.params import int_param
 
 FLOW = "/api/v1/flows/{namespace}/{flowId}"
 
 
-def add_routes(router: Router, runner: Runner) -> None:
-    router.add("GET", FLOW + "/graph", lambda request: flow_graph_of(runner, request))
+def add_routes(router: Router, executions: Executions) -> None:
+    router.add("GET", FLOW + "/graph", lambda request: flow_graph_of(executions, request))
     router.add("POST", "/api/v1/flows/graph", source_graph)
-    router.add("GET", "/api/v1/executions/{executionId}/graph", lambda request: execution_graph(runner, request))
+    router.add("GET", "/api/v1/executions/{executionId}/graph", lambda request: execution_graph(executions, request))
 
 
-def flow_graph_of(runner: Runner, request: Request) -> Response:
+def flow_graph_of(executions: Executions, request: Request) -> Response:
     """`?revision=` picks one; the latest otherwise."""
 
     ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    flow = runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
+    flow = executions.flows.get(ns, flow_id, int_param(request.params, "revision"))
     return Response(body=to_api(flow_graph(flow)))
 
 
@@ -33,9 +33,9 @@ def source_graph(request: Request) -> Response:
     return Response(body=to_api(flow_graph(parse_flow(request.text(), "flow"))))
 
 
-def execution_graph(runner: Runner, request: Request) -> Response:
+def execution_graph(executions: Executions, request: Request) -> Response:
     """The graph of the revision the execution ran, each task's node with its latest task run."""
-    execution = runner.store.load_execution(request.path_params["executionId"])
-    flow = runner.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+    execution = executions.store.load_execution(request.path_params["executionId"])
+    flow = executions.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
     latest: dict[str, Any] = {run.task_id: run.to_api(execution) for run in execution.task_runs}
     return Response(body=to_api(flow_graph(flow), latest))

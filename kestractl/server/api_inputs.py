@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from kestractl.engine.creation import input_renderer
-from kestractl.engine.runner import Runner
 from kestractl.errors import ConflictError
 from kestractl.inputs import InputCheck, check_inputs
 from kestractl.model import Flow, new_id
+from kestractl.server.executions import Executions
 from kestractl.server.http import Request, Response, Router
 from kestractl.server.params import int_param
 from kestractl.storage import execution_prefix
@@ -19,13 +19,14 @@ from kestractl.storage import execution_prefix
 SECRET_MASK = "******"
 
 
-def add_routes(router: Router, runner: Runner) -> None:
-    router.add("POST", "/api/v1/executions/{namespace}/{flowId}/validate", lambda request: validate(runner, request))
+def add_routes(router: Router, executions: Executions) -> None:
+    path = "/api/v1/executions/{namespace}/{flowId}/validate"
+    router.add("POST", path, lambda request: validate(executions, request))
 
 
-def validate(runner: Runner, request: Request) -> Response:
+def validate(executions: Executions, request: Request) -> Response:
     ns, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    flow = runner.flows.get(ns, flow_id, int_param(request.params, "revision"))
+    flow = executions.flows.get(ns, flow_id, int_param(request.params, "revision"))
     if flow.disabled:
         raise ConflictError(f"flow {ns}.{flow_id} is disabled")
     checks = check_inputs(flow.inputs, _provided(flow, request), render=input_renderer(flow))

@@ -7,7 +7,7 @@ entries or namespace files use, since a local user's namespaces often start in t
 from __future__ import annotations
 
 from kestractl import namespaces
-from kestractl.engine.runner import Runner
+from kestractl.server.executions import Executions
 from kestractl.server.http import Request, Response, Router
 from kestractl.server.params import page_param, param
 
@@ -15,9 +15,9 @@ BASE = "/api/v1/namespaces"
 
 
 class NamespacesApi:
-    def __init__(self, runner: Runner) -> None:
-        self.store = runner.store
-        self.storage = runner.storage
+    def __init__(self, executions: Executions) -> None:
+        self.store = executions.store
+        self.storage = executions.storage
 
     def add_routes(self, router: Router) -> None:
         router.add("GET", BASE + "/search", self.search)

@@ -8,13 +8,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from kestractl.config import Home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, LogEntry
 from kestractl.server.api import Api
-from kestractl.server.http import Router, make_server
+from kestractl.server.executions import Executions, RunnerExecutions
+from kestractl.server.http import make_server
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.server.scheduler import Scheduler
 from kestractl.server.watch import FlowDirectory, FolderWatcher, NamespaceFilesDirectory
@@ -22,7 +24,7 @@ from kestractl.storage import open_storage
 from kestractl.store import open_store
 from kestractl.store.service_records import ServerConfig, ServiceState
 from kestractl.ui import app as ui
-from kestractl.ui.context import UiContext
+from kestractl.ui.context import FlowFile, UiContext
 
 # How often the server copies the WAL into the database (a passive checkpoint, off the commit path).
 CHECKPOINT_SECONDS = 1.0
@@ -47,6 +49,19 @@ class ServerOptions:
     heartbeat_timeout: float = 45.0  # Kestra's `liveness.timeout`: a component silent this long is DISCONNECTED
 
 
+def http_server(
+    executions: Executions, options: ServerOptions, flow_file: FlowFile | None = None
+) -> ThreadingHTTPServer:
+    """Kestra's `/api/v1` and the UI on one router (the UI's actions call the API, so both are one path), bound;
+    execution links name the bound port, which `--port 0` chose."""
+    api = Api(executions)
+    router = api.routes()
+    ui.add_routes(router, UiContext(executions, flow_file or (lambda namespace, flow_id: None)))
+    server = make_server(router, options.host, options.port, basic_auth=options.basic_auth)
+    api.base_url = f"http://{options.host}:{server.server_address[1]}"
+    return server
+
+
 class StandaloneServer:
     def __init__(
         self, home: Home, options: ServerOptions, say: Say, on_log: Callable[[LogEntry], None] | None = None
@@ -65,14 +80,8 @@ class StandaloneServer:
         self.stop_event = threading.Event()
         config = ServerConfig(options.heartbeat_interval, options.heartbeat_timeout, options.grace_seconds)
         self.liveness = ServiceLiveness(self.store, config, say)
-        self._http = make_server(self._routes(), options.host, options.port, basic_auth=options.basic_auth)
+        self._http = http_server(RunnerExecutions(self.runner), options, self._flow_file)
         self._last_tick = 0.0
-
-    def _routes(self) -> Router:
-        """Kestra's `/api/v1` and the UI on one router: the UI's actions call the API, so both are one path."""
-        router = Api(self.runner, f"http://{self.options.host}:{self.options.port}").routes()
-        ui.add_routes(router, UiContext(self.runner, self._flow_file))
-        return router
 
     def _flow_file(self, namespace: str, flow_id: str) -> Path | None:
         return self.flow_directory.source_of(namespace, flow_id) if self.flow_directory else None
@@ -101,7 +110,7 @@ class StandaloneServer:
         gc.freeze()
         self.say("INFO", f"listening on http://{self.options.host}:{self.port}")
         try:
-            self.runner.serve(self.stop_event, tick=self._tick)
+            self.runner.serve(self.stop_event, tick=self._tick, say=self.say)
         finally:
             self.stop_event.set()
             self._http.shutdown()
@@ -110,7 +119,7 @@ class StandaloneServer:
                 thread.join()
             self.say("INFO", "stopping: waiting for running tasks")
             self.liveness.leave(ServiceState.TERMINATING)
-            self.runner.drain(self.options.grace_seconds)
+            self.runner.stop_gracefully(self.options.grace_seconds, self.say)
             self.liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
             self.runner.close()
             self.say("INFO", "stopped")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -22,6 +22,10 @@ from kestractl.store.repository import SqlStore
 # Idle connections kept for the next thread; more are closed.
 IDLE_CONNECTIONS = 8
 CONNECT_SECONDS = 10
+# PostgreSQL's class of errors for a session it ended (57P01: a restart or pg_terminate_backend; 57P02: another
+# backend crashed): a statement it answers with one did not happen.
+ENDED_SESSION = "57P"
+T = TypeVar("T")
 
 # What the user can do about a failure, by a word of PostgreSQL's (or libpq's) message.
 _ADVICE = [
@@ -55,8 +59,16 @@ def describe(url: str, exc: Exception) -> StoreError:
     return StoreError(f"{redacted(url)}: {reason} ({advice})")
 
 
+def open_connection(url: str) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_SECONDS)
+    except psycopg.Error as exc:
+        raise describe(url, exc) from None
+
+
 class PgConnection:
-    """psycopg's connection as the store's queries use it: `?` placeholders, driver errors as one line."""
+    """psycopg's connection as the store's queries use it: `?` placeholders, driver errors as one line, and a
+    session PostgreSQL ended (a restart) replaced by a new one for a statement outside a transaction."""
 
     def __init__(self, raw: psycopg.Connection[Any], url: str) -> None:
         self.raw = raw
@@ -64,21 +76,37 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return self.raw.info.transaction_status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        try:
-            return self.raw.execute(_placeholders(sql), parameters)
-        except psycopg.Error as exc:
-            raise describe(self.url, exc) from None
+        return self._run(lambda: self.raw.execute(_placeholders(sql), parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        cursor = self.raw.cursor()
+        rows = list(parameters)
+
+        def run() -> Cursor:
+            cursor = self.raw.cursor()
+            cursor.executemany(_placeholders(sql), rows)
+            return cursor
+
+        return self._run(run)
+
+    def _run(self, statement: Callable[[], T]) -> T:
+        """Run `statement`; if it met a session PostgreSQL had ended (every idle connection after a restart) and
+        no transaction was open, it did not happen: once more on a new connection (the server may still be away:
+        then a StoreError). Inside a transaction the caller's transaction fails (its work is not half-redone)."""
+        alone = not self.in_transaction
         try:
-            cursor.executemany(_placeholders(sql), list(parameters))
+            return statement()
+        except psycopg.Error as exc:
+            if not (alone and (exc.sqlstate or "").startswith(ENDED_SESSION)):
+                raise describe(self.url, exc) from None
+        self.raw.close()
+        self.raw = open_connection(self.url)
+        try:
+            return statement()
         except psycopg.Error as exc:
             raise describe(self.url, exc) from None
-        return cursor
 
     def close(self) -> None:
         self.raw.close()
@@ -124,18 +152,15 @@ class PostgresStore(SqlStore):
         with self._idle_lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            try:
-                raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_SECONDS)
-            except psycopg.Error as exc:
-                raise self.error(exc) from None
-            conn = PgConnection(raw, self.url)
+            conn = PgConnection(open_connection(self.url), self.url)
         self._local.lease = _Lease(self, conn)
         return conn
 
     def release(self, conn: PgConnection) -> None:
         """Keep a thread's connection for the next one, unless it is unusable or enough are kept."""
         with self._idle_lock:
-            if not conn.raw.closed and not conn.in_transaction and len(self._idle) < IDLE_CONNECTIONS:
+            usable = not (conn.raw.closed or conn.raw.broken or conn.in_transaction)
+            if usable and len(self._idle) < IDLE_CONNECTIONS:
                 self._idle.append(conn)
                 return
         conn.close()

@@ -29,6 +29,9 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction; nested calls join the outer one."""
 
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Inside a transaction: call `undo` if it does not commit (what it took from memory is put back)."""
+
     def checkpoint_every(
         self, seconds: float, stop: threading.Event, on_error: Callable[[KestraError], None]
     ) -> None: ...

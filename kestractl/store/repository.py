@@ -100,18 +100,26 @@ class SqlStore(SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQuer
             conn.execute(self.dialect.begin)
         except self.driver_errors as exc:
             raise self.error(exc) from None
-        self._local.depth = 1
+        self._local.depth, self._local.undo = 1, []
         try:
             yield conn
             conn.execute("COMMIT")
         except self.driver_errors as exc:
-            _rollback(conn)
+            self._rolled_back(conn)
             raise self.error(exc) from None
         except BaseException:
-            _rollback(conn)
+            self._rolled_back(conn)
             raise
         finally:
-            self._local.depth = 0
+            self._local.depth, self._local.undo = 0, []
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        self._local.undo.append(undo)
+
+    def _rolled_back(self, conn: Connection) -> None:
+        for undo in reversed(self._local.undo):
+            undo()
+        _rollback(conn)
 
     def checkpoint_every(self, seconds: float, stop: threading.Event, on_error: Callable[[KestraError], None]) -> None:
         """Until `stop` is set, the database's own upkeep off the path of every commit (run on a thread of its

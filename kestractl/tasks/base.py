@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kestractl.durations import is_duration, parse_duration
 from kestractl.errors import TaskError
-from kestractl.model import LogEntry, State, level_rank, utcnow
+from kestractl.model import LOG_LEVELS, LogEntry, State, level_rank, utcnow
 from kestractl.storage import Storage, execution_prefix, slugify
-from kestractl.tasks.properties import Declared
+from kestractl.tasks.properties import Declared, Prop
 
 if TYPE_CHECKING:
     from kestractl.model import Execution, ExecutionQuery, Flow, TaskRun
@@ -28,24 +28,32 @@ if TYPE_CHECKING:
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 
-# Properties every task accepts (Kestra's `Task`), so they never reach a task's own validator.
-COMMON_KEYS = frozenset(
-    {
-        "id",
-        "type",
-        "description",
-        "disabled",
-        "timeout",
-        "retry",
-        "allowFailure",
-        "allowWarning",
-        "runIf",
-        "logLevel",
-        "logToFile",
-        "workerGroup",
-        "version",
-    }
-)
+
+def id_problem(value: object) -> str | None:
+    """Why `value` cannot be a task's or a trigger's id (Kestra holds both to one pattern), or None."""
+    if isinstance(value, str) and TASK_ID_RE.match(value):
+        return None
+    return f"`{value}` does not match {TASK_ID_RE.pattern}"
+
+
+# Properties every task accepts (Kestra's `Task`), so they never reach a task's own validator: the parser checks
+# them itself (`_common_problems`); the flow schema describes them from here.
+COMMON_PROPERTIES: dict[str, Prop] = {
+    "id": Prop("The task's id, unique in the flow.", "string", required=True, dynamic=False),
+    "type": Prop("The task's type.", "string", required=True, dynamic=False),
+    "description": Prop("A description of the task (Markdown).", "string", dynamic=False),
+    "disabled": Prop("Skip the task: it does not run.", "boolean", default=False, dynamic=False),
+    "timeout": Prop("The longest the task may run, as an ISO-8601 duration (e.g. PT30S).", "duration"),
+    "retry": Prop("How a failed run is retried: `type` constant, exponential or random.", "object", dynamic=False),
+    "allowFailure": Prop("A failure ends the task WARNING and the flow goes on.", "boolean", default=False),
+    "allowWarning": Prop("A warning ends the task SUCCESS.", "boolean", default=False),
+    "runIf": Prop("Run the task only when this expression renders truthy.", "string", default="true"),
+    "logLevel": Prop("The lowest level of the task's logs that is kept.", values=tuple(LOG_LEVELS), dynamic=False),
+    "logToFile": Prop("Keep the task's logs in a file in internal storage.", "boolean", default=False),
+    "workerGroup": Prop("Worker groups are an Enterprise Edition feature: refused.", "object", dynamic=False),
+    "version": Prop("The plugin version to use (kestractl has one version of each type).", "string"),
+}
+COMMON_KEYS = frozenset(COMMON_PROPERTIES)
 
 
 def dynamic(value: Any) -> bool:

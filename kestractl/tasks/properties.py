@@ -16,6 +16,13 @@ from kestractl.durations import is_duration, parse_duration
 
 # The kinds a property may have, as JSON Schema names them (plus `duration`: ISO-8601 text).
 KINDS = ("string", "integer", "number", "boolean", "duration", "object", "array", "any")
+# The text a scalar kind also accepts, as Jackson coerces it (`"5"` is an integer); regular expressions that
+# Python and ECMAScript read alike, so the flow's JSON schema gives editors the same ones.
+TEXT_FORMS = {
+    "integer": r"[-+]?\d+",
+    "number": r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?",
+    "boolean": r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]",
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,9 @@ def _fits(kind: str, value: Any) -> bool:
     scalar = isinstance(value, str | int | float | bool)
     checks = {
         "string": scalar,
-        "integer": isinstance(value, int) and not isinstance(value, bool) or _text_matches(value, r"[-+]?\d+"),
-        "number": isinstance(value, int | float) and not isinstance(value, bool) or _number_text(value),
-        "boolean": isinstance(value, bool) or _text_matches(value, r"(?i)true|false"),
+        "integer": isinstance(value, int) and not isinstance(value, bool) or _text_matches(value, "integer"),
+        "number": isinstance(value, int | float) and not isinstance(value, bool) or _text_matches(value, "number"),
+        "boolean": isinstance(value, bool) or _text_matches(value, "boolean"),
         "duration": isinstance(value, str) and is_duration(value),
         "object": isinstance(value, dict),
         "array": isinstance(value, list),
@@ -112,12 +119,8 @@ def _fits(kind: str, value: Any) -> bool:
     return checks.get(kind, True)
 
 
-def _text_matches(value: Any, pattern: str) -> bool:
-    return isinstance(value, str) and re.fullmatch(pattern, value.strip()) is not None
-
-
-def _number_text(value: Any) -> bool:
-    return _text_matches(value, r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+def _text_matches(value: Any, kind: str) -> bool:
+    return isinstance(value, str) and re.fullmatch(TEXT_FORMS[kind], value.strip()) is not None
 
 
 def _shown(value: Any) -> str:

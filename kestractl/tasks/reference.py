@@ -26,15 +26,15 @@ def _types() -> list[type[Task]]:
     return [unique[name] for name in sorted(unique)]
 
 
-def _summary(cls: type[Declared]) -> str:
+def summary(cls: type[Declared]) -> str:
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return " ".join(doc.split())
 
 
 def _section(cls: type[Declared]) -> list[str]:
     lines = [f"### `{cls.type_name}`", ""]
-    if _summary(cls):
-        lines += [_summary(cls), ""]
+    if summary(cls):
+        lines += [summary(cls), ""]
     if cls.aliases:
         lines += ["Also: " + ", ".join(f"`{alias}`" for alias in cls.aliases), ""]
     children = cls.child_lists if issubclass(cls, Task) else ()
@@ -56,11 +56,11 @@ def _kind(prop: Prop) -> str:
 
 def _described(prop: Prop) -> str:
     extra = [f"One of {', '.join(f'`{v}`' for v in prop.values)}." if prop.values else ""]
-    extra += [f"Default: `{_default(prop.default)}`." if prop.default is not None else ""]
+    extra += [f"Default: `{default_text(prop.default)}`." if prop.default is not None else ""]
     return " ".join([prop.description, *filter(None, extra)])
 
 
-def _default(value: object) -> str:
+def default_text(value: object) -> str:
     """As written in YAML: `true`, `0`, `"\\n"`, `""`; plain text as it is."""
     return value if isinstance(value, str) and value.isprintable() and value else json.dumps(value)
 

@@ -211,10 +211,12 @@ _BASE = {
     "PublicHoliday": _public_holiday,
     "MultipleCondition": _multiple,
 }
+# The current package of the conditions' type names, then the legacy one.
+PREFIXES = ("io.kestra.plugin.core.condition.", "io.kestra.core.models.conditions.types.")
 CONDITIONS: dict[str, Check] = {}
 SHORT_NAMES: dict[str, str] = {}  # every accepted type name → its key in _BASE and PROPERTIES
 for _name, _check in _BASE.items():
-    for _prefix in ("io.kestra.plugin.core.condition.", "io.kestra.core.models.conditions.types."):
+    for _prefix in PREFIXES:
         for _suffix in ("",) if _name.endswith("Condition") else ("", "Condition"):
             CONDITIONS[_prefix + _name + _suffix] = _check
             SHORT_NAMES[_prefix + _name + _suffix] = _name

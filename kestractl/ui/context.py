@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kestractl.engine.runner import Runner
+from kestractl.server.executions import Executions
 
 FlowFile = Callable[[str, str], Path | None]
 
 
 @dataclass(frozen=True)
 class UiContext:
-    runner: Runner
+    runner: Executions
     # The file a flow was loaded from by `-f DIR` (its source of truth: the UI shows it read-only), else None.
     flow_file: FlowFile = lambda namespace, flow_id: None

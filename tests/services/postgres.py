@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,20 @@ class Cluster:
             "initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale",
             "--auth-host=scram-sha-256", "--auth-local=trust",
         )  # fmt: skip
-        port = _free_port()
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self.root} -c fsync=off -c full_page_writes=off"
+        self.port = _free_port()
+        self._start_server()
+        return Postgres("127.0.0.1", self.port)
+
+    def _start_server(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
-        return Postgres("127.0.0.1", port)
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """An administrator's restart: every session ended ("terminating connection due to administrator
+        command"), the server away for `down_seconds`, then back on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        time.sleep(down_seconds)
+        self._start_server()
 
     def stop(self) -> None:
         try:
