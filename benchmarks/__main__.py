@@ -21,6 +21,7 @@ from benchmarks.harness import Figure
 # name -> module; the order is the (start-up first, idle memory last).
 SCENARIOS = {
     "startup": "benchmarks.startup",
+    "onefile": "benchmarks.onefile",
     "tasks": "benchmarks.tasks",
     "peer": "benchmarks.peer",
     "server": "benchmarks.server",

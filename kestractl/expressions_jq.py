@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import re
 import select
 import subprocess
@@ -57,6 +58,15 @@ for line in sys.stdin:
 _MODULES = re.compile(r"(?:^|[;|\s(])(?:import|include)\s*\"")
 
 
+def _jq_path() -> str:
+    """A line putting the folder `jq` imports from here first on the child's path: `-I` ignores PYTHONPATH, and
+    kestractl.pyz's unpacked dependencies are on no path the interpreter knows of."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jq")
+    return f"import sys; sys.path.insert(0, {os.path.dirname(spec.origin)!r})\n" if spec and spec.origin else ""
+
+
 class _Child:
     """The one jq process, started on first use."""
 
@@ -86,7 +96,7 @@ class _Child:
     def _started(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-I", "-c", _CHILD],
+                [sys.executable, "-I", "-c", _jq_path() + _CHILD],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

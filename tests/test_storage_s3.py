@@ -21,6 +21,7 @@ from kestractl.config import Home
 from kestractl.errors import KestraError, StorageError
 from kestractl.namespace_files import NamespaceFiles
 from kestractl.server.app import ServerOptions, StandaloneServer
+from kestractl.storage.packed import PACK
 from kestractl.storage.s3 import S3Storage
 from tests.services.s3 import S3Server, free_port, s3, s3_server, s3_url  # noqa: F401  (the fixtures)
 from tests.services.stores import fresh_database, postgres  # noqa: F401  (the session fixture)
@@ -165,6 +166,8 @@ def test_a_flow_and_its_files_live_in_the_bucket_and_other_processes_read_them(
     stored = objects(s3, s3_url)
     prefix = f"tests/s3/s3-parent/executions/{execution['id']}/"
     assert any(k.startswith(prefix + "inputs/file/") for k in stored)
+    # The three batches are one object (a pack the bucket serves them from by ranged reads), beside their listing.
+    assert sorted(k.rsplit("/", 1)[1] for k in stored if "/tasks/each-split/" in k) == [PACK, "splits.txt"]
     assert stored["tests/s3/_files/scripts/header.txt"] == b"header\n"
     assert any(k.startswith("tests/s3/_kv/greeting") for k in stored)
     assert [p for p in tmp_path.glob("home*/storage/**/*") if p.is_file()] == []

@@ -1,18 +1,29 @@
 """Internal storage in a folder (by default beside the database): `kestra:///…` URIs mapped to files under it.
 
 Paths follow Kestra's layout (`/<namespace as path>/<flow>/executions/<id>/…`) so URIs a flow
-prints look like the ones Kestra would give.
+prints look like the ones Kestra would give. A file that is not there may be a member of its folder's pack
+(`storage/packed.py`): reads, sizes, listings and deletions serve it as a file of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import stat
+import threading
+from collections.abc import Callable, Collection, Hashable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from kestractl.errors import StorageError
+from kestractl.storage import packed
 from kestractl.storage.base import SCHEME, Entry
+from kestractl.storage.packed import DELETED, PACK, Read
+
+T = TypeVar("T")
+INDEXES_KEPT = 16  # packs whose index a process keeps (800 KB for 100,000 batches)
 
 
 class LocalStorage:
@@ -21,6 +32,8 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
+        self._indexes: dict[str, tuple[Hashable, packed.Index | None]] = {}  # by folder, the packs read lately
+        self._indexes_lock = threading.Lock()
 
     def local_path(self, uri: str) -> Path:
         """The file behind a `kestra:///` URI; refuses anything that escapes the root (`..`, links)."""
@@ -48,7 +61,9 @@ class LocalStorage:
         path = f"{self._real_root}{os.sep}{os.sep.join(parts)}"
         try:
             real = _real_path(path)
-        except OSError:  # missing (or unreadable): `resolve` says what it is
+        except FileNotFoundError:  # not written yet, or a member of its folder's pack
+            return _plain_missing(path)
+        except OSError:  # unreadable, a loop: `resolve` says what it is
             return None
         if real is None:
             return self._plain_parts(parts)
@@ -91,18 +106,32 @@ class LocalStorage:
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
         """The file's bytes; `path` is its `local_path`, when the caller already has it."""
         path = path or self.local_path(uri)
-        if not path.is_file():
+        try:
+            with io.FileIO(path, "rb") as found:  # unbuffered: read whole, no buffer nor terminal check to make
+                return found.readall()
+        except (FileNotFoundError, IsADirectoryError):
+            data = self._member_bytes(path)
+        if data is None:
             raise StorageError(
                 f"file not found in internal storage: {uri} (expected at {path}; it was moved or deleted: "
                 "restore it there, or run the execution that wrote it again)"
             )
-        return path.read_bytes()
+        return data
 
     def local_copy(self, uri: str) -> Path:
-        return self.local_path(uri)
+        """The file itself; a pack's member is written out first, for readers that need a file."""
+        path = self.local_path(uri)
+        if not path.is_file():
+            self._unpack(path)
+        return path
 
     def local_folder(self, uri: str) -> Path:
-        return self.local_path(uri)
+        """The folder itself, with the members of the packs below it written out as files."""
+        folder = self.local_path(uri)
+        for pack in sorted(folder.rglob(PACK)) if folder.is_dir() else []:
+            for name, _ in self._members_listed(pack.parent, os.listdir(pack.parent)):
+                self._unpack(pack.parent / name)
+        return folder
 
     def upload(self, path: Path, uri: str) -> None:
         """Written in place already, unless `path` is another file."""
@@ -134,44 +163,170 @@ class LocalStorage:
         root = self.local_path(SCHEME + "/" + prefix.lstrip("/"))
         if not root.is_dir():
             return []
-        return [
-            (SCHEME + "/" + path.relative_to(self._real_root).as_posix(), path.stat().st_size)
-            for path in sorted(root.rglob("*"))
-            if path.is_file()
-        ]
+        return self._unpacked(
+            [
+                (SCHEME + "/" + path.relative_to(self._real_root).as_posix(), path.stat().st_size)
+                for path in sorted(root.rglob("*"))
+                if path.is_file()
+            ]
+        )
+
+    def _unpacked(self, found: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """A listing of (URI, size) with each pack replaced by its live members."""
+        listed = [(uri, size) for uri, size in found if not packed.hidden(uri.rpartition("/")[2])]
+        for uri, _ in found:
+            folder, _, name = uri.rpartition("/")
+            if name == PACK:
+                names = {u.rpartition("/")[2] for u, _ in found if u.rpartition("/")[0] == folder}
+                path = self.local_path(folder)
+                listed += [(f"{folder}/{n}", size) for n, size in self._members_listed(path, names)]
+        return sorted(listed)
 
     def entries(self, prefix: str) -> list[Entry]:
+        folder = self.local_path(SCHEME + "/" + prefix.strip("/"))
         try:
-            with os.scandir(self.local_path(SCHEME + "/" + prefix.strip("/"))) as listing:
-                return sorted((_entry(e) for e in listing if not e.is_symlink()), key=lambda e: e.name)
+            with os.scandir(folder) as listing:
+                return self._entries_unpacked(folder, [_entry(e) for e in listing if not e.is_symlink()])
         except (NotADirectoryError, FileNotFoundError):
             return []
 
+    def _entries_unpacked(self, folder: Path, found: list[Entry]) -> list[Entry]:
+        """A folder's entries, sorted by name, with its pack replaced by its live members."""
+        listed = [e for e in found if not packed.hidden(e.name)]
+        for pack in (e for e in found if e.name == PACK and not e.is_dir):
+            members = self._members_listed(folder, {e.name for e in found})
+            listed += [Entry(name, False, size, pack.modified_ms) for name, size in members]
+        return sorted(listed, key=lambda e: e.name)
+
     def exists(self, uri: str) -> bool:
         try:
-            return self.local_path(uri).is_file()
+            return self.size(uri) is not None
         except StorageError:
             return False
 
     def size(self, uri: str) -> int | None:
         path = self.local_path(uri)
-        return path.stat().st_size if path.is_file() else None
+        stored = self._stored_size(path)
+        return stored if stored is not None else self._member_size(path)
 
     def delete(self, uri: str) -> bool:
+        """The file, and the member of the folder's pack so named (marked deleted: the pack is not rewritten)."""
         path = self.local_path(uri)
+        member = self._member_size(path) is not None
+        if member:
+            folder, _, name = uri.removeprefix(SCHEME).rpartition("/")
+            self.put(f"{folder}/{DELETED}{name}", b"")
+        return self._remove(path) or member
+
+    def _remove(self, path: Path) -> bool:
         if not path.is_file():
             return False
         path.unlink()
         return True
 
     def delete_under(self, prefix: str) -> int:
-        folder = self.local_path(SCHEME + "/" + prefix.strip("/"))
-        count = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
-        shutil.rmtree(folder, ignore_errors=True)
+        count = len(self.files_under(prefix))
+        shutil.rmtree(self.local_path(SCHEME + "/" + prefix.strip("/")), ignore_errors=True)
         return count
 
     def make_folder(self, prefix: str) -> None:
         self.local_path(SCHEME + "/" + prefix.strip("/")).mkdir(parents=True, exist_ok=True)
+
+    def _stored_size(self, path: Path) -> int | None:
+        """The size of the file itself (not of a pack's member), None when there is none."""
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+    @contextlib.contextmanager
+    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
+        """Reads of the folder's pack, and what tells this pack from a later one at its name (FileNotFoundError when
+        the folder has none)."""
+        fd = os.open(f"{folder}{os.sep}{PACK}", os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            info = os.fstat(fd)
+            size = info.st_size
+            yield (
+                lambda start, length: os.pread(fd, length, start if start >= 0 else max(0, size - length)),
+                (info.st_ino, size, info.st_mtime_ns),
+            )
+        finally:
+            os.close(fd)
+
+    def _index(self, folder: str, read: Read, version: Hashable) -> packed.Index | None:
+        """The pack's index, read once per version of the pack: 10,000 children reading their batches read it once."""
+        cached = self._indexes.get(folder)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        index = packed.load(read)
+        with self._indexes_lock:  # workers' threads read batches too: the oldest is dropped by one at a time
+            if len(self._indexes) >= INDEXES_KEPT:
+                self._indexes.pop(next(iter(self._indexes)), None)
+            self._indexes[folder] = (version, index)
+        return index
+
+    def _in_pack(self, path: Path, answer: Callable[[Read, int, int], T]) -> T | None:
+        """`answer(read, start, end)` about the live member of the folder's pack that `path` names, else None."""
+        folder, name = os.path.split(path)
+        if packed.hidden(name):
+            return None
+        try:
+            with self._pack(folder) as (read, version):
+                index = self._index(folder, read, version)
+                span = index.span(name) if index else None
+                if span is None or self._marked(folder, name):
+                    return None
+                return answer(read, *span)
+        except OSError:  # no pack (or a link in its place)
+            return None
+
+    def _marked(self, folder: str, name: str) -> bool:
+        """Whether the member was deleted (a mark beside the pack)."""
+        return os.access(f"{folder}{os.sep}{DELETED}{name}", os.F_OK, follow_symlinks=False)
+
+    def _member_bytes(self, path: Path) -> bytes | None:
+        return self._in_pack(path, lambda read, start, end: read(start, end - start) if end > start else b"")
+
+    def _member_size(self, path: Path) -> int | None:
+        return self._in_pack(path, lambda _read, start, end: end - start)
+
+    def _members_listed(self, folder: Path, names: Collection[str]) -> list[tuple[str, int]]:
+        """The live members of the folder's pack that no file among `names` (the folder's) replaces or deletes."""
+        try:
+            with self._pack(str(folder)) as (read, version):
+                index = self._index(str(folder), read, version)
+                members = index.members() if index else iter(())
+                return [(n, size) for n, size in members if n not in names and DELETED + n not in names]
+        except OSError:
+            return []
+
+    def _unpack(self, path: Path) -> None:
+        """The pack's member written out at `path` (under a temporary name first: readers may race)."""
+        data = self._member_bytes(path)
+        if data is None:
+            return
+        partial = partial_path(path)
+        partial.write_bytes(data)
+        os.replace(partial, path)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written before it is renamed into place: one name per process and thread."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+
+
+def _plain_missing(path: str) -> Path | None:
+    """`_plain` for a missing file: its folder is where the kernel leads, and nothing, not even a dangling link,
+    has its name."""
+    folder = path.rpartition(os.sep)[0]
+    try:
+        if _real_path(folder) != folder:
+            return None
+    except OSError:  # the folder is missing too: `resolve` says where it would be
+        return None
+    return None if os.access(path, os.F_OK, follow_symlinks=False) else Path(path)
 
 
 def _entry(found: os.DirEntry[str]) -> Entry:

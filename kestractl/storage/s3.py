@@ -15,14 +15,14 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kestractl.errors import StorageError
 from kestractl.storage.base import SCHEME, Entry
-from kestractl.storage.local import LocalStorage
+from kestractl.storage.local import LocalStorage, partial_path
+from kestractl.storage.packed import DELETED, PACK, Read
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
@@ -79,17 +79,18 @@ class S3Storage(LocalStorage):
         return SCHEME + "/" + key.removeprefix(f"{self.prefix}/" if self.prefix else "")
 
     def local_copy(self, uri: str) -> Path:
-        """The object downloaded (streamed to a temporary name, then renamed); a missing object leaves no file."""
+        """The object downloaded (streamed to a temporary name, then renamed), else the pack's member written out;
+        neither leaves no file."""
         path = self.local_path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{threading.get_ident()}.part")  # workers may fetch it at once
+        partial = partial_path(path)  # workers may fetch it at once
         try:
             with self._errors():
                 self.client.download_file(self.bucket, self.key(path), str(partial), Config=self.transfer)
             os.replace(partial, path)
         except _Missing:
             path.unlink(missing_ok=True)
-            return path
+            self._unpack(path)
         finally:
             partial.unlink(missing_ok=True)
         return path
@@ -123,13 +124,38 @@ class S3Storage(LocalStorage):
         return uri
 
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
-        key = self.key(path or self.local_path(uri))
+        path = path or self.local_path(uri)
+        key = self.key(path)
         try:
             with self._errors():
                 body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
                 return body
         except _Missing:
-            raise StorageError(f"file not found in internal storage: {uri} (no object {key} in {self.url})") from None
+            data = self._member_bytes(path)
+        if data is None:
+            raise StorageError(f"file not found in internal storage: {uri} (no object {key} in {self.url})")
+        return data
+
+    @contextlib.contextmanager
+    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
+        """Ranged reads of the folder's pack object, and its ETag (FileNotFoundError when the folder has none)."""
+        key = self.key(Path(folder, PACK))
+
+        def read(start: int, length: int) -> bytes:
+            span = f"bytes={start}-{start + length - 1}" if start >= 0 else f"bytes=-{length}"
+            with self._errors():
+                body: bytes = self.client.get_object(Bucket=self.bucket, Key=key, Range=span)["Body"].read()
+                return body
+
+        try:
+            with self._errors():
+                version = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+        except _Missing:
+            raise FileNotFoundError(key) from None
+        yield read, version
+
+    def _marked(self, folder: str, name: str) -> bool:
+        return self._stored_size(Path(folder, DELETED + name)) is not None
 
     def _objects(self, key_prefix: str, delimiter: str = "") -> Iterator[dict[str, Any]]:
         """The pages of a listing (keys under `key_prefix`; with `delimiter`, its direct children only)."""
@@ -145,7 +171,7 @@ class S3Storage(LocalStorage):
             for item in page.get("Contents", [])
             if not item["Key"].endswith("/")
         ]
-        return sorted(found)
+        return self._unpacked(found)
 
     def entries(self, prefix: str) -> list[Entry]:
         start = self._key_prefix(prefix)
@@ -153,37 +179,28 @@ class S3Storage(LocalStorage):
         for page in self._objects(start, "/"):
             found += [Entry(p["Prefix"][len(start) :].rstrip("/"), True) for p in page.get("CommonPrefixes", [])]
             found += [_object_entry(item, start) for item in page.get("Contents", []) if item["Key"] != start]
-        return sorted(found, key=lambda e: e.name)
+        return self._entries_unpacked(self.local_path(SCHEME + "/" + prefix.strip("/")), found)
 
-    def _head(self, uri: str) -> dict[str, Any] | None:
+    def _stored_size(self, path: Path) -> int | None:
+        """The object's size, asked of the bucket (nothing downloaded); None when there is no object."""
         try:
             with self._errors():
-                head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key(self.local_path(uri)))
-                return head
+                head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                return int(head["ContentLength"])
         except _Missing:
             return None
 
-    def exists(self, uri: str) -> bool:
-        try:
-            return self._head(uri) is not None
-        except StorageError:
-            return False
-
-    def size(self, uri: str) -> int | None:
-        head = self._head(uri)
-        return None if head is None else int(head["ContentLength"])
-
-    def delete(self, uri: str) -> bool:
-        if self._head(uri) is None:
+    def _remove(self, path: Path) -> bool:
+        if self._stored_size(path) is None:
             return False
         with self._errors():
-            self.client.delete_object(Bucket=self.bucket, Key=self.key(self.local_path(uri)))
-        self.local_path(uri).unlink(missing_ok=True)
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
+        path.unlink(missing_ok=True)
         return True
 
     def delete_under(self, prefix: str) -> int:
+        files = len(self.files_under(prefix))
         keys = [item["Key"] for page in self._objects(self._key_prefix(prefix)) for item in page.get("Contents", [])]
-        files = sum(1 for key in keys if not key.endswith("/"))  # folder markers are not files
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects request
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             with self._errors():

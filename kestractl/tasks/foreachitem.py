@@ -8,6 +8,7 @@ The parent waiting on its children is a row, not a thread: 10,000 batches cost n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -16,11 +17,12 @@ from typing import Any, BinaryIO, ClassVar
 
 from kestractl.errors import TaskError
 from kestractl.model import Execution, State, TaskRun
+from kestractl.storage.packed import PACK, PackWriter, member_name, packable
 from kestractl.tasks.base import ExecutableTask, RunContext, RunnableTask, Task
 from kestractl.tasks.flow import LEGACY, _ListFlowable, child_final_state, render_labels, static
 from kestractl.tasks.properties import Prop
 from kestractl.tasks.registry import register
-from kestractl.tasks.splitter import parse_size, split
+from kestractl.tasks.splitter import batches, parse_size, split
 
 TYPE = "io.kestra.plugin.core.flow.ForEachItem"
 
@@ -106,30 +108,57 @@ class _Split(_Hidden, RunnableTask):
         source = ctx.storage.local_copy(items)
         if not source.is_file():
             raise TaskError(f"Unable to split the items from {items}: file not found")
-        batch = ctx.render(spec.get("batch") or {})
         extension = Path(source.name).suffix or ".tmp"
-        uris: list[str] = []
         # The batches sit beside the listing: one storage path checked, not one per batch (a third of the split).
         listing, listing_uri = ctx.output_file("splits.txt")
-        folder, base = f"{listing.parent}{os.sep}", listing_uri.rsplit("/", 1)[0]
-
-        def opener(index: int) -> BinaryIO:
-            name = f"{index:06d}{extension}"
-            uris.append(f"{base}/{name}")
-            # A str, not a Path per batch (10,000 one-item batches), and a buffer size given: no isatty asked per file.
-            return open(folder + name, "wb", buffering=io.DEFAULT_BUFFER_SIZE)
-
-        split(
-            source,
-            opener,
-            rows=int(batch["rows"]) if batch.get("rows") else None,
-            size=parse_size(batch["bytes"]) if batch.get("bytes") else None,
-            partitions=int(batch["partitions"]) if batch.get("partitions") else None,
-            separator=str(batch.get("separator", "\n")),
-        )
-        listing.write_text("".join(uri + "\n" for uri in uris))
-        ctx.info(f"{len(uris)} batch(es) from {items}")
+        names = _write_batches(source, f"{listing.parent}{os.sep}", extension, ctx.render(spec.get("batch") or {}))
+        base = listing_uri.rsplit("/", 1)[0]
+        listing.write_text("".join(f"{base}/{name}\n" for name in names))
+        ctx.info(f"{len(names)} batch(es) from {items}")
         return {"splits": listing_uri}
+
+
+def _write_batches(source: Path, folder: str, extension: str, batch: dict[str, Any]) -> list[str]:
+    """The batches written into `folder`; their names. By rows or bytes they go one after the other into the
+    folder's pack, which the storage serves as files of their own (one file made, not one per batch); partitions
+    are dealt a line to each in turn, so they are files."""
+    rows = int(batch["rows"]) if batch.get("rows") else None
+    size = parse_size(batch["bytes"]) if batch.get("bytes") else None
+    separator = str(batch.get("separator", "\n"))
+    if batch.get("partitions") or not packable(extension):
+        return _files(source, folder, extension, rows, size, int(batch.get("partitions") or 0), separator)
+    with source.open("rb") as fh:
+        return _pack(folder, extension, batches(fh, rows=rows, size=size, separator=separator.encode()))
+
+
+def _pack(folder: str, extension: str, contents: Iterator[bytes]) -> list[str]:
+    """The folder's pack, written under another name then renamed: a split run again (a restart) never shows
+    readers half a pack, and a failed one leaves nothing."""
+    partial = f"{folder}{PACK}.{os.getpid()}.part"
+    try:
+        with open(partial, "wb") as out:
+            pack = PackWriter(out, extension)
+            names = [pack.add(data) for data in contents]
+            pack.close()
+        os.replace(partial, folder + PACK)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+    return names
+
+
+def _files(
+    source: Path, folder: str, extension: str, rows: int | None, size: int | None, partitions: int, separator: str
+) -> list[str]:
+    names: list[str] = []
+
+    def opener(index: int) -> BinaryIO:
+        names.append(member_name(index, extension))
+        # A str, not a Path per batch, and a buffer size given: no isatty asked per file.
+        return open(folder + names[-1], "wb", buffering=io.DEFAULT_BUFFER_SIZE)
+
+    split(source, opener, rows=rows, size=size, partitions=partitions or None, separator=separator)
+    return names
 
 
 class _Items(_Hidden, ExecutableTask):

@@ -87,12 +87,16 @@ def split(
     with source.open("rb") as fh:
         if partitions:
             return _round_robin(fh, partitions, opener, sep)
-        batches = by_bytes(fh, size, sep) if size else by_rows(fh, rows or 1, sep)
         count = 0
-        for count, data in enumerate(batches, start=1):
+        for count, data in enumerate(batches(fh, rows=rows, size=size, separator=sep), start=1):
             with opener(count) as out:
                 out.write(data)
         return count
+
+
+def batches(source: BinaryIO, *, rows: int | None = None, size: int | None = None, separator: bytes) -> Iterator[bytes]:
+    """The batches by `size` (bytes) if given, else by `rows` (1 by default), one after the other."""
+    return by_bytes(source, size, separator) if size else by_rows(source, rows or 1, separator)
 
 
 def _round_robin(source: BinaryIO, partitions: int, opener: Opener, separator: bytes) -> int:
