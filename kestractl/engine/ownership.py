@@ -61,6 +61,17 @@ class OwnedLoop(Loop):
         if self.owner is not None:
             self.store.release_executions(self.owner)
 
+    def _reread_owned(self) -> None:
+        """The executions this loop owns, as stored (after an outage); their runs in worker processes are those the
+        rows say are queued (a job written by a transaction that failed was never queued: its run gets a new
+        attempt)."""
+        assert self.owner is not None
+        if self._queue is not None:
+            for run_id in self._queue.forget():
+                self._inflight.pop(run_id, None)
+        for execution in self.store.load_executions(self.store.owned_executions(self.owner)):
+            self._take_over(execution)
+
     def _claim_executions(self) -> None:
         """Claim the executions nobody drives (created by other processes, or left by an executor that stopped
         heartbeating) while there is room, polling adaptively; those already started are taken over."""

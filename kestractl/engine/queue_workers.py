@@ -64,6 +64,14 @@ class QueueWorkers:
             self._stops[run_id] = (execution_id, stop)
         return stop
 
+    def forget(self) -> list[str]:
+        """Forget the runs handed out (after an outage the rows say which are still queued, see
+        `OwnedLoop._reread_owned`); returns their ids."""
+        with self._lock:
+            run_ids, self._stops = list(self._stops), {}
+            self._withdrawn.clear()
+        return run_ids
+
     def close(self) -> None:
         """Stop taking results (those not taken wait in their rows for whoever owns the executions next)."""
         self._closed.set()

@@ -155,8 +155,7 @@ class Runner(OwnedLoop):
         """Drive what the store holds: started executions (their interrupted runs get a new attempt), then the
         CREATED ones, oldest first, as the window allows. An owning runner, those it owns (after an outage)."""
         if self.owner is not None:
-            for execution in self.store.load_executions(self.store.owned_executions(self.owner)):
-                self._take_over(execution)
+            self._reread_owned()
             return
         started = [s.value for s in RESUMABLE if s != State.CREATED]
         for execution_id in self.store.find_execution_ids(states=started, limit=1_000_000):

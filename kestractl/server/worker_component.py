@@ -16,7 +16,7 @@ from kestractl.engine.contexts import Contexts, LogBuffer
 from kestractl.engine.flows import FlowRepository
 from kestractl.engine.services import StoreServices
 from kestractl.engine.worker import run_attempt
-from kestractl.errors import KestraError
+from kestractl.errors import KestraError, StoreError
 from kestractl.model import LogEntry, State, utcnow
 from kestractl.server.liveness import ServiceLiveness
 from kestractl.storage import open_storage
@@ -103,24 +103,31 @@ class WorkerComponent:
                     stop.set()
 
     def _run(self, job: WorkerJob, stop: threading.Event) -> None:
-        """One attempt, then its report."""
+        """One attempt, then its report; the database away before the attempt could begin: the job goes back."""
+        run = job.task_run
         try:
-            result = self._attempt(job, stop)
+            result: WorkerResult | None = self._attempt(job, stop)
+        except StoreError as exc:
+            self.say("ERROR", f"task run {run.id} handed back: {exc.message}")
+            result = None
+        except Exception as exc:  # noqa: BLE001 - its execution gone, or a bug: the run fails, the worker goes on
+            self.say("ERROR", f"task run {run.id}: {type(exc).__name__}: {exc}")
+            result = WorkerResult(run.execution_id, run.id, job.attempt, self.worker_id, State.FAILED)
+        try:
             for wait in REPORT_RETRY_SECONDS:  # the database away for a while: the result is not lost meanwhile
                 if self._guarded(lambda: self._report(job, result)):
                     break
                 time.sleep(wait)
-        except Exception as exc:  # noqa: BLE001 - the job stays claimed: re-emitted if this worker dies
-            self.say("ERROR", f"task run {job.task_run.id}: {exc}")
         finally:
             with self._lock:
                 self._running.pop(job.task_run.id, None)
 
-    def _report(self, job: WorkerJob, result: WorkerResult) -> bool:
-        """The attempt's logs, and its result (or, when the worker is handing its jobs back, the job back)."""
+    def _report(self, job: WorkerJob, result: WorkerResult | None) -> bool:
+        """The attempt's logs, and its result (or, without one or when the worker hands its jobs back, the job back
+        in the queue)."""
         with self.store.transaction():
             self.logs.flush()
-            if self._handing_back:
+            if result is None or self._handing_back:
                 self.store.release_worker_jobs(self.worker_id, [job.task_run.id])
             else:
                 self.store.finish_worker_job(job, result)
