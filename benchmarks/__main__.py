@@ -26,6 +26,7 @@ SCENARIOS = {
     "peer": "benchmarks.peer",
     "server": "benchmarks.server",
     "scheduler": "benchmarks.scheduler",
+    "distributed": "benchmarks.distributed",
     "fanout": "benchmarks.fanout",
     "watch": "benchmarks.watch",
     "serdes": "benchmarks.serdes",

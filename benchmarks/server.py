@@ -111,20 +111,20 @@ def standalone(folder: Path, flows: Path) -> Iterator[ServerProcess]:
             stderr=subprocess.STDOUT,
         )
     try:
-        host, port = _listening(process, output)
+        host, port = listening(process, output)
         yield ServerProcess(process, host, port)
     finally:
         process.terminate()
         process.wait(30)
 
 
-def _listening(process: subprocess.Popen[bytes], output: Path, seconds: float = 30) -> tuple[str, int]:
+def listening(process: subprocess.Popen[bytes], output: Path, seconds: float = 30) -> tuple[str, int]:
+    """The address a server (standalone or webserver) says it listens on, once it says so."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for line in output.read_text(errors="replace").splitlines():
-            if "listening on http://" in line:
-                host, port = line.rsplit("http://", 1)[1].strip().rsplit(":", 1)
-                return host, int(port)
+        found = re.search(r"listening on http://([^\s:]+):(\d+)", output.read_text(errors="replace"))
+        if found:
+            return found[1], int(found[2])
         if process.poll() is not None:
             break
         time.sleep(0.01)
