@@ -99,7 +99,8 @@ def components(folder: Path, flows: Path, database: str, workers: int) -> Iterat
     env = {**cli_env(folder / "home"), "KESTRACTL_DATABASE_URL": database}
     subprocess.run([KESTRACTL, "flow", "deploy", str(flows)], env=env, check=True, capture_output=True)
     processes = [_spawn(folder, "executor", env, "server", "executor")]
-    processes += [_spawn(folder, f"worker{n}", env, "server", "worker", "--threads", str(THREADS)) for n in range(workers)]
+    worker = ("server", "worker", "--threads", str(THREADS))
+    processes += [_spawn(folder, f"worker{n}", env, *worker) for n in range(workers)]
     processes.append(_spawn(folder, "webserver", env, "server", "webserver", "--port", "0"))
     try:
         host, port = listening(processes[-1], folder / "webserver.out")
