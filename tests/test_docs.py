@@ -177,8 +177,8 @@ def test_readme_examples_run_against_sample_flows_and_a_live_server(session: Ses
     for execution_id in session.paused:
         session.wait_for(execution_id, {"PAUSED"})
     for block in runnable_blocks():
-        if block.note.startswith("server"):
-            continue  # the session's own server
+        if block.note.startswith(("server", "cluster")):
+            continue  # the session's own server; the multi-process setup (tests/distributed/test_readme_setup.py)
         session.wait_for(session.done, ENDED)  # a restart in one block must not race the next block's
         result = session.run(block)
         assert result.returncode == 0, f"README.md:{block.line}\n{result.stderr[-3000:]}\n{result.stdout[-2000:]}"
