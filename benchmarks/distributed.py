@@ -36,42 +36,45 @@ SCENARIO = "distributed"
 CLIENTS = 8
 THREADS = 8  # per worker process, and the standalone server's worker threads: the defaults
 SLEEP_SECONDS = 0.5
-SLEEP_TASK = f"""  - id: nap
-    type: io.kestra.plugin.core.flow.Sleep
-    duration: PT{SLEEP_SECONDS}S
-"""
-SLEEPY_FLOW = FLOW.replace("tasks:\n", "tasks:\n" + SLEEP_TASK)
 
 
 @dataclass(frozen=True)
 class Load:
-    """One flow's load: a burst of `burst` calls offered at `burst_rate`, then `steady_rate` for `steady_s`."""
+    """One flow's load: a burst of `burst` calls offered at `burst_rate`, then `steady_rate` for `steady_s`; the
+    flow is benchmark01, with a Sleep task of `sleep_s` seconds first when that is not 0."""
 
-    name: str
-    flow: str
     burst: int
     burst_rate: float
     steady_rate: float
     steady_s: float
+    sleep_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"benchmark01 + {self.sleep_s} s Sleep" if self.sleep_s else "benchmark01"
+
+    @property
+    def flow(self) -> str:
+        nap = f"  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT{self.sleep_s}S\n"
+        return FLOW.replace("tasks:\n", "tasks:\n" + nap) if self.sleep_s else FLOW
 
     def capacity(self, workers: int) -> float | None:
-        """What `workers` processes can end per second at most, for the sleeping flow (threads / sleep)."""
-        return workers * THREADS / SLEEP_SECONDS if self.flow is SLEEPY_FLOW else None
+        """What `workers` processes can end per second at most with the Sleep task (threads / sleep)."""
+        return workers * THREADS / self.sleep_s if self.sleep_s else None
 
 
 @dataclass
 class Measured:
+    """A setup's two runs of one load."""
+
     burst: LoadRun
     steady: LoadRun
 
 
 def loads(quick: bool) -> list[Load]:
     if quick:
-        return [Load("benchmark01", FLOW, 100, 200.0, 10.0, 1.0)]
-    return [
-        Load("benchmark01", FLOW, 2000, 1000.0, 25.0, 16.0),
-        Load(f"benchmark01 + {SLEEP_SECONDS} s Sleep", SLEEPY_FLOW, 400, 100.0, 10.0, 16.0),
-    ]
+        return [Load(100, 200.0, 10.0, 1.0)]
+    return [Load(2000, 1000.0, 25.0, 16.0), Load(400, 100.0, 10.0, 16.0, SLEEP_SECONDS)]
 
 
 def measure(server: ServerProcess, load: Load) -> Measured:
@@ -82,6 +85,7 @@ def measure(server: ServerProcess, load: Load) -> Measured:
 
 
 def flows_folder(folder: Path, load: Load) -> Path:
+    """A folder holding the load's flow, for `server standalone -f` or `flow deploy`."""
     flows = folder / "flows"
     flows.mkdir(parents=True)
     (flows / "benchmark01.yaml").write_text(load.flow)
@@ -123,28 +127,33 @@ def on_sqlite(folder: Path, load: Load) -> Measured:
         return measure(server, load)
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
 @contextmanager
 def postgres_cluster() -> Iterator[Postgres | str]:
     """A running throwaway cluster, or why there is none (outside CI; in CI a missing PostgreSQL fails)."""
     bindir = binaries()
     if bindir is None:
-        if os.environ.get("CI") == "true":
+        if _in_ci():
             raise RuntimeError("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs the postgresql package")
         yield "PostgreSQL (initdb, pg_ctl) not found; the benchmark installs nothing"
         return
     cluster = Cluster(bindir)
     try:
-        started = cluster.start()
-    except RuntimeError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        cluster.stop()
-        yield f"the PostgreSQL cluster did not start: {str(error).splitlines()[0]}"
-        return
-    try:
-        yield started
+        yield _started(cluster)
     finally:
         cluster.stop()
+
+
+def _started(cluster: Cluster) -> Postgres | str:
+    try:
+        return cluster.start()
+    except RuntimeError as error:
+        if _in_ci():
+            raise
+        return f"the PostgreSQL cluster did not start: {str(error).splitlines()[0]}"
 
 
 def figures(load: Load, setup: str, workers: int, got: Measured | str, base: Measured | None) -> list[Figure]:
@@ -180,10 +189,10 @@ def run(quick: bool) -> list[Figure]:
     with scratch(SCENARIO) as folder, postgres_cluster() as server:
         for index, load in enumerate(loads(quick)):
             base = on_sqlite(folder / f"sqlite{index}", load)
-            out += figures(load, "SQLite standalone (8 threads)", 1, base, None)
+            out += figures(load, f"SQLite standalone ({THREADS} threads)", 1, base, None)
             for workers in counts:
-                setup = f"PostgreSQL, webserver + executor + {workers} worker{'s' if workers > 1 else ''}"
-                got = server if isinstance(server, str) else on_postgres(server, folder / f"pg{index}-{workers}",
-                                                                          load, workers)  # fmt: skip
+                place = folder / f"pg{index}-{workers}"
+                got = server if isinstance(server, str) else on_postgres(server, place, load, workers)
+                setup = f"PostgreSQL, webserver + executor + {workers} worker" + ("s" if workers > 1 else "")
                 out += figures(load, setup, workers, got, base)
     return out
