@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # taken the execution yet, it looks whether one is still alive.
 FOLLOW_SECONDS = 0.1
 LIVENESS_SECONDS = 5.0
+# How often it tries the database again while it is away (a restart): the execution goes on meanwhile.
+AWAY_SECONDS = 1.0
 NO_EXECUTOR = "no executor is running on this database: running the execution in this process"
 
 
@@ -44,20 +46,35 @@ class Follower:
         self._after = 0  # the highest of them
         self._fingerprint: tuple[object, ...] = ()
         self._waiting_said = False
+        self._next_look = time.monotonic() + LIVENESS_SECONDS  # when it next looks for a live executor
+        self._away = False  # the database was away at the last look (said once)
 
     def follow(self) -> Execution:
         try:
-            next_look = time.monotonic() + LIVENESS_SECONDS
-            while not self._step():
+            while not self._stepped():
                 time.sleep(FOLLOW_SECONDS)
-                if time.monotonic() >= next_look:
-                    next_look = time.monotonic() + LIVENESS_SECONDS
-                    self._say_if_orphaned()
         except KeyboardInterrupt:
             echo(self._left_running(), err=True)
             raise
         self._print_logs(after=0)  # lines committed out of order, after their successors were read
         return self.store.load_execution(self.execution.id)
+
+    def _stepped(self) -> bool:
+        """`_step`; the database away (a restart) is said once and waited for, as the components wait for it."""
+        from kestractl.errors import StoreError
+
+        try:
+            done = self._step()
+        except StoreError as exc:
+            if not self._away:
+                echo(f"{exc.message}; waiting for the database (the execution goes on in its executor)", err=True)
+            self._away = True
+            time.sleep(AWAY_SECONDS)
+            return False
+        if self._away:
+            echo("the database answers again", err=True)
+            self._away = False
+        return done
 
     def _step(self) -> bool:
         """Print the new lines and the changes; True once the execution has come where an in-process run stops."""
@@ -67,6 +84,9 @@ class Follower:
             self._show_changes()
         if state.is_terminated():
             return True
+        if state == State.CREATED and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + LIVENESS_SECONDS
+            self._say_if_orphaned()
         return state == State.PAUSED and not self.store.delays(self.execution.id)
 
     def _print_logs(self, after: int) -> None:
@@ -86,9 +106,7 @@ class Follower:
 
     def _say_if_orphaned(self) -> None:
         """The executors stopped before one took the execution: said once (it starts when one is back)."""
-        if self._waiting_said or self.store.execution_state(self.execution.id) != State.CREATED:
-            return
-        if not executor_alive(self.store):
+        if not self._waiting_said and not executor_alive(self.store):
             echo(
                 f"no executor is running on this database any more: execution {self.execution.id} waits for one "
                 "(kestractl server executor)",

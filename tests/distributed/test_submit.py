@@ -18,7 +18,8 @@ from kestractl.model import State, utcnow
 from kestractl.store import Store, open_store
 from kestractl.store.service_records import ServerConfig, ServiceInstance, ServiceState, ServiceType
 from tests.distributed.cluster import EXE, LIVENESS, Cluster, wait_for
-from tests.services.postgres import Postgres
+from tests.services.postgres import Cluster as PgCluster
+from tests.services.postgres import Postgres, binaries
 from tests.services.stores import fresh_database, postgres  # noqa: F401  (fixtures)
 
 NO_EXECUTOR = "no executor is running on this database: running the execution in this process"
@@ -62,6 +63,15 @@ tasks:
       - sleep 2
       - echo awake
 """,
+    "long": """
+tasks:
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands:
+      - sleep 4
+      - echo awake
+""",
 }
 
 
@@ -84,6 +94,28 @@ def cluster(tmp_path: Path, database: str) -> Iterator[Cluster]:
     started = Cluster(tmp_path, database)
     yield started
     started.stop_all()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[PgCluster, Postgres]]:
+    """A PostgreSQL server of the test's own: restarting it would end every other test's sessions."""
+    bindir = binaries()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs the postgresql package")
+        pytest.skip("needs PostgreSQL (initdb and pg_ctl)")
+    server = PgCluster(bindir)
+    try:
+        yield server, server.start()
+    finally:
+        server.stop()
+
+
+def _follow(cluster: Cluster, flow_id: str) -> subprocess.Popen[str]:
+    """`execute` started, its output piped."""
+    command = [EXE, "--database", cluster.url, "execute", "submit.test", flow_id]
+    env = {**os.environ, "KESTRACTL_HOME": str(cluster.home), "NO_COLOR": "1"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _execute(cluster: Cluster, flow_id: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -139,9 +171,7 @@ def test_ctrl_c_leaves_the_execution_to_its_executor(cluster: Cluster, store: St
     cluster.start("executor", "executor", *LIVENESS)
     cluster.start("worker", "worker", *LIVENESS)
     _up(cluster, store)
-    command = [EXE, "--database", cluster.url, "execute", "submit.test", "sleepy"]
-    env = {**os.environ, "KESTRACTL_HOME": str(cluster.home)}
-    following = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    following = _follow(cluster, "sleepy")
     wait_for(lambda: bool(store.find_execution_ids("submit.test", "sleepy", [State.RUNNING.value])), "a run", 60)
     following.send_signal(signal.SIGINT)
     _, stderr = following.communicate(timeout=30)
@@ -181,3 +211,38 @@ def test_without_a_live_executor_execute_runs_in_process(cluster: Cluster, store
     ran = _execute(cluster, "sleepy")
     assert ran.returncode == 0 and ran.stderr.startswith(NO_EXECUTOR + "\n")
     assert _owner(store, _newest(store, "sleepy")) is None
+
+
+def test_the_follower_waits_for_the_database_and_for_an_executor(
+    own_postgres: tuple[PgCluster, Postgres], tmp_path: Path
+) -> None:
+    server, pg = own_postgres
+    cluster = Cluster(tmp_path, pg.url)
+    store = open_store(pg.url)
+    for flow_id in ("long", "sleepy"):
+        store.save_flow("submit.test", flow_id, f"id: {flow_id}\nnamespace: submit.test\n{FLOWS[flow_id]}")
+    try:
+        cluster.start("executor", "executor", "--heartbeat-interval", "0.3", "--heartbeat-timeout", "4")
+        cluster.start("worker", "worker")
+        _up(cluster, store)
+        following = _follow(cluster, "long")  # PostgreSQL restarted while it runs
+        wait_for(lambda: bool(store.find_execution_ids("submit.test", "long", [State.RUNNING.value])), "a run", 60)
+        server.restart(down_seconds=2)
+        stdout, stderr = following.communicate(timeout=60)
+        assert following.returncode == 0, stderr
+        assert "waiting for the database" in stderr and "the database answers again" in stderr
+        assert " INFO  nap awake\n" in stdout
+
+        cluster.kill("executor")  # submitted while its heartbeat is still fresh: nobody takes it …
+        following = _follow(cluster, "sleepy")
+        wait_for(lambda: bool(store.find_execution_ids("submit.test", "sleepy")), "the execution", 30)
+        execution_id = _newest(store, "sleepy")
+        time.sleep(7)  # the follower's look at the executors (every 5 s) finds none alive: said once
+        cluster.start("executor", "executor")  # … until an executor is back
+        stdout, stderr = following.communicate(timeout=60)
+        assert following.returncode == 0, stderr
+        assert f"no executor is running on this database any more: execution {execution_id} waits for one" in stderr
+        assert NO_EXECUTOR not in stderr and " INFO  nap awake\n" in stdout
+    finally:
+        cluster.stop_all()
+        store.close()
