@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kestractl.cli.output import error
+from kestractl.cli.output import echo, error
 
 if TYPE_CHECKING:
     from kestractl.cli.backend import ExecuteRequest, Watch
@@ -81,17 +81,21 @@ class LocalBackend:
     # ---- executions ---------------------------------------------------------------------------
 
     def execute(self, request: ExecuteRequest, watch: Watch) -> Execution:
+        """On a shared PostgreSQL database with an executor alive, submitted to it and followed (`cli/submit.py`);
+        otherwise run to its end in this process."""
         from kestractl.engine.runner import Runner  # before the home opens (see `kestractl.cli.main`)
-        from kestractl.errors import KestraError, ValidationError
+        from kestractl.store import POSTGRES_SCHEMES
 
         store, storage = self.state.open(background_checkpoints=True)  # see `_checkpoints`
         runner = Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
         try:
-            try:
-                flow = runner.flows.get(request.namespace, request.flow_id, request.revision)
-                execution = runner.create_execution(flow, request.inputs, request.labels)
-            except KestraError as exc:
-                raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
+            if str(self.state.database_option or "").startswith(POSTGRES_SCHEMES):
+                from kestractl.cli.submit import NO_EXECUTOR, Follower, executor_alive
+
+                if executor_alive(store):
+                    return Follower(store, _created(runner, request), watch).follow()
+                echo(NO_EXECUTOR, err=True)
+            execution = _created(runner, request)
             with _checkpoints(store), _fewer_collections():
                 return runner.run(execution.id)
         finally:
@@ -185,6 +189,17 @@ class LocalBackend:
 
     def services(self, include_ended: bool) -> list[dict[str, Any]]:
         return [instance.to_api() for instance in self._store().service_instances(include_ended)]
+
+
+def _created(runner: Runner, request: ExecuteRequest) -> Execution:
+    """The CREATED execution `request` asks for, written; a flow or inputs refused is a ValidationError (exit 2)."""
+    from kestractl.errors import KestraError, ValidationError
+
+    try:
+        flow = runner.flows.get(request.namespace, request.flow_id, request.revision)
+        return runner.create_execution(flow, request.inputs, request.labels)
+    except KestraError as exc:
+        raise ValidationError(exc.message, getattr(exc, "problems", None)) from None
 
 
 @contextmanager
