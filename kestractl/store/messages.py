@@ -33,7 +33,8 @@ class MessageQueries(StorePart):
 
     def subflow_runs_started(self, execution_id: str) -> set[str]:
         """The task runs of the execution that have child executions (a subflow run's children exist)."""
-        sql = "SELECT DISTINCT parent_task_run_id FROM executions WHERE parent_id=?"
+        run_id = self.dialect.json_text("data", "parentTaskRunId")
+        sql = f"SELECT DISTINCT {run_id} FROM executions WHERE parent_id=?"
         return {r[0] for r in self.conn.execute(sql, (execution_id,))}
 
     def lock_flow(self, namespace: str, flow_id: str) -> None:
