@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,7 +81,7 @@ def _subflow_ends(store: Store) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def _serve_until(runner: Runner, done: threading.Event | None, check: callable, seconds: float = 30) -> None:  # type: ignore[valid-type]
+def _serve_until(runner: Runner, check: Callable[[], bool], seconds: float = 30) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=runner.serve, args=(stop,), daemon=True)
     thread.start()
@@ -109,7 +109,7 @@ def test_a_childs_end_reaches_its_parent_owned_by_another_executor(store: Store,
     assert second.run(child_id).state.current == State.SUCCESS
     assert _subflow_ends(store) == [(parent.id, child_id)]  # the end waits for the parent's owner, whoever it is
     third, _ = _executor(store, tmp_path)  # claims the dead executor's parent, then takes the child's end
-    _serve_until(third, None, lambda: store.execution_state(parent.id).is_terminated())
+    _serve_until(third, lambda: store.execution_state(parent.id).is_terminated())
     ended = store.load_execution(parent.id)
     assert ended.state.current == State.SUCCESS and _owner(store, parent.id) == third.owner
     assert ended.task_runs[-1].outputs == {"value": f"child {child_id}"}
