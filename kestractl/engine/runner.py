@@ -300,6 +300,8 @@ class Runner(OwnedLoop):
     def _tell_parent(self, child: Execution) -> bool:
         """A child's end that another executor wrote for this one (it owns the parent)."""
         assert child.parent_id is not None
+        if child.parent_id not in self._active and self.store.execution_state(child.parent_id).is_terminated():
+            return False  # it no longer waits (killed, or a child it did not wait for)
         flow = self.flows.get(child.namespace, child.flow_id, child.flow_revision)
         parent = self._activate(child.parent_id)
         return self._record_end(parent, child, lambda: self.contexts.make(flow, child, flow.tasks_by_id, None, None))
