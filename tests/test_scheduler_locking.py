@@ -33,6 +33,7 @@ from tests.services.stores import fresh_database, postgres, store_url  # noqa: F
 SECONDS = 30
 T0 = datetime(2024, 5, 6, 10, 0, 0, tzinfo=UTC)
 KEY = ("tests", "sched", "hourly")
+POLL_KEY = ("tests", "sched", "poll")
 FLOW = """id: sched
 namespace: tests
 tasks:
@@ -159,6 +160,26 @@ def test_polling_triggers_poll_once_per_interval_and_wait_for_their_execution(
     assert len(_polled(first, later)) == 1
     assert _polled(second, later + timedelta(seconds=1)) == []  # remembered T0 + 1 h; the row says T0 + 2 h
     assert store.count_executions() == 2
+
+
+def test_a_polling_triggers_lock_on_its_execution_survives_a_restart(
+    tmp_path: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    """The trigger's running execution is on its row (Kestra's locked trigger): a scheduler started afresh, or
+    another one, does not poll while it runs; its end unlocks it, and a `stopAfter` state stops it."""
+    first = _scheduler(tmp_path, store_url)
+    store = first.runner.store
+    store.save_flow("tests", "sched", POLLED.replace("interval: PT1H", "interval: PT1H\n    stopAfter: [FAILED]"))
+    [polled] = _polled(first, T0)
+    assert store.trigger_execution(*POLL_KEY) == polled.id
+    later = T0 + timedelta(hours=1, seconds=1)
+    assert _polled(_scheduler(tmp_path, store_url), later) == []  # restarted: still locked by the row
+    store.set_execution_state(polled.id, State.SUCCESS)
+    [again] = _polled(_scheduler(tmp_path, store_url), later)
+    store.set_execution_state(again.id, State.FAILED)
+    assert _polled(_scheduler(tmp_path, store_url), later + timedelta(hours=2)) == []  # stopped after FAILED
+    assert store.count_executions() == 2 and store.trigger_execution(*POLL_KEY) is None
 
 
 def _polled(scheduler: Scheduler, now: datetime) -> list[Execution]:

@@ -155,7 +155,21 @@ class Loop(ABC):
         if recover:
             recover_interrupted(execution, active.executor.tasks, {*self._running_here(), *keep})
         active.mark()
+        if recover:
+            self._start_orphaned_subflows(active)
         return active
+
+    def _start_orphaned_subflows(self, active: Active) -> None:
+        """Subflow runs left RUNNING without their children (the process or the database went away between the
+        decision and the children's creation) create them now; a run whose children exist is left waiting."""
+        tasks = active.executor.tasks
+        waiting = [
+            r for r in active.execution.task_runs if r.state.current == State.RUNNING and tasks[r.task_id].is_executable
+        ]
+        started = self.store.subflow_runs_started(active.execution.id) if waiting else set()
+        for run in waiting:
+            if run.id not in started:
+                self._start_subflow(active, run)
 
     def _drive(
         self, execution_id: str, recover: bool = False, fresh: Execution | None = None, keep: Collection[str] = ()

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from kestractl.engine.active import Active
 from kestractl.engine.executor import Step
-from kestractl.engine.loop import Loop, NotOwned, log
-from kestractl.model import Execution, State
+from kestractl.engine.loop import POLL_SECONDS, Loop, NotOwned, log
+from kestractl.errors import NotFoundError
+from kestractl.model import Execution, Flow, State
 
 if TYPE_CHECKING:
     from kestractl.engine.queue_workers import QueueWorkers
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 CLAIM_SECONDS = (0.025, 0.5)
 # Executions claimed at most per look (Kestra's `poll-size`), so that executors starting together share them.
 CLAIM_BATCH = 100
+# Subflow ends taken at most per look for the parents this executor owns.
+ENDS_BATCH = 500
 
 
 class OwnedLoop(Loop):
@@ -31,10 +34,22 @@ class OwnedLoop(Loop):
     owner: str | None = None
     _queue: QueueWorkers | None = None
     _claim_wait, _next_claim = CLAIM_SECONDS[0], 0.0
+    # When the loop next looks for messages (subflow ends, queued executions); parent id -> the children whose
+    # ends were recorded on it, their rows dropped when its decision is committed (see `_fenced`).
+    _next_poll = 0.0
+    _told: dict[str, list[str]]
 
     @abstractmethod
     def _room_for_claims(self) -> int:
         """How many more executions the loop may take on."""
+
+    @abstractmethod
+    def _tell_parent(self, child: Execution) -> bool:
+        """Record an ended child on its parent's waiting run (the parent driven here); False: nothing waits."""
+
+    @abstractmethod
+    def _dequeue(self, flow: Flow) -> None:
+        """Start the flow's oldest QUEUED execution if a concurrency slot is free."""
 
     def own(self, owner: str, worker_queue: bool) -> None:
         """Drive only the executions `owner` claims, beside other executors on the same database; `worker_queue`:
@@ -42,6 +57,7 @@ class OwnedLoop(Loop):
         from kestractl.engine.queue_workers import QueueWorkers
 
         self.owner = owner
+        self._told = {}
         if worker_queue:
             self._queue = QueueWorkers(self.store, self._inbox, self._apply_result, owner)
             self._workers = self._queue
@@ -66,6 +82,7 @@ class OwnedLoop(Loop):
         rows say are queued (a job written by a transaction that failed was never queued: its run gets a new
         attempt)."""
         assert self.owner is not None
+        self._told.clear()  # not committed: their rows are read again
         if self._queue is not None:
             for run_id in self._queue.forget():
                 self._inflight.pop(run_id, None)
@@ -96,16 +113,73 @@ class OwnedLoop(Loop):
 
     def _fenced(self, decided: list[tuple[Active, Step, bool]]) -> list[tuple[Active, Step, bool]]:
         """An owning loop persists only decisions about executions it still owns (their rows held meanwhile):
-        judged dead while it was only slow, it forgets those another executor took over."""
+        judged dead while it was only slow, it forgets those another executor took over. The ends of children
+        whose parent is not driven here become rows for the parent's owner, and the ends recorded on the parents
+        decided are dropped, all in the transaction persisting the decisions."""
         if self.owner is None:
             return decided
-        owned = set(self.store.still_owned(self.owner, [active.execution.id for active, _, _ in decided]))
-        for active, _, _ in decided:
-            if active.execution.id not in owned:
-                log.warning("execution %s was taken over by another executor: forgotten here", active.execution.id)
-                self._forget(active.execution.id)
-        return [decision for decision in decided if decision[0].execution.id in owned]
+        parents = {
+            a.execution.parent_id or "" for a, _, before in decided if _ends_child(a, before)
+        } & self._active.keys()
+        ids = {active.execution.id for active, _, _ in decided} | parents
+        owned = set(self.store.still_owned(self.owner, sorted(ids)))
+        for execution_id in ids - owned:
+            log.warning("execution %s was taken over by another executor: forgotten here", execution_id)
+            self._forget(execution_id)
+        kept = [decision for decision in decided if decision[0].execution.id in owned]
+        self._send_ends([active for active, _, before in kept if _ends_child(active, before)])
+        told = [child for active, _, _ in kept for child in self._told.pop(active.execution.id, [])]
+        if told:
+            self.store.drop_subflow_ends(told)
+        return kept
+
+    def _send_ends(self, ended: list[Active]) -> None:
+        """Inside the transaction ending them: the ends of children whose parent is not driven here, as rows."""
+        ends = [
+            (a.execution.parent_id or "", a.execution.id) for a in ended if a.execution.parent_id not in self._active
+        ]
+        if ends and self.owner is not None:
+            self.store.send_subflow_ends(ends)
+
+    def _poll_messages(self) -> None:
+        """Now and then: the ends of children of the parents owned here, and queued executions a lost end left
+        waiting (its executor died before it started them)."""
+        if self.owner is None or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + POLL_SECONDS
+        told = {child for children in self._told.values() for child in children}
+        ends = [(p, c) for p, c in self.store.subflow_ends(self.owner, ENDS_BATCH) if c not in told]
+        done = [child.id for child in self.store.load_executions([c for _, c in ends]) if not self._told_parent(child)]
+        if done:
+            self.store.drop_subflow_ends(done)
+        for namespace, flow_id in self.store.queued_flows():
+            try:
+                flow = self.flows.get(namespace, flow_id)
+            except NotFoundError:  # deleted: its queued executions fail when next driven
+                continue
+            self._dequeue(flow)
+
+    def _told_parent(self, child: Execution) -> bool:
+        """Whether the child's end waits for its parent's decision to be dropped (False: drop it now)."""
+        try:
+            recorded = self._tell_parent(child)
+        except NotOwned:  # taken over meanwhile: its new owner takes it
+            return True
+        if recorded:
+            self._told.setdefault(child.parent_id or "", []).append(child.id)
+        return recorded
+
+    def _forget(self, execution_id: str) -> None:
+        super()._forget(execution_id)
+        if self.owner is not None:
+            self._told.pop(execution_id, None)
 
     def _claim(self, execution_id: str) -> None:
         if self.owner is not None and not self.store.own_executions(self.owner, [execution_id]):
             raise NotOwned(f"execution {execution_id} is driven by another executor")
+
+
+def _ends_child(active: Active, ended_before: bool) -> bool:
+    """The decision ends a subflow child (one its parent waits for)."""
+    execution = active.execution
+    return execution.state.current.is_terminated() and not ended_before and execution.parent_task_run_id is not None

@@ -28,7 +28,7 @@ from kestractl.errors import ConflictError, KestraError, StoreError
 from kestractl.model import Execution, Flow, LogEntry, State, TaskRun
 from kestractl.storage import Storage
 from kestractl.store import Store
-from kestractl.tasks.base import ExecutableTask
+from kestractl.tasks.base import ExecutableTask, RunContext
 
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
@@ -145,6 +145,7 @@ class Runner(OwnedLoop):
             try:
                 self._iterate()
                 self._claim_executions()
+                self._poll_messages()
             except StoreError as exc:
                 self._ride_out(exc, stop, say or _log)
                 continue
@@ -221,72 +222,110 @@ class Runner(OwnedLoop):
             say("ERROR", f"executor: {exc.message}; running task runs are recovered at the next start")
 
     def _admitted(self, active: Active) -> bool:
-        """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones; over it,
-        it waits QUEUED (until one ends, see `_finish`), or ends CANCELLED or FAILED. A starting execution of a
-        flow with an `sla` says, once, that it is not enforced here."""
+        """Kestra's flow `concurrency`: a new execution starts only below the limit of running ones, counted in the
+        store under the flow's lock and occupied (RUNNING) in the same transaction, so executors side by side keep
+        the limit; over it, it waits QUEUED (until one ends, see `_dequeue`), or ends CANCELLED or FAILED. A
+        starting execution of a flow with an `sla` says, once, that it is not enforced here."""
         execution, concurrency = active.execution, active.flow.concurrency
         if active.flow.sla and execution.state.current == State.CREATED:
             self._context(active, None, None).log("WARN", "The flow's `sla` is not enforced by kestractl")
         if concurrency is None or execution.state.current not in (State.CREATED, State.QUEUED):
             return True
-        running = self.store.flow_execution_ids(execution.namespace, execution.flow_id, _OCCUPYING)
-        if len([i for i in running if i != execution.id]) < concurrency["limit"]:
-            return True
-        if concurrency["behavior"] == "QUEUE":
-            if execution.state.moved(State.QUEUED):
-                with self.store.transaction():
-                    self.store.save_execution(execution)
-            self._active.pop(execution.id, None)
-            return False
-        ending = State.CANCELLED if concurrency["behavior"] == "CANCEL" else State.FAILED
-        self._context(active, None, None).log("WARN", f"Flow is {ending.value} due to concurrency limit exceeded")
-        execution.state.moved(ending)
         with self.store.transaction():
+            self.store.lock_flow(execution.namespace, execution.flow_id)
+            if self.owner is not None and not self.store.still_owned(self.owner, [execution.id]):
+                self._forget(execution.id)  # queued here, started by another executor meanwhile
+                return False
+            if self._occupied(execution, concurrency["limit"]):
+                return True
+            if concurrency["behavior"] == "QUEUE":
+                if execution.state.moved(State.QUEUED):
+                    self.store.save_execution(execution)
+                self._active.pop(execution.id, None)
+                return False
+            ending = State.CANCELLED if concurrency["behavior"] == "CANCEL" else State.FAILED
+            self._context(active, None, None).log("WARN", f"Flow is {ending.value} due to concurrency limit exceeded")
+            execution.state.moved(ending)
             self.store.save_execution(execution)
+            self._send_ends([active])
         self._finish(active)
         return False
 
-    def _dequeue(self, execution: Execution) -> None:
-        """A slot of a flow with a concurrency limit was freed: its oldest queued execution tries again."""
-        queued = self.store.flow_execution_ids(execution.namespace, execution.flow_id, [State.QUEUED.value], True)
-        if queued:
-            self._drive(queued[0])
+    def _occupied(self, execution: Execution, limit: int) -> bool:
+        """Under the flow's lock: the execution takes a free slot (stored RUNNING), or there is none."""
+        running = self.store.flow_execution_ids(execution.namespace, execution.flow_id, _OCCUPYING)
+        if len([i for i in running if i != execution.id]) >= limit:
+            return False
+        if execution.state.moved(State.RUNNING):
+            self.store.save_execution(execution)
+        return True
+
+    def _dequeue(self, flow: Flow) -> None:
+        """A slot of a flow with a concurrency limit may be free: its oldest queued execution takes it, whichever
+        executor queued it (this one drives it from now on)."""
+        if flow.concurrency is None:
+            return
+        with self.store.transaction():
+            self.store.lock_flow(flow.namespace, flow.id)
+            queued = self.store.flow_execution_ids(flow.namespace, flow.id, [State.QUEUED.value], True)
+            execution = self.store.load_execution(queued[0]) if queued else None
+            if execution is None or not self._occupied(execution, flow.concurrency["limit"]):
+                return
+            if self.owner is not None:
+                self.store.take_execution(self.owner, execution.id)
+        self._drive(execution.id, fresh=execution)
 
     def _finish(self, active: Active) -> None:
         execution = active.execution
         self.contexts.release(execution)
         self._active.pop(execution.id, None)
         self.logs.flush()
-        if active.flow.concurrency is not None:
-            self._dequeue(execution)
+        self._dequeue(active.flow)
         if self.on_end is not None:
             self.on_end(execution)
         if execution.parent_id is None or execution.parent_task_run_id is None:
             return
         parent = self._active.get(execution.parent_id)
         if parent is None:
+            if self.owner is not None:  # its end went to the parent's owner as a row (see `_fenced`)
+                return
             if self.store.execution_state(execution.parent_id).is_terminated():
                 return
             try:
                 parent = self._activate(execution.parent_id)
             except NotOwned:  # its executor claimed the parent and its children together (see `_start_subflow`)
                 return
-        run = parent.execution.run(execution.parent_task_run_id)
+        self._record_end(parent, execution, lambda: self._context(active, None, None))
+
+    def _tell_parent(self, child: Execution) -> bool:
+        """A child's end that another executor wrote for this one (it owns the parent)."""
+        assert child.parent_id is not None
+        if child.parent_id not in self._active and self.store.execution_state(child.parent_id).is_terminated():
+            return False  # it no longer waits (killed, or a child it did not wait for)
+        flow = self.flows.get(child.namespace, child.flow_id, child.flow_revision)
+        parent = self._activate(child.parent_id)
+        return self._record_end(parent, child, lambda: self.contexts.make(flow, child, flow.tasks_by_id, None, None))
+
+    def _record_end(self, parent: Active, child: Execution, child_ctx: Callable[[], RunContext]) -> bool:
+        """The child's end on the parent's run waiting for it; False: the run no longer waits."""
+        assert child.parent_task_run_id is not None
+        run = parent.execution.run(child.parent_task_run_id)
         if run.state.current.is_terminated():
-            return
+            return False
         task = parent.executor.tasks[run.task_id]
         assert isinstance(task, ExecutableTask)
         ctx = functools.cache(lambda: self._context(parent, task, run))
         try:
-            state = task.subflow_ended(run, execution, ctx, lambda: self._context(active, None, None))
+            state = task.subflow_ended(run, child, ctx, child_ctx)
         except Exception as exc:  # a task bug fails its run, not the loop
-            log.exception("task %s failed to take the end of %s", run.task_id, execution.id)
+            log.exception("task %s failed to take the end of %s", run.task_id, child.id)
             ctx().error(f"{type(exc).__name__}: {exc}")
             state = State.FAILED
         if state is None:
             parent.touch(run)
         else:
             self._end_run(parent, run, final_state(task, run, state, parent.flow))
+        return True
 
     # ---- resume and restart (inside the loop) -------------------------------------------------
 

@@ -126,7 +126,7 @@ class Polls:
         store = self.runner.store
         with store.transaction():
             stored = store.claim_trigger(*item.key, lambda: self._states[item.key])
-            if stored is None:
+            if stored is None or self._locked(item.key):
                 return False
             if stored.signature == item.signature and stored.next_date > now:
                 self._states[item.key] = stored
@@ -134,6 +134,20 @@ class Polls:
             self._states[item.key].next_date = now + _polling(item).interval()
             store.save_trigger_state(self._states[item.key])
         return True
+
+    def _locked(self, key: tuple[str, str, str]) -> bool:
+        """Inside the claim: whether the execution the trigger started, as the row says (by any scheduler, before
+        a restart too), still runs; one that ended (or was purged) unlocks it."""
+        execution_id = self.runner.store.trigger_execution(*key)
+        if execution_id is None:
+            return False
+        found = self.runner.store.load_executions([execution_id])
+        if found and not found[0].state.current.is_terminated():
+            return True
+        self.runner.store.lock_trigger(*key, None)
+        if found:  # its end told here (again: idempotent), in case it ended while no scheduler watched
+            self.on_execution_end(found[0])
+        return self._states[key].next_date == STOPPED  # `stopAfter`
 
     def _save(self, state: TriggerState, next_date: datetime) -> None:
         state.next_date = next_date
@@ -168,9 +182,11 @@ class Polls:
         if not all_met(item.trigger.get("conditions"), ConditionContext(variables=variables)):
             return None
         try:
-            execution = self.runner.create_execution(
-                item.flow, {}, [], {"id": item.key[2], "type": item.trigger["type"], "variables": outputs}
-            )
+            with self.runner.store.transaction():  # the execution and the trigger's lock on it, together
+                execution = self.runner.create_execution(
+                    item.flow, {}, [], {"id": item.key[2], "type": item.trigger["type"], "variables": outputs}
+                )
+                self.runner.store.lock_trigger(*item.key, execution.id)
         except KestraError as exc:
             log.error("trigger %s of %s.%s could not start: %s", item.key[2], *item.key[:2], exc.message)
             return None

@@ -24,6 +24,8 @@ class Dialect:
     claim: str = ""
     # Ends a SELECT whose rows the transaction holds until it ends, waiting for another transaction holding them.
     lock: str = ""
+    # Takes a lock named by a text, held till the transaction ends (SQLite's BEGIN IMMEDIATE holds the file).
+    flow_lock: str = ""
 
     def json_text(self, column: str, *path: str) -> str:
         """A text value inside a JSON column, by its keys."""
@@ -58,4 +60,5 @@ POSTGRES = Dialect(
     no_limit=None,
     claim=" FOR UPDATE SKIP LOCKED",
     lock=" FOR UPDATE",
+    flow_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
 )

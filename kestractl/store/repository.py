@@ -33,6 +33,7 @@ from kestractl.store.codec import (
 from kestractl.store.execution_view import ExecutionViewStore
 from kestractl.store.filters import namespace_and_children, query_where
 from kestractl.store.flow_pages import FlowPageQueries
+from kestractl.store.messages import MessageQueries
 from kestractl.store.namespaces import NamespaceQueries
 from kestractl.store.part import BUSY_SECONDS, MAX_PARAMETERS, Connection, chunks
 from kestractl.store.queue import QueueQueries
@@ -50,7 +51,14 @@ _RENUMBER_TASK_RUNS = _SAVE_TASK_RUNS + ", seq=excluded.seq"
 
 
 class SqlStore(
-    SearchQueries, ExecutionViewStore, FlowPageQueries, NamespaceQueries, TimerQueries, ServiceQueries, QueueQueries
+    SearchQueries,
+    ExecutionViewStore,
+    FlowPageQueries,
+    NamespaceQueries,
+    TimerQueries,
+    ServiceQueries,
+    QueueQueries,
+    MessageQueries,
 ):
     """The repositories over one database, one connection per thread. A subclass opens the connections, says
     which errors are its driver's and how to name them in one line."""

@@ -159,6 +159,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX worker_results_execution ON worker_results (execution_id);
     """,
+    # 8: messages between executors: a child's end waits for its parent's owner (Kestra's SubflowExecutionResult);
+    # a polling trigger's running execution (Kestra's locked trigger), so the lock survives restarts.
+    """
+    ALTER TABLE triggers ADD COLUMN execution_id TEXT;
+    CREATE TABLE subflow_ends (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        child_id TEXT NOT NULL UNIQUE,
+        parent_id TEXT NOT NULL
+    );
+    CREATE INDEX subflow_ends_parent ON subflow_ends (parent_id);
+    """,
 ]
 
 

@@ -72,6 +72,18 @@ class TimerQueries(StorePart):
             (state.namespace, state.flow_id, state.trigger_id, state.signature, state.next_date.isoformat()),
         )
 
+    def trigger_execution(self, namespace: str, flow_id: str, trigger_id: str) -> str | None:
+        """The execution a polling trigger started and waits for (Kestra's locked trigger), if any."""
+        sql = "SELECT execution_id FROM triggers WHERE namespace=? AND flow_id=? AND trigger_id=?"
+        row = self.conn.execute(sql, (namespace, flow_id, trigger_id)).fetchone()
+        return None if row is None else row[0]
+
+    def lock_trigger(self, namespace: str, flow_id: str, trigger_id: str, execution_id: str | None) -> None:
+        """Lock the trigger while `execution_id` runs (None: unlock)."""
+        with self.transaction():
+            sql = "UPDATE triggers SET execution_id=? WHERE namespace=? AND flow_id=? AND trigger_id=?"
+            self.conn.execute(sql, (execution_id, namespace, flow_id, trigger_id))
+
     # ---- MultipleCondition windows --------------------------------------------------------------
 
     def condition_window(self, namespace: str, flow_id: str, condition_id: str) -> MultipleConditionWindow | None:
