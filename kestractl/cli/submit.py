@@ -1,11 +1,16 @@
 """`kestractl execute` on a shared PostgreSQL database with an executor alive (`server executor` or `server
 standalone`): the execution is left CREATED and unowned for the executors (as Kestra's CLI and webserver leave it
 on the queue), then followed from the store: its log lines printed as an in-process run prints them, until it ends
-or waits for a resume. Imported only for a PostgreSQL `--database`: the default path never asks for executors."""
+or waits for a resume. With none alive, the run in this process owns its execution as an executor would
+(`owned_here`). Imported only for a PostgreSQL `--database`: the default path never asks for executors."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from kestractl.cli.output import echo
@@ -13,8 +18,10 @@ from kestractl.model import State, utcnow
 
 if TYPE_CHECKING:
     from kestractl.cli.backend import Watch
+    from kestractl.engine.runner import Runner
     from kestractl.model import Execution
     from kestractl.store import Store
+    from kestractl.store.service_records import ServerConfig
 
 # How often the follower reads the store (the log lines and the state), and how often, while no executor has
 # taken the execution yet, it looks whether one is still alive.
@@ -34,6 +41,52 @@ def executor_alive(store: Store) -> bool:
         i.type is ServiceType.EXECUTOR and i.state is ServiceState.RUNNING and not i.heartbeat_expired(now)
         for i in store.service_instances()
     )
+
+
+@contextmanager
+def owned_here(store: Store, runner: Runner) -> Iterator[None]:
+    """The in-process run owns its execution and the subflow children it starts (`executions.owner`) under an
+    EXECUTOR instance of this process, heartbeating on a thread of its own: an executor starting meanwhile leaves
+    them alone, and takes them over once the heartbeat stops (this process killed), as from a dead executor. The
+    instance stays CREATED (Kestra: registered, not serving): it takes nothing from the queue, so other `execute`
+    calls never submit to it (`executor_alive`). It leaves TERMINATED_GRACEFULLY, what it still drives (a pause)
+    anyone's again."""
+    from kestractl.server.liveness import ServiceLiveness
+    from kestractl.store.service_records import ServiceState, ServiceType
+
+    liveness = ServiceLiveness(store, _liveness(), _say, False, (ServiceType.EXECUTOR,), ServiceState.CREATED)
+    liveness.register()
+    runner.own(liveness.ids[0], worker_queue=False)
+    stop = threading.Event()
+    heartbeats = threading.Thread(target=liveness.run, args=(stop,), name="liveness", daemon=True)
+    heartbeats.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeats.join()
+        runner.release()
+        liveness.leave(ServiceState.TERMINATED_GRACEFULLY)
+
+
+def _say(level: str, message: str) -> None:
+    echo(f"{level} {message}", err=True)
+
+
+def _liveness() -> ServerConfig:
+    """The in-process run's heartbeat timeout, from the variable the servers read (Kestra's 45 s by default); a
+    heartbeat every third of it at most."""
+    from kestractl.errors import ValidationError
+    from kestractl.store.service_records import ServerConfig
+
+    text = os.environ.get("KESTRACTL_LIVENESS_TIMEOUT", str(ServerConfig.timeout))
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
+        raise ValidationError(f"KESTRACTL_LIVENESS_TIMEOUT={text}: expected a number of seconds above 0")
+    return ServerConfig(min(ServerConfig.heartbeat_interval, timeout / 3), timeout)
 
 
 class Follower:
