@@ -192,7 +192,7 @@ def _run(store: Store, runner: Runner, execution: Execution) -> Execution:
 
 def _shared(store: Store, runner: Runner, request: ExecuteRequest, watch: Watch) -> Execution:
     """On a shared database: submitted to a live executor and followed, or run here as its owner (see `submit`)."""
-    from kestractl.cli.submit import NO_EXECUTOR, Follower, executor_alive, owned_here
+    from kestractl.cli.submit import NO_EXECUTOR, TAKEN_OVER, Follower, executor_alive, owned_here
     from kestractl.engine.loop import NotOwned
 
     if executor_alive(store):
@@ -201,9 +201,13 @@ def _shared(store: Store, runner: Runner, request: ExecuteRequest, watch: Watch)
     with owned_here(store, runner):
         execution = _created(runner, request)
         try:
-            return _run(store, runner, execution)
+            ended = _run(store, runner, execution)
         except NotOwned:  # an executor started meanwhile claimed it before this run did: it drives it
             return Follower(store, execution, watch).follow()
+        if store.own_executions(str(runner.owner), [execution.id]):
+            return ended
+    echo(TAKEN_OVER.format(execution.id), err=True)  # judged dead while it ran: its decisions were not kept
+    return Follower(store, execution, watch).from_now().follow()
 
 
 def _created(runner: Runner, request: ExecuteRequest) -> Execution:

@@ -30,6 +30,7 @@ LIVENESS_SECONDS = 5.0
 # How often it tries the database again while it is away (a restart): the execution goes on meanwhile.
 AWAY_SECONDS = 1.0
 NO_EXECUTOR = "no executor is running on this database: running the execution in this process"
+TAKEN_OVER = "an executor took execution {} over (this process's heartbeats came too late): following it"
 
 
 def executor_alive(store: Store) -> bool:
@@ -96,7 +97,7 @@ class Follower:
     def __init__(self, store: Store, execution: Execution, watch: Watch) -> None:
         self.store, self.execution, self.watch = store, execution, watch
         self._printed: set[int] = set()  # the positions of the lines printed
-        self._after = 0  # the highest of them
+        self._first = self._after = 0  # the position after which it prints, and the highest printed
         self._fingerprint: tuple[object, ...] = ()
         self._waiting_said = False
         self._next_look = time.monotonic() + LIVENESS_SECONDS  # when it next looks for a live executor
@@ -109,8 +110,13 @@ class Follower:
         except KeyboardInterrupt:
             echo(self._left_running(), err=True)
             raise
-        self._print_logs(after=0)  # lines committed out of order, after their successors were read
+        self._print_logs(self._first)  # lines committed out of order, after their successors were read
         return self.store.load_execution(self.execution.id)
+
+    def from_now(self) -> Follower:
+        """Only the lines written from now on (this process printed the others while it drove the execution)."""
+        self._first = self._after = max((seq for seq, _ in self.store.logs_after(self.execution, 0)), default=0)
+        return self
 
     def _stepped(self) -> bool:
         """`_step`; the database away (a restart) is said once and waited for, as the components wait for it."""

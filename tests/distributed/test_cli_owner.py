@@ -132,3 +132,21 @@ def test_an_executor_takes_over_the_run_of_a_killed_cli(cluster: Cluster, store:
     assert run.attempts[0].worker_id is None and second is not None and second > killed_at  # only once it died
     assert cluster.name_of(store, str(run.attempts[-1].worker_id)) == "worker"
     assert cluster.name_of(store, str(_owners(store)[execution_id])) == "executor"
+
+
+def test_a_cli_run_judged_dead_follows_the_executor_that_took_it_over(cluster: Cluster, store: Store) -> None:
+    running = _execute(cluster, "nap")
+    wait_for(lambda: _naps_running(store), "the shell task to run", 60)
+    (cli,) = [i for i in store.service_instances() if i.pid == running.pid]
+    _start_components(cluster, store)
+    store.set_services_state([cli.id], ServiceState.DISCONNECTED, utcnow())  # as a coordinator judging it dead
+
+    stdout, stderr = running.communicate(timeout=90)
+    (execution_id,) = store.find_execution_ids(NAMESPACE, "nap")
+    assert running.returncode == 0, stderr
+    assert f"an executor took execution {execution_id} over" in stderr
+    assert "SUCCESS" in stderr  # at least once: the run here ended too, unrecorded; the executor's line follows
+    assert stdout.count(" INFO  nap awake\n") == 2 and "WARN liveness: a coordinator judged" in stderr
+    assert cluster.name_of(store, str(_owners(store)[execution_id])) == "executor"
+    (run,) = store.load_execution(execution_id).task_runs
+    assert cluster.name_of(store, str(run.attempts[-1].worker_id)) == "worker"
