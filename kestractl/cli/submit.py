@@ -76,7 +76,8 @@ def _say(level: str, message: str) -> None:
 
 def _liveness() -> ServerConfig:
     """The in-process run's heartbeat timeout, from the variable the servers read (Kestra's 45 s by default); a
-    heartbeat every third of it at most."""
+    heartbeat every third of it at most; no termination grace period: once left, nothing of it runs any more, so a
+    coordinator's next pass makes it NOT_RUNNING (off `server list`)."""
     from kestractl.errors import ValidationError
     from kestractl.store.service_records import ServerConfig
 
@@ -87,7 +88,7 @@ def _liveness() -> ServerConfig:
         timeout = 0.0
     if timeout <= 0:
         raise ValidationError(f"KESTRACTL_LIVENESS_TIMEOUT={text}: expected a number of seconds above 0")
-    return ServerConfig(min(ServerConfig.heartbeat_interval, timeout / 3), timeout)
+    return ServerConfig(min(ServerConfig.heartbeat_interval, timeout / 3), timeout, termination_grace_period=0.0)
 
 
 class Follower:

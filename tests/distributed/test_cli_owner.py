@@ -63,10 +63,10 @@ def cluster(tmp_path: Path, database: str) -> Iterator[Cluster]:
     started.stop_all()
 
 
-def _execute(cluster: Cluster, flow_id: str) -> subprocess.Popen[str]:
+def _execute(cluster: Cluster, flow_id: str, timeout: str = "1.5") -> subprocess.Popen[str]:
     """`execute` started in a session of its own (its shell tasks die with it), a short heartbeat timeout."""
     command = [EXE, "--database", cluster.url, "execute", NAMESPACE, flow_id]
-    env = {**os.environ, "KESTRACTL_HOME": str(cluster.home), "NO_COLOR": "1", "KESTRACTL_LIVENESS_TIMEOUT": "1.5"}
+    env = {**os.environ, "KESTRACTL_HOME": str(cluster.home), "NO_COLOR": "1", "KESTRACTL_LIVENESS_TIMEOUT": timeout}
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -112,7 +112,7 @@ def test_an_executor_started_mid_run_leaves_the_cli_run_alone(cluster: Cluster, 
     assert logged.count("awake") == 1  # the shell task ran once: no worker ran it again
     assert set(_owners(store).values()) == {cli.id}
     left = store.service_instance(cli.id)
-    assert left is not None and left.state == ServiceState.TERMINATED_GRACEFULLY
+    assert left is not None and left.state in (ServiceState.TERMINATED_GRACEFULLY, ServiceState.NOT_RUNNING)
 
 
 def test_an_executor_takes_over_the_run_of_a_killed_cli(cluster: Cluster, store: Store) -> None:
@@ -150,3 +150,11 @@ def test_a_cli_run_judged_dead_follows_the_executor_that_took_it_over(cluster: C
     assert cluster.name_of(store, str(_owners(store)[execution_id])) == "executor"
     (run,) = store.load_execution(execution_id).task_runs
     assert cluster.name_of(store, str(run.attempts[-1].worker_id)) == "worker"
+
+
+def test_a_bad_liveness_timeout_is_one_line(cluster: Cluster, store: Store) -> None:
+    refused = _execute(cluster, "nap", timeout="soon")
+    _, stderr = refused.communicate(timeout=60)
+    assert refused.returncode == 2
+    assert stderr.splitlines()[-1] == "Error: KESTRACTL_LIVENESS_TIMEOUT=soon: expected a number of seconds above 0"
+    assert store.find_execution_ids(NAMESPACE) == [] and store.service_instances() == []

@@ -139,7 +139,7 @@ def _owner(store: Store, execution_id: str) -> str | None:
 def _ran_in_process(store: Store, execution_id: str) -> bool:
     """Driven by the `execute` process itself, under its own EXECUTOR instance, left once the run ended."""
     instance = store.service_instance(str(_owner(store, execution_id)))
-    return instance is not None and instance.state == ServiceState.TERMINATED_GRACEFULLY
+    return instance is not None and instance.state in (ServiceState.TERMINATED_GRACEFULLY, ServiceState.NOT_RUNNING)
 
 
 def _newest(store: Store, flow_id: str) -> str:
