@@ -90,14 +90,8 @@ class LocalBackend:
         runner = Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
         try:
             if str(self.state.database_option or "").startswith(POSTGRES_SCHEMES):
-                from kestractl.cli.submit import NO_EXECUTOR, Follower, executor_alive
-
-                if executor_alive(store):
-                    return Follower(store, _created(runner, request), watch).follow()
-                echo(NO_EXECUTOR, err=True)
-            execution = _created(runner, request)
-            with _checkpoints(store), _fewer_collections():
-                return runner.run(execution.id)
+                return _shared(store, runner, request, watch)
+            return _run(store, runner, _created(runner, request))
         finally:
             runner.close()
 
@@ -189,6 +183,31 @@ class LocalBackend:
 
     def services(self, include_ended: bool) -> list[dict[str, Any]]:
         return [instance.to_api() for instance in self._store().service_instances(include_ended)]
+
+
+def _run(store: Store, runner: Runner, execution: Execution) -> Execution:
+    with _checkpoints(store), _fewer_collections():
+        return runner.run(execution.id)
+
+
+def _shared(store: Store, runner: Runner, request: ExecuteRequest, watch: Watch) -> Execution:
+    """On a shared database: submitted to a live executor and followed, or run here as its owner (see `submit`)."""
+    from kestractl.cli.submit import NO_EXECUTOR, TAKEN_OVER, Follower, executor_alive, owned_here
+    from kestractl.engine.loop import NotOwned
+
+    if executor_alive(store):
+        return Follower(store, _created(runner, request), watch).follow()
+    echo(NO_EXECUTOR, err=True)
+    with owned_here(store, runner):
+        execution = _created(runner, request)
+        try:
+            ended = _run(store, runner, execution)
+        except NotOwned:  # an executor started meanwhile claimed it before this run did: it drives it
+            return Follower(store, execution, watch).follow()
+        if store.own_executions(str(runner.owner), [execution.id]):
+            return ended
+    echo(TAKEN_OVER.format(execution.id), err=True)  # judged dead while it ran: its decisions were not kept
+    return Follower(store, execution, watch).from_now().follow()
 
 
 def _created(runner: Runner, request: ExecuteRequest) -> Execution:

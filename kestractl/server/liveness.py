@@ -44,15 +44,17 @@ class ServiceLiveness:
         say: Say,
         coordinate: bool = True,
         services: tuple[ServiceType, ...] = STANDALONE_SERVICES,
+        state: ServiceState = ServiceState.RUNNING,
     ) -> None:
-        """`services`: the components this process runs (one alone: a server of that type, as Kestra names it)."""
+        """`services`: the components this process runs (one alone: a server of that type, as Kestra names it);
+        `state`: CREATED for an instance that heartbeats but takes no work from others (a CLI's in-process run)."""
         self.store, self.config, self.say, self.coordinate = store, config, say, coordinate
         now, server_id, hostname = utcnow(), str(uuid.uuid4()), socket.gethostname()
         self.server_id = server_id
         server_type = services[0].value if len(services) == 1 else "STANDALONE"
         self.instances = [
             ServiceInstance(
-                *(str(uuid.uuid4()), kind, ServiceState.RUNNING, server_id, server_type, __version__, hostname),
+                *(str(uuid.uuid4()), kind, state, server_id, server_type, __version__, hostname),
                 *(os.getpid(), now, now, config),
             )
             for kind in services

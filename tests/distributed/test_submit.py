@@ -131,9 +131,15 @@ def _up(cluster: Cluster, store: Store) -> None:
 
 
 def _owner(store: Store, execution_id: str) -> str | None:
-    """The EXECUTOR service instance that drove the execution (None: driven in the `execute` process)."""
+    """The EXECUTOR service instance that drove the execution."""
     row = store.conn.execute("SELECT owner FROM executions WHERE id=?", (execution_id,)).fetchone()  # type: ignore[attr-defined]
     return row[0] if row else None
+
+
+def _ran_in_process(store: Store, execution_id: str) -> bool:
+    """Driven by the `execute` process itself, under its own EXECUTOR instance, left once the run ended."""
+    instance = store.service_instance(str(_owner(store, execution_id)))
+    return instance is not None and instance.state in (ServiceState.TERMINATED_GRACEFULLY, ServiceState.NOT_RUNNING)
 
 
 def _newest(store: Store, flow_id: str) -> str:
@@ -184,7 +190,7 @@ def test_ctrl_c_leaves_the_execution_to_its_executor(cluster: Cluster, store: St
 def test_without_a_live_executor_execute_runs_in_process(cluster: Cluster, store: Store) -> None:
     ran = _execute(cluster, "fails")  # no executor at all
     assert ran.returncode == 1 and ran.stderr.startswith(NO_EXECUTOR + "\n")
-    assert "it went wrong" in ran.stdout and _owner(store, _newest(store, "fails")) is None
+    assert "it went wrong" in ran.stdout and _ran_in_process(store, _newest(store, "fails"))
 
     old = utcnow() - timedelta(seconds=120)  # an executor whose heartbeat is older than its timeout
     stale = ServiceInstance(
@@ -210,7 +216,7 @@ def test_without_a_live_executor_execute_runs_in_process(cluster: Cluster, store
     time.sleep(2)
     ran = _execute(cluster, "sleepy")
     assert ran.returncode == 0 and ran.stderr.startswith(NO_EXECUTOR + "\n")
-    assert _owner(store, _newest(store, "sleepy")) is None
+    assert _ran_in_process(store, _newest(store, "sleepy"))
 
 
 def test_the_follower_waits_for_the_database_and_for_an_executor(
