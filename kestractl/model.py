@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from operator import methodcaller
 from typing import Any
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -65,18 +66,26 @@ def _utc_text(dt: datetime) -> str:
     return (dt if dt.tzinfo is UTC else dt.astimezone(UTC)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-# Kestra's text of an instant, asked for again and again (a child's dates in each save of its row, its start date
-# in its contexts): kept by instant, as equal aware datetimes are the same instant.
-_ISO = RecentTexts(8192, _utc_text)
+# The full text of an instant (`isoformat`, as stored rows write their dates), asked for again and again (a child's
+# dates in each save of its row, in its contexts, in its logs): kept by instant, as equal aware datetimes are the
+# same instant. Kestra's shorter text (`iso`) is cut from it: one text made per instant, not one per form.
+_TEXTS = RecentTexts(8192, methodcaller("isoformat"))
+
+
+def instant_text(dt: datetime) -> str:
+    """The instant at full precision, in the zone it names (`datetime.isoformat`)."""
+    # Another zone may name the same instant, and prints it otherwise.
+    return _TEXTS[dt] if dt.tzinfo is UTC else dt.isoformat()
 
 
 def iso(dt: datetime | None) -> str | None:
     """Instant as Kestra prints it: UTC, milliseconds, `Z`."""
     if dt is None:
         return None
-    if dt.tzinfo is None:  # local time: what it means depends on the zone of the moment
+    if dt.tzinfo is not UTC:  # local time (what it means depends on the zone of the moment), or another zone
         return _utc_text(dt)
-    return _ISO[dt]
+    text = _TEXTS[dt]  # `2026-12-02T08:07:32.451664+00:00`, without the fraction when it is 0
+    return f"{text[:23]}Z" if dt.microsecond else f"{text[:19]}.000Z"
 
 
 def parse_iso(text: str | None) -> datetime | None:

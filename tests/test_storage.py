@@ -80,7 +80,7 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
 
 
 def test_a_plain_path_costs_one_walk_by_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A child reading its item: no walk from `/` (`resolve`) nor an `lstat` per part, but one open of the path
+    """A child reading its item: no walk from `/` (`resolve`) nor an `lstat` per part, but one open of its folder
     that asks the kernel where it led; a link or a missing part still goes through `resolve`."""
     storage = LocalStorage(tmp_path / "storage")
     uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
@@ -96,6 +96,17 @@ def test_a_plain_path_costs_one_walk_by_the_kernel(tmp_path: Path, monkeypatch: 
     assert storage.local_path("kestra:///ns/f/executions/e1/link/a.txt") == expected
 
 
+def test_a_dangling_link_named_like_a_missing_file_is_not_a_plain_path(tmp_path: Path) -> None:
+    """A file not written yet may be written through `local_path`: a link with its name, even one leading nowhere
+    yet, must not send the write outside internal storage."""
+    storage = LocalStorage(tmp_path / "storage")
+    folder = storage.local_path(storage.put("/ns/f/executions/e1/a.txt", b"x")).parent
+    (folder / "b.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(StorageError, match="outside internal storage"):
+        storage.local_path("kestra:///ns/f/executions/e1/b.txt")
+    assert storage.local_path("kestra:///ns/f/executions/e1/c.txt") == folder / "c.txt"
+
+
 def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,7 +115,7 @@ def test_where_the_kernel_cannot_say_a_plain_path_costs_one_lstat_per_part(
     uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
     expected, seen = tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1" / "a.txt", list[str]()
     lstat = os.lstat
-    monkeypatch.setattr(storage_module, "_real_path", lambda path: None)
+    monkeypatch.setattr(storage_module, "_fd_path", lambda fd: None)
     monkeypatch.setattr(os, "lstat", lambda path, *a, **k: seen.append(str(path)) or lstat(path, *a, **k))
     monkeypatch.setattr(Path, "resolve", lambda self, strict=False: pytest.fail(f"{self} resolved"))
     assert storage.local_path(uri) == expected

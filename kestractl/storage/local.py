@@ -24,6 +24,8 @@ from kestractl.storage.packed import DELETED, PACK, Read
 
 T = TypeVar("T")
 INDEXES_KEPT = 16  # packs whose index a process keeps (800 KB for 100,000 batches)
+_O_PATH = getattr(os, "O_PATH", 0)  # a folder opened to be named, not read (Linux); else opened for reading
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 class LocalStorage:
@@ -51,24 +53,39 @@ class LocalStorage:
         return path
 
     def _plain(self, relative: str) -> Path | None:
-        """The path as it is when every part exists and none is `.`, `..` or a link, so that resolving it would
-        give it back; None otherwise. The kernel walks the path once (`_real_path`); where it cannot say, one
-        `lstat` per part below the root. A child execution reading its item costs a third of `resolve` (a walk
-        from `/`)."""
+        """The path as it is when every part exists but maybe the last, and none is `.`, `..` or a link, so that
+        resolving it would give it back; None otherwise. The kernel walks to the folder once and names what it
+        reached (`_fd_path`), then the last part is looked at in that very folder; where the kernel cannot say,
+        one `lstat` per part below the root. A child execution reading its item (a pack's member: no file of its
+        own) costs a third of `resolve` (a walk from `/`)."""
         parts = relative.split("/")
         if "" in parts or "." in parts or ".." in parts:
             return None
-        path = f"{self._real_root}{os.sep}{os.sep.join(parts)}"
+        folder = os.sep.join([str(self._real_root), *parts[:-1]])
         try:
-            real = _real_path(path)
-        except FileNotFoundError:  # not written yet, or a member of its folder's pack
-            return _plain_missing(path)
-        except OSError:  # unreadable, a loop: `resolve` says what it is
+            fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECTORY | _O_PATH)
+        except OSError:  # missing, not a folder, refused, a loop: `resolve` says what it is
             return None
+        try:
+            return self._plain_in(fd, folder, parts)
+        finally:
+            os.close(fd)
+
+    def _plain_in(self, fd: int, folder: str, parts: list[str]) -> Path | None:
+        """`_plain` once the folder is open: it must be where the kernel led, and its last part no link."""
+        real = _fd_path(fd)
         if real is None:
             return self._plain_parts(parts)
-        # A link anywhere on the way leads elsewhere: the path the kernel reached differs from the one asked.
-        return Path(path) if real == path else None
+        if real != folder:  # a link anywhere on the way leads elsewhere
+            return None
+        path = f"{folder}{os.sep}{parts[-1]}"
+        try:
+            found = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:  # not written yet, or a member of its folder's pack: nothing has its name
+            return Path(path)
+        except OSError:
+            return None
+        return None if stat.S_ISLNK(found.st_mode) else Path(path)
 
     def _plain_parts(self, parts: list[str]) -> Path | None:
         """`_plain` where the kernel cannot say which path it reached: one `lstat` per part below the root."""
@@ -317,35 +334,16 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
 
 
-def _plain_missing(path: str) -> Path | None:
-    """`_plain` for a missing file: its folder is where the kernel leads, and nothing, not even a dangling link,
-    has its name."""
-    folder = path.rpartition(os.sep)[0]
-    try:
-        if _real_path(folder) != folder:
-            return None
-    except OSError:  # the folder is missing too: `resolve` says where it would be
-        return None
-    return None if os.access(path, os.F_OK, follow_symlinks=False) else Path(path)
-
-
 def _entry(found: os.DirEntry[str]) -> Entry:
     is_dir = found.is_dir()
     info = found.stat()
     return Entry(found.name, is_dir, 0 if is_dir else info.st_size, info.st_mtime_ns // 1_000_000)
 
 
-def _real_path(path: str) -> str | None:
-    """The path the kernel reaches for `path` (links followed), from one walk of it: the file opened without
-    reading rights (`O_PATH`), then asked its name in `/proc/self/fd`. None where that cannot be asked (not
-    Linux, no `/proc`); OSError when the path cannot be opened (missing, refused, a loop of links)."""
-    flag = getattr(os, "O_PATH", None)
-    if flag is None:
-        return None
-    fd = os.open(path, flag | os.O_CLOEXEC)
+def _fd_path(fd: int) -> str | None:
+    """The path of what `fd` holds open, as the kernel reached it (links followed), from `/proc/self/fd`; None
+    where that cannot be asked (not Linux, no `/proc`)."""
     try:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return None
-    finally:
-        os.close(fd)

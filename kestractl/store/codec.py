@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from operator import methodcaller
 from typing import Any
 
 from kestractl.model import (
     Attempt,
     Execution,
     LogEntry,
-    RecentTexts,
     State,
     StateInfo,
     TaskRun,
+    instant_text,
     iso,
     parse_iso,
     utcnow,
@@ -49,18 +47,7 @@ def log_row(row: tuple[Any, ...]) -> LogEntry:
 def state_data(state: StateInfo) -> dict[str, Any]:
     """Full-precision dates, so a loaded state reports the same duration as the one saved. States are written as
     they are: a `State` is a str, which JSON writes as its value (`.value` is a Python-level property)."""
-    return {"current": state.current, "histories": [{"state": s, "date": _date_text(d)} for s, d in state.histories]}
-
-
-# A history entry is written again at every later save of its run or execution (a child's CREATED three times,
-# as read back from its row too), and `isoformat` is most of what a state costs to write: the texts of UTC dates
-# (every date the engine makes or reads back) are kept by value.
-_DATES = RecentTexts(8192, methodcaller("isoformat"))
-
-
-def _date_text(date: datetime) -> str:
-    # Another zone may name the same instant, and prints it otherwise.
-    return _DATES[date] if date.tzinfo is UTC else date.isoformat()
+    return {"current": state.current, "histories": [{"state": s, "date": instant_text(d)} for s, d in state.histories]}
 
 
 def execution_data(e: Execution) -> dict[str, Any]:
