@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kestractl.kv import KVStore
     from kestractl.model import Execution, LogEntry
     from kestractl.namespace_files import NamespaceFiles
+    from kestractl.server.executions import StoredExecutions
     from kestractl.storage import Storage
     from kestractl.store import FlowRow, Store
 
@@ -84,12 +85,11 @@ class LocalBackend:
         """On a shared PostgreSQL database with an executor alive, submitted to it and followed (`cli/submit.py`);
         otherwise run to its end in this process."""
         from kestractl.engine.runner import Runner  # before the home opens (see `kestractl.cli.main`)
-        from kestractl.store import POSTGRES_SCHEMES
 
         store, storage = self.state.open(background_checkpoints=True)  # see `_checkpoints`
         runner = Runner(store, storage, on_log=watch.on_log, on_change=watch.on_change)
         try:
-            if str(self.state.database_option or "").startswith(POSTGRES_SCHEMES):
+            if self._on_postgres():
                 return _shared(store, runner, request, watch)
             return _run(store, runner, _created(runner, request))
         finally:
@@ -113,10 +113,26 @@ class LocalBackend:
         return list(store.logs(store.load_execution(execution_id), level, task_id))
 
     def restart(self, execution_id: str, watch: Watch) -> Execution:
+        if self._executor_alive():
+            return _on_rows(self._open(), execution_id, watch, lambda rows: rows.restart(execution_id))
         return self._drive(watch, lambda runner: runner.restart(execution_id))
 
     def resume(self, execution_id: str, watch: Watch) -> Execution:
+        if self._executor_alive():
+            return _on_rows(self._open(), execution_id, watch, lambda rows: rows.resume(execution_id, None))
         return self._drive(watch, lambda runner: runner.resume(execution_id))
+
+    def _executor_alive(self) -> bool:
+        """On a shared PostgreSQL database, whether an executor drives executions (so this process must not)."""
+        from kestractl.cli.submit import executor_alive
+
+        return self._on_postgres() and executor_alive(self._store())
+
+    def _on_postgres(self) -> bool:
+        """A shared database: a string test only, so the default SQLite path queries and imports nothing more."""
+        from kestractl.store import POSTGRES_SCHEMES
+
+        return str(self.state.database_option or "").startswith(POSTGRES_SCHEMES)
 
     def kill(self, execution_id: str, watch: Watch) -> Execution:
         return self._drive(watch, lambda runner: runner.kill(execution_id))
@@ -208,6 +224,20 @@ def _shared(store: Store, runner: Runner, request: ExecuteRequest, watch: Watch)
             return ended
     echo(TAKEN_OVER.format(execution.id), err=True)  # judged dead while it ran: its decisions were not kept
     return Follower(store, execution, watch).from_now().follow()
+
+
+def _on_rows(
+    opened: tuple[Store, Storage], execution_id: str, watch: Watch, command: Callable[[StoredExecutions], None]
+) -> Execution:
+    """A restart or resume written on the rows, as the webserver does, for the executor that owns the execution
+    (driving it here too would decide it twice), then followed from the store to its end."""
+    from kestractl.cli.submit import Follower
+    from kestractl.server.executions import StoredExecutions
+
+    store, storage = opened
+    follower = Follower(store, store.load_execution(execution_id), watch).from_now()
+    command(StoredExecutions(store, storage))
+    return follower.follow()
 
 
 def _created(runner: Runner, request: ExecuteRequest) -> Execution:

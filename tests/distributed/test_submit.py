@@ -54,6 +54,25 @@ tasks:
   - id: pause
     type: io.kestra.plugin.core.flow.Pause
 """,
+    "resumes": """
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+  - id: after
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands:
+      - echo after the pause
+""",
+    "shellfails": """
+tasks:
+  - id: try
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    commands:
+      - echo trying
+      - exit 1
+""",
     "sleepy": """
 tasks:
   - id: nap
@@ -252,3 +271,34 @@ def test_the_follower_waits_for_the_database_and_for_an_executor(
     finally:
         cluster.stop_all()
         store.close()
+
+
+def test_restart_and_resume_go_to_the_executor_that_owns_the_execution(cluster: Cluster, store: Store) -> None:
+    """With an executor alive, `executions restart|resume` write on the rows and follow: the executor alone
+    decides the execution, and its runnable tasks run on a worker (not in the CLI's process as well)."""
+    cluster.start("executor", "executor", *LIVENESS)
+    cluster.start("worker", "worker", *LIVENESS)
+    _up(cluster, store)
+    env = {**os.environ, "KESTRACTL_HOME": str(cluster.home), "NO_COLOR": "1"}
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [EXE, "--database", cluster.url, "executions", *args]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+    assert _execute(cluster, "resumes").returncode == 0
+    paused = _newest(store, "resumes")
+    resumed = command("resume", paused)
+    assert resumed.returncode == 0 and " INFO  after after the pause\n" in resumed.stdout, resumed.stderr
+    execution = store.load_execution(paused)
+    assert execution.state.current == State.SUCCESS
+    after = execution.task_runs[-1]
+    assert [cluster.name_of(store, str(a.worker_id)) for a in after.attempts] == ["worker"]
+
+    assert _execute(cluster, "shellfails").returncode == 1
+    failed = _newest(store, "shellfails")
+    restarted = command("restart", failed)
+    assert restarted.returncode == 1 and "trying" in restarted.stdout, restarted.stderr
+    execution = store.load_execution(failed)
+    assert execution.state.current == State.FAILED
+    attempts = execution.task_runs[0].attempts
+    assert [cluster.name_of(store, str(a.worker_id)) for a in attempts] == ["worker", "worker"]
