@@ -21,7 +21,7 @@ import pytest
 
 from kestractl.model import State
 from kestractl.store import open_store
-from tests.services.postgres import Cluster, Postgres, binaries
+from tests.services.postgres import Cluster, Postgres, own_cluster
 
 EXE = str(Path(sys.executable).parent / "kestractl")
 FLOW = """id: outage
@@ -46,16 +46,8 @@ CLIENT_TIMEOUT = 20.0
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[Cluster, Postgres]]:
-    bindir = binaries()
-    if bindir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs the postgresql package")
-        pytest.skip("needs PostgreSQL (initdb and pg_ctl)")
-    own = Cluster(bindir)
-    try:
-        yield own, own.start()
-    finally:
-        own.stop()
+    with own_cluster() as started:
+        yield started
 
 
 def _call(method: str, url: str, body: bytes | None = None) -> tuple[int, Any]:

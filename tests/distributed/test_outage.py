@@ -4,7 +4,6 @@ run is decided twice. The cluster is the test's own (a restart would end every o
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from kestractl.model import State
 from kestractl.store import open_store
 from tests.distributed.cluster import LIVENESS, Cluster, create_executions, wait_for
 from tests.services.postgres import Cluster as PostgresCluster
-from tests.services.postgres import binaries
+from tests.services.postgres import own_cluster
 
 FLOW = """
 id: steady
@@ -38,16 +37,8 @@ tasks:
 
 @pytest.fixture
 def database() -> Iterator[tuple[PostgresCluster, str]]:
-    bindir = binaries()
-    if bindir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs the postgresql package")
-        pytest.skip("needs PostgreSQL (initdb and pg_ctl)")
-    own = PostgresCluster(bindir)
-    try:
-        yield own, own.start().url
-    finally:
-        own.stop()
+    with own_cluster() as (own, server):
+        yield own, server.url
 
 
 def test_a_postgresql_restart_under_an_executor_and_workers(

@@ -19,7 +19,7 @@ from kestractl.store import Store, open_store
 from kestractl.store.service_records import ServerConfig, ServiceInstance, ServiceState, ServiceType
 from tests.distributed.cluster import EXE, LIVENESS, Cluster, wait_for
 from tests.services.postgres import Cluster as PgCluster
-from tests.services.postgres import Postgres, binaries
+from tests.services.postgres import Postgres, own_cluster
 from tests.services.stores import fresh_database, postgres  # noqa: F401  (fixtures)
 
 NO_EXECUTOR = "no executor is running on this database: running the execution in this process"
@@ -118,16 +118,8 @@ def cluster(tmp_path: Path, database: str) -> Iterator[Cluster]:
 @pytest.fixture
 def own_postgres() -> Iterator[tuple[PgCluster, Postgres]]:
     """A PostgreSQL server of the test's own: restarting it would end every other test's sessions."""
-    bindir = binaries()
-    if bindir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs the postgresql package")
-        pytest.skip("needs PostgreSQL (initdb and pg_ctl)")
-    server = PgCluster(bindir)
-    try:
-        yield server, server.start()
-    finally:
-        server.stop()
+    with own_cluster() as started:
+        yield started
 
 
 def _follow(cluster: Cluster, flow_id: str) -> subprocess.Popen[str]:

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,9 +121,10 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A running PostgreSQL server for the whole session (skips locally without PostgreSQL, fails in CI)."""
+@contextmanager
+def own_cluster() -> Iterator[tuple[Cluster, Postgres]]:
+    """A PostgreSQL server of the caller's own (one a test may restart), stopped afterwards; skips locally
+    without PostgreSQL, fails in CI."""
     bindir = binaries()
     if bindir is None:
         if os.environ.get("CI") == "true":
@@ -130,6 +132,13 @@ def postgres() -> Iterator[Postgres]:
         pytest.skip("needs PostgreSQL (initdb and pg_ctl)")
     cluster = Cluster(bindir)
     try:
-        yield cluster.start()
+        yield cluster, cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A running PostgreSQL server for the whole session (skips locally without PostgreSQL, fails in CI)."""
+    with own_cluster() as (_, server):
+        yield server
