@@ -6,8 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kestractl.engine.runner import Runner
+from kestractl.errors import StoreError
 from kestractl.model import LogEntry, State
 from kestractl.storage import LocalStorage
 from kestractl.store import open_store
@@ -40,6 +44,50 @@ def test_executions_submitted_together_share_their_commits(tmp_path: Path) -> No
     assert {store.execution_state(e.id) for e in created} == {State.SUCCESS}
     commits = statements.count("COMMIT")
     assert commits <= 3 * len(created) // 4, commits  # 3 decisions each: 120 commits one by one
+
+
+def test_runs_that_only_compute_are_stored_once_with_the_decisions_around_them(tmp_path: Path) -> None:
+    """Return and OutputValues run before the decision that started them is stored: one commit holds the
+    execution's three steps, each task run written once, its history whole."""
+    store = open_store(tmp_path / "k.db")
+    store.save_flow("load", "two", FLOW)
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
+    created = runner.create_execution(runner.flows.get("load", "two"))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    execution = runner.run(created.id)
+    runner.close()
+    assert [r.outputs for r in execution.task_runs] == [{"values": {"message": "hello"}}, {"value": "hello"}]
+    assert len([s for s in statements if s.startswith("INSERT INTO task_runs")]) == 2
+    assert len([s for s in statements if s.startswith("INSERT INTO executions")]) == 1
+    assert statements.count("COMMIT") == 1
+    for run in execution.task_runs:
+        assert [s.value for s, _ in run.state.histories] == ["CREATED", "RUNNING", "SUCCESS"]
+
+
+def test_a_commit_lost_after_a_run_that_only_computes_makes_the_run_again(tmp_path: Path) -> None:
+    """The database goes away when the steps around such a run are stored: the run is not applied again over the
+    execution read back (its task run was never stored), it is decided and made again."""
+    store = open_store(tmp_path / "k.db")
+    store.save_flow("load", "two", FLOW)
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
+    created = runner.create_execution(runner.flows.get("load", "two"))
+    save = store.save_task_runs
+
+    def away_once(*args: Any, **kwargs: Any) -> None:
+        store.save_task_runs = save  # type: ignore[method-assign]
+        raise StoreError("the database went away")
+
+    store.save_task_runs = away_once  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        runner.run(created.id)
+    assert store.load_execution(created.id).task_runs == []
+    runner._reload()
+    runner._loop()
+    runner.close()
+    execution = store.load_execution(created.id)
+    assert execution.state.current == State.SUCCESS
+    assert [(r.task_id, len(r.attempts)) for r in execution.task_runs] == [("first", 1), ("second", 1)]
 
 
 def test_a_writer_of_the_same_process_begins_only_once_the_other_commits(tmp_path: Path) -> None:

@@ -221,14 +221,32 @@ class Loop(ABC):
         """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,
         then act on them (dispatch, subflows, ends), so nothing acts on a decision before it is committed."""
         decided: list[tuple[Active, Step, bool]] = []
-        while self._dirty and len(decided) < GROUP_COMMIT:
-            execution_id = next(iter(self._dirty))
-            del self._dirty[execution_id]
+        again: str | None = None  # an execution whose run was just made (see `_run_now`): decided again at once
+        while (again or self._dirty) and len(decided) < GROUP_COMMIT:
+            execution_id = again or next(iter(self._dirty))
+            self._dirty.pop(execution_id, None)
             active = self._active.get(execution_id)
             decision = self._decide(active) if active is not None else None
+            again = execution_id if decision is not None and self._run_now(*decision[:2]) else None
             if decision is not None:
                 decided.append(decision)
-        self._commit(decided)
+        self._commit(_merged(decided))
+
+    def _run_now(self, active: Active, step: Step) -> bool:
+        """A run that only computes (Return, Log …) runs before its decision is stored, and the execution is decided
+        again at once: both steps are committed together. Its result is not kept apart (see `_uncommitted`): if the
+        commit fails, the decision that started it is lost with it, and made again."""
+        if self._stopping or self.mock is not None:
+            return False
+        tasks = active.executor.tasks
+        run = next((r for r in step.dispatch if _computes_only(tasks[r.task_id])), None)
+        if run is None:
+            return False
+        step.dispatch.remove(run)
+        task = tasks[run.task_id]
+        assert isinstance(task, RunnableTask)
+        self._take_result(active.execution.id, run.id, 0, run_attempt(task, self._context(active, task, run)))
+        return True
 
     def _advance(self, active: Active) -> None:
         """One executor step over what changed; follow-ups are queued as touches, never recursed into."""
@@ -591,6 +609,28 @@ class Loop(ABC):
 
     def _context(self, active: Active, task: Task | None, run: TaskRun | None) -> RunContext:
         return self.contexts.make(active.flow, active.execution, active.executor.tasks, task, run)
+
+
+def _computes_only(task: Task) -> bool:
+    return isinstance(task, RunnableTask) and task.computes_only
+
+
+def _merged(decided: list[tuple[Active, Step, bool]]) -> list[tuple[Active, Step, bool]]:
+    """The decisions of a group, one per execution: an execution decided again after a run made now has its steps
+    joined (the rows they changed written once)."""
+    by_id: dict[str, tuple[Active, Step, bool]] = {}
+    for active, step, ended_before in decided:
+        first = by_id.get(active.execution.id)
+        if first is None:
+            by_id[active.execution.id] = (active, step, ended_before)
+            continue
+        joined = first[1]
+        joined.changed.update(step.changed)
+        joined.dispatch += step.dispatch
+        joined.subflows += step.subflows
+        joined.timers += step.timers
+        joined.execution_changed |= step.execution_changed
+    return list(by_id.values())
 
 
 def final_state(task: Task, run: TaskRun, state: State, flow: Flow) -> State:

@@ -139,6 +139,14 @@ class RunnableTask(Task):
         """Inline unless a timeout must be enforced or a `{% %}` tag (a loop) could keep the executor busy."""
         return self.inline and self.spec.get("timeout") is None and "{%" not in repr(self.spec)
 
+    # Inline, and its run has no effect but its outputs and log lines (no store, no other execution): it may run
+    # before the decision that started it is stored.
+    pure = False
+
+    @functools.cached_property
+    def computes_only(self) -> bool:
+        return self.pure and self.runs_inline
+
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
         raise NotImplementedError
 

@@ -19,6 +19,7 @@ class Log(RunnableTask):
     """Log a message (or each message of a list) at a level."""
 
     inline = True
+    pure = True
     type_name = "io.kestra.plugin.core.log.Log"
     properties = {
         "message": Prop("The message (or list of messages) to log.", required=True),
@@ -39,6 +40,7 @@ class Return(RunnableTask):
     """Render `format` and expose it as `outputs.<id>.value`."""
 
     inline = True
+    pure = True
     type_name = "io.kestra.plugin.core.debug.Return"
     properties = {"format": Prop("The text to render; becomes `outputs.<id>.value`.", type="string")}
     outputs = {"value": "The rendered `format`."}
@@ -55,6 +57,7 @@ class Echo(RunnableTask):
     """Deprecated: log `format` at `level`."""
 
     inline = True
+    pure = True
     type_name = "io.kestra.plugin.core.debug.Echo"
     properties = {"format": Prop("The text to render and log.", type="string", required=True), "level": LEVEL}
     aliases = ("io.kestra.core.tasks.debugs.Echo",)
@@ -69,6 +72,7 @@ class OutputValues(RunnableTask):
     """Expose rendered `values` as `outputs.<id>.values`."""
 
     inline = True
+    pure = True
     type_name = "io.kestra.plugin.core.output.OutputValues"
     properties = {
         "values": Prop("The values to expose as `outputs.<id>.values` (rendered recursively).", required=True)
@@ -84,6 +88,7 @@ class Fail(RunnableTask):
     """Fail the task, or only when `condition` renders truthy."""
 
     inline = True
+    pure = True
     type_name = "io.kestra.plugin.core.execution.Fail"
     properties = {
         "condition": Prop("Fail only when this renders truthy (always fail when absent).", type="string"),

@@ -84,6 +84,7 @@ class Assert(RunnableTask):
     """Render each condition; any falsy one fails the task with "N assertion(s) failed!"."""
 
     inline = True
+    pure = True
     type_name = PREFIX + "Assert"
     properties: ClassVar[dict[str, Prop]] = {
         "conditions": Prop(
