@@ -128,3 +128,21 @@ def test_logs_after_gives_only_what_is_new(store_url: str) -> None:  # noqa: F81
     with store.transaction():
         store.append_logs([LogEntry("e1", "ns", "f", "WARN", "m3")])
     assert [e.message for _, e in store.logs_after(execution, first[-1][0], "INFO")] == ["m3"]
+
+
+def test_task_outputs_of_every_json_shape_round_trip(tmp_path: Path) -> None:
+    """Rows are written by orjson, and by json what orjson refuses (an integer beyond 64 bits, a lone surrogate);
+    keys that are not text (a YAML `1:`) become text, as json made them; a row json wrote with NaN still reads."""
+    store = SqliteStore(tmp_path / "k.db")
+    execution = Execution("e1", "ns", "f", 1)
+    outputs = {"big": 2**70, "text": "é ✓ \ud800", "keys": {1: "one", None: "none"}, "nested": [{"a": None}, 1.5]}
+    run = TaskRun("r1", "e1", "t", outputs=outputs)
+    execution.task_runs.append(run)
+    with store.transaction():
+        store.save_execution(execution)
+        store.save_task_runs(execution.id, [(0, run)])
+    loaded = store.load_execution(execution.id).task_runs[0].outputs
+    assert loaded == {**outputs, "keys": {"1": "one", "null": "none"}}
+    store.conn.execute("UPDATE task_runs SET data = replace(data, '1.5', 'NaN')")
+    nan = store.load_execution(execution.id).task_runs[0].outputs
+    assert nan is not None and nan["nested"][1] != nan["nested"][1]  # NaN

@@ -3,11 +3,10 @@ executions in one statement, a flow's executions and revisions, and an execution
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kestractl.model import Execution
-from kestractl.store.codec import execution_from
+from kestractl.store.codec import execution_from, row_value
 from kestractl.store.dialect import Dialect
 from kestractl.store.filters import namespace_and_children
 from kestractl.store.part import StorePart
@@ -79,7 +78,7 @@ class FlowPageQueries(StorePart):
         rows = self.conn.execute(
             "SELECT data" + where + " ORDER BY start_date DESC LIMIT ? OFFSET ?", [*args, limit, offset]
         )
-        return [execution_from(json.loads(data)) for (data,) in rows], total
+        return [execution_from(row_value(data)) for (data,) in rows], total
 
     def revision_dates(self, namespace: str, flow_id: str) -> list[tuple[int, str]]:
         """(revision, creation date) of a flow's revisions, newest first, without their sources."""

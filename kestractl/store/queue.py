@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from kestractl.model import State, TaskRun, iso, parse_iso
-from kestractl.store.codec import row_text, task_run_data, task_run_from
+from kestractl.store.codec import row_text, row_value, task_run_data, task_run_from
 from kestractl.store.part import MAX_PARAMETERS, StorePart, chunks
 
 # The states an execution is driven in (see engine.control.RESUMABLE): those an executor claims.
@@ -155,7 +155,7 @@ class QueueQueries(StorePart):
                 "UPDATE worker_jobs SET worker_id=?, claimed_at=? WHERE task_run_id=?",
                 [(worker_id, iso(now), r[0]) for r in rows],
             )
-        return [WorkerJob(task_run_from(json.loads(r[2])), r[1], worker_id, now) for r in rows]
+        return [WorkerJob(task_run_from(row_value(r[2])), r[1], worker_id, now) for r in rows]
 
     def finish_worker_job(self, job: WorkerJob, result: WorkerResult) -> bool:
         """The result, and the job gone, in one transaction; False (nothing written) when the job is no longer this

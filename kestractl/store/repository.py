@@ -4,7 +4,6 @@ the write transaction both use. A state change writes one row (a task run or the
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from kestractl.store.codec import (
     execution_from,
     log_entry,
     row_text,
+    row_value,
     task_run_data,
     task_run_from,
 )
@@ -289,13 +289,13 @@ class SqlStore(
         for chunk in chunks(ids, MAX_PARAMETERS):
             marks = ",".join("?" * len(chunk))
             for (data,) in self.conn.execute(f"SELECT data FROM executions WHERE id IN ({marks})", chunk):
-                execution = execution_from(json.loads(data))
+                execution = execution_from(row_value(data))
                 executions[execution.id] = execution
             runs = self.conn.execute(
                 f"SELECT execution_id, data FROM task_runs WHERE execution_id IN ({marks}) ORDER BY seq", chunk
             )
             for execution_id, data in runs:
-                executions[execution_id].task_runs.append(task_run_from(json.loads(data)))
+                executions[execution_id].task_runs.append(task_run_from(row_value(data)))
         return [executions[i] for i in ids if i in executions]
 
     def find_execution_ids(

@@ -4,13 +4,12 @@ SQLite with the indexes of migration 5, never by loading every row into Python."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kestractl.model import Execution, LogEntry, State, iso, level_rank
-from kestractl.store.codec import execution_from, log_row
+from kestractl.store.codec import execution_from, log_row, row_value
 from kestractl.store.dialect import Dialect
 from kestractl.store.filters import namespace_and_children
 from kestractl.store.part import MAX_PARAMETERS, StorePart
@@ -179,7 +178,7 @@ class SearchQueries(StorePart):
             chunk = ids[start : start + MAX_PARAMETERS]
             sql = f"SELECT data FROM executions WHERE id IN ({','.join('?' * len(chunk))})"
             for (data,) in self.conn.execute(sql, chunk):
-                execution = execution_from(json.loads(data))
+                execution = execution_from(row_value(data))
                 found[execution.id] = execution
         return [found[i] for i in ids if i in found]
 
