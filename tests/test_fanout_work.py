@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
+from uuid import RFC_4122, UUID
 
 import pytest
 
@@ -57,12 +59,25 @@ def _one_digit_at_a_time(n: int) -> str:
     return "".join(reversed(digits)) or "0"
 
 
-@pytest.mark.parametrize("raw", [bytes(16), b"\xff" * 16, bytes(range(16)), os.urandom(16), b"\x00" * 15 + b"\x01"])
+@pytest.mark.parametrize("raw", [bytes(10), b"\xff" * 10, bytes(range(10)), os.urandom(10), b"\x00" * 9 + b"\x01"])
 def test_an_id_is_its_uuid_in_base_62_two_digits_per_division(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Half the divisions of one digit at a time (two ids per child), and the same id."""
+    """Half the divisions of one digit at a time (two ids per child), and the same id: a version-7 UUID, its
+    first 48 bits the time in milliseconds."""
     monkeypatch.setattr(kestractl.model.os, "urandom", lambda size: raw)
-    expected = int.from_bytes(raw) & ~kestractl.model._UUID_FIXED | kestractl.model._UUID_V4
-    assert new_id() == _one_digit_at_a_time(expected)
+    monkeypatch.setattr(kestractl.model.time, "time_ns", lambda: 1_764_000_000_123_456_789)
+    uuid = UUID(
+        int=1_764_000_000_123 << 80 | int.from_bytes(raw) & kestractl.model._RANDOM_V7 | kestractl.model._UUID_V7
+    )
+    assert (uuid.version, uuid.variant) == (7, RFC_4122)
+    assert new_id() == _one_digit_at_a_time(uuid.int)
+
+
+def test_ids_made_later_sort_after_earlier_ones() -> None:
+    """Rows created together are neighbours in an index on their ids (executions, task runs)."""
+    first = new_id()
+    time.sleep(0.002)
+    later = [new_id() for _ in range(100)]
+    assert all(len(i) == len(first) and i > first for i in later)
 
 
 ERRORS = "errors:\n  - id: e1\n    type: io.kestra.plugin.core.log.Log\n    message: x\ntasks:"
