@@ -258,12 +258,15 @@ def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
     assert contexts.count(("window-parent", "each_items")) == 1  # only to start the children
 
 
-def test_children_are_written_and_read_a_window_at_a_time(cli: Cli, tmp_path: Path) -> None:
-    """Creating the children is one statement per chunk of them, and starting those that wait for the window one
-    read for all: no execution row written or read per child."""
+def test_children_are_written_and_read_a_window_at_a_time(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating the children is one statement per chunk of them; the first WAITING_KEPT are kept as created, and
+    those beyond are read with one statement when they start: no execution row written or read per child."""
     for name, text in (("child.yaml", WINDOW_CHILD), ("parent.yaml", WINDOW_PARENT)):
         (tmp_path / name).write_text(text)
         assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    monkeypatch.setattr(runner_module, "WAITING_KEPT", 5)
     home = resolve_home(cli.home)
     store = open_store(home.db_path)
     runner = Runner(store, LocalStorage(home.storage_root))
@@ -286,7 +289,38 @@ def test_children_are_written_and_read_a_window_at_a_time(cli: Cli, tmp_path: Pa
 
     store.save_executions, store.load_executions = save, load  # type: ignore[method-assign]
     assert runner.run(parent.id).state.current == State.SUCCESS
-    assert [n for n in written if n] == [12] and [n for n in read if n] == [12]
+    assert [n for n in written if n] == [12] and [n for n in read if n] == [7]
+
+
+def test_a_child_killed_while_it_waits_is_not_run_from_what_was_kept(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child kept as created but killed by another process while it waits for the window is read again when its
+    turn comes: it stays KILLED and runs nothing."""
+    slow = WINDOW_CHILD.replace("PT0.02S", "PT0.5S")
+    for name, text in (("child.yaml", slow), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 2)
+    home = resolve_home(cli.home)
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
+    parent = runner.create_execution(
+        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 3))}
+    )
+    driving = threading.Thread(target=runner.run, args=(parent.id,), daemon=True)
+    driving.start()
+    listed = lambda: json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)  # noqa: E731
+    deadline = time.monotonic() + 10
+    while sum(state(c) == "RUNNING" for c in listed()) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waiting = [c["id"] for c in listed() if state(c) == "CREATED"]
+    assert len(waiting) == 2
+    Runner(open_store(home.db_path), LocalStorage(home.storage_root)).kill(waiting[-1])
+    driving.join(15)
+    assert not driving.is_alive()
+    children = {c["id"]: c for c in listed()}
+    assert state(children[waiting[-1]]) == "KILLED" and not children[waiting[-1]].get("taskRunList")
+    assert sorted(state(c) for c in children.values()) == ["KILLED", "SUCCESS", "SUCCESS"]
 
 
 READING_CHILD = WINDOW_CHILD.split("  - id: nap")[0] + "  - id: value\n    type: io.kestra.plugin.core.debug.Return\n"

@@ -97,20 +97,31 @@ class ExecutionCreator:
         return execution
 
     def create_children(
-        self, parent: Execution, task: Task, run: TaskRun, requests: Iterable[dict[str, Any]], flow_of: FlowOf
-    ) -> list[str]:
-        """The children's rows written CREATE_CHUNK at a time, in one statement each; only their ids are kept.
-        The caller holds the transaction: all children or none."""
+        self,
+        parent: Execution,
+        task: Task,
+        run: TaskRun,
+        requests: Iterable[dict[str, Any]],
+        flow_of: FlowOf,
+        keep: int = 0,
+    ) -> tuple[list[str], list[Execution]]:
+        """The children's rows written CREATE_CHUNK at a time, in one statement each; their ids are kept, and the
+        first `keep` children themselves. The caller holds the transaction: all children or none."""
         ids: list[str] = []
+        kept: list[Execution] = []
         chunk: list[Execution] = []
         for request in requests:
             chunk.append(self._new_child(parent, task, run, request, flow_of))
             if len(chunk) == CREATE_CHUNK:
-                self.store.save_executions(chunk)
-                ids.extend(e.id for e in chunk)
+                self._write(chunk, ids, kept, keep)
                 chunk = []
+        self._write(chunk, ids, kept, keep)
+        return ids, kept
+
+    def _write(self, chunk: list[Execution], ids: list[str], kept: list[Execution], keep: int) -> None:
         self.store.save_executions(chunk)
-        return [*ids, *(e.id for e in chunk)]
+        ids.extend(e.id for e in chunk)
+        kept.extend(chunk[: max(0, keep - len(kept))])
 
     def _new_child(
         self, parent: Execution, task: Task, run: TaskRun, request: dict[str, Any], flow_of: FlowOf

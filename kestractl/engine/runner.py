@@ -32,6 +32,8 @@ from kestractl.tasks.base import ExecutableTask, RunContext
 
 # Executions one runner drives at once; subflow children beyond it wait as CREATED rows (see _activate_waiting).
 ACTIVE_WINDOW = 1_000
+# Waiting children kept in memory besides their rows (about 2 KB each), so that they are not read back when they start.
+WAITING_KEPT = 10_000
 # States of an execution that count against its flow's concurrency limit.
 _OCCUPYING = [s.value for s in (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING)]
 # The longest wait between two tries to reach a database that went away.
@@ -57,6 +59,7 @@ class Runner(OwnedLoop):
         self.creator = ExecutionCreator(store, storage)
         # (execution id, parent id) of CREATED executions waiting for room in the window.
         self._waiting: deque[tuple[str, str | None]] = deque()
+        self._kept: dict[str, Execution] = {}  # the first WAITING_KEPT of them, as created
         # How many times the executions were read again from the store (see `_reload`).
         self._reloads = 0
 
@@ -188,6 +191,7 @@ class Runner(OwnedLoop):
         self._dirty.clear()
         self._timers.clear()
         self._waiting.clear()
+        self._kept.clear()
         self._load_from_store()
         for _, again in self._uncommitted:
             again()
@@ -367,8 +371,8 @@ class Runner(OwnedLoop):
         try:
             flow_of = functools.cache(self.flows.get)  # "the latest" read once per start, not once per child
             with self.store.transaction():  # all children or none; only their ids are kept
-                child_ids = self.creator.create_children(
-                    active.execution, task, run, task.subflow_requests(ctx), flow_of
+                child_ids, kept = self.creator.create_children(
+                    active.execution, task, run, task.subflow_requests(ctx), flow_of, WAITING_KEPT - len(self._kept)
                 )
                 if self.owner is not None:  # no other executor may claim them: their ends come back here
                     self.store.own_executions(self.owner, child_ids)
@@ -384,6 +388,7 @@ class Runner(OwnedLoop):
         else:
             active.touch(run)
         self._waiting.extend((child_id, active.execution.id) for child_id in child_ids)
+        self._kept.update((child.id, child) for child in kept)
 
     def _activate_waiting(self) -> None:
         """Drive waiting executions (subflow children, CREATED rows) while fewer than ACTIVE_WINDOW are driven:
@@ -392,8 +397,17 @@ class Runner(OwnedLoop):
         room = min(len(self._waiting), ACTIVE_WINDOW - len(self._active))
         if room > 0:
             ids = [self._waiting.popleft()[0] for _ in range(room)]
-            for execution in self.store.load_executions(ids):
+            for execution in self._waiting_executions(ids):
                 self._drive(execution.id, fresh=execution)
+
+    def _waiting_executions(self, ids: list[str]) -> list[Execution]:
+        """The waiting executions, in order: those kept as created whose rows still say CREATED (nothing killed or
+        deleted them meanwhile), the others read."""
+        kept = {i: e for i in ids if (e := self._kept.pop(i, None)) is not None}
+        unchanged = self.store.still_created(list(kept)) if kept else set()
+        read = {e.id: e for e in self.store.load_executions([i for i in ids if i not in unchanged])}
+        found = [kept[i] if i in unchanged else read.get(i) for i in ids]
+        return [execution for execution in found if execution is not None]
 
     def _room_for_waiting(self) -> bool:
         return bool(self._waiting) and len(self._active) < ACTIVE_WINDOW
@@ -406,6 +420,8 @@ class Runner(OwnedLoop):
         killed = [child for child, parent in self._waiting if parent == parent_id]
         if killed:
             self._waiting = deque((c, p) for c, p in self._waiting if p != parent_id)
+            for child_id in killed:
+                self._kept.pop(child_id, None)
             for child_id in killed:
                 kill_offline(self.store, child_id)
 

@@ -71,6 +71,8 @@ class Store(Protocol):
 
     def load_executions(self, ids: list[str]) -> list[Execution]: ...
 
+    def still_created(self, ids: list[str]) -> set[str]: ...
+
     def find_execution_ids(
         self,
         namespace: str | None = None,

@@ -298,6 +298,15 @@ class SqlStore(
                 executions[execution_id].task_runs.append(task_run_from(row_value(data)))
         return [executions[i] for i in ids if i in executions]
 
+    def still_created(self, ids: list[str]) -> set[str]:
+        """Those of `ids` whose executions exist and are still CREATED."""
+        found: set[str] = set()
+        for chunk in chunks(ids, MAX_PARAMETERS):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id FROM executions WHERE id IN ({marks}) AND state = 'CREATED'"
+            found.update(i for (i,) in self.conn.execute(sql, chunk))
+        return found
+
     def find_execution_ids(
         self,
         namespace: str | None = None,
