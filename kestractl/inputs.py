@@ -860,9 +860,14 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_IMMUTABLE = (str, int, float, type(None))
+
+
 def input_defaults(declared: list[Input], inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Execution inputs plus declared defaults where missing (Flow-trigger/webhook runs skip resolution)."""
-    result = copy.deepcopy(dict(inputs)) if inputs else {}
+    # A private copy: a task may change what it reads. Text and numbers need none (a child's one STRING input).
+    flat = all(isinstance(value, _IMMUTABLE) for value in inputs.values())
+    result = dict(inputs) if flat else copy.deepcopy(dict(inputs))
     for inp in declared:
         if inp.defaults is None or inp.id in result:
             continue

@@ -11,6 +11,7 @@ from conftest import Cli
 import kestractl.storage.local as storage_module
 from kestractl.errors import StorageError
 from kestractl.storage import LocalStorage, execution_prefix, slugify
+from kestractl.storage.packed import PackWriter
 
 
 def test_uris_round_trip_and_list(tmp_path: Path) -> None:
@@ -77,6 +78,52 @@ def test_dot_dot_inside_an_allowed_prefix_cannot_reach_another_execution(tmp_pat
     (tmp_path / "outside.txt").write_text("secret")
     with pytest.raises(StorageError):
         storage.read_under(execution_prefix("ns", "f", "e1"), "kestra:///ns/f/executions/e1/link.txt")
+
+
+def test_read_through_a_link_inside_an_allowed_folder_reaches_nothing_outside_it(tmp_path: Path) -> None:
+    """The URI's text lies in the execution's folder, but a link on its way (a folder or the file itself) leads to
+    another execution's file: `read()` checks where it leads, as for any path that is not plain."""
+    from kestractl.engine.contexts import Contexts, LogBuffer
+    from kestractl.model import Execution
+    from kestractl.store import open_store
+
+    storage = LocalStorage(tmp_path / "storage")
+    other = storage.local_path(storage.put(execution_prefix("ns", "f", "e9") + "/inputs/x/c.txt", b"others"))
+    own = storage.local_path(storage.put(execution_prefix("ns", "f", "e1") + "/inputs/x/a.txt", b"mine"))
+    (own.parent / "file-link.txt").symlink_to(other)
+    (own.parent.parent / "folder-link").symlink_to(other.parent)
+    contexts = Contexts(open_store(tmp_path / "k.db"), storage, LogBuffer(open_store(tmp_path / "k.db")))
+    execution = Execution("e1", "ns", "f", 1)
+    assert contexts._read(execution, "kestra:///ns/f/executions/e1/inputs/x/a.txt") == "mine"
+    for linked in ("inputs/x/file-link.txt", "inputs/folder-link/c.txt"):
+        uri = f"kestra:///ns/f/executions/e1/{linked}"
+        assert storage.read_plain(uri) is None
+        with pytest.raises(StorageError, match="didn't belong to the current execution"):
+            contexts._read(execution, uri)
+
+
+def test_a_plain_read_walks_from_the_root_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child reading its item opens its folder by path once; the file, the pack and the deletion mark are looked
+    up in that folder (four walks from `/` before)."""
+    storage = LocalStorage(tmp_path / "storage")
+    uri = storage.put("/ns/f/executions/e1/a.txt", b"x")
+    walked: list[str] = []
+    opened = os.open
+
+    def open_(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if dir_fd is None:
+            walked.append(path)
+        return opened(path, flags, mode, dir_fd=dir_fd)
+
+    with storage.local_path("kestra:///ns/f/executions/e1/.kestractl.pack").open("wb") as out:
+        pack = PackWriter(out, ".txt")
+        pack.add(b"member")
+        pack.close()
+    monkeypatch.setattr(os, "open", open_)
+    assert (
+        storage.read_plain(uri) == b"x" and storage.read_plain("kestra:///ns/f/executions/e1/000001.txt") == b"member"
+    )
+    assert walked == [str(tmp_path.resolve() / "storage" / "ns" / "f" / "executions" / "e1")] * 2
 
 
 def test_a_plain_path_costs_one_walk_by_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -68,6 +68,19 @@ def test_members_read_list_and_copy_as_files_of_their_own(storage: Storage) -> N
             storage.read_bytes(f"{URI}/{other}")
 
 
+def test_a_plain_read_serves_members_and_files_as_read_bytes_does(storage: Storage) -> None:
+    """`read_plain` (a child reading its item) agrees with `read_bytes`: a file of the member's name first, a deleted
+    member missing, a path with `..` left to the caller."""
+    first, second, third = write_pack(storage, [b"one\n", b"two\n", b""])
+    storage.put(second.removeprefix("kestra://"), b"2\n")
+    assert storage.delete(third)
+    assert [storage.read_plain(u) for u in (first, second)] == [b"one\n", b"2\n"]
+    for missing in (third, f"{URI}/000009.txt"):
+        with pytest.raises(StorageError, match="file not found in internal storage"):
+            storage.read_plain(missing)
+    assert storage.read_plain(f"{URI}/../r1/000001.txt") is None
+
+
 def test_a_member_written_again_or_deleted_is_so_for_every_reader(storage: Storage) -> None:
     """The pack is never rewritten: a file of the member's name comes first, and a deletion leaves a mark."""
     first, second, third = write_pack(storage, [b"one\n", b"two\n", b"three\n"])

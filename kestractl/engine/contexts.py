@@ -164,7 +164,12 @@ class Contexts:
 
     def _read(self, execution: Execution, path: Any, namespace: Any = None) -> str:
         """`read()`: a namespace file (the flow's namespace unless `namespace` is given), or a kestra:// file."""
-        uri, target = self._file(execution, path, namespace)
+        text = str(path)
+        if text.startswith("kestra://") and self._plainly_allowed(execution, text):
+            data = self.storage.read_plain(text)
+            if data is not None:
+                return data.decode("utf-8")
+        uri, target = self._file(execution, path, namespace)  # resolved, then checked where it leads
         return self.storage.read_bytes(uri, target).decode("utf-8")
 
     def _size(self, execution: Execution, path: Any, namespace: Any) -> int:
@@ -192,18 +197,17 @@ class Contexts:
         return uri, self.storage.local_path(uri)
 
     def _allowed(self, execution: Execution, uri: str) -> Path:
-        allowed = [
-            execution_prefix(execution.namespace, execution.flow_id, execution.id),
-            files_prefix(execution.namespace),
-        ]
-        variables = (execution.trigger or {}).get("variables") or {}
-        if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
-            allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
         target = self.storage.local_path(uri)
         text = str(target)
-        if any(text.startswith(f"{self.storage.folder_text(prefix)}{os.sep}") for prefix in allowed):
+        if any(text.startswith(f"{self.storage.folder_text(prefix)}{os.sep}") for prefix in _allowed(execution)):
             return target
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
+
+    @staticmethod
+    def _plainly_allowed(execution: Execution, uri: str) -> bool:
+        """The URI's own text lies in an allowed folder (what `read_plain` reads, if the path is plain)."""
+        path = uri.removeprefix("kestra://")
+        return any(path.startswith(f"{prefix}/") for prefix in _allowed(execution))
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
         """The directory of the nearest WorkingDirectory: the run's own, else its nearest such ancestor's."""
@@ -215,6 +219,19 @@ class Contexts:
                 return Path(self._workdirs[node.id])
             node = by_id.get(node.parent_task_run_id or "")
         return None
+
+
+def _allowed(execution: Execution) -> list[str]:
+    """Kestra's `AbstractFileFunction`: the storage folders a file function may read, this execution's, its
+    namespace's files and, for a subflow's execution, the execution that started it."""
+    allowed = [
+        execution_prefix(execution.namespace, execution.flow_id, execution.id),
+        files_prefix(execution.namespace),
+    ]
+    variables = (execution.trigger or {}).get("variables") or {}
+    if variables.get("executionId") and variables.get("namespace") and variables.get("flowId"):
+        allowed.append(execution_prefix(variables["namespace"], variables["flowId"], variables["executionId"]))
+    return allowed
 
 
 def _read_secret(key: str) -> str:

@@ -26,6 +26,7 @@ T = TypeVar("T")
 INDEXES_KEPT = 16  # packs whose index a process keeps (800 KB for 100,000 batches)
 _O_PATH = getattr(os, "O_PATH", 0)  # a folder opened to be named, not read (Linux); else opened for reading
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class LocalStorage:
@@ -34,6 +35,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._real_root = root.resolve()  # resolved once: every file a task reads is checked against it
+        self._root_text = str(self._real_root)
         self._indexes: dict[str, tuple[Hashable, packed.Index | None]] = {}  # by folder, the packs read lately
         self._indexes_lock = threading.Lock()
 
@@ -134,6 +136,39 @@ class LocalStorage:
                 "restore it there, or run the execution that wrote it again)"
             )
         return data
+
+    def read_plain(self, uri: str) -> bytes | None:
+        """`read_bytes` of a URI whose path is plain (names only, no link on the way: where its text says), its
+        folder opened once and everything else looked up in it; None for any other path, which the caller resolves
+        and checks (`local_path`). A child reading its item (a pack's member) made four walks from `/` otherwise."""
+        parts = uri.removeprefix(SCHEME).lstrip("/").split("/")
+        if "" in parts or "." in parts or ".." in parts or "\x00" in uri:
+            return None
+        folder = os.sep.join([self._root_text, *parts[:-1]])
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECTORY | _O_PATH)
+        except OSError:
+            return None
+        try:
+            return self._read_in(fd, folder, parts[-1], uri) if _fd_path(fd) == folder else None
+        finally:
+            os.close(fd)
+
+    def _read_in(self, fd: int, folder: str, name: str, uri: str) -> bytes | None:
+        """The file `name` of the open folder, else its pack's member; None for a link (or anything but a file)."""
+        try:
+            found = os.open(name, os.O_RDONLY | os.O_CLOEXEC | _O_NOFOLLOW, dir_fd=fd)
+        except FileNotFoundError:
+            data = self._in_pack_of(fd, folder, name, _member_bytes)
+            if data is None:
+                raise StorageError(
+                    f"file not found in internal storage: {uri} (expected at {folder}{os.sep}{name})"
+                ) from None
+            return data
+        except OSError:
+            return None
+        with io.FileIO(found, "rb") as file:
+            return file.readall() if stat.S_ISREG(os.fstat(found).st_mode) else None
 
     def local_copy(self, uri: str) -> Path:
         """The file itself; a pack's member is written out first, for readers that need a file."""
@@ -258,10 +293,11 @@ class LocalStorage:
         return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     @contextlib.contextmanager
-    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
-        """Reads of the folder's pack, and what tells this pack from a later one at its name (FileNotFoundError when
-        the folder has none)."""
-        fd = os.open(f"{folder}{os.sep}{PACK}", os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    def _pack(self, folder: str, dir_fd: int | None = None) -> Iterator[tuple[Read, Hashable]]:
+        """Reads of the folder's pack (the folder open as `dir_fd`, or found by its path), and what tells this pack
+        from a later one at its name (FileNotFoundError when the folder has none)."""
+        at = PACK if dir_fd is not None else f"{folder}{os.sep}{PACK}"
+        fd = os.open(at, os.O_RDONLY | os.O_CLOEXEC | _O_NOFOLLOW, dir_fd=dir_fd)
         try:
             info = os.fstat(fd)
             size = info.st_size
@@ -271,6 +307,22 @@ class LocalStorage:
             )
         finally:
             os.close(fd)
+
+    def _in_pack_of(
+        self, dir_fd: int | None, folder: str, name: str, answer: Callable[[Read, int, int], T]
+    ) -> T | None:
+        """`answer(read, start, end)` about the live member `name` of the folder's pack, else None."""
+        if packed.hidden(name):
+            return None
+        try:
+            with self._pack(folder, dir_fd) as (read, version):
+                index = self._index(folder, read, version)
+                span = index.span(name) if index else None
+                if span is None or self._marked(folder, name, dir_fd):
+                    return None
+                return answer(read, *span)
+        except OSError:  # no pack (or a link in its place)
+            return None
 
     def _index(self, folder: str, read: Read, version: Hashable) -> packed.Index | None:
         """The pack's index, read once per version of the pack: 10,000 children reading their batches read it once."""
@@ -287,24 +339,15 @@ class LocalStorage:
     def _in_pack(self, path: Path, answer: Callable[[Read, int, int], T]) -> T | None:
         """`answer(read, start, end)` about the live member of the folder's pack that `path` names, else None."""
         folder, name = os.path.split(path)
-        if packed.hidden(name):
-            return None
-        try:
-            with self._pack(folder) as (read, version):
-                index = self._index(folder, read, version)
-                span = index.span(name) if index else None
-                if span is None or self._marked(folder, name):
-                    return None
-                return answer(read, *span)
-        except OSError:  # no pack (or a link in its place)
-            return None
+        return self._in_pack_of(None, folder, name, answer)
 
-    def _marked(self, folder: str, name: str) -> bool:
+    def _marked(self, folder: str, name: str, dir_fd: int | None = None) -> bool:
         """Whether the member was deleted (a mark beside the pack)."""
-        return os.access(f"{folder}{os.sep}{DELETED}{name}", os.F_OK, follow_symlinks=False)
+        at = DELETED + name if dir_fd is not None else f"{folder}{os.sep}{DELETED}{name}"
+        return os.access(at, os.F_OK, dir_fd=dir_fd, follow_symlinks=False)
 
     def _member_bytes(self, path: Path) -> bytes | None:
-        return self._in_pack(path, lambda read, start, end: read(start, end - start) if end > start else b"")
+        return self._in_pack(path, _member_bytes)
 
     def _member_size(self, path: Path) -> int | None:
         return self._in_pack(path, lambda _read, start, end: end - start)
@@ -327,6 +370,10 @@ class LocalStorage:
         partial = partial_path(path)
         partial.write_bytes(data)
         os.replace(partial, path)
+
+
+def _member_bytes(read: Read, start: int, end: int) -> bytes:
+    return read(start, end - start) if end > start else b""
 
 
 def partial_path(path: Path) -> Path:

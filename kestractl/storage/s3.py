@@ -123,6 +123,13 @@ class S3Storage(LocalStorage):
                 self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
         return uri
 
+    def read_plain(self, uri: str) -> bytes | None:
+        """A bucket has no links: a path of names only is read as it is; None for any other (`.`, `..`)."""
+        parts = uri.removeprefix(SCHEME).lstrip("/").split("/")
+        if "" in parts or "." in parts or ".." in parts:
+            return None
+        return self.read_bytes(uri)
+
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
         path = path or self.local_path(uri)
         key = self.key(path)
@@ -137,7 +144,7 @@ class S3Storage(LocalStorage):
         return data
 
     @contextlib.contextmanager
-    def _pack(self, folder: str) -> Iterator[tuple[Read, Hashable]]:
+    def _pack(self, folder: str, dir_fd: int | None = None) -> Iterator[tuple[Read, Hashable]]:
         """Ranged reads of the folder's pack object, and its ETag (FileNotFoundError when the folder has none)."""
         key = self.key(Path(folder, PACK))
 
@@ -154,7 +161,7 @@ class S3Storage(LocalStorage):
             raise FileNotFoundError(key) from None
         yield read, version
 
-    def _marked(self, folder: str, name: str) -> bool:
+    def _marked(self, folder: str, name: str, dir_fd: int | None = None) -> bool:
         return self._stored_size(Path(folder, DELETED + name)) is not None
 
     def _objects(self, key_prefix: str, delimiter: str = "") -> Iterator[dict[str, Any]]:
