@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import kestractl.engine.loop as loop_module
 from kestractl.engine.runner import Runner
 from kestractl.errors import StoreError
 from kestractl.model import LogEntry, State
@@ -63,6 +64,26 @@ def test_runs_that_only_compute_are_stored_once_with_the_decisions_around_them(t
     assert statements.count("COMMIT") == 1
     for run in execution.task_runs:
         assert [s.value for s, _ in run.state.histories] == ["CREATED", "RUNNING", "SUCCESS"]
+
+
+def test_a_long_chain_of_runs_that_only_compute_is_committed_in_bounded_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An execution decided again after each such run must not hold every decision until its end: a group takes at
+    most MAX_GROUP_DECISIONS of them."""
+    monkeypatch.setattr(loop_module, "MAX_GROUP_DECISIONS", 50)
+    task = '  - id: r{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{{{ taskrun.id }}}} {i}"\n'
+    store = open_store(tmp_path / "k.db")
+    store.save_flow(
+        "load", "chain", "id: chain\nnamespace: load\ntasks:\n" + "".join(task.format(i=i) for i in range(200))
+    )
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
+    created = runner.create_execution(runner.flows.get("load", "chain"))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    assert runner.run(created.id).state.current == State.SUCCESS
+    runner.close()
+    assert 4 <= statements.count("COMMIT") <= 8, statements.count("COMMIT")  # 200 decisions and more, 50 a group
 
 
 def test_a_commit_lost_after_a_run_that_only_computes_makes_the_run_again(tmp_path: Path) -> None:

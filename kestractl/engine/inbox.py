@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 # Executions decided on, then persisted in one transaction, per group.
-GROUP_COMMIT = 64
+GROUP_COMMIT = 128
 
 
 @dataclass(frozen=True)

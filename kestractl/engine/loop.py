@@ -38,6 +38,9 @@ from kestractl.store import Delay, Store
 from kestractl.tasks.base import ExecutionUpdate, FlowableTask, RunContext, RunnableTask, Task
 
 POLL_SECONDS = 0.2
+# Decisions in one group at most: an execution of many runs that only compute is decided again and again (see
+# `_run_now`), and its commit must not wait for all of them.
+MAX_GROUP_DECISIONS = 4 * GROUP_COMMIT
 RETRY = "RETRY"
 # A flow test's fixtures (kestractl.testing): the result a task run ends with instead of running, None: it runs.
 Mock = Callable[[Execution, TaskRun], AttemptResult | None]
@@ -222,8 +225,10 @@ class Loop(ABC):
         then act on them (dispatch, subflows, ends), so nothing acts on a decision before it is committed."""
         decided: list[tuple[Active, Step, bool]] = []
         again: str | None = None  # an execution whose run was just made (see `_run_now`): decided again at once
-        while (again or self._dirty) and len(decided) < GROUP_COMMIT:
+        executions = 0
+        while (again or self._dirty) and executions < GROUP_COMMIT and len(decided) < MAX_GROUP_DECISIONS:
             execution_id = again or next(iter(self._dirty))
+            executions += again is None
             self._dirty.pop(execution_id, None)
             active = self._active.get(execution_id)
             decision = self._decide(active) if active is not None else None
