@@ -12,7 +12,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def utf16_text(text: str) -> str:
     """Text as a Java string holds it: escaped surrogate pairs (`\\ud83d\\ude00`) join into one character, and a
     lone half, which UTF-8 cannot encode (so neither SQLite nor a terminal can take it), becomes U+FFFD."""
-    if _SURROGATE.search(text) is None:
+    if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
