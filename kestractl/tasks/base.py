@@ -133,18 +133,17 @@ class RunnableTask(Task):
     # Quick and bounded (render, log, return): run on the executor's thread, not handed to a worker thread.
     # A handoff costs more than such a task itself once the GIL is contended.
     inline = False
+    # Its run has no effect but its outputs and log lines (nothing stored, no other execution touched).
+    pure = False
 
     @functools.cached_property
     def runs_inline(self) -> bool:
         """Inline unless a timeout must be enforced or a `{% %}` tag (a loop) could keep the executor busy."""
         return self.inline and self.spec.get("timeout") is None and "{%" not in repr(self.spec)
 
-    # Inline, and its run has no effect but its outputs and log lines (no store, no other execution): it may run
-    # before the decision that started it is stored.
-    pure = False
-
     @functools.cached_property
     def computes_only(self) -> bool:
+        """Run inline before the decision that started it is stored (see `Loop._run_now`)."""
         return self.pure and self.runs_inline
 
     def run(self, ctx: RunContext) -> dict[str, Any] | None:
