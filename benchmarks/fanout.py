@@ -1,7 +1,8 @@
 """Scenario 6, fan-out: ForEachItem over a 1,000,000-line file into 100 batches, and 10,000 child executions.
 
-Both run as a user runs them, `kestractl execute … --json` in its own process, whose peak RSS comes from
-`wait4`. The split is the `<id>_split` task run (RUNNING to SUCCESS) against `split -l` on the same file.
+Both run as a user runs them, `kestractl execute … --json` in its own process, whose peak RSS is GNU time's
+(`harness.peak_run`). The split is the `<id>_split` task run (RUNNING to SUCCESS) against `split -l` on the same
+file.
 The 10,000 children are what a Kestra user writes for one execution per item: ForEachItem with
 `batch: rows: 1`, each child a flow of one Return task reading its item; its baseline is the persistence
 such a child needs at the least, done with raw sqlite3 (an execution row and a task-run row created, then
@@ -11,7 +12,6 @@ each moved to RUNNING and SUCCESS: five commits).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import time
@@ -20,11 +20,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import KESTRACTL, Figure, at_most, cli_env, kestractl, median, samples_of, scratch
+from benchmarks.harness import (
+    KESTRACTL,
+    Figure,
+    at_most,
+    cli_env,
+    kestractl,
+    median,
+    peak_run,
+    samples_of,
+    scratch,
+)
 
 SCENARIO = "fanout"
 RSS_LIMIT_MB = 150
-GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
 MANY_RSS_LIMIT_MB = 300
 # 10,000 children, each created and finished by a whole `execute`, against the raw floor of their five commits.
 RAW_RATIO = 4
@@ -183,21 +192,11 @@ def _many_children_figures(root: Path, children: int) -> list[Figure]:
 
 def _execute(root: Path, flow_id: str, data: Path) -> Run:
     """One `kestractl execute --json`: the execution, its wall seconds and the process's peak RSS in MB."""
-    out, peak_file = root / "execution.json", root / "peak-kib.txt"
+    out = root / "execution.json"
     command = [KESTRACTL, "execute", "bench.fanout", flow_id, "--input", f"file={data}", "--json"]
-    # GNU time reports the peak of the process it starts itself. Our own wait4 would not do: a child's ru_maxrss
-    # counts the memory of the process it was forked from (this benchmark, over 100 MB after the server scenario).
-    command = [GNU_TIME, "-f", "%M", "-o", str(peak_file), *command] if GNU_TIME else command
-    started = time.perf_counter()
-    with out.open("w") as stdout:
-        process = subprocess.Popen(command, env=cli_env(root / "home"), stdout=stdout, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"kestractl execute bench.fanout {flow_id} failed ({os.waitstatus_to_exitcode(status)})")
+    seconds, peak = peak_run(command, cli_env(root / "home"), out)
     execution: dict[str, Any] = json.loads(out.read_text())
-    peak_kib = int(peak_file.read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss  # else an upper bound
-    return execution, seconds, peak_kib / 1024
+    return execution, seconds, peak
 
 
 def _check(runs: list[Run], children: int) -> None:

@@ -112,6 +112,27 @@ def kestractl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
+
+
+def peak_run(command: list[str], env: dict[str, str], output: Path) -> tuple[float, float]:
+    """Run a command to its end, its standard output into `output`: (wall seconds, its peak RSS in MB); a failure
+    stops the scenario. GNU time reports the peak of the process it starts itself; a child's `wait4` counts the
+    memory of the process it was forked from (this benchmark, over 100 MB after the distributed scenario), so it
+    is only the fallback, an upper bound."""
+    peak_file = output.with_name(output.name + ".peak-kib")
+    measured = [GNU_TIME, "-f", "%M", "-o", str(peak_file), *command] if GNU_TIME else command
+    started = time.perf_counter()
+    with output.open("w") as stdout:
+        process = subprocess.Popen(measured, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command[1:4])} failed ({os.waitstatus_to_exitcode(status)})")
+    peak_kib = int(peak_file.read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return seconds, peak_kib / 1024
+
+
 def rss_mb(pid: int, peak: bool = False) -> float:
     """Resident memory of a live process (`VmHWM`, its peak, with `peak`), from /proc."""
     key = "VmHWM:" if peak else "VmRSS:"

@@ -3,20 +3,18 @@
 
 Time: the execution's own duration (start-up and the FILE input's upload excluded), against Python's `csv` module
 reading the same file and writing it back in this process. Memory: the peak RSS of the whole `kestractl execute`
-process (from `wait4`), against the same flow on a 10-row file: conversions run row by row, so the peak must not
-grow with the file.
+process (GNU time's, see `harness.peak_run`), against the same flow on a 10-row file: conversions run row by row,
+so the peak must not grow with the file.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.harness import KESTRACTL, Figure, cli_env, kestractl, median, scratch
+from benchmarks.harness import KESTRACTL, Figure, cli_env, kestractl, median, peak_run, scratch
 from kestractl.model import parse_iso
 
 FLOW = """id: roundtrip
@@ -47,17 +45,14 @@ def write_csv(path: Path, rows: int) -> None:
 
 def execute(home: Path, source: Path) -> tuple[float, float]:
     """(the execution's duration in seconds, the process's peak RSS in MB) of one `kestractl execute`."""
+    out = home.parent / "execution.json"
     command = [KESTRACTL, "execute", "bench", "roundtrip", "--input", f"file={source}", "--json"]
-    process = subprocess.Popen(command, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    state = json.loads(output)["state"]
+    _, peak = peak_run(command, cli_env(home), out)
+    state = json.loads(out.read_text())["state"]
     if state["current"] != "SUCCESS":
         raise RuntimeError(f"the round trip ended {state['current']}")
     duration = (parse_iso(state["endDate"]) - parse_iso(state["startDate"])).total_seconds()  # type: ignore[operator]
-    return duration, usage.ru_maxrss / 1024
+    return duration, peak
 
 
 def csv_module(source: Path, target: Path) -> float:
