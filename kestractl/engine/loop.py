@@ -209,7 +209,7 @@ class Loop(ABC):
         Logs are stored in batches while the loop is busy (see `LogBuffer.flush_due`), and all before it waits."""
         if not self._inbox.pending():  # the loop may wait: what was logged is stored first
             self.logs.flush()
-        timeout = POLL_SECONDS
+        timeout = self._wait_limit()
         if self._timers:
             timeout = max(0.0, min(timeout, (self._timers[0][0] - utcnow()).total_seconds()))
         for work in self._inbox.take(timeout, self._dirty):
@@ -219,6 +219,10 @@ class Loop(ABC):
                 raise
             except Exception:  # one broken execution must not stop the loop that serves the others
                 log.exception("unexpected error in the executor loop")
+
+    def _wait_limit(self) -> float:
+        """How long the loop may wait for its inbox when it has nothing to do."""
+        return POLL_SECONDS
 
     def _advance_group(self) -> None:
         """Group commit: decide for up to GROUP_COMMIT executions, persist every decision in one transaction,

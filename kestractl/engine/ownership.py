@@ -89,6 +89,13 @@ class OwnedLoop(Loop):
         for execution in self.store.load_executions(self.store.owned_executions(self.owner)):
             self._take_over(execution)
 
+    def _wait_limit(self) -> float:
+        """Not past the next claim: executions that only compute end within the decisions that claimed them, and
+        then nothing wakes the loop but its own polls (it waited out POLL_SECONDS between claims: 320/s, not 530)."""
+        if self.owner is None:
+            return super()._wait_limit()
+        return max(0.0, min(super()._wait_limit(), self._next_claim - time.monotonic()))
+
     def _claim_executions(self) -> None:
         """Claim the executions nobody drives (created by other processes, or left by an executor that stopped
         heartbeating) while there is room, polling adaptively; those already started are taken over."""
