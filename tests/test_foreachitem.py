@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -13,7 +14,7 @@ import pytest
 from conftest import Cli, runs, state
 
 import kestractl.engine.runner as runner_module
-from kestractl.config import resolve_home
+from kestractl.config import Home, resolve_home
 from kestractl.engine.runner import Runner
 from kestractl.model import Execution, State, TaskRun
 from kestractl.storage import LocalStorage
@@ -202,27 +203,35 @@ def test_children_beyond_the_window_wait_as_rows_and_all_run(
 def test_killing_the_parent_ends_the_children_still_waiting_for_the_window(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    slow = WINDOW_CHILD.replace("PT0.02S", "PT30S")
-    for name, text in (("child.yaml", slow), ("parent.yaml", WINDOW_PARENT)):
-        (tmp_path / name).write_text(text)
-        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
-    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 4)
-    home = resolve_home(cli.home)
-    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
-    parent = runner.create_execution(
-        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 9))}
-    )
-    driving = threading.Thread(target=runner.run, args=(parent.id,), daemon=True)
-    driving.start()
-    listed = lambda: json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)  # noqa: E731
-    deadline = time.monotonic() + 10
-    while sum(state(c) == "RUNNING" for c in listed()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    home, parent, driving, listed = _driving(cli, tmp_path, monkeypatch, "PT30S", window=4, children=9, running=3)
     Runner(open_store(home.db_path), LocalStorage(home.storage_root)).kill(parent.id)
     driving.join(15)
     assert not driving.is_alive()
     children = listed()
     assert len(children) == 9 and {state(c) for c in children} == {"KILLED"}, [state(c) for c in children]
+
+
+def _driving(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nap: str, window: int, children: int, running: int
+) -> tuple[Home, Execution, threading.Thread, Callable[[], list[dict[str, Any]]]]:
+    """The window parent driven on a thread, its children napping `nap`, once `running` of them run: the home, the
+    parent, the thread, and what lists the children."""
+    for name, text in (("child.yaml", WINDOW_CHILD.replace("PT0.02S", nap)), ("parent.yaml", WINDOW_PARENT)):
+        (tmp_path / name).write_text(text)
+        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
+    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", window)
+    home = resolve_home(cli.home)
+    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
+    parent = runner.create_execution(
+        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, children))}
+    )
+    driving = threading.Thread(target=runner.run, args=(parent.id,), daemon=True)
+    driving.start()
+    listed = lambda: json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)  # noqa: E731
+    deadline = time.monotonic() + 10
+    while sum(state(c) == "RUNNING" for c in listed()) < running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return home, parent, driving, listed
 
 
 def test_a_child_costs_no_flow_lookup_nor_run_context_for_its_end(
@@ -297,22 +306,7 @@ def test_a_child_killed_while_it_waits_is_not_run_from_what_was_kept(
 ) -> None:
     """A child kept as created but killed by another process while it waits for the window is read again when its
     turn comes: it stays KILLED and runs nothing."""
-    slow = WINDOW_CHILD.replace("PT0.02S", "PT0.5S")
-    for name, text in (("child.yaml", slow), ("parent.yaml", WINDOW_PARENT)):
-        (tmp_path / name).write_text(text)
-        assert cli("flow", "deploy", str(tmp_path / name)).exit_code == 0
-    monkeypatch.setattr(runner_module, "ACTIVE_WINDOW", 2)
-    home = resolve_home(cli.home)
-    runner = Runner(open_store(home.db_path), LocalStorage(home.storage_root))
-    parent = runner.create_execution(
-        runner.flows.get("tests.window", "window-parent"), {"file": str(_lines(tmp_path, 3))}
-    )
-    driving = threading.Thread(target=runner.run, args=(parent.id,), daemon=True)
-    driving.start()
-    listed = lambda: json.loads(cli("executions", "list", "--flow", "window-child", "--json").stdout)  # noqa: E731
-    deadline = time.monotonic() + 10
-    while sum(state(c) == "RUNNING" for c in listed()) < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    home, _, driving, listed = _driving(cli, tmp_path, monkeypatch, "PT0.5S", window=2, children=3, running=1)
     waiting = [c["id"] for c in listed() if state(c) == "CREATED"]
     assert len(waiting) == 2
     Runner(open_store(home.db_path), LocalStorage(home.storage_root)).kill(waiting[-1])
