@@ -18,6 +18,13 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def name_parts(path: str) -> list[str] | None:
+    """The parts of a storage path (a URI's, after `kestra:///`) when each is a name: None for an empty part, `.`,
+    `..` or a NUL, which only resolving says where they lead."""
+    parts = path.split("/")
+    return None if "" in parts or "." in parts or ".." in parts or "\x00" in path else parts
+
+
 def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> str:
     return f"/{namespace.replace('.', '/')}/{slugify(flow_id)}/executions/{execution_id}"
 

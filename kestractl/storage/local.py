@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from kestractl.errors import StorageError
 from kestractl.storage import packed
-from kestractl.storage.base import SCHEME, Entry
+from kestractl.storage.base import SCHEME, Entry, name_parts
 from kestractl.storage.packed import DELETED, PACK, Read
 
 T = TypeVar("T")
@@ -60,8 +60,8 @@ class LocalStorage:
         reached (`_fd_path`), then the last part is looked at in that very folder; where the kernel cannot say,
         one `lstat` per part below the root. A child execution reading its item (a pack's member: no file of its
         own) costs a third of `resolve` (a walk from `/`)."""
-        parts = relative.split("/")
-        if "" in parts or "." in parts or ".." in parts:
+        parts = name_parts(relative)
+        if parts is None:
             return None
         folder = os.sep.join([str(self._real_root), *parts[:-1]])
         try:
@@ -141,8 +141,8 @@ class LocalStorage:
         """`read_bytes` of a URI whose path is plain (names only, no link on the way: where its text says), its
         folder opened once and everything else looked up in it; None for any other path, which the caller resolves
         and checks (`local_path`). A child reading its item (a pack's member) made four walks from `/` otherwise."""
-        parts = uri.removeprefix(SCHEME).lstrip("/").split("/")
-        if "" in parts or "." in parts or ".." in parts or "\x00" in uri:
+        parts = name_parts(uri.removeprefix(SCHEME).lstrip("/"))
+        if parts is None:
             return None
         folder = os.sep.join([self._root_text, *parts[:-1]])
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kestractl.errors import StorageError
-from kestractl.storage.base import SCHEME, Entry
+from kestractl.storage.base import SCHEME, Entry, name_parts
 from kestractl.storage.local import LocalStorage, partial_path
 from kestractl.storage.packed import DELETED, PACK, Read
 
@@ -125,10 +125,7 @@ class S3Storage(LocalStorage):
 
     def read_plain(self, uri: str) -> bytes | None:
         """A bucket has no links: a path of names only is read as it is; None for any other (`.`, `..`)."""
-        parts = uri.removeprefix(SCHEME).lstrip("/").split("/")
-        if "" in parts or "." in parts or ".." in parts:
-            return None
-        return self.read_bytes(uri)
+        return None if name_parts(uri.removeprefix(SCHEME).lstrip("/")) is None else self.read_bytes(uri)
 
     def read_bytes(self, uri: str, path: Path | None = None) -> bytes:
         path = path or self.local_path(uri)
