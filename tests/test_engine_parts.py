@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 from conftest import Cli
 
@@ -43,3 +45,31 @@ def test_an_execution_created_without_a_loop_is_a_row_that_a_runner_drives_later
         runner.close()
     assert ended.state.current == State.SUCCESS
     assert [m.message for m in store.logs(ended, "INFO")] == ["hi, from tests.hello"]
+
+
+NAP = """id: nap
+namespace: parts
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT60S
+"""
+
+
+def test_closing_the_workers_stops_what_still_runs(tmp_path: Path) -> None:
+    """A server stops its runs (drain) before it closes its workers; what still runs then (a run the loop no longer
+    waits for) is stopped too, or the worker thread it holds keeps the process from exiting for the rest of it."""
+    store = open_store(tmp_path / "k.db")
+    store.save_flow("parts", "nap", NAP)
+    runner = Runner(store, LocalStorage(tmp_path / "storage"))
+    execution = runner.create_execution(runner.flows.get("parts", "nap"))
+    runner._activate(execution.id)
+    runner._advance_group()  # decided, committed, handed to a worker thread
+    ((_, stop),) = runner._inflight.items()
+    runner._inflight.clear()
+    assert stop is not None and not stop.is_set()
+    runner.close()
+    assert stop.is_set()
+    for thread in [t for t in threading.enumerate() if t.name.startswith("worker")]:
+        thread.join(5)
+        assert not thread.is_alive()
