@@ -199,7 +199,8 @@ class Contexts:
     def _allowed(self, execution: Execution, uri: str) -> Path:
         target = self.storage.local_path(uri)
         text = str(target)
-        if any(text.startswith(f"{self.storage.folder_text(prefix)}{os.sep}") for prefix in _allowed(execution)):
+        folders = [self.storage.folder_text(prefix) for prefix in _allowed_folders(execution)]
+        if any(text.startswith(f"{folder}{os.sep}") for folder in folders):
             return target
         raise StorageError(f"Unable to read the file '{uri}' as it didn't belong to the current execution")
 
@@ -207,7 +208,7 @@ class Contexts:
     def _plainly_allowed(execution: Execution, uri: str) -> bool:
         """The URI's own text lies in an allowed folder (what `read_plain` reads, if the path is plain)."""
         path = uri.removeprefix("kestra://")
-        return any(path.startswith(f"{prefix}/") for prefix in _allowed(execution))
+        return any(path.startswith(f"{prefix}/") for prefix in _allowed_folders(execution))
 
     def _workdir(self, tasks: Mapping[str, Task], run: TaskRun | None, by_id: dict[str, TaskRun]) -> Path | None:
         """The directory of the nearest WorkingDirectory: the run's own, else its nearest such ancestor's."""
@@ -221,7 +222,7 @@ class Contexts:
         return None
 
 
-def _allowed(execution: Execution) -> list[str]:
+def _allowed_folders(execution: Execution) -> list[str]:
     """Kestra's `AbstractFileFunction`: the storage folders a file function may read, this execution's, its
     namespace's files and, for a subflow's execution, the execution that started it."""
     allowed = [

@@ -43,7 +43,7 @@ class LocalWorkers:
         self._inbox = inbox
         self._on_result = on_result
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="worker")
-        self._running: dict[int, threading.Event] = {}  # what stops each attempt handed over and not ended
+        self._running: set[threading.Event] = set()  # what stops each attempt handed over and not ended
 
     def send(self, run: TaskRun, task: RunnableTask, context: ContextOf) -> threading.Event:
         """`context` is made here, in the loop's thread; the worker reads a snapshot of its variables."""
@@ -52,13 +52,13 @@ class LocalWorkers:
         ctx.variables = snapshot(ctx.variables)
 
         stop = ctx.stop
-        self._running[id(stop)] = stop
+        self._running.add(stop)
 
         def work() -> None:
             try:
                 result = run_attempt(task, ctx)
             finally:
-                self._running.pop(id(stop), None)
+                self._running.discard(stop)
             self._inbox.put(Work(execution_id, lambda: self._on_result(execution_id, run_id, result)))
 
         self._pool.submit(work)
@@ -68,5 +68,5 @@ class LocalWorkers:
         """What still runs is asked to stop: the pool's threads are joined when the process exits, and one left
         sleeping (a run the loop no longer waited for) kept a stopped server alive for the rest of its task."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for stop in list(self._running.values()):
+        for stop in list(self._running):
             stop.set()

@@ -63,7 +63,7 @@ class LocalStorage:
         parts = name_parts(relative)
         if parts is None:
             return None
-        folder = os.sep.join([str(self._real_root), *parts[:-1]])
+        folder = os.sep.join([self._root_text, *parts[:-1]])
         try:
             fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECTORY | _O_PATH)
         except OSError:  # missing, not a folder, refused, a loop: `resolve` says what it is
